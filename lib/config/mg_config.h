@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The gateway's YAML configuration (conf/meshgate.yaml documents every
+ * key; ../CONFIG.md is the contract) and the static inputs it names:
+ * CiliumIdentity and CiliumEndpoint manifests and `ipcache.entries`.
+ *
+ * Loading is strict: unknown keys, duplicate keys, wrong types and
+ * out-of-range values are errors with "file:line:column: message".
+ * Relative paths are resolved against the config file's folder and
+ * stored absolute (or as given when already absolute).
+ */
+#ifndef MG_CONFIG_H
+#define MG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mg_common.h"
+#include "mg_identity.h"
+#include "mg_ipcache.h"
+#include "mg_policy.h"
+
+#define MG_CONFIG_MAX_PORTS 16
+#define MG_CONFIG_NAME_MAX 64
+
+enum mg_non_ip {
+	MG_NON_IP_FORWARD,
+	MG_NON_IP_DROP,
+};
+
+struct mg_config_port {
+	char name[MG_CONFIG_NAME_MAX];
+	char device[256]; /**< DPDK device name (net_pcap0) or PCI address */
+	char peer[MG_CONFIG_NAME_MAX];
+	unsigned peer_index; /**< index of the peer in mg_config.ports */
+};
+
+struct mg_config_policy_source {
+	char cluster[MG_CONFIG_NAME_MAX];
+	char *path; /**< resolved */
+};
+
+struct mg_config_ipcache_entry {
+	struct mg_ipcache_entry e; /**< family, addr, plen, identity */
+	unsigned line, col;
+};
+
+struct mg_config {
+	char *file; /**< the config file as given */
+	char *dir;  /**< its folder, for relative paths */
+	unsigned version;
+
+	/* eal: arguments for rte_eal_init (argv[0] not included) */
+	size_t n_eal;
+	char **eal;
+
+	/* datapath */
+	size_t n_ports;
+	struct mg_config_port ports[MG_CONFIG_MAX_PORTS];
+	enum mg_non_ip non_ip;
+	unsigned burst;   /**< datapath.burst, default 32 */
+	unsigned rx_desc; /**< datapath.rx_desc, default 1024 */
+	unsigned tx_desc; /**< datapath.tx_desc, default 1024 */
+	unsigned mbufs;   /**< datapath.mbufs, default 8191 */
+
+	/* cluster */
+	char cluster_name[MG_CONFIG_NAME_MAX];
+	unsigned cluster_id;
+	enum mg_cluster_mode cluster_mode; /**< cluster.max_connected_clusters: 255 | 511 */
+
+	/* policy */
+	enum mg_enforcement enforcement;
+	bool default_local_cluster;
+	size_t n_sources;
+	struct mg_config_policy_source *sources;
+
+	/* identities / ipcache */
+	size_t n_identity_files;
+	char **identity_files;
+	size_t n_endpoint_files;
+	char **endpoint_files;
+	size_t n_entries;
+	struct mg_config_ipcache_entry *entries;
+	bool split_world; /**< ipcache.split_world, default true */
+
+	/* kvstore (used from the Redis sync on) */
+	char *kv_redis;
+	size_t n_kv_clusters;
+	char **kv_clusters;
+
+	/* control / metrics (used from the operations work on) */
+	char *control_socket;
+	char *metrics_listen;
+};
+
+/**
+ * Load and validate the config file at @p path.
+ * @return the config, or NULL with errno set and @p err filled.
+ */
+struct mg_config *mg_config_load(const char *path, struct mg_error *err);
+
+void mg_config_free(struct mg_config *c);
+
+/** Index of the port called @p name, or -1. */
+int mg_config_port_index(const struct mg_config *c, const char *name);
+
+/* ---- static identities and endpoints ---- */
+
+/**
+ * Load CiliumIdentity manifests from @p path (one document, several, or a
+ * `kind: List`) into @p t. The identity's number is metadata.name; its
+ * labels are security-labels. Other kinds in the file are errors.
+ * @return number of identities loaded, or a negative errno with @p err set.
+ */
+int mg_config_load_identities(const char *path, struct mg_identity_table *t, struct mg_error *err);
+
+/**
+ * Load CiliumEndpoint manifests from @p path into @p ipc as staged host
+ * routes (/32 and /128 of every status.networking.addressing entry, with
+ * status.identity.id). The caller commits.
+ * @return number of addresses staged, or a negative errno with @p err set.
+ */
+int mg_config_load_endpoints(const char *path, struct mg_ipcache *ipc, unsigned cluster_id,
+                             struct mg_error *err);
+
+/**
+ * Everything static the config names: identity files into @p t, endpoint
+ * files and ipcache.entries into @p ipc (staged; the caller commits).
+ * @return 0 or a negative errno with @p err set.
+ */
+int mg_config_load_static(const struct mg_config *c, struct mg_identity_table *t,
+                          struct mg_ipcache *ipc, struct mg_error *err);
+
+/**
+ * Load every policy source of @p c into @p s.
+ * @return 0 or a negative errno with @p err set.
+ */
+int mg_config_load_policies(const struct mg_config *c, struct mg_policy_set *s,
+                            struct mg_error *err);
+
+#endif /* MG_CONFIG_H */

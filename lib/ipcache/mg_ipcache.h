@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The ipcache: IPv4 and IPv6 prefix -> security identity, longest prefix
+ * match, read by every worker lcore without locks while the control
+ * thread changes it.
+ *
+ * Shape. Each family keeps one exact-match hash table per prefix length
+ * that is in use, plus a bitmap of those lengths; a lookup probes the
+ * lengths present from longest to shortest. Host routes (/32, /128) are
+ * the common case and cost one probe; the cost of a lookup depends on the
+ * number of distinct prefix lengths, never on the number of entries.
+ *
+ * Updates (left-right). The data-plane table exists twice. Readers use
+ * the copy the `active` pointer names. A writer stages puts and deletes,
+ * then mg_ipcache_commit() applies them to the idle copy, publishes it
+ * with one atomic pointer store, waits for a grace period (every reader
+ * registered with the RCU QSBR variable has passed a quiescent state), and
+ * applies the same changes to the other copy, which is now idle. Readers
+ * therefore see a batch entirely or not at all, and never a half-written
+ * entry; the writer never blocks readers.
+ *
+ * Threading: one writer (the control thread); any number of readers,
+ * each registered with the QSBR variable given at creation, reporting
+ * quiescence between bursts. Without a QSBR variable the table must not
+ * be read concurrently with a commit (tests, offline tools).
+ */
+#ifndef MG_IPCACHE_H
+#define MG_IPCACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mg_common.h"
+
+struct rte_rcu_qsbr;
+struct mg_ipcache;
+/** One immutable-while-read copy of the data-plane table. */
+struct mg_ipcache_view;
+
+struct mg_ipcache_params {
+	/** Expected number of entries (sizes the hash tables; they grow past it). */
+	uint32_t entries_hint;
+	/**
+	 * Identity returned on a miss: when true, world-ipv4 (9) / world-ipv6
+	 * (10); when false, world (2) for both families.
+	 */
+	bool split_world;
+	/** Readers to wait for in commit; NULL = no concurrent readers. */
+	struct rte_rcu_qsbr *qsbr;
+};
+
+/** The full record of a prefix (control plane). */
+struct mg_ipcache_entry {
+	uint8_t family;   /**< MG_AF_INET / MG_AF_INET6 (mg_pkt.h numbers: 2 / 10) */
+	uint8_t plen;     /**< prefix length, 0-32 or 0-128 */
+	uint8_t addr[16]; /**< network order, host bits zero */
+	uint32_t identity;
+	unsigned cluster_id; /**< cluster the entry came from */
+};
+
+/** New empty ipcache. NULL with errno set. */
+struct mg_ipcache *mg_ipcache_create(const struct mg_ipcache_params *p);
+
+/** Free @p ipc. No reader may still use it. */
+void mg_ipcache_free(struct mg_ipcache *ipc);
+
+/**
+ * Stage an insert or replace of a prefix. Host bits of @p e->addr are
+ * cleared. Takes effect at the next commit.
+ * @return 0, -EINVAL (bad family or length, identity 0), -ENOMEM.
+ */
+int mg_ipcache_put(struct mg_ipcache *ipc, const struct mg_ipcache_entry *e);
+
+/** Stage the removal of a prefix. 0, or -ENOENT when it is not present (after staged changes). */
+int mg_ipcache_del(struct mg_ipcache *ipc, uint8_t family, const uint8_t *addr, uint8_t plen);
+
+/**
+ * Publish every staged change as one atomic step for the readers.
+ * Blocks the caller for up to one grace period.
+ * @return number of changes published, or -ENOMEM (nothing published, the
+ *   staged changes are kept).
+ */
+int mg_ipcache_commit(struct mg_ipcache *ipc);
+
+/** Staged changes not yet committed. */
+size_t mg_ipcache_pending(const struct mg_ipcache *ipc);
+
+/**
+ * The committed record for exactly this prefix, copied to @p out.
+ * @return 0 or -ENOENT.
+ */
+int mg_ipcache_get(const struct mg_ipcache *ipc, uint8_t family, const uint8_t *addr, uint8_t plen,
+                   struct mg_ipcache_entry *out);
+
+/** Committed entries of @p family (0 = both). */
+size_t mg_ipcache_count(const struct mg_ipcache *ipc, uint8_t family);
+
+/** Call @p fn for every committed entry; stop and return its value when non-zero. */
+int mg_ipcache_walk(const struct mg_ipcache *ipc,
+                    int (*fn)(const struct mg_ipcache_entry *, void *), void *arg);
+
+/** Bytes of memory used by both data-plane copies and the control-plane records. */
+size_t mg_ipcache_memory(const struct mg_ipcache *ipc);
+
+/* ---- readers ---- */
+
+/**
+ * The copy readers use now. Hold it only until the reader's next
+ * quiescent-state report.
+ */
+const struct mg_ipcache_view *mg_ipcache_reader(const struct mg_ipcache *ipc);
+
+/** Identity of the longest prefix covering @p addr, or the world identity. */
+uint32_t mg_ipcache_lookup(const struct mg_ipcache_view *v, uint8_t family, const uint8_t *addr);
+
+/**
+ * Bulk form: for i < n, ids[i] = lookup(families[i], addrs[i]).
+ * Prefetches ahead; use it on bursts.
+ */
+void mg_ipcache_lookup_bulk(const struct mg_ipcache_view *v, const uint8_t *families,
+                            const uint8_t *const *addrs, uint32_t *ids, unsigned n);
+
+/** Parse "10.0.0.0/8", "fd00::1" (host route), into @p e's family/addr/plen. 0 or -EINVAL. */
+int mg_ipcache_parse_prefix(const char *s, struct mg_ipcache_entry *e);
+
+/** Format @p e's prefix as "10.0.0.0/8" into @p buf. Returns @p buf. */
+char *mg_ipcache_prefix_str(const struct mg_ipcache_entry *e, char *buf, unsigned size);
+
+#endif /* MG_IPCACHE_H */

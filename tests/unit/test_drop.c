@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* The drop-reason table: labels are unique, snake_case, and every reason has a description. */
+#include <ctype.h>
+#include <string.h>
+
+#include "mg_drop.h"
+#include "mg_test.h"
+
+static void
+test_labels_unique(void)
+{
+	unsigned i, j;
+
+	for (i = 0; i < MG_DROP__MAX; i++) {
+		const char *l = mg_drop_label(i);
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+		CU_ASSERT_TRUE(strlen(l) > 0);
+		for (const char *c = l; *c; c++)
+			CU_ASSERT_TRUE(islower((unsigned char)*c) || isdigit((unsigned char)*c) ||
+			               *c == '_');
+		CU_ASSERT_TRUE(strlen(mg_drop_desc(i)) > 0);
+		for (j = 0; j < i; j++)
+			CU_ASSERT_NOT_EQUAL(strcmp(l, mg_drop_label(j)), 0);
+	}
+	CU_ASSERT_STRING_EQUAL(mg_drop_label(MG_DROP__MAX), "unknown");
+	CU_ASSERT_STRING_EQUAL(mg_drop_label(MG_DROP_IP4_IHL), "ipv4_bad_ihl");
+}
+
+static CU_TestInfo tests[] = {
+        {"labels_unique", test_labels_unique},
+        CU_TEST_INFO_NULL,
+};
+
+MG_TEST_MAIN("drop", tests)
