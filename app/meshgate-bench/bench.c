@@ -1,0 +1,614 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * meshgate-bench: the project's benchmarks, in the spirit of DPDK's
+ * app/test-acl and app/test-fib. Figures come from here, never from timed
+ * assertions in tests.
+ *
+ *   pipeline  cycles per packet of the pipeline (parse + ipcache + policy
+ *             verdict) on bursts of crafted frames, for ipcache sizes given
+ *             with --entries. No EAL needed.
+ *   forward   frames per second through the real data path (mg_datapath,
+ *             EAL, worker lcore, virtual ports) next to dpdk-testpmd io
+ *             forwarding on the same lcores and the same kind of ports,
+ *             printed as a ratio.
+ *
+ * The workload: identities in a few namespaces, an ipcache of host routes
+ * (IPv4 10.x.y.z) mapped onto them, and CNPs that open a service port
+ * between client and server apps; frames are TCP SYNs between random
+ * ipcache addresses, most of them allowed.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mg_config.h"
+#include "mg_datapath.h"
+#include "mg_identity.h"
+#include "mg_ipcache.h"
+#include "mg_pkt.h"
+#include "mg_policy.h"
+
+#define N_APPS 50   /* identities: app0..app49 in ns0..ns4 */
+#define FRAME_LEN 64
+#define N_FRAMES 4096
+
+struct workload {
+	struct mg_identity_table *ids;
+	struct mg_policy_set *set;
+	struct mg_policy *pol;
+	struct mg_ipcache *ipc;
+	uint32_t entries;
+	uint8_t (*frames)[FRAME_LEN];
+	unsigned nframes;
+};
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static uint64_t
+rng(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return rng_state;
+}
+
+static uint32_t
+app_identity(unsigned app)
+{
+	return (1u << 16) + 256 + app; /* cluster 1 */
+}
+
+/* Host route number i -> 10.x.y.z (i < 2^24). */
+static uint32_t
+addr_of(uint32_t i)
+{
+	return (10u << 24) | (i & 0xffffff);
+}
+
+static int
+workload_build(struct workload *w, uint32_t entries, struct mg_error *err)
+{
+	struct mg_policy_params pp = {.enforcement = MG_ENFORCE_DEFAULT,
+				      .default_local_cluster = true,
+				      .revision = 1};
+	struct mg_ipcache_params ip = {.entries_hint = entries, .split_world = true};
+	char *yaml = NULL;
+	size_t cap = 1 << 20, off = 0;
+	unsigned a, i;
+	int rc;
+
+	memset(w, 0, sizeof(*w));
+	w->entries = entries;
+	w->ids = mg_identity_table_create(MG_CLUSTER_MODE_255);
+	w->set = mg_policy_set_create();
+	w->ipc = mg_ipcache_create(&ip);
+	yaml = malloc(cap);
+	if (w->ids == NULL || w->set == NULL || w->ipc == NULL || yaml == NULL) {
+		free(yaml);
+		return -ENOMEM;
+	}
+	for (a = 0; a < N_APPS; a++) {
+		struct mg_labels ls = MG_LABELS_INIT;
+		char v[32];
+
+		snprintf(v, sizeof(v), "app%u", a);
+		mg_labels_add(&ls, "k8s", "app", v);
+		snprintf(v, sizeof(v), "ns%u", a % 5);
+		mg_labels_add(&ls, "k8s", "io.kubernetes.pod.namespace", v);
+		mg_labels_add(&ls, "k8s", "io.cilium.k8s.policy.cluster", "cluster-a");
+		rc = mg_identity_table_put(w->ids, app_identity(a), &ls, 1);
+		mg_labels_clear(&ls);
+		if (rc < 0)
+			goto out;
+	}
+	/* Every app k (a server) admits apps k+1..k+5 of its namespace on TCP 80 and 443. */
+	for (a = 0; a < N_APPS; a++)
+		off += (size_t)snprintf(
+			yaml + off, cap - off,
+			"---\napiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\n"
+			"metadata: {name: p%u, namespace: ns%u}\n"
+			"spec:\n  endpointSelector: {matchLabels: {app: app%u}}\n"
+			"  ingress:\n  - fromEndpoints:\n"
+			"    - matchExpressions: [{key: app, operator: In, values: [app%u, app%u, app%u, app%u, app%u]}]\n"
+			"    toPorts: [{ports: [{port: \"80\", protocol: TCP}, {port: \"443\", protocol: TCP}]}]\n",
+			a, a % 5, a, (a + 5) % N_APPS, (a + 10) % N_APPS, (a + 15) % N_APPS,
+			(a + 20) % N_APPS, (a + 25) % N_APPS);
+	rc = mg_policy_set_load_buf(w->set, "cluster-a", "bench.yaml", yaml, off, err);
+	if (rc < 0)
+		goto out;
+	w->pol = mg_policy_compile(w->set, w->ids, &pp, err);
+	if (w->pol == NULL) {
+		rc = -errno;
+		goto out;
+	}
+	for (i = 0; i < entries; i++) {
+		struct mg_ipcache_entry e = {.family = MG_AF_INET, .plen = 32, .cluster_id = 1};
+		uint32_t be = __builtin_bswap32(addr_of(i));
+
+		memcpy(e.addr, &be, 4);
+		e.identity = app_identity(i % N_APPS);
+		rc = mg_ipcache_put(w->ipc, &e);
+		if (rc < 0)
+			goto out;
+	}
+	rc = mg_ipcache_commit(w->ipc);
+	if (rc < 0)
+		goto out;
+	rc = 0;
+out:
+	free(yaml);
+	return rc;
+}
+
+static void
+workload_free(struct workload *w)
+{
+	mg_policy_free(w->pol);
+	mg_policy_set_free(w->set);
+	mg_ipcache_free(w->ipc);
+	mg_identity_table_free(w->ids);
+	free(w->frames);
+	memset(w, 0, sizeof(*w));
+}
+
+static uint16_t
+csum16(const uint8_t *p, unsigned len)
+{
+	uint32_t s = 0;
+	unsigned i;
+
+	for (i = 0; i + 1 < len; i += 2)
+		s += (uint32_t)(p[i] << 8 | p[i + 1]);
+	while (s >> 16)
+		s = (s & 0xffff) + (s >> 16);
+	return (uint16_t)~s;
+}
+
+/* A TCP SYN of 64 bytes from ipcache address @p s to @p d, port 80 or 443 (or 22: denied). */
+static void
+frame_build(uint8_t *f, uint32_t s, uint32_t d, uint16_t dport)
+{
+	static const uint8_t l2[14] = {0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00};
+	uint8_t *ip = f + 14, *tcp = f + 34;
+	uint16_t c;
+
+	memset(f, 0, FRAME_LEN);
+	memcpy(f, l2, sizeof(l2));
+	ip[0] = 0x45;
+	ip[3] = 50; /* total length: 20 + 20 + 10 bytes of payload */
+	ip[8] = 64;
+	ip[9] = MG_IPPROTO_TCP;
+	s = __builtin_bswap32(s);
+	d = __builtin_bswap32(d);
+	memcpy(ip + 12, &s, 4);
+	memcpy(ip + 16, &d, 4);
+	c = csum16(ip, 20);
+	ip[10] = (uint8_t)(c >> 8);
+	ip[11] = (uint8_t)c;
+	tcp[0] = 0xc0;
+	tcp[1] = 0x01;
+	tcp[2] = (uint8_t)(dport >> 8);
+	tcp[3] = (uint8_t)dport;
+	tcp[12] = 0x50;
+	tcp[13] = 0x02; /* SYN */
+	tcp[14] = 0xff;
+	tcp[15] = 0xff;
+}
+
+static int
+frames_build(struct workload *w, unsigned n)
+{
+	static const uint16_t ports[4] = {80, 443, 80, 22};
+	unsigned i;
+
+	w->frames = calloc(n, FRAME_LEN);
+	if (w->frames == NULL)
+		return -ENOMEM;
+	w->nframes = n;
+	for (i = 0; i < n; i++) {
+		uint32_t s = (uint32_t)(rng() % w->entries);
+		/* A server app five apps below the client's, so most frames are allowed. */
+		uint32_t d = (uint32_t)(rng() % w->entries);
+
+		d = d - d % N_APPS + (s % N_APPS + N_APPS - 5 * (1 + rng() % 5)) % N_APPS;
+		if (d >= w->entries)
+			d = s;
+		frame_build(w->frames[i], addr_of(s), addr_of(d), ports[rng() % 4]);
+	}
+	return 0;
+}
+
+/* ---- pipeline ---- */
+
+static int
+bench_pipeline(uint32_t entries, unsigned burst, unsigned rounds)
+{
+	struct mg_error err = {{0}};
+	struct mg_dp_counters *c;
+	struct workload w;
+	const uint8_t *data[MG_DP_MAX_BURST];
+	uint32_t len[MG_DP_MAX_BURST];
+	uint8_t reasons[MG_DP_MAX_BURST];
+	struct mg_dp_env env;
+	uint64_t t0, t1, best = UINT64_MAX, pkts = 0;
+	unsigned r, i, j;
+	int rc;
+
+	rc = workload_build(&w, entries, &err);
+	if (rc == 0)
+		rc = frames_build(&w, N_FRAMES);
+	if (rc != 0) {
+		fprintf(stderr, "pipeline: %s\n", err.msg[0] ? err.msg : strerror(-rc));
+		workload_free(&w);
+		return 1;
+	}
+	c = aligned_alloc(MG_CACHE_LINE, sizeof(*c));
+	if (c == NULL) {
+		workload_free(&w);
+		return 1;
+	}
+	memset(c, 0, sizeof(*c));
+	env.ipc = mg_ipcache_reader(w.ipc);
+	env.policy = w.pol;
+	env.non_ip_drop = false;
+	env.split_world = true;
+	for (r = 0; r < rounds; r++) {
+		t0 = rte_rdtsc_precise();
+		for (i = 0; i + burst <= w.nframes; i += burst) {
+			for (j = 0; j < burst; j++) {
+				data[j] = w.frames[i + j];
+				len[j] = FRAME_LEN;
+			}
+			mg_dp_classify(&env, 0, data, len, burst, reasons, c);
+		}
+		t1 = rte_rdtsc_precise();
+		if (t1 - t0 < best)
+			best = t1 - t0;
+		pkts = i;
+	}
+	printf("pipeline  entries=%-8u burst=%-3u  %6.1f cycles/packet  (allowed %.1f%%, "
+	       "ipcache %zu KiB, policy %zu KiB)\n",
+	       entries, burst, (double)best / (double)pkts,
+	       100.0 * (double)c->allowed / (double)(c->allowed + c->denied_egress + c->denied_ingress),
+	       mg_ipcache_memory(w.ipc) / 1024, mg_policy_memory(w.pol) / 1024);
+	free(c);
+	workload_free(&w);
+	return 0;
+}
+
+/* ---- forward ---- */
+
+static int
+pcap_write(const char *path, struct workload *w)
+{
+	struct {
+		uint32_t magic;
+		uint16_t major, minor;
+		int32_t zone;
+		uint32_t sigfigs, snaplen, linktype;
+	} gh = {0xa1b2c3d4, 2, 4, 0, 0, 65535, 1};
+	FILE *f = fopen(path, "wb");
+	unsigned i;
+
+	if (f == NULL)
+		return -errno;
+	fwrite(&gh, sizeof(gh), 1, f);
+	for (i = 0; i < w->nframes; i++) {
+		uint32_t rh[4] = {0, 0, FRAME_LEN, FRAME_LEN};
+
+		fwrite(rh, sizeof(rh), 1, f);
+		fwrite(w->frames[i], FRAME_LEN, 1, f);
+	}
+	return fclose(f) == 0 ? 0 : -errno;
+}
+
+/* Run dpdk-testpmd io forwarding for @p secs and return its mean rx pps over the run. */
+static double
+run_testpmd(const char *testpmd, const char *lcores, const char *pcap, unsigned secs)
+{
+	char cmd[2048], line[512];
+	double pps_sum = 0;
+	unsigned samples = 0;
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd),
+		 "timeout -s INT %u %s -l %s --no-huge -m 1024 --no-pci --file-prefix mgbench-tp "
+		 "--log-level=lib.eal:error "
+		 "--vdev=net_pcap0,rx_pcap=%s,infinite_rx=1 --vdev=net_pcap1,rx_pcap=%s,infinite_rx=1 "
+		 "-- --forward-mode=io --stats-period 1 --total-num-mbufs=16384 --nb-cores=1 2>&1 </dev/null",
+		 secs + 1, testpmd, lcores, pcap, pcap);
+	p = popen(cmd, "r");
+	if (p == NULL)
+		return -1;
+	/* testpmd prints, every period and per port, "Rx-pps: N ..."; sum the
+	 * ports of each period and skip the first period (start-up). */
+	{
+		double period = 0;
+		unsigned ports_seen = 0;
+
+		while (fgets(line, sizeof(line), p) != NULL) {
+			char *s = strstr(line, "Rx-pps:");
+
+			if (s == NULL)
+				continue;
+			period += strtod(s + 7, NULL);
+			if (++ports_seen == 2) {
+				if (samples++ > 0)
+					pps_sum += period;
+				period = 0;
+				ports_seen = 0;
+			}
+		}
+	}
+	pclose(p);
+	return samples > 1 ? pps_sum / (samples - 1) : -1;
+}
+
+struct fwd_clock {
+	uint64_t warm_end, end; /* tsc */
+	uint64_t t0, t1;
+	struct mg_dp_counters c0, c1;
+	int phase;
+};
+
+/* Runs every ~10 ms on the main lcore: one second of warm-up, then the measured span. */
+static int
+fwd_tick(struct mg_datapath *dp, void *arg)
+{
+	struct fwd_clock *k = arg;
+	uint64_t now = rte_get_tsc_cycles();
+
+	if (k->phase == 0 && now >= k->warm_end) {
+		mg_datapath_counters(dp, &k->c0);
+		k->t0 = rte_get_tsc_cycles();
+		k->phase = 1;
+	} else if (k->phase == 1 && now >= k->end) {
+		mg_datapath_counters(dp, &k->c1);
+		k->t1 = rte_get_tsc_cycles();
+		return 1;
+	}
+	return 0;
+}
+
+/* The real data path for @p secs in this process; returns its forwarding rate. */
+static double
+run_gateway(const char *cfgpath, struct workload *w, unsigned secs)
+{
+	struct mg_error err = {{0}};
+	struct mg_config *cfg;
+	struct rte_rcu_qsbr *qsbr;
+	struct mg_ipcache *ipc;
+	struct mg_datapath *dp;
+	struct mg_dp_counters c0, c1;
+	struct mg_ipcache_params ip = {.entries_hint = w->entries, .split_world = true};
+	uint64_t t0, t1, tx0 = 0, tx1 = 0;
+	unsigned i;
+
+	cfg = mg_config_load(cfgpath, &err);
+	if (cfg == NULL) {
+		fprintf(stderr, "forward: %s\n", err.msg);
+		return -1;
+	}
+	qsbr = mg_datapath_qsbr_create();
+	ip.qsbr = qsbr;
+	ipc = mg_ipcache_create(&ip);
+	if (qsbr == NULL || ipc == NULL) {
+		mg_config_free(cfg);
+		return -1;
+	}
+	for (i = 0; i < w->entries; i++) {
+		struct mg_ipcache_entry e = {.family = MG_AF_INET, .plen = 32, .cluster_id = 1};
+		uint32_t be = __builtin_bswap32(addr_of(i));
+
+		memcpy(e.addr, &be, 4);
+		e.identity = app_identity(i % N_APPS);
+		mg_ipcache_put(ipc, &e);
+	}
+	mg_ipcache_commit(ipc);
+	dp = mg_datapath_create(cfg, ipc, w->pol, qsbr, &err);
+	if (dp == NULL) {
+		fprintf(stderr, "forward: %s\n", err.msg);
+		mg_ipcache_free(ipc);
+		mg_config_free(cfg);
+		return -1;
+	}
+	w->pol = NULL; /* the data path owns it now */
+	mg_datapath_start(dp);
+	{
+		struct fwd_clock k = {0};
+		uint64_t hz = rte_get_tsc_hz();
+		volatile int never = 0;
+
+		k.warm_end = rte_get_tsc_cycles() + hz;
+		k.end = k.warm_end + secs * hz;
+		mg_datapath_run(dp, &never, fwd_tick, &k);
+		mg_datapath_stop(dp);
+		c0 = k.c0;
+		c1 = k.c1;
+		t0 = k.t0;
+		t1 = k.t1;
+	}
+	for (i = 0; i < mg_datapath_nb_ports(dp); i++) {
+		tx0 += c0.tx_pkts[i];
+		tx1 += c1.tx_pkts[i];
+	}
+	printf("gateway   rx %" PRIu64 " allowed %" PRIu64 " denied %" PRIu64 " tx %" PRIu64
+	       " over %.2f s\n",
+	       c1.rx_pkts[0] + c1.rx_pkts[1] - c0.rx_pkts[0] - c0.rx_pkts[1],
+	       c1.allowed - c0.allowed,
+	       c1.denied_ingress + c1.denied_egress - c0.denied_ingress - c0.denied_egress,
+	       tx1 - tx0, (double)(t1 - t0) / (double)rte_get_tsc_hz());
+	mg_datapath_free(dp);
+	mg_ipcache_free(ipc);
+	rte_free(qsbr);
+	mg_config_free(cfg);
+	/* Frames handled per second: forwarded plus dropped by policy. */
+	return (double)(c1.rx_pkts[0] + c1.rx_pkts[1] - c0.rx_pkts[0] - c0.rx_pkts[1]) /
+	       ((double)(t1 - t0) / (double)rte_get_tsc_hz());
+}
+
+static int
+bench_forward(const char *testpmd, const char *lcores, unsigned secs, uint32_t entries)
+{
+	char dir[] = "/tmp/mgbench.XXXXXX", pcap[256], cfgpath[256];
+	struct mg_error err = {{0}};
+	struct workload w;
+	double tp, gw;
+	char *eal_argv[16];
+	int eal_argc = 0, rc;
+	FILE *f;
+
+	if (mkdtemp(dir) == NULL)
+		return 1;
+	snprintf(pcap, sizeof(pcap), "%s/frames.pcap", dir);
+	snprintf(cfgpath, sizeof(cfgpath), "%s/bench.yaml", dir);
+	rc = workload_build(&w, entries, &err);
+	if (rc == 0)
+		rc = frames_build(&w, N_FRAMES);
+	if (rc == 0)
+		rc = pcap_write(pcap, &w);
+	if (rc != 0) {
+		fprintf(stderr, "forward: %s\n", err.msg[0] ? err.msg : strerror(-rc));
+		return 1;
+	}
+	printf("forward   %u frames of %u bytes looped by net_pcap (infinite_rx, tx dropped), "
+	       "lcores %s, %u s per run\n",
+	       w.nframes, FRAME_LEN, lcores, secs);
+	tp = run_testpmd(testpmd, lcores, pcap, secs + 1);
+	if (tp < 0)
+		printf("testpmd   not measured (%s missing or failed)\n", testpmd);
+	else
+		printf("testpmd   io forwarding      %12.0f frames/s\n", tp);
+
+	f = fopen(cfgpath, "w");
+	if (f == NULL)
+		return 1;
+	fprintf(f,
+		"version: 1\neal: []\n"
+		"datapath:\n  mode: wire\n  mbufs: 16383\n  ports:\n"
+		"    - {name: a, device: net_pcap0, peer: b}\n"
+		"    - {name: b, device: net_pcap1, peer: a}\n"
+		"cluster: {name: cluster-a, id: 1}\n");
+	fclose(f);
+	{
+		char vdev0[512], vdev1[512];
+
+		snprintf(vdev0, sizeof(vdev0), "--vdev=net_pcap0,rx_pcap=%s,infinite_rx=1", pcap);
+		snprintf(vdev1, sizeof(vdev1), "--vdev=net_pcap1,rx_pcap=%s,infinite_rx=1", pcap);
+		eal_argv[eal_argc++] = (char *)"meshgate-bench";
+		eal_argv[eal_argc++] = (char *)"-l";
+		eal_argv[eal_argc++] = (char *)lcores;
+		eal_argv[eal_argc++] = (char *)"--no-huge";
+		eal_argv[eal_argc++] = (char *)"-m";
+		eal_argv[eal_argc++] = (char *)"1024";
+		eal_argv[eal_argc++] = (char *)"--no-pci";
+		eal_argv[eal_argc++] = (char *)"--file-prefix";
+		eal_argv[eal_argc++] = (char *)"mgbench-gw";
+		eal_argv[eal_argc++] = (char *)"--log-level=lib.eal:error";
+		eal_argv[eal_argc++] = vdev0;
+		eal_argv[eal_argc++] = vdev1;
+		if (rte_eal_init(eal_argc, eal_argv) < 0) {
+			fprintf(stderr, "forward: EAL: %s\n", rte_strerror(rte_errno));
+			return 1;
+		}
+	}
+	gw = run_gateway(cfgpath, &w, secs);
+	if (gw < 0)
+		return 1;
+	printf("meshgate  wire + policy      %12.0f frames/s\n", gw);
+	if (tp > 0)
+		printf("ratio     meshgate / testpmd  %.2f\n", gw / tp);
+	workload_free(&w);
+	unlink(pcap);
+	unlink(cfgpath);
+	rmdir(dir);
+	rte_eal_cleanup();
+	return 0;
+}
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+		"usage: meshgate-bench pipeline [--entries N[,N...]] [--burst N] [--rounds N]\n"
+		"       meshgate-bench forward [--seconds S] [--lcores L] [--entries N] [--testpmd PATH]\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"entries", required_argument, NULL, 'e'}, {"burst", required_argument, NULL, 'b'},
+		{"rounds", required_argument, NULL, 'r'},  {"seconds", required_argument, NULL, 's'},
+		{"lcores", required_argument, NULL, 'l'},  {"testpmd", required_argument, NULL, 't'},
+		{"help", no_argument, NULL, 'h'},	   {NULL, 0, NULL, 0},
+	};
+	const char *entries = NULL, *lcores = "0-1", *testpmd = "dpdk-testpmd", *cmd;
+	unsigned burst = 32, rounds = 20, secs = 5;
+	int opt, rc = 0;
+
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	cmd = argv[1];
+	optind = 2;
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'e':
+			entries = optarg;
+			break;
+		case 'b':
+			burst = (unsigned)strtoul(optarg, NULL, 0);
+			break;
+		case 'r':
+			rounds = (unsigned)strtoul(optarg, NULL, 0);
+			break;
+		case 's':
+			secs = (unsigned)strtoul(optarg, NULL, 0);
+			break;
+		case 'l':
+			lcores = optarg;
+			break;
+		case 't':
+			testpmd = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (burst == 0 || burst > MG_DP_MAX_BURST || rounds == 0 || secs == 0) {
+		usage(stderr);
+		return 2;
+	}
+	if (strcmp(cmd, "pipeline") == 0) {
+		char *list = strdup(entries ? entries : "1000,1000000"), *save = NULL, *tok;
+
+		for (tok = strtok_r(list, ",", &save); tok && rc == 0;
+		     tok = strtok_r(NULL, ",", &save))
+			rc = bench_pipeline((uint32_t)strtoul(tok, NULL, 0), burst, rounds);
+		free(list);
+		return rc;
+	}
+	if (strcmp(cmd, "forward") == 0)
+		return bench_forward(testpmd, lcores, secs,
+				     entries ? (uint32_t)strtoul(entries, NULL, 0) : 1000);
+	usage(stderr);
+	return 2;
+}

@@ -1,0 +1,382 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * meshgate: the gateway daemon. Loads the config and everything it names
+ * (policies, identities, endpoints), compiles the policy, initialises
+ * DPDK's EAL with the config's `eal` list, opens the ports and forwards
+ * until SIGINT or SIGTERM; then stops the ports cleanly, prints the final
+ * counters and exits 0. `--check-config` does all the loading and
+ * compiling without touching DPDK.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_malloc.h>
+#include <rte_rcu_qsbr.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mg_config.h"
+#include "mg_datapath.h"
+#include "mg_identity.h"
+#include "mg_ipcache.h"
+#include "mg_policy.h"
+
+enum {
+	EXIT_CONFIG = 1,
+	EXIT_USAGE = 2,
+	EXIT_RUNTIME = 3,
+};
+
+static volatile int stop_requested;
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+		"usage: meshgate -c FILE [--check-config] [--stats-file PATH] [--idle-exit MS] [-v]\n"
+		"\n"
+		"  -c, --config FILE     gateway config (see conf/meshgate.yaml)\n"
+		"      --check-config    load and compile everything, print 'config OK', exit\n"
+		"      --stats-file PATH write the final counters as JSON to PATH on exit\n"
+		"      --idle-exit MS    stop once no frame arrived for MS milliseconds\n"
+		"                        (for tests and replays of pcap files)\n"
+		"  -v, --verbose         debug logging\n"
+		"  -V, --version         print the version\n"
+		"  -h, --help            this text\n");
+}
+
+/* Everything the daemon loads from files; shared by --check-config and the run. */
+struct state {
+	struct mg_config *cfg;
+	struct mg_identity_table *ids;
+	struct mg_policy_set *set;
+	struct mg_ipcache *ipc;
+	struct mg_policy *policy;
+};
+
+static void
+state_free(struct state *st)
+{
+	mg_policy_free(st->policy);
+	mg_ipcache_free(st->ipc);
+	mg_policy_set_free(st->set);
+	mg_identity_table_free(st->ids);
+	mg_config_free(st->cfg);
+	memset(st, 0, sizeof(*st));
+}
+
+/* Load policies, identities and endpoints; compile. On error print it. */
+static int
+state_load(struct state *st, struct rte_rcu_qsbr *qsbr)
+{
+	struct mg_ipcache_params ip = {
+		.entries_hint = 1024,
+		.split_world = st->cfg->split_world,
+		.qsbr = qsbr,
+	};
+	struct mg_policy_params pp = {
+		.enforcement = st->cfg->enforcement,
+		.default_local_cluster = st->cfg->default_local_cluster,
+		.revision = 1,
+	};
+	struct mg_error err = {{0}};
+	int rc;
+
+	st->ids = mg_identity_table_create(st->cfg->cluster_mode);
+	st->set = mg_policy_set_create();
+	st->ipc = mg_ipcache_create(&ip);
+	if (st->ids == NULL || st->set == NULL || st->ipc == NULL) {
+		MG_ERR("out of memory");
+		return -ENOMEM;
+	}
+	rc = mg_config_load_policies(st->cfg, st->set, &err);
+	if (rc == 0)
+		rc = mg_config_load_static(st->cfg, st->ids, st->ipc, &err);
+	if (rc != 0) {
+		fprintf(stderr, "%s\n", err.msg);
+		return rc;
+	}
+	rc = mg_ipcache_commit(st->ipc);
+	if (rc < 0) {
+		MG_ERR("ipcache: %s", strerror(-rc));
+		return rc;
+	}
+	st->policy = mg_policy_compile(st->set, st->ids, &pp, &err);
+	if (st->policy == NULL) {
+		fprintf(stderr, "%s\n", err.msg);
+		return -errno;
+	}
+	return 0;
+}
+
+static void
+print_summary(const struct state *st, FILE *out)
+{
+	fprintf(out,
+		"%zu policies (%zu rules), %zu identities, %zu ipcache entries "
+		"(%zu IPv4, %zu IPv6), %zu ports, enforcement %s, policy memory %zu bytes\n",
+		mg_policy_set_count(st->set), mg_policy_set_rules(st->set),
+		mg_identity_table_count(st->ids), mg_ipcache_count(st->ipc, 0),
+		mg_ipcache_count(st->ipc, MG_AF_INET), mg_ipcache_count(st->ipc, MG_AF_INET6),
+		st->cfg->n_ports, mg_enforcement_name(st->cfg->enforcement),
+		mg_policy_memory(st->policy));
+}
+
+static void
+print_counters(const struct mg_datapath *dp, const struct mg_dp_counters *c, FILE *out)
+{
+	unsigned i, n = mg_datapath_nb_ports(dp);
+	uint64_t rx = 0, tx = 0, dropped = 0;
+
+	fprintf(out, "%-12s %12s %14s %12s %14s %12s\n", "port", "rx packets", "rx bytes",
+		"tx packets", "tx bytes", "dropped");
+	for (i = 0; i < n; i++) {
+		fprintf(out, "%-12s %12" PRIu64 " %14" PRIu64 " %12" PRIu64 " %14" PRIu64 " %12" PRIu64 "\n",
+			mg_datapath_port_name(dp, i), c->rx_pkts[i], c->rx_bytes[i], c->tx_pkts[i],
+			c->tx_bytes[i], c->port_drops[i]);
+		rx += c->rx_pkts[i];
+		tx += c->tx_pkts[i];
+		dropped += c->port_drops[i];
+	}
+	fprintf(out,
+		"verdicts: allowed %" PRIu64 ", denied by egress %" PRIu64 ", denied by ingress %" PRIu64 "\n"
+		"passed without verdict: arp %" PRIu64 ", nd %" PRIu64 ", non-ip %" PRIu64 "\n"
+		"totals: rx %" PRIu64 ", tx %" PRIu64 ", dropped %" PRIu64 "\n",
+		c->allowed, c->denied_egress, c->denied_ingress, c->arp, c->nd, c->non_ip, rx, tx,
+		dropped);
+	for (i = 1; i < MG_DROP__MAX; i++)
+		if (c->drops[i] != 0)
+			fprintf(out, "drop %-28s %12" PRIu64 "  (%s)\n", mg_drop_label(i), c->drops[i],
+				mg_drop_desc(i));
+}
+
+static int
+write_stats(const char *path, const struct mg_datapath *dp, const struct mg_dp_counters *c)
+{
+	unsigned i, n = mg_datapath_nb_ports(dp);
+	uint64_t rx = 0, tx = 0, dropped = 0;
+	char tmp[4096];
+	FILE *f;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "w");
+	if (f == NULL)
+		return -errno;
+	fprintf(f, "{\n  \"ports\": {");
+	for (i = 0; i < n; i++) {
+		fprintf(f,
+			"%s\n    \"%s\": {\"rx_packets\": %" PRIu64 ", \"rx_bytes\": %" PRIu64
+			", \"tx_packets\": %" PRIu64 ", \"tx_bytes\": %" PRIu64 ", \"dropped\": %" PRIu64 "}",
+			i ? "," : "", mg_datapath_port_name(dp, i), c->rx_pkts[i], c->rx_bytes[i],
+			c->tx_pkts[i], c->tx_bytes[i], c->port_drops[i]);
+		rx += c->rx_pkts[i];
+		tx += c->tx_pkts[i];
+		dropped += c->port_drops[i];
+	}
+	fprintf(f,
+		"\n  },\n  \"totals\": {\"rx\": %" PRIu64 ", \"tx\": %" PRIu64 ", \"allowed\": %" PRIu64
+		", \"denied\": %" PRIu64 ", \"dropped\": %" PRIu64 ", \"arp\": %" PRIu64 ", \"nd\": %" PRIu64
+		", \"non_ip\": %" PRIu64 "},\n",
+		rx, tx, c->allowed, c->denied_egress + c->denied_ingress, dropped, c->arp, c->nd,
+		c->non_ip);
+	fprintf(f,
+		"  \"verdicts\": {\"allowed\": %" PRIu64 ", \"denied_egress\": %" PRIu64
+		", \"denied_ingress\": %" PRIu64 "},\n  \"drops\": {",
+		c->allowed, c->denied_egress, c->denied_ingress);
+	for (i = 1; i < MG_DROP__MAX; i++)
+		fprintf(f, "%s\n    \"%s\": %" PRIu64, i > 1 ? "," : "", mg_drop_label(i), c->drops[i]);
+	fprintf(f, "\n  }\n}\n");
+	if (fclose(f) != 0 || rename(tmp, path) != 0)
+		return -errno;
+	return 0;
+}
+
+struct tick_state {
+	uint64_t idle_ns;
+	uint64_t last_rx;
+	uint64_t last_change;
+};
+
+/* Control work between forwarding: for now, the idle exit. */
+static int
+tick(struct mg_datapath *dp, void *arg)
+{
+	struct tick_state *ts = arg;
+	struct mg_dp_counters c;
+	uint64_t rx = 0, now;
+	unsigned i;
+
+	if (ts->idle_ns == 0)
+		return 0;
+	mg_datapath_counters(dp, &c);
+	for (i = 0; i < mg_datapath_nb_ports(dp); i++)
+		rx += c.rx_pkts[i];
+	now = mg_time_ns();
+	if (rx != ts->last_rx) {
+		ts->last_rx = rx;
+		ts->last_change = now;
+		return 0;
+	}
+	if (now - ts->last_change >= ts->idle_ns) {
+		MG_INFO("no frame for %" PRIu64 " ms: stopping", ts->idle_ns / 1000000);
+		return 1;
+	}
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"check-config", no_argument, NULL, 'C'},
+		{"stats-file", required_argument, NULL, 'S'},
+		{"idle-exit", required_argument, NULL, 'I'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *config = NULL, *stats_file = NULL;
+	struct tick_state ts = {0};
+	struct state st = {0};
+	struct mg_error err = {{0}};
+	struct rte_rcu_qsbr *qsbr = NULL;
+	struct mg_datapath *dp = NULL;
+	struct mg_dp_counters c;
+	bool check = false;
+	char **eal_argv = NULL;
+	int opt, rc, ret = EXIT_RUNTIME;
+	size_t i;
+
+	while ((opt = getopt_long(argc, argv, "c:vVh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'C':
+			check = true;
+			break;
+		case 'S':
+			stats_file = optarg;
+			break;
+		case 'I': {
+			char *end;
+			unsigned long ms = strtoul(optarg, &end, 10);
+
+			if (*optarg == '\0' || *end != '\0' || ms == 0 || ms > 86400000ul) {
+				fprintf(stderr, "meshgate: --idle-exit: expected milliseconds, got '%s'\n",
+					optarg);
+				return EXIT_USAGE;
+			}
+			ts.idle_ns = ms * 1000000ull;
+			break;
+		}
+		case 'v':
+			mg_log_set_level(MG_LOG_DEBUG);
+			break;
+		case 'V':
+			printf("meshgate %s\n", MG_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (config == NULL || optind != argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+
+	st.cfg = mg_config_load(config, &err);
+	if (st.cfg == NULL) {
+		fprintf(stderr, "%s\n", err.msg);
+		return EXIT_CONFIG;
+	}
+	if (check) {
+		rc = state_load(&st, NULL);
+		if (rc == 0) {
+			printf("config OK: ");
+			print_summary(&st, stdout);
+		}
+		state_free(&st);
+		return rc == 0 ? 0 : EXIT_CONFIG;
+	}
+
+	eal_argv = calloc(st.cfg->n_eal + 2, sizeof(*eal_argv));
+	if (eal_argv == NULL)
+		goto out;
+	eal_argv[0] = argv[0];
+	for (i = 0; i < st.cfg->n_eal; i++)
+		eal_argv[i + 1] = st.cfg->eal[i];
+	/* rte_eal_init may permute its argv: it gets a copy. */
+	rc = rte_eal_init((int)st.cfg->n_eal + 1, eal_argv);
+	if (rc < 0) {
+		MG_ERR("EAL initialisation failed: %s", rte_strerror(rte_errno));
+		free(eal_argv);
+		mg_config_free(st.cfg);
+		return EXIT_RUNTIME;
+	}
+
+	qsbr = mg_datapath_qsbr_create();
+	if (qsbr == NULL) {
+		MG_ERR("cannot allocate the RCU state");
+		goto out;
+	}
+	if (state_load(&st, qsbr) != 0) {
+		ret = EXIT_CONFIG;
+		goto out;
+	}
+	print_summary(&st, stderr);
+
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	dp = mg_datapath_create(st.cfg, st.ipc, st.policy, qsbr, &err);
+	if (dp == NULL) {
+		MG_ERR("%s", err.msg);
+		goto out;
+	}
+	st.policy = NULL; /* owned by the data path now */
+	rc = mg_datapath_start(dp);
+	if (rc != 0) {
+		MG_ERR("cannot start workers: %s", strerror(-rc));
+		goto out;
+	}
+	MG_INFO("ready: %u ports, %u forwarding lcore(s)", mg_datapath_nb_ports(dp),
+		mg_datapath_nb_workers(dp));
+	ts.last_change = mg_time_ns();
+	mg_datapath_run(dp, &stop_requested, tick, &ts);
+	mg_datapath_stop(dp);
+
+	mg_datapath_counters(dp, &c);
+	print_counters(dp, &c, stdout);
+	fflush(stdout);
+	ret = 0;
+	if (stats_file != NULL && (rc = write_stats(stats_file, dp, &c)) != 0) {
+		MG_ERR("%s: %s", stats_file, strerror(-rc));
+		ret = EXIT_RUNTIME;
+	}
+out:
+	if (dp != NULL) {
+		mg_datapath_stop(dp);
+		mg_datapath_free(dp);
+	}
+	state_free(&st);
+	rte_free(qsbr);
+	rte_eal_cleanup();
+	free(eal_argv);
+	return ret;
+}

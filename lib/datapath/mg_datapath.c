@@ -1,0 +1,483 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The DPDK layer of the data path: one mempool, every configured port
+ * opened by device name and started with one rx and one tx queue per
+ * worker, and the worker loop (rx burst -> mg_dp_classify -> tx to the
+ * peer port or free). Start-up is staged as in Gatekeeper: allocate,
+ * configure ports, then launch. Nothing is drained from the receive
+ * queues before the workers start, so the first frames of a port are
+ * judged like every other.
+ */
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_ethdev.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+#include <rte_rcu_qsbr.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mg_config.h"
+#include "mg_datapath.h"
+
+#define MAX_WORKERS RTE_MAX_LCORE
+#define MBUF_CACHE 256
+#define TX_RETRIES 8
+
+/* Toeplitz key for which hash(a, b) == hash(b, a): both directions of a
+ * flow land on the same queue, so per-worker state needs no sharing. */
+static uint8_t sym_rss_key[40] = {
+	0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
+	0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
+	0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
+};
+
+struct dp_port {
+	char name[MG_CONFIG_NAME_MAX];
+	uint16_t port_id;
+	unsigned peer; /* index in mg_datapath.ports */
+	uint16_t nb_queues;
+	bool started;
+};
+
+struct dp_worker {
+	struct mg_dp_counters cnt; /* first: cache aligned */
+	struct mg_datapath *dp;
+	unsigned index; /* queue index on every port */
+	unsigned lcore;
+};
+
+struct mg_datapath {
+	struct dp_worker *workers; /* rte_zmalloc'd, one per forwarding lcore */
+	unsigned nb_workers;
+	bool main_forwards; /* no worker lcores: the main lcore forwards */
+	struct dp_port ports[MG_DP_MAX_PORTS];
+	unsigned nb_ports;
+	unsigned burst;
+	bool non_ip_drop;
+	bool split_world;
+	struct rte_mempool *pool;
+	struct mg_ipcache *ipc;
+	struct mg_policy *policy; /* read by workers with __atomic_load_n */
+	struct rte_rcu_qsbr *qsbr;
+	volatile int stop;
+	bool launched;
+};
+
+struct rte_rcu_qsbr *
+mg_datapath_qsbr_create(void)
+{
+	size_t sz = rte_rcu_qsbr_get_memsize(RTE_MAX_LCORE);
+	struct rte_rcu_qsbr *v;
+
+	v = rte_zmalloc("mg_qsbr", sz, RTE_CACHE_LINE_SIZE);
+	if (v == NULL) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (rte_rcu_qsbr_init(v, RTE_MAX_LCORE) != 0) {
+		rte_free(v);
+		errno = EINVAL;
+		return NULL;
+	}
+	return v;
+}
+
+static int
+port_setup(struct mg_datapath *dp, struct dp_port *p, const struct mg_config *cfg,
+	   const char *device, struct mg_error *err)
+{
+	struct rte_eth_conf conf = {0};
+	struct rte_eth_dev_info info;
+	uint16_t nq, rxd = (uint16_t)cfg->rx_desc, txd = (uint16_t)cfg->tx_desc, q;
+	int rc, socket;
+
+	rc = rte_eth_dev_get_port_by_name(device, &p->port_id);
+	if (rc != 0) {
+		mg_error_set(err, NULL, 0, 0, "port %s: no DPDK device named '%s' (check eal --vdev / PCI allow list)",
+			     p->name, device);
+		return -ENODEV;
+	}
+	rc = rte_eth_dev_info_get(p->port_id, &info);
+	if (rc != 0) {
+		mg_error_set(err, NULL, 0, 0, "port %s: cannot read device info: %s", p->name,
+			     rte_strerror(-rc));
+		return rc;
+	}
+	nq = (uint16_t)RTE_MAX(dp->nb_workers, 1u);
+	if (nq > info.max_rx_queues || nq > info.max_tx_queues) {
+		mg_error_set(err, NULL, 0, 0,
+			     "port %s: %u workers need %u queues but %s offers %u rx / %u tx",
+			     p->name, nq, nq, device, info.max_rx_queues, info.max_tx_queues);
+		return -EINVAL;
+	}
+	p->nb_queues = nq;
+	if (nq > 1) {
+		conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+		conf.rx_adv_conf.rss_conf.rss_key = sym_rss_key;
+		conf.rx_adv_conf.rss_conf.rss_key_len = sizeof(sym_rss_key);
+		conf.rx_adv_conf.rss_conf.rss_hf =
+			(RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP) & info.flow_type_rss_offloads;
+		if (conf.rx_adv_conf.rss_conf.rss_hf == 0)
+			conf.rxmode.mq_mode = RTE_ETH_MQ_RX_NONE;
+		if (info.hash_key_size != 0 && info.hash_key_size != sizeof(sym_rss_key))
+			conf.rx_adv_conf.rss_conf.rss_key = NULL;
+	}
+	rc = rte_eth_dev_configure(p->port_id, nq, nq, &conf);
+	if (rc != 0) {
+		mg_error_set(err, NULL, 0, 0, "port %s: configure: %s", p->name, rte_strerror(-rc));
+		return rc;
+	}
+	rc = rte_eth_dev_adjust_nb_rx_tx_desc(p->port_id, &rxd, &txd);
+	if (rc != 0) {
+		mg_error_set(err, NULL, 0, 0, "port %s: descriptors: %s", p->name, rte_strerror(-rc));
+		return rc;
+	}
+	socket = rte_eth_dev_socket_id(p->port_id);
+	if (socket < 0)
+		socket = (int)rte_socket_id();
+	for (q = 0; q < nq; q++) {
+		rc = rte_eth_rx_queue_setup(p->port_id, q, rxd, (unsigned)socket, NULL, dp->pool);
+		if (rc == 0)
+			rc = rte_eth_tx_queue_setup(p->port_id, q, txd, (unsigned)socket, NULL);
+		if (rc != 0) {
+			mg_error_set(err, NULL, 0, 0, "port %s: queue %u setup: %s", p->name, q,
+				     rte_strerror(-rc));
+			return rc;
+		}
+	}
+	/* A bump in the wire must see every frame, whatever its MAC. */
+	rc = rte_eth_promiscuous_enable(p->port_id);
+	if (rc != 0 && rc != -ENOTSUP)
+		MG_WARN("port %s: cannot enable promiscuous mode: %s", p->name, rte_strerror(-rc));
+	rc = rte_eth_dev_start(p->port_id);
+	if (rc != 0) {
+		mg_error_set(err, NULL, 0, 0, "port %s: start: %s", p->name, rte_strerror(-rc));
+		return rc;
+	}
+	p->started = true;
+	return 0;
+}
+
+struct mg_datapath *
+mg_datapath_create(const struct mg_config *cfg, struct mg_ipcache *ipc, struct mg_policy *policy,
+		   struct rte_rcu_qsbr *qsbr, struct mg_error *err)
+{
+	struct mg_datapath *dp;
+	unsigned i, lcore, nmbufs;
+	int rc = -EINVAL;
+
+	if (cfg->n_ports == 0 || cfg->n_ports > MG_DP_MAX_PORTS) {
+		mg_error_set(err, NULL, 0, 0, "datapath: %zu ports (1 to %u supported)", cfg->n_ports,
+			     MG_DP_MAX_PORTS);
+		errno = EINVAL;
+		return NULL;
+	}
+	dp = calloc(1, sizeof(*dp));
+	if (dp == NULL) {
+		mg_error_set(err, NULL, 0, 0, "datapath: out of memory");
+		errno = ENOMEM;
+		return NULL;
+	}
+	dp->ipc = ipc;
+	dp->policy = policy;
+	dp->qsbr = qsbr;
+	dp->burst = RTE_MIN(cfg->burst, (unsigned)MG_DP_MAX_BURST);
+	dp->non_ip_drop = cfg->non_ip == MG_NON_IP_DROP;
+	dp->split_world = cfg->split_world;
+	dp->nb_workers = rte_lcore_count() - 1;
+	dp->main_forwards = dp->nb_workers == 0;
+	if (dp->main_forwards)
+		dp->nb_workers = 1;
+
+	dp->workers = rte_zmalloc("mg_workers", dp->nb_workers * sizeof(*dp->workers),
+				  RTE_CACHE_LINE_SIZE);
+	if (dp->workers == NULL) {
+		mg_error_set(err, NULL, 0, 0, "datapath: out of memory for %u workers",
+			     dp->nb_workers);
+		rc = -ENOMEM;
+		goto err;
+	}
+	i = 0;
+	if (dp->main_forwards) {
+		dp->workers[0].lcore = rte_get_main_lcore();
+	} else {
+		RTE_LCORE_FOREACH_WORKER(lcore) {
+			dp->workers[i].lcore = lcore;
+			i++;
+		}
+	}
+	for (i = 0; i < dp->nb_workers; i++) {
+		dp->workers[i].dp = dp;
+		dp->workers[i].index = i;
+	}
+
+	nmbufs = cfg->mbufs;
+	if (nmbufs < cfg->n_ports * dp->nb_workers * (cfg->rx_desc + cfg->tx_desc) +
+			     dp->nb_workers * (MBUF_CACHE + dp->burst))
+		MG_WARN("datapath: %u mbufs may be too few for %zu ports x %u queues x %u+%u "
+			"descriptors; raise datapath.mbufs",
+			nmbufs, cfg->n_ports, dp->nb_workers, cfg->rx_desc, cfg->tx_desc);
+	dp->pool = rte_pktmbuf_pool_create("mg_mbufs", nmbufs, MBUF_CACHE, 0,
+					   RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_socket_id());
+	if (dp->pool == NULL) {
+		mg_error_set(err, NULL, 0, 0, "datapath: cannot create a pool of %u mbufs: %s (eal -m too small?)",
+			     nmbufs, rte_strerror(rte_errno));
+		rc = -ENOMEM;
+		goto err;
+	}
+
+	dp->nb_ports = (unsigned)cfg->n_ports;
+	for (i = 0; i < dp->nb_ports; i++) {
+		snprintf(dp->ports[i].name, sizeof(dp->ports[i].name), "%s", cfg->ports[i].name);
+		dp->ports[i].peer = cfg->ports[i].peer_index;
+	}
+	for (i = 0; i < dp->nb_ports; i++) {
+		rc = port_setup(dp, &dp->ports[i], cfg, cfg->ports[i].device, err);
+		if (rc != 0)
+			goto err;
+	}
+	return dp;
+err:
+	dp->policy = NULL; /* the caller keeps ownership on failure */
+	mg_datapath_stop(dp);
+	mg_datapath_free(dp);
+	errno = -rc;
+	return NULL;
+}
+
+/* Send @p n mbufs on (port, queue); free and count what the queue refuses. */
+static inline void
+tx_flush(struct dp_worker *w, const struct dp_port *out, unsigned out_idx, unsigned in_idx,
+	 struct rte_mbuf **m, unsigned n)
+{
+	unsigned sent = 0, tries = 0, i;
+
+	while (sent < n && tries++ < TX_RETRIES)
+		sent += rte_eth_tx_burst(out->port_id, (uint16_t)w->index, m + sent,
+					 (uint16_t)(n - sent));
+	for (i = 0; i < sent; i++)
+		w->cnt.tx_bytes[out_idx] += rte_pktmbuf_pkt_len(m[i]);
+	w->cnt.tx_pkts[out_idx] += sent;
+	if (MG_UNLIKELY(sent < n)) {
+		w->cnt.drops[MG_DROP_TX_FULL] += n - sent;
+		w->cnt.port_drops[in_idx] += n - sent;
+		rte_pktmbuf_free_bulk(m + sent, n - sent);
+	}
+}
+
+/* One pass over every port this worker polls. Returns frames received. */
+static inline unsigned
+worker_poll(struct dp_worker *w)
+{
+	struct mg_datapath *dp = w->dp;
+	struct rte_mbuf *rx[MG_DP_MAX_BURST], *fwd[MG_DP_MAX_BURST], *drop[MG_DP_MAX_BURST];
+	const uint8_t *data[MG_DP_MAX_BURST];
+	uint32_t len[MG_DP_MAX_BURST];
+	uint8_t reasons[MG_DP_MAX_BURST];
+	struct mg_dp_env env;
+	unsigned p, i, n, nf, nd, total = 0;
+
+	env.ipc = mg_ipcache_reader(dp->ipc);
+	env.policy = __atomic_load_n(&dp->policy, __ATOMIC_ACQUIRE);
+	env.non_ip_drop = dp->non_ip_drop;
+	env.split_world = dp->split_world;
+
+	for (p = 0; p < dp->nb_ports; p++) {
+		const struct dp_port *in = &dp->ports[p];
+
+		if (w->index >= in->nb_queues)
+			continue;
+		n = rte_eth_rx_burst(in->port_id, (uint16_t)w->index, rx, (uint16_t)dp->burst);
+		if (n == 0)
+			continue;
+		total += n;
+		for (i = 0; i < n; i++) {
+			rte_prefetch0(rte_pktmbuf_mtod(rx[i], void *));
+			data[i] = rte_pktmbuf_mtod(rx[i], const uint8_t *);
+			/* Only the first segment is parsed: frames up to the
+			 * mbuf data room are contiguous. */
+			len[i] = rte_pktmbuf_data_len(rx[i]);
+		}
+		mg_dp_classify(&env, p, data, len, n, reasons, &w->cnt);
+		/* Bytes of multi-segment frames count in full. */
+		for (i = 0, nf = 0, nd = 0; i < n; i++) {
+			if (MG_UNLIKELY(rx[i]->nb_segs > 1))
+				w->cnt.rx_bytes[p] += rte_pktmbuf_pkt_len(rx[i]) - len[i];
+			if (reasons[i] == MG_DROP_NONE)
+				fwd[nf++] = rx[i];
+			else
+				drop[nd++] = rx[i];
+		}
+		if (nd != 0)
+			rte_pktmbuf_free_bulk(drop, nd);
+		if (nf != 0)
+			tx_flush(w, &dp->ports[in->peer], in->peer, p, fwd, nf);
+	}
+	return total;
+}
+
+static int
+worker_main(void *arg)
+{
+	struct dp_worker *w = arg;
+	struct mg_datapath *dp = w->dp;
+
+	if (dp->qsbr != NULL) {
+		rte_rcu_qsbr_thread_register(dp->qsbr, w->lcore);
+		rte_rcu_qsbr_thread_online(dp->qsbr, w->lcore);
+	}
+	while (!__atomic_load_n(&dp->stop, __ATOMIC_RELAXED)) {
+		w->cnt.loops++;
+		if (worker_poll(w) != 0)
+			w->cnt.busy_loops++;
+		if (dp->qsbr != NULL)
+			rte_rcu_qsbr_quiescent(dp->qsbr, w->lcore);
+	}
+	if (dp->qsbr != NULL) {
+		rte_rcu_qsbr_thread_offline(dp->qsbr, w->lcore);
+		rte_rcu_qsbr_thread_unregister(dp->qsbr, w->lcore);
+	}
+	return 0;
+}
+
+int
+mg_datapath_start(struct mg_datapath *dp)
+{
+	unsigned i;
+	int rc;
+
+	if (dp->main_forwards)
+		return 0;
+	for (i = 0; i < dp->nb_workers; i++) {
+		rc = rte_eal_remote_launch(worker_main, &dp->workers[i], dp->workers[i].lcore);
+		if (rc != 0) {
+			__atomic_store_n(&dp->stop, 1, __ATOMIC_RELAXED);
+			rte_eal_mp_wait_lcore();
+			return rc;
+		}
+	}
+	dp->launched = true;
+	return 0;
+}
+
+void
+mg_datapath_run(struct mg_datapath *dp, volatile int *stop,
+		int (*tick)(struct mg_datapath *, void *), void *arg)
+{
+	uint64_t hz = rte_get_tsc_hz(), next = rte_get_tsc_cycles() + hz / 100;
+	struct dp_worker *w = &dp->workers[0];
+	int rc;
+
+	if (dp->main_forwards && dp->qsbr != NULL) {
+		rte_rcu_qsbr_thread_register(dp->qsbr, w->lcore);
+		rte_rcu_qsbr_thread_online(dp->qsbr, w->lcore);
+	}
+	while (!*stop) {
+		if (dp->main_forwards) {
+			w->cnt.loops++;
+			if (worker_poll(w) != 0)
+				w->cnt.busy_loops++;
+			if (dp->qsbr != NULL)
+				rte_rcu_qsbr_quiescent(dp->qsbr, w->lcore);
+			if (rte_get_tsc_cycles() < next)
+				continue;
+			next = rte_get_tsc_cycles() + hz / 100;
+		} else {
+			usleep(10000);
+		}
+		if (tick == NULL)
+			continue;
+		/* The control work in tick may wait for a grace period: the
+		 * forwarding main lcore must not count as a reader meanwhile. */
+		if (dp->main_forwards && dp->qsbr != NULL)
+			rte_rcu_qsbr_thread_offline(dp->qsbr, w->lcore);
+		rc = tick(dp, arg);
+		if (dp->main_forwards && dp->qsbr != NULL)
+			rte_rcu_qsbr_thread_online(dp->qsbr, w->lcore);
+		if (rc != 0)
+			break;
+	}
+	if (dp->main_forwards && dp->qsbr != NULL) {
+		rte_rcu_qsbr_thread_offline(dp->qsbr, w->lcore);
+		rte_rcu_qsbr_thread_unregister(dp->qsbr, w->lcore);
+	}
+}
+
+void
+mg_datapath_stop(struct mg_datapath *dp)
+{
+	unsigned i;
+	int rc;
+
+	if (dp == NULL)
+		return;
+	__atomic_store_n(&dp->stop, 1, __ATOMIC_RELEASE);
+	if (dp->launched) {
+		rte_eal_mp_wait_lcore();
+		dp->launched = false;
+	}
+	for (i = 0; i < dp->nb_ports; i++) {
+		if (!dp->ports[i].started)
+			continue;
+		rc = rte_eth_dev_stop(dp->ports[i].port_id);
+		if (rc != 0)
+			MG_WARN("port %s: stop: %s", dp->ports[i].name, rte_strerror(-rc));
+		/* Closing flushes what pcap and af_packet ports still buffer. */
+		rte_eth_dev_close(dp->ports[i].port_id);
+		dp->ports[i].started = false;
+	}
+}
+
+void
+mg_datapath_set_policy(struct mg_datapath *dp, struct mg_policy *policy)
+{
+	struct mg_policy *old = __atomic_exchange_n(&dp->policy, policy, __ATOMIC_ACQ_REL);
+
+	if (dp->qsbr != NULL)
+		rte_rcu_qsbr_synchronize(dp->qsbr, RTE_QSBR_THRID_INVALID);
+	mg_policy_free(old);
+}
+
+void
+mg_datapath_counters(const struct mg_datapath *dp, struct mg_dp_counters *out)
+{
+	unsigned i;
+
+	memset(out, 0, sizeof(*out));
+	for (i = 0; i < dp->nb_workers; i++)
+		mg_dp_counters_add(out, &dp->workers[i].cnt);
+}
+
+unsigned
+mg_datapath_nb_ports(const struct mg_datapath *dp)
+{
+	return dp->nb_ports;
+}
+
+const char *
+mg_datapath_port_name(const struct mg_datapath *dp, unsigned i)
+{
+	return i < dp->nb_ports ? dp->ports[i].name : NULL;
+}
+
+unsigned
+mg_datapath_nb_workers(const struct mg_datapath *dp)
+{
+	return dp->nb_workers;
+}
+
+void
+mg_datapath_free(struct mg_datapath *dp)
+{
+	if (dp == NULL)
+		return;
+	mg_policy_free(dp->policy);
+	rte_mempool_free(dp->pool);
+	rte_free(dp->workers);
+	free(dp);
+}

@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The data path: port setup, the worker loop and the per-burst pipeline
+ * (parse -> ipcache -> policy -> counters -> tx / drop).
+ *
+ * Two layers, as every module here:
+ *  - mg_dp_classify(): the pipeline over plain byte buffers. No EAL, no
+ *    mbuf; unit-tested on its own and used by the benchmark to count
+ *    cycles per packet.
+ *  - struct mg_datapath: DPDK ports, queues, mempool and worker lcores
+ *    around it (mg_datapath.c).
+ *
+ * Threading: the control thread owns struct mg_datapath. Workers read the
+ * ipcache (left-right, see mg_ipcache.h) and the compiled policy through
+ * an atomic pointer, and report an RCU quiescent state once per loop
+ * iteration; a new policy is published with mg_datapath_set_policy(),
+ * which frees the old one after a grace period. Counters are per worker,
+ * plain uint64_t, summed by readers (a reader may see a count a few
+ * packets old, never a torn one on 64-bit targets).
+ */
+#ifndef MG_DATAPATH_H
+#define MG_DATAPATH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mg_common.h"
+#include "mg_drop.h"
+#include "mg_ipcache.h"
+#include "mg_pkt.h"
+#include "mg_policy.h"
+
+#define MG_DP_MAX_PORTS 16
+#define MG_DP_MAX_BURST 256
+
+/** Per-worker counters. One cache-aligned block per worker. */
+struct mg_dp_counters {
+	uint64_t rx_pkts[MG_DP_MAX_PORTS];
+	uint64_t rx_bytes[MG_DP_MAX_PORTS];
+	uint64_t tx_pkts[MG_DP_MAX_PORTS];
+	uint64_t tx_bytes[MG_DP_MAX_PORTS];
+	uint64_t port_drops[MG_DP_MAX_PORTS]; /**< dropped after arriving on this port */
+	uint64_t allowed;		      /**< IP packets the policy allowed */
+	uint64_t denied_egress;
+	uint64_t denied_ingress;
+	uint64_t arp;	   /**< ARP frames passed */
+	uint64_t nd;	   /**< IPv6 neighbour discovery passed */
+	uint64_t non_ip;   /**< other non-IP frames passed (non_ip: forward) */
+	uint64_t drops[MG_DROP__MAX];
+	uint64_t busy_loops; /**< loop iterations that received something */
+	uint64_t loops;
+} MG_CACHE_ALIGNED;
+
+/** Add @p src into @p dst, field by field. */
+void mg_dp_counters_add(struct mg_dp_counters *dst, const struct mg_dp_counters *src);
+
+/** What the pipeline needs for one burst. */
+struct mg_dp_env {
+	const struct mg_ipcache_view *ipc; /**< NULL: every address is world */
+	const struct mg_policy *policy;	   /**< NULL: everything allowed */
+	bool non_ip_drop;		   /**< datapath.non_ip: drop */
+	bool split_world;		   /**< identity of a miss when ipc is NULL */
+};
+
+/**
+ * Classify up to MG_DP_MAX_BURST frames that arrived on port @p in_port.
+ * @param reasons  out: MG_DROP_NONE to forward frame i, else why it is dropped
+ * Counts rx, verdicts, passes and drops in @p c (tx is counted by the caller).
+ * Allocation-free; the work is staged (parse all, look up all, decide all)
+ * so lookups are batched.
+ */
+void mg_dp_classify(const struct mg_dp_env *env, unsigned in_port, const uint8_t *const *data,
+		    const uint32_t *len, unsigned n, uint8_t *reasons, struct mg_dp_counters *c);
+
+/* ---- the DPDK layer ---- */
+
+struct mg_config;
+struct mg_datapath;
+
+/**
+ * Open and start every port of @p cfg (after rte_eal_init), create the
+ * mempool and the per-worker state. Workers are the EAL's worker lcores;
+ * with none, the main lcore forwards (mg_datapath_run).
+ * @param ipc     the ipcache (created with @p qsbr); workers read it
+ * @param policy  compiled policy; ownership passes to the data path
+ * @return the data path, or NULL with errno set and @p err filled.
+ */
+struct mg_datapath *mg_datapath_create(const struct mg_config *cfg, struct mg_ipcache *ipc,
+				       struct mg_policy *policy, struct rte_rcu_qsbr *qsbr,
+				       struct mg_error *err);
+
+/** The RCU variable to pass to mg_ipcache_create: sized for every lcore. NULL + errno. */
+struct rte_rcu_qsbr *mg_datapath_qsbr_create(void);
+
+/** Start the workers (no-op when the main lcore forwards). 0 or negative errno. */
+int mg_datapath_start(struct mg_datapath *dp);
+
+/**
+ * Main-lcore loop: forwards when there are no workers, else sleeps and
+ * runs @p tick every ~10 ms. Returns once @p stop becomes non-zero or
+ * @p tick returns non-zero.
+ */
+void mg_datapath_run(struct mg_datapath *dp, volatile int *stop,
+		     int (*tick)(struct mg_datapath *, void *), void *arg);
+
+/** Stop workers, wait for them, stop and close the ports. */
+void mg_datapath_stop(struct mg_datapath *dp);
+
+/** Publish @p policy to the workers; the old one is freed after a grace period. */
+void mg_datapath_set_policy(struct mg_datapath *dp, struct mg_policy *policy);
+
+/** Sum of every worker's counters into @p out. */
+void mg_datapath_counters(const struct mg_datapath *dp, struct mg_dp_counters *out);
+
+/** Number of ports, and the name of port @p i (config order; counters use the same index). */
+unsigned mg_datapath_nb_ports(const struct mg_datapath *dp);
+const char *mg_datapath_port_name(const struct mg_datapath *dp, unsigned i);
+
+/** Number of lcores forwarding. */
+unsigned mg_datapath_nb_workers(const struct mg_datapath *dp);
+
+/** Free everything (after mg_datapath_stop), the policy included. */
+void mg_datapath_free(struct mg_datapath *dp);
+
+#endif /* MG_DATAPATH_H */
