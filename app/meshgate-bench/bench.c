@@ -39,7 +39,7 @@
 #include "mg_pkt.h"
 #include "mg_policy.h"
 
-#define N_APPS 50   /* identities: app0..app49 in ns0..ns4 */
+#define N_APPS 50 /* identities: app0..app49 in ns0..ns4 */
 #define FRAME_LEN 64
 #define N_FRAMES 4096
 
@@ -80,9 +80,8 @@ addr_of(uint32_t i)
 static int
 workload_build(struct workload *w, uint32_t entries, struct mg_error *err)
 {
-	struct mg_policy_params pp = {.enforcement = MG_ENFORCE_DEFAULT,
-				      .default_local_cluster = true,
-				      .revision = 1};
+	struct mg_policy_params pp = {
+	        .enforcement = MG_ENFORCE_DEFAULT, .default_local_cluster = true, .revision = 1};
 	struct mg_ipcache_params ip = {.entries_hint = entries, .split_world = true};
 	char *yaml = NULL;
 	size_t cap = 1 << 20, off = 0;
@@ -115,16 +114,17 @@ workload_build(struct workload *w, uint32_t entries, struct mg_error *err)
 	}
 	/* Every app k (a server) admits apps k+1..k+5 of its namespace on TCP 80 and 443. */
 	for (a = 0; a < N_APPS; a++)
-		off += (size_t)snprintf(
-			yaml + off, cap - off,
-			"---\napiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\n"
-			"metadata: {name: p%u, namespace: ns%u}\n"
-			"spec:\n  endpointSelector: {matchLabels: {app: app%u}}\n"
-			"  ingress:\n  - fromEndpoints:\n"
-			"    - matchExpressions: [{key: app, operator: In, values: [app%u, app%u, app%u, app%u, app%u]}]\n"
-			"    toPorts: [{ports: [{port: \"80\", protocol: TCP}, {port: \"443\", protocol: TCP}]}]\n",
-			a, a % 5, a, (a + 5) % N_APPS, (a + 10) % N_APPS, (a + 15) % N_APPS,
-			(a + 20) % N_APPS, (a + 25) % N_APPS);
+		off += (size_t)snprintf(yaml + off, cap - off,
+		                        "---\napiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\n"
+		                        "metadata: {name: p%u, namespace: ns%u}\n"
+		                        "spec:\n  endpointSelector: {matchLabels: {app: app%u}}\n"
+		                        "  ingress:\n  - fromEndpoints:\n"
+		                        "    - matchExpressions: [{key: app, operator: In, values: "
+		                        "[app%u, app%u, app%u, app%u, app%u]}]\n"
+		                        "    toPorts: [{ports: [{port: \"80\", protocol: TCP}, "
+		                        "{port: \"443\", protocol: TCP}]}]\n",
+		                        a, a % 5, a, (a + 5) % N_APPS, (a + 10) % N_APPS,
+		                        (a + 15) % N_APPS, (a + 20) % N_APPS, (a + 25) % N_APPS);
 	rc = mg_policy_set_load_buf(w->set, "cluster-a", "bench.yaml", yaml, off, err);
 	if (rc < 0)
 		goto out;
@@ -281,7 +281,8 @@ bench_pipeline(uint32_t entries, unsigned burst, unsigned rounds)
 	printf("pipeline  entries=%-8u burst=%-3u  %6.1f cycles/packet  (allowed %.1f%%, "
 	       "ipcache %zu KiB, policy %zu KiB)\n",
 	       entries, burst, (double)best / (double)pkts,
-	       100.0 * (double)c->allowed / (double)(c->allowed + c->denied_egress + c->denied_ingress),
+	       100.0 * (double)c->allowed /
+	               (double)(c->allowed + c->denied_egress + c->denied_ingress),
 	       mg_ipcache_memory(w.ipc) / 1024, mg_policy_memory(w.pol) / 1024);
 	free(c);
 	workload_free(&w);
@@ -324,11 +325,13 @@ run_testpmd(const char *testpmd, const char *lcores, const char *pcap, unsigned 
 	FILE *p;
 
 	snprintf(cmd, sizeof(cmd),
-		 "timeout -s INT %u %s -l %s --no-huge -m 1024 --no-pci --file-prefix mgbench-tp "
-		 "--log-level=lib.eal:error "
-		 "--vdev=net_pcap0,rx_pcap=%s,infinite_rx=1 --vdev=net_pcap1,rx_pcap=%s,infinite_rx=1 "
-		 "-- --forward-mode=io --stats-period 1 --total-num-mbufs=16384 --nb-cores=1 2>&1 </dev/null",
-		 secs + 1, testpmd, lcores, pcap, pcap);
+	         "timeout -s INT %u %s -l %s --no-huge -m 1024 --no-pci --file-prefix mgbench-tp "
+	         "--log-level=lib.eal:error "
+	         "--vdev=net_pcap0,rx_pcap=%s,infinite_rx=1 "
+	         "--vdev=net_pcap1,rx_pcap=%s,infinite_rx=1 "
+	         "-- --forward-mode=io --stats-period 1 --total-num-mbufs=16384 --nb-cores=1 2>&1 "
+	         "</dev/null",
+	         secs + 1, testpmd, lcores, pcap, pcap);
 	p = popen(cmd, "r");
 	if (p == NULL)
 		return -1;
@@ -495,12 +498,11 @@ bench_forward(const char *testpmd, const char *lcores, unsigned secs, uint32_t e
 	f = fopen(cfgpath, "w");
 	if (f == NULL)
 		return 1;
-	fprintf(f,
-		"version: 1\neal: []\n"
-		"datapath:\n  mode: wire\n  mbufs: 16383\n  ports:\n"
-		"    - {name: a, device: net_pcap0, peer: b}\n"
-		"    - {name: b, device: net_pcap1, peer: a}\n"
-		"cluster: {name: cluster-a, id: 1}\n");
+	fprintf(f, "version: 1\neal: []\n"
+	           "datapath:\n  mode: wire\n  mbufs: 16383\n  ports:\n"
+	           "    - {name: a, device: net_pcap0, peer: b}\n"
+	           "    - {name: b, device: net_pcap1, peer: a}\n"
+	           "cluster: {name: cluster-a, id: 1}\n");
 	fclose(f);
 	{
 		char vdev0[512], vdev1[512];
@@ -542,18 +544,23 @@ static void
 usage(FILE *out)
 {
 	fprintf(out,
-		"usage: meshgate-bench pipeline [--entries N[,N...]] [--burst N] [--rounds N]\n"
-		"       meshgate-bench forward [--seconds S] [--lcores L] [--entries N] [--testpmd PATH]\n");
+	        "usage: meshgate-bench pipeline [--entries N[,N...]] [--burst N] [--rounds N]\n"
+	        "       meshgate-bench forward [--seconds S] [--lcores L] [--entries N] [--testpmd "
+	        "PATH]\n");
 }
 
 int
 main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"entries", required_argument, NULL, 'e'}, {"burst", required_argument, NULL, 'b'},
-		{"rounds", required_argument, NULL, 'r'},  {"seconds", required_argument, NULL, 's'},
-		{"lcores", required_argument, NULL, 'l'},  {"testpmd", required_argument, NULL, 't'},
-		{"help", no_argument, NULL, 'h'},	   {NULL, 0, NULL, 0},
+	        {"entries", required_argument, NULL, 'e'},
+	        {"burst", required_argument, NULL, 'b'},
+	        {"rounds", required_argument, NULL, 'r'},
+	        {"seconds", required_argument, NULL, 's'},
+	        {"lcores", required_argument, NULL, 'l'},
+	        {"testpmd", required_argument, NULL, 't'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
 	};
 	const char *entries = NULL, *lcores = "0-1", *testpmd = "dpdk-testpmd", *cmd;
 	unsigned burst = 32, rounds = 20, secs = 5;
@@ -608,7 +615,7 @@ main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "forward") == 0)
 		return bench_forward(testpmd, lcores, secs,
-				     entries ? (uint32_t)strtoul(entries, NULL, 0) : 1000);
+		                     entries ? (uint32_t)strtoul(entries, NULL, 0) : 1000);
 	usage(stderr);
 	return 2;
 }

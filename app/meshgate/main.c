@@ -43,16 +43,17 @@ static void
 usage(FILE *out)
 {
 	fprintf(out,
-		"usage: meshgate -c FILE [--check-config] [--stats-file PATH] [--idle-exit MS] [-v]\n"
-		"\n"
-		"  -c, --config FILE     gateway config (see conf/meshgate.yaml)\n"
-		"      --check-config    load and compile everything, print 'config OK', exit\n"
-		"      --stats-file PATH write the final counters as JSON to PATH on exit\n"
-		"      --idle-exit MS    stop once no frame arrived for MS milliseconds\n"
-		"                        (for tests and replays of pcap files)\n"
-		"  -v, --verbose         debug logging\n"
-		"  -V, --version         print the version\n"
-		"  -h, --help            this text\n");
+	        "usage: meshgate -c FILE [--check-config] [--stats-file PATH] [--idle-exit MS] "
+	        "[-v]\n"
+	        "\n"
+	        "  -c, --config FILE     gateway config (see conf/meshgate.yaml)\n"
+	        "      --check-config    load and compile everything, print 'config OK', exit\n"
+	        "      --stats-file PATH write the final counters as JSON to PATH on exit\n"
+	        "      --idle-exit MS    stop once no frame arrived for MS milliseconds\n"
+	        "                        (for tests and replays of pcap files)\n"
+	        "  -v, --verbose         debug logging\n"
+	        "  -V, --version         print the version\n"
+	        "  -h, --help            this text\n");
 }
 
 /* Everything the daemon loads from files; shared by --check-config and the run. */
@@ -80,14 +81,14 @@ static int
 state_load(struct state *st, struct rte_rcu_qsbr *qsbr)
 {
 	struct mg_ipcache_params ip = {
-		.entries_hint = 1024,
-		.split_world = st->cfg->split_world,
-		.qsbr = qsbr,
+	        .entries_hint = 1024,
+	        .split_world = st->cfg->split_world,
+	        .qsbr = qsbr,
 	};
 	struct mg_policy_params pp = {
-		.enforcement = st->cfg->enforcement,
-		.default_local_cluster = st->cfg->default_local_cluster,
-		.revision = 1,
+	        .enforcement = st->cfg->enforcement,
+	        .default_local_cluster = st->cfg->default_local_cluster,
+	        .revision = 1,
 	};
 	struct mg_error err = {{0}};
 	int rc;
@@ -123,13 +124,13 @@ static void
 print_summary(const struct state *st, FILE *out)
 {
 	fprintf(out,
-		"%zu policies (%zu rules), %zu identities, %zu ipcache entries "
-		"(%zu IPv4, %zu IPv6), %zu ports, enforcement %s, policy memory %zu bytes\n",
-		mg_policy_set_count(st->set), mg_policy_set_rules(st->set),
-		mg_identity_table_count(st->ids), mg_ipcache_count(st->ipc, 0),
-		mg_ipcache_count(st->ipc, MG_AF_INET), mg_ipcache_count(st->ipc, MG_AF_INET6),
-		st->cfg->n_ports, mg_enforcement_name(st->cfg->enforcement),
-		mg_policy_memory(st->policy));
+	        "%zu policies (%zu rules), %zu identities, %zu ipcache entries "
+	        "(%zu IPv4, %zu IPv6), %zu ports, enforcement %s, policy memory %zu bytes\n",
+	        mg_policy_set_count(st->set), mg_policy_set_rules(st->set),
+	        mg_identity_table_count(st->ids), mg_ipcache_count(st->ipc, 0),
+	        mg_ipcache_count(st->ipc, MG_AF_INET), mg_ipcache_count(st->ipc, MG_AF_INET6),
+	        st->cfg->n_ports, mg_enforcement_name(st->cfg->enforcement),
+	        mg_policy_memory(st->policy));
 }
 
 static void
@@ -139,25 +140,28 @@ print_counters(const struct mg_datapath *dp, const struct mg_dp_counters *c, FIL
 	uint64_t rx = 0, tx = 0, dropped = 0;
 
 	fprintf(out, "%-12s %12s %14s %12s %14s %12s\n", "port", "rx packets", "rx bytes",
-		"tx packets", "tx bytes", "dropped");
+	        "tx packets", "tx bytes", "dropped");
 	for (i = 0; i < n; i++) {
-		fprintf(out, "%-12s %12" PRIu64 " %14" PRIu64 " %12" PRIu64 " %14" PRIu64 " %12" PRIu64 "\n",
-			mg_datapath_port_name(dp, i), c->rx_pkts[i], c->rx_bytes[i], c->tx_pkts[i],
-			c->tx_bytes[i], c->port_drops[i]);
+		fprintf(out,
+		        "%-12s %12" PRIu64 " %14" PRIu64 " %12" PRIu64 " %14" PRIu64 " %12" PRIu64
+		        "\n",
+		        mg_datapath_port_name(dp, i), c->rx_pkts[i], c->rx_bytes[i], c->tx_pkts[i],
+		        c->tx_bytes[i], c->port_drops[i]);
 		rx += c->rx_pkts[i];
 		tx += c->tx_pkts[i];
 		dropped += c->port_drops[i];
 	}
 	fprintf(out,
-		"verdicts: allowed %" PRIu64 ", denied by egress %" PRIu64 ", denied by ingress %" PRIu64 "\n"
-		"passed without verdict: arp %" PRIu64 ", nd %" PRIu64 ", non-ip %" PRIu64 "\n"
-		"totals: rx %" PRIu64 ", tx %" PRIu64 ", dropped %" PRIu64 "\n",
-		c->allowed, c->denied_egress, c->denied_ingress, c->arp, c->nd, c->non_ip, rx, tx,
-		dropped);
+	        "verdicts: allowed %" PRIu64 ", denied by egress %" PRIu64
+	        ", denied by ingress %" PRIu64 "\n"
+	        "passed without verdict: arp %" PRIu64 ", nd %" PRIu64 ", non-ip %" PRIu64 "\n"
+	        "totals: rx %" PRIu64 ", tx %" PRIu64 ", dropped %" PRIu64 "\n",
+	        c->allowed, c->denied_egress, c->denied_ingress, c->arp, c->nd, c->non_ip, rx, tx,
+	        dropped);
 	for (i = 1; i < MG_DROP__MAX; i++)
 		if (c->drops[i] != 0)
-			fprintf(out, "drop %-28s %12" PRIu64 "  (%s)\n", mg_drop_label(i), c->drops[i],
-				mg_drop_desc(i));
+			fprintf(out, "drop %-28s %12" PRIu64 "  (%s)\n", mg_drop_label(i),
+			        c->drops[i], mg_drop_desc(i));
 }
 
 static int
@@ -175,26 +179,28 @@ write_stats(const char *path, const struct mg_datapath *dp, const struct mg_dp_c
 	fprintf(f, "{\n  \"ports\": {");
 	for (i = 0; i < n; i++) {
 		fprintf(f,
-			"%s\n    \"%s\": {\"rx_packets\": %" PRIu64 ", \"rx_bytes\": %" PRIu64
-			", \"tx_packets\": %" PRIu64 ", \"tx_bytes\": %" PRIu64 ", \"dropped\": %" PRIu64 "}",
-			i ? "," : "", mg_datapath_port_name(dp, i), c->rx_pkts[i], c->rx_bytes[i],
-			c->tx_pkts[i], c->tx_bytes[i], c->port_drops[i]);
+		        "%s\n    \"%s\": {\"rx_packets\": %" PRIu64 ", \"rx_bytes\": %" PRIu64
+		        ", \"tx_packets\": %" PRIu64 ", \"tx_bytes\": %" PRIu64
+		        ", \"dropped\": %" PRIu64 "}",
+		        i ? "," : "", mg_datapath_port_name(dp, i), c->rx_pkts[i], c->rx_bytes[i],
+		        c->tx_pkts[i], c->tx_bytes[i], c->port_drops[i]);
 		rx += c->rx_pkts[i];
 		tx += c->tx_pkts[i];
 		dropped += c->port_drops[i];
 	}
 	fprintf(f,
-		"\n  },\n  \"totals\": {\"rx\": %" PRIu64 ", \"tx\": %" PRIu64 ", \"allowed\": %" PRIu64
-		", \"denied\": %" PRIu64 ", \"dropped\": %" PRIu64 ", \"arp\": %" PRIu64 ", \"nd\": %" PRIu64
-		", \"non_ip\": %" PRIu64 "},\n",
-		rx, tx, c->allowed, c->denied_egress + c->denied_ingress, dropped, c->arp, c->nd,
-		c->non_ip);
+	        "\n  },\n  \"totals\": {\"rx\": %" PRIu64 ", \"tx\": %" PRIu64
+	        ", \"allowed\": %" PRIu64 ", \"denied\": %" PRIu64 ", \"dropped\": %" PRIu64
+	        ", \"arp\": %" PRIu64 ", \"nd\": %" PRIu64 ", \"non_ip\": %" PRIu64 "},\n",
+	        rx, tx, c->allowed, c->denied_egress + c->denied_ingress, dropped, c->arp, c->nd,
+	        c->non_ip);
 	fprintf(f,
-		"  \"verdicts\": {\"allowed\": %" PRIu64 ", \"denied_egress\": %" PRIu64
-		", \"denied_ingress\": %" PRIu64 "},\n  \"drops\": {",
-		c->allowed, c->denied_egress, c->denied_ingress);
+	        "  \"verdicts\": {\"allowed\": %" PRIu64 ", \"denied_egress\": %" PRIu64
+	        ", \"denied_ingress\": %" PRIu64 "},\n  \"drops\": {",
+	        c->allowed, c->denied_egress, c->denied_ingress);
 	for (i = 1; i < MG_DROP__MAX; i++)
-		fprintf(f, "%s\n    \"%s\": %" PRIu64, i > 1 ? "," : "", mg_drop_label(i), c->drops[i]);
+		fprintf(f, "%s\n    \"%s\": %" PRIu64, i > 1 ? "," : "", mg_drop_label(i),
+		        c->drops[i]);
 	fprintf(f, "\n  }\n}\n");
 	if (fclose(f) != 0 || rename(tmp, path) != 0)
 		return -errno;
@@ -238,14 +244,14 @@ int
 main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"check-config", no_argument, NULL, 'C'},
-		{"stats-file", required_argument, NULL, 'S'},
-		{"idle-exit", required_argument, NULL, 'I'},
-		{"verbose", no_argument, NULL, 'v'},
-		{"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	        {"config", required_argument, NULL, 'c'},
+	        {"check-config", no_argument, NULL, 'C'},
+	        {"stats-file", required_argument, NULL, 'S'},
+	        {"idle-exit", required_argument, NULL, 'I'},
+	        {"verbose", no_argument, NULL, 'v'},
+	        {"version", no_argument, NULL, 'V'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
 	};
 	const char *config = NULL, *stats_file = NULL;
 	struct tick_state ts = {0};
@@ -275,8 +281,9 @@ main(int argc, char **argv)
 			unsigned long ms = strtoul(optarg, &end, 10);
 
 			if (*optarg == '\0' || *end != '\0' || ms == 0 || ms > 86400000ul) {
-				fprintf(stderr, "meshgate: --idle-exit: expected milliseconds, got '%s'\n",
-					optarg);
+				fprintf(stderr,
+				        "meshgate: --idle-exit: expected milliseconds, got '%s'\n",
+				        optarg);
 				return EXIT_USAGE;
 			}
 			ts.idle_ns = ms * 1000000ull;
@@ -356,7 +363,7 @@ main(int argc, char **argv)
 		goto out;
 	}
 	MG_INFO("ready: %u ports, %u forwarding lcore(s)", mg_datapath_nb_ports(dp),
-		mg_datapath_nb_workers(dp));
+	        mg_datapath_nb_workers(dp));
 	ts.last_change = mg_time_ns();
 	mg_datapath_run(dp, &stop_requested, tick, &ts);
 	mg_datapath_stop(dp);

@@ -43,7 +43,6 @@
 	/* policy and forwarding */                                                              \
 	X(POLICY_EGRESS, "policy_denied_egress", "denied by the source's egress policy")         \
 	X(POLICY_INGRESS, "policy_denied_ingress", "denied by the destination's ingress policy") \
-	X(NO_PEER, "no_peer_port", "the receiving port has no peer to forward to")               \
 	X(TX_FULL, "tx_queue_full", "the peer port's transmit queue was full")
 
 enum mg_drop_reason {

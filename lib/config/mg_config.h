@@ -100,6 +100,16 @@ struct mg_config {
  */
 struct mg_config *mg_config_load(const char *path, struct mg_error *err);
 
+/**
+ * As mg_config_load(), from @p len bytes at @p buf. @p name stands for the
+ * file: it appears in messages and its folder (the working directory when
+ * it has none) resolves relative paths. For tests, fuzzing and configs
+ * received over the control socket.
+ */
+struct mg_config *mg_config_load_buf(const char *name, const void *buf, size_t len,
+                                     struct mg_error *err);
+
+/** Free @p c and everything it holds. NULL is fine. */
 void mg_config_free(struct mg_config *c);
 
 /** Index of the port called @p name, or -1. */
@@ -110,19 +120,30 @@ int mg_config_port_index(const struct mg_config *c, const char *name);
 /**
  * Load CiliumIdentity manifests from @p path (one document, several, or a
  * `kind: List`) into @p t. The identity's number is metadata.name; its
- * labels are security-labels. Other kinds in the file are errors.
+ * labels are security-labels. Other kinds in the file are errors. The
+ * file is validated whole first: a file with an error adds nothing.
  * @return number of identities loaded, or a negative errno with @p err set.
  */
 int mg_config_load_identities(const char *path, struct mg_identity_table *t, struct mg_error *err);
 
+/** As mg_config_load_identities(), from memory; @p name stands for the file in messages. */
+int mg_config_load_identities_buf(const char *name, const void *buf, size_t len,
+                                  struct mg_identity_table *t, struct mg_error *err);
+
 /**
  * Load CiliumEndpoint manifests from @p path into @p ipc as staged host
  * routes (/32 and /128 of every status.networking.addressing entry, with
- * status.identity.id). The caller commits.
+ * status.identity.id). The caller commits. Endpoints without an identity
+ * or an address yet are skipped with a warning; a file with an error
+ * stages nothing.
  * @return number of addresses staged, or a negative errno with @p err set.
  */
 int mg_config_load_endpoints(const char *path, struct mg_ipcache *ipc, unsigned cluster_id,
                              struct mg_error *err);
+
+/** As mg_config_load_endpoints(), from memory; @p name stands for the file in messages. */
+int mg_config_load_endpoints_buf(const char *name, const void *buf, size_t len,
+                                 struct mg_ipcache *ipc, unsigned cluster_id, struct mg_error *err);
 
 /**
  * Everything static the config names: identity files into @p t, endpoint

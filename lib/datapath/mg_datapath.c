@@ -31,9 +31,9 @@
 /* Toeplitz key for which hash(a, b) == hash(b, a): both directions of a
  * flow land on the same queue, so per-worker state needs no sharing. */
 static uint8_t sym_rss_key[40] = {
-	0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
-	0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
-	0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
+        0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
+        0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
+        0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
 };
 
 struct dp_port {
@@ -89,7 +89,7 @@ mg_datapath_qsbr_create(void)
 
 static int
 port_setup(struct mg_datapath *dp, struct dp_port *p, const struct mg_config *cfg,
-	   const char *device, struct mg_error *err)
+           const char *device, struct mg_error *err)
 {
 	struct rte_eth_conf conf = {0};
 	struct rte_eth_dev_info info;
@@ -98,21 +98,23 @@ port_setup(struct mg_datapath *dp, struct dp_port *p, const struct mg_config *cf
 
 	rc = rte_eth_dev_get_port_by_name(device, &p->port_id);
 	if (rc != 0) {
-		mg_error_set(err, NULL, 0, 0, "port %s: no DPDK device named '%s' (check eal --vdev / PCI allow list)",
-			     p->name, device);
+		mg_error_set(
+		        err, NULL, 0, 0,
+		        "port %s: no DPDK device named '%s' (check eal --vdev / PCI allow list)",
+		        p->name, device);
 		return -ENODEV;
 	}
 	rc = rte_eth_dev_info_get(p->port_id, &info);
 	if (rc != 0) {
 		mg_error_set(err, NULL, 0, 0, "port %s: cannot read device info: %s", p->name,
-			     rte_strerror(-rc));
+		             rte_strerror(-rc));
 		return rc;
 	}
 	nq = (uint16_t)RTE_MAX(dp->nb_workers, 1u);
 	if (nq > info.max_rx_queues || nq > info.max_tx_queues) {
 		mg_error_set(err, NULL, 0, 0,
-			     "port %s: %u workers need %u queues but %s offers %u rx / %u tx",
-			     p->name, nq, nq, device, info.max_rx_queues, info.max_tx_queues);
+		             "port %s: %u workers need %u queues but %s offers %u rx / %u tx",
+		             p->name, nq, nq, device, info.max_rx_queues, info.max_tx_queues);
 		return -EINVAL;
 	}
 	p->nb_queues = nq;
@@ -121,7 +123,8 @@ port_setup(struct mg_datapath *dp, struct dp_port *p, const struct mg_config *cf
 		conf.rx_adv_conf.rss_conf.rss_key = sym_rss_key;
 		conf.rx_adv_conf.rss_conf.rss_key_len = sizeof(sym_rss_key);
 		conf.rx_adv_conf.rss_conf.rss_hf =
-			(RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP) & info.flow_type_rss_offloads;
+		        (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP) &
+		        info.flow_type_rss_offloads;
 		if (conf.rx_adv_conf.rss_conf.rss_hf == 0)
 			conf.rxmode.mq_mode = RTE_ETH_MQ_RX_NONE;
 		if (info.hash_key_size != 0 && info.hash_key_size != sizeof(sym_rss_key))
@@ -134,7 +137,8 @@ port_setup(struct mg_datapath *dp, struct dp_port *p, const struct mg_config *cf
 	}
 	rc = rte_eth_dev_adjust_nb_rx_tx_desc(p->port_id, &rxd, &txd);
 	if (rc != 0) {
-		mg_error_set(err, NULL, 0, 0, "port %s: descriptors: %s", p->name, rte_strerror(-rc));
+		mg_error_set(err, NULL, 0, 0, "port %s: descriptors: %s", p->name,
+		             rte_strerror(-rc));
 		return rc;
 	}
 	socket = rte_eth_dev_socket_id(p->port_id);
@@ -146,7 +150,7 @@ port_setup(struct mg_datapath *dp, struct dp_port *p, const struct mg_config *cf
 			rc = rte_eth_tx_queue_setup(p->port_id, q, txd, (unsigned)socket, NULL);
 		if (rc != 0) {
 			mg_error_set(err, NULL, 0, 0, "port %s: queue %u setup: %s", p->name, q,
-				     rte_strerror(-rc));
+			             rte_strerror(-rc));
 			return rc;
 		}
 	}
@@ -165,15 +169,15 @@ port_setup(struct mg_datapath *dp, struct dp_port *p, const struct mg_config *cf
 
 struct mg_datapath *
 mg_datapath_create(const struct mg_config *cfg, struct mg_ipcache *ipc, struct mg_policy *policy,
-		   struct rte_rcu_qsbr *qsbr, struct mg_error *err)
+                   struct rte_rcu_qsbr *qsbr, struct mg_error *err)
 {
 	struct mg_datapath *dp;
 	unsigned i, lcore, nmbufs;
 	int rc = -EINVAL;
 
 	if (cfg->n_ports == 0 || cfg->n_ports > MG_DP_MAX_PORTS) {
-		mg_error_set(err, NULL, 0, 0, "datapath: %zu ports (1 to %u supported)", cfg->n_ports,
-			     MG_DP_MAX_PORTS);
+		mg_error_set(err, NULL, 0, 0, "datapath: %zu ports (1 to %u supported)",
+		             cfg->n_ports, MG_DP_MAX_PORTS);
 		errno = EINVAL;
 		return NULL;
 	}
@@ -195,10 +199,10 @@ mg_datapath_create(const struct mg_config *cfg, struct mg_ipcache *ipc, struct m
 		dp->nb_workers = 1;
 
 	dp->workers = rte_zmalloc("mg_workers", dp->nb_workers * sizeof(*dp->workers),
-				  RTE_CACHE_LINE_SIZE);
+	                          RTE_CACHE_LINE_SIZE);
 	if (dp->workers == NULL) {
 		mg_error_set(err, NULL, 0, 0, "datapath: out of memory for %u workers",
-			     dp->nb_workers);
+		             dp->nb_workers);
 		rc = -ENOMEM;
 		goto err;
 	}
@@ -206,7 +210,8 @@ mg_datapath_create(const struct mg_config *cfg, struct mg_ipcache *ipc, struct m
 	if (dp->main_forwards) {
 		dp->workers[0].lcore = rte_get_main_lcore();
 	} else {
-		RTE_LCORE_FOREACH_WORKER(lcore) {
+		RTE_LCORE_FOREACH_WORKER(lcore)
+		{
 			dp->workers[i].lcore = lcore;
 			i++;
 		}
@@ -218,15 +223,16 @@ mg_datapath_create(const struct mg_config *cfg, struct mg_ipcache *ipc, struct m
 
 	nmbufs = cfg->mbufs;
 	if (nmbufs < cfg->n_ports * dp->nb_workers * (cfg->rx_desc + cfg->tx_desc) +
-			     dp->nb_workers * (MBUF_CACHE + dp->burst))
+	                     dp->nb_workers * (MBUF_CACHE + dp->burst))
 		MG_WARN("datapath: %u mbufs may be too few for %zu ports x %u queues x %u+%u "
-			"descriptors; raise datapath.mbufs",
-			nmbufs, cfg->n_ports, dp->nb_workers, cfg->rx_desc, cfg->tx_desc);
+		        "descriptors; raise datapath.mbufs",
+		        nmbufs, cfg->n_ports, dp->nb_workers, cfg->rx_desc, cfg->tx_desc);
 	dp->pool = rte_pktmbuf_pool_create("mg_mbufs", nmbufs, MBUF_CACHE, 0,
-					   RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_socket_id());
+	                                   RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_socket_id());
 	if (dp->pool == NULL) {
-		mg_error_set(err, NULL, 0, 0, "datapath: cannot create a pool of %u mbufs: %s (eal -m too small?)",
-			     nmbufs, rte_strerror(rte_errno));
+		mg_error_set(err, NULL, 0, 0,
+		             "datapath: cannot create a pool of %u mbufs: %s (eal -m too small?)",
+		             nmbufs, rte_strerror(rte_errno));
 		rc = -ENOMEM;
 		goto err;
 	}
@@ -253,13 +259,13 @@ err:
 /* Send @p n mbufs on (port, queue); free and count what the queue refuses. */
 static inline void
 tx_flush(struct dp_worker *w, const struct dp_port *out, unsigned out_idx, unsigned in_idx,
-	 struct rte_mbuf **m, unsigned n)
+         struct rte_mbuf **m, unsigned n)
 {
 	unsigned sent = 0, tries = 0, i;
 
 	while (sent < n && tries++ < TX_RETRIES)
 		sent += rte_eth_tx_burst(out->port_id, (uint16_t)w->index, m + sent,
-					 (uint16_t)(n - sent));
+		                         (uint16_t)(n - sent));
 	for (i = 0; i < sent; i++)
 		w->cnt.tx_bytes[out_idx] += rte_pktmbuf_pkt_len(m[i]);
 	w->cnt.tx_pkts[out_idx] += sent;
@@ -367,7 +373,7 @@ mg_datapath_start(struct mg_datapath *dp)
 
 void
 mg_datapath_run(struct mg_datapath *dp, volatile int *stop,
-		int (*tick)(struct mg_datapath *, void *), void *arg)
+                int (*tick)(struct mg_datapath *, void *), void *arg)
 {
 	uint64_t hz = rte_get_tsc_hz(), next = rte_get_tsc_cycles() + hz / 100;
 	struct dp_worker *w = &dp->workers[0];

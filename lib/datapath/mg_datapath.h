@@ -40,12 +40,12 @@ struct mg_dp_counters {
 	uint64_t tx_pkts[MG_DP_MAX_PORTS];
 	uint64_t tx_bytes[MG_DP_MAX_PORTS];
 	uint64_t port_drops[MG_DP_MAX_PORTS]; /**< dropped after arriving on this port */
-	uint64_t allowed;		      /**< IP packets the policy allowed */
+	uint64_t allowed;                     /**< IP packets the policy allowed */
 	uint64_t denied_egress;
 	uint64_t denied_ingress;
-	uint64_t arp;	   /**< ARP frames passed */
-	uint64_t nd;	   /**< IPv6 neighbour discovery passed */
-	uint64_t non_ip;   /**< other non-IP frames passed (non_ip: forward) */
+	uint64_t arp;    /**< ARP frames passed */
+	uint64_t nd;     /**< IPv6 neighbour discovery passed */
+	uint64_t non_ip; /**< other non-IP frames passed (non_ip: forward) */
 	uint64_t drops[MG_DROP__MAX];
 	uint64_t busy_loops; /**< loop iterations that received something */
 	uint64_t loops;
@@ -57,9 +57,9 @@ void mg_dp_counters_add(struct mg_dp_counters *dst, const struct mg_dp_counters 
 /** What the pipeline needs for one burst. */
 struct mg_dp_env {
 	const struct mg_ipcache_view *ipc; /**< NULL: every address is world */
-	const struct mg_policy *policy;	   /**< NULL: everything allowed */
-	bool non_ip_drop;		   /**< datapath.non_ip: drop */
-	bool split_world;		   /**< identity of a miss when ipc is NULL */
+	const struct mg_policy *policy;    /**< NULL: everything allowed */
+	bool non_ip_drop;                  /**< datapath.non_ip: drop */
+	bool split_world;                  /**< identity of a miss when ipc is NULL */
 };
 
 /**
@@ -70,7 +70,7 @@ struct mg_dp_env {
  * so lookups are batched.
  */
 void mg_dp_classify(const struct mg_dp_env *env, unsigned in_port, const uint8_t *const *data,
-		    const uint32_t *len, unsigned n, uint8_t *reasons, struct mg_dp_counters *c);
+                    const uint32_t *len, unsigned n, uint8_t *reasons, struct mg_dp_counters *c);
 
 /* ---- the DPDK layer ---- */
 
@@ -86,8 +86,8 @@ struct mg_datapath;
  * @return the data path, or NULL with errno set and @p err filled.
  */
 struct mg_datapath *mg_datapath_create(const struct mg_config *cfg, struct mg_ipcache *ipc,
-				       struct mg_policy *policy, struct rte_rcu_qsbr *qsbr,
-				       struct mg_error *err);
+                                       struct mg_policy *policy, struct rte_rcu_qsbr *qsbr,
+                                       struct mg_error *err);
 
 /** The RCU variable to pass to mg_ipcache_create: sized for every lcore. NULL + errno. */
 struct rte_rcu_qsbr *mg_datapath_qsbr_create(void);
@@ -101,7 +101,7 @@ int mg_datapath_start(struct mg_datapath *dp);
  * @p tick returns non-zero.
  */
 void mg_datapath_run(struct mg_datapath *dp, volatile int *stop,
-		     int (*tick)(struct mg_datapath *, void *), void *arg);
+                     int (*tick)(struct mg_datapath *, void *), void *arg);
 
 /** Stop workers, wait for them, stop and close the ports. */
 void mg_datapath_stop(struct mg_datapath *dp);

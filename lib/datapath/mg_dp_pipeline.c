@@ -33,7 +33,7 @@ world_of(const struct mg_dp_env *env, uint8_t family)
 
 void
 mg_dp_classify(const struct mg_dp_env *env, unsigned in_port, const uint8_t *const *data,
-	       const uint32_t *len, unsigned n, uint8_t *reasons, struct mg_dp_counters *c)
+               const uint32_t *len, unsigned n, uint8_t *reasons, struct mg_dp_counters *c)
 {
 	struct mg_pkt_info info[MG_DP_MAX_BURST];
 	const uint8_t *addrs[2 * MG_DP_MAX_BURST];
@@ -100,8 +100,8 @@ mg_dp_classify(const struct mg_dp_env *env, unsigned in_port, const uint8_t *con
 		if (k->proto == MG_IPPROTO_ICMP || k->proto == MG_IPPROTO_ICMPV6)
 			port = k->icmp_type;
 		v = env->policy == NULL ? MG_VERDICT_ALLOW
-					: mg_policy_verdict(env->policy, ids[2 * i], ids[2 * i + 1],
-							    k->proto, port);
+		                        : mg_policy_verdict(env->policy, ids[2 * i], ids[2 * i + 1],
+		                                            k->proto, port);
 		switch (v) {
 		case MG_VERDICT_ALLOW:
 			c->allowed++;

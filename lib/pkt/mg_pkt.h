@@ -100,6 +100,15 @@ struct mg_pkt_info {
  * A first fragment too short to hold its layer-4 header is malformed
  * (the *_TRUNC reason of its protocol). A non-first fragment has
  * has_l4 = 0 and zero ports. Unknown IP protocols parse with has_l4 = 0.
+ *
+ * IPv6: ESP (50) and no-next-header (59) end the chain with key.proto set
+ * and has_l4 = 0. A jumbogram (payload length 0 with hop-by-hop options)
+ * is MG_DROP_IP6_LEN_FRAME: no Ethernet frame can carry one. Behind a
+ * non-first IPv6 fragment header, key.proto is that header's next header.
+ *
+ * At most the first 65535 bytes are looked at (offsets are 16 bits, and so
+ * is an mbuf segment's length): a longer frame parses like its first 64 KiB.
+ * The whole of @p info is zeroed first, so fields not set are 0.
  */
 enum mg_drop_reason mg_pkt_parse(const uint8_t *data, uint32_t len, struct mg_pkt_info *info);
 

@@ -14,15 +14,14 @@
 #define ID_CLIENT 65800
 #define ID_SERVER 65801
 
-static const char policy_yaml[] =
-	"apiVersion: cilium.io/v2\n"
-	"kind: CiliumNetworkPolicy\n"
-	"metadata: {name: server-in, namespace: demo}\n"
-	"spec:\n"
-	"  endpointSelector: {matchLabels: {app: server}}\n"
-	"  ingress:\n"
-	"  - fromEndpoints: [{matchLabels: {app: client}}]\n"
-	"    toPorts: [{ports: [{port: \"8080\", protocol: TCP}]}]\n";
+static const char policy_yaml[] = "apiVersion: cilium.io/v2\n"
+                                  "kind: CiliumNetworkPolicy\n"
+                                  "metadata: {name: server-in, namespace: demo}\n"
+                                  "spec:\n"
+                                  "  endpointSelector: {matchLabels: {app: server}}\n"
+                                  "  ingress:\n"
+                                  "  - fromEndpoints: [{matchLabels: {app: client}}]\n"
+                                  "    toPorts: [{ports: [{port: \"8080\", protocol: TCP}]}]\n";
 
 struct fixture {
 	struct mg_identity_table *ids;
@@ -73,8 +72,8 @@ fixture_init(struct fixture *f, enum mg_enforcement enf)
 	put_identity(f->ids, ID_CLIENT, "client");
 	put_identity(f->ids, ID_SERVER, "server");
 	CU_ASSERT_EQUAL_FATAL(mg_policy_set_load_buf(f->set, "cluster-a", "p.yaml", policy_yaml,
-						     sizeof(policy_yaml) - 1, &err),
-			      1);
+	                                             sizeof(policy_yaml) - 1, &err),
+	                      1);
 	f->pol = mg_policy_compile(f->set, f->ids, &pp, &err);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(f->pol);
 	put_ip(f->ipc, "10.99.0.1", ID_CLIENT);
@@ -158,7 +157,7 @@ ip6_tcp(uint8_t *b, const char *src, const char *dst, uint16_t dport)
 
 static void
 classify(struct fixture *f, uint8_t (*frames)[128], const uint32_t *len, unsigned n,
-	 uint8_t *reasons)
+         uint8_t *reasons)
 {
 	const uint8_t *data[8];
 	unsigned i;
@@ -206,12 +205,12 @@ test_non_ip_and_malformed(void)
 	struct fixture f;
 
 	fixture_init(&f, MG_ENFORCE_ALWAYS);
-	len[0] = eth(frames[0], 0x0806) + 28;			   /* ARP */
+	len[0] = eth(frames[0], 0x0806) + 28; /* ARP */
 	memset(frames[0] + 14, 0, 28);
-	len[1] = eth(frames[1], 0x88cc) + 30;			   /* LLDP: non-IP */
+	len[1] = eth(frames[1], 0x88cc) + 30; /* LLDP: non-IP */
 	memset(frames[1] + 14, 0, 30);
 	len[2] = ip4(frames[2], "10.99.0.1", "10.99.0.2", 6, 8080);
-	frames[2][14] = 0x44;					   /* IHL 4 */
+	frames[2][14] = 0x44;                                     /* IHL 4 */
 	len[3] = ip4(frames[3], "10.99.0.1", "10.99.0.2", 6, 22); /* always: no rule allows */
 	classify(&f, frames, len, 4, reasons);
 	CU_ASSERT_EQUAL(reasons[0], MG_DROP_NONE);
@@ -286,12 +285,9 @@ test_counters_add(void)
 }
 
 static CU_TestInfo tests[] = {
-	{"verdicts", test_verdicts},
-	{"non_ip_and_malformed", test_non_ip_and_malformed},
-	{"fragments", test_fragments},
-	{"never_and_no_policy", test_never_and_no_policy},
-	{"counters_add", test_counters_add},
-	CU_TEST_INFO_NULL,
+        {"verdicts", test_verdicts},         {"non_ip_and_malformed", test_non_ip_and_malformed},
+        {"fragments", test_fragments},       {"never_and_no_policy", test_never_and_no_policy},
+        {"counters_add", test_counters_add}, CU_TEST_INFO_NULL,
 };
 
 MG_TEST_MAIN("datapath", tests)

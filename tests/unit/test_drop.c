@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* The drop-reason table: labels are unique, snake_case, and every reason has a description. */
 #include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mg_drop.h"
@@ -27,8 +29,37 @@ test_labels_unique(void)
 	CU_ASSERT_STRING_EQUAL(mg_drop_label(MG_DROP_IP4_IHL), "ipv4_bad_ihl");
 }
 
+/* docs/metrics.md lists every reason. */
+static void
+test_documented(void)
+{
+	char path[4096], *doc;
+	size_t n;
+	FILE *f;
+	unsigned i;
+
+	snprintf(path, sizeof(path), "%s/docs/metrics.md", MG_SOURCE_ROOT);
+	f = fopen(path, "r");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	doc = calloc(1, 1 << 20);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
+	n = fread(doc, 1, (1 << 20) - 1, f);
+	fclose(f);
+	CU_ASSERT_TRUE(n > 0);
+	for (i = 1; i < MG_DROP__MAX; i++) {
+		char needle[128];
+
+		snprintf(needle, sizeof(needle), "| `%s` |", mg_drop_label(i));
+		if (strstr(doc, needle) == NULL)
+			fprintf(stderr, "docs/metrics.md does not list %s\n", mg_drop_label(i));
+		CU_ASSERT_PTR_NOT_NULL(strstr(doc, needle));
+	}
+	free(doc);
+}
+
 static CU_TestInfo tests[] = {
         {"labels_unique", test_labels_unique},
+        {"documented", test_documented},
         CU_TEST_INFO_NULL,
 };
 
