@@ -498,7 +498,8 @@ bench_forward(const char *testpmd, const char *lcores, unsigned secs, uint32_t e
 	f = fopen(cfgpath, "w");
 	if (f == NULL)
 		return 1;
-	fprintf(f, "version: 1\n# eal is not used: the bench initialises the EAL itself\neal: [\"--no-huge\"]\n"
+	fprintf(f, "version: 1\n# eal is not used: the bench initialises the EAL itself\neal: "
+	           "[\"--no-huge\"]\n"
 	           "datapath:\n  mode: wire\n  mbufs: 16383\n  ports:\n"
 	           "    - {name: a, device: net_pcap0, peer: b}\n"
 	           "    - {name: b, device: net_pcap1, peer: a}\n"

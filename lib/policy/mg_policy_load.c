@@ -1080,7 +1080,11 @@ mg_policy_set_load_path(struct mg_policy_set *s, const char *cluster, const char
 		char *full = NULL;
 
 		if (rc == 0 && wanted_name(names[i]->d_name)) {
-			if (asprintf(&full, "%s/%s", path, names[i]->d_name) < 0) {
+			size_t plen = strlen(path);
+			/* "policies/" + "a.yaml", not "policies//a.yaml", in messages */
+			const char *sep = plen > 0 && path[plen - 1] == '/' ? "" : "/";
+
+			if (asprintf(&full, "%s%s%s", path, sep, names[i]->d_name) < 0) {
 				mg_error_set(err, NULL, 0, 0, "out of memory");
 				rc = -ENOMEM;
 			} else if (stat(full, &st) == 0 && S_ISREG(st.st_mode)) {

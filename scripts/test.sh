@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# The one command that tests meshgate (README, CI's .ci/run). Run as root on
+# Debian 12:
+#
+#   ./scripts/test.sh
+#
+# It installs what is missing (scripts/setup.sh), builds two variants
+# (build/: warnings as errors, debugoptimized; build-san/: address and
+# undefined sanitizers), checks the formatting, then runs every unit test
+# program and fuzz-corpus replay that meson knows, the pcap integration tests
+# against both daemons, and the network-namespace end-to-end tests against
+# the normal one.
+#
+# Every test program prints "PASS: name", "FAIL: name: reason" or
+# "SKIP: name: reason" lines; this script counts them (names from the
+# sanitized build get a "san:" prefix). A program that exits non-zero, or is
+# killed, without printing a FAIL line counts as one more failure. The last
+# line of output is always "N passed, N failed, N skipped" and the exit
+# status is non-zero iff anything failed.
+#
+# Environment knobs (all optional):
+#   MG_BUILD_DIR, MG_BUILD_SAN_DIR  build folders (default build, build-san)
+#   MG_TEST_TIMEOUT                 seconds per program (default 300)
+#   MG_TEST_VERBOSE=1               print every line of every program
+#   MG_TEST_SKIP_SETUP=1            do not run scripts/setup.sh
+#   MG_TEST_ONLY="build unit"       run only these steps, out of
+#                                   setup build format unit integration e2e
+set -uo pipefail
+
+cd "$(dirname "$0")/.." || exit 2
+ROOT=$PWD
+BUILD=${MG_BUILD_DIR:-build}
+BUILD_SAN=${MG_BUILD_SAN_DIR:-build-san}
+TIMEOUT=${MG_TEST_TIMEOUT:-300}
+VERBOSE=${MG_TEST_VERBOSE:-0}
+ONLY=${MG_TEST_ONLY:-"setup build format unit integration e2e"}
+PY=/usr/bin/python3
+
+# Sanitizer settings for everything that runs from build-san. Leaks are
+# errors; the first report stops the program so the failure is loud.
+SAN_ENV=(
+	"ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:disable_coredump=1"
+	"UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1"
+	"LSAN_OPTIONS=suppressions=$ROOT/tests/lsan.supp:print_suppressions=0"
+)
+
+passed=0
+failed=0
+skipped=0
+LOGDIR=$(mktemp -d /tmp/meshgate-test.XXXXXX)
+START=$SECONDS
+
+want() { [[ " $ONLY " == *" $1 "* ]]; }
+
+# A one-line result the runner itself produces (a failed setup or build:
+# counted, so a broken build can never end in "0 failed").
+result() {
+	local kind=$1 name=$2 reason=${3:-}
+	case $kind in
+	PASS) passed=$((passed + 1)); echo "PASS: $name" ;;
+	FAIL) failed=$((failed + 1)); echo "FAIL: $name: $reason" ;;
+	SKIP) skipped=$((skipped + 1)); echo "SKIP: $name: $reason" ;;
+	esac
+}
+
+# run_prog LABEL PREFIX TIMEOUT CMD...
+# Runs one test program with a time limit, stdin closed, output to a log;
+# counts its result lines, shows failures, skips and a one-line summary.
+run_prog() {
+	local label=$1 prefix=$2 tmo=$3
+	shift 3
+	local log="$LOGDIR/${prefix//:/_}${label//\//_}.log"
+	local t0=$SECONDS rc p f s
+
+	timeout -k 10 "$tmo" "$@" </dev/null >"$log" 2>&1
+	rc=$?
+	p=$(grep -c '^PASS: ' "$log")
+	f=$(grep -c '^FAIL: ' "$log")
+	s=$(grep -c '^SKIP: ' "$log")
+
+	if [ "$VERBOSE" = 1 ]; then
+		sed -E "s/^(PASS|FAIL|SKIP): /\1: ${prefix}/" "$log"
+	else
+		sed -n -E "s/^(FAIL|SKIP): /\1: ${prefix}/p" "$log"
+	fi
+	if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+		echo "FAIL: ${prefix}${label}: killed after ${tmo} s (timeout)"
+		f=$((f + 1))
+	elif [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then
+		echo "FAIL: ${prefix}${label}: exit status $rc"
+		f=$((f + 1))
+	elif [ $rc -eq 0 ] && [ $((p + f + s)) -eq 0 ]; then
+		# A program with no result lines (say, a corpus replay) that
+		# exits 0 has run and passed as a whole.
+		echo "PASS: ${prefix}${label}"
+		p=1
+	fi
+	if [ "$f" -gt 0 ] && [ "$VERBOSE" != 1 ]; then
+		# Whatever else it printed (sanitizer reports, daemon errors).
+		local other
+		other=$(grep -v -E '^(PASS|FAIL|SKIP): ' "$log" | tail -n 60)
+		if [ -n "$other" ]; then
+			echo "---- ${prefix}${label}: output (last 60 other lines; full log $log)"
+			echo "$other"
+			echo "----"
+		fi
+	fi
+	passed=$((passed + p))
+	failed=$((failed + f))
+	skipped=$((skipped + s))
+	printf '== %-34s %4d passed, %d failed, %d skipped (%d s)\n' \
+		"${prefix}${label}" "$p" "$f" "$s" $((SECONDS - t0))
+}
+
+# build DIR [meson options...]: configure (again, so newly added test
+# sources are picked up) and compile one variant.
+build() {
+	local dir=$1
+	shift
+	local log="$LOGDIR/build-${dir//\//_}.log"
+	local ok=1
+	echo "-- building $dir"
+	if [ -f "$dir/build.ninja" ]; then
+		meson setup --reconfigure "$dir" "$@" >"$log" 2>&1 || ok=0
+	else
+		meson setup "$dir" "$@" >"$log" 2>&1 || ok=0
+	fi
+	if [ $ok = 1 ]; then
+		ninja -C "$dir" >>"$log" 2>&1 || ok=0
+	fi
+	if [ $ok = 1 ]; then
+		echo "-- built $dir"
+	else
+		tail -n 40 "$log"
+		result FAIL "build:$dir" "meson/ninja failed (log $log)"
+	fi
+}
+
+# unit_tests DIR PREFIX [ENV...]: every test meson knows in DIR (unit tests,
+# fuzz corpus replays), with its own arguments, environment and timeout.
+unit_tests() {
+	local dir=$1 prefix=$2
+	shift 2
+	local extra_env=("$@")
+	local list
+	if ! list=$(meson introspect --tests "$dir" 2>/dev/null | "$PY" -c '
+import json, shlex, sys
+for t in json.load(sys.stdin):
+    env = ["%s=%s" % kv for kv in sorted((t.get("env") or {}).items())]
+    print("\x1f".join([t["name"], str(t.get("timeout") or 0),
+                     t.get("workdir") or "",
+                     " ".join(shlex.quote(e) for e in env),
+                     " ".join(shlex.quote(c) for c in t["cmd"])]))
+'); then
+		result FAIL "${prefix}unit" "cannot list the tests of $dir (meson introspect)"
+		return
+	fi
+	if [ -z "$list" ]; then
+		result FAIL "${prefix}unit" "meson knows no tests in $dir"
+		return
+	fi
+	local name tmo wd envq cmdq
+	# Fields are split on the unit separator: tabs would merge empty ones.
+	while IFS=$'\x1f' read -r name tmo wd envq cmdq; do
+		local -a envs=() cmd=()
+		eval "envs=($envq)"
+		eval "cmd=($cmdq)"
+		[ "$tmo" -gt 0 ] 2>/dev/null || tmo=$TIMEOUT
+		[ "$tmo" -le "$TIMEOUT" ] || tmo=$TIMEOUT
+		# No subshell here: run_prog's counts must stay in this shell.
+		pushd "${wd:-.}" >/dev/null || continue
+		run_prog "$name" "$prefix" "$tmo" env "${extra_env[@]}" "${envs[@]}" "${cmd[@]}"
+		popd >/dev/null || exit 2
+	done <<<"$list"
+}
+
+echo "meshgate tests: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), logs in $LOGDIR"
+
+if want setup && [ "${MG_TEST_SKIP_SETUP:-0}" != 1 ]; then
+	if ! bash scripts/setup.sh; then
+		result FAIL setup "scripts/setup.sh failed"
+	fi
+fi
+
+if want build; then
+	build "$BUILD"
+	build "$BUILD_SAN" -Db_sanitize=address,undefined -Db_lundef=false
+fi
+
+if want format; then
+	run_prog format "" 120 bash scripts/check-format.sh
+fi
+
+if want unit; then
+	unit_tests "$BUILD" ""
+	unit_tests "$BUILD_SAN" "san:" "${SAN_ENV[@]}"
+fi
+
+if want integration; then
+	run_prog integration/pcap "" "$TIMEOUT" \
+		"$PY" tests/integration/pcap_test.py --meshgate "$BUILD/app/meshgate/meshgate"
+	run_prog integration/pcap "san:" "$TIMEOUT" env "${SAN_ENV[@]}" \
+		"$PY" tests/integration/pcap_test.py --meshgate "$BUILD_SAN/app/meshgate/meshgate" \
+		--tag san
+fi
+
+if want e2e; then
+	run_prog e2e/netns "" "$TIMEOUT" bash tests/e2e/netns_test.sh "$BUILD/app/meshgate/meshgate"
+fi
+
+if [ "$failed" -eq 0 ]; then
+	rm -rf "$LOGDIR"
+	echo "-- done in $((SECONDS - START)) s"
+else
+	echo "-- done in $((SECONDS - START)) s; logs of every program in $LOGDIR"
+fi
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
