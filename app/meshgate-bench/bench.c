@@ -176,9 +176,9 @@ csum16(const uint8_t *p, unsigned len)
 	return (uint16_t)~s;
 }
 
-/* A TCP SYN of 64 bytes from ipcache address @p s to @p d, port 80 or 443 (or 22: denied). */
+/* A 64-byte TCP segment from ipcache address @p s to @p d with @p flags. */
 static void
-frame_build(uint8_t *f, uint32_t s, uint32_t d, uint16_t dport)
+frame_build_tcp(uint8_t *f, uint32_t s, uint32_t d, uint16_t sport, uint16_t dport, uint8_t flags)
 {
 	static const uint8_t l2[14] = {0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00};
 	uint8_t *ip = f + 14, *tcp = f + 34;
@@ -197,12 +197,12 @@ frame_build(uint8_t *f, uint32_t s, uint32_t d, uint16_t dport)
 	c = csum16(ip, 20);
 	ip[10] = (uint8_t)(c >> 8);
 	ip[11] = (uint8_t)c;
-	tcp[0] = 0xc0;
-	tcp[1] = 0x01;
+	tcp[0] = (uint8_t)(sport >> 8);
+	tcp[1] = (uint8_t)sport;
 	tcp[2] = (uint8_t)(dport >> 8);
 	tcp[3] = (uint8_t)dport;
 	tcp[12] = 0x50;
-	tcp[13] = 0x02; /* SYN */
+	tcp[13] = flags;
 	tcp[14] = 0xff;
 	tcp[15] = 0xff;
 }
@@ -225,7 +225,8 @@ frames_build(struct workload *w, unsigned n)
 		d = d - d % N_APPS + (s % N_APPS + N_APPS - 5 * (1 + rng() % 5)) % N_APPS;
 		if (d >= w->entries)
 			d = s;
-		frame_build(w->frames[i], addr_of(s), addr_of(d), ports[rng() % 4]);
+		frame_build_tcp(w->frames[i], addr_of(s), addr_of(d), 0xc001, ports[rng() % 4],
+		                0x02 /* SYN */);
 	}
 	return 0;
 }
@@ -315,48 +316,46 @@ pcap_write(const char *path, struct workload *w)
 	return fclose(f) == 0 ? 0 : -errno;
 }
 
-/* Run dpdk-testpmd io forwarding on ports @p vdev0 / @p vdev1 for @p secs;
- * return its mean rx rate (frames/s) over the run. */
+/* Run dpdk-testpmd io forwarding on ports @p vdev0 / @p vdev1 and return its
+ * mean rx rate (frames/s) over @p secs one-second periods, counted from the
+ * second period in which frames flowed (start-up of large pools and pcap
+ * loading takes a few seconds and is not measured). */
 static double
 run_testpmd(const char *testpmd, const char *lcores, const char *vdev0, const char *vdev1,
             unsigned secs)
 {
 	char cmd[2048], line[512];
-	double pps_sum = 0;
-	unsigned samples = 0;
+	double pps_sum = 0, period = 0;
+	unsigned flowing = 0, used = 0, ports_seen = 0;
 	FILE *p;
 
 	snprintf(cmd, sizeof(cmd),
-	         "timeout -s INT %u %s -l %s --no-huge -m 1024 --no-pci --file-prefix mgbench-tp "
+	         "timeout -s INT %u %s -l %s --no-huge -m 2048 --no-pci --file-prefix mgbench-tp "
 	         "--log-level=lib.eal:error --vdev=%s --vdev=%s "
-	         "-- --forward-mode=io --stats-period 1 --total-num-mbufs=16384 --nb-cores=1 2>&1 "
+	         "-- --forward-mode=io --stats-period 1 --total-num-mbufs=262144 --nb-cores=1 2>&1 "
 	         "</dev/null",
-	         secs + 1, testpmd, lcores, vdev0, vdev1);
+	         secs + 10, testpmd, lcores, vdev0, vdev1);
 	p = popen(cmd, "r");
 	if (p == NULL)
 		return -1;
-	/* testpmd prints, every period and per port, "Rx-pps: N ..."; sum the
-	 * ports of each period and skip the first period (start-up). */
-	{
-		double period = 0;
-		unsigned ports_seen = 0;
+	/* Every period testpmd prints "Rx-pps: N" per port: sum the two ports. */
+	while (fgets(line, sizeof(line), p) != NULL) {
+		char *s = strstr(line, "Rx-pps:");
 
-		while (fgets(line, sizeof(line), p) != NULL) {
-			char *s = strstr(line, "Rx-pps:");
-
-			if (s == NULL)
-				continue;
-			period += strtod(s + 7, NULL);
-			if (++ports_seen == 2) {
-				if (samples++ > 0)
-					pps_sum += period;
-				period = 0;
-				ports_seen = 0;
-			}
+		if (s == NULL)
+			continue;
+		period += strtod(s + 7, NULL);
+		if (++ports_seen < 2)
+			continue;
+		if (period > 0 && flowing++ > 0 && used < secs) {
+			pps_sum += period;
+			used++;
 		}
+		period = 0;
+		ports_seen = 0;
 	}
 	pclose(p);
-	return samples > 1 ? pps_sum / (samples - 1) : -1;
+	return used > 0 ? pps_sum / used : -1;
 }
 
 struct fwd_clock {
@@ -387,7 +386,9 @@ fwd_tick(struct mg_datapath *dp, void *arg)
 
 /* The real data path for @p secs in this process; returns its forwarding rate. */
 static double
-run_gateway(const char *cfgpath, struct workload *w, unsigned secs)
+run_gateway(const char *cfgpath, struct workload *w, unsigned secs,
+            void (*prep)(struct mg_datapath *, void *), void *prep_arg,
+            struct mg_dp_counters *delta)
 {
 	struct mg_policy_params pp = {
 	        .enforcement = MG_ENFORCE_DEFAULT, .default_local_cluster = true, .revision = 1};
@@ -433,6 +434,8 @@ run_gateway(const char *cfgpath, struct workload *w, unsigned secs)
 		mg_config_free(cfg);
 		return -1;
 	}
+	if (prep != NULL)
+		prep(dp, prep_arg);
 	mg_datapath_start(dp);
 	{
 		struct fwd_clock k = {0};
@@ -452,12 +455,20 @@ run_gateway(const char *cfgpath, struct workload *w, unsigned secs)
 		tx0 += c0.tx_pkts[i];
 		tx1 += c1.tx_pkts[i];
 	}
+	if (delta != NULL) {
+		const uint64_t *a = (const uint64_t *)&c0, *b = (const uint64_t *)&c1;
+		uint64_t *d = (uint64_t *)delta;
+
+		for (i = 0; i < sizeof(*delta) / sizeof(uint64_t); i++)
+			d[i] = b[i] - a[i];
+	}
 	printf("gateway   rx %" PRIu64 " allowed %" PRIu64 " denied %" PRIu64 " tx %" PRIu64
-	       " over %.2f s\n",
+	       " over %.2f s; conntrack %zu MiB\n",
 	       c1.rx_pkts[0] + c1.rx_pkts[1] - c0.rx_pkts[0] - c0.rx_pkts[1],
 	       c1.allowed - c0.allowed,
 	       c1.denied_ingress + c1.denied_egress - c0.denied_ingress - c0.denied_egress,
-	       tx1 - tx0, (double)(t1 - t0) / (double)rte_get_tsc_hz());
+	       tx1 - tx0, (double)(t1 - t0) / (double)rte_get_tsc_hz(),
+	       mg_datapath_ct_memory(dp) >> 20);
 	mg_datapath_free(dp);
 	mg_ipcache_free(ipc);
 	rte_free(qsbr);
@@ -476,7 +487,8 @@ struct port_kind {
 };
 
 static int
-write_bench_config(const char *path, const struct port_kind *k)
+write_config(const char *path, const char *dev0, const char *dev1, unsigned mbufs,
+             const char *extra)
 {
 	FILE *f = fopen(path, "w");
 
@@ -485,12 +497,18 @@ write_bench_config(const char *path, const struct port_kind *k)
 	fprintf(f,
 	        "version: 1\n# eal is not used: the bench initialises the EAL itself\n"
 	        "eal: [\"--no-huge\"]\n"
-	        "datapath:\n  mode: wire\n  mbufs: 16383\n  ports:\n"
+	        "datapath:\n  mode: wire\n  mbufs: %u\n  ports:\n"
 	        "    - {name: a, device: %s, peer: b}\n"
 	        "    - {name: b, device: %s, peer: a}\n"
-	        "cluster: {name: cluster-a, id: 1}\n",
-	        k->dev[0], k->dev[1]);
+	        "cluster: {name: cluster-a, id: 1}\n%s",
+	        mbufs, dev0, dev1, extra);
 	return fclose(f) == 0 ? 0 : -errno;
+}
+
+static int
+write_bench_config(const char *path, const struct port_kind *k)
+{
+	return write_config(path, k->dev[0], k->dev[1], 16383, "");
 }
 
 static int
@@ -561,14 +579,13 @@ bench_forward(const char *testpmd, const char *lcores, unsigned secs, uint32_t e
 		double tp, gw;
 
 		printf("\nports     %s: %s\n", kinds[k].name, kinds[k].why);
-		/* testpmd measures after its first stats period; give it the same span. */
-		tp = run_testpmd(testpmd, lcores, kinds[k].tp[0], kinds[k].tp[1], secs + 1);
+		tp = run_testpmd(testpmd, lcores, kinds[k].tp[0], kinds[k].tp[1], secs);
 		if (tp < 0)
 			printf("testpmd   not measured (%s missing or failed)\n", testpmd);
 		else
 			printf("testpmd   io forwarding      %12.0f frames/s\n", tp);
 		rc = write_bench_config(cfgpath, &kinds[k]);
-		gw = rc == 0 ? run_gateway(cfgpath, &w, secs) : -1;
+		gw = rc == 0 ? run_gateway(cfgpath, &w, secs, NULL, NULL, NULL) : -1;
 		if (gw < 0) {
 			rc = 1;
 			break;
@@ -586,13 +603,217 @@ bench_forward(const char *testpmd, const char *lcores, unsigned secs, uint32_t e
 	return rc == 0 ? 0 : 1;
 }
 
+/* ---- conntrack ---- */
+
+#define CT_FLOW_DPORT 80
+#define CT_HOT_FLOWS 65536 /* distinct established flows replayed */
+#define CT_NEW_FLOWS 32768 /* distinct connections opened (SYN) and reset (RST) */
+
+/* Flow @p i of the bench: a client address and an allowed server, port 80. */
+static void
+ct_flow(uint32_t i, uint16_t sport_base, uint32_t *s, uint32_t *d, uint16_t *sport)
+{
+	uint32_t c = i % 1000;
+
+	*s = addr_of(c);
+	/* the server app five below the client's app: its policy admits the client */
+	*d = addr_of(c - c % N_APPS + (c % N_APPS + N_APPS - 5) % N_APPS);
+	*sport = (uint16_t)(sport_base + i / 1000);
+}
+
+struct ct_prep {
+	uint32_t live; /* established entries to put in every worker's table */
+};
+
+/* Open @p live flows in every worker's table as a handshake would. */
+static void
+ct_prepopulate(struct mg_datapath *dp, void *arg)
+{
+	const struct ct_prep *cp = arg;
+	uint64_t now = rte_rdtsc();
+	unsigned wk;
+	uint32_t i;
+
+	for (wk = 0; mg_datapath_worker_ct(dp, wk) != NULL; wk++) {
+		struct mg_ct *ct = mg_datapath_worker_ct(dp, wk);
+
+		for (i = 0; i < cp->live; i++) {
+			struct mg_flow_key k = {.family = MG_AF_INET, .proto = MG_IPPROTO_TCP};
+			struct mg_ct_entry *e;
+			struct mg_ct_key key;
+			uint32_t s, d;
+			uint8_t dir;
+
+			ct_flow(i, 1024, &s, &d, &k.sport);
+			s = __builtin_bswap32(s);
+			d = __builtin_bswap32(d);
+			memcpy(k.src, &s, 4);
+			memcpy(k.dst, &d, 4);
+			k.dport = CT_FLOW_DPORT;
+			mg_ct_key_make(&k, 0, &key, &dir);
+			e = mg_ct_insert(ct, &key, dir, 0x02, 0, now);
+			if (e == NULL)
+				break;
+			mg_ct_track(ct, e, (uint8_t)!dir, MG_IPPROTO_TCP, 0x12, 0, 0, now);
+			mg_ct_track(ct, e, dir, MG_IPPROTO_TCP, 0x10, 0, 0, now);
+		}
+	}
+}
+
+/* Frames of established flows (ACKs, original direction), spread over the live set. */
+static int
+ct_frames_established(struct workload *w, uint32_t live)
+{
+	unsigned i, n = live < CT_HOT_FLOWS ? live : CT_HOT_FLOWS;
+
+	free(w->frames);
+	w->frames = calloc(n, FRAME_LEN);
+	if (w->frames == NULL)
+		return -ENOMEM;
+	w->nframes = n;
+	for (i = 0; i < n; i++) {
+		uint32_t s, d;
+		uint16_t sport;
+
+		ct_flow((uint32_t)(rng() % live), 1024, &s, &d, &sport);
+		frame_build_tcp(w->frames[i], s, d, sport, CT_FLOW_DPORT, 0x10 /* ACK */);
+	}
+	return 0;
+}
+
+/* Connections that each open (SYN: policy + insert) and reset (RST), forever anew. */
+static int
+ct_frames_new(struct workload *w)
+{
+	unsigned i;
+
+	free(w->frames);
+	w->frames = calloc(2 * CT_NEW_FLOWS, FRAME_LEN);
+	if (w->frames == NULL)
+		return -ENOMEM;
+	w->nframes = 2 * CT_NEW_FLOWS;
+	for (i = 0; i < CT_NEW_FLOWS; i++) {
+		uint32_t s, d;
+		uint16_t sport;
+
+		ct_flow(i, 40000, &s, &d, &sport);
+		frame_build_tcp(w->frames[2 * i], s, d, sport, CT_FLOW_DPORT, 0x02 /* SYN */);
+		frame_build_tcp(w->frames[2 * i + 1], s, d, sport, CT_FLOW_DPORT, 0x04 /* RST */);
+	}
+	return 0;
+}
+
+static int
+bench_conntrack(const char *testpmd, const char *lcores, unsigned secs)
+{
+	static const uint32_t sizes[2] = {1u << 15, 1u << 22};
+	/* files: established flows of each size, new connections; ports: a pair per
+	 * run (a port closed after its run cannot be opened again) */
+	char dir[] = "/tmp/mgbench.XXXXXX", pcap[3][256], cfgpath[256], vdev[8][512], extra[256];
+	struct mg_error err = {{0}};
+	struct workload w;
+	char *eal_argv[24];
+	int eal_argc = 0, rc;
+	unsigned k, z;
+
+	if (mkdtemp(dir) == NULL)
+		return 1;
+	snprintf(cfgpath, sizeof(cfgpath), "%s/bench.yaml", dir);
+	rc = workload_build(&w, 1000, &err);
+	if (rc != 0) {
+		fprintf(stderr, "conntrack: %s\n", err.msg[0] ? err.msg : strerror(-rc));
+		return 1;
+	}
+	for (k = 0; k < 3 && rc == 0; k++) {
+		snprintf(pcap[k], sizeof(pcap[k]), "%s/ct%u.pcap", dir, k);
+		rc = k < 2 ? ct_frames_established(&w, sizes[k]) : ct_frames_new(&w);
+		if (rc == 0)
+			rc = pcap_write(pcap[k], &w);
+	}
+	if (rc != 0)
+		return 1;
+
+	eal_argv[eal_argc++] = (char *)"meshgate-bench";
+	eal_argv[eal_argc++] = (char *)"-l";
+	eal_argv[eal_argc++] = (char *)lcores;
+	eal_argv[eal_argc++] = (char *)"--no-huge";
+	eal_argv[eal_argc++] = (char *)"-m";
+	eal_argv[eal_argc++] = (char *)"2048";
+	eal_argv[eal_argc++] = (char *)"--no-pci";
+	eal_argv[eal_argc++] = (char *)"--file-prefix";
+	eal_argv[eal_argc++] = (char *)"mgbench-ct";
+	eal_argv[eal_argc++] = (char *)"--log-level=lib.eal:error";
+	/* run r (size r / 2; established when r is even, new when odd) uses
+	 * ports 2r and 2r + 1 */
+	for (k = 0; k < 8; k++) {
+		unsigned run = k / 2, file = run % 2 ? 2 : run / 2;
+
+		snprintf(vdev[k], sizeof(vdev[k]), "--vdev=net_pcap%u,rx_pcap=%s,infinite_rx=1", k,
+		         pcap[file]);
+		eal_argv[eal_argc++] = vdev[k];
+	}
+	if (rte_eal_init(eal_argc, eal_argv) < 0) {
+		fprintf(stderr, "conntrack: EAL: %s\n", rte_strerror(rte_errno));
+		return 1;
+	}
+	printf("conntrack lcores %s (one forwarding lcore for both programs), %u s per run, "
+	       "net_pcap ports (infinite_rx, transmit dropped)\n",
+	       lcores, secs);
+	for (z = 0; z < 4 && rc == 0; z++) {
+		struct ct_prep prep = {.live = sizes[z / 2]};
+		bool is_new = z % 2 == 1;
+		const char *file = pcap[is_new ? 2 : z / 2];
+		struct mg_dp_counters d;
+		char tpv[2][512], dev[2][32];
+		double tp, gw;
+
+		if (!is_new)
+			printf("\nlive entries %u\n", sizes[z / 2]);
+		snprintf(extra, sizeof(extra), "conntrack: {max_entries: %u}\n",
+		         sizes[z / 2] + 2 * CT_NEW_FLOWS);
+		for (k = 0; k < 2; k++) {
+			snprintf(tpv[k], sizeof(tpv[k]), "net_pcap%u,rx_pcap=%s,infinite_rx=1", k,
+			         file);
+			snprintf(dev[k], sizeof(dev[k]), "net_pcap%u", 2 * z + k);
+		}
+		tp = run_testpmd(testpmd, lcores, tpv[0], tpv[1], secs);
+		rc = write_config(cfgpath, dev[0], dev[1], 262143, extra);
+		gw = rc == 0 ? run_gateway(cfgpath, &w, secs, ct_prepopulate, &prep, &d) : -1;
+		if (gw < 0) {
+			rc = 1;
+			break;
+		}
+		if (!is_new)
+			printf("established  testpmd io %12.0f frames/s   meshgate %12.0f frames/s "
+			       "  "
+			       "ratio %.2f   (passed by conntrack %.1f%%)\n",
+			       tp, gw, tp > 0 ? gw / tp : 0,
+			       100.0 * (double)d.ct_tracked /
+			               (double)(d.rx_pkts[0] + d.rx_pkts[1]));
+		else
+			printf("new flows    testpmd io %12.0f frames/s   meshgate %12.0f frames/s "
+			       "  "
+			       "ratio %.2f   (%.0f new connections/s admitted by policy)\n",
+			       tp, gw, tp > 0 ? gw / tp : 0,
+			       (double)d.allowed * gw / (double)(d.rx_pkts[0] + d.rx_pkts[1]));
+	}
+	workload_free(&w);
+	for (k = 0; k < 3; k++)
+		unlink(pcap[k]);
+	unlink(cfgpath);
+	rmdir(dir);
+	rte_eal_cleanup();
+	return rc == 0 ? 0 : 1;
+}
+
 static void
 usage(FILE *out)
 {
 	fprintf(out,
 	        "usage: meshgate-bench pipeline [--entries N[,N...]] [--burst N] [--rounds N]\n"
 	        "       meshgate-bench forward [--seconds S] [--lcores L] [--entries N] [--testpmd "
-	        "PATH]\n");
+	        "PATH]\n"
+	        "       meshgate-bench conntrack [--seconds S] [--lcores L] [--testpmd PATH]\n");
 }
 
 int
@@ -659,6 +880,8 @@ main(int argc, char **argv)
 		free(list);
 		return rc;
 	}
+	if (strcmp(cmd, "conntrack") == 0)
+		return bench_conntrack(testpmd, lcores, secs);
 	if (strcmp(cmd, "forward") == 0)
 		return bench_forward(testpmd, lcores, secs,
 		                     entries ? (uint32_t)strtoul(entries, NULL, 0) : 1000);

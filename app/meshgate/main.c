@@ -31,12 +31,15 @@ enum {
 };
 
 static volatile int stop_requested;
+static volatile int reload_requested;
 
 static void
 on_signal(int sig)
 {
-	(void)sig;
-	stop_requested = 1;
+	if (sig == SIGHUP)
+		reload_requested = 1;
+	else
+		stop_requested = 1;
 }
 
 static void
@@ -158,6 +161,18 @@ print_counters(const struct mg_datapath *dp, const struct mg_dp_counters *c, FIL
 	        "totals: rx %" PRIu64 ", tx %" PRIu64 ", dropped %" PRIu64 "\n",
 	        c->allowed, c->denied_egress, c->denied_ingress, c->arp, c->nd, c->non_ip, rx, tx,
 	        dropped);
+	{
+		struct mg_ct_stats ct;
+
+		mg_datapath_ct_stats(dp, &ct);
+		fprintf(out,
+		        "conntrack: entries %" PRIu64 ", created %" PRIu64 ", expired %" PRIu64
+		        ", table full %" PRIu64 ", fragment records %" PRIu64 "\n"
+		        "           passed by conntrack %" PRIu64 ", re-checked %" PRIu64
+		        ", related icmp %" PRIu64 ", fragments passed %" PRIu64 "\n",
+		        ct.entries, ct.created, ct.expired, ct.full, ct.frags, c->ct_tracked,
+		        c->ct_rechecked, c->ct_related, c->frag_passed);
+	}
 	for (i = 1; i < MG_DROP__MAX; i++)
 		if (c->drops[i] != 0)
 			fprintf(out, "drop %-28s %12" PRIu64 "  (%s)\n", mg_drop_label(i),
@@ -165,7 +180,8 @@ print_counters(const struct mg_datapath *dp, const struct mg_dp_counters *c, FIL
 }
 
 static int
-write_stats(const char *path, const struct mg_datapath *dp, const struct mg_dp_counters *c)
+write_stats(const char *path, const struct mg_datapath *dp, const struct mg_dp_counters *c,
+            uint64_t reloads_ok, uint64_t reloads_failed)
 {
 	unsigned i, n = mg_datapath_nb_ports(dp);
 	uint64_t rx = 0, tx = 0, dropped = 0;
@@ -194,6 +210,21 @@ write_stats(const char *path, const struct mg_datapath *dp, const struct mg_dp_c
 	        ", \"arp\": %" PRIu64 ", \"nd\": %" PRIu64 ", \"non_ip\": %" PRIu64 "},\n",
 	        rx, tx, c->allowed, c->denied_egress + c->denied_ingress, dropped, c->arp, c->nd,
 	        c->non_ip);
+	{
+		struct mg_ct_stats ct;
+
+		mg_datapath_ct_stats(dp, &ct);
+		fprintf(f,
+		        "  \"conntrack\": {\"entries\": %" PRIu64 ", \"created\": %" PRIu64
+		        ", \"expired\": %" PRIu64 ", \"full\": %" PRIu64 ", \"fragments\": %" PRIu64
+		        ", \"tracked\": %" PRIu64 ", \"rechecked\": %" PRIu64
+		        ", \"related\": %" PRIu64 ", \"fragments_passed\": %" PRIu64
+		        ", \"memory\": %zu},\n",
+		        ct.entries, ct.created, ct.expired, ct.full, ct.frags, c->ct_tracked,
+		        c->ct_rechecked, c->ct_related, c->frag_passed, mg_datapath_ct_memory(dp));
+	}
+	fprintf(f, "  \"reloads\": {\"ok\": %" PRIu64 ", \"failed\": %" PRIu64 "},\n", reloads_ok,
+	        reloads_failed);
 	fprintf(f,
 	        "  \"verdicts\": {\"allowed\": %" PRIu64 ", \"denied_egress\": %" PRIu64
 	        ", \"denied_ingress\": %" PRIu64 "},\n  \"drops\": {",
@@ -207,13 +238,106 @@ write_stats(const char *path, const struct mg_datapath *dp, const struct mg_dp_c
 	return 0;
 }
 
+/* Staging that makes the live ipcache hold exactly the entries of another. */
+struct ipc_sync {
+	struct mg_ipcache *live;
+	struct mg_ipcache *want;
+	int rc;
+};
+
+static int
+stage_removal(const struct mg_ipcache_entry *e, void *arg)
+{
+	struct ipc_sync *x = arg;
+	struct mg_ipcache_entry w;
+
+	if (mg_ipcache_get(x->want, e->family, e->addr, e->plen, &w) == 0)
+		return 0;
+	/* Only stages: the walk over committed entries is not disturbed. */
+	x->rc = mg_ipcache_del(x->live, e->family, e->addr, e->plen);
+	return x->rc;
+}
+
+static int
+stage_change(const struct mg_ipcache_entry *e, void *arg)
+{
+	struct ipc_sync *x = arg;
+	struct mg_ipcache_entry cur;
+
+	if (mg_ipcache_get(x->live, e->family, e->addr, e->plen, &cur) == 0 &&
+	    cur.identity == e->identity && cur.cluster_id == e->cluster_id)
+		return 0;
+	x->rc = mg_ipcache_put(x->live, e);
+	return x->rc;
+}
+
+/*
+ * SIGHUP: re-read the config file, its policies, identities and endpoints,
+ * compile, and swap them in: the policy with one pointer store, the
+ * ipcache changes as one batch. Tracked flows keep their entries; their
+ * original direction is re-checked against the new state. On any error
+ * the old state stays in force. The datapath, eal and conntrack sections
+ * are read at start only.
+ */
+static int
+reload(struct state *st, struct mg_datapath *dp)
+{
+	struct mg_error err = {{0}};
+	struct state nst = {0};
+	struct ipc_sync x = {.live = st->ipc};
+	int rc;
+
+	MG_INFO("reload: reading %s", st->cfg->file);
+	nst.cfg = mg_config_load(st->cfg->file, &err);
+	if (nst.cfg == NULL) {
+		MG_ERR("reload: %s; the running state is kept", err.msg);
+		return -EINVAL;
+	}
+	rc = state_load(&nst, NULL);
+	if (rc == 0) {
+		x.want = nst.ipc;
+		rc = mg_ipcache_walk(st->ipc, stage_removal, &x);
+		if (rc == 0)
+			rc = mg_ipcache_walk(nst.ipc, stage_change, &x);
+	}
+	if (rc != 0) {
+		MG_ERR("reload failed (%s); the running state is kept",
+		       strerror(rc < 0 ? -rc : rc));
+		/* Nothing of the new state goes live. */
+		mg_ipcache_discard(st->ipc);
+		state_free(&nst);
+		return rc;
+	}
+	rc = mg_ipcache_commit(st->ipc);
+	if (rc < 0) {
+		MG_ERR("reload: ipcache commit: %s", strerror(-rc));
+		state_free(&nst);
+		return rc;
+	}
+	/* The new policy and the bumped generation make every tracked flow's
+	 * next original-direction packet ask the new policy. */
+	mg_datapath_set_policy(dp, nst.policy);
+	nst.policy = NULL;
+	MG_INFO("reload: done: %d ipcache change(s); ", rc);
+	print_summary(&nst, stderr);
+	/* Keep the new inputs; the live ipcache stays the one the workers read. */
+	mg_ipcache_free(nst.ipc);
+	nst.ipc = st->ipc;
+	st->ipc = NULL;
+	state_free(st);
+	*st = nst;
+	return 0;
+}
+
 struct tick_state {
+	struct state *st;
+	uint64_t reloads_ok, reloads_failed;
 	uint64_t idle_ns;
 	uint64_t last_rx;
 	uint64_t last_change;
 };
 
-/* Control work between forwarding: for now, the idle exit. */
+/* Control work between forwarding: reload on SIGHUP, the idle exit. */
 static int
 tick(struct mg_datapath *dp, void *arg)
 {
@@ -222,6 +346,13 @@ tick(struct mg_datapath *dp, void *arg)
 	uint64_t rx = 0, now;
 	unsigned i;
 
+	if (reload_requested) {
+		reload_requested = 0;
+		if (reload(ts->st, dp) == 0)
+			ts->reloads_ok++;
+		else
+			ts->reloads_failed++;
+	}
 	if (ts->idle_ns == 0)
 		return 0;
 	mg_datapath_counters(dp, &c);
@@ -351,6 +482,8 @@ main(int argc, char **argv)
 
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
+	signal(SIGHUP, on_signal);
+	ts.st = &st;
 	dp = mg_datapath_create(st.cfg, st.ipc, st.policy, qsbr, &err);
 	if (dp == NULL) {
 		MG_ERR("%s", err.msg);
@@ -372,7 +505,8 @@ main(int argc, char **argv)
 	print_counters(dp, &c, stdout);
 	fflush(stdout);
 	ret = 0;
-	if (stats_file != NULL && (rc = write_stats(stats_file, dp, &c)) != 0) {
+	if (stats_file != NULL &&
+	    (rc = write_stats(stats_file, dp, &c, ts.reloads_ok, ts.reloads_failed)) != 0) {
 		MG_ERR("%s: %s", stats_file, strerror(-rc));
 		ret = EXIT_RUNTIME;
 	}

@@ -43,7 +43,14 @@
 	/* policy and forwarding */                                                              \
 	X(POLICY_EGRESS, "policy_denied_egress", "denied by the source's egress policy")         \
 	X(POLICY_INGRESS, "policy_denied_ingress", "denied by the destination's ingress policy") \
-	X(TX_FULL, "tx_queue_full", "the peer port's transmit queue was full")
+	X(TX_FULL, "tx_queue_full", "the peer port's transmit queue was full")                   \
+	/* connection tracking */                                                                \
+	X(CT_TCP_NOT_SYN, "ct_tcp_not_syn",                                                      \
+	  "TCP packet of no tracked connection that cannot open one (no SYN)")                   \
+	X(CT_FULL, "ct_table_full", "new flow allowed but the conntrack table is full")          \
+	X(ICMP_UNRELATED, "icmp_error_unrelated",                                                \
+	  "ICMP error whose inner header belongs to no tracked flow")                            \
+	X(FRAG_FULL, "fragment_table_full", "first fragment allowed but the fragment table is full")
 
 enum mg_drop_reason {
 #define MG_DROP_ENUM(e, label, desc) MG_DROP_##e,

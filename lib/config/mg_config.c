@@ -863,11 +863,59 @@ parse_metrics(struct ctx *x, const struct mg_yaml_node *root)
 }
 
 static int
+parse_conntrack(struct ctx *x, const struct mg_yaml_node *root)
+{
+	static const char *const keys[] = {"max_entries", "max_fragments", "tcp_pickup", "timeouts",
+	                                   NULL};
+	static const char *const tkeys[] = {
+	        "tcp_syn", "tcp_established", "tcp_fin",  "tcp_close", "udp",
+	        "icmp",    "other",           "fragment", NULL};
+	const struct mg_yaml_node *s = mg_yaml_get(root, "conntrack"), *t;
+	struct mg_ct_timeouts *to = &x->c->ct.timeouts;
+	struct {
+		const char *key;
+		uint32_t *v;
+	} tv[] = {{"tcp_syn", &to->tcp_syn}, {"tcp_established", &to->tcp_established},
+	          {"tcp_fin", &to->tcp_fin}, {"tcp_close", &to->tcp_close},
+	          {"udp", &to->udp},         {"icmp", &to->icmp},
+	          {"other", &to->other},     {"fragment", &to->fragment}};
+	char what[64];
+	unsigned v, i;
+	int rc;
+
+	if (s == NULL || mg_yaml_is_null(s))
+		return 0;
+	rc = mg_yaml_check_map(s, "conntrack", keys, x->err);
+	if (rc == 0)
+		rc = get_uint(x, s, "max_entries", "conntrack.max_entries", 1, 1u << 26,
+		              &x->c->ct.max_entries);
+	if (rc == 0)
+		rc = get_uint(x, s, "max_fragments", "conntrack.max_fragments", 1, 1u << 22,
+		              &x->c->ct.max_frags);
+	if (rc == 0)
+		rc = get_bool(x, s, "tcp_pickup", "conntrack.tcp_pickup", &x->c->ct.tcp_pickup);
+	if (rc)
+		return rc;
+	t = mg_yaml_get(s, "timeouts");
+	if (t == NULL || mg_yaml_is_null(t))
+		return 0;
+	rc = mg_yaml_check_map(t, "conntrack.timeouts", tkeys, x->err);
+	for (i = 0; rc == 0 && i < MG_ARRAY_SIZE(tv); i++) {
+		v = *tv[i].v;
+		snprintf(what, sizeof(what), "conntrack.timeouts.%s", tv[i].key);
+		/* a week at most: expiry ticks stay far from overflow */
+		rc = get_uint(x, t, tv[i].key, what, 1, 7 * 86400, &v);
+		*tv[i].v = v;
+	}
+	return rc;
+}
+
+static int
 parse_root(struct ctx *x, const struct mg_yaml_node *root)
 {
-	static const char *const keys[] = {"version",    "eal",     "datapath", "cluster",
-	                                   "policy",     "ipcache", "kvstore",  "control",
-	                                   "identities", "metrics", NULL};
+	static const char *const keys[] = {"version",    "eal",     "datapath",  "cluster",
+	                                   "policy",     "ipcache", "kvstore",   "control",
+	                                   "identities", "metrics", "conntrack", NULL};
 	const struct mg_yaml_node *n;
 	uint64_t v;
 	int rc;
@@ -906,6 +954,8 @@ parse_root(struct ctx *x, const struct mg_yaml_node *root)
 		rc = parse_control(x, root);
 	if (rc == 0)
 		rc = parse_metrics(x, root);
+	if (rc == 0)
+		rc = parse_conntrack(x, root);
 	return rc;
 }
 
@@ -934,6 +984,10 @@ config_new(const char *file)
 	c->enforcement = MG_ENFORCE_DEFAULT;
 	c->default_local_cluster = true;
 	c->split_world = true;
+	c->ct.max_entries = 262144;
+	c->ct.max_frags = 8192;
+	c->ct.tcp_pickup = false;
+	mg_ct_timeouts_default(&c->ct.timeouts);
 	return c;
 }
 

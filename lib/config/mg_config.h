@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "mg_common.h"
+#include "mg_ct.h"
 #include "mg_identity.h"
 #include "mg_ipcache.h"
 #include "mg_policy.h"
@@ -88,6 +89,9 @@ struct mg_config {
 	char *kv_redis;
 	size_t n_kv_clusters;
 	char **kv_clusters;
+
+	/* conntrack: per worker lcore; hz is set by the data path */
+	struct mg_ct_params ct;
 
 	/* control / metrics (used from the operations work on) */
 	char *control_socket;

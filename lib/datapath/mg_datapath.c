@@ -27,6 +27,9 @@
 #define MAX_WORKERS RTE_MAX_LCORE
 #define MBUF_CACHE 256
 #define TX_RETRIES 8
+/* Conntrack slots examined per loop iteration: expiry is spread over the
+ * loop, never a sweep of the whole table. */
+#define CT_EXPIRE_BUDGET 16
 
 /* Toeplitz key for which hash(a, b) == hash(b, a): both directions of a
  * flow land on the same queue, so per-worker state needs no sharing. */
@@ -46,6 +49,7 @@ struct dp_port {
 
 struct dp_worker {
 	struct mg_dp_counters cnt; /* first: cache aligned */
+	struct mg_ct *ct;          /* this worker's flows; touched by no other thread */
 	struct mg_datapath *dp;
 	unsigned index; /* queue index on every port */
 	unsigned lcore;
@@ -63,6 +67,7 @@ struct mg_datapath {
 	struct rte_mempool *pool;
 	struct mg_ipcache *ipc;
 	struct mg_policy *policy; /* read by workers with __atomic_load_n */
+	uint32_t gen;             /* bumped on every policy or ipcache change */
 	struct rte_rcu_qsbr *qsbr;
 	volatile int stop;
 	bool launched;
@@ -217,8 +222,20 @@ mg_datapath_create(const struct mg_config *cfg, struct mg_ipcache *ipc, struct m
 		}
 	}
 	for (i = 0; i < dp->nb_workers; i++) {
+		struct mg_ct_params cp = cfg->ct;
+
 		dp->workers[i].dp = dp;
 		dp->workers[i].index = i;
+		cp.hz = rte_get_tsc_hz();
+		dp->workers[i].ct = mg_ct_create(&cp);
+		if (dp->workers[i].ct == NULL) {
+			rc = -errno;
+			mg_error_set(
+			        err, NULL, 0, 0,
+			        "conntrack: cannot create a table of %u entries for worker %u: %s",
+			        cp.max_entries, i, strerror(errno));
+			goto err;
+		}
 	}
 
 	nmbufs = cfg->mbufs;
@@ -288,8 +305,13 @@ worker_poll(struct dp_worker *w)
 	struct mg_dp_env env;
 	unsigned p, i, n, nf, nd, total = 0;
 
+	/* The generation first: a newer one guarantees a view at least as new
+	 * (the control thread publishes tables before it bumps the generation). */
+	env.gen = __atomic_load_n(&dp->gen, __ATOMIC_ACQUIRE);
 	env.ipc = mg_ipcache_reader(dp->ipc);
 	env.policy = __atomic_load_n(&dp->policy, __ATOMIC_ACQUIRE);
+	env.ct = w->ct;
+	env.now = rte_rdtsc();
 	env.non_ip_drop = dp->non_ip_drop;
 	env.split_world = dp->split_world;
 
@@ -309,6 +331,7 @@ worker_poll(struct dp_worker *w)
 			 * mbuf data room are contiguous. */
 			len[i] = rte_pktmbuf_data_len(rx[i]);
 		}
+		env.zone = (uint8_t)RTE_MIN(p, in->peer);
 		mg_dp_classify(&env, p, data, len, n, reasons, &w->cnt);
 		/* Bytes of multi-segment frames count in full. */
 		for (i = 0, nf = 0, nd = 0; i < n; i++) {
@@ -324,6 +347,7 @@ worker_poll(struct dp_worker *w)
 		if (nf != 0)
 			tx_flush(w, &dp->ports[in->peer], in->peer, p, fwd, nf);
 	}
+	mg_ct_expire(w->ct, env.now, CT_EXPIRE_BUDGET);
 	return total;
 }
 
@@ -444,9 +468,58 @@ mg_datapath_set_policy(struct mg_datapath *dp, struct mg_policy *policy)
 {
 	struct mg_policy *old = __atomic_exchange_n(&dp->policy, policy, __ATOMIC_ACQ_REL);
 
+	mg_datapath_bump_generation(dp);
 	if (dp->qsbr != NULL)
 		rte_rcu_qsbr_synchronize(dp->qsbr, RTE_QSBR_THRID_INVALID);
 	mg_policy_free(old);
+}
+
+void
+mg_datapath_bump_generation(struct mg_datapath *dp)
+{
+	__atomic_add_fetch(&dp->gen, 1, __ATOMIC_RELEASE);
+}
+
+const struct mg_policy *
+mg_datapath_policy(const struct mg_datapath *dp)
+{
+	return dp->policy;
+}
+
+void
+mg_datapath_ct_stats(const struct mg_datapath *dp, struct mg_ct_stats *out)
+{
+	struct mg_ct_stats s;
+	unsigned i;
+
+	memset(out, 0, sizeof(*out));
+	for (i = 0; i < dp->nb_workers; i++) {
+		/* Plain reads of a worker's 64-bit counters: maybe a little old,
+		 * never torn. */
+		mg_ct_stats_get(dp->workers[i].ct, &s);
+		out->entries += s.entries;
+		out->frags += s.frags;
+		out->created += s.created;
+		out->expired += s.expired;
+		out->full += s.full;
+	}
+}
+
+struct mg_ct *
+mg_datapath_worker_ct(struct mg_datapath *dp, unsigned w)
+{
+	return w < dp->nb_workers ? dp->workers[w].ct : NULL;
+}
+
+size_t
+mg_datapath_ct_memory(const struct mg_datapath *dp)
+{
+	size_t m = 0;
+	unsigned i;
+
+	for (i = 0; i < dp->nb_workers; i++)
+		m += mg_ct_memory(dp->workers[i].ct);
+	return m;
 }
 
 void
@@ -480,10 +553,14 @@ mg_datapath_nb_workers(const struct mg_datapath *dp)
 void
 mg_datapath_free(struct mg_datapath *dp)
 {
+	unsigned i;
+
 	if (dp == NULL)
 		return;
 	mg_policy_free(dp->policy);
 	rte_mempool_free(dp->pool);
+	for (i = 0; dp->workers != NULL && i < dp->nb_workers; i++)
+		mg_ct_free(dp->workers[i].ct);
 	rte_free(dp->workers);
 	free(dp);
 }

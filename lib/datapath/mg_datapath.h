@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "mg_common.h"
+#include "mg_ct.h"
 #include "mg_drop.h"
 #include "mg_ipcache.h"
 #include "mg_pkt.h"
@@ -43,9 +44,13 @@ struct mg_dp_counters {
 	uint64_t allowed;                     /**< IP packets the policy allowed */
 	uint64_t denied_egress;
 	uint64_t denied_ingress;
-	uint64_t arp;    /**< ARP frames passed */
-	uint64_t nd;     /**< IPv6 neighbour discovery passed */
-	uint64_t non_ip; /**< other non-IP frames passed (non_ip: forward) */
+	uint64_t arp;          /**< ARP frames passed */
+	uint64_t nd;           /**< IPv6 neighbour discovery passed */
+	uint64_t non_ip;       /**< other non-IP frames passed (non_ip: forward) */
+	uint64_t ct_tracked;   /**< passed by conntrack without a policy lookup */
+	uint64_t ct_rechecked; /**< original-direction packets re-checked after a change */
+	uint64_t ct_related;   /**< ICMP errors passed as related to a tracked flow */
+	uint64_t frag_passed;  /**< non-first fragments passed after their first */
 	uint64_t drops[MG_DROP__MAX];
 	uint64_t busy_loops; /**< loop iterations that received something */
 	uint64_t loops;
@@ -58,6 +63,10 @@ void mg_dp_counters_add(struct mg_dp_counters *dst, const struct mg_dp_counters 
 struct mg_dp_env {
 	const struct mg_ipcache_view *ipc; /**< NULL: every address is world */
 	const struct mg_policy *policy;    /**< NULL: everything allowed */
+	struct mg_ct *ct;                  /**< the worker's table; NULL: stateless */
+	uint64_t now;                      /**< conntrack clock (the ct table's hz) */
+	uint32_t gen;                      /**< policy/ipcache generation */
+	uint8_t zone;                      /**< conntrack zone of the port pair */
 	bool non_ip_drop;                  /**< datapath.non_ip: drop */
 	bool split_world;                  /**< identity of a miss when ipc is NULL */
 };
@@ -66,8 +75,14 @@ struct mg_dp_env {
  * Classify up to MG_DP_MAX_BURST frames that arrived on port @p in_port.
  * @param reasons  out: MG_DROP_NONE to forward frame i, else why it is dropped
  * Counts rx, verdicts, passes and drops in @p c (tx is counted by the caller).
- * Allocation-free; the work is staged (parse all, look up all, decide all)
- * so lookups are batched.
+ * Allocation-free; the work is staged (parse all, conntrack all, ipcache
+ * for what conntrack did not settle, decide all) so lookups are batched.
+ *
+ * With a conntrack table: replies of tracked flows pass without a policy
+ * lookup, the original direction is re-checked only when env->gen moved,
+ * a new flow gets an entry when the policy allows it, ICMP errors pass
+ * only when their quoted packet belongs to a tracked flow, and non-first
+ * fragments follow their first fragment.
  */
 void mg_dp_classify(const struct mg_dp_env *env, unsigned in_port, const uint8_t *const *data,
                     const uint32_t *len, unsigned n, uint8_t *reasons, struct mg_dp_counters *c);
@@ -106,8 +121,31 @@ void mg_datapath_run(struct mg_datapath *dp, volatile int *stop,
 /** Stop workers, wait for them, stop and close the ports. */
 void mg_datapath_stop(struct mg_datapath *dp);
 
-/** Publish @p policy to the workers; the old one is freed after a grace period. */
+/**
+ * Publish @p policy to the workers and bump the generation, so the
+ * original direction of every tracked flow is re-checked; the old policy
+ * is freed after a grace period.
+ */
 void mg_datapath_set_policy(struct mg_datapath *dp, struct mg_policy *policy);
+
+/** Bump the generation after the ipcache changed (flows are re-checked). */
+void mg_datapath_bump_generation(struct mg_datapath *dp);
+
+/** The policy the workers use now (control thread only). */
+const struct mg_policy *mg_datapath_policy(const struct mg_datapath *dp);
+
+/** Conntrack figures summed over the workers. */
+void mg_datapath_ct_stats(const struct mg_datapath *dp, struct mg_ct_stats *out);
+
+/**
+ * Worker @p w's conntrack table, for the control thread to fill before
+ * mg_datapath_start() (benchmarks, state restored at start). NULL when
+ * @p w is out of range.
+ */
+struct mg_ct *mg_datapath_worker_ct(struct mg_datapath *dp, unsigned w);
+
+/** Bytes of memory of every worker's conntrack table. */
+size_t mg_datapath_ct_memory(const struct mg_datapath *dp);
 
 /** Sum of every worker's counters into @p out. */
 void mg_datapath_counters(const struct mg_datapath *dp, struct mg_dp_counters *out);

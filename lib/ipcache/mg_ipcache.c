@@ -718,6 +718,13 @@ mg_ipcache_del(struct mg_ipcache *ipc, uint8_t family, const uint8_t *addr, uint
 	return 0;
 }
 
+void
+mg_ipcache_discard(struct mg_ipcache *ipc)
+{
+	ipc->n_ops = 0;
+	cmap_clear(&ipc->staged);
+}
+
 size_t
 mg_ipcache_pending(const struct mg_ipcache *ipc)
 {

@@ -83,6 +83,9 @@ int mg_ipcache_del(struct mg_ipcache *ipc, uint8_t family, const uint8_t *addr, 
  */
 int mg_ipcache_commit(struct mg_ipcache *ipc);
 
+/** Forget every staged change (nothing of them is published). */
+void mg_ipcache_discard(struct mg_ipcache *ipc);
+
 /** Staged changes not yet committed. */
 size_t mg_ipcache_pending(const struct mg_ipcache *ipc);
 

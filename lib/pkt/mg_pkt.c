@@ -381,3 +381,102 @@ mg_flow_key_str(const struct mg_flow_key *key, char *buf, unsigned size)
 	}
 	return buf;
 }
+
+/* The first 8 bytes of the quoted layer 4: ports, or ICMP type and echo id. */
+static bool
+inner_l4(const uint8_t *p, uint32_t avail, struct mg_flow_key *k)
+{
+	if (avail < 8)
+		return false;
+	switch (k->proto) {
+	case MG_IPPROTO_TCP:
+	case MG_IPPROTO_UDP:
+	case MG_IPPROTO_SCTP:
+		k->sport = rd16(p);
+		k->dport = rd16(p + 2);
+		return true;
+	case MG_IPPROTO_ICMP:
+	case MG_IPPROTO_ICMPV6:
+		k->icmp_type = p[0];
+		k->icmp_code = p[1];
+		if (p[0] == ICMP_ECHO || p[0] == ICMP_ECHOREPLY || p[0] == ICMP6_ECHO_REQUEST ||
+		    p[0] == ICMP6_ECHO_REPLY)
+			k->sport = rd16(p + 4);
+		return true;
+	default:
+		return true; /* no ports to read */
+	}
+}
+
+bool
+mg_pkt_icmp_inner(const uint8_t *data, uint32_t len, const struct mg_pkt_info *info,
+                  struct mg_flow_key *inner)
+{
+	const uint8_t *p;
+	uint32_t end, off, n;
+	uint8_t nh;
+
+	if (!info->has_l4 || !mg_pkt_is_icmp_error(&info->key))
+		return false;
+	end = (uint32_t)info->l3_off + info->l3_len;
+	if (end > len)
+		end = len;
+	off = (uint32_t)info->l4_off + ICMP_HLEN;
+	if (off >= end)
+		return false;
+	p = data + off;
+	n = end - off;
+	*inner = (struct mg_flow_key){0};
+	inner->family = info->key.family;
+	if (info->key.family == MG_AF_INET) {
+		uint32_t ihl;
+
+		if (n < IP4_HLEN || (p[0] >> 4) != 4)
+			return false;
+		ihl = (uint32_t)(p[0] & 0x0f) * 4;
+		if (ihl < IP4_HLEN || ihl > n)
+			return false;
+		if ((rd16(p + 6) & IP4_OFF_MASK) != 0) /* non-first fragment: no ports */
+			return false;
+		inner->proto = p[9];
+		memcpy(inner->src, p + 12, 4);
+		memcpy(inner->dst, p + 16, 4);
+		if (inner->proto == MG_IPPROTO_ICMPV6)
+			return false;
+		return inner_l4(p + ihl, n - ihl, inner);
+	}
+	if (n < IP6_HLEN || (p[0] >> 4) != 6)
+		return false;
+	memcpy(inner->src, p + 8, 16);
+	memcpy(inner->dst, p + 24, 16);
+	nh = p[6];
+	off = IP6_HLEN;
+	for (unsigned i = 0; i <= MG_PKT_MAX_IP6_EXT; i++) {
+		uint32_t hl;
+
+		switch (nh) {
+		case IP6_EXT_HOPOPTS:
+		case IP6_EXT_ROUTING:
+		case IP6_EXT_DSTOPTS:
+			if (off + 8 > n)
+				return false;
+			hl = ((uint32_t)p[off + 1] + 1) * 8;
+			break;
+		case IP6_EXT_FRAGMENT:
+			if (off + 8 > n || (rd16(p + off + 2) & 0xfff8) != 0)
+				return false;
+			hl = 8;
+			break;
+		default:
+			if (nh == MG_IPPROTO_ICMP)
+				return false;
+			inner->proto = nh;
+			return inner_l4(p + off, n - off, inner);
+		}
+		nh = p[off];
+		off += hl;
+		if (off > n)
+			return false;
+	}
+	return false;
+}

@@ -112,6 +112,33 @@ struct mg_pkt_info {
  */
 enum mg_drop_reason mg_pkt_parse(const uint8_t *data, uint32_t len, struct mg_pkt_info *info);
 
+/** True for the ICMP errors that quote a packet: ICMP 3, 11, 12; ICMPv6 1, 2, 3, 4. */
+static inline bool
+mg_pkt_is_icmp_error(const struct mg_flow_key *k)
+{
+	if (k->proto == MG_IPPROTO_ICMP && k->family == MG_AF_INET)
+		return k->icmp_type == 3 || k->icmp_type == 11 || k->icmp_type == 12;
+	if (k->proto == MG_IPPROTO_ICMPV6 && k->family == MG_AF_INET6)
+		return k->icmp_type >= 1 && k->icmp_type <= 4;
+	return false;
+}
+
+/**
+ * Parse the packet an ICMP error quotes (its IP header and at least the
+ * first 8 bytes of its layer 4), as its sender sent it.
+ *
+ * @param data, len  the frame @p info was parsed from (MG_DROP_NONE)
+ * @param inner      out: the quoted packet's flow key (ports, or the ICMP
+ *                   type and echo identifier, as mg_pkt_parse fills them)
+ * @return true when @p info is an ICMP error (mg_pkt_is_icmp_error) of the
+ *   same family as its quote and the quote parses within the outer IP
+ *   length; false otherwise. IPv6 quotes may carry up to
+ *   MG_PKT_MAX_IP6_EXT extension headers; a quoted non-first fragment has
+ *   no ports and does not parse.
+ */
+bool mg_pkt_icmp_inner(const uint8_t *data, uint32_t len, const struct mg_pkt_info *info,
+                       struct mg_flow_key *inner);
+
 /** Format @p key as "tcp 10.0.0.1:1234 -> 10.0.0.2:80" into @p buf. Returns @p buf. */
 char *mg_flow_key_str(const struct mg_flow_key *key, char *buf, unsigned size);
 

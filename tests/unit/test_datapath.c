@@ -284,10 +284,242 @@ test_counters_add(void)
 	CU_ASSERT_EQUAL(a.loops, 9);
 }
 
+/* ---- with a conntrack table ---- */
+
+/* TCP between the fixture's v4 addresses with @p flags, from @p src port to @p dst port. */
+static uint32_t
+tcp4(uint8_t *b, const char *src, const char *dst, uint16_t sport, uint16_t dport, uint8_t flags)
+{
+	uint32_t n = ip4(b, src, dst, 6, dport);
+
+	b[34] = (uint8_t)(sport >> 8);
+	b[35] = (uint8_t)sport;
+	b[34 + 13] = flags;
+	return n;
+}
+
+static void
+ct_fixture(struct fixture *f, uint32_t max_entries)
+{
+	struct mg_ct_params cp = {.max_entries = max_entries, .max_frags = 4, .hz = 1000};
+
+	fixture_init(f, MG_ENFORCE_DEFAULT);
+	mg_ct_timeouts_default(&cp.timeouts);
+	f->env.ct = mg_ct_create(&cp);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f->env.ct);
+	f->env.now = 1000;
+	f->env.gen = 1;
+}
+
+static void
+ct_fini(struct fixture *f)
+{
+	mg_ct_free(f->env.ct);
+	fixture_fini(f);
+}
+
+static uint8_t
+one(struct fixture *f, const uint8_t *frame, uint32_t len)
+{
+	uint8_t r;
+
+	mg_dp_classify(&f->env, 0, &frame, &len, 1, &r, &f->cnt);
+	return r;
+}
+
+#define SYN 0x02
+#define ACK 0x10
+#define FIN 0x01
+#define RST 0x04
+
+/* The server (backend) has no egress rule here, so make it default deny in
+ * both directions: enforcement always. Only client -> server:8080 is allowed;
+ * the replies must pass through conntrack. */
+static void
+test_ct_handshake(void)
+{
+	uint8_t b[128];
+	uint32_t n;
+	struct fixture f;
+
+	ct_fixture(&f, 64);
+	mg_policy_free(f.pol);
+	{
+		struct mg_policy_params pp = {.enforcement = MG_ENFORCE_ALWAYS,
+		                              .default_local_cluster = true};
+		struct mg_error err = {{0}};
+
+		f.pol = mg_policy_compile(f.set, f.ids, &pp, &err);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(f.pol);
+		f.env.policy = f.pol;
+	}
+	/* a reply with no request: not a connection start */
+	n = tcp4(b, "10.99.0.2", "10.99.0.1", 8080, 40000, SYN | ACK);
+	CU_ASSERT_EQUAL(one(&f, b, n), MG_DROP_CT_TCP_NOT_SYN);
+	/* always: the client's own egress has no allow, so the SYN is denied */
+	n = tcp4(b, "10.99.0.1", "10.99.0.2", 40000, 8080, SYN);
+	CU_ASSERT_EQUAL(one(&f, b, n), MG_DROP_POLICY_EGRESS);
+	ct_fini(&f);
+
+	/* default enforcement: client open, server ingress allows 8080 only */
+	ct_fixture(&f, 64);
+	n = tcp4(b, "10.99.0.1", "10.99.0.2", 40000, 8080, SYN);
+	CU_ASSERT_EQUAL(one(&f, b, n), MG_DROP_NONE);
+	CU_ASSERT_EQUAL(f.cnt.allowed, 1);
+	n = tcp4(b, "10.99.0.2", "10.99.0.1", 8080, 40000, SYN | ACK);
+	CU_ASSERT_EQUAL(one(&f, b, n), MG_DROP_NONE);
+	n = tcp4(b, "10.99.0.1", "10.99.0.2", 40000, 8080, ACK);
+	CU_ASSERT_EQUAL(one(&f, b, n), MG_DROP_NONE);
+	CU_ASSERT_EQUAL(f.cnt.ct_tracked, 2);
+	CU_ASSERT_EQUAL(f.cnt.allowed, 1); /* one policy lookup for the whole flow */
+	/* the server cannot open its own connection to the client on another port */
+	n = tcp4(b, "10.99.0.1", "10.99.0.2", 40001, 22, SYN);
+	CU_ASSERT_EQUAL(one(&f, b, n), MG_DROP_POLICY_INGRESS);
+	ct_fini(&f);
+}
+
+static void
+test_ct_recheck_after_change(void)
+{
+	uint8_t b[128];
+	uint32_t n;
+	struct fixture f;
+
+	ct_fixture(&f, 64);
+	n = tcp4(b, "10.99.0.1", "10.99.0.2", 40000, 8080, SYN);
+	CU_ASSERT_EQUAL(one(&f, b, n), MG_DROP_NONE);
+	n = tcp4(b, "10.99.0.2", "10.99.0.1", 8080, 40000, SYN | ACK);
+	CU_ASSERT_EQUAL(one(&f, b, n), MG_DROP_NONE);
+
+	/* a policy that no longer allows 8080: everything denied for the server */
+	{
+		static const char deny_all[] =
+		        "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\n"
+		        "metadata: {name: server-in, namespace: demo}\n"
+		        "spec:\n  endpointSelector: {matchLabels: {app: server}}\n"
+		        "  ingress: [{}]\n";
+		struct mg_policy_params pp = {.enforcement = MG_ENFORCE_DEFAULT,
+		                              .default_local_cluster = true};
+		struct mg_policy_set *set = mg_policy_set_create();
+		struct mg_error err = {{0}};
+		struct mg_policy *pol;
+
+		CU_ASSERT_EQUAL_FATAL(mg_policy_set_load_buf(set, "cluster-a", "d.yaml", deny_all,
+		                                             sizeof(deny_all) - 1, &err),
+		                      1);
+		pol = mg_policy_compile(set, f.ids, &pp, &err);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(pol);
+		f.env.policy = pol;
+		/* same generation: the tracked flow is not asked again */
+		n = tcp4(b, "10.99.0.1", "10.99.0.2", 40000, 8080, ACK);
+		CU_ASSERT_EQUAL(one(&f, b, n), MG_DROP_NONE);
+		/* a new generation: the original direction is re-checked and denied ... */
+		f.env.gen++;
+		CU_ASSERT_EQUAL(one(&f, b, n), MG_DROP_POLICY_INGRESS);
+		CU_ASSERT_EQUAL(f.cnt.ct_rechecked, 1);
+		/* ... while the replies keep passing */
+		n = tcp4(b, "10.99.0.2", "10.99.0.1", 8080, 40000, ACK);
+		CU_ASSERT_EQUAL(one(&f, b, n), MG_DROP_NONE);
+		/* back to the allowing policy: the re-check passes and is remembered */
+		f.env.policy = f.pol;
+		f.env.gen++;
+		n = tcp4(b, "10.99.0.1", "10.99.0.2", 40000, 8080, ACK);
+		CU_ASSERT_EQUAL(one(&f, b, n), MG_DROP_NONE);
+		CU_ASSERT_EQUAL(f.cnt.ct_rechecked, 2);
+		CU_ASSERT_EQUAL(one(&f, b, n), MG_DROP_NONE);
+		CU_ASSERT_EQUAL(f.cnt.ct_rechecked, 2);
+		mg_policy_free(pol);
+		mg_policy_set_free(set);
+	}
+	ct_fini(&f);
+}
+
+/* An ICMP port unreachable from @p from to @p to, quoting the UDP datagram
+ * @p to sent to @p from's port @p quoted_dport. */
+static uint32_t
+icmp_unreach(uint8_t *b, const char *from, const char *to, uint16_t quoted_dport)
+{
+	uint8_t q[64];
+	uint32_t n;
+
+	ip4(b, from, to, 1, 3);
+	b[14 + 20 + 1] = 3; /* code: port unreachable */
+	ip4(q, to, from, 17, quoted_dport);
+	memcpy(b + 14 + 20 + 8, q + 14, 28); /* quoted IP header + 8 bytes of UDP */
+	n = 14 + 20 + 8 + 28;
+	b[14 + 3] = (uint8_t)(n - 14);
+	return n;
+}
+
+static void
+test_ct_icmp_related(void)
+{
+	uint8_t b[128];
+	uint32_t n;
+	struct fixture f;
+
+	ct_fixture(&f, 64);
+	/* the client's UDP to 8080 is denied (TCP only), so open a UDP flow
+	 * the other way round: the server is open in egress, the client in ingress */
+	n = ip4(b, "10.99.0.2", "10.99.0.1", 17, 5353);
+	CU_ASSERT_EQUAL(one(&f, b, n), MG_DROP_NONE);
+	/* the client answers with a port unreachable quoting that datagram */
+	n = icmp_unreach(b, "10.99.0.1", "10.99.0.2", 5353);
+	CU_ASSERT_EQUAL(one(&f, b, n), MG_DROP_NONE);
+	CU_ASSERT_EQUAL(f.cnt.ct_related, 1);
+	/* an error quoting a flow nobody opened */
+	n = icmp_unreach(b, "10.99.0.2", "10.99.0.1", 9999);
+	CU_ASSERT_EQUAL(one(&f, b, n), MG_DROP_ICMP_UNRELATED);
+	CU_ASSERT_EQUAL(f.cnt.drops[MG_DROP_ICMP_UNRELATED], 1);
+	ct_fini(&f);
+}
+
+static void
+test_ct_fragments_and_full(void)
+{
+	uint8_t b[128];
+	uint32_t n;
+	struct fixture f;
+
+	ct_fixture(&f, 1);
+	/* first fragment allowed: the next one of the same datagram follows */
+	n = tcp4(b, "10.99.0.1", "10.99.0.2", 40000, 8080, SYN);
+	b[14 + 4] = 0x12;
+	b[14 + 5] = 0x34; /* IP id */
+	b[14 + 6] = 0x20; /* MF */
+	CU_ASSERT_EQUAL(one(&f, b, n), MG_DROP_NONE);
+	b[14 + 6] = 0x00;
+	b[14 + 7] = 0x03; /* offset 24: a later fragment */
+	CU_ASSERT_EQUAL(one(&f, b, n), MG_DROP_NONE);
+	CU_ASSERT_EQUAL(f.cnt.frag_passed, 1);
+	/* another datagram's later fragment: its first never passed */
+	b[14 + 5] = 0x35;
+	CU_ASSERT_EQUAL(one(&f, b, n), MG_DROP_FRAG_UNTRACKED);
+
+	/* the table holds one flow: a second new flow is refused and counted */
+	n = tcp4(b, "10.99.0.1", "10.99.0.2", 40002, 8080, SYN);
+	CU_ASSERT_EQUAL(one(&f, b, n), MG_DROP_CT_FULL);
+	{
+		struct mg_ct_stats st;
+
+		mg_ct_stats_get(f.env.ct, &st);
+		CU_ASSERT_EQUAL(st.full, 1);
+		CU_ASSERT_EQUAL(st.entries, 1);
+	}
+	ct_fini(&f);
+}
+
 static CU_TestInfo tests[] = {
-        {"verdicts", test_verdicts},         {"non_ip_and_malformed", test_non_ip_and_malformed},
-        {"fragments", test_fragments},       {"never_and_no_policy", test_never_and_no_policy},
-        {"counters_add", test_counters_add}, CU_TEST_INFO_NULL,
+        {"verdicts", test_verdicts},
+        {"non_ip_and_malformed", test_non_ip_and_malformed},
+        {"fragments", test_fragments},
+        {"never_and_no_policy", test_never_and_no_policy},
+        {"counters_add", test_counters_add},
+        {"ct_handshake", test_ct_handshake},
+        {"ct_recheck_after_change", test_ct_recheck_after_change},
+        {"ct_icmp_related", test_ct_icmp_related},
+        {"ct_fragments_and_full", test_ct_fragments_and_full},
+        CU_TEST_INFO_NULL,
 };
 
 MG_TEST_MAIN("datapath", tests)

@@ -1568,7 +1568,109 @@ test_key_str_no_family(void)
 	CU_ASSERT_STRING_EQUAL(buf, "family 0 proto 0");
 }
 
+/* ---- ICMP errors: the quoted packet ---- */
+
+static void
+test_icmp_inner_v4(void)
+{
+	struct mg_pkt_info info;
+	struct mg_flow_key in;
+	struct frame f;
+	uint32_t o, q;
+
+	/* Port unreachable from 10.0.0.2 about a UDP packet 10.0.0.1:5353 -> 10.0.0.2:53:
+	 * the outer addresses are reversed, the quote keeps the original order. */
+	eth(&f, MG_ETH_P_IPV4);
+	o = ip4(&f, MG_IPPROTO_ICMP, 5);
+	icmp(&f, 3, 3, 0);
+	q = ip4(&f, MG_IPPROTO_UDP, 6);
+	udp(&f, 5353, 53);
+	ip4_fix(&f, q);
+	ip4_fix(&f, o);
+	CU_ASSERT_EQUAL_FATAL(mg_pkt_parse(f.b, f.len, &info), MG_DROP_NONE);
+	CU_ASSERT_TRUE(mg_pkt_is_icmp_error(&info.key));
+	CU_ASSERT_TRUE_FATAL(mg_pkt_icmp_inner(f.b, f.len, &info, &in));
+	CU_ASSERT_EQUAL(in.family, MG_AF_INET);
+	CU_ASSERT_EQUAL(in.proto, MG_IPPROTO_UDP);
+	CU_ASSERT_EQUAL(in.sport, 5353);
+	CU_ASSERT_EQUAL(in.dport, 53);
+	CU_ASSERT_EQUAL(in.src[3], 1);
+	CU_ASSERT_EQUAL(in.dst[3], 2);
+
+	/* The quote cut to 4 bytes of layer 4: not enough for RFC 792's 8. */
+	eth(&f, MG_ETH_P_IPV4);
+	o = ip4(&f, MG_IPPROTO_ICMP, 5);
+	icmp(&f, 11, 0, 0);
+	q = ip4(&f, MG_IPPROTO_TCP, 5);
+	put32(&f, 0x12345678);
+	ip4_fix(&f, q);
+	ip4_fix(&f, o);
+	CU_ASSERT_EQUAL_FATAL(mg_pkt_parse(f.b, f.len, &info), MG_DROP_NONE);
+	CU_ASSERT_FALSE(mg_pkt_icmp_inner(f.b, f.len, &info, &in));
+
+	/* An echo request is not an error. */
+	eth(&f, MG_ETH_P_IPV4);
+	o = ip4(&f, MG_IPPROTO_ICMP, 5);
+	icmp(&f, 8, 0, 77);
+	ip4_fix(&f, o);
+	CU_ASSERT_EQUAL_FATAL(mg_pkt_parse(f.b, f.len, &info), MG_DROP_NONE);
+	CU_ASSERT_FALSE(mg_pkt_is_icmp_error(&info.key));
+	CU_ASSERT_FALSE(mg_pkt_icmp_inner(f.b, f.len, &info, &in));
+}
+
+static void
+test_icmp_inner_v6(void)
+{
+	struct mg_pkt_info info;
+	struct mg_flow_key in;
+	struct frame f;
+	uint32_t o, q;
+
+	/* Packet too big about a TCP segment behind a destination-options header. */
+	eth(&f, MG_ETH_P_IPV6);
+	o = ip6(&f, MG_IPPROTO_ICMPV6);
+	icmp(&f, 2, 0, 0);
+	q = ip6(&f, 60);
+	ext6(&f, MG_IPPROTO_TCP, 0);
+	tcp(&f, 40000, 443, 0x10);
+	ip6_fix(&f, q);
+	ip6_fix(&f, o);
+	CU_ASSERT_EQUAL_FATAL(mg_pkt_parse(f.b, f.len, &info), MG_DROP_NONE);
+	CU_ASSERT_TRUE_FATAL(mg_pkt_icmp_inner(f.b, f.len, &info, &in));
+	CU_ASSERT_EQUAL(in.family, MG_AF_INET6);
+	CU_ASSERT_EQUAL(in.proto, MG_IPPROTO_TCP);
+	CU_ASSERT_EQUAL(in.sport, 40000);
+	CU_ASSERT_EQUAL(in.dport, 443);
+	CU_ASSERT_EQUAL(memcmp(in.src, v6_src, 16), 0);
+
+	/* Time exceeded quoting an echo request: type and identifier. */
+	eth(&f, MG_ETH_P_IPV6);
+	o = ip6(&f, MG_IPPROTO_ICMPV6);
+	icmp(&f, 3, 0, 0);
+	q = ip6(&f, MG_IPPROTO_ICMPV6);
+	icmp(&f, 128, 0, 4242);
+	ip6_fix(&f, q);
+	ip6_fix(&f, o);
+	CU_ASSERT_EQUAL_FATAL(mg_pkt_parse(f.b, f.len, &info), MG_DROP_NONE);
+	CU_ASSERT_TRUE_FATAL(mg_pkt_icmp_inner(f.b, f.len, &info, &in));
+	CU_ASSERT_EQUAL(in.icmp_type, 128);
+	CU_ASSERT_EQUAL(in.sport, 4242);
+
+	/* A quote that claims IPv4 inside ICMPv6. */
+	eth(&f, MG_ETH_P_IPV6);
+	o = ip6(&f, MG_IPPROTO_ICMPV6);
+	icmp(&f, 1, 4, 0);
+	q = ip4(&f, MG_IPPROTO_UDP, 5);
+	udp(&f, 1, 2);
+	ip4_fix(&f, q);
+	ip6_fix(&f, o);
+	CU_ASSERT_EQUAL_FATAL(mg_pkt_parse(f.b, f.len, &info), MG_DROP_NONE);
+	CU_ASSERT_FALSE(mg_pkt_icmp_inner(f.b, f.len, &info, &in));
+}
+
 static CU_TestInfo tests[] = {
+        {"icmp_inner_v4", test_icmp_inner_v4},
+        {"icmp_inner_v6", test_icmp_inner_v6},
         {"ipv4_tcp", test_ipv4_tcp},
         {"ipv4_udp", test_ipv4_udp},
         {"ipv4_sctp", test_ipv4_sctp},
