@@ -36,6 +36,53 @@ struct ctx {
 	const char *file;
 };
 
+/* The keys of every mapping the loader reads: used to check them and
+ * listed by mg_config_keys() so a test can hold the docs against them. */
+static const char *const keys_datapath_ports[] = {"name", "device", "peer", NULL};
+static const char *const keys_datapath[] = {"mode",    "ports",   "non_ip", "burst",
+                                            "rx_desc", "tx_desc", "mbufs",  NULL};
+static const char *const keys_cluster[] = {"name", "id", "max_connected_clusters", NULL};
+static const char *const keys_policy_sources[] = {"cluster", "path", NULL};
+static const char *const keys_policy[] = {"enforcement", "default_local_cluster", "sources", NULL};
+static const char *const keys_identities[] = {"files", NULL};
+static const char *const keys_ipcache_entries[] = {"prefix", "identity", NULL};
+static const char *const keys_ipcache[] = {"files", "entries", "split_world", NULL};
+static const char *const keys_kvstore[] = {"redis", "clusters", NULL};
+static const char *const keys_control[] = {"socket", NULL};
+static const char *const keys_metrics[] = {"listen", NULL};
+static const char *const keys_conntrack[] = {"max_entries", "max_fragments", "tcp_pickup",
+                                             "timeouts", NULL};
+static const char *const keys_conntrack_timeouts[] = {
+        "tcp_syn", "tcp_established", "tcp_fin",  "tcp_close", "udp",
+        "icmp",    "other",           "fragment", NULL};
+static const char *const keys_root[] = {"version",    "eal",     "datapath",  "cluster",
+                                        "policy",     "ipcache", "kvstore",   "control",
+                                        "identities", "metrics", "conntrack", NULL};
+
+static const struct mg_config_section sections[] = {
+        {"datapath.ports[]", keys_datapath_ports},
+        {"datapath", keys_datapath},
+        {"cluster", keys_cluster},
+        {"policy.sources[]", keys_policy_sources},
+        {"policy", keys_policy},
+        {"identities", keys_identities},
+        {"ipcache.entries[]", keys_ipcache_entries},
+        {"ipcache", keys_ipcache},
+        {"kvstore", keys_kvstore},
+        {"control", keys_control},
+        {"metrics", keys_metrics},
+        {"conntrack", keys_conntrack},
+        {"conntrack.timeouts", keys_conntrack_timeouts},
+        {"", keys_root},
+        {NULL, NULL},
+};
+
+const struct mg_config_section *
+mg_config_keys(void)
+{
+	return sections;
+}
+
 static int
 oom(struct ctx *x)
 {
@@ -261,7 +308,7 @@ static int
 parse_port(struct ctx *x, const struct mg_yaml_node *pn, size_t i,
            const struct mg_yaml_node **peer_nodes)
 {
-	static const char *const keys[] = {"name", "device", "peer", NULL};
+	const char *const *keys = keys_datapath_ports;
 	struct mg_config_port *p = &x->c->ports[i];
 	const struct mg_yaml_node *n;
 	char what[64];
@@ -373,8 +420,7 @@ check_pow2(struct ctx *x, const struct mg_yaml_node *map, const char *key, const
 static int
 parse_datapath(struct ctx *x, const struct mg_yaml_node *root)
 {
-	static const char *const keys[] = {"mode",    "ports",   "non_ip", "burst",
-	                                   "rx_desc", "tx_desc", "mbufs",  NULL};
+	const char *const *keys = keys_datapath;
 	const struct mg_yaml_node *peer_nodes[MG_CONFIG_MAX_PORTS];
 	const struct mg_yaml_node *dp = mg_yaml_get(root, "datapath"), *n;
 	struct mg_config *c = x->c;
@@ -450,7 +496,7 @@ parse_datapath(struct ctx *x, const struct mg_yaml_node *root)
 static int
 parse_cluster(struct ctx *x, const struct mg_yaml_node *root)
 {
-	static const char *const keys[] = {"name", "id", "max_connected_clusters", NULL};
+	const char *const *keys = keys_cluster;
 	const struct mg_yaml_node *cl = mg_yaml_get(root, "cluster"), *n;
 	struct mg_config *c = x->c;
 	uint64_t v;
@@ -502,7 +548,7 @@ parse_cluster(struct ctx *x, const struct mg_yaml_node *root)
 static int
 parse_sources(struct ctx *x, const struct mg_yaml_node *n)
 {
-	static const char *const keys[] = {"cluster", "path", NULL};
+	const char *const *keys = keys_policy_sources;
 	struct mg_config *c = x->c;
 	char what[64];
 	size_t i;
@@ -554,7 +600,7 @@ parse_sources(struct ctx *x, const struct mg_yaml_node *n)
 static int
 parse_policy(struct ctx *x, const struct mg_yaml_node *root)
 {
-	static const char *const keys[] = {"enforcement", "default_local_cluster", "sources", NULL};
+	const char *const *keys = keys_policy;
 	const struct mg_yaml_node *p = mg_yaml_get(root, "policy"), *n;
 	const char *s;
 	int rc;
@@ -585,7 +631,7 @@ parse_policy(struct ctx *x, const struct mg_yaml_node *root)
 static int
 parse_identities(struct ctx *x, const struct mg_yaml_node *root)
 {
-	static const char *const keys[] = {"files", NULL};
+	const char *const *keys = keys_identities;
 	const struct mg_yaml_node *s = mg_yaml_get(root, "identities");
 	int rc;
 
@@ -622,7 +668,7 @@ host_bits_clear(const char *s, const struct mg_ipcache_entry *e)
 static int
 parse_entries(struct ctx *x, const struct mg_yaml_node *n)
 {
-	static const char *const keys[] = {"prefix", "identity", NULL};
+	const char *const *keys = keys_ipcache_entries;
 	struct mg_config *c = x->c;
 	char what[64];
 	size_t i, j;
@@ -685,7 +731,7 @@ parse_entries(struct ctx *x, const struct mg_yaml_node *n)
 static int
 parse_ipcache(struct ctx *x, const struct mg_yaml_node *root)
 {
-	static const char *const keys[] = {"files", "entries", "split_world", NULL};
+	const char *const *keys = keys_ipcache;
 	const struct mg_yaml_node *s = mg_yaml_get(root, "ipcache");
 	int rc;
 
@@ -707,7 +753,7 @@ parse_ipcache(struct ctx *x, const struct mg_yaml_node *root)
 static int
 parse_kvstore(struct ctx *x, const struct mg_yaml_node *root)
 {
-	static const char *const keys[] = {"redis", "clusters", NULL};
+	const char *const *keys = keys_kvstore;
 	const struct mg_yaml_node *kv = mg_yaml_get(root, "kvstore"), *n;
 	struct mg_config *c = x->c;
 	char what[64];
@@ -760,7 +806,7 @@ parse_kvstore(struct ctx *x, const struct mg_yaml_node *root)
 static int
 parse_control(struct ctx *x, const struct mg_yaml_node *root)
 {
-	static const char *const keys[] = {"socket", NULL};
+	const char *const *keys = keys_control;
 	const struct mg_yaml_node *s = mg_yaml_get(root, "control"), *n;
 	struct sockaddr_un sun;
 	const char *v;
@@ -832,7 +878,7 @@ valid_listen(const char *s)
 static int
 parse_metrics(struct ctx *x, const struct mg_yaml_node *root)
 {
-	static const char *const keys[] = {"listen", NULL};
+	const char *const *keys = keys_metrics;
 	const struct mg_yaml_node *s = mg_yaml_get(root, "metrics"), *n;
 	const char *v;
 	char *p;
@@ -865,11 +911,8 @@ parse_metrics(struct ctx *x, const struct mg_yaml_node *root)
 static int
 parse_conntrack(struct ctx *x, const struct mg_yaml_node *root)
 {
-	static const char *const keys[] = {"max_entries", "max_fragments", "tcp_pickup", "timeouts",
-	                                   NULL};
-	static const char *const tkeys[] = {
-	        "tcp_syn", "tcp_established", "tcp_fin",  "tcp_close", "udp",
-	        "icmp",    "other",           "fragment", NULL};
+	const char *const *keys = keys_conntrack;
+	const char *const *tkeys = keys_conntrack_timeouts;
 	const struct mg_yaml_node *s = mg_yaml_get(root, "conntrack"), *t;
 	struct mg_ct_timeouts *to = &x->c->ct.timeouts;
 	struct {
@@ -913,9 +956,7 @@ parse_conntrack(struct ctx *x, const struct mg_yaml_node *root)
 static int
 parse_root(struct ctx *x, const struct mg_yaml_node *root)
 {
-	static const char *const keys[] = {"version",    "eal",     "datapath",  "cluster",
-	                                   "policy",     "ipcache", "kvstore",   "control",
-	                                   "identities", "metrics", "conntrack", NULL};
+	const char *const *keys = keys_root;
 	const struct mg_yaml_node *n;
 	uint64_t v;
 	int rc;

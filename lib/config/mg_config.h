@@ -116,6 +116,15 @@ struct mg_config *mg_config_load_buf(const char *name, const void *buf, size_t l
 /** Free @p c and everything it holds. NULL is fine. */
 void mg_config_free(struct mg_config *c);
 
+/** The keys of one mapping of the config file ("" is the top level). */
+struct mg_config_section {
+	const char *name;        /**< dotted path: "datapath", "datapath.ports[]", ... */
+	const char *const *keys; /**< NULL-terminated */
+};
+
+/** Every mapping the loader reads and its keys, ending with {NULL, NULL}. */
+const struct mg_config_section *mg_config_keys(void);
+
 /** Index of the port called @p name, or -1. */
 int mg_config_port_index(const struct mg_config *c, const char *name);
 
