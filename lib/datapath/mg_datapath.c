@@ -39,6 +39,13 @@ static uint8_t sym_rss_key[40] = {
         0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
 };
 
+const uint8_t *
+mg_datapath_rss_key(unsigned *len)
+{
+	*len = sizeof(sym_rss_key);
+	return sym_rss_key;
+}
+
 struct dp_port {
 	char name[MG_CONFIG_NAME_MAX];
 	uint16_t port_id;

@@ -89,6 +89,13 @@ void mg_dp_classify(const struct mg_dp_env *env, unsigned in_port, const uint8_t
 
 /* ---- the DPDK layer ---- */
 
+/**
+ * The RSS key ports with several queues are configured with (@p len set to
+ * its length): a Toeplitz key under which a flow's two directions hash
+ * alike, so both reach the same worker and its conntrack table.
+ */
+const uint8_t *mg_datapath_rss_key(unsigned *len);
+
 struct mg_config;
 struct mg_datapath;
 

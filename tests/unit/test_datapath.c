@@ -5,6 +5,7 @@
  * verdict of every frame and the counters it leaves behind.
  */
 #include <arpa/inet.h>
+#include <rte_thash.h>
 #include <string.h>
 
 #include "mg_datapath.h"
@@ -509,6 +510,48 @@ test_ct_fragments_and_full(void)
 	ct_fini(&f);
 }
 
+/* Both directions of a flow hash alike under the ports' RSS key, for IPv4
+ * and IPv6 tuples; different flows still spread. */
+static void
+test_rss_key_symmetric(void)
+{
+	uint32_t fwd[9], rev[9], h[64];
+	unsigned len, i, j, distinct = 0;
+	const uint8_t *key = mg_datapath_rss_key(&len);
+	uint64_t x = 88172645463325252ull;
+
+	CU_ASSERT_EQUAL_FATAL(len, 40);
+	for (i = 0; i < 1000; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		fwd[0] = (uint32_t)x;
+		fwd[1] = (uint32_t)(x >> 32);
+		fwd[2] = (uint32_t)(x >> 7);
+		rev[0] = fwd[1];
+		rev[1] = fwd[0];
+		rev[2] = fwd[2] >> 16 | fwd[2] << 16;
+		CU_ASSERT_EQUAL(rte_softrss(fwd, RTE_THASH_V4_L4_LEN, key),
+		                rte_softrss(rev, RTE_THASH_V4_L4_LEN, key));
+		for (j = 0; j < 8; j++)
+			fwd[j] = (uint32_t)(x * (j + 3) >> 11);
+		fwd[8] = (uint32_t)(x >> 5);
+		for (j = 0; j < 4; j++) {
+			rev[j] = fwd[4 + j];
+			rev[4 + j] = fwd[j];
+		}
+		rev[8] = fwd[8] >> 16 | fwd[8] << 16;
+		CU_ASSERT_EQUAL(rte_softrss(fwd, RTE_THASH_V6_L4_LEN, key),
+		                rte_softrss(rev, RTE_THASH_V6_L4_LEN, key));
+		if (i < 64)
+			h[i] = rte_softrss(fwd, RTE_THASH_V6_L4_LEN, key);
+	}
+	for (i = 0; i < 64; i++) {
+		for (j = 0; j < i && h[j] != h[i]; j++)
+			;
+		distinct += j == i;
+	}
+	CU_ASSERT_TRUE(distinct > 56);
+}
+
 static CU_TestInfo tests[] = {
         {"verdicts", test_verdicts},
         {"non_ip_and_malformed", test_non_ip_and_malformed},
@@ -516,6 +559,7 @@ static CU_TestInfo tests[] = {
         {"never_and_no_policy", test_never_and_no_policy},
         {"counters_add", test_counters_add},
         {"ct_handshake", test_ct_handshake},
+        {"rss_key_symmetric", test_rss_key_symmetric},
         {"ct_recheck_after_change", test_ct_recheck_after_change},
         {"ct_icmp_related", test_ct_icmp_related},
         {"ct_fragments_and_full", test_ct_fragments_and_full},
