@@ -439,6 +439,12 @@ other_ticks(const struct mg_ct *ct, uint8_t proto)
 	}
 }
 
+static inline bool
+is_echo_request(uint8_t icmp_type)
+{
+	return icmp_type == 8 || icmp_type == 128;
+}
+
 static enum mg_ct_action
 track_unknown(const struct mg_ct *ct, uint8_t proto, uint8_t tcp_flags, uint8_t icmp_type)
 {
@@ -519,9 +525,20 @@ mg_ct_track(struct mg_ct *ct, struct mg_ct_entry *e, uint8_t dir, uint8_t proto,
 		if (orig && syn_only(tcp_flags) &&
 		    (e->state == MG_CT_CLOSED || e->state == MG_CT_TIME_WAIT))
 			return MG_CT_NEW; /* a new connection on an old port pair */
+		/* The responder opening a connection of its own on the same port
+		 * pair is no reply (a simultaneous open answers a SYN_SENT): the
+		 * policy judges it, and the entry is left as it is. */
+		if (!orig && syn_only(tcp_flags) && e->state != MG_CT_SYN_SENT)
+			return MG_CT_NEW_NOTRACK;
 		tcp_advance(e, orig, tcp_flags);
 		e->expires = now + ct->tcp_ticks[e->state];
 	} else {
+		/* An echo flow carries requests one way and replies the other: a
+		 * request from the responder (or a reply from the requester) is
+		 * not part of it, and is judged by policy. */
+		if ((e->key.proto == MG_IPPROTO_ICMP || e->key.proto == MG_IPPROTO_ICMPV6) &&
+		    is_echo_request(icmp_type) != orig)
+			return MG_CT_NEW_NOTRACK;
 		if (!orig)
 			e->state = MG_CT_REPLIED;
 		e->expires = now + other_ticks(ct, e->key.proto);

@@ -159,7 +159,10 @@ enum mg_ct_action {
  * what to do with it. Refreshes the entry's timeout. A TCP SYN (without
  * ACK) from the originator on a CLOSED or TIME_WAIT entry returns
  * MG_CT_NEW: the caller re-admits it through the policy and mg_ct_insert()
- * replaces the entry.
+ * replaces the entry. Packets that share a flow's key but are not part of
+ * it return MG_CT_NEW_NOTRACK and leave the entry untouched: a SYN from
+ * the responder (outside SYN_SENT, where it is a simultaneous open), an
+ * echo request from the responder or an echo reply from the requester.
  * @param icmp_type  for ICMP/ICMPv6: the type (echo request 8/128 opens a flow)
  */
 enum mg_ct_action mg_ct_track(struct mg_ct *ct, struct mg_ct_entry *e, uint8_t dir, uint8_t proto,

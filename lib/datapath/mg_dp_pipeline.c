@@ -31,29 +31,54 @@ world_of(const struct mg_dp_env *env, uint8_t family)
 	return family == MG_AF_INET6 ? MG_ID_WORLD_IPV6 : MG_ID_WORLD_IPV4;
 }
 
-/* Where a packet stands after the conntrack stage. */
-enum stage {
-	ST_DONE,   /* settled: reasons[i] says pass or drop */
-	ST_VERDICT /* needs the policy (new flow, re-check, untracked ICMP) */
-};
-
 /* An ICMP error passes only if the packet it quotes belongs to a tracked flow. */
 static enum mg_drop_reason
 icmp_related(const struct mg_dp_env *env, const uint8_t *data, uint32_t len,
              const struct mg_pkt_info *info)
 {
 	struct mg_flow_key inner;
-	struct mg_ct_entry *e;
 	struct mg_ct_key key;
 	uint8_t dir;
 
 	if (!mg_pkt_icmp_inner(data, len, info, &inner))
 		return MG_DROP_ICMP_UNRELATED;
 	mg_ct_key_make(&inner, env->zone, &key, &dir);
-	mg_ct_lookup_bulk(env->ct, &key, 1, env->now, &e);
-	return e != NULL ? MG_DROP_NONE : MG_DROP_ICMP_UNRELATED;
+	return mg_ct_lookup(env->ct, &key, env->now) != NULL ? MG_DROP_NONE
+	                                                     : MG_DROP_ICMP_UNRELATED;
 }
 
+static inline uint32_t
+identity_of(const struct mg_dp_env *env, uint8_t family, const uint8_t *addr)
+{
+	return env->ipc != NULL ? mg_ipcache_lookup(env->ipc, family, addr) : world_of(env, family);
+}
+
+static inline uint16_t
+policy_port(const struct mg_flow_key *k)
+{
+	if (k->proto == MG_IPPROTO_ICMP || k->proto == MG_IPPROTO_ICMPV6)
+		return k->icmp_type;
+	return k->dport;
+}
+
+/* What a packet still needs after stage 1. */
+enum todo {
+	TODO_NONE,     /* settled: reasons[i] says pass or drop */
+	TODO_FLOW,     /* conntrack lookup, maybe a verdict */
+	TODO_VERDICT,  /* a verdict only (no conntrack table) */
+	TODO_FRAGMENT, /* a non-first fragment: after the burst's first fragments */
+	TODO_RELATED,  /* an ICMP error: after the burst's new flows */
+};
+
+/*
+ * The stages keep burst order where it matters: a flow opened by one
+ * packet of the burst is already there for the later packets of that
+ * flow in the same burst, and a first fragment is recorded before the
+ * later fragments of its datagram are looked up. Lookups are still done
+ * in bulk (all conntrack keys, then all addresses that need a verdict);
+ * only packets that missed conntrack while the burst created flows are
+ * looked up a second time.
+ */
 void
 mg_dp_classify(const struct mg_dp_env *env, unsigned in_port, const uint8_t *const *data,
                const uint32_t *len, unsigned n, uint8_t *reasons, struct mg_dp_counters *c)
@@ -61,18 +86,19 @@ mg_dp_classify(const struct mg_dp_env *env, unsigned in_port, const uint8_t *con
 	struct mg_pkt_info info[MG_DP_MAX_BURST];
 	struct mg_ct_key keys[MG_DP_MAX_BURST];
 	struct mg_ct_entry *ents[MG_DP_MAX_BURST];
-	uint8_t dirs[MG_DP_MAX_BURST], acts[MG_DP_MAX_BURST];
-	uint16_t ct_idx[MG_DP_MAX_BURST], ip_idx[MG_DP_MAX_BURST];
-	uint16_t ct_pos[MG_DP_MAX_BURST]; /* packet -> its slot in keys[]/ents[] */
+	uint8_t todo[MG_DP_MAX_BURST], dirs[MG_DP_MAX_BURST], acts[MG_DP_MAX_BURST];
+	uint16_t ct_pos[MG_DP_MAX_BURST]; /* packet -> its slot in keys[] / ents[] */
+	uint16_t id_pos[MG_DP_MAX_BURST]; /* packet -> its pair in ids[] ... */
+	bool has_id[MG_DP_MAX_BURST];     /* ... when it has one */
 	const uint8_t *addrs[2 * MG_DP_MAX_BURST];
 	uint8_t fams[2 * MG_DP_MAX_BURST];
 	uint32_t ids[2 * MG_DP_MAX_BURST];
-	unsigned i, nct = 0, nip = 0;
+	unsigned i, nct = 0, nid = 0, created = 0, deferred = 0;
 
 	if (n > MG_DP_MAX_BURST)
 		n = MG_DP_MAX_BURST;
 
-	/* Stage 1: parse; settle what needs no flow state. */
+	/* Stage 1: parse; settle what needs neither flow state nor policy. */
 	for (i = 0; i < n; i++) {
 		enum mg_drop_reason r = mg_pkt_parse(data[i], len[i], &info[i]);
 		const struct mg_pkt_info *pi = &info[i];
@@ -80,6 +106,8 @@ mg_dp_classify(const struct mg_dp_env *env, unsigned in_port, const uint8_t *con
 		c->rx_pkts[in_port]++;
 		c->rx_bytes[in_port] += len[i];
 		reasons[i] = (uint8_t)r;
+		todo[i] = TODO_NONE;
+		has_id[i] = false;
 		if (MG_UNLIKELY(r != MG_DROP_NONE))
 			continue;
 		switch (pi->cls) {
@@ -98,119 +126,163 @@ mg_dp_classify(const struct mg_dp_env *env, unsigned in_port, const uint8_t *con
 		default:
 			break;
 		}
-		/* A non-first fragment has no ports: it follows its first fragment. */
 		if (MG_UNLIKELY(pi->frag & MG_PKT_FRAG_NONFIRST)) {
-			if (env->ct != NULL &&
-			    mg_ct_frag_find(env->ct, &pi->key, pi->ip_id, env->zone, env->now))
-				c->frag_passed++;
-			else
+			/* no ports: it can only follow its first fragment */
+			if (env->ct == NULL) {
 				reasons[i] = MG_DROP_FRAG_UNTRACKED;
+			} else {
+				todo[i] = TODO_FRAGMENT;
+				deferred++;
+			}
 			continue;
 		}
 		if (env->ct == NULL) {
-			ip_idx[nip++] = (uint16_t)i;
+			todo[i] = TODO_VERDICT;
+			acts[i] = MG_CT_NEW_NOTRACK;
+		} else if (MG_UNLIKELY(mg_pkt_is_icmp_error(&pi->key))) {
+			todo[i] = TODO_RELATED;
+			deferred++;
 			continue;
+		} else {
+			todo[i] = TODO_FLOW;
+			mg_ct_key_make(&pi->key, env->zone, &keys[nct], &dirs[nct]);
+			ct_pos[i] = (uint16_t)nct++;
 		}
-		if (MG_UNLIKELY(mg_pkt_is_icmp_error(&pi->key))) {
-			reasons[i] = (uint8_t)icmp_related(env, data[i], len[i], pi);
-			if (reasons[i] == MG_DROP_NONE)
-				c->ct_related++;
-			continue;
-		}
-		mg_ct_key_make(&pi->key, env->zone, &keys[nct], &dirs[nct]);
-		ct_pos[i] = (uint16_t)nct;
-		ct_idx[nct++] = (uint16_t)i;
 	}
 
-	/* Stage 2: conntrack, in one bulk lookup. */
-	if (nct != 0) {
+	/* Stage 2: conntrack for every flow packet, in one bulk lookup. */
+	if (nct != 0)
 		mg_ct_lookup_bulk(env->ct, keys, nct, env->now, ents);
-		for (i = 0; i < nct; i++) {
-			const struct mg_pkt_info *pi = &info[ct_idx[i]];
-			enum mg_ct_action a;
+	for (i = 0; i < n; i++) {
+		const struct mg_pkt_info *pi = &info[i];
+		unsigned j;
 
-			a = mg_ct_track(env->ct, ents[i], dirs[i], pi->key.proto, pi->tcp_flags,
-			                pi->key.icmp_type, env->gen, env->now);
-			acts[ct_idx[i]] = (uint8_t)a;
-			switch (a) {
-			case MG_CT_PASS:
-				c->ct_tracked++;
-				break;
-			case MG_CT_INVALID:
-				reasons[ct_idx[i]] = MG_DROP_CT_TCP_NOT_SYN;
-				break;
-			case MG_CT_RECHECK:
-				c->ct_rechecked++;
-				/* fall through */
-			default:
-				ip_idx[nip++] = ct_idx[i];
-				break;
-			}
+		if (todo[i] == TODO_FLOW) {
+			j = ct_pos[i];
+			acts[i] = (uint8_t)mg_ct_track(env->ct, ents[j], dirs[j], pi->key.proto,
+			                               pi->tcp_flags, pi->key.icmp_type, env->gen,
+			                               env->now);
+		} else if (todo[i] != TODO_VERDICT) {
+			continue;
 		}
+		if (acts[i] == MG_CT_PASS || acts[i] == MG_CT_INVALID)
+			continue;
+		/* Stage 3 input: both addresses of what needs a verdict. */
+		fams[2 * nid] = pi->key.family;
+		fams[2 * nid + 1] = pi->key.family;
+		addrs[2 * nid] = pi->key.src;
+		addrs[2 * nid + 1] = pi->key.dst;
+		id_pos[i] = (uint16_t)nid++;
+		has_id[i] = true;
 	}
 
-	/* Stage 3: both identities of every packet that needs a verdict. */
-	for (i = 0; i < nip; i++) {
-		const struct mg_flow_key *k = &info[ip_idx[i]].key;
-
-		fams[2 * i] = k->family;
-		fams[2 * i + 1] = k->family;
-		addrs[2 * i] = k->src;
-		addrs[2 * i + 1] = k->dst;
-	}
+	/* Stage 3: identities, in one bulk lookup. */
 	if (env->ipc != NULL) {
-		mg_ipcache_lookup_bulk(env->ipc, fams, addrs, ids, 2 * nip);
+		mg_ipcache_lookup_bulk(env->ipc, fams, addrs, ids, 2 * nid);
 	} else {
-		for (i = 0; i < 2 * nip; i++)
+		for (i = 0; i < 2 * nid; i++)
 			ids[i] = world_of(env, fams[i]);
 	}
 
-	/* Stage 4: verdicts; an allowed new flow gets its entry. */
-	for (i = 0; i < nip; i++) {
-		unsigned p = ip_idx[i];
-		const struct mg_flow_key *k = &info[p].key;
-		uint16_t port = k->dport;
+	/* Stage 4: decide, in burst order. */
+	for (i = 0; i < n; i++) {
+		const struct mg_pkt_info *pi = &info[i];
+		struct mg_ct_entry *e = NULL;
+		uint32_t src, dst;
 		enum mg_verdict v;
+		unsigned j = 0;
 
-		if (k->proto == MG_IPPROTO_ICMP || k->proto == MG_IPPROTO_ICMPV6)
-			port = k->icmp_type;
+		if (todo[i] != TODO_FLOW && todo[i] != TODO_VERDICT)
+			continue;
+		if (todo[i] == TODO_FLOW) {
+			j = ct_pos[i];
+			e = ents[j];
+			/* Missed before an earlier packet of this burst opened the
+			 * flow? Then it belongs to that flow. */
+			if (e == NULL && created != 0 &&
+			    (e = mg_ct_lookup(env->ct, &keys[j], env->now)) != NULL) {
+				ents[j] = e;
+				acts[i] = (uint8_t)mg_ct_track(env->ct, e, dirs[j], pi->key.proto,
+				                               pi->tcp_flags, pi->key.icmp_type,
+				                               env->gen, env->now);
+			}
+		}
+		switch (acts[i]) {
+		case MG_CT_PASS:
+			c->ct_tracked++;
+			goto passed;
+		case MG_CT_INVALID:
+			reasons[i] = MG_DROP_CT_TCP_NOT_SYN;
+			continue;
+		case MG_CT_RECHECK:
+			c->ct_rechecked++;
+			break;
+		default:
+			break;
+		}
+		if (MG_LIKELY(has_id[i])) {
+			src = ids[2 * id_pos[i]];
+			dst = ids[2 * id_pos[i] + 1];
+		} else {
+			/* judged only now (its flow turned up in this burst, and the
+			 * packet is not part of it): look its identities up alone */
+			src = identity_of(env, pi->key.family, pi->key.src);
+			dst = identity_of(env, pi->key.family, pi->key.dst);
+		}
 		v = env->policy == NULL ? MG_VERDICT_ALLOW
-		                        : mg_policy_verdict(env->policy, ids[2 * i], ids[2 * i + 1],
-		                                            k->proto, port);
+		                        : mg_policy_verdict(env->policy, src, dst, pi->key.proto,
+		                                            policy_port(&pi->key));
 		if (v == MG_VERDICT_DENY_EGRESS) {
 			c->denied_egress++;
-			reasons[p] = MG_DROP_POLICY_EGRESS;
+			reasons[i] = MG_DROP_POLICY_EGRESS;
 			continue;
 		}
 		if (v != MG_VERDICT_ALLOW) {
 			c->denied_ingress++;
-			reasons[p] = MG_DROP_POLICY_INGRESS;
+			reasons[i] = MG_DROP_POLICY_INGRESS;
 			continue;
 		}
-		if (env->ct != NULL) {
-			unsigned j = ct_pos[p];
-
-			if (acts[p] == MG_CT_RECHECK) {
-				mg_ct_confirm(ents[j], env->gen);
-			} else if (acts[p] == MG_CT_NEW &&
-			           mg_ct_insert(env->ct, &keys[j], dirs[j], info[p].tcp_flags,
-			                        env->gen, env->now) == NULL) {
-				reasons[p] = MG_DROP_CT_FULL;
+		/* A first fragment's record before its flow's entry: when either
+		 * table is full the packet is dropped and nothing is left behind. */
+		if (MG_UNLIKELY(pi->frag & MG_PKT_FRAG_FIRST) && env->ct != NULL &&
+		    mg_ct_frag_add(env->ct, &pi->key, pi->ip_id, env->zone, env->now) != 0) {
+			reasons[i] = MG_DROP_FRAG_FULL;
+			continue;
+		}
+		if (acts[i] == MG_CT_RECHECK) {
+			mg_ct_confirm(ents[j], env->gen);
+		} else if (acts[i] == MG_CT_NEW) {
+			if (mg_ct_insert(env->ct, &keys[j], dirs[j], pi->tcp_flags, env->gen,
+			                 env->now) == NULL) {
+				reasons[i] = MG_DROP_CT_FULL;
 				continue;
 			}
+			created++;
 		}
 		c->allowed++;
+		continue;
+	passed:
+		/* A tracked first fragment lets the rest of its datagram follow. */
+		if (MG_UNLIKELY(pi->frag & MG_PKT_FRAG_FIRST) &&
+		    mg_ct_frag_add(env->ct, &pi->key, pi->ip_id, env->zone, env->now) != 0)
+			reasons[i] = MG_DROP_FRAG_FULL;
 	}
 
-	/* A first fragment that passes lets the rest of its datagram follow. */
-	if (env->ct != NULL)
-		for (i = 0; i < n; i++)
-			if (MG_UNLIKELY(info[i].frag & MG_PKT_FRAG_FIRST) &&
-			    reasons[i] == MG_DROP_NONE &&
-			    (info[i].cls == MG_PKT_IPV4 || info[i].cls == MG_PKT_IPV6) &&
-			    mg_ct_frag_add(env->ct, &info[i].key, info[i].ip_id, env->zone,
-			                   env->now) != 0)
-				reasons[i] = MG_DROP_FRAG_FULL;
+	/* Stage 5: what had to wait for the burst's first fragments and new flows. */
+	for (i = 0; deferred != 0 && i < n; i++) {
+		const struct mg_pkt_info *pi = &info[i];
+
+		if (todo[i] == TODO_FRAGMENT) {
+			if (mg_ct_frag_find(env->ct, &pi->key, pi->ip_id, env->zone, env->now))
+				c->frag_passed++;
+			else
+				reasons[i] = MG_DROP_FRAG_UNTRACKED;
+		} else if (todo[i] == TODO_RELATED) {
+			reasons[i] = (uint8_t)icmp_related(env, data[i], len[i], pi);
+			if (reasons[i] == MG_DROP_NONE)
+				c->ct_related++;
+		}
+	}
 
 	for (i = 0; i < n; i++)
 		if (reasons[i] != MG_DROP_NONE) {

@@ -567,8 +567,9 @@ test_tcp_syn_readmits_closed_and_time_wait(void)
 	handshake(ct, &f1, 0);
 	pkt(ct, &f1, RST, 1, 1);
 	before = find(ct, &f1, 0, 1);
-	/* a SYN from the responder on CLOSED is no re-admission */
-	CU_ASSERT_EQUAL(pkt(ct, &r1, SYN, 1, 2), MG_CT_PASS);
+	/* a SYN from the responder on CLOSED is no re-admission: the policy
+	 * judges it and the entry stays */
+	CU_ASSERT_EQUAL(pkt(ct, &r1, SYN, 1, 2), MG_CT_NEW_NOTRACK);
 	CU_ASSERT_EQUAL(pkt(ct, &f1, SYN, 1, 3), MG_CT_NEW);
 	CU_ASSERT_PTR_EQUAL(find(ct, &f1, 0, 3), before); /* replaced in place */
 	CU_ASSERT_EQUAL(state_of(ct, &f1, 3), MG_CT_SYN_SENT);
@@ -1384,7 +1385,47 @@ test_throughput(void)
 #endif
 }
 
+/* Packets that share a flow's key but are not part of it are left to the policy. */
+static void
+test_not_part_of_flow(void)
+{
+	struct mg_ct *ct = mk(64, 4, false);
+	struct mg_flow_key c = fk("10.0.0.1", 40000, "10.0.0.2", 80, MG_IPPROTO_TCP);
+	struct mg_flow_key s = rev(&c);
+	struct mg_flow_key rq = icmp("10.0.0.1", "10.0.0.2", MG_IPPROTO_ICMP, 8, 7);
+	struct mg_flow_key rp = icmp("10.0.0.2", "10.0.0.1", MG_IPPROTO_ICMP, 0, 7);
+	struct mg_flow_key rq6 = icmp("fd00::1", "fd00::2", MG_IPPROTO_ICMPV6, 128, 9);
+	struct mg_flow_key rp6 = icmp("fd00::2", "fd00::1", MG_IPPROTO_ICMPV6, 129, 9);
+
+	/* a SYN from the responder is a simultaneous open in SYN_SENT only */
+	CU_ASSERT_EQUAL(pkt(ct, &c, SYN, 1, 0), MG_CT_NEW);
+	CU_ASSERT_EQUAL(pkt(ct, &s, SYN | ACK, 1, 1), MG_CT_PASS);
+	CU_ASSERT_EQUAL(pkt(ct, &c, ACK, 1, 2), MG_CT_PASS);
+	CU_ASSERT_EQUAL(state_of(ct, &c, 2), MG_CT_ESTABLISHED);
+	CU_ASSERT_EQUAL(pkt(ct, &s, SYN, 1, 3), MG_CT_NEW_NOTRACK);
+	CU_ASSERT_EQUAL(state_of(ct, &c, 3), MG_CT_ESTABLISHED);
+	/* after a RST too */
+	CU_ASSERT_EQUAL(pkt(ct, &s, RST, 1, 4), MG_CT_PASS);
+	CU_ASSERT_EQUAL(pkt(ct, &s, SYN, 1, 5), MG_CT_NEW_NOTRACK);
+	CU_ASSERT_EQUAL(state_of(ct, &c, 5), MG_CT_CLOSED);
+
+	/* echo: requests one way, replies the other, for both families */
+	CU_ASSERT_EQUAL(pkt(ct, &rq, 0, 1, 10), MG_CT_NEW);
+	CU_ASSERT_EQUAL(pkt(ct, &rp, 0, 1, 11), MG_CT_PASS);
+	CU_ASSERT_EQUAL(pkt(ct, &rq, 0, 1, 12), MG_CT_PASS);
+	rq.icmp_type = 0; /* a reply from the requester */
+	CU_ASSERT_EQUAL(pkt(ct, &rq, 0, 1, 13), MG_CT_NEW_NOTRACK);
+	rp.icmp_type = 8; /* a request from the responder */
+	CU_ASSERT_EQUAL(pkt(ct, &rp, 0, 1, 14), MG_CT_NEW_NOTRACK);
+	CU_ASSERT_EQUAL(pkt(ct, &rq6, 0, 1, 20), MG_CT_NEW);
+	CU_ASSERT_EQUAL(pkt(ct, &rp6, 0, 1, 21), MG_CT_PASS);
+	rp6.icmp_type = 128;
+	CU_ASSERT_EQUAL(pkt(ct, &rp6, 0, 1, 22), MG_CT_NEW_NOTRACK);
+	mg_ct_free(ct);
+}
+
 static CU_TestInfo tests[] = {
+        {"not_part_of_flow", test_not_part_of_flow},
         {"key_v4_both_directions", test_key_v4_both_directions},
         {"key_v6_both_directions", test_key_v6_both_directions},
         {"key_same_address_orders_by_port", test_key_same_address_orders_by_port},

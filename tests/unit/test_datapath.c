@@ -510,6 +510,84 @@ test_ct_fragments_and_full(void)
 	ct_fini(&f);
 }
 
+/* Packets of one flow in one burst: the first opens it, the rest belong to it. */
+static void
+test_ct_same_burst(void)
+{
+	uint8_t frames[4][128], reasons[4];
+	const uint8_t *data[4];
+	uint32_t len[4];
+	struct fixture f;
+	unsigned k;
+
+	ct_fixture(&f, 64);
+	len[0] = tcp4(frames[0], "10.99.0.1", "10.99.0.2", 40000, 8080, SYN);
+	len[1] = tcp4(frames[1], "10.99.0.2", "10.99.0.1", 8080, 40000, SYN | ACK);
+	len[2] = tcp4(frames[2], "10.99.0.1", "10.99.0.2", 40000, 8080, ACK);
+	/* a first fragment and a later one of the same datagram */
+	len[3] = tcp4(frames[3], "10.99.0.1", "10.99.0.2", 40001, 8080, SYN);
+	for (k = 0; k < 4; k++)
+		data[k] = frames[k];
+	mg_dp_classify(&f.env, 0, data, len, 3, reasons, &f.cnt);
+	CU_ASSERT_EQUAL(reasons[0], MG_DROP_NONE);
+	CU_ASSERT_EQUAL(reasons[1], MG_DROP_NONE);
+	CU_ASSERT_EQUAL(reasons[2], MG_DROP_NONE);
+	CU_ASSERT_EQUAL(f.cnt.allowed, 1);
+	CU_ASSERT_EQUAL(f.cnt.ct_tracked, 2);
+	{
+		struct mg_ct_stats st;
+
+		mg_ct_stats_get(f.env.ct, &st);
+		CU_ASSERT_EQUAL(st.created, 1);
+	}
+
+	memcpy(frames[0], frames[3], len[3]);
+	len[0] = len[3];
+	frames[0][14 + 4] = 0x56; /* IP id 0x5678 */
+	frames[0][14 + 5] = 0x78;
+	frames[0][14 + 6] = 0x20; /* MF */
+	memcpy(frames[1], frames[0], len[0]);
+	len[1] = len[0];
+	frames[1][14 + 6] = 0x00;
+	frames[1][14 + 7] = 0x03; /* offset 24 */
+	/* the later fragment first in the burst: still follows its first */
+	data[0] = frames[1];
+	data[1] = frames[0];
+	mg_dp_classify(&f.env, 0, data, len, 2, reasons, &f.cnt);
+	CU_ASSERT_EQUAL(reasons[0], MG_DROP_NONE);
+	CU_ASSERT_EQUAL(reasons[1], MG_DROP_NONE);
+	CU_ASSERT_EQUAL(f.cnt.frag_passed, 1);
+	ct_fini(&f);
+}
+
+/* ICMP echo of the client's flow: the reply passes, a request the other way is judged. */
+static void
+test_ct_echo_direction(void)
+{
+	uint8_t b[128];
+	uint32_t n;
+	struct fixture f;
+
+	ct_fixture(&f, 64);
+	/* the server's ingress has only TCP 8080, so echo must go client-ward:
+	 * the server is open in egress, the client in ingress */
+	n = ip4(b, "10.99.0.2", "10.99.0.1", 1, 8);
+	b[14 + 20 + 4] = 0;
+	b[14 + 20 + 5] = 7; /* identifier 7 */
+	CU_ASSERT_EQUAL(one(&f, b, n), MG_DROP_NONE);
+	n = ip4(b, "10.99.0.1", "10.99.0.2", 1, 0); /* the echo reply */
+	b[14 + 20 + 5] = 7;
+	CU_ASSERT_EQUAL(one(&f, b, n), MG_DROP_NONE);
+	CU_ASSERT_EQUAL(f.cnt.ct_tracked, 1);
+	/* a request from the client with the same identifier is not a reply:
+	 * the server's ingress denies it */
+	n = ip4(b, "10.99.0.1", "10.99.0.2", 1, 8);
+	b[14 + 20 + 5] = 7;
+	CU_ASSERT_EQUAL(one(&f, b, n), MG_DROP_POLICY_INGRESS);
+	CU_ASSERT_EQUAL(f.cnt.ct_tracked, 1);
+	ct_fini(&f);
+}
+
 /* Both directions of a flow hash alike under the ports' RSS key, for IPv4
  * and IPv6 tuples; different flows still spread. */
 static void
@@ -559,6 +637,8 @@ static CU_TestInfo tests[] = {
         {"never_and_no_policy", test_never_and_no_policy},
         {"counters_add", test_counters_add},
         {"ct_handshake", test_ct_handshake},
+        {"ct_same_burst", test_ct_same_burst},
+        {"ct_echo_direction", test_ct_echo_direction},
         {"rss_key_symmetric", test_rss_key_symmetric},
         {"ct_recheck_after_change", test_ct_recheck_after_change},
         {"ct_icmp_related", test_ct_icmp_related},
