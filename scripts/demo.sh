@@ -5,14 +5,20 @@
 #   ./scripts/demo.sh
 #
 # It installs what is missing (scripts/setup.sh), builds build/, creates
-#   demo-front: frontend 10.99.0.1               (gateway port "inside", mgdemo-in)
+#   demo-front: frontend 10.99.0.1, database replica 10.99.0.5
+#                                                (gateway port "inside", mgdemo-in)
 #   demo-back:  backend 10.99.0.2, database 10.99.0.3, monitoring 10.99.0.4
 #                                                (gateway port "outside", mgdemo-out)
 # starts meshgate with conf/examples/demo/meshgate.yaml (identities,
-# endpoints and two CiliumNetworkPolicies beside it), makes real
-# connections, prints what was expected and what happened, then the
-# gateway's final counters, and removes everything it created (also on
-# failure or Ctrl-C). Exits 0 iff every outcome matched the expectation.
+# endpoints and two CiliumNetworkPolicies beside it: the backend's ingress
+# and egress, the database's ingress), makes real connections, prints what
+# was expected and what happened, then the gateway's final counters, and
+# removes everything it created (also on failure or Ctrl-C). Exits 0 iff
+# every outcome matched the expectation.
+#
+# The backend may open connections only to the database, yet it answers
+# the frontend: connection tracking passes the replies of connections the
+# policy allowed, without asking the policy again.
 set -uo pipefail
 
 cd "$(dirname "$0")/.." || exit 2
@@ -71,8 +77,10 @@ grep "ready" "$MG_WORK/meshgate.err" | sed 's/^/  /'
 cat <<'TXT'
 == policies (conf/examples/demo/policies/)
   backend  ingress: from frontend on TCP 8080
+  backend  egress:  to database on TCP 5432
   database ingress: from backend on TCP 5432
   (frontend and monitoring are not selected by any policy: open)
+  Replies of allowed connections pass by connection tracking.
 == traffic
 TXT
 
@@ -84,21 +92,28 @@ bad=0
 row() {
 	local label=$1 want=$2 got=$3 verdict mark
 	case $got in
-	delivered | replied) verdict=allowed ;;
+	delivered | replied | exchanged) verdict=allowed ;;
 	blocked) verdict=denied ;;
 	refused) verdict="passed (refused by the host)" ;;
 	*) verdict="error ($got)" ;;
 	esac
 	if [ "$verdict" = "$want" ]; then mark=ok; else mark=MISMATCH; bad=$((bad + 1)); fi
-	rows+=("$(printf '  %-44s %-9s %-9s %s' "$label" "$want" "$verdict" "$mark")")
-	printf '  %-44s %s\n' "$label" "$verdict"
+	rows+=("$(printf '  %-50s %-9s %-9s %s' "$label" "$want" "$verdict" "$mark")")
+	printf '  %-50s %s\n' "$label" "$verdict"
 }
 
-row "frontend -> backend   TCP 8080" allowed "$(mg_tcp "$F" "$B" 10.99.0.2 8080)"
-row "frontend -> backend   TCP 8080 (IPv6)" allowed "$(mg_tcp "$F" "$B" fd00:99::2 8080)"
+# "data both ways": a line from the client, a line and 200000 bytes back.
+row "frontend -> backend   TCP 8080, data both ways" allowed \
+	"$(mg_exchange "$F" "$B" 10.99.0.2 8080)"
+row "frontend -> backend   TCP 8080 (IPv6)" allowed "$(mg_exchange "$F" "$B" fd00:99::2 8080)"
 row "frontend -> database  TCP 5432" denied "$(mg_tcp "$F" "$B" 10.99.0.3 5432)"
 row "frontend -> backend   TCP 9090" denied "$(mg_tcp "$F" "$B" 10.99.0.2 9090 nolisten)"
+row "backend -> frontend   TCP 7070 (new connection)" denied \
+	"$(mg_tcp "$B" "$F" 10.99.0.1 7070 listen 10.99.0.2)"
+row "backend -> database-1 TCP 5432, data both ways" allowed \
+	"$(mg_exchange "$B" "$F" 10.99.0.5 5432 10.99.0.2)"
 row "frontend -> backend   ping" denied "$(mg_ping "$F" 10.99.0.2)"
+row "backend -> frontend   ping" denied "$(mg_ping "$B" 10.99.0.1 10.99.0.2)"
 row "monitoring -> frontend ping" allowed "$(mg_ping "$B" 10.99.0.1 10.99.0.4)"
 
 echo "== stopping meshgate (SIGTERM)"
@@ -107,7 +122,7 @@ rc=$?
 [ $rc -eq 0 ] || { echo "demo: meshgate exited with status $rc"; bad=$((bad + 1)); }
 
 echo
-printf '  %-44s %-9s %-9s\n' "connection" "expected" "actual"
+printf '  %-50s %-9s %-9s\n' "connection" "expected" "actual"
 printf '%s\n' "${rows[@]}"
 echo
 echo "== meshgate's final counters"

@@ -4,8 +4,13 @@
 # between them, cleanup that also runs on failure.
 #
 #   namespace MG_NS_FRONT              root namespace             namespace MG_NS_BACK
-#   veth0 10.99.0.1/24  <-veth->  MG_IF_IN == meshgate == MG_IF_OUT  <-veth->  veth0 10.99.0.2-4/24
-#         fd00:99::1/64             (inside)             (outside)                  fd00:99::2-4/64
+#   veth0 10.99.0.1,5/24 <-veth-> MG_IF_IN == meshgate == MG_IF_OUT  <-veth->  veth0 10.99.0.2-4/24
+#         fd00:99::1,5/64           (inside)             (outside)                  fd00:99::2-4/64
+#
+# In the demo's terms (conf/examples/demo/): frontend .1 and a database
+# replica .5 on one side; backend .2, database .3 and monitoring .4 on the
+# other. Two pods on the same side talk without the gateway, so the
+# replica is what lets backend -> database cross it.
 #
 # The gateway polls the root-side ends with DPDK's net_af_packet in wire
 # mode, so the two namespaces share one Ethernet segment through it (ARP and
@@ -17,7 +22,8 @@
 # names: at most 15 characters) and MG_WORK (a scratch folder), calls
 # mg_topology_up, and installs `trap mg_cleanup EXIT`.
 
-MG_FRONT_ADDRS=("10.99.0.1/24" "fd00:99::1/64")
+MG_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+MG_FRONT_ADDRS=("10.99.0.1/24" "10.99.0.5/24" "fd00:99::1/64" "fd00:99::5/64")
 MG_BACK_ADDRS=("10.99.0.2/24" "10.99.0.3/24" "10.99.0.4/24"
 	"fd00:99::2/64" "fd00:99::3/64" "fd00:99::4/64")
 MG_DAEMON_PID=""
@@ -58,10 +64,19 @@ mg_side() {
 	sysctl -qw "net.ipv6.conf.$ifr.disable_ipv6=1" >/dev/null || return 1
 	ip link set "$ifr" up || return 1
 	ip -n "$ns" link set lo up || return 1
-	local a
+	local a v6=0
 	for a in "$@"; do
 		if [[ $a == *:* ]]; then
-			ip -n "$ns" -6 addr add "$a" dev veth0 nodad || return 1
+			# The first IPv6 address is the one connections leave
+			# from; the others are deprecated, so that the kernel
+			# never picks them unless asked to (IPv4 does this by
+			# itself: later addresses of a subnet are secondary).
+			if [ $v6 = 0 ]; then
+				ip -n "$ns" -6 addr add "$a" dev veth0 nodad || return 1
+			else
+				ip -n "$ns" -6 addr add "$a" dev veth0 nodad preferred_lft 0 || return 1
+			fi
+			v6=1
 		else
 			ip -n "$ns" addr add "$a" dev veth0 || return 1
 		fi
@@ -149,8 +164,22 @@ mg_wait_listen() {
 	return 1
 }
 
-# mg_tcp CLIENT_NS SERVER_NS ADDR PORT [listen|nolisten]
-# Tries a TCP connection from CLIENT_NS to ADDR:PORT and sends a token.
+# mg_wait_grep FILE REGEX SECONDS: until a line of FILE matches REGEX
+# (grep -E), at most SECONDS. 0 when it did.
+mg_wait_grep() {
+	local file=$1 re=$2 secs=$3 i
+	for ((i = 0; i < secs * 10; i++)); do
+		if grep -qE -- "$re" "$file" 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	grep -qE -- "$re" "$file" 2>/dev/null
+}
+
+# mg_tcp CLIENT_NS SERVER_NS ADDR PORT [listen|nolisten] [SOURCE]
+# Tries a TCP connection from CLIENT_NS (from address SOURCE if given) to
+# ADDR:PORT and sends a token.
 # With "listen" (the default) a one-shot listener runs in SERVER_NS first.
 # The connection is given 5 s to come up (an allowed one takes
 # milliseconds; a dropped SYN never gets an answer).
@@ -161,10 +190,12 @@ mg_wait_listen() {
 #              also received nothing
 #   broken     anything else (connected but the token got lost, ...)
 mg_tcp() {
-	local cns=$1 sns=$2 addr=$3 port=$4 mode=${5:-listen}
+	local cns=$1 sns=$2 addr=$3 port=$4 mode=${5:-listen} src=${6:-}
 	local token="meshgate-e2e-$$-$RANDOM-$port"
 	local recv="$MG_WORK/recv-${addr//:/_}-$port"
 	local lpid="" err rc
+	local -a sopt=()
+	[ -n "$src" ] && sopt=(-s "$src")
 	: >"$recv"
 	if [ "$mode" = listen ]; then
 		ip netns exec "$sns" timeout 40 nc -d -l "$addr" "$port" >"$recv" 2>/dev/null &
@@ -175,7 +206,7 @@ mg_tcp() {
 			return
 		fi
 	fi
-	err=$(echo "$token" | ip netns exec "$cns" timeout 30 nc -v -N -w 5 "$addr" "$port" 2>&1 >/dev/null)
+	err=$(echo "$token" | ip netns exec "$cns" timeout 30 nc -v -N -w 5 "${sopt[@]}" "$addr" "$port" 2>&1 >/dev/null)
 	rc=$?
 	if [ -n "$lpid" ]; then
 		# The listener exits once the client has closed; give it time
@@ -200,12 +231,58 @@ mg_tcp() {
 	fi
 }
 
-# mg_ping NS ADDR [SOURCE]: "replied" if at least one echo reply came
-# back, else "blocked".
+# mg_exchange CLIENT_NS SERVER_NS ADDR PORT [SOURCE]
+# A real TCP exchange in both directions (tcp_peer.py): a listener in
+# SERVER_NS answers the client's line with a line and 200000 bytes (many
+# segments), then both close. The connection is given 5 s to come up.
+# Prints one word:
+#   exchanged  both lines arrived whole and the connection closed cleanly
+#   blocked    the connection never came up (dropped on the way)
+#   refused    a RST came back
+#   broken     anything else (details on stderr)
+mg_exchange() {
+	local cns=$1 sns=$2 addr=$3 port=$4 src=${5:-}
+	local tag="${addr//:/_}-$port-$RANDOM"
+	local srv="$MG_WORK/xchg-$tag.srv" cli="$MG_WORK/xchg-$tag.cli"
+	local token="hello-$$-$tag" spid got first
+	local -a bind=()
+	[ -n "$src" ] && bind=(--bind "$src")
+	ip netns exec "$sns" /usr/bin/python3 "$MG_LIB_DIR/tcp_peer.py" listen "$addr" "$port" \
+		--echo 200000 --timeout 20 </dev/null >"$srv" 2>&1 &
+	spid=$!
+	MG_BG_PIDS+=("$spid")
+	if ! mg_wait_grep "$srv" '^listening' 10; then
+		mg_log "exchange $addr $port: the listener did not start: $(head -c 300 "$srv")"
+		kill "$spid" 2>/dev/null
+		echo broken
+		return
+	fi
+	echo "$token" | ip netns exec "$cns" /usr/bin/python3 "$MG_LIB_DIR/tcp_peer.py" connect \
+		"$addr" "$port" "${bind[@]}" --timeout 5 >"$cli" 2>&1
+	kill "$spid" 2>/dev/null
+	wait "$spid" 2>/dev/null
+	first=$(head -n 1 "$cli")
+	got=$(sed -n "s/^recv: ack $token //p" "$cli" | head -n 1)
+	if [ "$first" = timeout ] && ! grep -q '^connected' "$srv"; then
+		echo blocked
+	elif [ "$first" = refused ]; then
+		echo refused
+	elif grep -qx "recv: $token" "$srv" && [ "${#got}" -eq 200000 ] && grep -qx closed "$cli"; then
+		echo exchanged
+	else
+		mg_log "exchange $addr $port: client: $(cut -c 1-80 "$cli" | tr '\n' ' ')" \
+			"server: $(cut -c 1-80 "$srv" | tr '\n' ' ') (got ${#got} of 200000 bytes)"
+		echo broken
+	fi
+}
+
+# mg_ping NS ADDR [SOURCE] [SIZE]: "replied" if at least one echo reply
+# came back, else "blocked". A SIZE above the MTU sends fragments.
 mg_ping() {
-	local ns=$1 addr=$2 src=${3:-}
+	local ns=$1 addr=$2 src=${3:-} size=${4:-}
 	local -a opt=()
 	[ -n "$src" ] && opt=(-I "$src")
+	[ -n "$size" ] && opt+=(-s "$size")
 	if ip netns exec "$ns" ping -n -q -c 3 -i 0.3 -W 2 "${opt[@]}" "$addr" >/dev/null 2>&1; then
 		echo replied
 	else

@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # meshgate end-to-end test: real TCP and ICMP, IPv4 and IPv6, between two
 # network namespaces joined only through the daemon (net_af_packet ports
-# on veth pairs, wire mode), with the demo's identities, endpoints and
-# policies (conf/examples/demo/):
-#   frontend 10.99.0.1 (inside) -- meshgate -- backend 10.99.0.2, database
-#   10.99.0.3, monitoring 10.99.0.4 (outside); backend accepts frontend on
-#   TCP 8080 only, database accepts backend on TCP 5432 only.
+# on veth pairs, wire mode), with a copy of the demo's identities,
+# endpoints and policies (conf/examples/demo/):
+#   frontend 10.99.0.1 and database replica 10.99.0.5 (inside) -- meshgate
+#   -- backend 10.99.0.2, database 10.99.0.3, monitoring 10.99.0.4
+#   (outside); backend accepts frontend on TCP 8080 only and may open
+#   connections only to the database on TCP 5432 (its answers pass by
+#   connection tracking), database accepts backend on TCP 5432 only.
+# The last checks reload the policy with SIGHUP while a connection is open:
+# a broken policy changes nothing, one without the frontend's allow drops
+# the open connection's next packet from the client (its replies still
+# pass). They edit the copy in a scratch folder, never the repository.
 #
 # Usage: netns_test.sh [MESHGATE_BINARY]   (root; default build/app/meshgate/meshgate)
 # Prints PASS/FAIL/SKIP lines "e2e/<check>"; exits 1 if a check failed. If
@@ -22,9 +28,18 @@ ROOT=$(cd "$HERE/../.." && pwd)
 MESHGATE=${1:-${MESHGATE:-$ROOT/build/app/meshgate/meshgate}}
 DEMO=$ROOT/conf/examples/demo
 
+PEER=$HERE/tcp_peer.py
+PY=/usr/bin/python3
+
 CHECKS=(daemon_ready tcp4_allowed tcp4_denied_with_listener tcp4_denied_not_refused
 	icmp4_denied icmp4_allowed tcp6_allowed tcp6_denied icmp6_allowed
-	daemon_clean_exit stats_allowed stats_denied_ingress stats_arp_nd stats_no_malformed)
+	tcp4_exchange_both_ways tcp6_exchange_both_ways tcp4_server_to_client_denied
+	tcp4_monitoring_to_client_allowed icmp4_backend_to_frontend_denied
+	tcp4_backend_to_database_allowed
+	reload_connection_open reload_bad_policy_logged reload_bad_policy_keeps_state
+	reload_done reload_replies_still_pass reload_client_packet_dropped
+	daemon_clean_exit stats_allowed stats_denied_ingress stats_denied_egress stats_arp_nd
+	stats_no_malformed stats_conntrack stats_reloads)
 
 failed=0
 pass() { echo "PASS: e2e/$1"; }
@@ -65,7 +80,13 @@ if ! mg_topology_up; then
 	exit 1
 fi
 
-cat >"$MG_WORK/meshgate.yaml" <<CONF
+# The config and its inputs, copied: the reload checks rewrite a policy.
+CONF_DIR=$MG_WORK/conf
+mkdir -p "$CONF_DIR/policies"
+cp "$DEMO/identities.yaml" "$DEMO/endpoints.yaml" "$CONF_DIR/"
+cp "$DEMO"/policies/*.yaml "$CONF_DIR/policies/"
+
+cat >"$CONF_DIR/meshgate.yaml" <<CONF
 version: 1
 eal: ["-l", "0-1", "--no-huge", "-m", "512", "--no-pci", "--no-telemetry",
       "--file-prefix", "$PREFIX",
@@ -82,14 +103,14 @@ policy:
   enforcement: default
   default_local_cluster: true
   sources:
-    - {cluster: cluster-a, path: "$DEMO/policies/"}
+    - {cluster: cluster-a, path: "$CONF_DIR/policies/"}
 identities:
-  files: ["$DEMO/identities.yaml"]
+  files: ["$CONF_DIR/identities.yaml"]
 ipcache:
-  files: ["$DEMO/endpoints.yaml"]
+  files: ["$CONF_DIR/endpoints.yaml"]
 CONF
 
-if ! mg_daemon_start "$MESHGATE" "$MG_WORK/meshgate.yaml"; then
+if ! mg_daemon_start "$MESHGATE" "$CONF_DIR/meshgate.yaml"; then
 	fail daemon_ready "the daemon did not become ready"
 	sed 's/^/  | /' "$MG_WORK/meshgate.err" | tail -n 30
 	exit 1
@@ -107,6 +128,167 @@ expect tcp6_allowed delivered "$(mg_tcp "$F" "$B" fd00:99::2 8080)"
 expect tcp6_denied blocked "$(mg_tcp "$F" "$B" fd00:99::3 5432)"
 expect icmp6_allowed replied "$(mg_ping "$B" fd00:99::1 fd00:99::4)"
 
+# peer NS ARGS...: tcp_peer.py in namespace NS, in the background, stdin
+# and stdout as redirected by the caller; its pid in $peer_pid. (Without
+# the explicit <&0 a background command's stdin would be /dev/null.)
+peer() {
+	local ns=$1
+	shift
+	ip netns exec "$ns" "$PY" "$PEER" "$@" <&0 &
+	peer_pid=$!
+	MG_BG_PIDS+=("$peer_pid")
+}
+
+# connect_word NAME CLIENT_NS SERVER_NS ADDR PORT SOURCE: a listener in
+# SERVER_NS, a connection attempt from SOURCE in CLIENT_NS (5 s to come up).
+# Prints the client's word: connected, timeout (dropped), refused, ...
+connect_word() {
+	local name=$1 cns=$2 sns=$3 addr=$4 port=$5 src=$6
+	local srv=$MG_WORK/$name.srv word spid
+	peer "$sns" listen "$addr" "$port" --echo 0 --timeout 15 </dev/null >"$srv"
+	spid=$peer_pid
+	if ! mg_wait_grep "$srv" '^listening' 10; then
+		echo "no-listener"
+		return
+	fi
+	word=$(ip netns exec "$cns" "$PY" "$PEER" connect "$addr" "$port" --bind "$src" \
+		--timeout 5 </dev/null)
+	word=${word%%$'\n'*}
+	kill "$spid" 2>/dev/null
+	wait "$spid" 2>/dev/null
+	if [ "$word" = timeout ] && grep -q '^connected' "$srv"; then
+		word="timeout-but-accepted"
+	fi
+	echo "${word:-nothing}"
+}
+
+# The server (backend, egress restricted) answers the client it accepts:
+# a line each way, 200000 bytes back, both close.
+expect tcp4_exchange_both_ways exchanged "$(mg_exchange "$F" "$B" 10.99.0.2 8080)"
+expect tcp6_exchange_both_ways exchanged "$(mg_exchange "$F" "$B" fd00:99::2 8080)"
+# The server cannot open a connection to the client (backend's egress),
+# a pod whose egress is open can (the frontend's ingress is open).
+expect tcp4_server_to_client_denied timeout \
+	"$(connect_word server_to_client "$B" "$F" 10.99.0.1 7070 10.99.0.2)"
+expect tcp4_monitoring_to_client_allowed connected \
+	"$(connect_word monitoring_to_client "$B" "$F" 10.99.0.1 7071 10.99.0.4)"
+expect icmp4_backend_to_frontend_denied blocked "$(mg_ping "$B" 10.99.0.1 10.99.0.2)"
+# What the backend's egress allows: the database (the replica on the other side).
+expect tcp4_backend_to_database_allowed exchanged \
+	"$(mg_exchange "$B" "$F" 10.99.0.5 5432 10.99.0.2)"
+# No fragments here: net_af_packet joins a fanout group with the kernel's
+# defragmentation flag, so the gateway would see whole datagrams larger
+# than its frames. The pcap tests cover fragments.
+
+# ---- policy reload (SIGHUP) with a connection open
+
+# hup_and_wait REGEX: SIGHUP the daemon, wait (at most 20 s) until its log
+# has one more line matching REGEX than before. 0 when it did.
+hup_and_wait() {
+	local re=$1 before i
+	before=$(grep -cE -- "$re" "$MG_WORK/meshgate.err")
+	kill -HUP "$MG_DAEMON_PID" 2>/dev/null || return 1
+	for ((i = 0; i < 200; i++)); do
+		[ "$(grep -cE -- "$re" "$MG_WORK/meshgate.err")" -gt "$before" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+RSRV=$MG_WORK/reload.srv
+RCLI=$MG_WORK/reload.cli
+mkfifo "$MG_WORK/reload.srv.in" "$MG_WORK/reload.cli.in"
+# Each peer's stdin is a FIFO this shell holds open (fds 8 and 9; opened
+# read-write first, so that no open blocks): a line written there is sent
+# on the connection.
+exec 8<>"$MG_WORK/reload.srv.in" 9<>"$MG_WORK/reload.cli.in"
+peer "$B" listen 10.99.0.2 8080 --timeout 30 <"$MG_WORK/reload.srv.in" >"$RSRV"
+reload_pids=("$peer_pid")
+mg_wait_grep "$RSRV" '^listening' 10
+peer "$F" connect 10.99.0.2 8080 --timeout 10 <"$MG_WORK/reload.cli.in" >"$RCLI"
+reload_pids+=("$peer_pid")
+if mg_wait_grep "$RCLI" '^connected' 10 &&
+	echo "line-1" >&9 && mg_wait_grep "$RSRV" '^recv: line-1$' 10 &&
+	echo "reply-1" >&8 && mg_wait_grep "$RCLI" '^recv: reply-1$' 10; then
+	pass reload_connection_open
+else
+	fail reload_connection_open "client: $(tr '\n' ' ' <"$RCLI"), server: $(tr '\n' ' ' <"$RSRV")"
+fi
+
+# A policy the loader rejects: the reload fails and nothing changes.
+cp "$CONF_DIR/policies/backend.yaml" "$MG_WORK/backend.yaml.good"
+cat >"$CONF_DIR/policies/backend.yaml" <<'POL'
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: backend-broken, namespace: demo}
+spec:
+  endpointSelector:
+    matchLabels: {app: backend}
+  ingress:
+    - fromEndpoints:
+        - matchLabels: {app: monitoring}
+  egress:
+    - toFQDNs:
+        - matchName: example.com
+POL
+if hup_and_wait '^meshgate: error: reload'; then
+	pass reload_bad_policy_logged
+else
+	fail reload_bad_policy_logged "no 'meshgate: error: reload' line within 20 s"
+fi
+if echo "line-1b" >&9 && mg_wait_grep "$RSRV" '^recv: line-1b$' 10; then
+	pass reload_bad_policy_keeps_state
+else
+	fail reload_bad_policy_keeps_state "after a failed reload the client's line did not arrive"
+fi
+
+# The backend's policy without the frontend's allow (monitoring instead:
+# the backend stays selected for ingress, so the frontend is now denied).
+cat >"$CONF_DIR/policies/backend.yaml" <<'POL'
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: backend-allow-monitoring, namespace: demo}
+spec:
+  endpointSelector:
+    matchLabels: {app: backend}
+  ingress:
+    - fromEndpoints:
+        - matchLabels: {app: monitoring}
+      toPorts:
+        - ports:
+            - {port: "8080", protocol: TCP}
+  egress:
+    - toEndpoints:
+        - matchLabels: {app: database}
+      toPorts:
+        - ports:
+            - {port: "5432", protocol: TCP}
+POL
+if hup_and_wait 'meshgate: info: reload: done'; then
+	pass reload_done
+else
+	fail reload_done "no 'reload: done' line within 20 s"
+	sed 's/^/  | /' "$MG_WORK/meshgate.err" | tail -n 10
+fi
+# Replies keep passing: the server's line reaches the client.
+if echo "reply-2" >&8 && mg_wait_grep "$RCLI" '^recv: reply-2$' 10; then
+	pass reload_replies_still_pass
+else
+	fail reload_replies_still_pass "the server's line after the reload did not arrive"
+fi
+# The client's next packet on the open connection is judged by the new
+# policy: dropped. Absence can only be shown by waiting: 5 s, in which an
+# allowed line takes milliseconds.
+echo "line-2" >&9
+if mg_wait_grep "$RSRV" '^recv: line-2$' 5; then
+	fail reload_client_packet_dropped "the client's line arrived after the allow was removed"
+else
+	pass reload_client_packet_dropped
+fi
+exec 8>&- 9>&-
+kill "${reload_pids[@]}" 2>/dev/null
+wait "${reload_pids[@]}" 2>/dev/null
+
 mg_daemon_stop
 rc=$?
 if [ $rc -eq 0 ]; then
@@ -118,18 +300,28 @@ fi
 
 S=$MG_WORK/stats.json
 if [ ! -s "$S" ]; then
-	for c in stats_allowed stats_denied_ingress stats_arp_nd stats_no_malformed; do
+	for c in stats_allowed stats_denied_ingress stats_denied_egress stats_arp_nd \
+		stats_no_malformed stats_conntrack stats_reloads; do
 		fail "$c" "no stats file written at $S"
 	done
 else
 	echo "  stats: $(mg_stat "$S" 's["totals"]')"
+	echo "  conntrack: $(mg_stat "$S" 's["conntrack"]')"
 	expect stats_allowed True "$(mg_stat "$S" 's["verdicts"]["allowed"] > 0 and s["totals"]["allowed"] == s["verdicts"]["allowed"]')"
-	# Four denied attempts above, each retried by the kernel: at least
-	# four drops, all for the destination's ingress policy.
-	expect stats_denied_ingress True "$(mg_stat "$S" 's["drops"]["policy_denied_ingress"] >= 4 and s["verdicts"]["denied_ingress"] == s["drops"]["policy_denied_ingress"] and s["drops"]["policy_denied_egress"] == 0')"
+	# Four denied attempts above and the line after the reload, each
+	# retried by the kernel: at least five drops for the destination's
+	# ingress policy; the backend's attempts: its egress policy.
+	expect stats_denied_ingress True "$(mg_stat "$S" 's["drops"]["policy_denied_ingress"] >= 5 and s["verdicts"]["denied_ingress"] == s["drops"]["policy_denied_ingress"]')"
+	expect stats_denied_egress True "$(mg_stat "$S" 's["drops"]["policy_denied_egress"] >= 2 and s["verdicts"]["denied_egress"] == s["drops"]["policy_denied_egress"]')"
 	expect stats_arp_nd True "$(mg_stat "$S" 's["totals"]["arp"] > 0 and s["totals"]["nd"] > 0')"
 	# Real kernel traffic is never malformed.
+	# Nor does it ever need a drop other than the policy's: no TCP packet
+	# outside a connection, no unrelated ICMP error, no lone fragment.
 	expect stats_no_malformed "{}" "$(mg_stat "$S" '{k: v for k, v in s["drops"].items() if v and k not in ("policy_denied_ingress", "policy_denied_egress")}')"
+	# Replies passed by conntrack, flows created, and the reload made
+	# the open connection's next packets be judged again.
+	expect stats_conntrack True "$(mg_stat "$S" 's["conntrack"]["tracked"] > 100 and s["conntrack"]["created"] >= 8 and s["conntrack"]["rechecked"] > 0 and s["conntrack"]["entries"] > 0')"
+	expect stats_reloads "{'ok': 1, 'failed': 1}" "$(mg_stat "$S" 's["reloads"]')"
 fi
 
 [ $failed -eq 0 ]

@@ -2,7 +2,12 @@
 
 A case is a set of frames per port, each with what the gateway must do with
 it (forward it as it is, or drop it for one named reason), plus the policies
-and settings to run with. run_case() writes the input pcaps, the config and
+and settings to run with. Connection tracking makes the order of frames
+across the two ports matter (a reply must come after its request): a case
+built with sequence() lists its frames in one global order and runs with
+datapath.burst 1, so the daemon, which polls inside then outside once per
+loop, sees them in exactly that order (filler non-IP frames keep the two
+ports in step). run_case() writes the input pcaps, the config and
 the policies into a fresh folder, runs the real daemon on net_pcap ports
 until it has been idle for a while, then checks, byte for byte and in
 order, which frames left on which port, and every counter of the stats
@@ -24,10 +29,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 FIXTURES = os.path.join(HERE, "fixtures")
 
-# What may be expected of a frame. "allow" (policy allowed), "arp", "nd" and
-# "pass_non_ip" (other ethertypes, non_ip: forward) are forwarded; "egress"
-# and "ingress" are policy denials; anything else is a drop-reason label.
-FORWARDED = ("allow", "arp", "nd", "pass_non_ip")
+# What may be expected of a frame. Forwarded: "allow" (the policy allowed
+# it: a new flow, or ICMP that opens none), "ct" (passed by connection
+# tracking without a policy lookup: a reply, or more of a tracked flow),
+# "related" (an ICMP error quoting a tracked flow), "frag" (a non-first
+# fragment following its first), "arp", "nd" and "pass_non_ip" (other
+# ethertypes, non_ip: forward). "egress" and "ingress" are policy denials;
+# anything else is a drop-reason label.
+FORWARDED = ("allow", "ct", "related", "frag", "arp", "nd", "pass_non_ip")
 DENIALS = {"egress": "policy_denied_egress", "ingress": "policy_denied_ingress"}
 
 # A daemon run that takes longer than this has hung (ASan included).
@@ -68,7 +77,8 @@ class Case:
     """Frames arriving on "inside" and "outside", policies and settings."""
 
     def __init__(self, name, inside=(), outside=(), policies=None, enforcement="default",
-                 non_ip="forward", lcores="0-1", doc=""):
+                 non_ip="forward", lcores="0-1", doc="", burst=None, conntrack=None,
+                 ct_expect=None, adjust=None):
         self.name = name
         self.inside = list(inside)
         self.outside = list(outside)
@@ -77,6 +87,47 @@ class Case:
         self.non_ip = non_ip
         self.lcores = lcores
         self.doc = doc
+        self.burst = burst  # datapath.burst; None: the default
+        self.conntrack = conntrack  # the conntrack: section's body (YAML text), or None
+        # Exact conntrack.* counters to check beyond those the expectations
+        # imply (tracked, related, fragments_passed, full), e.g. {"entries": 2}.
+        self.ct_expect = dict(ct_expect or {})
+        # Corrections to derived counters: {"verdicts.allowed": 1} adds one.
+        self.adjust = dict(adjust or {})
+
+
+def sequence(name, steps, **kw):
+    """A Case whose frames arrive in the global order of @steps, a list of
+    ("in" | "out", X): inside's frame k is read, then outside's frame k, and
+    so on (datapath.burst 1), with non-IP filler frames where a port has to
+    wait its turn. The fillers are forwarded (non_ip: forward) and counted
+    like any frame."""
+    inside, outside = [], []
+    serial = [0]
+
+    def filler():
+        serial[0] += 1
+        frame = (b"\x02\x00\x00\xff\xff\x01" + b"\x02\x00\x00\xff\xff\x02" +
+                 b"\x88\xb5" + serial[0].to_bytes(4, "big") + bytes(42))
+        return X(frame, "pass_non_ip", "filler")
+
+    for port, x in steps:
+        if port == "in":
+            if len(inside) > len(outside):  # inside's slot is taken: outside waits
+                outside.append(filler())
+            inside.append(x)
+        elif port == "out":
+            while len(outside) < len(inside) - 1:
+                outside.append(filler())
+            if len(outside) == len(inside):  # outside goes second in a slot
+                inside.append(filler())
+            outside.append(x)
+        else:
+            raise ValueError("port %r" % (port,))
+    kw.setdefault("burst", 1)
+    if kw["burst"] != 1:
+        raise ValueError("sequence() needs burst 1")
+    return Case(name, inside=inside, outside=outside, **kw)
 
 
 def empty_pcap(path):
@@ -128,7 +179,7 @@ datapath:
     - {name: inside, device: net_pcap0, peer: outside}
     - {name: outside, device: net_pcap1, peer: inside}
   non_ip: %s
-cluster: {name: cluster-a, id: 1}
+%scluster: {name: cluster-a, id: 1}
 policy:
   enforcement: %s
   default_local_cluster: true
@@ -138,8 +189,12 @@ identities:
   files: [%s]
 ipcache:
   files: [%s]
-""" % (", ".join(yaml_str(a) for a in eal), case.non_ip, case.enforcement,
+""" % (", ".join(yaml_str(a) for a in eal), case.non_ip,
+       "  burst: %d\n" % case.burst if case.burst else "", case.enforcement,
        yaml_str(identities), yaml_str(endpoints))
+    if case.conntrack is not None:
+        text += "conntrack:\n" + "".join("  " + line + "\n"
+                                         for line in case.conntrack.strip("\n").split("\n"))
     path = p("meshgate.yaml")
     with open(path, "w") as f:
         f.write(text)
@@ -237,7 +292,15 @@ def expected_stats(case):
         "nd": count("nd"),
         "non_ip": count("pass_non_ip"),
     }
-    return {"ports": ports, "totals": totals, "drops": drops, "verdicts": verdicts}
+    conntrack = {"tracked": count("ct"), "related": count("related"),
+                 "fragments_passed": count("frag"), "full": drops.get("ct_table_full", 0)}
+    conntrack.update(case.ct_expect)
+    want = {"ports": ports, "totals": totals, "drops": drops, "verdicts": verdicts,
+            "conntrack": conntrack, "reloads": {"ok": 0, "failed": 0}}
+    for path, delta in case.adjust.items():
+        section, key = path.split(".")
+        want[section][key] += delta
+    return want
 
 
 def describe(frame):
@@ -281,7 +344,9 @@ def compare_stats(expected, got):
     errs = []
     if not isinstance(got, dict):
         return ["stats JSON is not an object"]
-    for section in ("ports", "totals", "verdicts"):
+    for section in ("ports", "totals", "verdicts", "conntrack", "reloads"):
+        if section not in expected:
+            continue
         g = got.get(section)
         if not isinstance(g, dict):
             errs.append("stats: no %r object" % section)
