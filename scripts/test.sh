@@ -206,6 +206,9 @@ fi
 
 if want e2e; then
 	run_prog e2e/netns "" "$TIMEOUT" bash tests/e2e/netns_test.sh "$BUILD/app/meshgate/meshgate"
+	# the same with two workers and two queue pairs per port
+	run_prog e2e/netns-2w "" "$TIMEOUT" env MG_E2E_WORKERS=2 \
+		bash tests/e2e/netns_test.sh "$BUILD/app/meshgate/meshgate"
 fi
 
 if [ "$failed" -eq 0 ]; then

@@ -14,6 +14,10 @@
 # pass). They edit the copy in a scratch folder, never the repository.
 #
 # Usage: netns_test.sh [MESHGATE_BINARY]   (root; default build/app/meshgate/meshgate)
+# MG_E2E_WORKERS=2 runs the same checks with two forwarding lcores and two
+# queue pairs per port (the kernel's symmetric flow hash spreads the flows,
+# and both directions of each flow must meet the same worker's conntrack
+# table); its check names start with "e2e-2w/".
 # Prints PASS/FAIL/SKIP lines "e2e/<check>"; exits 1 if a check failed. If
 # this machine cannot create namespaces, every check is a SKIP and it
 # exits 0. Namespaces, links and processes are removed on exit, whatever
@@ -31,7 +35,7 @@ DEMO=$ROOT/conf/examples/demo
 PEER=$HERE/tcp_peer.py
 PY=/usr/bin/python3
 
-CHECKS=(daemon_ready tcp4_allowed tcp4_denied_with_listener tcp4_denied_not_refused
+CHECKS=(daemon_ready daemon_workers tcp4_allowed tcp4_denied_with_listener tcp4_denied_not_refused
 	icmp4_denied icmp4_allowed tcp6_allowed tcp6_denied icmp6_allowed
 	tcp4_exchange_both_ways tcp6_exchange_both_ways tcp4_server_to_client_denied
 	tcp4_monitoring_to_client_allowed icmp4_backend_to_frontend_denied
@@ -41,10 +45,26 @@ CHECKS=(daemon_ready tcp4_allowed tcp4_denied_with_listener tcp4_denied_not_refu
 	daemon_clean_exit stats_allowed stats_denied_ingress stats_denied_egress stats_arp_nd
 	stats_no_malformed stats_conntrack stats_reloads)
 
+WORKERS=${MG_E2E_WORKERS:-1}
+case $WORKERS in
+1)
+	T=e2e
+	LCORES='"-l", "0-1"' # one worker; the main lcore does the control work
+	;;
+2)
+	T=e2e-2w
+	LCORES='"--lcores", "0@0,1@1,2@0"' # two workers on this 2-core machine
+	;;
+*)
+	echo "FAIL: e2e: MG_E2E_WORKERS must be 1 or 2"
+	exit 1
+	;;
+esac
+
 failed=0
-pass() { echo "PASS: e2e/$1"; }
+pass() { echo "PASS: $T/$1"; }
 fail() {
-	echo "FAIL: e2e/$1: $2"
+	echo "FAIL: $T/$1: $2"
 	failed=$((failed + 1))
 }
 # expect NAME WANTED GOT: one result line.
@@ -53,7 +73,7 @@ expect() {
 }
 
 if ! reason=$(mg_can_netns); then
-	for c in "${CHECKS[@]}"; do echo "SKIP: e2e/$c: $reason"; done
+	for c in "${CHECKS[@]}"; do echo "SKIP: $T/$c: $reason"; done
 	exit 0
 fi
 if [ ! -x "$MESHGATE" ]; then
@@ -88,10 +108,10 @@ cp "$DEMO"/policies/*.yaml "$CONF_DIR/policies/"
 
 cat >"$CONF_DIR/meshgate.yaml" <<CONF
 version: 1
-eal: ["-l", "0-1", "--no-huge", "-m", "512", "--no-pci", "--no-telemetry",
+eal: [$LCORES, "--no-huge", "-m", "512", "--no-pci", "--no-telemetry",
       "--file-prefix", "$PREFIX",
-      "--vdev=net_af_packet0,iface=$MG_IF_IN,qpairs=1",
-      "--vdev=net_af_packet1,iface=$MG_IF_OUT,qpairs=1"]
+      "--vdev=net_af_packet0,iface=$MG_IF_IN,qpairs=$WORKERS",
+      "--vdev=net_af_packet1,iface=$MG_IF_OUT,qpairs=$WORKERS"]
 datapath:
   mode: wire
   ports:
@@ -116,6 +136,11 @@ if ! mg_daemon_start "$MESHGATE" "$CONF_DIR/meshgate.yaml"; then
 	exit 1
 fi
 pass daemon_ready
+if grep -q "ready: 2 ports, $WORKERS forwarding lcore" "$MG_WORK/meshgate.err"; then
+	pass daemon_workers
+else
+	fail daemon_workers "the daemon does not say it forwards on $WORKERS lcore(s)"
+fi
 
 F=$MG_NS_FRONT
 B=$MG_NS_BACK
