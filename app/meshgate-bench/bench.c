@@ -539,7 +539,7 @@ write_config(const char *path, const char *dev0, const char *dev1, unsigned mbuf
 static int
 write_bench_config(const char *path, const struct port_kind *k)
 {
-	return write_config(path, k->dev[0], k->dev[1], 16383, "");
+	return write_config(path, k->dev[0], k->dev[1], 16383, "conntrack: {max_entries: 8192}\n");
 }
 
 static int
