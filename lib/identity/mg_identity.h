@@ -148,10 +148,20 @@ int mg_labels_reserved(struct mg_labels *ls, uint32_t id);
 struct mg_identity_table;
 
 /** One identity and its labels, as the table stores it. */
+/** A named container port (CiliumEndpoint status named-ports / ipcache NamedPorts). */
+struct mg_named_port {
+	char name[64]; /**< IANA_SVC_NAME: lower case, at most 15 characters in Kubernetes */
+	uint8_t proto; /**< MG_IPPROTO_TCP / UDP / SCTP numbers (6, 17, 132) */
+	uint16_t port;
+};
+
 struct mg_identity {
 	uint32_t id;
 	struct mg_labels labels;
 	unsigned cluster_id; /**< cluster the identity came from (0: local/reserved/unknown) */
+	/** Named ports of the identity's endpoints (their union), sorted, no duplicates. */
+	size_t n_named_ports;
+	struct mg_named_port *named_ports;
 };
 
 /** New table holding the reserved identities 1-10 with their labels. NULL + errno. */
@@ -166,6 +176,15 @@ void mg_identity_table_free(struct mg_identity_table *t);
  */
 int mg_identity_table_put(struct mg_identity_table *t, uint32_t id, const struct mg_labels *labels,
                           unsigned cluster_id);
+
+/**
+ * Add a named port of one of identity @p id's endpoints (kept until the
+ * identity is removed; replacing the labels keeps them).
+ * @return 0, 1 when it was already known, -ENOENT (no such identity),
+ *   -EINVAL (empty or overlong name, protocol not TCP/UDP/SCTP, port 0), -ENOMEM.
+ */
+int mg_identity_table_add_named_port(struct mg_identity_table *t, uint32_t id, const char *name,
+                                     uint8_t proto, uint16_t port);
 
 /** Remove @p id. 0, or -ENOENT; reserved identities cannot be removed (-EPERM). */
 int mg_identity_table_del(struct mg_identity_table *t, uint32_t id);

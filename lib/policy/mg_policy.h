@@ -75,6 +75,34 @@ int mg_policy_set_load_path(struct mg_policy_set *s, const char *cluster, const 
 int mg_policy_set_load_buf(struct mg_policy_set *s, const char *cluster, const char *name,
                            const void *buf, size_t len, struct mg_error *err);
 
+/** One problem found while loading: an error, or a warning (a skipped allow rule). */
+struct mg_policy_problem {
+	bool warning;
+	const char *file;
+	unsigned line, col;
+	const char *msg; /**< without the position: "spec.ingress[0].toFQDNs: ..." */
+};
+
+/**
+ * Check @p path (file or directory, as mg_policy_set_load_path) and report
+ * every problem to @p report: all errors (loading goes on past an error to
+ * the next document, so one bad policy does not hide the next) and all
+ * warnings. For `meshgatectl policy validate`. What loaded cleanly is added
+ * to @p s (NULL: a scratch set is used).
+ * @return the number of errors (0: valid), or a negative errno when
+ *   @p path cannot be read at all (reported too).
+ */
+int mg_policy_set_check_path(struct mg_policy_set *s, const char *cluster, const char *path,
+                             void (*report)(const struct mg_policy_problem *, void *), void *arg);
+
+/**
+ * Call @p fn for every warning of the set: the allow rules skipped because
+ * they hold what a layer-4 gateway cannot enforce (L7 rules, toFQDNs, ...).
+ * @return the number of warnings.
+ */
+size_t mg_policy_set_warnings(const struct mg_policy_set *s,
+                              void (*fn)(const struct mg_policy_problem *, void *), void *arg);
+
 /** Number of policies (CNP + CCNP objects) in the set. */
 size_t mg_policy_set_count(const struct mg_policy_set *s);
 
@@ -164,5 +192,58 @@ struct mg_policy_trace {
 int mg_policy_trace(const struct mg_policy_set *s, const struct mg_identity_table *ids,
                     const struct mg_policy_params *p, uint32_t src, uint32_t dst, uint8_t proto,
                     uint16_t dport, struct mg_policy_trace *out);
+
+/* ---- incremental updates ---- */
+
+/**
+ * The compiled policy for the identities of @p ids after the identities
+ * @p idv[0..n) changed: each was added or its labels or named ports changed
+ * (it is in @p ids), or it was removed (it is not). Equal to compiling @p s
+ * against @p ids from scratch, but derived from @p pol at the cost of the
+ * changed identities only: the distinct selectors are evaluated for them
+ * alone, and tables grow only when an identity needs a class that did not
+ * exist. @p pol is left unchanged and valid (workers may still read it);
+ * the result may share memory with it, and the two can be freed in any
+ * order.
+ * @return the new compiled policy, or NULL with errno set and @p err filled.
+ */
+struct mg_policy *mg_policy_update_identities(const struct mg_policy *pol,
+                                              const struct mg_policy_set *s,
+                                              const struct mg_identity_table *ids,
+                                              const uint32_t *idv, size_t n, struct mg_error *err);
+
+/* ---- CIDR identities ---- */
+
+/**
+ * The gateway's own local-scope identities for the CIDR prefixes policies
+ * name (fromCIDR, toCIDR, fromCIDRSet/toCIDRSet cidr and except). Each
+ * prefix gets an identity (MG_ID_LOCAL_SCOPE | n), stable for as long as
+ * some policy names it, labelled with `cidr:<p>` for every prefix p that
+ * covers it (itself included, down to /0), `reserved:world`, and
+ * `reserved:world-ipv4` or `reserved:world-ipv6`. Selectors built from CIDR
+ * rules match these labels, so they never match pod or node identities.
+ */
+struct mg_cidr_ids;
+
+struct mg_cidr_ids *mg_cidr_ids_create(void);
+void mg_cidr_ids_free(struct mg_cidr_ids *c);
+
+/**
+ * Make @p t and @p ipc hold exactly the CIDR identities @p s needs: new
+ * prefixes get an identity (put in @p t) and an ipcache entry (staged in
+ * @p ipc; the caller commits), prefixes no longer named lose both. A prefix
+ * whose exact ipcache entry belongs to something else (an endpoint, an
+ * `ipcache.entries` item) keeps that entry: CIDR identities never replace
+ * another source's. Identity numbers are not reused while a prefix lives.
+ * @param changed  if not NULL, receives the identities added or removed
+ *   (for mg_policy_update_identities); *n_changed is set; free() it.
+ * @return 0, or a negative errno with @p err filled (nothing changed).
+ */
+int mg_cidr_ids_sync(struct mg_cidr_ids *c, const struct mg_policy_set *s,
+                     struct mg_identity_table *t, struct mg_ipcache *ipc, uint32_t **changed,
+                     size_t *n_changed, struct mg_error *err);
+
+/** Number of CIDR identities held. */
+size_t mg_cidr_ids_count(const struct mg_cidr_ids *c);
 
 #endif /* MG_POLICY_H */
