@@ -224,6 +224,7 @@ struct mg_policy *mg_policy_update_identities(const struct mg_policy *pol,
  * rules match these labels, so they never match pod or node identities.
  */
 struct mg_cidr_ids;
+struct mg_ipcache;
 
 struct mg_cidr_ids *mg_cidr_ids_create(void);
 void mg_cidr_ids_free(struct mg_cidr_ids *c);
