@@ -66,6 +66,7 @@ struct state {
 	struct mg_policy_set *set;
 	struct mg_ipcache *ipc;
 	struct mg_policy *policy;
+	uint64_t revision; /* of the policy: 1 at start, +1 per reload */
 };
 
 static void
@@ -288,6 +289,7 @@ reload(struct state *st, struct mg_datapath *dp)
 	int rc;
 
 	MG_INFO("reload: reading %s", st->cfg->file);
+	nst.revision = st->revision + 1;
 	nst.cfg = mg_config_load(st->cfg->file, &err);
 	if (nst.cfg == NULL) {
 		MG_ERR("reload: %s; the running state is kept", err.msg);
@@ -318,7 +320,8 @@ reload(struct state *st, struct mg_datapath *dp)
 	 * next original-direction packet ask the new policy. */
 	mg_datapath_set_policy(dp, nst.policy);
 	nst.policy = NULL;
-	MG_INFO("reload: done: %d ipcache change(s); ", rc);
+	MG_INFO("reload: done: policy revision %" PRIu64 ", %d ipcache change(s)", nst.revision,
+	        rc);
 	print_summary(&nst, stderr);
 	/* Keep the new inputs; the live ipcache stays the one the workers read. */
 	mg_ipcache_free(nst.ipc);
@@ -386,7 +389,7 @@ main(int argc, char **argv)
 	};
 	const char *config = NULL, *stats_file = NULL;
 	struct tick_state ts = {0};
-	struct state st = {0};
+	struct state st = {.revision = 1};
 	struct mg_error err = {{0}};
 	struct rte_rcu_qsbr *qsbr = NULL;
 	struct mg_datapath *dp = NULL;
