@@ -202,6 +202,13 @@ if want integration; then
 	run_prog integration/pcap "san:" "$TIMEOUT" env "${SAN_ENV[@]}" \
 		"$PY" tests/integration/pcap_test.py --meshgate "$BUILD_SAN/app/meshgate/meshgate" \
 		--tag san
+	run_prog integration/ctl "" "$TIMEOUT" \
+		"$PY" tests/integration/ctl_test.py --meshgatectl "$BUILD/app/meshgatectl/meshgatectl"
+	run_prog integration/ctl "san:" "$TIMEOUT" env "${SAN_ENV[@]}" \
+		"$PY" tests/integration/ctl_test.py \
+		--meshgatectl "$BUILD_SAN/app/meshgatectl/meshgatectl" --tag san
+	run_prog conformance "" "$TIMEOUT" \
+		"$PY" tests/conformance/run.py --meshgatectl "$BUILD/app/meshgatectl/meshgatectl"
 fi
 
 if want e2e; then

@@ -66,6 +66,8 @@ struct state {
 	struct mg_policy_set *set;
 	struct mg_ipcache *ipc;
 	struct mg_policy *policy;
+	/* CIDR identities: kept across reloads so a prefix keeps its number */
+	struct mg_cidr_ids *cidr;
 	uint64_t revision; /* of the policy: 1 at start, +1 per reload */
 };
 
@@ -77,7 +79,15 @@ state_free(struct state *st)
 	mg_policy_set_free(st->set);
 	mg_identity_table_free(st->ids);
 	mg_config_free(st->cfg);
+	mg_cidr_ids_free(st->cidr);
 	memset(st, 0, sizeof(*st));
+}
+
+static void
+log_warning(const struct mg_policy_problem *p, void *arg)
+{
+	(void)arg;
+	MG_WARN("%s:%u:%u: %s", p->file, p->line, p->col, p->msg);
 }
 
 /* Load policies, identities and endpoints; compile. On error print it. */
@@ -111,9 +121,24 @@ state_load(struct state *st, struct rte_rcu_qsbr *qsbr)
 		fprintf(stderr, "%s\n", err.msg);
 		return rc;
 	}
+	/* Allow rules a layer-4 gateway cannot enforce are skipped: say which. */
+	mg_policy_set_warnings(st->set, log_warning, NULL);
 	rc = mg_ipcache_commit(st->ipc);
 	if (rc < 0) {
 		MG_ERR("ipcache: %s", strerror(-rc));
+		return rc;
+	}
+	/* Every prefix the policies name gets its CIDR identity and entry,
+	 * where no endpoint or static entry holds that exact prefix. */
+	if (st->cidr == NULL && (st->cidr = mg_cidr_ids_create()) == NULL) {
+		MG_ERR("out of memory");
+		return -ENOMEM;
+	}
+	rc = mg_cidr_ids_sync(st->cidr, st->set, st->ids, st->ipc, NULL, NULL, &err);
+	if (rc == 0)
+		rc = mg_ipcache_commit(st->ipc);
+	if (rc < 0) {
+		fprintf(stderr, "%s\n", err.msg[0] ? err.msg : strerror(-rc));
 		return rc;
 	}
 	st->policy = mg_policy_compile(st->set, st->ids, &pp, &err);
@@ -128,10 +153,12 @@ static void
 print_summary(const struct state *st, FILE *out)
 {
 	fprintf(out,
-	        "%zu policies (%zu rules), %zu identities, %zu ipcache entries "
-	        "(%zu IPv4, %zu IPv6), %zu ports, enforcement %s, policy memory %zu bytes\n",
+	        "%zu policies (%zu rules, %zu skipped), %zu identities (%zu for CIDRs), "
+	        "%zu ipcache entries (%zu IPv4, %zu IPv6), %zu ports, enforcement %s, "
+	        "policy memory %zu bytes\n",
 	        mg_policy_set_count(st->set), mg_policy_set_rules(st->set),
-	        mg_identity_table_count(st->ids), mg_ipcache_count(st->ipc, 0),
+	        mg_policy_set_warnings(st->set, NULL, NULL), mg_identity_table_count(st->ids),
+	        st->cidr ? mg_cidr_ids_count(st->cidr) : 0, mg_ipcache_count(st->ipc, 0),
 	        mg_ipcache_count(st->ipc, MG_AF_INET), mg_ipcache_count(st->ipc, MG_AF_INET6),
 	        st->cfg->n_ports, mg_enforcement_name(st->cfg->enforcement),
 	        mg_policy_memory(st->policy));
@@ -290,6 +317,8 @@ reload(struct state *st, struct mg_datapath *dp)
 
 	MG_INFO("reload: reading %s", st->cfg->file);
 	nst.revision = st->revision + 1;
+	/* the same CIDR identities object: a prefix keeps its number */
+	nst.cidr = st->cidr;
 	nst.cfg = mg_config_load(st->cfg->file, &err);
 	if (nst.cfg == NULL) {
 		MG_ERR("reload: %s; the running state is kept", err.msg);
@@ -307,12 +336,14 @@ reload(struct state *st, struct mg_datapath *dp)
 		       strerror(rc < 0 ? -rc : rc));
 		/* Nothing of the new state goes live. */
 		mg_ipcache_discard(st->ipc);
+		nst.cidr = NULL; /* still the running state's */
 		state_free(&nst);
 		return rc;
 	}
 	rc = mg_ipcache_commit(st->ipc);
 	if (rc < 0) {
 		MG_ERR("reload: ipcache commit: %s", strerror(-rc));
+		nst.cidr = NULL;
 		state_free(&nst);
 		return rc;
 	}
@@ -327,6 +358,7 @@ reload(struct state *st, struct mg_datapath *dp)
 	mg_ipcache_free(nst.ipc);
 	nst.ipc = st->ipc;
 	st->ipc = NULL;
+	st->cidr = NULL; /* now nst's */
 	state_free(st);
 	*st = nst;
 	return 0;

@@ -1137,7 +1137,7 @@ mg_config_load_static(const struct mg_config *c, struct mg_identity_table *t,
 			return rc;
 	}
 	for (i = 0; i < c->n_endpoint_files; i++) {
-		rc = mg_config_load_endpoints(c->endpoint_files[i], ipc, c->cluster_id, err);
+		rc = mg_config_load_endpoints_ids(c->endpoint_files[i], ipc, t, c->cluster_id, err);
 		if (rc < 0)
 			return rc;
 	}

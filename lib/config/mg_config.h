@@ -159,8 +159,24 @@ int mg_config_load_endpoints_buf(const char *name, const void *buf, size_t len,
                                  struct mg_ipcache *ipc, unsigned cluster_id, struct mg_error *err);
 
 /**
+ * As mg_config_load_endpoints(), and the endpoints' named ports
+ * (status.named-ports: [{name, port, protocol}]) go to their identity in
+ * @p t (mg_identity_table_add_named_port), for named ports in policies.
+ * Named ports of an identity @p t does not hold are ignored with a warning.
+ */
+int mg_config_load_endpoints_ids(const char *path, struct mg_ipcache *ipc,
+                                 struct mg_identity_table *t, unsigned cluster_id,
+                                 struct mg_error *err);
+
+/** As mg_config_load_endpoints_ids(), from memory. */
+int mg_config_load_endpoints_ids_buf(const char *name, const void *buf, size_t len,
+                                     struct mg_ipcache *ipc, struct mg_identity_table *t,
+                                     unsigned cluster_id, struct mg_error *err);
+
+/**
  * Everything static the config names: identity files into @p t, endpoint
- * files and ipcache.entries into @p ipc (staged; the caller commits).
+ * files and ipcache.entries into @p ipc (staged; the caller commits), the
+ * endpoints' named ports into @p t.
  * @return 0 or a negative errno with @p err set.
  */
 int mg_config_load_static(const struct mg_config *c, struct mg_identity_table *t,

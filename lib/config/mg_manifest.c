@@ -335,11 +335,109 @@ mg_config_load_identities_buf(const char *name, const void *buf, size_t len,
 
 /* ---- CiliumEndpoint ---- */
 
+/* A named port of an endpoint, for its identity (status.named-ports). */
+struct endpoint_port {
+	uint32_t id;
+	struct mg_named_port np;
+	const struct mg_yaml_node *at;
+};
+
 struct endpoint_batch {
 	size_t n, cap;
 	struct mg_ipcache_entry *v;
 	unsigned cluster_id;
+	bool want_ports; /* an identity table was given */
+	size_t nports, capports;
+	struct endpoint_port *ports;
 };
+
+static int
+batch_add_port(struct endpoint_batch *b, const struct endpoint_port *p)
+{
+	if (b->nports == b->capports) {
+		size_t cap = b->capports ? b->capports * 2 : 16;
+		void *v = realloc(b->ports, cap * sizeof(*b->ports));
+
+		if (v == NULL)
+			return -ENOMEM;
+		b->ports = v;
+		b->capports = cap;
+	}
+	b->ports[b->nports++] = *p;
+	return 0;
+}
+
+/*
+ * status.named-ports: [{name, port, protocol}] (Cilium's NamedPorts, the
+ * container ports that have a name). Protocol TCP (default), UDP or SCTP.
+ */
+static int
+endpoint_named_ports(struct endpoint_batch *b, const struct mg_yaml_node *st, uint32_t id,
+                     struct mg_error *err)
+{
+	static const char *const keys[] = {"name", "port", "protocol", NULL};
+	const struct mg_yaml_node *list = mg_yaml_get(st, "named-ports");
+	char what[64];
+	size_t i;
+	int rc;
+
+	rc = mg_yaml_seq(list, "status.named-ports", true, err);
+	if (rc || list == NULL || list->type != MG_YAML_SEQ)
+		return rc;
+	for (i = 0; i < list->n; i++) {
+		const struct mg_yaml_node *it = list->items[i], *n;
+		struct endpoint_port p = {.id = id, .at = it};
+		const char *str;
+		uint64_t port;
+
+		snprintf(what, sizeof(what), "status.named-ports[%zu]", i);
+		rc = mg_yaml_check_map(it, what, keys, err);
+		if (rc)
+			return rc;
+		n = mg_yaml_get(it, "name");
+		snprintf(what, sizeof(what), "status.named-ports[%zu].name", i);
+		if (n == NULL)
+			return mg_yaml_error(err, it, "%s is required", what);
+		rc = mg_yaml_str(n, what, &str, err);
+		if (rc)
+			return rc;
+		if (str[0] == '\0' || strlen(str) > 15)
+			return mg_yaml_error(
+			        err, n, "%s: '%s' is not a port name (1-15 characters)", what, str);
+		snprintf(p.np.name, sizeof(p.np.name), "%s", str);
+		n = mg_yaml_get(it, "port");
+		snprintf(what, sizeof(what), "status.named-ports[%zu].port", i);
+		if (n == NULL)
+			return mg_yaml_error(err, it, "%s is required", what);
+		rc = mg_yaml_u64(n, what, 1, 65535, &port, err);
+		if (rc)
+			return rc;
+		p.np.port = (uint16_t)port;
+		p.np.proto = 6;
+		n = mg_yaml_get(it, "protocol");
+		snprintf(what, sizeof(what), "status.named-ports[%zu].protocol", i);
+		if (n != NULL && !mg_yaml_is_null(n)) {
+			rc = mg_yaml_str(n, what, &str, err);
+			if (rc)
+				return rc;
+			if (strcmp(str, "UDP") == 0)
+				p.np.proto = 17;
+			else if (strcmp(str, "SCTP") == 0)
+				p.np.proto = 132;
+			else if (strcmp(str, "TCP") != 0 && str[0] != '\0')
+				return mg_yaml_error(
+				        err, n,
+				        "%s: unknown protocol '%s' (expected TCP, UDP or "
+				        "SCTP)",
+				        what, str);
+		}
+		if (b->want_ports && batch_add_port(b, &p) != 0) {
+			mg_error_set(err, it->file, it->line, it->col, "out of memory");
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
 
 static int
 batch_add(struct endpoint_batch *b, const struct mg_ipcache_entry *e)
@@ -437,6 +535,11 @@ endpoint_object(const struct mg_yaml_node *obj, void *arg, struct mg_error *err)
 		return rc;
 
 	/* A pod still starting has no identity yet: skip it, say so. */
+	if (id != 0) {
+		rc = endpoint_named_ports(b, st, (uint32_t)id, err);
+		if (rc)
+			return rc;
+	}
 	if (id == 0) {
 		MG_WARN("%s:%u:%u: CiliumEndpoint %s%s%s has no identity yet; skipped",
 		        name_node->file, name_node->line, name_node->col, ns, ns[0] ? "/" : "",
@@ -462,10 +565,10 @@ endpoint_object(const struct mg_yaml_node *obj, void *arg, struct mg_error *err)
 }
 
 static int
-load_endpoints(struct mg_yaml_file *f, struct mg_ipcache *ipc, unsigned cluster_id,
-               struct mg_error *err)
+load_endpoints(struct mg_yaml_file *f, struct mg_ipcache *ipc, struct mg_identity_table *t,
+               unsigned cluster_id, struct mg_error *err)
 {
-	struct endpoint_batch b = {.cluster_id = cluster_id};
+	struct endpoint_batch b = {.cluster_id = cluster_id, .want_ports = t != NULL};
 	char buf[64];
 	size_t i;
 	int rc;
@@ -484,9 +587,26 @@ load_endpoints(struct mg_yaml_file *f, struct mg_ipcache *ipc, unsigned cluster_
 			goto out;
 		}
 	}
+	/* named ports belong to the identity (their union over its endpoints) */
+	for (i = 0; i < b.nports; i++) {
+		const struct endpoint_port *p = &b.ports[i];
+
+		rc = mg_identity_table_add_named_port(t, p->id, p->np.name, p->np.proto,
+		                                      p->np.port);
+		if (rc == -ENOENT) {
+			MG_WARN("%s:%u:%u: named port %s of identity %u: the identity is not "
+			        "known; ignored",
+			        p->at->file, p->at->line, p->at->col, p->np.name, p->id);
+		} else if (rc < 0) {
+			mg_error_set(err, p->at->file, p->at->line, p->at->col,
+			             "cannot add named port %s: %s", p->np.name, strerror(-rc));
+			goto out;
+		}
+	}
 	rc = (int)b.n;
 out:
 	free(b.v);
+	free(b.ports);
 	mg_yaml_free(f);
 	return rc < 0 ? mg_errno_set(-rc) : rc;
 }
@@ -495,12 +615,27 @@ int
 mg_config_load_endpoints(const char *path, struct mg_ipcache *ipc, unsigned cluster_id,
                          struct mg_error *err)
 {
-	return load_endpoints(mg_yaml_load_file(path, err), ipc, cluster_id, err);
+	return load_endpoints(mg_yaml_load_file(path, err), ipc, NULL, cluster_id, err);
 }
 
 int
 mg_config_load_endpoints_buf(const char *name, const void *buf, size_t len, struct mg_ipcache *ipc,
                              unsigned cluster_id, struct mg_error *err)
 {
-	return load_endpoints(mg_yaml_load_buf(name, buf, len, err), ipc, cluster_id, err);
+	return load_endpoints(mg_yaml_load_buf(name, buf, len, err), ipc, NULL, cluster_id, err);
+}
+
+int
+mg_config_load_endpoints_ids(const char *path, struct mg_ipcache *ipc, struct mg_identity_table *t,
+                             unsigned cluster_id, struct mg_error *err)
+{
+	return load_endpoints(mg_yaml_load_file(path, err), ipc, t, cluster_id, err);
+}
+
+int
+mg_config_load_endpoints_ids_buf(const char *name, const void *buf, size_t len,
+                                 struct mg_ipcache *ipc, struct mg_identity_table *t,
+                                 unsigned cluster_id, struct mg_error *err)
+{
+	return load_endpoints(mg_yaml_load_buf(name, buf, len, err), ipc, t, cluster_id, err);
 }

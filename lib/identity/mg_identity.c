@@ -451,6 +451,7 @@ static void
 identity_free(struct mg_identity *e)
 {
 	mg_labels_clear(&e->labels);
+	free(e->named_ports);
 	free(e);
 }
 
@@ -549,6 +550,59 @@ mg_identity_table_put(struct mg_identity_table *t, uint32_t id, const struct mg_
 	mg_labels_clear(&s->e->labels);
 	s->e->labels = copy;
 	return 1;
+}
+
+static int
+named_port_cmp(const struct mg_named_port *a, const char *name, uint8_t proto, uint16_t port)
+{
+	int c = strcmp(a->name, name);
+
+	if (c != 0)
+		return c;
+	if (a->proto != proto)
+		return a->proto < proto ? -1 : 1;
+	return a->port < port ? -1 : a->port > port;
+}
+
+int
+mg_identity_table_add_named_port(struct mg_identity_table *t, uint32_t id, const char *name,
+                                 uint8_t proto, uint16_t port)
+{
+	struct mg_named_port *v;
+	struct id_slot *s;
+	size_t lo, hi, len;
+
+	/* Kubernetes port names are IANA service names: at most 15 characters. */
+	if (name == NULL || (len = strlen(name)) == 0 || len > 15 || port == 0 ||
+	    (proto != 6 && proto != 17 && proto != 132))
+		return mg_errno_set(EINVAL);
+	if (id == 0 || (s = table_find(t, id)) == NULL)
+		return mg_errno_set(ENOENT);
+	/* Sorted by (name, protocol, port): binary search for the place. */
+	lo = 0;
+	hi = s->e->n_named_ports;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = named_port_cmp(&s->e->named_ports[mid], name, proto, port);
+
+		if (c == 0)
+			return 1;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	v = realloc(s->e->named_ports, (s->e->n_named_ports + 1) * sizeof(*v));
+	if (v == NULL)
+		return mg_errno_set(ENOMEM);
+	memmove(&v[lo + 1], &v[lo], (s->e->n_named_ports - lo) * sizeof(*v));
+	memset(&v[lo], 0, sizeof(v[lo]));
+	memcpy(v[lo].name, name, len + 1);
+	v[lo].proto = proto;
+	v[lo].port = port;
+	s->e->named_ports = v;
+	s->e->n_named_ports++;
+	return 0;
 }
 
 int

@@ -2,18 +2,25 @@
 /*
  * Policy loader: CiliumNetworkPolicy / CiliumClusterwideNetworkPolicy YAML
  * (single documents, multi-document streams, `kind: List`) into the rule
- * AST of policy_priv.h. Every error names the field and its
- * file:line:column. Fields Cilium knows but this cut does not implement
- * are refused ("not supported yet") rather than skipped, so that a policy
- * is never enforced as something wider or narrower than written; fields
- * Cilium does not know are "unknown field" errors. A load is a
- * transaction: on error the set is truncated back to where it was.
+ * AST of policy_priv.h: selectors, entities, CIDR rules, ports (numbers,
+ * ranges, names), ICMP types. Every error names the field and its
+ * file:line:column. The rule of the module is never to widen access: an
+ * allow rule holding what a layer-4 gateway cannot enforce (L7 rules,
+ * toFQDNs, ...) is kept but allows nothing, with a warning; anything whose
+ * omission would allow more than Cilium does (a deny rule's unenforceable
+ * content, fromRequires, authentication) refuses the policy. Fields Cilium
+ * does not know are "unknown field" errors. A load is a transaction: on
+ * error the set is truncated back to where it was. The check mode
+ * (mg_policy_set_check_path) runs one transaction per document instead and
+ * reports every problem.
  */
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include "mg_yaml.h"
@@ -26,7 +33,14 @@ struct loader {
 	const char *cluster;
 	struct mg_error *err;
 	int loaded; /* policies added by this load */
+	/* check mode (mg_policy_set_check_path): go on past a bad document */
+	void (*report)(const struct mg_policy_problem *, void *);
+	void *arg;
+	int errors;
 };
+
+static int parse_doc(struct loader *L, const struct mg_yaml_node *doc, bool in_list);
+static int doc_tx(struct loader *L, const struct mg_yaml_node *doc, bool in_list);
 
 /* ---- small helpers ---- */
 
@@ -53,6 +67,20 @@ in_list(const char *k, const char *const *list)
 		if (streq(k, *list))
 			return true;
 	return false;
+}
+
+/* The key node of @p key in mapping @p map (for positions), or @p map itself. */
+static const struct mg_yaml_node *
+key_node(const struct mg_yaml_node *map, const char *key)
+{
+	size_t i;
+
+	if (map != NULL && map->type == MG_YAML_MAP)
+		for (i = 0; i < map->n; i++)
+			if (map->pairs[i].key->type == MG_YAML_SCALAR &&
+			    streq(map->pairs[i].key->str, key))
+				return map->pairs[i].key;
+	return map;
 }
 
 /*
@@ -286,10 +314,16 @@ err:
 	return rc;
 }
 
+enum sel_scope {
+	SCOPE_SUBJECT, /* endpointSelector */
+	SCOPE_PEER,    /* from/toEndpoints */
+	SCOPE_NONE,    /* entities and CIDRs: reserved and cidr labels, never scoped */
+};
+
 /* Scope @p sel, build its canonical form and append it to the set. */
 static int
-add_selector(struct loader *L, struct selector *sel, bool subject, const struct policy_obj *p,
-             const struct mg_yaml_node *at, uint32_t *idx)
+add_selector(struct loader *L, struct selector *sel, enum sel_scope scope,
+             const struct policy_obj *p, const struct mg_yaml_node *at, uint32_t *idx)
 {
 	struct mg_policy_set *s = L->s;
 	int rc;
@@ -299,7 +333,15 @@ add_selector(struct loader *L, struct selector *sel, bool subject, const struct 
 		return mg_yaml_error(L->err, at, "too many selectors in the policy set (limit %u)",
 		                     POL_MAX_SELECTORS);
 	}
-	rc = subject ? pol_sel_scope_subject(sel, p) : pol_sel_scope_peer(sel, p);
+	if (scope == SCOPE_SUBJECT) {
+		rc = pol_sel_scope_subject(sel, p);
+	} else if (scope == SCOPE_PEER) {
+		rc = pol_sel_scope_peer(sel, p);
+	} else {
+		sel->cl = SELC_NONE;
+		sel->cluster = p->cluster;
+		rc = 0;
+	}
 	if (rc == 0)
 		rc = pol_sel_finish(sel);
 	if (rc == 0 && s->nsel == s->capsel) {
@@ -327,45 +369,73 @@ add_selector(struct loader *L, struct selector *sel, bool subject, const struct 
 
 /* ---- ports ---- */
 
+/*
+ * Cilium's test for a port name (pkg/iana): 1 to 15 characters of
+ * [a-zA-Z0-9-], at least one letter, no '-' at either end, no "--".
+ */
+static bool
+is_svc_name(const char *s)
+{
+	size_t n = strlen(s), i;
+	bool letter = false;
+
+	if (n == 0 || n > POL_PORT_NAME_MAX || s[0] == '-' || s[n - 1] == '-')
+		return false;
+	for (i = 0; i < n; i++) {
+		char c = s[i];
+
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+			letter = true;
+		else if (c == '-' && s[i + 1] == '-')
+			return false;
+		else if (!((c >= '0' && c <= '9') || c == '-'))
+			return false;
+	}
+	return letter;
+}
+
+/*
+ * A port: a number (as Go's strconv.ParseUint with base 0, which Cilium
+ * uses: a leading 0 means octal) or a name, which Cilium lower-cases.
+ * @p name receives the name, or "" for a number in *out.
+ */
 static int
-parse_port_number(const struct mg_yaml_node *n, const char *what, unsigned *out,
+parse_port_number(const struct mg_yaml_node *n, const char *what, unsigned *out, char *name,
                   struct mg_error *err)
 {
 	const char *str;
+	unsigned base = 10;
+	unsigned long v = 0;
 	size_t i, len;
-	bool digits = true, named = true, letter = false;
 	int rc;
 
+	name[0] = '\0';
 	rc = mg_yaml_str(n, what, &str, err);
 	if (rc)
 		return rc;
 	len = strlen(str);
 	if (len == 0)
-		return mg_yaml_error(err, n, "%s: expected a port number", what);
-	for (i = 0; i < len; i++) {
-		char c = str[i];
-
-		if (c < '0' || c > '9')
-			digits = false;
-		if (c >= 'a' && c <= 'z')
-			letter = true;
-		else if (!((c >= '0' && c <= '9') || c == '-'))
-			named = false;
-	}
-	if (digits) {
-		unsigned long v = 0;
-
-		for (i = 0; i < len && v <= 65535; i++)
-			v = v * 10 + (unsigned long)(str[i] - '0');
-		if (v > 65535)
-			return mg_yaml_error(err, n, "%s: %s is out of range [0, 65535]", what,
-			                     str);
-		*out = (unsigned)v;
+		return mg_yaml_error(err, n, "%s: expected a port number or name", what);
+	if (is_svc_name(str)) {
+		for (i = 0; i <= len; i++)
+			name[i] = (char)((str[i] >= 'A' && str[i] <= 'Z') ? str[i] - 'A' + 'a'
+			                                                  : str[i]);
+		*out = 0;
 		return 0;
 	}
-	if (named && letter)
-		return mg_yaml_error(err, n, "%s: named port '%s': not supported yet", what, str);
-	return mg_yaml_error(err, n, "%s: '%s' is not a port number", what, str);
+	if (len > 1 && str[0] == '0')
+		base = 8;
+	for (i = 0; i < len; i++) {
+		if (str[i] < '0' || str[i] >= (char)('0' + base))
+			return mg_yaml_error(err, n, "%s: '%s' is not a port number or name", what,
+			                     str);
+		if (v <= 65535)
+			v = v * base + (unsigned long)(str[i] - '0');
+	}
+	if (v > 65535)
+		return mg_yaml_error(err, n, "%s: %s is out of range [0, 65535]", what, str);
+	*out = (unsigned)v;
+	return 0;
 }
 
 static int
@@ -390,7 +460,11 @@ parse_protocol(const struct mg_yaml_node *n, const char *what, uint8_t *mask, st
 		*mask = 1u << PIDX_SCTP;
 	else if (streq(str, "ICMP") || streq(str, "ICMPv6") || streq(str, "VRRP") ||
 	         streq(str, "IGMP"))
-		return mg_yaml_error(err, n, "%s: protocol %s: not supported yet", what, str);
+		/* Cilium allows these in toPorts only for its own generated rules */
+		return mg_yaml_error(err, n,
+		                     "%s: protocol %s is not accepted in toPorts (use icmps for "
+		                     "ICMP types)",
+		                     what, str);
 	else
 		return mg_yaml_error(err, n,
 		                     "%s: unknown protocol '%s' (expected TCP, UDP, SCTP or ANY)",
@@ -399,8 +473,8 @@ parse_protocol(const struct mg_yaml_node *n, const char *what, uint8_t *mask, st
 }
 
 static int
-add_range(struct entry *e, uint8_t protos, unsigned lo, unsigned hi, const struct mg_yaml_node *at,
-          const char *what, struct mg_error *err)
+add_range(struct entry *e, uint8_t protos, unsigned lo, unsigned hi, const char *name,
+          const struct mg_yaml_node *at, const char *what, struct mg_error *err)
 {
 	struct port_range *v;
 
@@ -413,9 +487,13 @@ add_range(struct entry *e, uint8_t protos, unsigned lo, unsigned hi, const struc
 		return -ENOMEM;
 	}
 	e->ports = v;
-	e->ports[e->nports].protos = protos;
-	e->ports[e->nports].lo = (uint16_t)lo;
-	e->ports[e->nports].hi = (uint16_t)hi;
+	v = &e->ports[e->nports];
+	memset(v, 0, sizeof(*v));
+	v->protos = protos;
+	v->lo = (uint16_t)lo;
+	v->hi = (uint16_t)hi;
+	if (name != NULL)
+		snprintf(v->name, sizeof(v->name), "%s", name);
 	e->nports++;
 	return 0;
 }
@@ -425,7 +503,7 @@ parse_port(struct entry *e, const struct mg_yaml_node *n, const char *what, stru
 {
 	static const char *const ok[] = {"port", "endPort", "protocol", NULL};
 	const struct mg_yaml_node *pn = mg_yaml_get(n, "port"), *en = mg_yaml_get(n, "endPort");
-	char w[PATH_LEN + 16];
+	char w[PATH_LEN + 16], name[POL_PORT_NAME_MAX + 1] = "";
 	unsigned port = 0, end = 0;
 	uint8_t mask;
 	uint64_t v;
@@ -436,7 +514,7 @@ parse_port(struct entry *e, const struct mg_yaml_node *n, const char *what, stru
 		return rc;
 	pathf(w, sizeof(w), "%s.port", what);
 	if (!mg_yaml_is_null(pn)) {
-		rc = parse_port_number(pn, w, &port, err);
+		rc = parse_port_number(pn, w, &port, name, err);
 		if (rc)
 			return rc;
 	}
@@ -450,25 +528,75 @@ parse_port(struct entry *e, const struct mg_yaml_node *n, const char *what, stru
 		if (rc)
 			return rc;
 		end = (unsigned)v;
+		if (end != 0 && name[0] != '\0')
+			return mg_yaml_error(err, en, "%s: a range cannot start at a named port",
+			                     w);
 		if (end != 0 && port == 0)
 			return mg_yaml_error(err, en, "%s: needs a non-zero port", w);
 		if (end != 0 && end < port)
 			return mg_yaml_error(err, en, "%s: %u is below port %u", w, end, port);
 	}
+	if (name[0] != '\0')
+		return add_range(e, mask, 0, 0, name, n, what, err);
 	if (port == 0)
-		return add_range(e, mask, 0, 65535, n, what, err);
-	return add_range(e, mask, port, end > port ? end : port, n, what, err);
+		return add_range(e, mask, 0, 65535, NULL, n, what, err);
+	return add_range(e, mask, port, end > port ? end : port, NULL, n, what, err);
+}
+
+/* What the loader does with a field it cannot enforce. */
+enum unenforceable {
+	UNE_SKIP,   /* in an allow rule: skip the rule, warn */
+	UNE_REJECT, /* refuse the policy */
+};
+
+struct entry_ctx {
+	struct loader *L;
+	unsigned sec;
+	struct entry *e;
+	const struct mg_yaml_node *skip_at; /* first unenforceable field seen */
+	char skip_what[PATH_LEN + 64];
+};
+
+/* An allow entry holds @p at: note it (the entry is skipped); a deny entry is refused. */
+static int
+unenforceable(struct entry_ctx *c, const struct mg_yaml_node *at, const char *what)
+{
+	if (sec_deny(c->sec))
+		return mg_yaml_error(c->L->err, at,
+		                     "%s: not enforced by a layer-4 gateway, and a deny rule "
+		                     "cannot be skipped without widening access",
+		                     what);
+	if (c->skip_at == NULL) {
+		c->skip_at = at;
+		pathf(c->skip_what, sizeof(c->skip_what), "%s", what);
+	}
+	return 0;
+}
+
+/* Is @p n present with content (not null, not an empty sequence or mapping)? */
+static bool
+has_content(const struct mg_yaml_node *n)
+{
+	if (n == NULL || mg_yaml_is_null(n))
+		return false;
+	if (n->type == MG_YAML_SEQ || n->type == MG_YAML_MAP)
+		return n->n > 0;
+	return true;
 }
 
 static int
-parse_to_ports(struct entry *e, const struct mg_yaml_node *n, const char *what,
-               struct mg_error *err)
+parse_to_ports(struct entry_ctx *c, const struct mg_yaml_node *n, const char *what)
 {
-	static const char *const ok[] = {"ports", NULL};
-	static const char *const unsup[] = {"rules",       "originatingTLS", "terminatingTLS",
-	                                    "serverNames", "listener",       NULL};
-	char w[PATH_LEN + 32];
-	size_t i, j, np, npp;
+	static const char *const ok_allow[] = {
+	        "ports",          "rules",       "listener", "originatingTLS",
+	        "terminatingTLS", "serverNames", NULL};
+	static const char *const ok_deny[] = {"ports", NULL};
+	static const char *const l7[] = {"rules",          "listener",    "originatingTLS",
+	                                 "terminatingTLS", "serverNames", NULL};
+	struct mg_error *err = c->L->err;
+	struct entry *e = c->e;
+	char w[PATH_LEN + 64];
+	size_t i, j, k, np, npp;
 	int rc;
 
 	rc = get_seq(n, what, POL_MAX_PORTS, &np, err);
@@ -480,21 +608,38 @@ parse_to_ports(struct entry *e, const struct mg_yaml_node *n, const char *what,
 		pathf(w, sizeof(w), "%s[%zu]", what, i);
 		if (mg_yaml_is_null(pr)) {
 			/* no ports: every port of TCP, UDP and SCTP */
-			rc = add_range(e, PMASK_ANY, 0, 65535, pr, w, err);
+			rc = add_range(e, PMASK_ANY, 0, 65535, NULL, pr, w, err);
 			if (rc)
 				return rc;
 			continue;
 		}
-		rc = check_keys(pr, w, ok, unsup, err);
+		rc = check_keys(pr, w, ok_allow, NULL, err);
 		if (rc)
 			return rc;
+		for (k = 0; l7[k] != NULL; k++) {
+			const struct mg_yaml_node *f = mg_yaml_get(pr, l7[k]);
+
+			if (!has_content(f))
+				continue;
+			pathf(w, sizeof(w), "%s[%zu].%s", what, i, l7[k]);
+			rc = unenforceable(c, key_node(pr, l7[k]), w);
+			if (rc)
+				return rc;
+		}
+		if (sec_deny(c->sec)) {
+			/* a deny port rule has nothing but ports in Cilium */
+			pathf(w, sizeof(w), "%s[%zu]", what, i);
+			rc = check_keys(pr, w, ok_deny, NULL, err);
+			if (rc)
+				return rc;
+		}
 		ports = mg_yaml_get(pr, "ports");
 		pathf(w, sizeof(w), "%s[%zu].ports", what, i);
 		rc = get_seq(ports, w, POL_MAX_PORTS, &npp, err);
 		if (rc)
 			return rc;
 		if (npp == 0) {
-			rc = add_range(e, PMASK_ANY, 0, 65535, pr, w, err);
+			rc = add_range(e, PMASK_ANY, 0, 65535, NULL, pr, w, err);
 			if (rc)
 				return rc;
 		}
@@ -508,24 +653,524 @@ parse_to_ports(struct entry *e, const struct mg_yaml_node *n, const char *what,
 	return 0;
 }
 
-/* ---- rules ---- */
+/* ---- ICMP ---- */
 
-static const char *const entry_ok[SEC_N][3] = {
-        [SEC_INGRESS] = {"fromEndpoints", "toPorts", NULL},
-        [SEC_EGRESS] = {"toEndpoints", "toPorts", NULL},
-        [SEC_INGRESS_DENY] = {"fromEndpoints", "toPorts", NULL},
-        [SEC_EGRESS_DENY] = {"toEndpoints", "toPorts", NULL},
+struct icmp_name {
+	const char *name;
+	uint8_t type;
 };
 
-static const char *const entry_unsup[SEC_N][16] = {
-        [SEC_INGRESS] = {"fromEntities", "fromCIDR", "fromCIDRSet", "fromRequires", "fromNodes",
-                         "fromGroups", "icmps", "authentication", NULL},
-        [SEC_EGRESS] = {"toEntities", "toCIDR", "toCIDRSet", "toRequires", "toNodes", "toGroups",
-                        "toServices", "toFQDNs", "icmps", "authentication", NULL},
-        [SEC_INGRESS_DENY] = {"fromEntities", "fromCIDR", "fromCIDRSet", "fromRequires",
-                              "fromNodes", "fromGroups", "icmps", NULL},
-        [SEC_EGRESS_DENY] = {"toEntities", "toCIDR", "toCIDRSet", "toRequires", "toNodes",
-                             "toGroups", "toServices", "icmps", NULL},
+/* The names Cilium accepts per family (pkg/policy/api/icmp.go). */
+static const struct icmp_name icmp4_names[] = {
+        {"EchoReply", 0},
+        {"DestinationUnreachable", 3},
+        {"Redirect", 5},
+        {"Echo", 8},
+        {"EchoRequest", 8},
+        {"RouterAdvertisement", 9},
+        {"RouterSelection", 10},
+        {"TimeExceeded", 11},
+        {"ParameterProblem", 12},
+        {"Timestamp", 13},
+        {"TimestampReply", 14},
+        {"Photuris", 40},
+        {"ExtendedEchoRequest", 42},
+        {"ExtendedEchoReply", 43},
+        {NULL, 0},
+};
+
+static const struct icmp_name icmp6_names[] = {
+        {"DestinationUnreachable", 1},
+        {"PacketTooBig", 2},
+        {"TimeExceeded", 3},
+        {"ParameterProblem", 4},
+        {"EchoRequest", 128},
+        {"EchoReply", 129},
+        {"MulticastListenerQuery", 130},
+        {"MulticastListenerReport", 131},
+        {"MulticastListenerDone", 132},
+        {"RouterSolicitation", 133},
+        {"RouterAdvertisement", 134},
+        {"NeighborSolicitation", 135},
+        {"NeighborAdvertisement", 136},
+        {"RedirectMessage", 137},
+        {"RouterRenumbering", 138},
+        {"ICMPNodeInformationQuery", 139},
+        {"ICMPNodeInformationResponse", 140},
+        {"InverseNeighborDiscoverySolicitation", 141},
+        {"InverseNeighborDiscoveryAdvertisement", 142},
+        {"HomeAgentAddressDiscoveryRequest", 144},
+        {"HomeAgentAddressDiscoveryReply", 145},
+        {"MobilePrefixSolicitation", 146},
+        {"MobilePrefixAdvertisement", 147},
+        {"DuplicateAddressRequestCodeSuffix", 157},
+        {"DuplicateAddressConfirmationCodeSuffix", 158},
+        {"ExtendedEchoRequest", 160},
+        {"ExtendedEchoReply", 161},
+        {NULL, 0},
+};
+
+#define POL_MAX_ICMP_FIELDS 40 /* Cilium's maxICMPFields */
+
+static int
+parse_icmp_field(struct entry *e, const struct mg_yaml_node *n, const char *what,
+                 struct mg_error *err)
+{
+	static const char *const ok[] = {"family", "type", NULL};
+	const struct mg_yaml_node *fn = mg_yaml_get(n, "family"), *tn = mg_yaml_get(n, "type");
+	const struct icmp_name *names = icmp4_names;
+	const char *fam = "IPv4", *ts;
+	char w[PATH_LEN + 16];
+	unsigned pidx = PIDX_ICMP;
+	unsigned long v = 0;
+	size_t i, len;
+	int rc;
+
+	rc = check_keys(n, what, ok, NULL, err);
+	if (rc)
+		return rc;
+	pathf(w, sizeof(w), "%s.family", what);
+	if (!mg_yaml_is_null(fn)) {
+		rc = mg_yaml_str(fn, w, &fam, err);
+		if (rc)
+			return rc;
+		if (streq(fam, "IPv6")) {
+			names = icmp6_names;
+			pidx = PIDX_ICMPV6;
+		} else if (!streq(fam, "IPv4") && fam[0] != '\0') {
+			return mg_yaml_error(
+			        err, fn, "%s: wrong family '%s' (expected IPv4 or IPv6)", w, fam);
+		}
+		if (fam[0] == '\0')
+			fam = "IPv4";
+	}
+	pathf(w, sizeof(w), "%s.type", what);
+	if (mg_yaml_is_null(tn))
+		return mg_yaml_error(err, tn ? tn : n, "%s: an ICMP type is required", w);
+	rc = mg_yaml_str(tn, w, &ts, err);
+	if (rc)
+		return rc;
+	len = strlen(ts);
+	if (len > 0 && len <= 3 && strspn(ts, "0123456789") == len) {
+		for (i = 0; i < len; i++)
+			v = v * 10 + (unsigned long)(ts[i] - '0');
+		if (v > 255)
+			return mg_yaml_error(err, tn, "%s: %s is out of range [0, 255]", w, ts);
+	} else {
+		for (i = 0; names[i].name != NULL && !streq(names[i].name, ts); i++)
+			;
+		if (names[i].name == NULL)
+			return mg_yaml_error(err, tn, "%s: ICMP type '%s' not found in %s", w, ts,
+			                     fam);
+		v = names[i].type;
+	}
+	return add_range(e, (uint8_t)(1u << pidx), (unsigned)v, (unsigned)v, NULL, n, what, err);
+}
+
+static int
+parse_icmps(struct entry *e, const struct mg_yaml_node *n, const char *what, struct mg_error *err)
+{
+	static const char *const ok[] = {"fields", NULL};
+	char w[PATH_LEN + 48];
+	size_t i, j, ni, nf;
+	int rc;
+
+	rc = get_seq(n, what, POL_MAX_PORTS, &ni, err);
+	if (rc)
+		return rc;
+	for (i = 0; i < ni; i++) {
+		const struct mg_yaml_node *it = n->items[i], *fields;
+
+		pathf(w, sizeof(w), "%s[%zu]", what, i);
+		if (!mg_yaml_is_null(it)) {
+			rc = check_keys(it, w, ok, NULL, err);
+			if (rc)
+				return rc;
+		}
+		fields = mg_yaml_get(it, "fields");
+		pathf(w, sizeof(w), "%s[%zu].fields", what, i);
+		rc = get_seq(fields, w, POL_MAX_ICMP_FIELDS, &nf, err);
+		if (rc)
+			return rc;
+		if (nf == 0) {
+			/* Cilium treats an icmps item without fields as a port rule without ports */
+			rc = add_range(e, PMASK_ANY, 0, 65535, NULL, it, w, err);
+			if (rc)
+				return rc;
+		}
+		for (j = 0; j < nf; j++) {
+			pathf(w, sizeof(w), "%s[%zu].fields[%zu]", what, i, j);
+			rc = parse_icmp_field(e, fields->items[j], w, err);
+			if (rc)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+/* ---- L3 peers: endpoints, entities, CIDRs ---- */
+
+static int
+add_entry_peer(struct loader *L, struct entry *e, struct selector *sel, bool scope,
+               const struct policy_obj *p, const struct mg_yaml_node *at)
+{
+	uint32_t *v, idx;
+	int rc;
+
+	if (e->npeers >= POL_MAX_PEERS) {
+		pol_sel_free(sel);
+		return mg_yaml_error(L->err, at, "more than %u peers in one entry", POL_MAX_PEERS);
+	}
+	rc = add_selector(L, sel, scope ? SCOPE_PEER : SCOPE_NONE, p, at, &idx);
+	if (rc)
+		return rc;
+	v = realloc(e->peers, (e->npeers + 1) * sizeof(*v));
+	if (v == NULL) {
+		mg_error_set(L->err, NULL, 0, 0, "out of memory");
+		return -ENOMEM;
+	}
+	e->peers = v;
+	e->peers[e->npeers++] = idx;
+	return 0;
+}
+
+/* A new unscoped selector with one requirement (NULL: none yet). */
+static struct selector *
+sel_new(const char *source, const char *key, enum sel_op op, const char *val)
+{
+	struct selector *sel = calloc(1, sizeof(*sel));
+
+	if (sel == NULL)
+		return NULL;
+	if (key != NULL &&
+	    pol_sel_add_req(sel, source, key, op, val ? &val : NULL, val ? 1 : 0) != 0) {
+		pol_sel_free(sel);
+		return NULL;
+	}
+	return sel;
+}
+
+static int
+add_reserved_peer(struct loader *L, struct entry *e, const char *name, const struct policy_obj *p,
+                  const struct mg_yaml_node *at)
+{
+	struct selector *sel = sel_new("reserved", name, SEL_EXISTS, NULL);
+
+	if (sel == NULL) {
+		mg_error_set(L->err, NULL, 0, 0, "out of memory");
+		return -ENOMEM;
+	}
+	return add_entry_peer(L, e, sel, false, p, at);
+}
+
+/*
+ * Entities (pkg/policy/api/entity.go): selectors over reserved labels,
+ * never scoped to a namespace or cluster. `cluster` adds the pods of the
+ * policy's own cluster; `all` is the empty selector; `none` adds nothing.
+ */
+static int
+parse_entities(struct loader *L, struct entry *e, const struct policy_obj *p,
+               const struct mg_yaml_node *n, const char *what)
+{
+	static const char *const simple[] = {
+	        "host", "remote-node", "kube-apiserver", "ingress",    "health",
+	        "init", "unmanaged",   "world-ipv4",     "world-ipv6", NULL};
+	static const char *const cluster[] = {"host",      "remote-node",    "init",    "health",
+	                                      "unmanaged", "kube-apiserver", "ingress", NULL};
+	char w[PATH_LEN + 48];
+	size_t i, k, ne;
+	int rc;
+
+	rc = get_seq(n, what, POL_MAX_PEERS, &ne, L->err);
+	if (rc)
+		return rc;
+	for (i = 0; i < ne; i++) {
+		const struct mg_yaml_node *it = n->items[i];
+		const char *name;
+
+		pathf(w, sizeof(w), "%s[%zu]", what, i);
+		rc = mg_yaml_str(it, w, &name, L->err);
+		if (rc)
+			return rc;
+		if (in_list(name, simple)) {
+			rc = add_reserved_peer(L, e, name, p, it);
+		} else if (streq(name, "world")) {
+			rc = add_reserved_peer(L, e, "world", p, it);
+			if (rc == 0)
+				rc = add_reserved_peer(L, e, "world-ipv4", p, it);
+			if (rc == 0)
+				rc = add_reserved_peer(L, e, "world-ipv6", p, it);
+		} else if (streq(name, "cluster")) {
+			struct selector *sel;
+
+			for (k = 0; rc == 0 && cluster[k] != NULL; k++)
+				rc = add_reserved_peer(L, e, cluster[k], p, it);
+			if (rc)
+				return rc;
+			sel = sel_new("k8s", POL_CLUSTER_KEY, SEL_IN, p->cluster);
+			if (sel == NULL) {
+				mg_error_set(L->err, NULL, 0, 0, "out of memory");
+				return -ENOMEM;
+			}
+			rc = add_entry_peer(L, e, sel, false, p, it);
+		} else if (streq(name, "all")) {
+			struct selector *sel = sel_new(NULL, NULL, SEL_IN, NULL);
+
+			if (sel == NULL) {
+				mg_error_set(L->err, NULL, 0, 0, "out of memory");
+				return -ENOMEM;
+			}
+			rc = add_entry_peer(L, e, sel, false, p, it);
+		} else if (!streq(name, "none")) {
+			return mg_yaml_error(
+			        L->err, it,
+			        "%s: unsupported entity '%s' (expected host, "
+			        "remote-node, kube-apiserver, ingress, health, init, "
+			        "unmanaged, world, world-ipv4, world-ipv6, cluster, all "
+			        "or none)",
+			        w, name);
+		}
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int
+add_prefix(struct loader *L, struct entry *e, const struct pol_prefix *pf,
+           const struct mg_yaml_node *at)
+{
+	struct pol_prefix *v;
+
+	if (pf->plen == 0)
+		return 0; /* the world identities stand for /0: no CIDR identity */
+	if (e->nprefixes >= POL_MAX_PREFIXES)
+		return mg_yaml_error(L->err, at, "more than %u CIDR prefixes in one entry",
+		                     POL_MAX_PREFIXES);
+	v = realloc(e->prefixes, (e->nprefixes + 1) * sizeof(*v));
+	if (v == NULL) {
+		mg_error_set(L->err, NULL, 0, 0, "out of memory");
+		return -ENOMEM;
+	}
+	e->prefixes = v;
+	e->prefixes[e->nprefixes++] = *pf;
+	return 0;
+}
+
+static int
+parse_prefix_at(struct loader *L, const struct mg_yaml_node *n, const char *what,
+                struct pol_prefix *pf)
+{
+	const char *str;
+	int rc = mg_yaml_str(n, what, &str, L->err);
+
+	if (rc)
+		return rc;
+	if (pol_prefix_parse(str, pf) != 0)
+		return mg_yaml_error(L->err, n, "%s: '%s' is not an IP address or CIDR prefix",
+		                     what, str);
+	return 0;
+}
+
+/*
+ * The selector of one CIDR rule: identities labelled cidr:<prefix> and
+ * none of cidr:<except>. A /0 prefix means the family's world: every
+ * identity labelled reserved:world but not the other family's world label
+ * (identity 2, 9 or 10, and the family's CIDR identities). An except that
+ * covers the whole prefix leaves nothing to select (*none).
+ */
+static struct selector *
+cidr_selector(const struct pol_prefix *pf, const struct pol_prefix *exc, size_t nexc, bool *none)
+{
+	char key[INET6_ADDRSTRLEN * 2 + 8];
+	struct selector *sel;
+	size_t i;
+	int rc;
+
+	*none = false;
+	for (i = 0; i < nexc; i++)
+		if (exc[i].plen <= pf->plen) {
+			*none = true;
+			return NULL;
+		}
+	if (pf->plen == 0) {
+		sel = sel_new("reserved", "world", SEL_EXISTS, NULL);
+		rc = sel ? pol_sel_add_req(sel, "reserved",
+		                           pf->family == AF_INET ? "world-ipv6" : "world-ipv4",
+		                           SEL_DNE, NULL, 0)
+		         : -ENOMEM;
+	} else {
+		pol_prefix_label(pf, key, sizeof(key));
+		sel = sel_new("cidr", key, SEL_EXISTS, NULL);
+		rc = sel ? 0 : -ENOMEM;
+	}
+	for (i = 0; rc == 0 && i < nexc; i++) {
+		pol_prefix_label(&exc[i], key, sizeof(key));
+		rc = pol_sel_add_req(sel, "cidr", key, SEL_DNE, NULL, 0);
+	}
+	if (rc) {
+		pol_sel_free(sel);
+		return NULL;
+	}
+	return sel;
+}
+
+static int
+add_cidr_peer(struct loader *L, struct entry *e, const struct policy_obj *p,
+              const struct pol_prefix *pf, const struct pol_prefix *exc, size_t nexc,
+              const struct mg_yaml_node *at)
+{
+	struct selector *sel;
+	bool none;
+	size_t i;
+	int rc;
+
+	sel = cidr_selector(pf, exc, nexc, &none);
+	if (none)
+		return 0;
+	if (sel == NULL) {
+		mg_error_set(L->err, NULL, 0, 0, "out of memory");
+		return -ENOMEM;
+	}
+	rc = add_entry_peer(L, e, sel, false, p, at);
+	if (rc == 0)
+		rc = add_prefix(L, e, pf, at);
+	for (i = 0; rc == 0 && i < nexc; i++)
+		rc = add_prefix(L, e, &exc[i], at);
+	return rc;
+}
+
+static int
+parse_cidrs(struct loader *L, struct entry *e, const struct policy_obj *p,
+            const struct mg_yaml_node *n, const char *what)
+{
+	char w[PATH_LEN + 48];
+	size_t i, nc;
+	int rc;
+
+	rc = get_seq(n, what, POL_MAX_PEERS, &nc, L->err);
+	if (rc)
+		return rc;
+	for (i = 0; i < nc; i++) {
+		struct pol_prefix pf;
+
+		pathf(w, sizeof(w), "%s[%zu]", what, i);
+		rc = parse_prefix_at(L, n->items[i], w, &pf);
+		if (rc == 0)
+			rc = add_cidr_peer(L, e, p, &pf, NULL, 0, n->items[i]);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int
+parse_cidr_set(struct loader *L, struct entry *e, const struct policy_obj *p,
+               const struct mg_yaml_node *n, const char *what)
+{
+	static const char *const ok[] = {"cidr", "except", "cidrGroupRef", "cidrGroupSelector",
+	                                 NULL};
+	static const char *const unsup[] = {"cidrGroupRef", "cidrGroupSelector", NULL};
+	struct pol_prefix *exc = NULL;
+	char w[PATH_LEN + 64];
+	size_t i, j, nc, nx;
+	int rc = 0;
+
+	rc = get_seq(n, what, POL_MAX_PEERS, &nc, L->err);
+	if (rc)
+		return rc;
+	for (i = 0; i < nc && rc == 0; i++) {
+		const struct mg_yaml_node *it = n->items[i], *cn, *xn;
+		struct pol_prefix pf;
+
+		pathf(w, sizeof(w), "%s[%zu]", what, i);
+		rc = check_keys(it, w, ok, NULL, L->err);
+		for (j = 0; rc == 0 && unsup[j] != NULL; j++)
+			if (mg_yaml_get(it, unsup[j]) != NULL)
+				rc = mg_yaml_error(L->err, key_node(it, unsup[j]),
+				                   "%s.%s: CIDR groups are not supported", w,
+				                   unsup[j]);
+		if (rc)
+			break;
+		cn = mg_yaml_get(it, "cidr");
+		if (mg_yaml_is_null(cn)) {
+			rc = mg_yaml_error(L->err, cn ? cn : it, "%s.cidr is required", w);
+			break;
+		}
+		pathf(w, sizeof(w), "%s[%zu].cidr", what, i);
+		rc = parse_prefix_at(L, cn, w, &pf);
+		if (rc)
+			break;
+		if (strchr(cn->str, '/') == NULL) {
+			/* a CIDRRule takes <address>/<length> only (unlike fromCIDR) */
+			rc = mg_yaml_error(L->err, cn, "%s: '%s' is not a CIDR prefix", w, cn->str);
+			break;
+		}
+		xn = mg_yaml_get(it, "except");
+		pathf(w, sizeof(w), "%s[%zu].except", what, i);
+		rc = get_seq(xn, w, POL_MAX_PREFIXES, &nx, L->err);
+		if (rc)
+			break;
+		free(exc);
+		exc = calloc(nx ? nx : 1, sizeof(*exc));
+		if (exc == NULL) {
+			mg_error_set(L->err, NULL, 0, 0, "out of memory");
+			rc = -ENOMEM;
+			break;
+		}
+		for (j = 0; j < nx && rc == 0; j++) {
+			pathf(w, sizeof(w), "%s[%zu].except[%zu]", what, i, j);
+			rc = parse_prefix_at(L, xn->items[j], w, &exc[j]);
+			if (rc == 0 && strchr(xn->items[j]->str, '/') == NULL)
+				rc = mg_yaml_error(L->err, xn->items[j],
+				                   "%s: '%s' is not a CIDR prefix", w,
+				                   xn->items[j]->str);
+			if (rc == 0 && !pol_prefix_contains_addr(&pf, &exc[j]))
+				rc = mg_yaml_error(L->err, xn->items[j],
+				                   "%s: %s is not within the allowed prefix %s", w,
+				                   xn->items[j]->str, cn->str);
+		}
+		if (rc == 0)
+			rc = add_cidr_peer(L, e, p, &pf, exc, nx, it);
+	}
+	free(exc);
+	return rc;
+}
+
+/* ---- rules ---- */
+
+/* Fields of each section, as Cilium's IngressRule, EgressRule, ...Deny types. */
+struct section_fields {
+	const char *endpoints, *entities, *cidr, *cidr_set;
+	const char *skip[8];   /* allow: skip the rule; deny: reject */
+	const char *reject[4]; /* narrow other rules in Cilium: ignoring them would widen */
+};
+
+static const struct section_fields sec_fields[SEC_N] = {
+        [SEC_INGRESS] = {"fromEndpoints",
+                         "fromEntities",
+                         "fromCIDR",
+                         "fromCIDRSet",
+                         {"fromNodes", "fromGroups", NULL},
+                         {"fromRequires", "authentication", NULL}},
+        [SEC_EGRESS] = {"toEndpoints",
+                        "toEntities",
+                        "toCIDR",
+                        "toCIDRSet",
+                        {"toFQDNs", "toServices", "toGroups", "toNodes", NULL},
+                        {"toRequires", "authentication", NULL}},
+        [SEC_INGRESS_DENY] = {"fromEndpoints",
+                              "fromEntities",
+                              "fromCIDR",
+                              "fromCIDRSet",
+                              {"fromNodes", "fromGroups", "fromRequires", NULL},
+                              {NULL}},
+        [SEC_EGRESS_DENY] = {"toEndpoints",
+                             "toEntities",
+                             "toCIDR",
+                             "toCIDRSet",
+                             {"toServices", "toGroups", "toNodes", "toRequires", NULL},
+                             {NULL}},
 };
 
 static void
@@ -533,16 +1178,72 @@ entry_clear(struct entry *e)
 {
 	free(e->peers);
 	free(e->ports);
+	free(e->prefixes);
+}
+
+static int add_warning(struct loader *L, const struct mg_yaml_node *at, const char *fmt, ...)
+        MG_PRINTF(3, 4);
+
+static int
+add_warning(struct loader *L, const struct mg_yaml_node *at, const char *fmt, ...)
+{
+	struct mg_policy_set *s = L->s;
+	struct pol_warning *w;
+	va_list ap;
+	int n;
+
+	if (s->nwarn == s->capwarn) {
+		size_t cap = s->capwarn ? s->capwarn * 2 : 8;
+		void *v = realloc(s->warn, cap * sizeof(*s->warn));
+
+		if (v == NULL)
+			goto oom;
+		s->warn = v;
+		s->capwarn = cap;
+	}
+	w = &s->warn[s->nwarn];
+	memset(w, 0, sizeof(*w));
+	w->line = at->line;
+	w->col = at->col;
+	w->file = strdup(at->file ? at->file : "");
+	va_start(ap, fmt);
+	n = vasprintf(&w->msg, fmt, ap);
+	va_end(ap);
+	if (w->file == NULL || n < 0) {
+		free(w->file);
+		if (n >= 0)
+			free(w->msg);
+		goto oom;
+	}
+	s->nwarn++;
+	return 0;
+oom:
+	mg_error_set(L->err, NULL, 0, 0, "out of memory");
+	return -ENOMEM;
+}
+
+/* `authentication: {mode: disabled}` asks for nothing: it narrows nothing either. */
+static bool
+auth_disabled(const struct mg_yaml_node *n, const char *field)
+{
+	const struct mg_yaml_node *a = mg_yaml_get(n, field), *m = mg_yaml_get(a, "mode");
+
+	return streq(field, "authentication") && a->type == MG_YAML_MAP && a->n == 1 && m != NULL &&
+	       m->type == MG_YAML_SCALAR && streq(m->str, "disabled");
 }
 
 static int
 parse_entry(struct loader *L, const struct policy_obj *p, unsigned sec, struct entry *e,
             const struct mg_yaml_node *n, const char *what)
 {
-	const char *l3 = sec_dir(sec) == MG_DIR_INGRESS ? "fromEndpoints" : "toEndpoints";
-	const struct mg_yaml_node *peers, *tp;
-	char w[PATH_LEN + 32];
-	size_t i, np;
+	const struct section_fields *f = &sec_fields[sec];
+	const char *l3[12];
+	const char *ok[24] = {NULL};
+	struct entry_ctx c = {.L = L, .sec = sec, .e = e};
+	const struct mg_yaml_node *tp, *ic;
+	char w[PATH_LEN + 48];
+	size_t nl3 = 0, nok = 0, i, j;
+	const char *first = NULL;
 	int rc;
 
 	memset(e, 0, sizeof(*e));
@@ -550,42 +1251,117 @@ parse_entry(struct loader *L, const struct policy_obj *p, unsigned sec, struct e
 	e->col = n->col;
 	if (mg_yaml_is_null(n))
 		return 0; /* like {}: selects nothing */
-	rc = check_keys(n, what, entry_ok[sec], entry_unsup[sec], L->err);
+	l3[nl3++] = f->endpoints;
+	l3[nl3++] = f->entities;
+	l3[nl3++] = f->cidr;
+	l3[nl3++] = f->cidr_set;
+	for (i = 0; f->skip[i] != NULL; i++)
+		if (strstr(f->skip[i], "Requires") == NULL)
+			l3[nl3++] = f->skip[i]; /* Requires narrows; it is not a peer */
+	l3[nl3] = NULL;
+	for (i = 0; i < nl3; i++)
+		ok[nok++] = l3[i];
+	for (i = 0; f->skip[i] != NULL; i++)
+		if (!in_list(f->skip[i], ok))
+			ok[nok++] = f->skip[i];
+	for (i = 0; f->reject[i] != NULL; i++)
+		ok[nok++] = f->reject[i];
+	ok[nok++] = "toPorts";
+	ok[nok++] = "icmps";
+	ok[nok] = NULL;
+	rc = check_keys(n, what, ok, NULL, L->err);
 	if (rc)
 		return rc;
-	peers = mg_yaml_get(n, l3);
-	tp = mg_yaml_get(n, "toPorts");
-	pathf(w, sizeof(w), "%s.%s", what, l3);
-	rc = get_seq(peers, w, POL_MAX_PEERS, &np, L->err);
-	if (rc)
-		return rc;
-	/* null is absent; an explicit [] is an L3 part that selects nobody */
-	e->has_l3 = peers != NULL && peers->type == MG_YAML_SEQ;
-	if (np > 0) {
-		e->peers = calloc(np, sizeof(*e->peers));
-		if (e->peers == NULL) {
-			mg_error_set(L->err, NULL, 0, 0, "out of memory");
-			return -ENOMEM;
-		}
-	}
-	for (i = 0; i < np; i++) {
-		struct selector *sel;
 
-		pathf(w, sizeof(w), "%s.%s[%zu]", what, l3, i);
-		rc = parse_selector(peers->items[i], w, &sel, L->err);
-		if (rc)
-			return rc;
-		rc = add_selector(L, sel, false, p, peers->items[i], &e->peers[i]);
-		if (rc)
-			return rc;
-		e->npeers++;
+	/* Cilium refuses an entry with two kinds of peers (rule_validation.go) */
+	for (i = 0; i < nl3; i++) {
+		if (!has_content(mg_yaml_get(n, l3[i])))
+			continue;
+		if (first != NULL)
+			return mg_yaml_error(L->err, key_node(n, l3[i]),
+			                     "%s: combining %s and %s is not supported", what,
+			                     first, l3[i]);
+		first = l3[i];
 	}
+	tp = mg_yaml_get(n, "toPorts");
+	ic = mg_yaml_get(n, "icmps");
+	if (has_content(tp) && has_content(ic))
+		return mg_yaml_error(L->err, key_node(n, "icmps"),
+		                     "%s: the icmps block may only be present without toPorts; "
+		                     "define a separate rule for toPorts",
+		                     what);
+	if (first != NULL && streq(first, "toServices") && has_content(tp))
+		return mg_yaml_error(L->err, key_node(n, "toPorts"),
+		                     "%s: combining toServices and toPorts is not supported", what);
+	for (i = 0; f->reject[i] != NULL; i++)
+		if (has_content(mg_yaml_get(n, f->reject[i])) && !auth_disabled(n, f->reject[i]))
+			return mg_yaml_error(L->err, key_node(n, f->reject[i]),
+			                     "%s.%s: not supported: in Cilium it narrows what the "
+			                     "other rules allow, so ignoring it would widen access",
+			                     what, f->reject[i]);
+	for (i = 0; f->skip[i] != NULL; i++) {
+		if (!has_content(mg_yaml_get(n, f->skip[i])))
+			continue;
+		pathf(w, sizeof(w), "%s.%s", what, f->skip[i]);
+		rc = unenforceable(&c, key_node(n, f->skip[i]), w);
+		if (rc)
+			return rc;
+	}
+
+	/* null is absent; an explicit [] is an L3 part that selects nobody */
+	for (i = 0; i < 4; i++) {
+		const struct mg_yaml_node *v = mg_yaml_get(n, l3[i]);
+
+		if (v == NULL || mg_yaml_is_null(v))
+			continue;
+		e->has_l3 = true;
+		pathf(w, sizeof(w), "%s.%s", what, l3[i]);
+		if (i == 0) {
+			size_t np;
+
+			rc = get_seq(v, w, POL_MAX_PEERS, &np, L->err);
+			for (j = 0; rc == 0 && j < np; j++) {
+				struct selector *sel;
+
+				pathf(w, sizeof(w), "%s.%s[%zu]", what, l3[i], j);
+				rc = parse_selector(v->items[j], w, &sel, L->err);
+				if (rc == 0)
+					rc = add_entry_peer(L, e, sel, true, p, v->items[j]);
+			}
+		} else if (i == 1) {
+			rc = parse_entities(L, e, p, v, w);
+		} else if (i == 2) {
+			rc = parse_cidrs(L, e, p, v, w);
+		} else {
+			rc = parse_cidr_set(L, e, p, v, w);
+		}
+		if (rc)
+			return rc;
+	}
+	/* a skipped peer kind (toFQDNs, ...) is an L3 part too */
+	for (i = 4; i < nl3; i++)
+		if (mg_yaml_get(n, l3[i]) != NULL)
+			e->has_l3 = true;
 	pathf(w, sizeof(w), "%s.toPorts", what);
-	return parse_to_ports(e, tp, w, L->err);
+	rc = parse_to_ports(&c, tp, w);
+	if (rc)
+		return rc;
+	pathf(w, sizeof(w), "%s.icmps", what);
+	rc = parse_icmps(e, ic, w, L->err);
+	if (rc)
+		return rc;
+	if (c.skip_at != NULL) {
+		e->skipped = true;
+		rc = add_warning(
+		        L, c.skip_at,
+		        "%s: not enforced by a layer-4 gateway; this allow rule is skipped",
+		        c.skip_what);
+	}
+	return rc;
 }
 
 static void
-rule_clear(struct rule *r)
+rule_clear_entries(struct rule *r)
 {
 	unsigned sec;
 	size_t i;
@@ -594,7 +1370,15 @@ rule_clear(struct rule *r)
 		for (i = 0; i < r->nent[sec]; i++)
 			entry_clear(&r->ent[sec][i]);
 		free(r->ent[sec]);
+		r->ent[sec] = NULL;
+		r->nent[sec] = 0;
 	}
+}
+
+static void
+rule_clear(struct rule *r)
+{
+	rule_clear_entries(r);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -628,17 +1412,37 @@ parse_default_deny(struct rule *r, const struct mg_yaml_node *n, const char *wha
 	return 0;
 }
 
+/* `log: {value: <string>}` (Cilium 1.17+): a tag for policy verdict logs; no effect on verdicts. */
+static int
+parse_log(const struct mg_yaml_node *n, const char *what, struct mg_error *err)
+{
+	static const char *const ok[] = {"value", NULL};
+	const struct mg_yaml_node *v;
+	char w[PATH_LEN + 32];
+	const char *str;
+	int rc;
+
+	if (mg_yaml_is_null(n))
+		return 0;
+	rc = check_keys(n, what, ok, NULL, err);
+	if (rc)
+		return rc;
+	v = mg_yaml_get(n, "value");
+	pathf(w, sizeof(w), "%s.value", what);
+	return mg_yaml_is_null(v) ? 0 : mg_yaml_str(v, w, &str, err);
+}
+
 static int
 parse_rule(struct loader *L, uint32_t pidx, unsigned index, const struct mg_yaml_node *n,
            const char *what)
 {
-	static const char *const ok[] = {"endpointSelector", "ingress",           "egress",
-	                                 "ingressDeny",      "egressDeny",        "description",
-	                                 "labels",           "enableDefaultDeny", NULL};
-	static const char *const unsup[] = {"nodeSelector", "log", NULL};
+	static const char *const ok[] = {
+	        "endpointSelector",  "nodeSelector", "ingress",     "egress",
+	        "ingressDeny",       "egressDeny",   "description", "labels",
+	        "enableDefaultDeny", "log",          NULL};
 	struct mg_policy_set *s = L->s;
 	const struct policy_obj *p = &s->pol[pidx];
-	const struct mg_yaml_node *es;
+	const struct mg_yaml_node *es, *ns;
 	char w[PATH_LEN + 32];
 	struct selector *sel;
 	const char *str;
@@ -650,7 +1454,7 @@ parse_rule(struct loader *L, uint32_t pidx, unsigned index, const struct mg_yaml
 	if (s->nrules >= POL_MAX_RULES)
 		return mg_yaml_error(L->err, n, "too many rules in the policy set (limit %u)",
 		                     POL_MAX_RULES);
-	rc = check_keys(n, what, ok, unsup, L->err);
+	rc = check_keys(n, what, ok, NULL, L->err);
 	if (rc)
 		return rc;
 	if (s->nrules == s->caprules) {
@@ -672,13 +1476,19 @@ parse_rule(struct loader *L, uint32_t pidx, unsigned index, const struct mg_yaml
 	r->line = n->line;
 
 	es = mg_yaml_get(n, "endpointSelector");
-	if (es == NULL)
+	ns = mg_yaml_get(n, "nodeSelector");
+	if (mg_yaml_is_null(es) && mg_yaml_is_null(ns))
 		return mg_yaml_error(L->err, n, "%s: endpointSelector is required", what);
-	pathf(w, sizeof(w), "%s.endpointSelector", what);
-	rc = parse_selector(es, w, &sel, L->err);
+	if (!mg_yaml_is_null(es) && !mg_yaml_is_null(ns))
+		return mg_yaml_error(L->err, key_node(n, "nodeSelector"),
+		                     "%s: a rule cannot have both endpointSelector and "
+		                     "nodeSelector",
+		                     what);
+	pathf(w, sizeof(w), "%s.%s", what, ns ? "nodeSelector" : "endpointSelector");
+	rc = parse_selector(ns ? ns : es, w, &sel, L->err);
 	if (rc)
 		return rc;
-	rc = add_selector(L, sel, true, p, es, &r->subject);
+	rc = add_selector(L, sel, ns ? SCOPE_NONE : SCOPE_SUBJECT, p, ns ? ns : es, &r->subject);
 	if (rc)
 		return rc;
 	pathf(w, sizeof(w), "%s.description", what);
@@ -690,6 +1500,10 @@ parse_rule(struct loader *L, uint32_t pidx, unsigned index, const struct mg_yaml
 	}
 	pathf(w, sizeof(w), "%s.labels", what);
 	rc = get_seq(mg_yaml_get(n, "labels"), w, SIZE_MAX, &ne, L->err);
+	if (rc)
+		return rc;
+	pathf(w, sizeof(w), "%s.log", what);
+	rc = parse_log(mg_yaml_get(n, "log"), w, L->err);
 	if (rc)
 		return rc;
 	pathf(w, sizeof(w), "%s.enableDefaultDeny", what);
@@ -719,6 +1533,20 @@ parse_rule(struct loader *L, uint32_t pidx, unsigned index, const struct mg_yaml
 			if (rc)
 				return rc;
 		}
+	}
+	if (ns != NULL) {
+		/*
+		 * A host firewall rule: Cilium enforces it on the selected nodes
+		 * themselves. The gateway has no subject it could apply to, so the
+		 * rule neither allows nor denies anything here (validated, then
+		 * emptied), and what the nodes enforce is unchanged.
+		 */
+		rule_clear_entries(r);
+		pathf(w, sizeof(w), "%s.nodeSelector", what);
+		return add_warning(L, key_node(n, "nodeSelector"),
+		                   "%s: a host firewall rule, enforced by Cilium on the selected "
+		                   "nodes and not by the gateway; this rule is skipped",
+		                   w);
 	}
 	return 0;
 }
@@ -902,7 +1730,8 @@ parse_doc(struct loader *L, const struct mg_yaml_node *doc, bool in_list)
 	if (rc)
 		return rc;
 	for (i = 0; i < n; i++) {
-		rc = parse_doc(L, items->items[i], true);
+		rc = L->report ? doc_tx(L, items->items[i], true)
+		               : parse_doc(L, items->items[i], true);
 		if (rc)
 			return rc;
 	}
@@ -921,27 +1750,48 @@ mg_policy_set_create(void)
 	return s;
 }
 
+/* Lengths of the set's arrays: a load rolls back to them. */
+struct mark {
+	size_t npol, nrules, nsel, nwarn;
+};
+
+static struct mark
+set_mark(const struct mg_policy_set *s)
+{
+	struct mark m = {s->npol, s->nrules, s->nsel, s->nwarn};
+
+	return m;
+}
+
 /* Free everything past the given lengths (rollback of a failed load, or free). */
 static void
-truncate_set(struct mg_policy_set *s, size_t npol, size_t nrules, size_t nsel)
+truncate_set(struct mg_policy_set *s, struct mark m)
 {
-	while (s->nrules > nrules)
+	while (s->nrules > m.nrules)
 		rule_clear(&s->rules[--s->nrules]);
-	while (s->npol > npol)
+	while (s->npol > m.npol)
 		policy_clear(&s->pol[--s->npol]);
-	while (s->nsel > nsel)
+	while (s->nsel > m.nsel)
 		pol_sel_free(s->sel[--s->nsel]);
+	while (s->nwarn > m.nwarn) {
+		s->nwarn--;
+		free(s->warn[s->nwarn].file);
+		free(s->warn[s->nwarn].msg);
+	}
 }
 
 void
 mg_policy_set_free(struct mg_policy_set *s)
 {
+	struct mark zero = {0, 0, 0, 0};
+
 	if (s == NULL)
 		return;
-	truncate_set(s, 0, 0, 0);
+	truncate_set(s, zero);
 	free(s->rules);
 	free(s->pol);
 	free(s->sel);
+	free(s->warn);
 	free(s);
 }
 
@@ -957,6 +1807,56 @@ mg_policy_set_rules(const struct mg_policy_set *s)
 	return s ? s->nrules : 0;
 }
 
+/*
+ * Split "file:line:col: message" (what mg_yaml_error and friends write)
+ * into a problem; a message without a position keeps @p file.
+ */
+static void
+report_error(struct loader *L, const char *file, const char *text)
+{
+	struct mg_policy_problem pr = {.warning = false, .file = file, .msg = text};
+	char *copy = strdup(text);
+	size_t i;
+
+	if (copy != NULL) {
+		for (i = 0; copy[i] != '\0'; i++) {
+			unsigned line, col;
+			int used = 0;
+
+			if (copy[i] != ':' ||
+			    sscanf(copy + i, ":%u:%u: %n", &line, &col, &used) != 2 || used == 0)
+				continue;
+			copy[i] = '\0';
+			pr.file = copy;
+			pr.line = line;
+			pr.col = col;
+			pr.msg = copy + i + used;
+			break;
+		}
+	}
+	L->errors++;
+	L->report(&pr, L->arg);
+	free(copy);
+}
+
+/* Check mode: one document (or List item) as its own transaction. */
+static int
+doc_tx(struct loader *L, const struct mg_yaml_node *doc, bool in_list)
+{
+	struct mark m = set_mark(L->s);
+	int loaded = L->loaded;
+	int rc = parse_doc(L, doc, in_list);
+
+	if (rc == 0)
+		return 0;
+	truncate_set(L->s, m);
+	L->loaded = loaded;
+	if (rc == -ENOMEM)
+		return rc; /* out of memory ends the check */
+	report_error(L, doc && doc->file ? doc->file : "", L->err->msg);
+	return 0;
+}
+
 static int
 load_yaml(struct loader *L, struct mg_yaml_file *f)
 {
@@ -964,7 +1864,7 @@ load_yaml(struct loader *L, struct mg_yaml_file *f)
 	int rc;
 
 	for (i = 0; i < f->ndocs; i++) {
-		rc = parse_doc(L, f->docs[i], false);
+		rc = L->report ? doc_tx(L, f->docs[i], false) : parse_doc(L, f->docs[i], false);
 		if (rc)
 			return rc;
 	}
@@ -984,12 +1884,14 @@ check_args(struct mg_policy_set *s, const char *cluster, struct mg_error *err)
 }
 
 static int
-finish(struct loader *L, size_t npol, size_t nrules, size_t nsel, int rc)
+finish(struct loader *L, struct mark m, int rc)
 {
 	if (rc) {
-		truncate_set(L->s, npol, nrules, nsel);
+		truncate_set(L->s, m);
 		return mg_errno_set(-rc);
 	}
+	if (L->loaded > 0 || L->s->nsel != m.nsel)
+		L->s->gen++;
 	return L->loaded;
 }
 
@@ -999,21 +1901,19 @@ mg_policy_set_load_buf(struct mg_policy_set *s, const char *cluster, const char 
 {
 	struct loader L = {.s = s, .cluster = cluster, .err = err};
 	struct mg_yaml_file *f;
-	size_t npol, nrules, nsel;
+	struct mark m;
 	int rc;
 
 	rc = check_args(s, cluster, err);
 	if (rc)
 		return rc;
-	npol = s->npol;
-	nrules = s->nrules;
-	nsel = s->nsel;
+	m = set_mark(s);
 	f = mg_yaml_load_buf(name ? name : "<buffer>", buf, len, err);
 	if (f == NULL)
 		return mg_errno_set(errno ? errno : EINVAL);
 	rc = load_yaml(&L, f);
 	mg_yaml_free(f);
-	return finish(&L, npol, nrules, nsel, rc);
+	return finish(&L, m, rc);
 }
 
 static bool
@@ -1039,41 +1939,40 @@ load_one_file(struct loader *L, const char *path)
 	struct mg_yaml_file *f = mg_yaml_load_file(path, L->err);
 	int rc;
 
-	if (f == NULL)
-		return -(errno ? errno : EINVAL);
+	if (f == NULL) {
+		rc = -(errno ? errno : EINVAL);
+		if (L->report == NULL || rc == -ENOMEM)
+			return rc;
+		/* check mode: a file that does not parse is one problem; go on */
+		report_error(L, path, L->err->msg);
+		return 0;
+	}
 	rc = load_yaml(L, f);
 	mg_yaml_free(f);
 	return rc;
 }
 
-int
-mg_policy_set_load_path(struct mg_policy_set *s, const char *cluster, const char *path,
-                        struct mg_error *err)
+/* Load @p path (a file, or a directory's policy files in name order). */
+static int
+load_path(struct loader *L, const char *path)
 {
-	struct loader L = {.s = s, .cluster = cluster, .err = err};
+	struct mg_error *err = L->err;
 	struct dirent **names = NULL;
-	size_t npol, nrules, nsel;
 	struct stat st;
 	int rc, n = 0, i;
 
-	rc = check_args(s, cluster, err);
-	if (rc)
-		return rc;
 	if (path == NULL || stat(path, &st) != 0) {
 		rc = errno ? errno : EINVAL;
 		mg_error_set(err, NULL, 0, 0, "%s: %s", path ? path : "(null)", strerror(rc));
-		return mg_errno_set(rc);
+		return -rc;
 	}
-	npol = s->npol;
-	nrules = s->nrules;
-	nsel = s->nsel;
 	if (!S_ISDIR(st.st_mode))
-		return finish(&L, npol, nrules, nsel, load_one_file(&L, path));
+		return load_one_file(L, path);
 	n = scandir(path, &names, NULL, alphasort);
 	if (n < 0) {
 		rc = errno;
 		mg_error_set(err, NULL, 0, 0, "%s: %s", path, strerror(rc));
-		return mg_errno_set(rc);
+		return -rc;
 	}
 	rc = 0;
 	for (i = 0; i < n; i++) {
@@ -1088,12 +1987,100 @@ mg_policy_set_load_path(struct mg_policy_set *s, const char *cluster, const char
 				mg_error_set(err, NULL, 0, 0, "out of memory");
 				rc = -ENOMEM;
 			} else if (stat(full, &st) == 0 && S_ISREG(st.st_mode)) {
-				rc = load_one_file(&L, full);
+				rc = load_one_file(L, full);
 			}
 			free(full);
 		}
 		free(names[i]);
 	}
 	free(names);
-	return finish(&L, npol, nrules, nsel, rc);
+	return rc;
+}
+
+int
+mg_policy_set_load_path(struct mg_policy_set *s, const char *cluster, const char *path,
+                        struct mg_error *err)
+{
+	struct loader L = {.s = s, .cluster = cluster, .err = err};
+	struct mark m;
+	int rc;
+
+	rc = check_args(s, cluster, err);
+	if (rc)
+		return rc;
+	m = set_mark(s);
+	rc = load_path(&L, path);
+	return finish(&L, m, rc);
+}
+
+static void
+warning_problem(const struct pol_warning *w, struct mg_policy_problem *pr)
+{
+	pr->warning = true;
+	pr->file = w->file;
+	pr->line = w->line;
+	pr->col = w->col;
+	pr->msg = w->msg;
+}
+
+int
+mg_policy_set_check_path(struct mg_policy_set *s, const char *cluster, const char *path,
+                         void (*report)(const struct mg_policy_problem *, void *), void *arg)
+{
+	struct mg_error err = {{0}};
+	struct loader L = {.cluster = cluster, .err = &err, .report = report, .arg = arg};
+	struct mg_policy_set *scratch = NULL;
+	struct mark m;
+	size_t i;
+	int rc;
+
+	if (report == NULL)
+		return mg_errno_set(EINVAL);
+	if (s == NULL) {
+		scratch = s = mg_policy_set_create();
+		if (s == NULL)
+			return -ENOMEM;
+	}
+	L.s = s;
+	rc = check_args(s, cluster, &err);
+	if (rc == 0) {
+		m = set_mark(s);
+		rc = load_path(&L, path);
+		if (rc == 0) {
+			if (L.loaded > 0 || s->nsel != m.nsel)
+				s->gen++;
+			for (i = m.nwarn; i < s->nwarn; i++) {
+				struct mg_policy_problem pr;
+
+				warning_problem(&s->warn[i], &pr);
+				report(&pr, arg);
+			}
+			rc = L.errors;
+		} else {
+			/* the path cannot be read at all (or memory ran out) */
+			truncate_set(s, m);
+			report_error(&L, path ? path : "", err.msg);
+		}
+	} else {
+		report_error(&L, path ? path : "", err.msg);
+	}
+	mg_policy_set_free(scratch);
+	return rc;
+}
+
+size_t
+mg_policy_set_warnings(const struct mg_policy_set *s,
+                       void (*fn)(const struct mg_policy_problem *, void *), void *arg)
+{
+	size_t i;
+
+	if (s == NULL)
+		return 0;
+	for (i = 0; fn != NULL && i < s->nwarn; i++) {
+		struct mg_policy_problem pr;
+
+		warning_problem(&s->warn[i], &pr);
+		fn(&pr, arg);
+	}
+	return s->nwarn;
 }

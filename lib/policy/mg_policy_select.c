@@ -304,8 +304,10 @@ pol_entry_peer_match(const struct mg_policy_set *s, const struct entry *e,
 {
 	size_t i;
 
+	if (e->skipped)
+		return false; /* what the gateway cannot enforce allows nothing */
 	if (!e->has_l3)
-		return e->nports > 0; /* toPorts alone: any peer; {}: none */
+		return e->nports > 0; /* toPorts / icmps alone: any peer; {}: none */
 	for (i = 0; i < e->npeers; i++)
 		if (pol_sel_match(s->sel[e->peers[i]], ls, dlc))
 			return true;
@@ -313,19 +315,41 @@ pol_entry_peer_match(const struct mg_policy_set *s, const struct entry *e,
 }
 
 bool
-pol_entry_l4_match(const struct entry *e, uint8_t proto, uint16_t port)
+pol_named_port_match(const struct port_range *r, const struct mg_named_port *np)
+{
+	int pi = pol_proto_index(np->proto);
+
+	return pi >= 0 && (r->protos & (1u << pi)) && strcmp(r->name, np->name) == 0;
+}
+
+bool
+pol_entry_l4_match(const struct entry *e, uint8_t proto, uint16_t port,
+                   const struct mg_identity *dst)
 {
 	int pi;
-	size_t i;
+	size_t i, j;
 
 	if (e->nports == 0)
 		return true; /* L3 only: every protocol */
 	pi = pol_proto_index(proto);
 	if (pi < 0)
 		return false;
-	for (i = 0; i < e->nports; i++)
-		if ((e->ports[i].protos & (1u << pi)) && port >= e->ports[i].lo &&
-		    port <= e->ports[i].hi)
-			return true;
+	for (i = 0; i < e->nports; i++) {
+		const struct port_range *r = &e->ports[i];
+
+		if (!(r->protos & (1u << pi)))
+			continue;
+		if (r->name[0] == '\0') {
+			if (port >= r->lo && port <= r->hi)
+				return true;
+			continue;
+		}
+		/* a named port: the destination's port of that name and protocol */
+		for (j = 0; dst != NULL && j < dst->n_named_ports; j++)
+			if (dst->named_ports[j].port == port &&
+			    dst->named_ports[j].proto == proto &&
+			    pol_named_port_match(r, &dst->named_ports[j]))
+				return true;
+	}
 	return false;
 }

@@ -5,7 +5,9 @@
  * deliberately a second, naive implementation of the semantics (no
  * classes, no tables): `meshgatectl policy trace` uses it to explain, and
  * the unit tests compare it with the compiled tables over grids of flows.
- * Also the enforcement mode names.
+ * Skipped allow entries (L7, toFQDNs, ...) never decide: they match no
+ * peer, but their rule still switches its subjects to default deny. Also
+ * the enforcement mode names.
  */
 #include <stdio.h>
 #include <string.h>
@@ -58,12 +60,20 @@ describe(const struct mg_policy_set *s, const struct rule *r, unsigned sec, size
 	d->line = r->ent[sec][idx].line;
 }
 
-/* Evaluate one direction: @p subj is the subject's labels, @p peer the peer's. */
+/*
+ * Evaluate one direction: @p subj is the subject, @p peer the peer. Named
+ * ports resolve through the packet's destination: the subject on ingress,
+ * the peer on egress.
+ */
 static void
 eval_dir(const struct mg_policy_set *s, const struct mg_policy_params *p, unsigned dir,
-         const struct mg_labels *subj, const struct mg_labels *peer, uint8_t proto, uint16_t port,
-         struct mg_policy_decision *d)
+         const struct mg_identity *subj_id, const struct mg_identity *peer_id, uint8_t proto,
+         uint16_t port, struct mg_policy_decision *d)
 {
+	static const struct mg_labels empty = MG_LABELS_INIT;
+	const struct mg_labels *subj = subj_id ? &subj_id->labels : &empty;
+	const struct mg_labels *peer = peer_id ? &peer_id->labels : &empty;
+	const struct mg_identity *dst = dir == MG_DIR_INGRESS ? subj_id : peer_id;
 	const struct rule *allow_r = NULL, *deny_r = NULL;
 	size_t allow_i = 0, deny_i = 0, i, k;
 	bool dlc = p->default_local_cluster;
@@ -86,13 +96,13 @@ eval_dir(const struct mg_policy_set *s, const struct mg_policy_params *p, unsign
 			enforced = true;
 		for (k = 0; deny_r == NULL && k < r->nent[ds]; k++)
 			if (pol_entry_peer_match(s, &r->ent[ds][k], peer, dlc) &&
-			    pol_entry_l4_match(&r->ent[ds][k], proto, port)) {
+			    pol_entry_l4_match(&r->ent[ds][k], proto, port, dst)) {
 				deny_r = r;
 				deny_i = k;
 			}
 		for (k = 0; allow_r == NULL && k < r->nent[as]; k++)
 			if (pol_entry_peer_match(s, &r->ent[as][k], peer, dlc) &&
-			    pol_entry_l4_match(&r->ent[as][k], proto, port)) {
+			    pol_entry_l4_match(&r->ent[as][k], proto, port, dst)) {
 				allow_r = r;
 				allow_i = k;
 			}
@@ -117,19 +127,15 @@ mg_policy_trace(const struct mg_policy_set *s, const struct mg_identity_table *i
                 const struct mg_policy_params *p, uint32_t src, uint32_t dst, uint8_t proto,
                 uint16_t dport, struct mg_policy_trace *out)
 {
-	static const struct mg_labels empty = MG_LABELS_INIT;
 	const struct mg_identity *si, *di;
-	const struct mg_labels *sl, *dl;
 
 	if (s == NULL || ids == NULL || p == NULL || out == NULL)
 		return -EINVAL;
 	si = mg_identity_table_get(ids, src);
 	di = mg_identity_table_get(ids, dst);
-	sl = si ? &si->labels : &empty;
-	dl = di ? &di->labels : &empty;
 	memset(out, 0, sizeof(*out));
-	eval_dir(s, p, MG_DIR_EGRESS, sl, dl, proto, dport, &out->egress);
-	eval_dir(s, p, MG_DIR_INGRESS, dl, sl, proto, dport, &out->ingress);
+	eval_dir(s, p, MG_DIR_EGRESS, si, di, proto, dport, &out->egress);
+	eval_dir(s, p, MG_DIR_INGRESS, di, si, proto, dport, &out->ingress);
 	if (!out->egress.allowed)
 		out->verdict = MG_VERDICT_DENY_EGRESS;
 	else if (!out->ingress.allowed)

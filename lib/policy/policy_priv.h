@@ -5,10 +5,10 @@
  * trace share (mg_policy_select.c), and the limits that keep hostile input
  * bounded. See docs/policy-engine.md.
  *
- * Ownership: a struct mg_policy_set owns three growing arrays (policies,
- * rules, selectors). Rules name their policy and their selectors by index,
- * so a failed load rolls back by truncating the arrays to their earlier
- * lengths.
+ * Ownership: a struct mg_policy_set owns four growing arrays (policies,
+ * rules, selectors, warnings). Rules name their policy and their selectors
+ * by index, so a failed load rolls back by truncating the arrays to their
+ * earlier lengths.
  */
 #ifndef MG_POLICY_PRIV_H
 #define MG_POLICY_PRIV_H
@@ -21,18 +21,27 @@
 #include "mg_policy.h"
 
 /* IP protocol numbers (kept here so the module does not depend on lib/pkt). */
+#define POL_PROTO_ICMP 1
 #define POL_PROTO_TCP 6
 #define POL_PROTO_UDP 17
+#define POL_PROTO_ICMPV6 58
 #define POL_PROTO_SCTP 132
 
-/* Index of a port protocol in port masks and tables; -1 for the others. */
+/*
+ * Index of a "port protocol" in port masks and tables; -1 for the others.
+ * ICMP and ICMPv6 are port protocols whose "port" is the message type, as
+ * in Cilium (icmps fields become port rules of protocol ICMP / ICMPv6).
+ */
 enum {
 	PIDX_TCP,
 	PIDX_UDP,
 	PIDX_SCTP,
+	PIDX_ICMP,
+	PIDX_ICMPV6,
 	PIDX_N
 };
-#define PMASK_ANY ((1u << PIDX_N) - 1)
+/* What `protocol: ANY` (or none) covers: TCP, UDP and SCTP, never ICMP. */
+#define PMASK_ANY ((1u << PIDX_TCP) | (1u << PIDX_UDP) | (1u << PIDX_SCTP))
 
 static inline int
 pol_proto_index(uint8_t proto)
@@ -44,6 +53,10 @@ pol_proto_index(uint8_t proto)
 		return PIDX_UDP;
 	case POL_PROTO_SCTP:
 		return PIDX_SCTP;
+	case POL_PROTO_ICMP:
+		return PIDX_ICMP;
+	case POL_PROTO_ICMPV6:
+		return PIDX_ICMPV6;
 	default:
 		return -1;
 	}
@@ -60,6 +73,8 @@ pol_proto_index(uint8_t proto)
 #define POL_MAX_VALUES 1024u   /* values per In / NotIn requirement */
 #define POL_MAX_CLASSES 65535u /* classes per role and direction (uint16_t) */
 #define POL_MAX_CELLS (1u << 24)
+#define POL_MAX_PREFIXES 1024u /* CIDR prefixes per entry (cidr and except) */
+#define POL_PORT_NAME_MAX 15   /* IANA service name */
 
 /* Well-known label keys (source "k8s"). */
 #define POL_NS_KEY "io.kubernetes.pod.namespace"
@@ -125,20 +140,48 @@ struct selector {
 	char *canon;         /* canonical encoding of req[], for interning */
 };
 
-/** One port range of a toPorts entry: protocols (PMASK bits) x [lo, hi]. */
+/**
+ * One port range of a toPorts entry, or one ICMP type of an icmps entry:
+ * protocols (PMASK bits) x [lo, hi]. A named port (`port: http`) has
+ * name[0] != '\0' and lo = hi = 0; it resolves through the destination's
+ * named ports (struct mg_identity.named_ports) for the protocols given.
+ */
 struct port_range {
 	uint8_t protos;
 	uint16_t lo, hi;
+	char name[POL_PORT_NAME_MAX + 1];
+};
+
+/** A CIDR prefix a rule names (fromCIDR, toCIDRSet cidr or except, ...). */
+struct pol_prefix {
+	uint8_t family; /* AF_INET / AF_INET6 */
+	uint8_t plen;
+	uint8_t addr[16]; /* network order, host bits zero */
 };
 
 /** One item of ingress / egress / ingressDeny / egressDeny. */
 struct entry {
 	unsigned line, col;
-	bool has_l3;   /* fromEndpoints / toEndpoints present (maybe empty) */
+	/*
+	 * An L3 field (from/toEndpoints, from/toEntities, from/toCIDR,
+	 * from/toCIDRSet) is present, maybe empty: then only the peers of
+	 * peers[] match. Without one, the entry matches any peer if it has
+	 * ports (toPorts / icmps only), none if not ({}).
+	 */
+	bool has_l3;
+	/*
+	 * An allow entry holding what a layer-4 gateway cannot enforce (L7
+	 * rules, toFQDNs, ...): it allows nothing, but still counts as an
+	 * entry of its section for default deny. Never set on deny entries
+	 * (those are refused instead).
+	 */
+	bool skipped;
 	size_t npeers; /* selectors (indices into the set's selectors) */
 	uint32_t *peers;
 	size_t nports; /* > 0: L4-restricted; 0: all protocols */
 	struct port_range *ports;
+	size_t nprefixes; /* every prefix named, for mg_cidr_ids_sync */
+	struct pol_prefix *prefixes;
 };
 
 /** One element of spec / specs. */
@@ -162,6 +205,13 @@ struct policy_obj {
 	bool ccnp;
 };
 
+/** A warning kept in the set (a skipped allow rule). */
+struct pol_warning {
+	char *file;
+	unsigned line, col;
+	char *msg;
+};
+
 struct mg_policy_set {
 	size_t npol, cappol;
 	struct policy_obj *pol;
@@ -169,6 +219,10 @@ struct mg_policy_set {
 	struct rule *rules;
 	size_t nsel, capsel;
 	struct selector **sel;
+	size_t nwarn, capwarn;
+	struct pol_warning *warn;
+	/* bumped by every change, so that a compiled policy can tell it is stale */
+	uint64_t gen;
 };
 
 /* ---- mg_policy_select.c ---- */
@@ -205,7 +259,32 @@ int pol_sel_add_req(struct selector *s, const char *source, const char *key, enu
 bool pol_entry_peer_match(const struct mg_policy_set *s, const struct entry *e,
                           const struct mg_labels *ls, bool dlc);
 
-/** Does entry @p e let protocol @p proto to port @p port through (L4 part)? */
-bool pol_entry_l4_match(const struct entry *e, uint8_t proto, uint16_t port);
+/**
+ * Does entry @p e let protocol @p proto to port @p port through (L4 part)?
+ * Named ports resolve through @p dst, the destination identity (NULL: it
+ * has none).
+ */
+bool pol_entry_l4_match(const struct entry *e, uint8_t proto, uint16_t port,
+                        const struct mg_identity *dst);
+
+/** Does port range @p r hold a named port @p np (name and protocol)? */
+bool pol_named_port_match(const struct port_range *r, const struct mg_named_port *np);
+
+/* ---- mg_policy_cidr.c / mg_policy_load.c ---- */
+
+/** Cilium's label key of a prefix: "10.0.0.0/8", "fd00--0/64" (':' as '-'). */
+void pol_prefix_label(const struct pol_prefix *p, char *buf, size_t size);
+
+/** Parse "10.0.0.0/8", "10.1.2.3" or "fd00::/64" (host bits are cleared). 0 or -EINVAL. */
+int pol_prefix_parse(const char *s, struct pol_prefix *out);
+
+/** @p p shortened to @p plen bits (host bits cleared); @p plen >= p->plen copies it. */
+void pol_prefix_truncate(const struct pol_prefix *p, unsigned plen, struct pol_prefix *out);
+
+/** Total order on prefixes (family, length, address). */
+int pol_prefix_cmp(const struct pol_prefix *a, const struct pol_prefix *b);
+
+/** Does @p outer contain @p inner's address (Cilium's check for except)? */
+bool pol_prefix_contains_addr(const struct pol_prefix *outer, const struct pol_prefix *inner);
 
 #endif /* MG_POLICY_PRIV_H */

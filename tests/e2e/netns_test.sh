@@ -253,8 +253,12 @@ spec:
     - fromEndpoints:
         - matchLabels: {app: monitoring}
   egress:
-    - toFQDNs:
-        - matchName: example.com
+    # toRequires narrows other rules in Cilium: ignoring it would widen
+    # access, so the gateway refuses the whole policy
+    - toEndpoints:
+        - matchLabels: {app: database}
+      toRequires:
+        - matchLabels: {app: database}
 POL
 if hup_and_wait '^meshgate: error: reload'; then
 	pass reload_bad_policy_logged

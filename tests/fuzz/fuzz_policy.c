@@ -6,9 +6,11 @@
  * with an error message and leaves the set empty; an accepted one adds
  * exactly the policies it reports. An accepted set is compiled against a
  * small fixed identity table (two clusters, three namespaces, reserved
- * identities) under several parameter sets, and for a grid of flows the
- * compiled verdict must equal the rule-by-rule trace. A broken invariant
- * aborts, which libFuzzer and the corpus replay both report.
+ * identities, a CIDR identity, named ports) under several parameter sets,
+ * and for a grid of flows the compiled verdict must equal the rule-by-rule
+ * trace, and so must an incrementally updated copy of the compiled policy.
+ * A broken invariant aborts, which libFuzzer and the corpus replay both
+ * report.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -47,13 +49,31 @@ static const struct {
          "k8s:app=web;k8s:io.kubernetes.pod.namespace=a;k8s:io.cilium.k8s.policy.cluster=c2"},
         {131329, 2,
          "k8s:app=db;k8s:io.kubernetes.pod.namespace=b;k8s:io.cilium.k8s.policy.cluster=c2"},
+        /* the gateway's CIDR identity of 10.0.0.0/8, labelled as mg_cidr_ids_sync does */
+        {MG_ID_LOCAL_SCOPE | 1, 0,
+         "cidr:10.0.0.0/8;cidr:10.0.0.0/7;cidr:8.0.0.0/6;cidr:8.0.0.0/5;cidr:0.0.0.0/4;"
+         "cidr:0.0.0.0/3;cidr:0.0.0.0/2;cidr:0.0.0.0/1;cidr:0.0.0.0/0;reserved:world;"
+         "reserved:world-ipv4"},
+};
+
+static const struct {
+	uint32_t id;
+	const char *name;
+	uint8_t proto;
+	uint16_t port;
+} fuzz_ports[] = {
+        {65792, "http", 6, 80},
+        {65793, "http", 6, 8080},
+        {65793, "pg", 6, 5432},
+        {131328, "dns", 17, 53},
 };
 
 /* Flows of the grid: these identities plus host, world and an unknown one. */
-static const uint32_t flow_ids[] = {65792,  65793, 65794, 65795, 65796, 131328,
-                                    131329, 1,     2,     9,     424242};
-static const uint8_t flow_protos[] = {6, 17, 132, 1};
-static const uint16_t flow_ports[] = {22, 80, 443, 8080};
+static const uint32_t flow_ids[] = {
+        65792, 65793, 65794, 65795, 65796, 131328, 131329,
+        1,     2,     6,     9,     10,    424242, MG_ID_LOCAL_SCOPE | 1};
+static const uint8_t flow_protos[] = {6, 17, 132, 1, 58};
+static const uint16_t flow_ports[] = {8, 22, 53, 80, 128, 443, 5432, 8080};
 
 static struct mg_identity_table *
 identities(void)
@@ -73,6 +93,10 @@ identities(void)
 		CHECK(mg_identity_table_put(t, fuzz_ids[i].id, &ls, fuzz_ids[i].cluster) == 0);
 		mg_labels_clear(&ls);
 	}
+	for (i = 0; i < sizeof(fuzz_ports) / sizeof(fuzz_ports[0]); i++)
+		CHECK(mg_identity_table_add_named_port(t, fuzz_ports[i].id, fuzz_ports[i].name,
+		                                       fuzz_ports[i].proto,
+		                                       fuzz_ports[i].port) == 0);
 	return t;
 }
 
@@ -81,7 +105,7 @@ cross_check(const struct mg_policy_set *s, const struct mg_policy_params *p)
 {
 	struct mg_identity_table *ids = identities();
 	struct mg_error err = {{0}};
-	struct mg_policy *pol;
+	struct mg_policy *pol, *upd;
 	size_t i, j, k, l;
 
 	pol = mg_policy_compile(s, ids, p, &err);
@@ -93,6 +117,10 @@ cross_check(const struct mg_policy_set *s, const struct mg_policy_params *p)
 	}
 	CHECK(mg_policy_revision(pol) == p->revision);
 	CHECK(mg_policy_memory(pol) > 0);
+	/* re-classifying every identity incrementally changes no verdict */
+	upd = mg_policy_update_identities(pol, s, ids, flow_ids,
+	                                  sizeof(flow_ids) / sizeof(flow_ids[0]), &err);
+	CHECK(upd != NULL || errno == E2BIG || errno == ENOMEM);
 	for (i = 0; i < sizeof(flow_ids) / sizeof(flow_ids[0]); i++)
 		for (j = 0; j < sizeof(flow_ids) / sizeof(flow_ids[0]); j++)
 			for (k = 0; k < sizeof(flow_protos); k++)
@@ -105,8 +133,21 @@ cross_check(const struct mg_policy_set *s, const struct mg_policy_params *p)
 					mg_policy_trace(s, ids, p, flow_ids[i], flow_ids[j],
 					                flow_protos[k], flow_ports[l], &t);
 					CHECK(v == t.verdict);
+					CHECK(upd == NULL ||
+					      v == mg_policy_verdict(upd, flow_ids[i], flow_ids[j],
+					                             flow_protos[k],
+					                             flow_ports[l]));
 				}
 	mg_policy_free(pol);
+	mg_policy_free(upd);
+}
+
+static void
+check_warning(const struct mg_policy_problem *pr, void *arg)
+{
+	(void)arg;
+	CHECK(pr->warning);
+	CHECK(pr->file != NULL && pr->line > 0 && pr->msg != NULL && pr->msg[0] != '\0');
 }
 
 int
@@ -134,6 +175,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else {
 		CHECK((size_t)rc == mg_policy_set_count(s));
 		CHECK(mg_policy_set_rules(s) >= mg_policy_set_count(s));
+		/* every warning names a position */
+		CHECK(mg_policy_set_warnings(s, check_warning, NULL) <=
+		      mg_policy_set_rules(s) * 64);
 		for (i = 0; i < sizeof(params) / sizeof(params[0]); i++)
 			cross_check(s, &params[i]);
 	}

@@ -1159,6 +1159,88 @@ test_endpoint_errors(void)
 	EXPECT_EPS_ERROR(CEP_HEAD "spec: {}\n", "eps.yaml:4:1: CiliumEndpoint: unknown key 'spec'");
 }
 
+/* status.named-ports go to the endpoint's identity when a table is given. */
+static void
+test_endpoint_named_ports(void)
+{
+	struct mg_identity_table *t = mg_identity_table_create(MG_CLUSTER_MODE_255);
+	struct mg_ipcache *ipc = new_ipcache();
+	struct mg_labels ls = MG_LABELS_INIT;
+	struct mg_error err = {{0}};
+	const struct mg_identity *e;
+	char path[PATH_MAX + 64];
+	const char *text = CEP_HEAD "status:\n  identity: {id: 300}\n"
+	                            "  named-ports:\n  - {name: http, port: 8080, protocol: TCP}\n"
+	                            "  - {name: dns, port: 53, protocol: UDP}\n"
+	                            "  - {name: web, port: 80}\n"
+	                            "  networking: {addressing: [{ipv4: 10.0.0.1}]}\n"
+	                            "---\n" CEP_HEAD "status:\n  identity: {id: 300}\n"
+	                            "  named-ports: [{name: http, port: 8081, protocol: TCP}]\n"
+	                            "  networking: {addressing: [{ipv4: 10.0.0.2}]}\n"
+	                            "---\n" CEP_HEAD "status:\n  identity: {id: 400}\n"
+	                            "  named-ports: [{name: http, port: 1}]\n"
+	                            "  networking: {addressing: [{ipv4: 10.0.0.3}]}\n";
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ipc);
+	CU_ASSERT_EQUAL(mg_labels_add_str(&ls, "k8s:app=x"), 0);
+	CU_ASSERT_EQUAL(mg_identity_table_put(t, 300, &ls, 0), 0);
+	/* identity 400 is unknown: its named port is ignored with a warning */
+	mg_log_set_level(MG_LOG_ERR);
+	CU_ASSERT_EQUAL(
+	        mg_config_load_endpoints_ids_buf("eps.yaml", text, strlen(text), ipc, t, 1, &err),
+	        3);
+	mg_log_set_level(MG_LOG_INFO);
+	e = mg_identity_table_get(t, 300);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+	/* the union over both endpoints of identity 300, sorted */
+	CU_ASSERT_EQUAL_FATAL(e->n_named_ports, 4);
+	CU_ASSERT_STRING_EQUAL(e->named_ports[0].name, "dns");
+	CU_ASSERT_EQUAL(e->named_ports[0].proto, 17);
+	CU_ASSERT_EQUAL(e->named_ports[1].port, 8080);
+	CU_ASSERT_EQUAL(e->named_ports[2].port, 8081);
+	CU_ASSERT_STRING_EQUAL(e->named_ports[3].name, "web");
+	CU_ASSERT_EQUAL(e->named_ports[3].proto, 6);
+	CU_ASSERT_PTR_NULL(mg_identity_table_get(t, 400));
+	/* without a table the named ports are only validated */
+	CU_ASSERT_EQUAL(mg_config_load_endpoints_buf("eps.yaml", text, strlen(text), ipc, 1, &err),
+	                3);
+	/* from a file: the kubectl output fixture names port http of identity 91392 */
+	CU_ASSERT_EQUAL(mg_identity_table_put(t, 91392, &ls, 0), 0);
+	fixture(path, sizeof(path), "endpoints.yaml");
+	mg_log_set_level(MG_LOG_ERR);
+	CU_ASSERT(mg_config_load_endpoints_ids(path, ipc, t, 1, &err) > 0);
+	mg_log_set_level(MG_LOG_INFO);
+	e = mg_identity_table_get(t, 91392);
+	CU_ASSERT_EQUAL_FATAL(e->n_named_ports, 1);
+	CU_ASSERT_STRING_EQUAL(e->named_ports[0].name, "http");
+	CU_ASSERT_EQUAL(e->named_ports[0].port, 8080);
+	mg_labels_clear(&ls);
+	mg_identity_table_free(t);
+	mg_ipcache_free(ipc);
+}
+
+static void
+test_endpoint_named_port_errors(void)
+{
+	EXPECT_EPS_ERROR(CEP_HEAD "status:\n  identity: {id: 300}\n"
+	                          "  named-ports: [{name: http, port: 70000}]\n",
+	                 "eps.yaml:6:36: status.named-ports[0].port: 70000 is out of range [1, "
+	                 "65535]");
+	EXPECT_EPS_ERROR(CEP_HEAD "status:\n  identity: {id: 300}\n"
+	                          "  named-ports: [{name: http, port: 80, protocol: ICMP}]\n",
+	                 "eps.yaml:6:50: status.named-ports[0].protocol: unknown protocol 'ICMP' "
+	                 "(expected TCP, UDP or SCTP)");
+	EXPECT_EPS_ERROR(CEP_HEAD "status:\n  identity: {id: 300}\n"
+	                          "  named-ports: [{port: 80}]\n",
+	                 "eps.yaml:6:17: status.named-ports[0].name is required");
+	EXPECT_EPS_ERROR(CEP_HEAD "status:\n  identity: {id: 300}\n"
+	                          "  named-ports: [{name: http, port: 80, extra: 1}]\n",
+	                 "eps.yaml:6:40: status.named-ports[0]: unknown key 'extra'");
+	EXPECT_EPS_ERROR(CEP_HEAD "status:\n  identity: {id: 300}\n  named-ports: {a: b}\n",
+	                 "eps.yaml:6:16: status.named-ports: expected a list");
+}
+
 static void
 test_endpoint_skips(void)
 {
@@ -1229,6 +1311,25 @@ test_load_static(void)
 	CU_ASSERT_EQUAL(e.cluster_id, 3);
 	/* endpoints carry the config's cluster id */
 	check_v4(ipc, "10.1.0.10", 65600, 3);
+	mg_config_free(c);
+
+	/* the endpoints' named ports reach their identities */
+	fixture(eps, sizeof(eps), "endpoints.yaml");
+	snprintf(text, sizeof(text),
+	         BASE_HEAD "cluster: {name: c3, id: 3}\n"
+	                   "identities: {files: [%s]}\n"
+	                   "ipcache: {files: [%s]}\n",
+	         ids, eps);
+	write_file(tmp_dir, "static-np.yaml", text);
+	path_of(cfg, sizeof(cfg), tmp_dir, "static-np.yaml");
+	c = mg_config_load(cfg, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	mg_log_set_level(MG_LOG_ERR);
+	CU_ASSERT_EQUAL(mg_config_load_static(c, t, ipc, &err), 0);
+	mg_log_set_level(MG_LOG_INFO);
+	CU_ASSERT_EQUAL(mg_identity_table_get(t, 91392)->n_named_ports, 1);
+	CU_ASSERT_STRING_EQUAL(mg_identity_table_get(t, 91392)->named_ports[0].name, "http");
+	mg_ipcache_discard(ipc);
 	mg_config_free(c);
 
 	/* an error in a named file is reported with that file's position */
@@ -1356,6 +1457,8 @@ static CU_TestInfo tests[] = {
         {"identities_missing_file", test_identities_missing_file},
         {"endpoints_multi", test_endpoints_multi},
         {"endpoints_list", test_endpoints_list},
+        {"endpoint_named_ports", test_endpoint_named_ports},
+        {"endpoint_named_port_errors", test_endpoint_named_port_errors},
         {"endpoint_errors", test_endpoint_errors},
         {"endpoint_skips", test_endpoint_skips},
         {"load_static", test_load_static},

@@ -3,6 +3,7 @@
  * Unit tests of lib/identity: label sets and Cilium's label-string format,
  * reserved identities, the cluster-id layouts, and the identity table.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -432,6 +433,63 @@ test_table_100k(void)
 	mg_identity_table_free(t);
 }
 
+/* Named ports: sorted, deduplicated, kept across label changes, freed with the identity. */
+static void
+test_named_ports(void)
+{
+	struct mg_identity_table *t = mg_identity_table_create(MG_CLUSTER_MODE_255);
+	struct mg_labels ls = MG_LABELS_INIT, ls2 = MG_LABELS_INIT;
+	const struct mg_identity *e;
+	uint32_t id = (1u << 16) + 300;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+	CU_ASSERT_EQUAL(mg_labels_add_str(&ls, "k8s:app=web"), 0);
+	CU_ASSERT_EQUAL(mg_labels_add_str(&ls2, "k8s:app=db"), 0);
+	CU_ASSERT_EQUAL(mg_identity_table_put(t, id, &ls, 1), 0);
+	/* no such identity */
+	CU_ASSERT_EQUAL(mg_identity_table_add_named_port(t, id + 1, "http", 6, 80), -ENOENT);
+	CU_ASSERT_EQUAL(mg_identity_table_add_named_port(t, 0, "http", 6, 80), -ENOENT);
+	/* bad arguments */
+	CU_ASSERT_EQUAL(mg_identity_table_add_named_port(t, id, "", 6, 80), -EINVAL);
+	CU_ASSERT_EQUAL(mg_identity_table_add_named_port(t, id, NULL, 6, 80), -EINVAL);
+	CU_ASSERT_EQUAL(mg_identity_table_add_named_port(t, id, "a-name-too-long-x", 6, 80),
+	                -EINVAL);
+	CU_ASSERT_EQUAL(mg_identity_table_add_named_port(t, id, "http", 1, 80), -EINVAL);
+	CU_ASSERT_EQUAL(mg_identity_table_add_named_port(t, id, "http", 6, 0), -EINVAL);
+	/* added, kept sorted by (name, protocol, port), duplicates reported */
+	CU_ASSERT_EQUAL(mg_identity_table_add_named_port(t, id, "http", 6, 8080), 0);
+	CU_ASSERT_EQUAL(mg_identity_table_add_named_port(t, id, "dns", 17, 53), 0);
+	CU_ASSERT_EQUAL(mg_identity_table_add_named_port(t, id, "http", 6, 80), 0);
+	CU_ASSERT_EQUAL(mg_identity_table_add_named_port(t, id, "dns", 6, 53), 0);
+	CU_ASSERT_EQUAL(mg_identity_table_add_named_port(t, id, "http", 6, 80), 1);
+	CU_ASSERT_EQUAL(mg_identity_table_add_named_port(t, id, "sctp-x", 132, 9), 0);
+	e = mg_identity_table_get(t, id);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+	CU_ASSERT_EQUAL_FATAL(e->n_named_ports, 5);
+	CU_ASSERT_STRING_EQUAL(e->named_ports[0].name, "dns");
+	CU_ASSERT_EQUAL(e->named_ports[0].proto, 6);
+	CU_ASSERT_EQUAL(e->named_ports[1].proto, 17);
+	CU_ASSERT_STRING_EQUAL(e->named_ports[2].name, "http");
+	CU_ASSERT_EQUAL(e->named_ports[2].port, 80);
+	CU_ASSERT_EQUAL(e->named_ports[3].port, 8080);
+	CU_ASSERT_STRING_EQUAL(e->named_ports[4].name, "sctp-x");
+	/* new labels keep the named ports */
+	CU_ASSERT_EQUAL(mg_identity_table_put(t, id, &ls2, 1), 1);
+	e = mg_identity_table_get(t, id);
+	CU_ASSERT_EQUAL(e->n_named_ports, 5);
+	/* reserved identities may have them too (a host's ports) */
+	CU_ASSERT_EQUAL(mg_identity_table_add_named_port(t, MG_ID_HOST, "ssh", 6, 22), 0);
+	CU_ASSERT_EQUAL(mg_identity_table_get(t, MG_ID_HOST)->n_named_ports, 1);
+	/* removing the identity frees them (checked under ASan); a new one starts empty */
+	CU_ASSERT_EQUAL(mg_identity_table_del(t, id), 0);
+	CU_ASSERT_EQUAL(mg_identity_table_put(t, id, &ls, 1), 0);
+	CU_ASSERT_EQUAL(mg_identity_table_get(t, id)->n_named_ports, 0);
+	CU_ASSERT_EQUAL(mg_identity_table_add_named_port(t, id, "http", 6, 80), 0);
+	mg_labels_clear(&ls);
+	mg_labels_clear(&ls2);
+	mg_identity_table_free(t);
+}
+
 static CU_TestInfo tests[] = {
         {"labels_add_sorted", test_labels_add_sorted},
         {"labels_add_str", test_labels_add_str},
@@ -443,6 +501,7 @@ static CU_TestInfo tests[] = {
         {"local_scope", test_local_scope},
         {"table_basic", test_table_basic},
         {"table_100k", test_table_100k},
+        {"named_ports", test_named_ports},
         CU_TEST_INFO_NULL,
 };
 

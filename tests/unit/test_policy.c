@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "mg_ipcache.h"
 #include "mg_policy.h"
 #include "mg_test.h"
 
@@ -99,6 +100,21 @@ struct fx {
 	struct mg_policy_params params;
 	struct mg_policy *pol;
 	struct mg_error err;
+	struct mg_ipcache *ipc; /* with CIDR identities (fx_cidr) */
+	struct mg_cidr_ids *cid;
+};
+
+/* Named ports of the fixture's endpoints (union per identity). */
+static const struct {
+	uint32_t id;
+	const char *name;
+	uint8_t proto;
+	uint16_t port;
+} fixture_ports[] = {
+        {A_WEB, "http", TCP, 80},   {A_WEB, "metrics", TCP, 9090}, {A_DB, "http", TCP, 8080},
+        {A_DB, "pg", TCP, 5432},    {B_DB, "http", TCP, 80},       {B_DB, "http", TCP, 8085},
+        {X_A_DB, "pg", TCP, 5432},  {X_A_DB, "dns", UDP, 53},      {C_PROD, "http", UDP, 8080},
+        {C_PROD, "http", TCP, 443},
 };
 
 static struct mg_identity_table *
@@ -118,6 +134,11 @@ make_ids(void)
 		        0);
 		mg_labels_clear(&ls);
 	}
+	for (i = 0; i < MG_ARRAY_SIZE(fixture_ports); i++)
+		CU_ASSERT_EQUAL_FATAL(mg_identity_table_add_named_port(
+		                              t, fixture_ports[i].id, fixture_ports[i].name,
+		                              fixture_ports[i].proto, fixture_ports[i].port),
+		                      0);
 	return t;
 }
 
@@ -138,6 +159,53 @@ fx_fini(struct fx *f)
 	mg_policy_free(f->pol);
 	mg_policy_set_free(f->set);
 	mg_identity_table_free(f->ids);
+	mg_cidr_ids_free(f->cid);
+	mg_ipcache_free(f->ipc);
+}
+
+/* Give the CIDR prefixes the set names their identities and ipcache entries. */
+static void
+fx_cidr(struct fx *f)
+{
+	uint32_t *chg = NULL;
+	size_t n = 0;
+
+	if (f->ipc == NULL) {
+		struct mg_ipcache_params p = {.entries_hint = 64, .split_world = true};
+
+		f->ipc = mg_ipcache_create(&p);
+		f->cid = mg_cidr_ids_create();
+		CU_ASSERT_PTR_NOT_NULL_FATAL(f->ipc);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(f->cid);
+	}
+	CU_ASSERT_EQUAL_FATAL(mg_cidr_ids_sync(f->cid, f->set, f->ids, f->ipc, &chg, &n, &f->err),
+	                      0);
+	CU_ASSERT(mg_ipcache_commit(f->ipc) >= 0);
+	free(chg);
+	mg_policy_free(f->pol);
+	f->pol = NULL;
+}
+
+/* The identity of exactly this ipcache prefix (0: none). */
+static uint32_t
+prefix_id(struct fx *f, const char *prefix)
+{
+	struct mg_ipcache_entry e, got;
+
+	CU_ASSERT_EQUAL_FATAL(mg_ipcache_parse_prefix(prefix, &e), 0);
+	if (mg_ipcache_get(f->ipc, e.family, e.addr, e.plen, &got) != 0)
+		return 0;
+	return got.identity;
+}
+
+/* The identity an address maps to (longest prefix match). */
+static uint32_t
+addr_id(struct fx *f, const char *addr)
+{
+	struct mg_ipcache_entry e;
+
+	CU_ASSERT_EQUAL_FATAL(mg_ipcache_parse_prefix(addr, &e), 0);
+	return mg_ipcache_lookup(mg_ipcache_reader(f->ipc), e.family, e.addr);
 }
 
 static int
@@ -313,11 +381,10 @@ test_load_error_leaves_set_unchanged(void)
 	/* first document fine, second broken: nothing of this load stays */
 	CU_ASSERT(load(&f,
 	               HDR_CNP("p1", "a") "spec:\n  endpointSelector: {}\n  ingress: [{}]\n"
-	                                  "---\n" HDR_CNP(
-	                                          "p2",
-	                                          "a") "spec:\n  endpointSelector: {}\n"
-	                                               "  ingress: [{fromCIDR: [10.0.0.0/8]}]\n") <
-	          0);
+	                                  "---\n" HDR_CNP("p2",
+	                                                  "a") "spec:\n  endpointSelector: {}\n"
+	                                                       "  ingress: [{fromRequires: "
+	                                                       "[{matchLabels: {a: b}}]}]\n") < 0);
 	CU_ASSERT_EQUAL(mg_policy_set_count(f.set), 1);
 	CU_ASSERT_EQUAL(mg_policy_set_rules(f.set), 1);
 	/* and the first document's default deny is not in force */
@@ -491,71 +558,234 @@ check_errors(const struct err_case *c, size_t n)
 #define RULE_HDR HDR_CNP("p", "a") "spec:\n  endpointSelector: {}\n"
 
 static void
-test_unsupported_peer_fields(void)
+test_rejected_fields(void)
 {
 	static const struct err_case c[] = {
-	        {RULE_HDR "  ingress:\n  - fromCIDR: [10.0.0.0/8]\n",
-	         "t.yaml:7:5: ", "spec.ingress[0].fromCIDR: not supported yet"},
-	        {RULE_HDR "  ingress:\n  - fromCIDRSet: [{cidr: 10.0.0.0/8}]\n",
-	         "t.yaml:7:5: ", "fromCIDRSet: not supported yet"},
-	        {RULE_HDR "  ingress:\n  - fromEntities: [world]\n",
-	         "t.yaml:7:5: ", "fromEntities: not supported yet"},
-	        {RULE_HDR "  ingress:\n  - fromRequires: [{}]\n",
-	         "t.yaml:7:5: ", "fromRequires: not supported yet"},
-	        {RULE_HDR "  ingress:\n  - fromNodes: [{}]\n",
-	         "t.yaml:7:5: ", "fromNodes: not supported yet"},
-	        {RULE_HDR "  ingress:\n  - fromGroups: [{}]\n",
-	         "t.yaml:7:5: ", "fromGroups: not supported yet"},
-	        {RULE_HDR "  egress:\n  - toCIDR: [10.0.0.0/8]\n",
-	         "t.yaml:7:5: ", "spec.egress[0].toCIDR: not supported yet"},
-	        {RULE_HDR "  egress:\n  - toCIDRSet: [{cidr: 10.0.0.0/8}]\n",
-	         "t.yaml:7:5: ", "toCIDRSet: not supported yet"},
-	        {RULE_HDR "  egress:\n  - toEntities: [world]\n",
-	         "t.yaml:7:5: ", "toEntities: not supported yet"},
-	        {RULE_HDR "  egress:\n  - toFQDNs: [{matchName: x.com}]\n",
-	         "t.yaml:7:5: ", "toFQDNs: not supported yet"},
-	        {RULE_HDR "  egress:\n  - toServices: [{}]\n",
-	         "t.yaml:7:5: ", "toServices: not supported yet"},
-	        {RULE_HDR "  egress:\n  - toGroups: [{}]\n",
-	         "t.yaml:7:5: ", "toGroups: not supported yet"},
-	        {RULE_HDR "  egress:\n  - toNodes: [{}]\n",
-	         "t.yaml:7:5: ", "toNodes: not supported yet"},
+	        /* narrow other rules in Cilium: ignoring them would widen access */
+	        {RULE_HDR "  ingress:\n  - fromRequires: [{matchLabels: {env: prod}}]\n",
+	         "t.yaml:7:5: ",
+	         "spec.ingress[0].fromRequires: not supported: in Cilium it narrows"},
 	        {RULE_HDR "  egress:\n  - toRequires: [{}]\n",
-	         "t.yaml:7:5: ", "toRequires: not supported yet"},
-	        {RULE_HDR "  egressDeny:\n  - toCIDR: [10.0.0.0/8]\n",
-	         "t.yaml:7:5: ", "spec.egressDeny[0].toCIDR: not supported yet"},
-	        {RULE_HDR "  ingressDeny:\n  - fromEntities: [all]\n",
-	         "t.yaml:7:5: ", "spec.ingressDeny[0].fromEntities: not supported yet"},
+	         "t.yaml:7:5: ", "spec.egress[0].toRequires: not supported"},
+	        {RULE_HDR "  ingress:\n  - authentication: {mode: required}\n",
+	         "t.yaml:7:5: ", "spec.ingress[0].authentication: not supported"},
+	        /* in a deny rule, skipping would widen access: refused */
+	        {RULE_HDR "  ingressDeny:\n  - fromNodes: [{}]\n", "t.yaml:7:5: ",
+	         "spec.ingressDeny[0].fromNodes: not enforced by a layer-4 gateway"},
+	        {RULE_HDR "  ingressDeny:\n  - fromGroups: [{aws: {}}]\n",
+	         "t.yaml:7:5: ", "spec.ingressDeny[0].fromGroups: not enforced"},
+	        {RULE_HDR "  ingressDeny:\n  - fromRequires: [{}]\n",
+	         "t.yaml:7:5: ", "spec.ingressDeny[0].fromRequires: not enforced"},
+	        {RULE_HDR "  egressDeny:\n  - toServices: [{k8sService: {serviceName: x}}]\n",
+	         "t.yaml:7:5: ", "spec.egressDeny[0].toServices: not enforced"},
+	        {RULE_HDR "  egressDeny:\n  - toGroups: [{aws: {}}]\n",
+	         "t.yaml:7:5: ", "cannot be skipped without widening access"},
+	        {RULE_HDR "  egressDeny:\n  - toNodes: [{}]\n",
+	         "t.yaml:7:5: ", "toNodes: not enforced"},
+	        {RULE_HDR "  egressDeny:\n  - toPorts:\n    - rules: {http: [{}]}\n",
+	         "t.yaml:8:7: ", "spec.egressDeny[0].toPorts[0].rules: not enforced"},
+	        /* Cilium has no toFQDNs in deny rules */
+	        {RULE_HDR "  egressDeny:\n  - toFQDNs: [{matchName: x.com}]\n",
+	         "t.yaml:7:5: ", "toFQDNs: unknown field"},
+	        /* what Cilium's rule validation refuses */
+	        {RULE_HDR "  ingress:\n  - fromEndpoints: [{}]\n    fromCIDR: [10.0.0.0/8]\n",
+	         "t.yaml:8:5: ", "combining fromEndpoints and fromCIDR is not supported"},
+	        {RULE_HDR "  egress:\n  - toEntities: [world]\n    toFQDNs: [{matchName: a.com}]\n",
+	         "t.yaml:8:5: ", "combining toEntities and toFQDNs"},
+	        {RULE_HDR "  egress:\n  - toPorts: [{ports: [{port: 80}]}]\n"
+	                  "    icmps: [{fields: [{type: 8}]}]\n",
+	         "t.yaml:8:5: ", "icmps block may only be present without toPorts"},
+	        {RULE_HDR "  egress:\n  - toServices: [{k8sService: {serviceName: x}}]\n"
+	                  "    toPorts: [{ports: [{port: 80}]}]\n",
+	         "t.yaml:8:5: ", "combining toServices and toPorts"},
+	        /* entities, CIDRs and ICMP types that do not exist */
+	        {RULE_HDR "  ingress:\n  - fromEntities: [host, everything]\n", "t.yaml:7:26: ",
+	         "spec.ingress[0].fromEntities[1]: unsupported entity 'everything'"},
+	        {RULE_HDR "  egress:\n  - toCIDR: [10.0.0.0/33]\n",
+	         "t.yaml:7:14: ", "spec.egress[0].toCIDR[0]: '10.0.0.0/33' is not an IP address"},
+	        {RULE_HDR "  egress:\n  - toCIDR: [example.com]\n",
+	         "t.yaml:7:14: ", "is not an IP address or CIDR prefix"},
+	        {RULE_HDR "  egress:\n  - toCIDRSet: [{cidr: 10.0.0.0/8, except: [11.0.0.0/16]}]\n",
+	         "t.yaml:7:45: ",
+	         "except[0]: 11.0.0.0/16 is not within the allowed prefix 10.0.0.0/8"},
+	        {RULE_HDR
+	         "  egress:\n  - toCIDRSet: [{cidr: 10.0.0.0/8, except: [\"fd00::/64\"]}]\n",
+	         "t.yaml:7:45: ", "is not within the allowed prefix"},
+	        {RULE_HDR "  egress:\n  - toCIDRSet: [{cidr: 10.0.0.1}]\n",
+	         "t.yaml:7:24: ", "toCIDRSet[0].cidr: '10.0.0.1' is not a CIDR prefix"},
+	        {RULE_HDR "  egress:\n  - toCIDRSet: [{cidrGroupRef: office}]\n",
+	         "t.yaml:7:18: ", "toCIDRSet[0].cidrGroupRef: CIDR groups are not supported"},
+	        {RULE_HDR "  egress:\n  - toCIDRSet: [{except: [10.0.0.0/8]}]\n",
+	         "t.yaml:7:17: ", "toCIDRSet[0].cidr is required"},
+	        {RULE_HDR "  ingress:\n  - icmps: [{fields: [{type: PacketTooBig}]}]\n",
+	         "t.yaml:7:30: ", "ICMP type 'PacketTooBig' not found in IPv4"},
+	        {RULE_HDR "  ingress:\n  - icmps: [{fields: [{type: Echo, family: IPv6}]}]\n",
+	         "t.yaml:7:30: ", "ICMP type 'Echo' not found in IPv6"},
+	        {RULE_HDR "  ingress:\n  - icmps: [{fields: [{type: 256}]}]\n",
+	         "t.yaml:7:30: ", "256 is out of range [0, 255]"},
+	        {RULE_HDR "  ingress:\n  - icmps: [{fields: [{type: 8, family: IPv5}]}]\n",
+	         "t.yaml:7:41: ", "wrong family 'IPv5'"},
+	        {RULE_HDR "  ingress:\n  - icmps: [{fields: [{family: IPv4}]}]\n",
+	         "t.yaml:7:23: ", "an ICMP type is required"},
+	        {RULE_HDR "  ingress:\n  - icmps: [{fields: [{type: 8, code: 0}]}]\n",
+	         "t.yaml:7:33: ", "code: unknown field"},
+	        {RULE_HDR "  ingress:\n  - toPorts: [{ports: [{port: 1, protocol: ICMP}]}]\n",
+	         "t.yaml:7:44: ", "protocol ICMP is not accepted in toPorts"},
+	        /* a rule has exactly one of endpointSelector and nodeSelector */
+	        {HDR_CNP("p", "a") "spec:\n  endpointSelector: {}\n  nodeSelector: {}\n",
+	         "t.yaml:6:3: ", "cannot have both endpointSelector and nodeSelector"},
+	        {RULE_HDR "  log: {value: a, level: b}\n",
+	         "t.yaml:6:19: ", "log.level: unknown field"},
 	};
 
 	check_errors(c, MG_ARRAY_SIZE(c));
 }
 
-static void
-test_unsupported_l4_l7_fields(void)
-{
-	static const struct err_case c[] = {
-	        {RULE_HDR "  ingress:\n  - icmps: [{fields: [{type: 8}]}]\n",
-	         "t.yaml:7:5: ", "spec.ingress[0].icmps: not supported yet"},
-	        {RULE_HDR "  ingress:\n  - authentication: {mode: required}\n",
-	         "t.yaml:7:5: ", "authentication: not supported yet"},
-	        {RULE_HDR "  ingress:\n  - toPorts:\n    - rules: {http: [{}]}\n",
-	         "t.yaml:8:7: ", "spec.ingress[0].toPorts[0].rules: not supported yet"},
-	        {RULE_HDR "  egress:\n  - toPorts:\n    - terminatingTLS: {}\n",
-	         "t.yaml:8:7: ", "terminatingTLS: not supported yet"},
-	        {RULE_HDR "  egress:\n  - toPorts:\n    - originatingTLS: {}\n",
-	         "t.yaml:8:7: ", "originatingTLS: not supported yet"},
-	        {RULE_HDR "  egress:\n  - toPorts:\n    - serverNames: [a.com]\n",
-	         "t.yaml:8:7: ", "serverNames: not supported yet"},
-	        {RULE_HDR "  egress:\n  - toPorts:\n    - listener: {name: x}\n",
-	         "t.yaml:8:7: ", "listener: not supported yet"},
-	        {RULE_HDR "  ingress:\n  - toPorts:\n    - ports: [{port: http}]\n",
-	         "t.yaml:8:22: ", "named port 'http': not supported yet"},
-	        {HDR_CNP("p", "a") "spec:\n  nodeSelector: {}\n",
-	         "t.yaml:5:3: ", "spec.nodeSelector: not supported yet"},
-	};
+struct warn_list {
+	size_t n;
+	char text[8][256];
+};
 
-	check_errors(c, MG_ARRAY_SIZE(c));
+static void
+collect_warning(const struct mg_policy_problem *pr, void *arg)
+{
+	struct warn_list *w = arg;
+
+	CU_ASSERT(pr->warning);
+	if (w->n < MG_ARRAY_SIZE(w->text))
+		snprintf(w->text[w->n], sizeof(w->text[0]), "%s:%u:%u: %s", pr->file, pr->line,
+		         pr->col, pr->msg);
+	w->n++;
+}
+
+/* Allow rules the gateway cannot enforce are skipped (allow nothing) with a warning. */
+static void
+test_skipped_allow_rules(void)
+{
+	static const struct {
+		const char *yaml, *warning;
+	} c[] = {
+	        {RULE_HDR "  egress:\n  - toFQDNs: [{matchName: x.com}]\n",
+	         "t.yaml:7:5: spec.egress[0].toFQDNs: not enforced by a layer-4 gateway; this "
+	         "allow rule is skipped"},
+	        {RULE_HDR "  egress:\n  - toServices: [{k8sService: {serviceName: x}}]\n",
+	         "t.yaml:7:5: spec.egress[0].toServices: not enforced"},
+	        {RULE_HDR "  egress:\n  - toGroups: [{aws: {}}]\n",
+	         "t.yaml:7:5: spec.egress[0].toGroups: not enforced"},
+	        {RULE_HDR "  egress:\n  - toNodes: [{}]\n",
+	         "t.yaml:7:5: spec.egress[0].toNodes: not"},
+	        {RULE_HDR "  ingress:\n  - fromNodes: [{}]\n",
+	         "t.yaml:7:5: spec.ingress[0].fromNodes: not enforced"},
+	        {RULE_HDR "  ingress:\n  - fromGroups: [{aws: {}}]\n",
+	         "t.yaml:7:5: spec.ingress[0].fromGroups: not enforced"},
+	        {RULE_HDR "  ingress:\n  - toPorts:\n    - ports: [{port: 80}]\n"
+	                  "      rules: {http: [{method: GET}]}\n",
+	         "t.yaml:9:7: spec.ingress[0].toPorts[0].rules: not enforced by a layer-4 "
+	         "gateway; this allow rule is skipped"},
+	        {RULE_HDR "  egress:\n  - toPorts:\n    - ports: [{port: 443}]\n"
+	                  "      terminatingTLS: {secret: {name: x}}\n",
+	         "t.yaml:9:7: spec.egress[0].toPorts[0].terminatingTLS: not enforced"},
+	        {RULE_HDR "  egress:\n  - toPorts:\n    - ports: [{port: 443}]\n"
+	                  "      originatingTLS: {secret: {name: x}}\n",
+	         "t.yaml:9:7: spec.egress[0].toPorts[0].originatingTLS"},
+	        {RULE_HDR "  egress:\n  - toPorts:\n    - ports: [{port: 443}]\n"
+	                  "      serverNames: [a.com]\n",
+	         "t.yaml:9:7: spec.egress[0].toPorts[0].serverNames"},
+	        {RULE_HDR "  egress:\n  - toPorts:\n    - ports: [{port: 80}]\n"
+	                  "      listener: {envoyConfig: {kind: x, name: y}, name: z}\n",
+	         "t.yaml:9:7: spec.egress[0].toPorts[0].listener"},
+	};
+	size_t i;
+
+	for (i = 0; i < MG_ARRAY_SIZE(c); i++) {
+		struct warn_list w = {0};
+		struct fx f;
+		unsigned dir = strstr(c[i].yaml, "egress") ? 1 : 0;
+
+		fx_init(&f);
+		CU_ASSERT_EQUAL_FATAL(load(&f, c[i].yaml), 1);
+		CU_ASSERT_EQUAL(mg_policy_set_warnings(f.set, collect_warning, &w), 1);
+		CU_ASSERT_EQUAL(w.n, 1);
+		if (strncmp(w.text[0], c[i].warning, strlen(c[i].warning)) != 0)
+			printf("  case %zu: got '%s'\n", i, w.text[0]);
+		CU_ASSERT_EQUAL(strncmp(w.text[0], c[i].warning, strlen(c[i].warning)), 0);
+		/* the skipped entry allows nothing, yet its rule enforces the direction */
+		if (dir == 1) {
+			CU_ASSERT_EQUAL(verdict(&f, A_WEB, A_DB, TCP, 80), DENY_E);
+			CU_ASSERT_EQUAL(verdict(&f, A_WEB, A_DB, TCP, 443), DENY_E);
+			CU_ASSERT_EQUAL(verdict(&f, A_WEB, MG_ID_WORLD_IPV4, TCP, 443), DENY_E);
+		} else {
+			CU_ASSERT_EQUAL(verdict(&f, A_DB, A_WEB, TCP, 80), DENY_I);
+			CU_ASSERT_EQUAL(verdict(&f, MG_ID_REMOTE_NODE, A_WEB, TCP, 80), DENY_I);
+		}
+		/* the other namespace is not a subject */
+		CU_ASSERT_EQUAL(verdict(&f, B_WEB, B_DB, TCP, 80), ALLOW);
+		fx_fini(&f);
+	}
+}
+
+static void
+test_skip_keeps_other_entries(void)
+{
+	struct warn_list w = {0};
+	struct fx f;
+
+	fx_init(&f);
+	CU_ASSERT_EQUAL_FATAL(load(&f,
+	                           RULE_HDR "  egress:\n"
+	                                    "  - toEndpoints: [{matchLabels: {app: db}}]\n"
+	                                    "    toPorts:\n    - ports: [{port: 80}]\n"
+	                                    "      rules: {http: [{method: GET}]}\n"
+	                                    "  - toEndpoints: [{matchLabels: {app: db}}]\n"
+	                                    "    toPorts: [{ports: [{port: 5432}]}]\n"
+	                                    "  - toEntities: [world]\n"
+	                                    "  log: {value: audit}\n"
+	                                    "  description: an L7 rule, a plain one, an entity\n"),
+	                      1);
+	CU_ASSERT_EQUAL(mg_policy_set_warnings(f.set, collect_warning, &w), 1);
+	/* the L7-filtered port is never plainly open */
+	CU_ASSERT_EQUAL(verdict(&f, A_WEB, A_DB, TCP, 80), DENY_E);
+	CU_ASSERT_EQUAL(verdict(&f, A_WEB, A_DB, TCP, 5432), ALLOW);
+	CU_ASSERT_EQUAL(verdict(&f, A_WEB, MG_ID_WORLD_IPV4, UDP, 53), ALLOW);
+	{
+		struct mg_policy_trace t;
+
+		/* a skipped rule never decides */
+		mg_policy_trace(f.set, f.ids, &f.params, A_WEB, A_DB, TCP, 80, &t);
+		CU_ASSERT_EQUAL(t.egress.name[0], '\0');
+		CU_ASSERT(t.egress.enforced);
+		mg_policy_trace(f.set, f.ids, &f.params, A_WEB, A_DB, TCP, 5432, &t);
+		CU_ASSERT_EQUAL(t.egress.entry_index, 1);
+	}
+	fx_fini(&f);
+}
+
+/* nodeSelector: a host firewall rule, enforced by Cilium on the nodes; skipped here. */
+static void
+test_node_selector_skipped(void)
+{
+	struct warn_list w = {0};
+	struct fx f;
+
+	fx_init(&f);
+	CU_ASSERT_EQUAL_FATAL(load(&f,
+	                           HDR_CCNP("host-fw") "spec:\n  nodeSelector: {}\n"
+	                                               "  ingress:\n  - fromEntities: [cluster]\n"
+	                                               "  egress: [{}]\n"),
+	                      1);
+	CU_ASSERT_EQUAL(mg_policy_set_warnings(f.set, collect_warning, &w), 1);
+	CU_ASSERT_STRING_EQUAL(w.text[0],
+	                       "t.yaml:5:3: spec.nodeSelector: a host firewall rule, enforced by "
+	                       "Cilium on the selected nodes and not by the gateway; this rule is "
+	                       "skipped");
+	CU_ASSERT_EQUAL(verdict(&f, MG_ID_WORLD, MG_ID_HOST, TCP, 22), ALLOW);
+	CU_ASSERT_EQUAL(verdict(&f, MG_ID_HOST, MG_ID_WORLD, TCP, 22), ALLOW);
+	CU_ASSERT_EQUAL(verdict(&f, A_WEB, A_DB, TCP, 22), ALLOW);
+	/* a deny section with what cannot be enforced is refused even here */
+	CU_ASSERT(load(&f, HDR_CCNP("h2") "spec:\n  nodeSelector: {}\n"
+	                                  "  egressDeny: [{toGroups: [{aws: {}}]}]\n") < 0);
+	CU_ASSERT_EQUAL(mg_policy_set_count(f.set), 1);
+	fx_fini(&f);
 }
 
 static void
@@ -591,8 +821,16 @@ test_type_errors(void)
 	         "t.yaml:7:31: ", "70000 is out of range"},
 	        {RULE_HDR "  ingress:\n  - toPorts: [{ports: [{port: 70000}]}]\n",
 	         "t.yaml:7:31: ", "out of range"},
-	        {RULE_HDR "  ingress:\n  - toPorts: [{ports: [{port: \"abc\"}]}]\n",
-	         "t.yaml:7:31: ", "named port 'abc': not supported yet"},
+	        {RULE_HDR "  ingress:\n  - toPorts: [{ports: [{port: \"a_b\"}]}]\n",
+	         "t.yaml:7:31: ", "'a_b' is not a port number or name"},
+	        {RULE_HDR "  ingress:\n  - toPorts: [{ports: [{port: \"-http\"}]}]\n",
+	         "t.yaml:7:31: ", "not a port number or name"},
+	        {RULE_HDR "  ingress:\n  - toPorts: [{ports: [{port: \"a-very-long-name1\"}]}]\n",
+	         "t.yaml:7:31: ", "not a port number or name"},
+	        {RULE_HDR "  ingress:\n  - toPorts: [{ports: [{port: \"08\"}]}]\n",
+	         "t.yaml:7:31: ", "not a port number or name"},
+	        {RULE_HDR "  ingress:\n  - toPorts: [{ports: [{port: http, endPort: 90}]}]\n",
+	         "t.yaml:7:46: ", "a range cannot start at a named port"},
 	        {RULE_HDR "  ingress:\n  - toPorts: [{ports: [{port: 80, protocol: FOO}]}]\n",
 	         "t.yaml:7:45: ", "unknown protocol 'FOO'"},
 	        {RULE_HDR "  ingress:\n  - toPorts: [{ports: [{port: 80, endPort: 70}]}]\n",
@@ -1400,6 +1638,669 @@ test_memory_and_revision(void)
 	fx_fini(&f);
 }
 
+/* ---- entities ---- */
+
+/* A policy naming a v4 and a v6 prefix, selecting nobody: it only makes CIDR identities. */
+#define CIDR_MAKER                                                                               \
+	"---\n" HDR_CCNP("cidr-maker") "spec:\n  endpointSelector: {matchLabels: {app: none}}\n" \
+	                               "  egress:\n  - toCIDR: [10.0.0.0/8, \"fd00::/64\"]\n"
+
+static void
+test_entities(void)
+{
+	static const struct {
+		const char *entity;
+		const char *expect; /* one char per source below: 1 allowed, 0 denied */
+	} c[] = {
+	        /*                  1 2 3 4 5 6 7 8 9 10 db bdb xdb nocl unk c4 c6 */
+	        {"host", "10000000000000000"},           {"remote-node", "00000100000000000"},
+	        {"kube-apiserver", "00000010000000000"}, {"ingress", "00000001000000000"},
+	        {"health", "00010000000000000"},         {"init", "00001000000000000"},
+	        {"unmanaged", "00100000000000000"},      {"world", "01000000110000011"},
+	        {"world-ipv4", "00000000100000010"},     {"world-ipv6", "00000000010000001"},
+	        {"cluster", "10111111001100000"},        {"all", "11111111111111111"},
+	        {"none", "00000000000000000"},
+	};
+	uint32_t src[17] = {1, 2,  3,    4,    5,      6,         7,         8,
+	                    9, 10, A_DB, B_DB, X_A_DB, NOCLUSTER, UNKNOWN_ID};
+	size_t i, j;
+
+	for (i = 0; i < MG_ARRAY_SIZE(c); i++) {
+		char yaml[1024];
+		struct fx f;
+
+		fx_init(&f);
+		snprintf(yaml, sizeof(yaml),
+		         HDR_CNP("p", "a") "spec:\n  endpointSelector: {matchLabels: {app: web}}\n"
+		                           "  ingress:\n  - fromEntities: [%s]\n" CIDR_MAKER,
+		         c[i].entity);
+		CU_ASSERT_EQUAL_FATAL(load(&f, yaml), 2);
+		fx_cidr(&f);
+		src[15] = prefix_id(&f, "10.0.0.0/8");
+		src[16] = prefix_id(&f, "fd00::/64");
+		CU_ASSERT(mg_identity_is_local_scope(src[15]));
+		CU_ASSERT(mg_identity_is_local_scope(src[16]));
+		for (j = 0; j < MG_ARRAY_SIZE(src); j++) {
+			enum mg_verdict want = c[i].expect[j] == '1' ? ALLOW : DENY_I;
+			enum mg_verdict got = verdict(&f, src[j], A_WEB, TCP, 80);
+
+			if (got != want)
+				printf("  entity %s from %u: got %d want %d\n", c[i].entity, src[j],
+				       got, want);
+			CU_ASSERT_EQUAL(got, want);
+		}
+		/* entities are not scoped to the namespace: the subject still is */
+		CU_ASSERT_EQUAL(verdict(&f, MG_ID_HOST, B_WEB, TCP, 80), ALLOW);
+		fx_fini(&f);
+	}
+}
+
+static void
+test_entities_egress_and_deny(void)
+{
+	struct fx f;
+	uint32_t c4;
+
+	fx_init(&f);
+	CU_ASSERT_EQUAL_FATAL(
+	        load(&f, HDR_CNP("p", "a") "spec:\n  endpointSelector: {matchLabels: {app: web}}\n"
+	                                   "  egress:\n  - toEntities: [world, kube-apiserver]\n"
+	                                   "  - toEndpoints: [{}]\n"
+	                                   "  egressDeny:\n  - toEntities: [world-ipv6]\n"
+	                                   "    toPorts: [{ports: [{port: 443}]}]\n"
+	                                   "---\n" HDR_CCNP(
+	                                           "all") "spec:\n  endpointSelector: {}\n"
+	                                                  "  ingress:\n  - fromEntities: [all]\n"
+	                                                  "  ingressDeny:\n  - fromEntities: "
+	                                                  "[world]\n" CIDR_MAKER),
+	        3);
+	fx_cidr(&f);
+	c4 = prefix_id(&f, "10.0.0.0/8");
+	CU_ASSERT_EQUAL(verdict(&f, A_WEB, MG_ID_WORLD_IPV4, TCP, 443), ALLOW);
+	CU_ASSERT_EQUAL(verdict(&f, A_WEB, c4, TCP, 443), ALLOW);
+	CU_ASSERT_EQUAL(verdict(&f, A_WEB, MG_ID_WORLD_IPV6, TCP, 443), DENY_E);
+	CU_ASSERT_EQUAL(verdict(&f, A_WEB, MG_ID_WORLD_IPV6, TCP, 80), ALLOW);
+	CU_ASSERT_EQUAL(verdict(&f, A_WEB, MG_ID_KUBE_APISERVER, TCP, 6443), ALLOW);
+	CU_ASSERT_EQUAL(verdict(&f, A_WEB, MG_ID_HOST, TCP, 10250), DENY_E);
+	CU_ASSERT_EQUAL(verdict(&f, A_WEB, A_DB, TCP, 5432), ALLOW);
+	/* the CCNP: every pod takes anything but the world */
+	CU_ASSERT_EQUAL(verdict(&f, MG_ID_HOST, B_DB, TCP, 1), ALLOW);
+	CU_ASSERT_EQUAL(verdict(&f, UNKNOWN_ID, B_DB, TCP, 1), ALLOW);
+	CU_ASSERT_EQUAL(verdict(&f, MG_ID_WORLD_IPV4, B_DB, TCP, 1), DENY_I);
+	CU_ASSERT_EQUAL(verdict(&f, c4, B_DB, TCP, 1), DENY_I);
+	fx_fini(&f);
+}
+
+/* ---- CIDR rules and identities ---- */
+
+static bool
+has_label(const struct mg_identity *e, const char *source, const char *key)
+{
+	return e != NULL && mg_labels_find(&e->labels, source, key) != NULL;
+}
+
+static void
+test_cidr_rules(void)
+{
+	struct fx f;
+	uint32_t c8, c16, c24, c32, cset, cexc;
+	struct mg_ipcache_entry pod;
+
+	fx_init(&f);
+	CU_ASSERT_EQUAL_FATAL(
+	        load(&f, HDR_CNP("p", "a") "spec:\n  endpointSelector: {matchLabels: {app: web}}\n"
+	                                   "  egress:\n  - toCIDR: [10.0.0.0/8, 10.1.2.3]\n"
+	                                   "  - toCIDRSet:\n    - cidr: 192.168.0.0/16\n"
+	                                   "      except: [192.168.1.0/24]\n"
+	                                   "    toPorts: [{ports: [{port: 443}]}]\n"
+	                                   "  - toCIDR: [172.16.9.9/12]\n"),
+	        1);
+	/* a pod inside 10.0.0.0/8 has its own ipcache entry (an endpoint's) */
+	CU_ASSERT_EQUAL(mg_ipcache_parse_prefix("10.1.1.1/32", &pod), 0);
+	fx_cidr(&f);
+	pod.identity = A_DB;
+	pod.cluster_id = 1;
+	CU_ASSERT_EQUAL(mg_ipcache_put(f.ipc, &pod), 0);
+	CU_ASSERT(mg_ipcache_commit(f.ipc) >= 0);
+	CU_ASSERT_EQUAL(mg_cidr_ids_count(f.cid), 5);
+	c8 = prefix_id(&f, "10.0.0.0/8");
+	c32 = prefix_id(&f, "10.1.2.3/32");
+	cset = prefix_id(&f, "192.168.0.0/16");
+	cexc = prefix_id(&f, "192.168.1.0/24");
+	/* host bits are masked, as Cilium does: 172.16.9.9/12 is 172.16.0.0/12 */
+	c16 = prefix_id(&f, "172.16.0.0/12");
+	c24 = prefix_id(&f, "10.1.0.0/16");
+	CU_ASSERT(c8 && c32 && cset && cexc && c16);
+	CU_ASSERT_EQUAL(c24, 0);
+	CU_ASSERT_EQUAL(c8 & MG_ID_LOCAL_SCOPE, MG_ID_LOCAL_SCOPE);
+	/* longest prefix match sends an address to the most specific prefix */
+	CU_ASSERT_EQUAL(addr_id(&f, "10.9.9.9"), c8);
+	CU_ASSERT_EQUAL(addr_id(&f, "10.1.2.3"), c32);
+	CU_ASSERT_EQUAL(addr_id(&f, "10.1.1.1"), A_DB);
+	CU_ASSERT_EQUAL(addr_id(&f, "192.168.1.7"), cexc);
+	CU_ASSERT_EQUAL(addr_id(&f, "8.8.8.8"), MG_ID_WORLD_IPV4);
+	/* labels: every covering prefix, the world labels */
+	{
+		const struct mg_identity *e = mg_identity_table_get(f.ids, c8);
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+		CU_ASSERT_EQUAL(e->labels.n, 9 + 2);
+		CU_ASSERT(has_label(e, "cidr", "10.0.0.0/8"));
+		CU_ASSERT(has_label(e, "cidr", "8.0.0.0/6"));
+		CU_ASSERT(has_label(e, "cidr", "0.0.0.0/0"));
+		CU_ASSERT(has_label(e, "reserved", "world"));
+		CU_ASSERT(has_label(e, "reserved", "world-ipv4"));
+		CU_ASSERT(!has_label(e, "reserved", "world-ipv6"));
+		e = mg_identity_table_get(f.ids, c32);
+		CU_ASSERT_EQUAL(e->labels.n, 33 + 2);
+		CU_ASSERT(has_label(e, "cidr", "10.1.2.3/32"));
+		CU_ASSERT(has_label(e, "cidr", "10.0.0.0/8"));
+	}
+	CU_ASSERT_EQUAL(verdict(&f, A_WEB, c8, TCP, 22), ALLOW);
+	CU_ASSERT_EQUAL(verdict(&f, A_WEB, c32, UDP, 53), ALLOW);
+	CU_ASSERT_EQUAL(verdict(&f, A_WEB, c16, ICMP, 8), ALLOW);
+	/* a CIDR rule never matches a pod, even one inside the prefix */
+	CU_ASSERT_EQUAL(verdict(&f, A_WEB, A_DB, TCP, 22), DENY_E);
+	CU_ASSERT_EQUAL(verdict(&f, A_WEB, MG_ID_WORLD_IPV4, TCP, 22), DENY_E);
+	CU_ASSERT_EQUAL(verdict(&f, A_WEB, MG_ID_HOST, TCP, 22), DENY_E);
+	CU_ASSERT_EQUAL(verdict(&f, A_WEB, MG_ID_REMOTE_NODE, TCP, 22), DENY_E);
+	/* the set minus its except, on its ports */
+	CU_ASSERT_EQUAL(verdict(&f, A_WEB, cset, TCP, 443), ALLOW);
+	CU_ASSERT_EQUAL(verdict(&f, A_WEB, cset, TCP, 80), DENY_E);
+	CU_ASSERT_EQUAL(verdict(&f, A_WEB, cexc, TCP, 443), DENY_E);
+	fx_fini(&f);
+}
+
+/* 0.0.0.0/0 and ::/0 are the family's world: 2, 9 or 10, and the family's CIDR identities. */
+static void
+test_cidr_zero(void)
+{
+	struct fx f;
+	uint32_t c4, c6;
+
+	fx_init(&f);
+	CU_ASSERT_EQUAL_FATAL(
+	        load(&f,
+	             HDR_CNP("p", "a") "spec:\n  endpointSelector: {matchLabels: {app: web}}\n"
+	                               "  egress:\n  - toCIDR: [0.0.0.0/0]\n"
+	                               "    toPorts: [{ports: [{port: 4}]}]\n"
+	                               "  - toCIDR: [\"::/0\"]\n"
+	                               "    toPorts: [{ports: [{port: 6}]}]\n"
+	                               "  - toCIDRSet: [{cidr: 0.0.0.0/0, except: [10.0.0.0/8]}]\n"
+	                               "    toPorts: [{ports: [{port: 7}]}]\n"
+	                               "  - toCIDRSet: [{cidr: 10.0.0.0/8, except: [10.0.0.0/8]}]\n"
+	                               "    toPorts: [{ports: [{port: 8}]}]\n" CIDR_MAKER),
+	        2);
+	fx_cidr(&f);
+	/* /0 gets no identity of its own; 10.0.0.0/8 and fd00::/64 do */
+	CU_ASSERT_EQUAL(mg_cidr_ids_count(f.cid), 2);
+	CU_ASSERT_EQUAL(prefix_id(&f, "0.0.0.0/0"), 0);
+	c4 = prefix_id(&f, "10.0.0.0/8");
+	c6 = prefix_id(&f, "fd00::/64");
+	CU_ASSERT_EQUAL(verdict(&f, A_WEB, MG_ID_WORLD, TCP, 4), ALLOW);
+	CU_ASSERT_EQUAL(verdict(&f, A_WEB, MG_ID_WORLD_IPV4, TCP, 4), ALLOW);
+	CU_ASSERT_EQUAL(verdict(&f, A_WEB, c4, TCP, 4), ALLOW);
+	CU_ASSERT_EQUAL(verdict(&f, A_WEB, MG_ID_WORLD_IPV6, TCP, 4), DENY_E);
+	CU_ASSERT_EQUAL(verdict(&f, A_WEB, c6, TCP, 4), DENY_E);
+	CU_ASSERT_EQUAL(verdict(&f, A_WEB, A_DB, TCP, 4), DENY_E);
+	CU_ASSERT_EQUAL(verdict(&f, A_WEB, MG_ID_WORLD, TCP, 6), ALLOW);
+	CU_ASSERT_EQUAL(verdict(&f, A_WEB, MG_ID_WORLD_IPV6, TCP, 6), ALLOW);
+	CU_ASSERT_EQUAL(verdict(&f, A_WEB, c6, TCP, 6), ALLOW);
+	CU_ASSERT_EQUAL(verdict(&f, A_WEB, MG_ID_WORLD_IPV4, TCP, 6), DENY_E);
+	CU_ASSERT_EQUAL(verdict(&f, A_WEB, c4, TCP, 6), DENY_E);
+	CU_ASSERT_EQUAL(verdict(&f, A_WEB, MG_ID_HOST, TCP, 6), DENY_E);
+	/* except vs world: the world minus 10/8 */
+	CU_ASSERT_EQUAL(verdict(&f, A_WEB, MG_ID_WORLD_IPV4, TCP, 7), ALLOW);
+	CU_ASSERT_EQUAL(verdict(&f, A_WEB, c4, TCP, 7), DENY_E);
+	/* an except covering the whole prefix leaves nothing */
+	CU_ASSERT_EQUAL(verdict(&f, A_WEB, c4, TCP, 8), DENY_E);
+	fx_fini(&f);
+}
+
+static void
+test_cidr_ipv6_labels(void)
+{
+	struct fx f;
+	const struct mg_identity *e;
+
+	fx_init(&f);
+	CU_ASSERT_EQUAL_FATAL(
+	        load(&f,
+	             HDR_CNP("p", "a") "spec:\n  endpointSelector: {matchLabels: {app: web}}\n"
+	                               "  ingress:\n  - fromCIDRSet:\n"
+	                               "    - {cidr: \"fd00::/64\", except: [\"fd00::1:0/112\"]}\n"
+	                               "  - fromCIDR: [\"2001:db8::1\"]\n"),
+	        1);
+	fx_cidr(&f);
+	/* Cilium's spelling (pkg/labels/cidr.go): ':' -> '-', '0' added at the ends */
+	e = mg_identity_table_get(f.ids, prefix_id(&f, "fd00::/64"));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+	CU_ASSERT_EQUAL(e->labels.n, 65 + 2);
+	CU_ASSERT(has_label(e, "cidr", "fd00--0/64"));
+	CU_ASSERT(has_label(e, "cidr", "fd00--0/8"));
+	CU_ASSERT(has_label(e, "cidr", "0--0/0"));
+	CU_ASSERT(has_label(e, "reserved", "world-ipv6"));
+	e = mg_identity_table_get(f.ids, prefix_id(&f, "2001:db8::1/128"));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+	CU_ASSERT(has_label(e, "cidr", "2001-db8--1/128"));
+	CU_ASSERT(has_label(e, "cidr", "2001-db8--0/32"));
+	CU_ASSERT_EQUAL(verdict(&f, prefix_id(&f, "fd00::/64"), A_WEB, TCP, 80), ALLOW);
+	CU_ASSERT_EQUAL(verdict(&f, prefix_id(&f, "fd00::1:0/112"), A_WEB, TCP, 80), DENY_I);
+	CU_ASSERT_EQUAL(verdict(&f, prefix_id(&f, "2001:db8::1/128"), A_WEB, TCP, 80), ALLOW);
+	CU_ASSERT_EQUAL(verdict(&f, MG_ID_WORLD_IPV6, A_WEB, TCP, 80), DENY_I);
+	fx_fini(&f);
+}
+
+/* The CIDR identities follow the policy set: kept, added, removed; others' entries stay. */
+static void
+test_cidr_sync_lifecycle(void)
+{
+	struct mg_ipcache_entry ep;
+	uint32_t *chg = NULL, keep, gone, ep_id;
+	size_t n = 0;
+	struct fx f;
+	struct mg_policy_set *s2;
+
+	fx_init(&f);
+	CU_ASSERT_EQUAL_FATAL(
+	        load(&f,
+	             RULE_HDR "  egress:\n  - toCIDR: [10.0.0.0/8, 10.2.0.0/16, 10.3.3.3/32]\n"),
+	        1);
+	/* an endpoint already holds 10.3.3.3/32: it keeps it */
+	CU_ASSERT_EQUAL(mg_ipcache_parse_prefix("10.3.3.3/32", &ep), 0);
+	fx_cidr(&f);
+	CU_ASSERT_EQUAL(mg_ipcache_del(f.ipc, ep.family, ep.addr, ep.plen), 0);
+	ep.identity = A_DB;
+	CU_ASSERT_EQUAL(mg_ipcache_put(f.ipc, &ep), 0);
+	CU_ASSERT(mg_ipcache_commit(f.ipc) >= 0);
+	keep = prefix_id(&f, "10.0.0.0/8");
+	gone = prefix_id(&f, "10.2.0.0/16");
+	CU_ASSERT_EQUAL(mg_ipcache_count(f.ipc, 0), 3);
+	/* a second sync of the same set changes nothing */
+	CU_ASSERT_EQUAL(mg_cidr_ids_sync(f.cid, f.set, f.ids, f.ipc, &chg, &n, &f.err), 0);
+	CU_ASSERT_EQUAL(n, 0);
+	free(chg);
+	CU_ASSERT(mg_ipcache_commit(f.ipc) >= 0);
+	CU_ASSERT_EQUAL(prefix_id(&f, "10.3.3.3/32"), A_DB);
+
+	s2 = mg_policy_set_create();
+	{
+		const char *y = RULE_HDR "  egress:\n  - toCIDR: [10.0.0.0/8, \"fd00::/8\", "
+		                         "10.3.3.3/32]\n";
+
+		CU_ASSERT_EQUAL_FATAL(
+		        mg_policy_set_load_buf(s2, "c1", "t.yaml", y, strlen(y), &f.err), 1);
+	}
+	chg = NULL;
+	CU_ASSERT_EQUAL(mg_cidr_ids_sync(f.cid, s2, f.ids, f.ipc, &chg, &n, &f.err), 0);
+	CU_ASSERT(mg_ipcache_commit(f.ipc) >= 0);
+	/* one added (fd00::/8), one removed (10.2.0.0/16) */
+	CU_ASSERT_EQUAL(n, 2);
+	CU_ASSERT_EQUAL(mg_cidr_ids_count(f.cid), 3);
+	CU_ASSERT_EQUAL(prefix_id(&f, "10.0.0.0/8"), keep);
+	CU_ASSERT_EQUAL(prefix_id(&f, "10.2.0.0/16"), 0);
+	CU_ASSERT_PTR_NULL(mg_identity_table_get(f.ids, gone));
+	CU_ASSERT(n == 2 && (chg[0] == gone || chg[1] == gone));
+	CU_ASSERT(mg_identity_is_local_scope(prefix_id(&f, "fd00::/8")));
+	/* numbers are not reused: the new one is not the removed one */
+	CU_ASSERT_NOT_EQUAL(prefix_id(&f, "fd00::/8"), gone);
+	CU_ASSERT_EQUAL(prefix_id(&f, "10.3.3.3/32"), A_DB);
+	ep_id = prefix_id(&f, "10.3.3.3/32");
+	CU_ASSERT_EQUAL(ep_id, A_DB);
+	free(chg);
+	/* an empty set: every CIDR identity and entry of ours goes, the endpoint's stays */
+	mg_policy_set_free(s2);
+	s2 = mg_policy_set_create();
+	CU_ASSERT_EQUAL(mg_cidr_ids_sync(f.cid, s2, f.ids, f.ipc, &chg, &n, &f.err), 0);
+	CU_ASSERT(mg_ipcache_commit(f.ipc) >= 0);
+	CU_ASSERT_EQUAL(n, 3);
+	CU_ASSERT_EQUAL(mg_cidr_ids_count(f.cid), 0);
+	CU_ASSERT_EQUAL(mg_ipcache_count(f.ipc, 0), 1);
+	CU_ASSERT_EQUAL(prefix_id(&f, "10.3.3.3/32"), A_DB);
+	CU_ASSERT_PTR_NULL(mg_identity_table_get(f.ids, keep));
+	free(chg);
+	mg_policy_set_free(s2);
+	CU_ASSERT_EQUAL(mg_cidr_ids_sync(NULL, f.set, f.ids, f.ipc, NULL, NULL, &f.err), -EINVAL);
+	fx_fini(&f);
+}
+
+/* A reload builds new identity and ipcache tables: the held prefixes come
+ * back with the same numbers and labels. */
+static void
+test_cidr_sync_fresh_tables(void)
+{
+	struct mg_ipcache_params ip = {.entries_hint = 16, .split_world = true};
+	struct mg_identity_table *t2 = mg_identity_table_create(MG_CLUSTER_MODE_255);
+	struct mg_ipcache *ipc2 = mg_ipcache_create(&ip);
+	struct mg_ipcache_entry pf, e;
+	const struct mg_identity *id2;
+	uint32_t id;
+	struct fx f;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t2);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ipc2);
+	fx_init(&f);
+	CU_ASSERT_EQUAL_FATAL(load(&f, RULE_HDR "  egress:\n  - toCIDR: [192.0.2.0/24]\n"), 1);
+	fx_cidr(&f);
+	id = prefix_id(&f, "192.0.2.0/24");
+	CU_ASSERT(mg_identity_is_local_scope(id));
+	CU_ASSERT_EQUAL(mg_cidr_ids_sync(f.cid, f.set, t2, ipc2, NULL, NULL, &f.err), 0);
+	CU_ASSERT(mg_ipcache_commit(ipc2) >= 0);
+	CU_ASSERT_EQUAL(mg_ipcache_parse_prefix("192.0.2.0/24", &pf), 0);
+	CU_ASSERT_EQUAL_FATAL(mg_ipcache_get(ipc2, pf.family, pf.addr, pf.plen, &e), 0);
+	CU_ASSERT_EQUAL(e.identity, id);
+	id2 = mg_identity_table_get(t2, id);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(id2);
+	CU_ASSERT_PTR_NOT_NULL(mg_labels_find(&id2->labels, "cidr", "192.0.2.0/24"));
+	CU_ASSERT_PTR_NOT_NULL(mg_labels_find(&id2->labels, "reserved", "world"));
+	mg_identity_table_free(t2);
+	mg_ipcache_free(ipc2);
+	fx_fini(&f);
+}
+
+/* ---- named ports ---- */
+
+static void
+test_named_ports(void)
+{
+	struct fx f;
+
+	fx_init(&f);
+	CU_ASSERT_EQUAL_FATAL(
+	        load(&f,
+	             HDR_CCNP(
+	                     "db-in") "spec:\n  endpointSelector:\n"
+	                              "    matchExpressions: [{key: app, operator: In, values: "
+	                              "[db, api]}]\n"
+	                              "  ingress:\n  - toPorts: [{ports: [{port: HTTP, protocol: "
+	                              "TCP}]}]\n"
+	                              "---\n" HDR_CNP(
+	                                      "web-out",
+	                                      "a") "spec:\n"
+	                                           "  endpointSelector: {matchLabels: {app: web}}\n"
+	                                           "  egress:\n  - toEndpoints: [{matchLabels: "
+	                                           "{app: db}}]\n"
+	                                           "    toPorts: [{ports: [{port: pg}, {port: "
+	                                           "dns}]}]\n"
+	                                           "  - toEndpoints:\n    - matchLabels:\n"
+	                                           "        io.cilium.k8s.policy.cluster: c2\n"
+	                                           "        io.kubernetes.pod.namespace: a\n"
+	                                           "    toPorts: [{ports: [{port: dns, protocol: "
+	                                           "UDP}]}]\n"),
+	        2);
+	/* ingress: the name resolves through the subject (the destination) */
+	CU_ASSERT_EQUAL(verdict(&f, C_WEB, A_DB, TCP, 8080), ALLOW);
+	CU_ASSERT_EQUAL(verdict(&f, C_WEB, A_DB, TCP, 80), DENY_I);
+	CU_ASSERT_EQUAL(verdict(&f, C_WEB, A_DB, UDP, 8080), DENY_I);
+	CU_ASSERT_EQUAL(verdict(&f, C_WEB, B_DB, TCP, 80), ALLOW);
+	CU_ASSERT_EQUAL(verdict(&f, C_WEB, B_DB, TCP, 8085), ALLOW);
+	CU_ASSERT_EQUAL(verdict(&f, C_WEB, B_DB, TCP, 8080), DENY_I);
+	/* a subject without that name: the entry allows it nothing */
+	CU_ASSERT_EQUAL(verdict(&f, C_WEB, A_API, TCP, 80), DENY_I);
+	CU_ASSERT_EQUAL(verdict(&f, C_WEB, A_API, TCP, 8080), DENY_I);
+	/* another cluster's pods are not the CCNP's subjects */
+	CU_ASSERT_EQUAL(verdict(&f, C_WEB, X_B_DB, TCP, 1), ALLOW);
+	/* egress: through the peer */
+	CU_ASSERT_EQUAL(verdict(&f, A_WEB, A_DB, TCP, 5432), DENY_I);
+	CU_ASSERT_EQUAL(verdict(&f, A_WEB, A_DB, TCP, 5433), DENY_E);
+	CU_ASSERT_EQUAL(verdict(&f, A_WEB, X_A_DB, UDP, 53), ALLOW);
+	CU_ASSERT_EQUAL(verdict(&f, A_WEB, X_A_DB, TCP, 53), DENY_E);
+	CU_ASSERT_EQUAL(verdict(&f, A_WEB, X_A_WEB, UDP, 53), DENY_E);
+	{
+		struct mg_policy_trace t;
+
+		mg_policy_trace(f.set, f.ids, &f.params, A_WEB, A_DB, TCP, 5432, &t);
+		CU_ASSERT(t.egress.allowed);
+		CU_ASSERT_STRING_EQUAL(t.egress.name, "web-out");
+		CU_ASSERT(!t.ingress.allowed);
+	}
+	fx_fini(&f);
+}
+
+static void
+test_named_ports_deny_and_update(void)
+{
+	struct fx f;
+	struct mg_policy *p2;
+	uint32_t id = C_WEB;
+
+	fx_init(&f);
+	CU_ASSERT_EQUAL_FATAL(
+	        load(&f, HDR_CCNP("deny-metrics") "spec:\n  endpointSelector: {}\n"
+	                                          "  ingress: [{fromEntities: [all]}]\n"
+	                                          "  ingressDeny:\n  - toPorts: [{ports: [{port: "
+	                                          "metrics}]}]\n"),
+	        1);
+	CU_ASSERT_EQUAL(verdict(&f, A_DB, A_WEB, TCP, 9090), DENY_I);
+	CU_ASSERT_EQUAL(verdict(&f, A_DB, A_WEB, TCP, 80), ALLOW);
+	CU_ASSERT_EQUAL(verdict(&f, A_DB, C_WEB, TCP, 9090), ALLOW);
+	/* C_WEB's endpoint gets a named port: an incremental update sees it */
+	CU_ASSERT_EQUAL(mg_identity_table_add_named_port(f.ids, C_WEB, "metrics", TCP, 9091), 0);
+	p2 = mg_policy_update_identities(f.pol, f.set, f.ids, &id, 1, &f.err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p2);
+	CU_ASSERT_EQUAL(mg_policy_verdict(p2, A_DB, C_WEB, TCP, 9091), DENY_I);
+	CU_ASSERT_EQUAL(mg_policy_verdict(p2, A_DB, C_WEB, TCP, 9090), ALLOW);
+	/* the old object is unchanged */
+	CU_ASSERT_EQUAL(mg_policy_verdict(f.pol, A_DB, C_WEB, TCP, 9091), ALLOW);
+	mg_policy_free(f.pol);
+	f.pol = p2;
+	CU_ASSERT_EQUAL(verdict(&f, A_DB, C_WEB, TCP, 9091), DENY_I);
+	fx_fini(&f);
+}
+
+/* ---- ICMP ---- */
+
+static void
+test_icmp_rules(void)
+{
+	struct fx f;
+
+	fx_init(&f);
+	CU_ASSERT_EQUAL_FATAL(
+	        load(&f,
+	             HDR_CNP("p",
+	                     "a") "spec:\n  endpointSelector: {matchLabels: {app: web}}\n"
+	                          "  ingress:\n  - fromEndpoints: [{matchLabels: {app: db}}]\n"
+	                          "    icmps:\n    - fields:\n"
+	                          "      - {type: EchoRequest}\n"
+	                          "      - {type: 3, family: IPv4}\n"
+	                          "      - {type: EchoRequest, family: IPv6}\n"
+	                          "      - {type: \"2\", family: IPv6}\n"
+	                          "  - fromEndpoints: [{matchLabels: {app: db}}]\n"
+	                          "    toPorts: [{ports: [{port: 80}]}]\n"
+	                          "  - fromEndpoints: [{matchLabels: {app: api}}]\n"
+	                          "  ingressDeny:\n  - icmps: [{fields: [{type: Timestamp}]}]\n"),
+	        1);
+	/* by name and by number, per family */
+	CU_ASSERT_EQUAL(verdict(&f, A_DB, A_WEB, ICMP, 8), ALLOW);
+	CU_ASSERT_EQUAL(verdict(&f, A_DB, A_WEB, ICMP, 3), ALLOW);
+	CU_ASSERT_EQUAL(verdict(&f, A_DB, A_WEB, 58, 128), ALLOW);
+	CU_ASSERT_EQUAL(verdict(&f, A_DB, A_WEB, 58, 2), ALLOW);
+	/* once a direction has L4 or ICMP rules, other ICMP types are dropped */
+	CU_ASSERT_EQUAL(verdict(&f, A_DB, A_WEB, ICMP, 0), DENY_I);
+	CU_ASSERT_EQUAL(verdict(&f, A_DB, A_WEB, ICMP, 128), DENY_I);
+	CU_ASSERT_EQUAL(verdict(&f, A_DB, A_WEB, 58, 8), DENY_I);
+	CU_ASSERT_EQUAL(verdict(&f, A_DB, A_WEB, 58, 3), DENY_I);
+	/* ICMP types are not ports */
+	CU_ASSERT_EQUAL(verdict(&f, A_DB, A_WEB, TCP, 8), DENY_I);
+	CU_ASSERT_EQUAL(verdict(&f, A_DB, A_WEB, TCP, 80), ALLOW);
+	CU_ASSERT_EQUAL(verdict(&f, A_DB, A_WEB, ICMP, 80), DENY_I);
+	/* an L3-only entry still allows every protocol, ICMP included */
+	CU_ASSERT_EQUAL(verdict(&f, A_API, A_WEB, ICMP, 0), ALLOW);
+	CU_ASSERT_EQUAL(verdict(&f, A_API, A_WEB, 58, 135), ALLOW);
+	/* ... but the deny wins: Timestamp is 13 */
+	CU_ASSERT_EQUAL(verdict(&f, A_API, A_WEB, ICMP, 13), DENY_I);
+	CU_ASSERT_EQUAL(verdict(&f, A_API, A_WEB, 58, 13), ALLOW);
+	/* the rule with icmps is named by the trace */
+	{
+		struct mg_policy_trace t;
+
+		mg_policy_trace(f.set, f.ids, &f.params, A_DB, A_WEB, 58, 128, &t);
+		CU_ASSERT_EQUAL(t.ingress.entry_index, 0);
+		CU_ASSERT_STRING_EQUAL(t.ingress.section, "ingress");
+		mg_policy_trace(f.set, f.ids, &f.params, A_API, A_WEB, ICMP, 13, &t);
+		CU_ASSERT(t.ingress.by_deny_rule);
+	}
+	fx_fini(&f);
+}
+
+/* Every ICMP type name Cilium knows, per family. */
+static void
+test_icmp_type_names(void)
+{
+	static const struct {
+		const char *family, *name;
+		uint8_t proto, type;
+	} c[] = {
+	        {"IPv4", "EchoReply", ICMP, 0},
+	        {"IPv4", "DestinationUnreachable", ICMP, 3},
+	        {"IPv4", "Redirect", ICMP, 5},
+	        {"IPv4", "Echo", ICMP, 8},
+	        {"IPv4", "RouterAdvertisement", ICMP, 9},
+	        {"IPv4", "RouterSelection", ICMP, 10},
+	        {"IPv4", "TimeExceeded", ICMP, 11},
+	        {"IPv4", "ParameterProblem", ICMP, 12},
+	        {"IPv4", "TimestampReply", ICMP, 14},
+	        {"IPv4", "Photuris", ICMP, 40},
+	        {"IPv4", "ExtendedEchoRequest", ICMP, 42},
+	        {"IPv4", "ExtendedEchoReply", ICMP, 43},
+	        {"IPv6", "DestinationUnreachable", 58, 1},
+	        {"IPv6", "PacketTooBig", 58, 2},
+	        {"IPv6", "TimeExceeded", 58, 3},
+	        {"IPv6", "ParameterProblem", 58, 4},
+	        {"IPv6", "EchoReply", 58, 129},
+	        {"IPv6", "MulticastListenerQuery", 58, 130},
+	        {"IPv6", "MulticastListenerDone", 58, 132},
+	        {"IPv6", "RouterSolicitation", 58, 133},
+	        {"IPv6", "NeighborSolicitation", 58, 135},
+	        {"IPv6", "NeighborAdvertisement", 58, 136},
+	        {"IPv6", "RedirectMessage", 58, 137},
+	        {"IPv6", "HomeAgentAddressDiscoveryReply", 58, 145},
+	        {"IPv6", "DuplicateAddressConfirmationCodeSuffix", 58, 158},
+	        {"IPv6", "ExtendedEchoReply", 58, 161},
+	};
+	size_t i;
+
+	for (i = 0; i < MG_ARRAY_SIZE(c); i++) {
+		char yaml[512];
+		struct fx f;
+
+		fx_init(&f);
+		snprintf(yaml, sizeof(yaml),
+		         RULE_HDR "  ingress:\n  - icmps: [{fields: [{family: %s, type: %s}]}]\n",
+		         c[i].family, c[i].name);
+		CU_ASSERT_EQUAL_FATAL(load(&f, yaml), 1);
+		CU_ASSERT_EQUAL(verdict(&f, A_DB, A_WEB, c[i].proto, c[i].type), ALLOW);
+		CU_ASSERT_EQUAL(verdict(&f, A_DB, A_WEB, c[i].proto, (uint8_t)(c[i].type + 1)),
+		                DENY_I);
+		CU_ASSERT_EQUAL(verdict(&f, A_DB, A_WEB, c[i].proto == ICMP ? 58 : ICMP, c[i].type),
+		                DENY_I);
+		fx_fini(&f);
+	}
+}
+
+/* ---- mg_policy_set_check_path ---- */
+
+struct problems {
+	size_t n, nwarn;
+	char text[16][320];
+};
+
+static void
+collect_problem(const struct mg_policy_problem *pr, void *arg)
+{
+	struct problems *p = arg;
+
+	if (p->n < MG_ARRAY_SIZE(p->text))
+		snprintf(p->text[p->n], sizeof(p->text[0]), "%s %s:%u:%u: %s",
+		         pr->warning ? "W" : "E",
+		         strrchr(pr->file, '/') ? strrchr(pr->file, '/') + 1 : pr->file, pr->line,
+		         pr->col, pr->msg);
+	p->n++;
+	p->nwarn += pr->warning;
+}
+
+static bool
+has_problem(const struct problems *p, const char *text)
+{
+	size_t i;
+
+	for (i = 0; i < p->n && i < MG_ARRAY_SIZE(p->text); i++)
+		if (strncmp(p->text[i], text, strlen(text)) == 0)
+			return true;
+	printf("  missing problem '%s'; have:\n", text);
+	for (i = 0; i < p->n && i < MG_ARRAY_SIZE(p->text); i++)
+		printf("    %s\n", p->text[i]);
+	return false;
+}
+
+static void
+test_check_path(void)
+{
+	char dir[] = "/tmp/mg_policy_check_XXXXXX";
+	struct problems p = {0};
+	struct mg_policy_set *s;
+	char path[PATH_MAX];
+	int rc;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+	write_file(dir, "1-good.yaml", RULE_HDR "  ingress: [{fromEntities: [cluster]}]\n");
+	/* two documents, each with an error, and a good one between them */
+	write_file(dir, "2-multi.yaml",
+	           RULE_HDR
+	           "  ingress: [{fromEntities: [moon]}]\n"
+	           "---\n" HDR_CNP("ok2", "a") "spec: {endpointSelector: {}}\n"
+	                                       "---\n" HDR_CNP(
+	                                               "bad3",
+	                                               "a") "spec:\n  endpointSelector: {}\n"
+	                                                    "  egressDeny: [{toServices: "
+	                                                    "[{k8sService: {serviceName: x}}]}]\n");
+	/* a List whose second item is bad, whose third carries a warning */
+	write_file(dir, "3-list.yaml",
+	           "apiVersion: v1\nkind: List\nitems:\n"
+	           "- {apiVersion: cilium.io/v2, kind: CiliumNetworkPolicy, metadata: {name: l1},\n"
+	           "   spec: {endpointSelector: {}}}\n"
+	           "- {apiVersion: cilium.io/v2, kind: CiliumNetworkPolicy, metadata: {name: l2},\n"
+	           "   spec: {endpointSelector: {}, ingress: [{toPorts: [{ports: [{port: "
+	           "99999}]}]}]}}\n"
+	           "- {apiVersion: cilium.io/v2, kind: CiliumNetworkPolicy, metadata: {name: l3},\n"
+	           "   spec: {endpointSelector: {}, egress: [{toFQDNs: [{matchName: a.com}]}]}}\n");
+	write_file(dir, "4-syntax.yaml", "a: [b\n");
+	write_file(dir, "5-notes.txt", "not a policy file\n");
+	s = mg_policy_set_create();
+	rc = mg_policy_set_check_path(s, "c1", dir, collect_problem, &p);
+	CU_ASSERT_EQUAL(rc, 4);
+	CU_ASSERT_EQUAL(p.n, 5);
+	CU_ASSERT_EQUAL(p.nwarn, 1);
+	CU_ASSERT(has_problem(&p, "E 2-multi.yaml:6:29: spec.ingress[0].fromEntities[0]: "
+	                          "unsupported entity 'moon'"));
+	CU_ASSERT(has_problem(&p, "E 2-multi.yaml:18:17: spec.egressDeny[0].toServices: not "
+	                          "enforced"));
+	CU_ASSERT(has_problem(&p, "E 3-list.yaml:7:70: spec.ingress[0].toPorts[0].ports[0].port: "
+	                          "99999 is out of range"));
+	CU_ASSERT(has_problem(&p, "E 4-syntax.yaml:"));
+	CU_ASSERT(has_problem(&p, "W 3-list.yaml:9:43: spec.egress[0].toFQDNs: not enforced by a "
+	                          "layer-4 gateway; this allow rule is skipped"));
+	/* what loaded cleanly is in the set: 1-good, ok2, l1, l3 */
+	CU_ASSERT_EQUAL(mg_policy_set_count(s), 4);
+	CU_ASSERT_EQUAL(mg_policy_set_warnings(s, NULL, NULL), 1);
+	mg_policy_set_free(s);
+	/* with no set, a scratch one; a path that does not exist is one problem */
+	memset(&p, 0, sizeof(p));
+	snprintf(path, sizeof(path), "%s/1-good.yaml", dir);
+	CU_ASSERT_EQUAL(mg_policy_set_check_path(NULL, "c1", path, collect_problem, &p), 0);
+	CU_ASSERT_EQUAL(p.n, 0);
+	snprintf(path, sizeof(path), "%s/nope", dir);
+	CU_ASSERT_EQUAL(mg_policy_set_check_path(NULL, "c1", path, collect_problem, &p), -ENOENT);
+	CU_ASSERT_EQUAL(p.n, 1);
+	/* a normal load of the same directory stops at the first error, all or nothing */
+	s = mg_policy_set_create();
+	CU_ASSERT(mg_policy_set_load_path(s, "c1", dir, &(struct mg_error){{0}}) < 0);
+	CU_ASSERT_EQUAL(mg_policy_set_count(s), 0);
+	mg_policy_set_free(s);
+	remove_dir(dir);
+}
+
 /* ---- cross-checks: compiled tables == trace ---- */
 
 static const char *const grid_policies = HDR_CNP(
@@ -1589,21 +2490,39 @@ static const char *const grid_policies_c2 = HDR_CCNP(
                                "- endpointSelector: {}\n  egressDeny: [{toPorts: [{ports: [{port: "
                                "25}]}]}]\n";
 
-static const uint8_t grid_protos[] = {TCP, UDP, SCTP, ICMP, GRE};
-static const uint16_t grid_ports[] = {0, 22, 25, 53, 80, 443, 5432, 8080, 8085, 8091, 65535};
+static const uint8_t grid_protos[] = {TCP, UDP, SCTP, ICMP, 58, GRE};
+static const uint16_t grid_ports[] = {0,   3,    8,    22,   25,   53,   80,   128,
+                                      443, 5432, 8080, 8085, 8091, 9090, 65535};
+
+static int
+collect_id(const struct mg_identity *e, void *arg)
+{
+	uint32_t **p = arg;
+
+	*(*p)++ = e->id;
+	return 0;
+}
+
+/* Every identity of the table (CIDR ones included) and an unknown one. */
+static size_t
+grid_ids(struct fx *f, uint32_t *all)
+{
+	uint32_t *p = all;
+
+	mg_identity_table_walk(f->ids, collect_id, &p);
+	*p++ = UNKNOWN_ID;
+	return (size_t)(p - all);
+}
 
 /* Every (src, dst, proto, port) of the grid; returns the number of flows. */
 static size_t
 grid(struct fx *f, size_t *allowed)
 {
-	uint32_t all[MG_ARRAY_SIZE(fixture_ids) + MG_ID_RESERVED_MAX + 1];
-	size_t n = 0, i, j, k, l, flows = 0;
+	uint32_t *all = calloc(mg_identity_table_count(f->ids) + 1, sizeof(*all));
+	size_t n, i, j, k, l, flows = 0;
 
-	for (i = 0; i < MG_ARRAY_SIZE(fixture_ids); i++)
-		all[n++] = fixture_ids[i].id;
-	for (i = 1; i <= MG_ID_RESERVED_MAX; i++)
-		all[n++] = (uint32_t)i;
-	all[n++] = UNKNOWN_ID;
+	CU_ASSERT_PTR_NOT_NULL_FATAL(all);
+	n = grid_ids(f, all);
 	compile(f);
 	for (i = 0; i < n; i++)
 		for (j = 0; j < n; j++)
@@ -1614,6 +2533,7 @@ grid(struct fx *f, size_t *allowed)
 						(*allowed)++;
 					flows++;
 				}
+	free(all);
 	return flows;
 }
 
@@ -1703,12 +2623,88 @@ rand_selector(struct out *o)
 }
 
 static void
+rand_l3(struct out *o, unsigned s)
+{
+	static const char *const ents[] = {
+	        "host",  "remote-node", "kube-apiserver", "ingress", "health", "init", "unmanaged",
+	        "world", "world-ipv4",  "world-ipv6",     "cluster", "all",    "none"};
+	static const char *const cidrs[] = {"10.0.0.0/8",    "10.1.0.0/16",   "10.1.2.3",
+	                                    "0.0.0.0/0",     "\"fd00::/64\"", "\"::/0\"",
+	                                    "192.168.0.0/16"};
+	const char *pfx = s & 1 ? "to" : "from";
+	unsigned kind = rnd(6), k, n = rnd(3);
+
+	if (kind < 3) {
+		put(o, "%sEndpoints: [", pfx);
+		for (k = 0; k < n; k++) {
+			if (k)
+				put(o, ", ");
+			rand_selector(o);
+		}
+		put(o, "]");
+	} else if (kind == 3) {
+		put(o, "%sEntities: [", pfx);
+		for (k = 0; k < n + 1; k++)
+			put(o, "%s%s", k ? ", " : "", ents[rnd(MG_ARRAY_SIZE(ents))]);
+		put(o, "]");
+	} else if (kind == 4) {
+		put(o, "%sCIDR: [", pfx);
+		for (k = 0; k < n + 1; k++)
+			put(o, "%s%s", k ? ", " : "", cidrs[rnd(MG_ARRAY_SIZE(cidrs))]);
+		put(o, "]");
+	} else if (rnd(2)) {
+		put(o, "%sCIDRSet: [{cidr: 10.0.0.0/8, except: [10.1.0.0/16]}]", pfx);
+	} else {
+		put(o, "%sCIDRSet: [{cidr: 0.0.0.0/0, except: [192.168.0.0/16, 10.1.2.3/32]}]",
+		    pfx);
+	}
+}
+
+static void
+rand_l4(struct out *o, bool allow)
+{
+	static const char *const protos[] = {"TCP", "UDP", "SCTP", "ANY", "\"\""};
+	static const char *const ports[] = {"0",    "22",   "53", "80",  "443",
+	                                    "8080", "http", "pg", "dns", "metrics"};
+	static const char *const icmp[] = {"8", "EchoRequest", "3", "DestinationUnreachable",
+	                                   "0", "128"};
+	unsigned k;
+
+	if (rnd(4) == 0) {
+		put(o, "icmps: [{fields: [");
+		for (k = 0; k <= rnd(2); k++) {
+			bool v6 = rnd(2);
+			const char *t = icmp[rnd(MG_ARRAY_SIZE(icmp))];
+
+			/* names exist per family: keep the ones both know */
+			if (v6 && strcmp(t, "DestinationUnreachable") != 0 &&
+			    strcmp(t, "EchoRequest") != 0)
+				t = rnd(2) ? "128" : "EchoRequest";
+			put(o, "%s{type: %s%s}", k ? ", " : "", t, v6 ? ", family: IPv6" : "");
+		}
+		put(o, "]}]");
+		return;
+	}
+	put(o, "toPorts: [{ports: [");
+	for (k = 0; k <= rnd(2); k++) {
+		unsigned pi = rnd(MG_ARRAY_SIZE(ports));
+
+		put(o, "%s{port: %s, protocol: %s", k ? ", " : "", ports[pi], protos[rnd(5)]);
+		if (pi > 0 && pi < 6 && rnd(3) == 0)
+			put(o, ", endPort: %u", (unsigned)atoi(ports[pi]) + 5);
+		put(o, "}");
+	}
+	put(o, "]");
+	if (allow && rnd(10) == 0)
+		put(o, ", rules: {http: [{method: GET}]}");
+	put(o, "}]");
+}
+
+static void
 rand_policy(struct out *o, unsigned idx)
 {
 	static const char *const sec[] = {"ingress", "egress", "ingressDeny", "egressDeny"};
-	static const char *const protos[] = {"TCP", "UDP", "SCTP", "ANY", "\"\""};
-	static const unsigned ports[] = {0, 22, 53, 80, 443, 8080};
-	unsigned s, e, ne, k;
+	unsigned s, e, ne;
 
 	if (rnd(4) == 0)
 		put(o, "---\n" HDR_CCNP("r%u"), idx);
@@ -1726,31 +2722,19 @@ rand_policy(struct out *o, unsigned idx)
 		ne = rnd(3);
 		put(o, "  %s:%s\n", sec[s], ne ? "" : " []");
 		for (e = 0; e < ne; e++) {
-			unsigned l3 = rnd(4), l4 = rnd(2);
+			unsigned l3 = rnd(3), l4 = rnd(2);
 
 			put(o, "  - {");
-			if (l3 > 0) {
-				put(o, "%s: [", s & 1 ? "toEndpoints" : "fromEndpoints");
-				for (k = 0; k < l3 - 1; k++) {
-					if (k)
-						put(o, ", ");
-					rand_selector(o);
-				}
-				put(o, "]%s", l4 ? ", " : "");
+			if (s == 1 && rnd(12) == 0) {
+				put(o, "toFQDNs: [{matchName: a.com}]}\n");
+				continue;
 			}
-			if (l4) {
-				put(o, "toPorts: [{ports: [");
-				for (k = 0; k <= rnd(2); k++) {
-					unsigned p = ports[rnd(6)];
-
-					put(o, "%s{port: %u, protocol: %s", k ? ", " : "", p,
-					    protos[rnd(5)]);
-					if (p && rnd(3) == 0)
-						put(o, ", endPort: %u", p + 5);
-					put(o, "}");
-				}
-				put(o, "]}]");
-			}
+			if (l3 > 0)
+				rand_l3(o, s);
+			if (l3 > 0 && l4)
+				put(o, ", ");
+			if (l4)
+				rand_l4(o, s < 2);
 			put(o, "}\n");
 		}
 	}
@@ -1782,6 +2766,7 @@ test_random_cross_check(void)
 			fx_fini(&f);
 			continue;
 		}
+		fx_cidr(&f);
 		f.params.enforcement = round % 3 == 2 ? MG_ENFORCE_ALWAYS : MG_ENFORCE_DEFAULT;
 		f.params.default_local_cluster = round % 4 != 3;
 		flows += grid(&f, &allowed);
@@ -1790,6 +2775,366 @@ test_random_cross_check(void)
 	CU_ASSERT_EQUAL(mismatches, 0);
 	CU_ASSERT(allowed > 0 && allowed < flows);
 	free(o.p);
+}
+
+/* A hand-written set with every feature of the language, checked like the grid above. */
+static const char *const grid_language = HDR_CNP(
+        "lang-web",
+        "a") "spec:\n  endpointSelector: {matchLabels: {app: web}}\n"
+             "  ingress:\n  - fromEntities: [cluster]\n"
+             "    toPorts: [{ports: [{port: http}, {port: metrics, protocol: TCP}]}]\n"
+             "  - fromCIDRSet: [{cidr: 10.0.0.0/8, except: [10.1.0.0/16]}]\n"
+             "  - fromEntities: [world-ipv6]\n"
+             "    icmps: [{fields: [{type: EchoRequest, family: IPv6}]}]\n"
+             "  egress:\n  - toEndpoints: [{matchLabels: {app: db}}]\n"
+             "    toPorts: [{ports: [{port: pg}, {port: http}]}]\n"
+             "  - toFQDNs: [{matchName: api.example.com}]\n"
+             "  - toCIDR: [0.0.0.0/0]\n    toPorts: [{ports: [{port: 443}]}]\n"
+             "  egressDeny:\n  - toCIDR: [10.1.2.3/32]\n"
+             "---\n" HDR_CCNP(
+                     "lang-all") "spec:\n  endpointSelector: {}\n"
+                                 "  ingress:\n  - fromEntities: [host, remote-node, health]\n"
+                                 "  - icmps: [{fields: [{type: 8}, {type: 0}]}]\n"
+                                 "  ingressDeny:\n  - fromEntities: [world]\n"
+                                 "    toPorts: [{ports: [{port: 22}]}]\n"
+                                 "  - fromCIDR: [\"fd00::/64\"]\n"
+                                 "---\n" HDR_CNP(
+                                         "lang-db",
+                                         "b") "spec:\n  endpointSelector: {}\n"
+                                              "  ingress:\n  - fromEndpoints: [{}]\n"
+                                              "    toPorts: [{ports: [{port: http, protocol: "
+                                              "ANY}], rules: {}}]\n"
+                                              "  - toPorts: [{ports: [{port: 80}], rules: {http: "
+                                              "[{path: /}]}}]\n"
+                                              "  egress:\n  - toEntities: [all]\n"
+                                              "  egressDeny:\n  - toEntities: [kube-apiserver, "
+                                              "world-ipv4]\n"
+                                              "    icmps: [{fields: [{type: EchoRequest}]}]\n";
+
+static void
+test_grid_cross_check_language(void)
+{
+	static const enum mg_enforcement modes[] = {MG_ENFORCE_DEFAULT, MG_ENFORCE_ALWAYS};
+	size_t m, d, flows, allowed;
+	struct fx f;
+
+	fx_init(&f);
+	/* the `rules: {}` above is an empty L7 part: no warning for it */
+	CU_ASSERT_EQUAL_FATAL(load(&f, grid_language), 3);
+	CU_ASSERT_EQUAL(mg_policy_set_warnings(f.set, NULL, NULL), 2);
+	fx_cidr(&f);
+	CU_ASSERT_EQUAL(mg_cidr_ids_count(f.cid), 4);
+	mismatches = 0;
+	for (m = 0; m < MG_ARRAY_SIZE(modes); m++)
+		for (d = 0; d < 2; d++) {
+			f.params.enforcement = modes[m];
+			f.params.default_local_cluster = d == 1;
+			allowed = 0;
+			flows = grid(&f, &allowed);
+			printf("  language grid %s dlc=%zu: %zu of %zu flows allowed\n",
+			       mg_enforcement_name(modes[m]), d, allowed, flows);
+			CU_ASSERT(allowed > (modes[m] == MG_ENFORCE_ALWAYS ? 0 : flows / 20));
+			CU_ASSERT(allowed < flows - flows / 20);
+		}
+	CU_ASSERT_EQUAL(mismatches, 0);
+	fx_fini(&f);
+}
+
+/* ---- incremental updates ---- */
+
+static void
+random_labels(struct mg_labels *ls)
+{
+	static const char *const apps[] = {"web", "db", "api", "job"};
+	static const char *const nss[] = {"a", "b", "c", "default"};
+	char buf[128];
+
+	mg_labels_clear(ls);
+	if (rnd(6)) {
+		snprintf(buf, sizeof(buf), "k8s:app=%s", apps[rnd(4)]);
+		CU_ASSERT_EQUAL(mg_labels_add_str(ls, buf), 0);
+	}
+	if (rnd(3) == 0)
+		CU_ASSERT_EQUAL(mg_labels_add_str(ls, rnd(2) ? "k8s:env=prod" : "k8s:env=dev"), 0);
+	if (rnd(4) == 0)
+		CU_ASSERT_EQUAL(mg_labels_add_str(ls, "k8s:role=ops"), 0);
+	if (rnd(8)) {
+		snprintf(buf, sizeof(buf), "k8s:io.kubernetes.pod.namespace=%s", nss[rnd(4)]);
+		CU_ASSERT_EQUAL(mg_labels_add_str(ls, buf), 0);
+	}
+	if (rnd(8))
+		CU_ASSERT_EQUAL(
+		        mg_labels_add_str(ls, rnd(3) ? "k8s:io.cilium.k8s.policy.cluster=c1"
+		                                     : "k8s:io.cilium.k8s.policy.cluster=c2"),
+		        0);
+}
+
+static void
+random_named_port(struct mg_identity_table *t, uint32_t id)
+{
+	static const char *const names[] = {"http", "pg", "dns", "metrics"};
+	static const uint16_t ports[] = {53, 80, 443, 5432, 8080, 9090};
+	static const uint8_t protos[] = {TCP, TCP, UDP, SCTP};
+
+	CU_ASSERT(mg_identity_table_add_named_port(t, id, names[rnd(4)], protos[rnd(4)],
+	                                           ports[rnd(6)]) >= 0);
+}
+
+/* Compare two compiled objects (and, on a sample, the trace) over a grid. */
+static size_t
+compare_policies(struct fx *f, const struct mg_policy *a, const struct mg_policy *b,
+                 const uint32_t *extra, size_t nextra)
+{
+	uint32_t *all = calloc(mg_identity_table_count(f->ids) + nextra + 1, sizeof(*all));
+	size_t n, i, j, k, l, bad = 0;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(all);
+	n = grid_ids(f, all);
+	for (i = 0; i < nextra; i++)
+		all[n++] = extra[i];
+	for (i = 0; i < n; i++)
+		for (j = 0; j < n; j++)
+			for (k = 0; k < MG_ARRAY_SIZE(grid_protos); k++)
+				for (l = 0; l < MG_ARRAY_SIZE(grid_ports); l += 1 + (i + j) % 3) {
+					enum mg_verdict va = mg_policy_verdict(
+					        a, all[i], all[j], grid_protos[k], grid_ports[l]);
+					enum mg_verdict vb = mg_policy_verdict(
+					        b, all[i], all[j], grid_protos[k], grid_ports[l]);
+
+					if (va != vb && bad++ < 5)
+						printf("  incremental %u -> %u proto %u port %u: "
+						       "%d, full "
+						       "compile %d\n",
+						       all[i], all[j], grid_protos[k],
+						       grid_ports[l], va, vb);
+					if ((i * 7 + j * 3 + k + l) % 23 == 0) {
+						struct mg_policy_trace t;
+
+						mg_policy_trace(f->set, f->ids, &f->params, all[i],
+						                all[j], grid_protos[k],
+						                grid_ports[l], &t);
+						if (t.verdict != va && bad++ < 5)
+							printf("  incremental %u -> %u: trace %d\n",
+							       all[i], all[j], t.verdict);
+					}
+				}
+	free(all);
+	return bad;
+}
+
+static void
+test_incremental_equals_full(void)
+{
+	struct out o;
+	unsigned round;
+	size_t checks = 0, updates = 0, bad = 0;
+
+	o.cap = 1 << 16;
+	o.p = malloc(o.cap);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(o.p);
+	rng_state = 0x2545f4914f6cdd1dull;
+	for (round = 0; round < 8; round++) {
+		struct mg_policy *old[4] = {NULL, NULL, NULL, NULL};
+		uint32_t removed[64], next_id = C1(500);
+		size_t nremoved = 0, step, i;
+		struct mg_labels ls = MG_LABELS_INIT;
+		struct fx f;
+
+		fx_init(&f);
+		o.n = 0;
+		o.p[0] = '\0';
+		for (i = 0; i < 8; i++)
+			rand_policy(&o, (unsigned)i);
+		CU_ASSERT_EQUAL_FATAL(load_as(&f, round & 1 ? "c2" : "c1", o.p), 8);
+		fx_cidr(&f);
+		f.params.enforcement = round % 3 == 2 ? MG_ENFORCE_ALWAYS : MG_ENFORCE_DEFAULT;
+		f.params.default_local_cluster = round % 4 != 3;
+		compile(&f);
+		for (step = 0; step < 40; step++) {
+			uint32_t chg[4];
+			size_t nchg = 0, k, nops = 1 + rnd(3);
+			struct mg_policy *next;
+
+			for (k = 0; k < nops; k++) {
+				unsigned op = rnd(4);
+				uint32_t all[512], id;
+				size_t n;
+
+				n = grid_ids(&f, all) - 1; /* without the unknown one */
+				id = all[rnd((unsigned)n)];
+				if (op == 0 || mg_identity_is_reserved(id)) {
+					/* a new identity, in cluster c1 or c2 */
+					id = rnd(3) ? next_id++ : C2(600) + next_id++;
+					random_labels(&ls);
+					CU_ASSERT_EQUAL(mg_identity_table_put(f.ids, id, &ls, 1),
+					                0);
+					if (rnd(2))
+						random_named_port(f.ids, id);
+				} else if (op == 1) {
+					CU_ASSERT_EQUAL(mg_identity_table_del(f.ids, id), 0);
+					if (nremoved < MG_ARRAY_SIZE(removed))
+						removed[nremoved++] = id;
+				} else if (op == 2) {
+					random_labels(&ls);
+					CU_ASSERT(mg_identity_table_put(f.ids, id, &ls, 1) >= 0);
+				} else {
+					random_named_port(f.ids, id);
+				}
+				chg[nchg++] = id;
+			}
+			next = mg_policy_update_identities(f.pol, f.set, f.ids, chg, nchg, &f.err);
+			CU_ASSERT_PTR_NOT_NULL_FATAL(next);
+			updates++;
+			/* the old object stays valid; keep a few and free them in any order */
+			k = rnd(4);
+			mg_policy_free(old[k]);
+			old[k] = f.pol;
+			f.pol = next;
+			if (step % 8 == 7 || step == 39) {
+				struct mg_policy *full =
+				        mg_policy_compile(f.set, f.ids, &f.params, &f.err);
+
+				CU_ASSERT_PTR_NOT_NULL_FATAL(full);
+				bad += compare_policies(&f, f.pol, full, removed, nremoved);
+				checks++;
+				mg_policy_free(full);
+			}
+		}
+		/* free the kept generations before or after the newest, at random */
+		if (rnd(2)) {
+			mg_policy_free(f.pol);
+			f.pol = NULL;
+		}
+		for (i = 0; i < 4; i++)
+			mg_policy_free(old[(i + round) % 4]);
+		mg_labels_clear(&ls);
+		fx_fini(&f);
+	}
+	printf("  %zu incremental updates, %zu comparisons with a full compile\n", updates, checks);
+	CU_ASSERT_EQUAL(bad, 0);
+	CU_ASSERT(checks >= 40);
+	free(o.p);
+}
+
+/* Old objects stay unchanged; two updates of the same parent do not disturb each other. */
+static void
+test_incremental_branches(void)
+{
+	struct mg_labels ls = MG_LABELS_INIT;
+	struct mg_policy *p0, *p1, *p2, *full;
+	uint32_t id1 = C1(700), id2 = C1(701);
+	struct fx f;
+
+	fx_init(&f);
+	CU_ASSERT_EQUAL_FATAL(load(&f,
+	                           HDR_CNP("p", "a") "spec:\n  endpointSelector: {}\n"
+	                                             "  ingress:\n  - fromEndpoints:\n"
+	                                             "    - matchExpressions: [{key: app, "
+	                                             "operator: In, values: [new, db]}]\n"
+	                                             "    toPorts: [{ports: [{port: http}]}]\n"),
+	                      1);
+	compile(&f);
+	p0 = f.pol;
+	/* id1: a new kind of identity (new classes), id2: labelled like A_DB */
+	CU_ASSERT_EQUAL(mg_labels_parse(&ls,
+	                                "k8s:app=new;k8s:io.kubernetes.pod.namespace=a;k8s:io."
+	                                "cilium.k8s.policy.cluster=c1",
+	                                &f.err),
+	                0);
+	CU_ASSERT_EQUAL(mg_identity_table_put(f.ids, id1, &ls, 1), 0);
+	CU_ASSERT_EQUAL(mg_identity_table_add_named_port(f.ids, id1, "http", TCP, 7777), 0);
+	p1 = mg_policy_update_identities(p0, f.set, f.ids, &id1, 1, &f.err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p1);
+	mg_labels_clear(&ls);
+	CU_ASSERT_EQUAL(mg_labels_copy(&ls, &mg_identity_table_get(f.ids, A_DB)->labels), 0);
+	CU_ASSERT_EQUAL(mg_identity_table_put(f.ids, id2, &ls, 1), 0);
+	CU_ASSERT_EQUAL(mg_identity_table_add_named_port(f.ids, id2, "http", TCP, 6666), 0);
+	/* a second child of p0, made after p1 extended the blocks they share */
+	p2 = mg_policy_update_identities(p0, f.set, f.ids, &id2, 1, &f.err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p2);
+	CU_ASSERT_EQUAL(mg_policy_verdict(p0, id1, A_WEB, TCP, 80), DENY_I);
+	CU_ASSERT_EQUAL(mg_policy_verdict(p1, id1, A_WEB, TCP, 80), ALLOW);
+	CU_ASSERT_EQUAL(mg_policy_verdict(p2, id1, A_WEB, TCP, 80), DENY_I);
+	CU_ASSERT_EQUAL(mg_policy_verdict(p1, id2, A_WEB, TCP, 80), DENY_I);
+	CU_ASSERT_EQUAL(mg_policy_verdict(p2, id2, A_WEB, TCP, 80), ALLOW);
+	/* their own named ports, as destinations */
+	CU_ASSERT_EQUAL(mg_policy_verdict(p1, A_DB, id1, TCP, 7777), ALLOW);
+	CU_ASSERT_EQUAL(mg_policy_verdict(p1, A_DB, id1, TCP, 6666), DENY_I);
+	CU_ASSERT_EQUAL(mg_policy_verdict(p2, A_DB, id2, TCP, 6666), ALLOW);
+	CU_ASSERT_EQUAL(mg_policy_verdict(p2, A_DB, id2, TCP, 8080), DENY_I);
+	CU_ASSERT_EQUAL(mg_policy_verdict(p2, A_DB, A_DB, TCP, 8080), ALLOW);
+	/* the memory is reported for each object, shared parts included */
+	CU_ASSERT(mg_policy_memory(p1) > 0 && mg_policy_memory(p2) > 0);
+	mg_policy_free(p0);
+	f.pol = NULL;
+	/* removal of id2, from p2 */
+	CU_ASSERT_EQUAL(mg_identity_table_del(f.ids, id2), 0);
+	f.pol = mg_policy_update_identities(p2, f.set, f.ids, &id2, 1, &f.err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f.pol);
+	CU_ASSERT_EQUAL(mg_policy_verdict(f.pol, id2, A_WEB, TCP, 80), DENY_I);
+	CU_ASSERT_EQUAL(mg_policy_verdict(p2, id2, A_WEB, TCP, 80), ALLOW);
+	mg_policy_free(p2);
+	/* f.pol has id2 removed but not id1 added: id1 is unknown to it */
+	CU_ASSERT_EQUAL(mg_policy_verdict(f.pol, id1, A_WEB, TCP, 80), DENY_I);
+	full = mg_policy_update_identities(f.pol, f.set, f.ids, &id1, 1, &f.err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(full);
+	CU_ASSERT_EQUAL(mg_policy_verdict(full, id1, A_WEB, TCP, 80), ALLOW);
+	mg_policy_free(full);
+	mg_policy_free(p1);
+	/* a set that changed since the compile is refused */
+	CU_ASSERT_EQUAL(load(&f, HDR_CNP("q", "b") "spec: {endpointSelector: {}}\n"), 1);
+	CU_ASSERT_PTR_NULL(mg_policy_update_identities(f.pol, f.set, f.ids, &id1, 1, &f.err));
+	CU_ASSERT_EQUAL(errno, EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(f.err.msg, "compile again"));
+	mg_labels_clear(&ls);
+	fx_fini(&f);
+}
+
+static void
+test_incremental_many_identities(void)
+{
+	struct mg_labels ls = MG_LABELS_INIT;
+	struct mg_policy *cur, *next, *full;
+	uint32_t batch[100];
+	size_t i, j, bad = 0;
+	struct fx f;
+
+	fx_init(&f);
+	CU_ASSERT_EQUAL_FATAL(load(&f, grid_policies), 10);
+	compile(&f);
+	cur = f.pol;
+	f.pol = NULL;
+	CU_ASSERT_EQUAL(mg_labels_copy(&ls, &mg_identity_table_get(f.ids, B_DB)->labels), 0);
+	/* 3000 identities in batches: the identity map's directory grows under updates */
+	for (i = 0; i < 30; i++) {
+		for (j = 0; j < 100; j++) {
+			batch[j] = C1(1000 + (uint32_t)(i * 100 + j));
+			CU_ASSERT_EQUAL(mg_identity_table_put(f.ids, batch[j], &ls, 1), 0);
+		}
+		next = mg_policy_update_identities(cur, f.set, f.ids, batch, 100, &f.err);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(next);
+		mg_policy_free(cur);
+		cur = next;
+	}
+	full = mg_policy_compile(f.set, f.ids, &f.params, &f.err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(full);
+	for (i = 0; i < 3000; i += 7)
+		for (j = 0; j < MG_ARRAY_SIZE(fixture_ids); j++) {
+			uint32_t id = C1(1000 + (uint32_t)i);
+
+			bad += mg_policy_verdict(cur, fixture_ids[j].id, id, TCP, 5432) !=
+			       mg_policy_verdict(full, fixture_ids[j].id, id, TCP, 5432);
+			bad += mg_policy_verdict(cur, id, fixture_ids[j].id, TCP, 5432) !=
+			       mg_policy_verdict(full, id, fixture_ids[j].id, TCP, 5432);
+		}
+	CU_ASSERT_EQUAL(bad, 0);
+	CU_ASSERT_EQUAL(mg_policy_verdict(cur, A_WEB, C1(2999), TCP, 5432), ALLOW);
+	/* same classes as B_DB: the memory grows by map slots only */
+	CU_ASSERT(mg_policy_memory(cur) < mg_policy_memory(full) * 3);
+	mg_policy_free(full);
+	mg_policy_free(cur);
+	mg_labels_clear(&ls);
+	fx_fini(&f);
 }
 
 static CU_TestInfo tests[] = {
@@ -1802,8 +3147,10 @@ static CU_TestInfo tests[] = {
         {"load_error_leaves_set_unchanged", test_load_error_leaves_set_unchanged},
         {"load_dir_fixtures", test_load_dir_fixtures},
         {"load_dir_order_and_rollback", test_load_dir_order_and_rollback},
-        {"unsupported_peer_fields", test_unsupported_peer_fields},
-        {"unsupported_l4_l7_fields", test_unsupported_l4_l7_fields},
+        {"rejected_fields", test_rejected_fields},
+        {"skipped_allow_rules", test_skipped_allow_rules},
+        {"skip_keeps_other_entries", test_skip_keeps_other_entries},
+        {"node_selector_skipped", test_node_selector_skipped},
         {"unknown_fields", test_unknown_fields},
         {"type_errors", test_type_errors},
         {"limits", test_limits},
@@ -1834,8 +3181,24 @@ static CU_TestInfo tests[] = {
         {"trace_names_rule", test_trace_names_rule},
         {"enforcement_names", test_enforcement_names},
         {"memory_and_revision", test_memory_and_revision},
+        {"entities", test_entities},
+        {"entities_egress_and_deny", test_entities_egress_and_deny},
+        {"cidr_rules", test_cidr_rules},
+        {"cidr_zero", test_cidr_zero},
+        {"cidr_ipv6_labels", test_cidr_ipv6_labels},
+        {"cidr_sync_lifecycle", test_cidr_sync_lifecycle},
+        {"cidr_sync_fresh_tables", test_cidr_sync_fresh_tables},
+        {"named_ports", test_named_ports},
+        {"named_ports_deny_and_update", test_named_ports_deny_and_update},
+        {"icmp_rules", test_icmp_rules},
+        {"icmp_type_names", test_icmp_type_names},
+        {"check_path", test_check_path},
         {"grid_cross_check", test_grid_cross_check},
         {"random_cross_check", test_random_cross_check},
+        {"grid_cross_check_language", test_grid_cross_check_language},
+        {"incremental_equals_full", test_incremental_equals_full},
+        {"incremental_branches", test_incremental_branches},
+        {"incremental_many_identities", test_incremental_many_identities},
         CU_TEST_INFO_NULL,
 };
 

@@ -1,0 +1,211 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * meshgatectl: the command-line tool of the meshgate gateway. This file
+ * holds the command table and the dispatch; each command lives in its own
+ * file. A command is named by one or more words ("policy trace"); the
+ * longest registered prefix of the arguments picks it, so commands that
+ * talk to the daemon's control socket (status, identity, ip, ct, ...) are
+ * added later as table rows without touching the dispatch. Every command
+ * prints human-readable text by default and one JSON document with
+ * `-o json`.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ctl.h"
+
+#ifndef MG_VERSION
+#define MG_VERSION "unknown"
+#endif
+
+static const struct ctl_cmd commands[] = {
+        {
+                .words = {"policy", "validate", NULL},
+                .usage = "policy validate [--cluster NAME] [-o text|json] FILE|DIR...",
+                .summary = "check policy files offline: errors and skipped rules with "
+                           "file:line:column",
+                .run = ctl_policy_validate,
+        },
+        {
+                .words = {"policy", "trace", NULL},
+                .usage = "policy trace --config FILE --src IP|id:N --dst IP|id:N\n"
+                         "                    --proto tcp|udp|sctp|icmp|icmpv6|N\n"
+                         "                    [--dport N | --icmp-type T] [-o text|json]\n"
+                         "       meshgatectl policy trace --config FILE --flows FILE [-o "
+                         "text|json]",
+                .summary = "explain the verdict for a flow, offline from the daemon's config",
+                .run = ctl_policy_trace,
+        },
+};
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static size_t
+cmd_nwords(const struct ctl_cmd *c)
+{
+	size_t n = 0;
+
+	while (n < 3 && c->words[n] != NULL)
+		n++;
+	return n;
+}
+
+static void
+cmd_name(const struct ctl_cmd *c, char *buf, size_t size)
+{
+	size_t i, off = 0;
+
+	buf[0] = '\0';
+	for (i = 0; i < cmd_nwords(c) && off < size; i++)
+		off += (size_t)snprintf(buf + off, size - off, "%s%s", i ? " " : "", c->words[i]);
+}
+
+int
+ctl_output_parse(const char *s, enum ctl_output *out)
+{
+	if (strcmp(s, "json") == 0)
+		*out = CTL_OUT_JSON;
+	else if (strcmp(s, "text") == 0 || strcmp(s, "human") == 0)
+		*out = CTL_OUT_TEXT;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+void
+ctl_print_usage(const char *name, FILE *f)
+{
+	char buf[64];
+	size_t i;
+
+	for (i = 0; i < N_COMMANDS; i++) {
+		cmd_name(&commands[i], buf, sizeof(buf));
+		if (strcmp(buf, name) == 0)
+			fprintf(f, "usage: meshgatectl %s\n", commands[i].usage);
+	}
+}
+
+int
+ctl_usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "meshgatectl %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	ctl_print_usage(cmd, stderr);
+	return CTL_EXIT_USAGE;
+}
+
+static void
+print_help(FILE *f)
+{
+	char buf[64];
+	size_t i;
+
+	fprintf(f, "usage: meshgatectl COMMAND [ARGS...]\n"
+	           "       meshgatectl help | --help | --version\n\n"
+	           "Commands:\n");
+	for (i = 0; i < N_COMMANDS; i++) {
+		cmd_name(&commands[i], buf, sizeof(buf));
+		fprintf(f, "  %-18s %s\n", buf, commands[i].summary);
+	}
+	fprintf(f, "\nEvery command takes -o json for one JSON document instead of text.\n"
+	           "'meshgatectl COMMAND --help' shows a command's usage; docs/cli.md is the\n"
+	           "reference. Exit status: 0 success, 1 invalid input (policy or config),\n"
+	           "2 usage error, 3 internal error.\n");
+}
+
+/* The command whose words are the longest prefix of @p argv, or NULL. */
+static const struct ctl_cmd *
+find_cmd(int argc, char **argv, size_t *nwords)
+{
+	const struct ctl_cmd *best = NULL;
+	size_t i, k, n;
+
+	for (i = 0; i < N_COMMANDS; i++) {
+		n = cmd_nwords(&commands[i]);
+		if ((size_t)argc < n)
+			continue;
+		for (k = 0; k < n; k++)
+			if (strcmp(argv[k], commands[i].words[k]) != 0)
+				break;
+		if (k == n && (best == NULL || n > *nwords)) {
+			best = &commands[i];
+			*nwords = n;
+		}
+	}
+	return best;
+}
+
+/* Commands that start with @p word, for "meshgatectl policy" alone. */
+static bool
+print_group(const char *word, FILE *f)
+{
+	bool any = false;
+	char buf[64];
+	size_t i;
+
+	for (i = 0; i < N_COMMANDS; i++) {
+		if (strcmp(commands[i].words[0], word) != 0)
+			continue;
+		if (!any)
+			fprintf(f, "meshgatectl %s commands:\n", word);
+		any = true;
+		cmd_name(&commands[i], buf, sizeof(buf));
+		fprintf(f, "  %-18s %s\n", buf, commands[i].summary);
+	}
+	return any;
+}
+
+int
+main(int argc, char **argv)
+{
+	const struct ctl_cmd *c;
+	size_t nwords = 0;
+	char name[64];
+
+	if (argc < 2) {
+		print_help(stderr);
+		return CTL_EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "-h") == 0) {
+		if (argc > 2 && strcmp(argv[1], "help") == 0) {
+			c = find_cmd(argc - 2, argv + 2, &nwords);
+			if (c != NULL) {
+				cmd_name(c, name, sizeof(name));
+				ctl_print_usage(name, stdout);
+				return CTL_EXIT_OK;
+			}
+			if (print_group(argv[2], stdout))
+				return CTL_EXIT_OK;
+			fprintf(stderr, "meshgatectl: unknown command '%s'\n", argv[2]);
+			return CTL_EXIT_USAGE;
+		}
+		print_help(stdout);
+		return CTL_EXIT_OK;
+	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+		printf("meshgatectl %s\n", MG_VERSION);
+		return CTL_EXIT_OK;
+	}
+	c = find_cmd(argc - 1, argv + 1, &nwords);
+	if (c == NULL) {
+		if (argv[1][0] != '-' && print_group(argv[1], stderr)) {
+			fprintf(stderr, "meshgatectl %s: missing subcommand\n", argv[1]);
+			return CTL_EXIT_USAGE;
+		}
+		fprintf(stderr, "meshgatectl: unknown command '%s' (see meshgatectl help)\n",
+		        argv[1]);
+		return CTL_EXIT_USAGE;
+	}
+	cmd_name(c, name, sizeof(name));
+	/* The command sees its own name as argv[0], then its arguments. */
+	argv[nwords] = name;
+	return c->run(argc - (int)nwords, argv + nwords);
+}
