@@ -29,86 +29,27 @@
 #include "ctl.h"
 #include "mg_pkt.h"
 
-/* ---- ICMP type names ---- */
+/* ---- ICMP type names: the policy module's, so a trace speaks the words of the policy ---- */
 
-/*
- * The names Cilium accepts in `icmps[].fields[].type` (its ICMP type-name
- * tables), so that a trace can be asked in the words of the policy.
- * Several names may share a number ("Echo" and "EchoRequest"); the first
- * one listed for a number is the one printed.
- */
-struct icmp_name {
-	const char *name;
-	uint8_t type;
-};
-
-static const struct icmp_name icmp4_names[] = {
-        {"EchoReply", 0},
-        {"DestinationUnreachable", 3},
-        {"Redirect", 5},
-        {"EchoRequest", 8},
-        {"Echo", 8},
-        {"RouterAdvertisement", 9},
-        {"RouterSelection", 10},
-        {"TimeExceeded", 11},
-        {"ParameterProblem", 12},
-        {"Timestamp", 13},
-        {"TimestampReply", 14},
-        {"Photuris", 40},
-        {"ExtendedEchoRequest", 42},
-        {"ExtendedEchoReply", 43},
-        {NULL, 0},
-};
-
-static const struct icmp_name icmp6_names[] = {
-        {"DestinationUnreachable", 1},
-        {"PacketTooBig", 2},
-        {"TimeExceeded", 3},
-        {"ParameterProblem", 4},
-        {"EchoRequest", 128},
-        {"EchoReply", 129},
-        {"MulticastListenerQuery", 130},
-        {"MulticastListenerReport", 131},
-        {"MulticastListenerDone", 132},
-        {"RouterSolicitation", 133},
-        {"RouterAdvertisement", 134},
-        {"NeighborSolicitation", 135},
-        {"NeighborAdvertisement", 136},
-        {"RedirectMessage", 137},
-        {"RouterRenumbering", 138},
-        {"ICMPNodeInformationQuery", 139},
-        {"ICMPNodeInformationResponse", 140},
-        {"InverseNeighborDiscoverySolicitation", 141},
-        {"InverseNeighborDiscoveryAdvertisement", 142},
-        {"HomeAgentAddressDiscoveryRequest", 144},
-        {"HomeAgentAddressDiscoveryReply", 145},
-        {"MobilePrefixSolicitation", 146},
-        {"MobilePrefixAdvertisement", 147},
-        {"DuplicateAddressRequestCodeSuffix", 157},
-        {"DuplicateAddressConfirmationCodeSuffix", 158},
-        {"ExtendedEchoRequest", 160},
-        {"ExtendedEchoReply", 161},
-        {NULL, 0},
-};
+static uint8_t
+icmp_family(uint8_t proto)
+{
+	return proto == MG_IPPROTO_ICMP ? MG_AF_INET : MG_AF_INET6;
+}
 
 static const char *
 icmp_type_name(uint8_t proto, uint16_t type)
 {
-	const struct icmp_name *t = proto == MG_IPPROTO_ICMP ? icmp4_names : icmp6_names;
-
-	for (; t->name != NULL; t++)
-		if (t->type == type)
-			return t->name;
-	return NULL;
+	return type > 255 ? NULL : mg_policy_icmp_name(icmp_family(proto), (uint8_t)type);
 }
 
 /* Number or name (case-insensitive, as a convenience on the command line). */
 static int
 icmp_type_parse(uint8_t proto, const char *s, uint16_t *out)
 {
-	const struct icmp_name *t = proto == MG_IPPROTO_ICMP ? icmp4_names : icmp6_names;
 	char *end;
 	unsigned long v;
+	uint8_t t;
 
 	if (s[0] >= '0' && s[0] <= '9') {
 		errno = 0;
@@ -118,12 +59,10 @@ icmp_type_parse(uint8_t proto, const char *s, uint16_t *out)
 		*out = (uint16_t)v;
 		return 0;
 	}
-	for (; t->name != NULL; t++)
-		if (strcasecmp(t->name, s) == 0) {
-			*out = t->type;
-			return 0;
-		}
-	return -ENOENT;
+	if (mg_policy_icmp_type(icmp_family(proto), s, true, &t) != 0)
+		return -ENOENT;
+	*out = t;
+	return 0;
 }
 
 /* ---- flows ---- */

@@ -109,6 +109,16 @@ size_t mg_policy_set_count(const struct mg_policy_set *s);
 /** Number of rules (entries of spec/specs) in the set. */
 size_t mg_policy_set_rules(const struct mg_policy_set *s);
 
+/**
+ * The ICMP type Cilium's `icmps` accept under @p name for @p family
+ * (MG_AF_INET: ICMP, MG_AF_INET6: ICMPv6; numbers as in mg_pkt.h), the
+ * case ignored when @p nocase. @return 0 with *type set, or -ENOENT.
+ */
+int mg_policy_icmp_type(uint8_t family, const char *name, bool nocase, uint8_t *type);
+
+/** The name Cilium gives ICMP type @p type of @p family ("EchoRequest"), or NULL. */
+const char *mg_policy_icmp_name(uint8_t family, uint8_t type);
+
 /* ---- compiling ---- */
 
 struct mg_policy_params {

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -665,8 +666,8 @@ static const struct icmp_name icmp4_names[] = {
         {"EchoReply", 0},
         {"DestinationUnreachable", 3},
         {"Redirect", 5},
+        {"EchoRequest", 8}, /* first: the name mg_policy_icmp_name gives 8 */
         {"Echo", 8},
-        {"EchoRequest", 8},
         {"RouterAdvertisement", 9},
         {"RouterSelection", 10},
         {"TimeExceeded", 11},
@@ -709,6 +710,34 @@ static const struct icmp_name icmp6_names[] = {
         {"ExtendedEchoReply", 161},
         {NULL, 0},
 };
+
+static int
+icmp_lookup(const struct icmp_name *names, const char *name, bool nocase, uint8_t *type)
+{
+	for (; names->name != NULL; names++)
+		if (nocase ? strcasecmp(names->name, name) == 0 : strcmp(names->name, name) == 0) {
+			*type = names->type;
+			return 0;
+		}
+	return -ENOENT;
+}
+
+int
+mg_policy_icmp_type(uint8_t family, const char *name, bool nocase, uint8_t *type)
+{
+	return icmp_lookup(family == AF_INET6 ? icmp6_names : icmp4_names, name, nocase, type);
+}
+
+const char *
+mg_policy_icmp_name(uint8_t family, uint8_t type)
+{
+	const struct icmp_name *t = family == AF_INET6 ? icmp6_names : icmp4_names;
+
+	for (; t->name != NULL; t++)
+		if (t->type == type)
+			return t->name;
+	return NULL;
+}
 
 #define POL_MAX_ICMP_FIELDS 40 /* Cilium's maxICMPFields */
 
@@ -757,12 +786,12 @@ parse_icmp_field(struct entry *e, const struct mg_yaml_node *n, const char *what
 		if (v > 255)
 			return mg_yaml_error(err, tn, "%s: %s is out of range [0, 255]", w, ts);
 	} else {
-		for (i = 0; names[i].name != NULL && !streq(names[i].name, ts); i++)
-			;
-		if (names[i].name == NULL)
+		uint8_t t;
+
+		if (icmp_lookup(names, ts, false, &t) != 0)
 			return mg_yaml_error(err, tn, "%s: ICMP type '%s' not found in %s", w, ts,
 			                     fam);
-		v = names[i].type;
+		v = t;
 	}
 	return add_range(e, (uint8_t)(1u << pidx), (unsigned)v, (unsigned)v, NULL, n, what, err);
 }
