@@ -209,6 +209,25 @@ itab_intern(struct itab *t, const void *key, size_t len, uint32_t *idx, bool *is
 	return 0;
 }
 
+/* Index of @p key, or -1. */
+static int64_t
+itab_find(const struct itab *t, const void *key, size_t len)
+{
+	uint64_t h;
+	size_t j;
+
+	if (t->cap == 0)
+		return -1;
+	h = hash_bytes(key, len);
+	for (j = h & (t->cap - 1); t->slot[j] != 0; j = (j + 1) & (t->cap - 1)) {
+		const struct ikey *k = &t->keys[t->slot[j] - 1];
+
+		if (k->h == h && k->len == len && memcmp(k->data, key, len) == 0)
+			return t->slot[j] - 1;
+	}
+	return -1;
+}
+
 static size_t
 itab_bytes(const struct itab *t)
 {
@@ -385,6 +404,11 @@ struct plan_dir {
 	pname_t *names;
 };
 
+struct plan_cand {
+	uint32_t *v;
+	size_t n, cap;
+};
+
 struct pol_plan {
 	unsigned refs;
 	const struct mg_policy_set *s;
@@ -394,6 +418,17 @@ struct pol_plan {
 	uint32_t *dsel;               /* set selector -> distinct selector */
 	const struct selector **drep; /* distinct -> a representative */
 	struct plan_dir dir[2];
+	/*
+	 * The selector index: every distinct selector with an In requirement
+	 * is filed under that requirement's "key=value" pairs (its anchors);
+	 * an identity can only match the selectors filed under its own labels,
+	 * plus those without any In requirement (`always`). Classifying an
+	 * identity then costs its candidates, not every selector.
+	 */
+	struct itab anchors;
+	struct plan_cand *cand; /* per anchor */
+	uint32_t *always;
+	size_t nalways;
 	size_t bytes;
 };
 
@@ -553,6 +588,11 @@ plan_put(struct pol_plan *pl)
 		free(pd->plist);
 		free(pd->names);
 	}
+	for (i = 0; pl->cand != NULL && i < pl->anchors.n; i++)
+		free(pl->cand[i].v);
+	free(pl->cand);
+	itab_free(&pl->anchors);
+	free(pl->always);
 	free(pl->dsel);
 	free(pl->drep);
 	free(pl);
@@ -696,6 +736,90 @@ plan_dir_build(struct pol_plan *pl, unsigned dir)
 	return 0;
 }
 
+static int
+cand_push(struct plan_cand *c, uint32_t d)
+{
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? 2 * c->cap : 4;
+		uint32_t *v = realloc(c->v, cap * sizeof(*v));
+
+		if (v == NULL)
+			return -ENOMEM;
+		c->v = v;
+		c->cap = cap;
+	}
+	c->v[c->n++] = d;
+	return 0;
+}
+
+/* File every distinct selector under the values of one In requirement. */
+static int
+plan_index(struct pol_plan *pl)
+{
+	size_t d, i, capcand = 0;
+	char *key = NULL;
+	size_t keycap = 0;
+
+	pl->always = calloc(pl->nd ? pl->nd : 1, sizeof(*pl->always));
+	if (pl->always == NULL)
+		return -ENOMEM;
+	for (d = 0; d < pl->nd; d++) {
+		const struct selector *sel = pl->drep[d];
+		const struct sel_req *best = NULL;
+
+		/* the In requirement with the fewest values narrows the most */
+		for (i = 0; i < sel->nreq; i++)
+			if (sel->req[i].op == SEL_IN && sel->req[i].nvals > 0 &&
+			    (best == NULL || sel->req[i].nvals < best->nvals))
+				best = &sel->req[i];
+		if (best == NULL) {
+			pl->always[pl->nalways++] = (uint32_t)d;
+			continue;
+		}
+		for (i = 0; i < best->nvals; i++) {
+			size_t kl = strlen(best->key), vl = strlen(best->vals[i]);
+			uint32_t a;
+			bool isnew;
+
+			if (kl + vl + 1 > keycap) {
+				char *k = realloc(key, kl + vl + 1);
+
+				if (k == NULL)
+					goto oom;
+				key = k;
+				keycap = kl + vl + 1;
+			}
+			memcpy(key, best->key, kl);
+			key[kl] = '\0';
+			memcpy(key + kl + 1, best->vals[i], vl);
+			if (itab_intern(&pl->anchors, key, kl + vl + 1, &a, &isnew))
+				goto oom;
+			if (a >= capcand) {
+				size_t cap = capcand ? 2 * capcand : 64;
+				struct plan_cand *c = realloc(pl->cand, cap * sizeof(*c));
+
+				if (c == NULL)
+					goto oom;
+				memset(c + capcand, 0, (cap - capcand) * sizeof(*c));
+				pl->cand = c;
+				capcand = cap;
+			}
+			/* a selector listing a value twice is filed once */
+			if ((pl->cand[a].n == 0 || pl->cand[a].v[pl->cand[a].n - 1] != d) &&
+			    cand_push(&pl->cand[a], (uint32_t)d))
+				goto oom;
+			pl->bytes += sizeof(uint32_t);
+		}
+	}
+	free(key);
+	pl->bytes += itab_bytes(&pl->anchors) + capcand * sizeof(struct plan_cand) +
+	             pl->nd * sizeof(uint32_t);
+	return 0;
+oom:
+	free(key);
+	return -ENOMEM;
+}
+
 static struct pol_plan *
 plan_build(const struct mg_policy_set *s, const struct mg_policy_params *p)
 {
@@ -742,7 +866,8 @@ plan_build(const struct mg_policy_set *s, const struct mg_policy_params *p)
 	if (rc)
 		goto err;
 	pl->bytes = sizeof(*pl) + s->nsel * (sizeof(uint32_t) + sizeof(void *));
-	if (plan_dir_build(pl, MG_DIR_INGRESS) || plan_dir_build(pl, MG_DIR_EGRESS))
+	if (plan_index(pl) || plan_dir_build(pl, MG_DIR_INGRESS) ||
+	    plan_dir_build(pl, MG_DIR_EGRESS))
 		goto err;
 	return pl;
 err:
@@ -1126,6 +1251,10 @@ struct builder {
 	size_t npcap;
 	uint32_t *rkey; /* a port set key */
 	size_t rkeycap;
+	uint32_t *stamp; /* per distinct selector: last classify that tried it */
+	uint32_t stamp_cur;
+	char *lkey; /* a label as an anchor key */
+	size_t lkeycap;
 };
 
 static int
@@ -1302,7 +1431,7 @@ classify(struct builder *b, const struct mg_identity *ident, uint16_t cls[4])
 	const struct pol_plan *pl = b->pl;
 	const struct mg_labels *ls = ident ? &ident->labels : &empty;
 	struct mg_policy *pol = b->pol;
-	size_t d, need, nnp[2];
+	size_t d, i, need, nnp[2];
 	unsigned dir;
 	int rc;
 
@@ -1329,9 +1458,42 @@ classify(struct builder *b, const struct mg_identity *ident, uint16_t cls[4])
 		}
 	}
 	memset(b->row, 0, ((pl->nd + 63) / 64 + 1) * sizeof(uint64_t));
-	for (d = 0; d < pl->nd; d++)
+	/* the selectors without an anchor, then those filed under a label of ours */
+	if (++b->stamp_cur == 0) {
+		memset(b->stamp, 0, (pl->nd ? pl->nd : 1) * sizeof(*b->stamp));
+		b->stamp_cur = 1;
+	}
+	for (i = 0; i < pl->nalways; i++) {
+		d = pl->always[i];
 		if (pol_sel_match(pl->drep[d], ls, pl->p.default_local_cluster))
 			bit_set(b->row, d);
+	}
+	for (i = 0; i < ls->n; i++) {
+		const struct mg_label *l = &ls->v[i];
+		size_t kl = strlen(l->key), vl = strlen(l->value);
+		int64_t a;
+
+		if (kl + vl + 1 > b->lkeycap) {
+			char *k = realloc(b->lkey, kl + vl + 1);
+
+			if (k == NULL)
+				return oom(b);
+			b->lkey = k;
+			b->lkeycap = kl + vl + 1;
+		}
+		memcpy(b->lkey, l->key, kl);
+		b->lkey[kl] = '\0';
+		memcpy(b->lkey + kl + 1, l->value, vl);
+		a = itab_find(&pl->anchors, b->lkey, kl + vl + 1);
+		for (size_t j = 0; a >= 0 && j < pl->cand[a].n; j++) {
+			d = pl->cand[a].v[j];
+			if (b->stamp[d] == b->stamp_cur)
+				continue;
+			b->stamp[d] = b->stamp_cur;
+			if (pol_sel_match(pl->drep[d], ls, pl->p.default_local_cluster))
+				bit_set(b->row, d);
+		}
+	}
 	for (dir = 0; dir < 2; dir++)
 		nnp[dir] = make_np(b, dir, ident);
 	for (dir = 0; dir < 2; dir++) {
@@ -1541,6 +1703,8 @@ builder_free(struct builder *b)
 	free(b->key);
 	free(b->np);
 	free(b->rkey);
+	free(b->stamp);
+	free(b->lkey);
 }
 
 static int
@@ -1555,7 +1719,8 @@ builder_init(struct builder *b, struct mg_policy *pol, struct mg_error *err)
 	b->key = calloc(1, sizeof(uint64_t));
 	b->npcap = 1;
 	b->np = calloc(2, sizeof(uint64_t));
-	if (b->row == NULL || b->key == NULL || b->np == NULL)
+	b->stamp = calloc(b->pl->nd ? b->pl->nd : 1, sizeof(*b->stamp));
+	if (b->row == NULL || b->key == NULL || b->np == NULL || b->stamp == NULL)
 		return oom(b);
 	return 0;
 }
