@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_policy.h"
 #include "mg_config.h"
 #include "mg_datapath.h"
 #include "mg_identity.h"
@@ -844,7 +845,9 @@ usage(FILE *out)
 	        "usage: meshgate-bench pipeline [--entries N[,N...]] [--burst N] [--rounds N]\n"
 	        "       meshgate-bench forward [--seconds S] [--lcores L] [--entries N] [--testpmd "
 	        "PATH]\n"
-	        "       meshgate-bench conntrack [--seconds S] [--lcores L] [--testpmd PATH]\n");
+	        "       meshgate-bench conntrack [--seconds S] [--lcores L] [--testpmd PATH]\n"
+	        "       meshgate-bench policy [--identities N] [--policies A,B,C] [--adds N] "
+	        "[--acl-identities N] ... (policy --help)\n");
 }
 
 int
@@ -869,6 +872,8 @@ main(int argc, char **argv)
 		return 2;
 	}
 	cmd = argv[1];
+	if (strcmp(cmd, "policy") == 0)
+		return mg_bench_policy(argc - 1, argv + 1);
 	optind = 2;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {

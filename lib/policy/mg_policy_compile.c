@@ -82,12 +82,20 @@ struct shv {
 	uint64_t data[];
 };
 
-/* A direction's table; row stride cap_pc. */
+/*
+ * A direction's table, sparse: (subject class, peer class) -> port set,
+ * stored only where it differs from the row's default (what the subject's
+ * entries without a peer field give every peer). Open addressing over
+ * 64-bit slots, (sc << 16 | pc) << 32 | port set, each written with one
+ * store: a worker reading a table that a newer object is extending in
+ * place never sees half a cell, only keys it does not look for.
+ */
+#define CELL_EMPTY UINT64_MAX
 struct pol_cells {
 	unsigned refs;
-	uint32_t cap_sc, cap_pc;
 	uint32_t claim_sc, claim_pc;
-	uint32_t c[];
+	size_t n, mask;
+	uint64_t s[];
 };
 
 struct pol_portset {
@@ -347,44 +355,102 @@ cells_put(struct pol_cells *c)
 		free(c);
 }
 
+static inline size_t
+cell_slot(uint32_t key, size_t mask)
+{
+	uint64_t h = (uint64_t)key * 0x9e3779b97f4a7c15ull;
+
+	return (size_t)(h >> 32 ^ h) & mask;
+}
+
+static struct pol_cells *
+cells_new(size_t slots)
+{
+	struct pol_cells *c = malloc(sizeof(*c) + slots * sizeof(uint64_t));
+
+	if (c == NULL)
+		return NULL;
+	c->refs = 1;
+	c->claim_sc = c->claim_pc = 0;
+	c->n = 0;
+	c->mask = slots - 1;
+	memset(c->s, 0xff, slots * sizeof(uint64_t));
+	return c;
+}
+
+/* Insert into a table of our own or one we extend in place (no resize). */
+static void
+cells_place(struct pol_cells *c, uint64_t v)
+{
+	size_t i = cell_slot((uint32_t)(v >> 32), c->mask);
+
+	while (c->s[i] != CELL_EMPTY)
+		i = (i + 1) & c->mask;
+	__atomic_store_n(&c->s[i], v, __ATOMIC_RELAXED);
+	c->n++;
+}
+
+/* A copy of @p o's cells of classes below (sc, pc), with room for @p extra more. */
+static struct pol_cells *
+cells_copy(const struct pol_cells *o, uint32_t sc, uint32_t pc, size_t extra)
+{
+	size_t need = (o ? o->n : 0) + extra, slots = 64, i;
+	struct pol_cells *c;
+
+	while (slots < 2 * need + 2)
+		slots *= 2;
+	c = cells_new(slots);
+	for (i = 0; c != NULL && o != NULL && i <= o->mask; i++) {
+		uint64_t v = o->s[i];
+		uint32_t k = (uint32_t)(v >> 32);
+
+		if (v != CELL_EMPTY && (k >> 16) < sc && (k & 0xffff) < pc)
+			cells_place(c, v);
+	}
+	return c;
+}
+
 /* Make the cells outside [osc x opc] but inside [nsc x npc] writable. */
 static int
 cells_reserve(struct pol_cells **cp, uint32_t osc, uint32_t opc, uint32_t nsc, uint32_t npc)
 {
 	struct pol_cells *o = *cp, *n;
-	uint32_t csc, cpc, i;
 
-	if (o != NULL && (o->refs == 1 || (o->claim_sc == osc && o->claim_pc == opc)) &&
-	    nsc <= o->cap_sc && npc <= o->cap_pc) {
+	if (o != NULL && (o->refs == 1 || (o->claim_sc == osc && o->claim_pc == opc))) {
 		o->claim_sc = nsc;
 		o->claim_pc = npc;
 		return 0;
 	}
-	csc = o ? o->cap_sc : 0;
-	cpc = o ? o->cap_pc : 0;
-	if (nsc > csc)
-		csc = nsc > 2 * csc ? nsc : 2 * csc;
-	if (npc > cpc)
-		cpc = npc > 2 * cpc ? npc : 2 * cpc;
-	if (csc < 4)
-		csc = 4;
-	if (cpc < 4)
-		cpc = 4;
-	if ((uint64_t)csc * cpc > 4ull * POL_MAX_CELLS)
-		return -E2BIG;
-	n = calloc(1, sizeof(*n) + (size_t)csc * cpc * sizeof(uint32_t));
+	/* another object extended the shared table since: ours is a copy */
+	n = cells_copy(o, osc, opc, 0);
 	if (n == NULL)
 		return -ENOMEM;
-	n->refs = 1;
-	n->cap_sc = csc;
-	n->cap_pc = cpc;
 	n->claim_sc = nsc;
 	n->claim_pc = npc;
-	for (i = 0; o != NULL && i < osc; i++)
-		memcpy(&n->c[(size_t)i * cpc], &o->c[(size_t)i * o->cap_pc],
-		       opc * sizeof(uint32_t));
 	cells_put(o);
 	*cp = n;
+	return 0;
+}
+
+/* Set cell (sc, pc) of a table cells_reserve() made writable; it grows by copying. */
+static int
+cells_put_cell(struct pol_cells **cp, uint32_t sc, uint32_t pc, uint32_t ps)
+{
+	struct pol_cells *c = *cp, *n;
+
+	if ((c->n + 1) * 2 > c->mask + 1) {
+		if (c->n >= POL_MAX_CELLS)
+			return -E2BIG;
+		/* never resized in place: an older object may still read this one */
+		n = cells_copy(c, UINT32_MAX, UINT32_MAX, c->n + 1);
+		if (n == NULL)
+			return -ENOMEM;
+		n->claim_sc = c->claim_sc;
+		n->claim_pc = c->claim_pc;
+		cells_put(c);
+		*cp = c = n;
+	}
+	cells_place(c, ((uint64_t)(sc << 16 | pc) << 32) | ps);
 	return 0;
 }
 
@@ -435,11 +501,13 @@ struct pol_plan {
 struct pol_dirtab {
 	uint32_t nsc, npc;
 	struct pol_cells *cells;
-	struct shv *enf; /* uint8_t per subject class */
+	struct shv *enf;  /* uint8_t per subject class */
+	struct shv *rdef; /* uint32_t per subject class: the row's default port set */
 	struct pol_reg *sreg, *preg;
 	/* for the data path */
-	const uint32_t *cellv;
-	uint32_t stride;
+	const uint64_t *cellv;
+	size_t cmask;
+	const uint32_t *rdefv;
 	const uint8_t *enfv;
 };
 
@@ -496,12 +564,29 @@ bm_test(const struct mg_policy *pol, uint32_t bm, uint16_t port)
 	return (pol->bmv[(size_t)bm * BM_WORDS + (port >> 6)] >> (port & 63)) & 1u;
 }
 
+static inline uint32_t
+cell_get(const struct pol_dirtab *d, uint16_t sc, uint16_t pc)
+{
+	uint32_t key = (uint32_t)sc << 16 | pc;
+	size_t i = cell_slot(key, d->cmask);
+
+	for (;;) {
+		uint64_t v = __atomic_load_n(&d->cellv[i], __ATOMIC_RELAXED);
+
+		if ((uint32_t)(v >> 32) == key)
+			return (uint32_t)v;
+		if (v == CELL_EMPTY)
+			return d->rdefv[sc];
+		i = (i + 1) & d->cmask;
+	}
+}
+
 static inline bool
 dir_allows(const struct mg_policy *pol, unsigned dir, uint16_t sc, uint16_t pc, int pi,
            uint16_t port)
 {
 	const struct pol_dirtab *d = &pol->dir[dir];
-	const struct pol_portset *ps = &pol->psv[d->cellv[(size_t)sc * d->stride + pc]];
+	const struct pol_portset *ps = &pol->psv[cell_get(d, sc, pc)];
 
 	if (ps->flags & PS_DENY_ALL)
 		return false;
@@ -608,6 +693,7 @@ mg_policy_free(struct mg_policy *pol)
 	for (d = 0; d < 2; d++) {
 		cells_put(pol->dir[d].cells);
 		shv_put(pol->dir[d].enf);
+		shv_put(pol->dir[d].rdef);
 		reg_put(pol->dir[d].sreg);
 		reg_put(pol->dir[d].preg);
 	}
@@ -1598,12 +1684,41 @@ key_np(const struct itab *t, uint32_t cls, size_t sigw, size_t *n)
 	return (const uint64_t *)k->data + sigw;
 }
 
-/* Fill the cells of subject class @p sc for peer classes [pc0, pc1). */
+/* The row default of subject class @p sc: its entries without a peer field,
+ * which apply to every peer class (named ports on egress: peers without any). */
+static int
+row_default(struct builder *b, unsigned dir, uint32_t sc, uint32_t *idx)
+{
+	const struct plan_dir *pd = &b->pl->dir[dir];
+	const struct pol_dirtab *t = &b->pol->dir[dir];
+	const uint64_t *snp;
+	size_t nsnp, i;
+
+	snp = key_np(&t->sreg->t, sc, pd->sw, &nsnp);
+	acc_reset(&b->acc);
+	for (i = 0; i < b->nact; i++) {
+		const struct entry *e = b->act[i].e;
+
+		if (!e->skipped && !e->has_l3 && e->nports > 0 &&
+		    acc_add(&b->acc, pd, e, b->act[i].deny, dir == MG_DIR_INGRESS ? snp : NULL,
+		            dir == MG_DIR_INGRESS ? nsnp : 0))
+			return -ENOMEM;
+	}
+	return acc_intern(b, idx);
+}
+
+/*
+ * Fill the cells of subject class @p sc for peer classes [pc0, pc1): only
+ * a peer class that some entry with a peer field selects (or, on egress,
+ * one whose named ports may resolve a name) can differ from the row's
+ * default, and only a cell that does differ is stored.
+ */
 static int
 fill_row(struct builder *b, unsigned dir, uint32_t sc, uint32_t pc0, uint32_t pc1)
 {
 	const struct plan_dir *pd = &b->pl->dir[dir];
 	struct pol_dirtab *t = &b->pol->dir[dir];
+	uint32_t def = *(const uint32_t *)shv_at(t->rdef, sc);
 	const uint64_t *snp, *pnp;
 	size_t nsnp, npnp, i;
 	uint32_t pc, idx;
@@ -1613,9 +1728,17 @@ fill_row(struct builder *b, unsigned dir, uint32_t sc, uint32_t pc0, uint32_t pc
 	for (pc = pc0; pc < pc1; pc++) {
 		const uint64_t *psig = t->preg->t.keys[pc].data;
 		const uint64_t *np;
+		bool cand = false;
 		size_t nnp;
 
 		pnp = key_np(&t->preg->t, pc, pd->pw, &npnp);
+		if (dir == MG_DIR_EGRESS && npnp > 0)
+			cand = true;
+		for (i = 0; !cand && i < b->nact; i++)
+			cand = b->act[i].e->has_l3 &&
+			       entry_selects_class(pd, b->pl->dsel, b->act[i].e, psig);
+		if (!cand)
+			continue;
 		np = dir == MG_DIR_INGRESS ? snp : pnp;
 		nnp = dir == MG_DIR_INGRESS ? nsnp : npnp;
 		acc_reset(&b->acc);
@@ -1626,7 +1749,8 @@ fill_row(struct builder *b, unsigned dir, uint32_t sc, uint32_t pc0, uint32_t pc
 		rc = acc_intern(b, &idx);
 		if (rc)
 			return rc;
-		t->cells->c[(size_t)sc * t->cells->cap_pc + pc] = idx;
+		if (idx != def && (rc = cells_put_cell(&t->cells, sc, pc, idx)) != 0)
+			return rc;
 	}
 	return 0;
 }
@@ -1642,17 +1766,13 @@ extend_dir(struct builder *b, unsigned dir, uint32_t osc, uint32_t opc)
 
 	if (t->nsc == osc && t->npc == opc)
 		return 0;
-	if ((uint64_t)t->nsc * t->npc > POL_MAX_CELLS) {
-		mg_error_set(b->err, NULL, 0, 0,
-		             "policy compile: %u subject x %u peer classes for %s exceed %u cells",
-		             t->nsc, t->npc, pol_section_names[dir], POL_MAX_CELLS);
-		return -E2BIG;
-	}
 	rc = cells_reserve(&t->cells, osc, opc, t->nsc, t->npc);
 	if (rc == 0)
 		rc = shv_reserve(&t->enf, osc, t->nsc);
+	if (rc == 0)
+		rc = shv_reserve(&t->rdef, osc, t->nsc);
 	if (rc)
-		return rc == -E2BIG ? rc : oom(b);
+		return oom(b);
 	for (sc = 0; sc < t->nsc; sc++) {
 		uint32_t from = sc < osc ? opc : 0;
 
@@ -1660,9 +1780,23 @@ extend_dir(struct builder *b, unsigned dir, uint32_t osc, uint32_t opc)
 			continue;
 		if (collect_active(b, dir, sc, &enf))
 			return oom(b);
-		if (sc >= osc)
+		if (sc >= osc) {
+			uint32_t def;
+
 			*(uint8_t *)shv_at(t->enf, sc) = enf;
+			rc = row_default(b, dir, sc, &def);
+			if (rc)
+				return rc == -ENOMEM ? oom(b) : rc;
+			*(uint32_t *)shv_at(t->rdef, sc) = def;
+		}
 		rc = fill_row(b, dir, sc, from, t->npc);
+		if (rc == -E2BIG) {
+			mg_error_set(b->err, NULL, 0, 0,
+			             "policy compile: more than %u distinct cells for %s "
+			             "(%u subject x %u peer classes)",
+			             POL_MAX_CELLS, pol_section_names[dir], t->nsc, t->npc);
+			return rc;
+		}
 		if (rc)
 			return rc == -ENOMEM ? oom(b) : rc;
 	}
@@ -1685,11 +1819,13 @@ finalize(struct mg_policy *pol)
 	for (d = 0; d < 2; d++) {
 		struct pol_dirtab *t = &pol->dir[d];
 
-		t->cellv = t->cells->c;
-		t->stride = t->cells->cap_pc;
+		t->cellv = t->cells->s;
+		t->cmask = t->cells->mask;
+		t->rdefv = (const uint32_t *)t->rdef->data;
 		t->enfv = (const uint8_t *)t->enf->data;
-		mem += (size_t)t->cells->cap_sc * t->cells->cap_pc * sizeof(uint32_t) +
-		       t->enf->cap + itab_bytes(&t->sreg->t) + itab_bytes(&t->preg->t);
+		mem += (t->cells->mask + 1) * sizeof(uint64_t) + t->enf->cap +
+		       t->rdef->cap * sizeof(uint32_t) + itab_bytes(&t->sreg->t) +
+		       itab_bytes(&t->preg->t);
 	}
 	pol->memory = mem;
 }
@@ -1829,13 +1965,16 @@ mg_policy_compile(const struct mg_policy_set *s, const struct mg_identity_table 
 	pol->bmreg = reg_new();
 	for (d = 0; d < 2; d++) {
 		pol->dir[d].enf = shv_new(1, 16);
+		pol->dir[d].rdef = shv_new(sizeof(uint32_t), 16);
+		pol->dir[d].cells = cells_new(64);
 		pol->dir[d].sreg = reg_new();
 		pol->dir[d].preg = reg_new();
 	}
 	if (pol->plan == NULL || pol->map == NULL || pol->ps == NULL || pol->bm == NULL ||
 	    pol->psreg == NULL || pol->bmreg == NULL || pol->dir[0].enf == NULL ||
-	    pol->dir[1].enf == NULL || pol->dir[0].sreg == NULL || pol->dir[0].preg == NULL ||
-	    pol->dir[1].sreg == NULL || pol->dir[1].preg == NULL) {
+	    pol->dir[1].enf == NULL || pol->dir[0].rdef == NULL || pol->dir[1].rdef == NULL ||
+	    pol->dir[0].cells == NULL || pol->dir[1].cells == NULL || pol->dir[0].sreg == NULL ||
+	    pol->dir[0].preg == NULL || pol->dir[1].sreg == NULL || pol->dir[1].preg == NULL) {
 		mg_policy_free(pol);
 		mg_error_set(err, NULL, 0, 0, "policy compile: out of memory");
 		errno = ENOMEM;
@@ -1915,6 +2054,7 @@ mg_policy_update_identities(const struct mg_policy *old, const struct mg_policy_
 	for (d = 0; d < 2; d++) {
 		pol->dir[d].cells->refs++;
 		pol->dir[d].enf->refs++;
+		pol->dir[d].rdef->refs++;
 		pol->dir[d].sreg->refs++;
 		pol->dir[d].preg->refs++;
 		osc[d] = old->dir[d].nsc;
