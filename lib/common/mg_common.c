@@ -6,6 +6,7 @@
 #include "mg_common.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -48,6 +49,23 @@ mg_error_set(struct mg_error *err, const char *file, unsigned line, unsigned col
 	va_start(ap, fmt);
 	vsnprintf(err->msg + off, sizeof(err->msg) - off, fmt, ap);
 	va_end(ap);
+}
+
+int
+mg_grow(void *vp, size_t *cap, size_t n, size_t esz, size_t min)
+{
+	void **v = vp, *p;
+	size_t c;
+
+	if (n < *cap)
+		return 0;
+	c = *cap ? *cap * 2 : min;
+	p = realloc(*v, c * esz);
+	if (p == NULL)
+		return -ENOMEM;
+	*v = p;
+	*cap = c;
+	return 0;
 }
 
 uint64_t

@@ -64,6 +64,14 @@ struct mg_error {
 void mg_error_set(struct mg_error *err, const char *file, unsigned line, unsigned col,
                   const char *fmt, ...) MG_PRINTF(5, 6);
 
+/**
+ * Make room for one more element in the growing array *@p vp (of *@p cap
+ * elements of @p esz bytes, @p n of them used): when full, its capacity
+ * doubles (starting at @p min). Control path. 0, or -ENOMEM (the array
+ * is unchanged).
+ */
+int mg_grow(void *vp, size_t *cap, size_t n, size_t esz, size_t min);
+
 /** Monotonic time in nanoseconds (control path). */
 uint64_t mg_time_ns(void);
 

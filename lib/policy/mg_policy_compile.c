@@ -825,15 +825,8 @@ plan_dir_build(struct pol_plan *pl, unsigned dir)
 static int
 cand_push(struct plan_cand *c, uint32_t d)
 {
-	if (c->n == c->cap) {
-		size_t cap = c->cap ? 2 * c->cap : 4;
-		uint32_t *v = realloc(c->v, cap * sizeof(*v));
-
-		if (v == NULL)
-			return -ENOMEM;
-		c->v = v;
-		c->cap = cap;
-	}
+	if (mg_grow(&c->v, &c->cap, c->n, sizeof(*c->v), 4))
+		return -ENOMEM;
 	c->v[c->n++] = d;
 	return 0;
 }
@@ -1197,15 +1190,8 @@ struct acc {
 static int
 rvec_push(struct rvec *v, uint32_t lo, uint32_t hi)
 {
-	if (v->n == v->cap) {
-		size_t cap = v->cap ? v->cap * 2 : 16;
-		void *p = realloc(v->v, cap * sizeof(*v->v));
-
-		if (p == NULL)
-			return -ENOMEM;
-		v->v = p;
-		v->cap = cap;
-	}
+	if (mg_grow(&v->v, &v->cap, v->n, sizeof(*v->v), 16))
+		return -ENOMEM;
 	v->v[v->n].lo = lo;
 	v->v[v->n].hi = hi;
 	v->n++;
@@ -1611,15 +1597,8 @@ classify(struct builder *b, const struct mg_identity *ident, uint16_t cls[4])
 static int
 push_active(struct builder *b, const struct entry *e, bool deny)
 {
-	if (b->nact == b->capact) {
-		size_t cap = b->capact ? b->capact * 2 : 64;
-		void *v = realloc(b->act, cap * sizeof(*b->act));
-
-		if (v == NULL)
-			return -ENOMEM;
-		b->act = v;
-		b->capact = cap;
-	}
+	if (mg_grow(&b->act, &b->capact, b->nact, sizeof(*b->act), 64))
+		return -ENOMEM;
 	b->act[b->nact].e = e;
 	b->act[b->nact].deny = deny;
 	b->nact++;
