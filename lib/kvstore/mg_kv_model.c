@@ -1,0 +1,850 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The Redis data model: builders and parsers of Cilium's kvstore keys and
+ * strict codecs of their values (label strings, IPIdentityPair JSON,
+ * cluster config JSON). Every value here comes from another process over
+ * the network, possibly an older or newer Cilium, possibly garbage, so
+ * each decoder checks types and ranges and says precisely what is wrong;
+ * unknown JSON fields are ignored, as Cilium's Go decoder ignores them, so
+ * that a newer writer does not break an older reader. The key builders and
+ * parsers are exact inverses, which the unit tests check by round trip.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "mg_kvstore.h"
+
+/* mg_pkt.h's family numbers, which mg_ipcache_entry uses. */
+#define KV_AF_INET 2
+#define KV_AF_INET6 10
+
+bool
+mg_kv_cluster_name_valid(const char *name)
+{
+	size_t n;
+
+	if (name == NULL)
+		return false;
+	n = strlen(name);
+	if (n == 0 || n > MG_KV_CLUSTER_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+			return false;
+	}
+	return name[0] != '-' && name[n - 1] != '-';
+}
+
+/* snprintf into buf: the length, or -ENAMETOOLONG when it did not fit. */
+static int MG_PRINTF(3, 4) kv_fmt(char *buf, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, size, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -EINVAL;
+	if ((size_t)n >= size)
+		return -ENAMETOOLONG;
+	return n;
+}
+
+static bool
+kv_id_valid(uint32_t id)
+{
+	return id != 0 && id <= MG_ID_MAX;
+}
+
+int
+mg_kv_identity_key(char *buf, size_t size, enum mg_kv_scope scope, const char *cluster, uint32_t id)
+{
+	if (!kv_id_valid(id))
+		return -EINVAL;
+	if (scope == MG_KV_SCOPE_STATE)
+		return kv_fmt(buf, size, MG_KV_STATE_IDENTITIES "/id/%u", id);
+	if (!mg_kv_cluster_name_valid(cluster))
+		return -EINVAL;
+	return kv_fmt(buf, size, MG_KV_CACHE_IDENTITIES "/%s/id/%u", cluster, id);
+}
+
+static bool
+kv_full_len(const struct mg_ipcache_entry *e)
+{
+	return e->plen == (e->family == KV_AF_INET ? 32 : 128);
+}
+
+/* family valid, plen in range, host bits zero */
+static bool
+kv_prefix_valid(const struct mg_ipcache_entry *e)
+{
+	unsigned bits, alen;
+
+	if (e->family == KV_AF_INET)
+		alen = 4;
+	else if (e->family == KV_AF_INET6)
+		alen = 16;
+	else
+		return false;
+	bits = alen * 8;
+	if (e->plen > bits)
+		return false;
+	for (unsigned i = e->plen; i < bits; i++)
+		if (e->addr[i / 8] & (0x80u >> (i % 8)))
+			return false;
+	return true;
+}
+
+int
+mg_kv_ip_key(char *buf, size_t size, enum mg_kv_scope scope, const char *cluster,
+             const struct mg_ipcache_entry *e, bool host_route)
+{
+	char addr[INET6_ADDRSTRLEN];
+	char pfx[MG_KV_KEY_MAX];
+	int n;
+
+	if (!kv_prefix_valid(e) || (host_route && !kv_full_len(e)))
+		return -EINVAL;
+	if (inet_ntop(e->family == KV_AF_INET ? AF_INET : AF_INET6, e->addr, addr, sizeof(addr)) ==
+	    NULL)
+		return -EINVAL;
+	if (scope == MG_KV_SCOPE_STATE) {
+		n = kv_fmt(pfx, sizeof(pfx), MG_KV_STATE_IP "/" MG_KV_IP_NAMESPACE);
+	} else {
+		if (!mg_kv_cluster_name_valid(cluster))
+			return -EINVAL;
+		n = kv_fmt(pfx, sizeof(pfx), MG_KV_CACHE_IP "/%s", cluster);
+	}
+	if (n < 0)
+		return n;
+	if (host_route)
+		return kv_fmt(buf, size, "%s/%s", pfx, addr);
+	return kv_fmt(buf, size, "%s/%s/%u", pfx, addr, e->plen);
+}
+
+int
+mg_kv_cluster_config_key(char *buf, size_t size, const char *cluster)
+{
+	if (!mg_kv_cluster_name_valid(cluster))
+		return -EINVAL;
+	return kv_fmt(buf, size, MG_KV_CLUSTER_CONFIG "/%s", cluster);
+}
+
+int
+mg_kv_synced_key(char *buf, size_t size, const char *cluster, const char *prefix)
+{
+	if (!mg_kv_cluster_name_valid(cluster) || prefix == NULL || prefix[0] == '\0')
+		return -EINVAL;
+	return kv_fmt(buf, size, MG_KV_SYNCED "/%s/%s", cluster, prefix);
+}
+
+int
+mg_kv_log_key(char *buf, size_t size, const char *cluster)
+{
+	if (!mg_kv_cluster_name_valid(cluster))
+		return -EINVAL;
+	return kv_fmt(buf, size, MG_KV_LOG "/%s", cluster);
+}
+
+int
+mg_kv_epoch_key(char *buf, size_t size, const char *cluster)
+{
+	if (!mg_kv_cluster_name_valid(cluster))
+		return -EINVAL;
+	return kv_fmt(buf, size, MG_KV_EPOCH "/%s", cluster);
+}
+
+/*
+ * Strip "<base>/" (and, for the cache scope, "<cluster>/") from key.
+ * Returns the rest or NULL.
+ */
+static const char *
+kv_strip(const char *key, const char *base, enum mg_kv_scope scope, const char *cluster)
+{
+	size_t n = strlen(base);
+
+	if (key == NULL || strncmp(key, base, n) != 0 || key[n] != '/')
+		return NULL;
+	key += n + 1;
+	if (scope == MG_KV_SCOPE_STATE)
+		return key;
+	if (!mg_kv_cluster_name_valid(cluster))
+		return NULL;
+	n = strlen(cluster);
+	if (strncmp(key, cluster, n) != 0 || key[n] != '/')
+		return NULL;
+	return key + n + 1;
+}
+
+/* Canonical decimal: digits only, no leading zero, fits the limit. */
+static int
+kv_parse_uint(const char *s, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (s[0] == '\0' || (s[0] == '0' && s[1] != '\0'))
+		return -EINVAL;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -EINVAL;
+		v = v * 10 + (uint64_t)(*s - '0');
+		if (v > max)
+			return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+int
+mg_kv_identity_key_parse(const char *key, enum mg_kv_scope scope, const char *cluster, uint32_t *id)
+{
+	const char *rest;
+	uint64_t v;
+
+	rest = kv_strip(
+	        key, scope == MG_KV_SCOPE_STATE ? MG_KV_STATE_IDENTITIES : MG_KV_CACHE_IDENTITIES,
+	        scope, cluster);
+	if (rest == NULL || strncmp(rest, "id/", 3) != 0)
+		return -EINVAL;
+	if (kv_parse_uint(rest + 3, MG_ID_MAX, &v) < 0 || v == 0)
+		return -EINVAL;
+	*id = (uint32_t)v;
+	return 0;
+}
+
+/* Parse an address literal of either family into e (plen = full). */
+static int
+kv_parse_addr(const char *s, struct mg_ipcache_entry *e)
+{
+	memset(e->addr, 0, sizeof(e->addr));
+	if (strchr(s, ':') == NULL) {
+		if (inet_pton(AF_INET, s, e->addr) != 1)
+			return -EINVAL;
+		e->family = KV_AF_INET;
+		e->plen = 32;
+	} else {
+		if (inet_pton(AF_INET6, s, e->addr) != 1)
+			return -EINVAL;
+		e->family = KV_AF_INET6;
+		e->plen = 128;
+	}
+	return 0;
+}
+
+int
+mg_kv_ip_key_parse(const char *key, enum mg_kv_scope scope, const char *cluster,
+                   struct mg_ipcache_entry *e, bool *host_route)
+{
+	char addr[INET6_ADDRSTRLEN + 1];
+	const char *rest, *slash;
+	struct mg_ipcache_entry t;
+	uint64_t plen;
+	size_t n;
+
+	if (scope == MG_KV_SCOPE_STATE) {
+		rest = kv_strip(key, MG_KV_STATE_IP, scope, NULL);
+		if (rest == NULL || strncmp(rest, MG_KV_IP_NAMESPACE "/", 8) != 0)
+			return -EINVAL;
+		rest += 8;
+	} else {
+		rest = kv_strip(key, MG_KV_CACHE_IP, scope, cluster);
+		if (rest == NULL)
+			return -EINVAL;
+	}
+	slash = strchr(rest, '/');
+	n = slash ? (size_t)(slash - rest) : strlen(rest);
+	if (n == 0 || n >= sizeof(addr))
+		return -EINVAL;
+	memcpy(addr, rest, n);
+	addr[n] = '\0';
+	memset(&t, 0, sizeof(t));
+	if (kv_parse_addr(addr, &t) < 0)
+		return -EINVAL;
+	if (slash) {
+		if (kv_parse_uint(slash + 1, t.plen, &plen) < 0)
+			return -EINVAL;
+		t.plen = (uint8_t)plen;
+		if (!kv_prefix_valid(&t))
+			return -EINVAL;
+	}
+	e->family = t.family;
+	e->plen = t.plen;
+	memcpy(e->addr, t.addr, sizeof(e->addr));
+	*host_route = slash == NULL;
+	return 0;
+}
+
+/* ---- identity values ---- */
+
+int
+mg_kv_identity_value_decode(const char *val, size_t len, struct mg_labels *ls, struct mg_error *err)
+{
+	char *s;
+	int rc;
+
+	if (len == 0) {
+		mg_error_set(err, NULL, 0, 0, "identity value: empty label string");
+		return -EINVAL;
+	}
+	if (memchr(val, '\0', len) != NULL) {
+		mg_error_set(err, NULL, 0, 0, "identity value: NUL byte in label string");
+		return -EINVAL;
+	}
+	s = strndup(val, len);
+	if (s == NULL)
+		return -ENOMEM;
+	rc = mg_labels_parse(ls, s, err);
+	free(s);
+	return rc;
+}
+
+/* ---- base64 (RFC 4648, with padding: Go's encoding/json for []byte) ---- */
+
+static const char b64_alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static void
+kv_b64_encode(const uint8_t *in, size_t n, char *out)
+{
+	size_t i, o = 0;
+
+	for (i = 0; i + 2 < n; i += 3) {
+		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+		out[o++] = b64_alpha[v >> 18 & 63];
+		out[o++] = b64_alpha[v >> 12 & 63];
+		out[o++] = b64_alpha[v >> 6 & 63];
+		out[o++] = b64_alpha[v & 63];
+	}
+	if (i < n) {
+		uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0);
+		out[o++] = b64_alpha[v >> 18 & 63];
+		out[o++] = b64_alpha[v >> 12 & 63];
+		out[o++] = i + 1 < n ? b64_alpha[v >> 6 & 63] : '=';
+		out[o++] = '=';
+	}
+	out[o] = '\0';
+}
+
+static int
+kv_b64_val(char c)
+{
+	const char *p = c ? strchr(b64_alpha, c) : NULL;
+	return p ? (int)(p - b64_alpha) : -1;
+}
+
+/* Decode padded base64 into out (at most cap bytes). Length or -EINVAL. */
+static int
+kv_b64_decode(const char *s, uint8_t *out, size_t cap)
+{
+	size_t n = strlen(s), o = 0;
+
+	if (n % 4 != 0)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i += 4) {
+		int a = kv_b64_val(s[i]), b = kv_b64_val(s[i + 1]);
+		int c = kv_b64_val(s[i + 2]), d = kv_b64_val(s[i + 3]);
+		bool last = i + 4 == n;
+		uint32_t v;
+
+		if (a < 0 || b < 0)
+			return -EINVAL;
+		if (c < 0 && !(last && s[i + 2] == '=' && s[i + 3] == '='))
+			return -EINVAL;
+		if (d < 0 && !(last && s[i + 3] == '='))
+			return -EINVAL;
+		v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)(c < 0 ? 0 : c) << 6 |
+		    (uint32_t)(d < 0 ? 0 : d);
+		if (o + (c < 0 ? 1 : d < 0 ? 2 : 3) > cap)
+			return -EINVAL;
+		out[o++] = (uint8_t)(v >> 16);
+		if (c >= 0)
+			out[o++] = (uint8_t)(v >> 8);
+		if (d >= 0)
+			out[o++] = (uint8_t)v;
+	}
+	return (int)o;
+}
+
+/* ---- IPIdentityPair ---- */
+
+void
+mg_kv_ip_pair_clear(struct mg_kv_ip_pair *p)
+{
+	free(p->named_ports);
+	memset(p, 0, sizeof(*p));
+}
+
+static const char *
+kv_proto_name(uint8_t proto)
+{
+	switch (proto) {
+	case 6:
+		return "TCP";
+	case 17:
+		return "UDP";
+	case 132:
+		return "SCTP";
+	default:
+		return NULL;
+	}
+}
+
+static int
+kv_proto_parse(const char *s, uint8_t *proto)
+{
+	if (strcasecmp(s, "TCP") == 0)
+		*proto = 6;
+	else if (strcasecmp(s, "UDP") == 0)
+		*proto = 17;
+	else if (strcasecmp(s, "SCTP") == 0)
+		*proto = 132;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+/* Set a string field; json_object_set_new steals v even on failure. */
+static int
+kv_set(json_t *o, const char *k, json_t *v)
+{
+	return v != NULL && json_object_set_new(o, k, v) == 0 ? 0 : -ENOMEM;
+}
+
+char *
+mg_kv_ip_pair_encode(const struct mg_kv_ip_pair *p)
+{
+	char addr[INET6_ADDRSTRLEN], mask64[32];
+	uint8_t mask[16];
+	unsigned alen;
+	json_t *o = NULL, *ports;
+	char *s = NULL;
+	int rc = -ENOMEM;
+
+	if (!kv_prefix_valid(&p->prefix) || (p->host_route && !kv_full_len(&p->prefix)) ||
+	    !kv_id_valid(p->prefix.identity)) {
+		rc = -EINVAL;
+		goto err;
+	}
+	alen = p->prefix.family == KV_AF_INET ? 4 : 16;
+	if (inet_ntop(alen == 4 ? AF_INET : AF_INET6, p->prefix.addr, addr, sizeof(addr)) == NULL) {
+		rc = -EINVAL;
+		goto err;
+	}
+	memset(mask, 0, sizeof(mask));
+	for (unsigned i = 0; i < p->prefix.plen; i++)
+		mask[i / 8] |= (uint8_t)(0x80u >> (i % 8));
+	kv_b64_encode(mask, alen, mask64);
+
+	o = json_object();
+	if (o == NULL)
+		goto err;
+	if (kv_set(o, "IP", json_string(addr)) < 0 ||
+	    kv_set(o, "Mask", p->host_route ? json_null() : json_string(mask64)) < 0 ||
+	    kv_set(o, "HostIP", json_string(p->host_ip)) < 0 ||
+	    kv_set(o, "ID", json_integer(p->prefix.identity)) < 0 ||
+	    kv_set(o, "Key", json_integer(p->key)) < 0 ||
+	    kv_set(o, "Metadata", json_string(p->metadata)) < 0)
+		goto err;
+	if (p->k8s_namespace[0] && kv_set(o, "K8sNamespace", json_string(p->k8s_namespace)) < 0)
+		goto err;
+	if (p->k8s_pod_name[0] && kv_set(o, "K8sPodName", json_string(p->k8s_pod_name)) < 0)
+		goto err;
+	if (p->n_named_ports > 0) {
+		ports = json_array();
+		if (kv_set(o, "NamedPorts", ports) < 0)
+			goto err;
+		for (size_t i = 0; i < p->n_named_ports; i++) {
+			const struct mg_named_port *np = &p->named_ports[i];
+			const char *pn = kv_proto_name(np->proto);
+			json_t *e;
+
+			if (pn == NULL || np->name[0] == '\0') {
+				rc = -EINVAL;
+				goto err;
+			}
+			e = json_pack("{s:s, s:i, s:s}", "Name", np->name, "Port", (int)np->port,
+			              "Protocol", pn);
+			if (e == NULL || json_array_append_new(ports, e) < 0)
+				goto err;
+		}
+	}
+	s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (s == NULL)
+		goto err;
+	json_decref(o);
+	return s;
+err:
+	json_decref(o);
+	errno = -rc;
+	return NULL;
+}
+
+/* Load JSON text strictly: one value, an object, no duplicate keys. */
+static json_t *
+kv_load_object(const char *what, const char *text, size_t len, struct mg_error *err)
+{
+	json_error_t je;
+	json_t *o;
+
+	o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+	if (o == NULL) {
+		mg_error_set(err, NULL, 0, 0, "%s: invalid JSON at line %d column %d: %s", what,
+		             je.line, je.column, je.text);
+		return NULL;
+	}
+	if (!json_is_object(o)) {
+		mg_error_set(err, NULL, 0, 0, "%s: expected a JSON object", what);
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* Optional string field into buf: -EINVAL (err set) for a wrong type or length. */
+static int
+kv_get_str(json_t *o, const char *field, char *buf, size_t size, bool required,
+           struct mg_error *err)
+{
+	json_t *v = json_object_get(o, field);
+
+	buf[0] = '\0';
+	if (v == NULL || json_is_null(v)) {
+		if (!required)
+			return 0;
+		mg_error_set(err, NULL, 0, 0, "IPIdentityPair: missing \"%s\"", field);
+		return -EINVAL;
+	}
+	if (!json_is_string(v)) {
+		mg_error_set(err, NULL, 0, 0, "IPIdentityPair: \"%s\" must be a string", field);
+		return -EINVAL;
+	}
+	if (json_string_length(v) >= size ||
+	    strlen(json_string_value(v)) != json_string_length(v)) {
+		mg_error_set(err, NULL, 0, 0,
+		             "IPIdentityPair: \"%s\" is too long or contains a NUL byte", field);
+		return -EINVAL;
+	}
+	memcpy(buf, json_string_value(v), json_string_length(v) + 1);
+	return 0;
+}
+
+/* Integer field in [min, max]. */
+static int
+kv_get_int(json_t *o, const char *what, const char *field, json_int_t min, json_int_t max,
+           bool required, json_int_t *out, struct mg_error *err)
+{
+	json_t *v = json_object_get(o, field);
+
+	if (v == NULL) {
+		if (!required)
+			return 0;
+		mg_error_set(err, NULL, 0, 0, "%s: missing \"%s\"", what, field);
+		return -EINVAL;
+	}
+	if (!json_is_integer(v)) {
+		mg_error_set(err, NULL, 0, 0, "%s: \"%s\" must be an integer", what, field);
+		return -EINVAL;
+	}
+	if (json_integer_value(v) < min || json_integer_value(v) > max) {
+		mg_error_set(err, NULL, 0, 0, "%s: \"%s\" %lld out of range %lld-%lld", what, field,
+		             (long long)json_integer_value(v), (long long)min, (long long)max);
+		return -EINVAL;
+	}
+	*out = json_integer_value(v);
+	return 0;
+}
+
+static int
+kv_add_port(struct mg_kv_ip_pair *p, size_t *cap, const char *name, json_t *port, json_t *proto,
+            struct mg_error *err)
+{
+	struct mg_named_port *np;
+	int rc;
+
+	if (p->n_named_ports >= MG_KV_IP_MAX_NAMED_PORTS) {
+		mg_error_set(err, NULL, 0, 0, "IPIdentityPair: more than %d named ports",
+		             MG_KV_IP_MAX_NAMED_PORTS);
+		return -EINVAL;
+	}
+	if (name[0] == '\0' || strlen(name) >= sizeof(np->name)) {
+		mg_error_set(err, NULL, 0, 0, "IPIdentityPair: named port name empty or too long");
+		return -EINVAL;
+	}
+	if (!json_is_integer(port) || json_integer_value(port) < 1 ||
+	    json_integer_value(port) > 65535) {
+		mg_error_set(err, NULL, 0, 0,
+		             "IPIdentityPair: named port \"%s\": Port must be an integer 1-65535",
+		             name);
+		return -EINVAL;
+	}
+	rc = mg_grow(&p->named_ports, cap, p->n_named_ports, sizeof(*np), 4);
+	if (rc < 0)
+		return rc;
+	np = &p->named_ports[p->n_named_ports];
+	memset(np, 0, sizeof(*np));
+	if (!json_is_string(proto) || kv_proto_parse(json_string_value(proto), &np->proto) < 0) {
+		mg_error_set(err, NULL, 0, 0,
+		             "IPIdentityPair: named port \"%s\": Protocol must be TCP, UDP or SCTP",
+		             name);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < p->n_named_ports; i++) {
+		if (strcmp(p->named_ports[i].name, name) == 0) {
+			mg_error_set(err, NULL, 0, 0, "IPIdentityPair: duplicate named port \"%s\"",
+			             name);
+			return -EINVAL;
+		}
+	}
+	strcpy(np->name, name);
+	np->port = (uint16_t)json_integer_value(port);
+	p->n_named_ports++;
+	return 0;
+}
+
+static int
+kv_decode_ports(json_t *o, struct mg_kv_ip_pair *p, struct mg_error *err)
+{
+	json_t *v = json_object_get(o, "NamedPorts"), *e;
+	const char *name;
+	size_t cap = 0, i;
+	int rc;
+
+	if (v == NULL || json_is_null(v))
+		return 0;
+	if (json_is_array(v)) {
+		json_array_foreach(v, i, e)
+		{
+			json_t *jn = json_object_get(e, "Name");
+			if (!json_is_object(e) || !json_is_string(jn)) {
+				mg_error_set(
+				        err, NULL, 0, 0,
+				        "IPIdentityPair: NamedPorts[%zu] must be an object with a "
+				        "string \"Name\"",
+				        i);
+				return -EINVAL;
+			}
+			rc = kv_add_port(p, &cap, json_string_value(jn), json_object_get(e, "Port"),
+			                 json_object_get(e, "Protocol"), err);
+			if (rc < 0)
+				return rc;
+		}
+		return 0;
+	}
+	if (json_is_object(v)) {
+		json_object_foreach(v, name, e)
+		{
+			if (!json_is_object(e)) {
+				mg_error_set(err, NULL, 0, 0,
+				             "IPIdentityPair: NamedPorts \"%s\" must be an object",
+				             name);
+				return -EINVAL;
+			}
+			rc = kv_add_port(p, &cap, name, json_object_get(e, "Port"),
+			                 json_object_get(e, "Protocol"), err);
+			if (rc < 0)
+				return rc;
+		}
+		return 0;
+	}
+	mg_error_set(err, NULL, 0, 0, "IPIdentityPair: NamedPorts must be an array or an object");
+	return -EINVAL;
+}
+
+/* Mask: null or base64 of a contiguous mask as long as the address. */
+static int
+kv_decode_mask(json_t *o, struct mg_kv_ip_pair *p, struct mg_error *err)
+{
+	json_t *v = json_object_get(o, "Mask");
+	unsigned alen = p->prefix.family == KV_AF_INET ? 4 : 16, plen = 0;
+	uint8_t mask[16];
+	bool zero = false;
+	int n;
+
+	if (v == NULL || json_is_null(v)) {
+		p->host_route = true;
+		return 0;
+	}
+	if (!json_is_string(v)) {
+		mg_error_set(err, NULL, 0, 0, "IPIdentityPair: \"Mask\" must be base64 or null");
+		return -EINVAL;
+	}
+	n = kv_b64_decode(json_string_value(v), mask, sizeof(mask));
+	if (n < 0 || (unsigned)n != alen) {
+		mg_error_set(err, NULL, 0, 0,
+		             "IPIdentityPair: \"Mask\" must be base64 of %u bytes for this address",
+		             alen);
+		return -EINVAL;
+	}
+	for (unsigned i = 0; i < alen * 8; i++) {
+		bool bit = mask[i / 8] & (0x80u >> (i % 8));
+		if (bit && zero) {
+			mg_error_set(err, NULL, 0, 0, "IPIdentityPair: \"Mask\" is not contiguous");
+			return -EINVAL;
+		}
+		if (bit)
+			plen++;
+		else
+			zero = true;
+	}
+	p->prefix.plen = (uint8_t)plen;
+	p->host_route = false;
+	return 0;
+}
+
+int
+mg_kv_ip_pair_decode(const char *json, size_t len, struct mg_kv_ip_pair *p, struct mg_error *err)
+{
+	char ip[64];
+	json_int_t id = 0, key = 0;
+	json_t *o;
+	int rc = -EINVAL;
+
+	memset(p, 0, sizeof(*p));
+	o = kv_load_object("IPIdentityPair", json, len, err);
+	if (o == NULL)
+		return -EINVAL;
+	if (kv_get_str(o, "IP", ip, sizeof(ip), true, err) < 0)
+		goto err;
+	if (kv_parse_addr(ip, &p->prefix) < 0) {
+		mg_error_set(err, NULL, 0, 0, "IPIdentityPair: \"IP\" \"%s\" is not an address",
+		             ip);
+		goto err;
+	}
+	if (kv_decode_mask(o, p, err) < 0)
+		goto err;
+	if (!kv_prefix_valid(&p->prefix)) {
+		mg_error_set(err, NULL, 0, 0, "IPIdentityPair: \"IP\" %s has bits set beyond /%u",
+		             ip, p->prefix.plen);
+		goto err;
+	}
+	if (kv_get_str(o, "HostIP", p->host_ip, sizeof(p->host_ip), false, err) < 0)
+		goto err;
+	if (p->host_ip[0]) {
+		struct mg_ipcache_entry h;
+		if (kv_parse_addr(p->host_ip, &h) < 0) {
+			mg_error_set(err, NULL, 0, 0,
+			             "IPIdentityPair: \"HostIP\" \"%s\" is not an address",
+			             p->host_ip);
+			goto err;
+		}
+	}
+	if (kv_get_int(o, "IPIdentityPair", "ID", 1, MG_ID_MAX, true, &id, err) < 0 ||
+	    kv_get_int(o, "IPIdentityPair", "Key", 0, 255, false, &key, err) < 0)
+		goto err;
+	p->prefix.identity = (uint32_t)id;
+	p->key = (uint8_t)key;
+	if (kv_get_str(o, "Metadata", p->metadata, sizeof(p->metadata), false, err) < 0 ||
+	    kv_get_str(o, "K8sNamespace", p->k8s_namespace, sizeof(p->k8s_namespace), false, err) <
+	            0 ||
+	    kv_get_str(o, "K8sPodName", p->k8s_pod_name, sizeof(p->k8s_pod_name), false, err) < 0)
+		goto err;
+	rc = kv_decode_ports(o, p, err);
+	if (rc < 0)
+		goto err;
+	json_decref(o);
+	return 0;
+err:
+	json_decref(o);
+	mg_kv_ip_pair_clear(p);
+	return rc;
+}
+
+/* ---- cluster config ---- */
+
+static bool
+kv_cluster_config_valid(const struct mg_kv_cluster_config *c)
+{
+	unsigned max = c->max_connected_clusters ? c->max_connected_clusters : 255;
+	return (max == 255 || max == 511) && c->id >= 1 && c->id <= max;
+}
+
+char *
+mg_kv_cluster_config_encode(const struct mg_kv_cluster_config *c)
+{
+	json_t *o;
+	char *s;
+
+	if (!kv_cluster_config_valid(c)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	o = json_pack("{s:i, s:{s:b, s:b, s:i}}", "id", (int)c->id, "capabilities",
+	              "syncedCanaries", (int)c->synced_canaries, "cached", (int)c->cached,
+	              "maxConnectedClusters",
+	              (int)(c->max_connected_clusters ? c->max_connected_clusters : 255));
+	if (o == NULL) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	if (s == NULL)
+		errno = ENOMEM;
+	return s;
+}
+
+static int
+kv_get_bool(json_t *o, const char *field, bool *out, struct mg_error *err)
+{
+	json_t *v = json_object_get(o, field);
+
+	*out = false;
+	if (v == NULL)
+		return 0;
+	if (!json_is_boolean(v)) {
+		mg_error_set(err, NULL, 0, 0, "cluster config: \"%s\" must be a boolean", field);
+		return -EINVAL;
+	}
+	*out = json_is_true(v);
+	return 0;
+}
+
+int
+mg_kv_cluster_config_decode(const char *json, size_t len, struct mg_kv_cluster_config *c,
+                            struct mg_error *err)
+{
+	json_int_t id = 0, max = 255;
+	json_t *o, *caps;
+	int rc = -EINVAL;
+
+	memset(c, 0, sizeof(*c));
+	o = kv_load_object("cluster config", json, len, err);
+	if (o == NULL)
+		return -EINVAL;
+	caps = json_object_get(o, "capabilities");
+	if (caps != NULL && !json_is_null(caps)) {
+		if (!json_is_object(caps)) {
+			mg_error_set(err, NULL, 0, 0,
+			             "cluster config: \"capabilities\" must be an object");
+			goto err;
+		}
+		if (kv_get_bool(caps, "syncedCanaries", &c->synced_canaries, err) < 0 ||
+		    kv_get_bool(caps, "cached", &c->cached, err) < 0 ||
+		    kv_get_int(caps, "cluster config", "maxConnectedClusters", 0, 511, false, &max,
+		               err) < 0)
+			goto err;
+		if (max == 0)
+			max = 255;
+		if (max != 255 && max != 511) {
+			mg_error_set(err, NULL, 0, 0,
+			             "cluster config: maxConnectedClusters must be 255 or 511");
+			goto err;
+		}
+	}
+	if (kv_get_int(o, "cluster config", "id", 1, max, true, &id, err) < 0)
+		goto err;
+	c->id = (unsigned)id;
+	c->max_connected_clusters = (unsigned)max;
+	rc = 0;
+err:
+	json_decref(o);
+	return rc;
+}

@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * lib/kvstore: the Redis data model (Cilium's kvstore key layout and JSON
+ * values, stored in Redis instead of etcd) and, later, the writer and the
+ * sync client. This part is pure C over strings: key builders and parsers
+ * for every key kind, and strict encoders/decoders for the values, so that
+ * the writer tools, the replicator and the gateway agree on one format and
+ * garbage read from Redis is rejected with a clear message, never trusted.
+ *
+ * Keys (see docs/kvstore.md):
+ *   cilium/state/identities/v1/id/<ID>             label string
+ *   cilium/state/ip/v1/default/<IP>[/<len>]        IPIdentityPair JSON
+ *   cilium/cache/identities/v1/<cluster>/id/<ID>   replicated copy
+ *   cilium/cache/ip/v1/<cluster>/<IP>[/<len>]      replicated copy
+ *   cilium/cluster-config/<cluster>                cluster config JSON
+ *   cilium/synced/<cluster>/<prefix>               RFC 3339 canary
+ *   meshgate/log/<cluster>                         change stream
+ *   meshgate/epoch/<cluster>                       random token
+ */
+#ifndef MG_KVSTORE_H
+#define MG_KVSTORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mg_common.h"
+#include "mg_identity.h"
+#include "mg_ipcache.h"
+
+#define MG_KV_STATE_IDENTITIES "cilium/state/identities/v1"
+#define MG_KV_STATE_IP "cilium/state/ip/v1"
+#define MG_KV_CACHE_IDENTITIES "cilium/cache/identities/v1"
+#define MG_KV_CACHE_IP "cilium/cache/ip/v1"
+#define MG_KV_CLUSTER_CONFIG "cilium/cluster-config"
+#define MG_KV_SYNCED "cilium/synced"
+#define MG_KV_LOG "meshgate/log"
+#define MG_KV_EPOCH "meshgate/epoch"
+/** Cilium's only ipcache address space name in the state prefix. */
+#define MG_KV_IP_NAMESPACE "default"
+
+/** Large enough for every key this module builds. */
+#define MG_KV_KEY_MAX 256
+/** Cilium's limit on cluster names (lower-case alnum and '-'). */
+#define MG_KV_CLUSTER_NAME_MAX 32
+/** Cilium's default and the only supported maxConnectedClusters values. */
+#define MG_KV_MAX_CONNECTED_DEFAULT 255
+
+/**
+ * Which copy of a cluster's data a key names: the cluster's own state
+ * (written by that cluster's writers; the cluster name is not part of the
+ * key) or the replicated cache under the site Redis (the name is).
+ */
+enum mg_kv_scope {
+	MG_KV_SCOPE_STATE,
+	MG_KV_SCOPE_CACHE,
+};
+
+/** true when @p name is a valid cluster name: 1-32 of [a-z0-9-], alnum at both ends. */
+bool mg_kv_cluster_name_valid(const char *name);
+
+/*
+ * Key builders: write the key into @p buf of @p size bytes. @p cluster is
+ * required for the cache scope and the per-cluster keys and ignored for
+ * the state scope. Return the key's length, or -EINVAL (bad cluster name,
+ * id or prefix) / -ENAMETOOLONG (buffer too small).
+ */
+int mg_kv_identity_key(char *buf, size_t size, enum mg_kv_scope scope, const char *cluster,
+                       uint32_t id);
+/**
+ * Key of a prefix: "<IP>" when @p host_route (plen must then be 32/128),
+ * "<IP>/<len>" otherwise (also for /32 and /128: Cilium writes both forms).
+ */
+int mg_kv_ip_key(char *buf, size_t size, enum mg_kv_scope scope, const char *cluster,
+                 const struct mg_ipcache_entry *e, bool host_route);
+int mg_kv_cluster_config_key(char *buf, size_t size, const char *cluster);
+/** Canary for @p prefix, e.g. MG_KV_STATE_IDENTITIES. */
+int mg_kv_synced_key(char *buf, size_t size, const char *cluster, const char *prefix);
+int mg_kv_log_key(char *buf, size_t size, const char *cluster);
+int mg_kv_epoch_key(char *buf, size_t size, const char *cluster);
+
+/*
+ * Key parsers: the inverse of the builders. @p cluster as above. Return 0,
+ * or -EINVAL when @p key is not of that kind (wrong prefix, other cluster,
+ * bad number, bad address, host bits set).
+ */
+int mg_kv_identity_key_parse(const char *key, enum mg_kv_scope scope, const char *cluster,
+                             uint32_t *id);
+/** Fills family/addr/plen of @p e; *@p host_route tells which form the key had. */
+int mg_kv_ip_key_parse(const char *key, enum mg_kv_scope scope, const char *cluster,
+                       struct mg_ipcache_entry *e, bool *host_route);
+
+/* ---- identity values ---- */
+
+/**
+ * Decode an identity value (Cilium's label string) into empty @p ls. Unlike
+ * mg_labels_parse(), an empty string and embedded NULs are errors: every
+ * identity has at least one label. 0, -EINVAL with @p err set, -ENOMEM.
+ */
+int mg_kv_identity_value_decode(const char *val, size_t len, struct mg_labels *ls,
+                                struct mg_error *err);
+
+/* ---- ipcache values: Cilium's IPIdentityPair ---- */
+
+#define MG_KV_IP_MAX_NAMED_PORTS 64
+
+/** One decoded IPIdentityPair. Clear with mg_kv_ip_pair_clear(). */
+struct mg_kv_ip_pair {
+	/** IP and Mask: family, addr (host bits zero), plen; identity = ID. */
+	struct mg_ipcache_entry prefix;
+	/** Mask was null: the key is "<IP>" and the prefix a host route. */
+	bool host_route;
+	/** Node hosting the address ("" when none), as text. */
+	char host_ip[48];
+	/** Encryption key index (Cilium's Key, 0-255). */
+	uint8_t key;
+	char metadata[256];
+	char k8s_namespace[256];
+	char k8s_pod_name[256];
+	size_t n_named_ports;
+	struct mg_named_port *named_ports;
+};
+
+/** Free the named ports of @p p and zero it. */
+void mg_kv_ip_pair_clear(struct mg_kv_ip_pair *p);
+
+/**
+ * Encode @p p as Cilium's JSON (fields in Cilium's order, Mask as base64
+ * or null, K8s fields and NamedPorts omitted when empty). New string
+ * (free()), or NULL with errno set (EINVAL for a bad pair, ENOMEM).
+ */
+char *mg_kv_ip_pair_encode(const struct mg_kv_ip_pair *p);
+
+/**
+ * Decode Cilium's JSON of @p len bytes into zeroed @p p. Strict: IP must
+ * be an address without host bits beyond Mask, Mask null or a contiguous
+ * base64 mask of the address's length, ID an integer 1..MG_ID_MAX, Key
+ * 0..255, strings strings, NamedPorts an array of {Name, Port, Protocol}
+ * (or the older map name -> {Port, Protocol}). Unknown fields are ignored,
+ * as Cilium's own decoder does, for forward compatibility.
+ * 0, -EINVAL with @p err set (p cleared), -ENOMEM.
+ */
+int mg_kv_ip_pair_decode(const char *json, size_t len, struct mg_kv_ip_pair *p,
+                         struct mg_error *err);
+
+/* ---- cluster config ---- */
+
+struct mg_kv_cluster_config {
+	unsigned id; /**< 1..255 (or 511 with maxConnectedClusters 511) */
+	bool synced_canaries;
+	bool cached;
+	unsigned max_connected_clusters; /**< 255 or 511; 0 in input means 255 */
+};
+
+/** Encode as {"id":N,"capabilities":{...}}. New string or NULL + errno. */
+char *mg_kv_cluster_config_encode(const struct mg_kv_cluster_config *c);
+
+/** Decode strictly (types, ranges); unknown fields ignored. 0 or -EINVAL/-ENOMEM. */
+int mg_kv_cluster_config_decode(const char *json, size_t len, struct mg_kv_cluster_config *c,
+                                struct mg_error *err);
+
+#endif /* MG_KVSTORE_H */

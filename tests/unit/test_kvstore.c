@@ -1,0 +1,423 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Unit tests of lib/kvstore's data model: every key kind built and parsed
+ * back, Cilium-compatible IPIdentityPair and cluster-config JSON (examples
+ * in the form Cilium's Go encoder writes them), and every rejection of the
+ * strict decoders.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mg_kvstore.h"
+#include "mg_test.h"
+
+static void
+test_cluster_names(void)
+{
+	CU_ASSERT_TRUE(mg_kv_cluster_name_valid("a"));
+	CU_ASSERT_TRUE(mg_kv_cluster_name_valid("cluster-1"));
+	CU_ASSERT_TRUE(mg_kv_cluster_name_valid("abcdefghijklmnopqrstuvwxyz012345"));
+	CU_ASSERT_FALSE(mg_kv_cluster_name_valid("abcdefghijklmnopqrstuvwxyz0123456"));
+	CU_ASSERT_FALSE(mg_kv_cluster_name_valid(""));
+	CU_ASSERT_FALSE(mg_kv_cluster_name_valid(NULL));
+	CU_ASSERT_FALSE(mg_kv_cluster_name_valid("-a"));
+	CU_ASSERT_FALSE(mg_kv_cluster_name_valid("a-"));
+	CU_ASSERT_FALSE(mg_kv_cluster_name_valid("A"));
+	CU_ASSERT_FALSE(mg_kv_cluster_name_valid("a/b"));
+	CU_ASSERT_FALSE(mg_kv_cluster_name_valid("a_b"));
+}
+
+static void
+test_identity_keys(void)
+{
+	char buf[MG_KV_KEY_MAX];
+	uint32_t id = 0;
+
+	CU_ASSERT_EQUAL(mg_kv_identity_key(buf, sizeof(buf), MG_KV_SCOPE_STATE, NULL, 12345), 35);
+	CU_ASSERT_STRING_EQUAL(buf, "cilium/state/identities/v1/id/12345");
+	CU_ASSERT_EQUAL(mg_kv_identity_key_parse(buf, MG_KV_SCOPE_STATE, NULL, &id), 0);
+	CU_ASSERT_EQUAL(id, 12345);
+
+	CU_ASSERT(mg_kv_identity_key(buf, sizeof(buf), MG_KV_SCOPE_CACHE, "east", 65536 + 7) > 0);
+	CU_ASSERT_STRING_EQUAL(buf, "cilium/cache/identities/v1/east/id/65543");
+	CU_ASSERT_EQUAL(mg_kv_identity_key_parse(buf, MG_KV_SCOPE_CACHE, "east", &id), 0);
+	CU_ASSERT_EQUAL(id, 65543);
+	/* Another cluster's cache, or the state scope, is not this key. */
+	CU_ASSERT_EQUAL(mg_kv_identity_key_parse(buf, MG_KV_SCOPE_CACHE, "west", &id), -EINVAL);
+	CU_ASSERT_EQUAL(mg_kv_identity_key_parse(buf, MG_KV_SCOPE_STATE, NULL, &id), -EINVAL);
+
+	/* Local-scope maximum is accepted; 0 and above MG_ID_MAX are not. */
+	CU_ASSERT(mg_kv_identity_key(buf, sizeof(buf), MG_KV_SCOPE_STATE, NULL, MG_ID_MAX) > 0);
+	CU_ASSERT_EQUAL(mg_kv_identity_key(buf, sizeof(buf), MG_KV_SCOPE_STATE, NULL, 0), -EINVAL);
+	CU_ASSERT_EQUAL(
+	        mg_kv_identity_key(buf, sizeof(buf), MG_KV_SCOPE_STATE, NULL, MG_ID_MAX + 1),
+	        -EINVAL);
+	CU_ASSERT_EQUAL(mg_kv_identity_key(buf, sizeof(buf), MG_KV_SCOPE_CACHE, "Bad", 1), -EINVAL);
+	CU_ASSERT_EQUAL(mg_kv_identity_key(buf, 10, MG_KV_SCOPE_STATE, NULL, 1), -ENAMETOOLONG);
+
+	static const char *const bad[] = {
+	        "cilium/state/identities/v1/id/",
+	        "cilium/state/identities/v1/id/0",
+	        "cilium/state/identities/v1/id/007",
+	        "cilium/state/identities/v1/id/12a",
+	        "cilium/state/identities/v1/id/-1",
+	        "cilium/state/identities/v1/id/99999999999",
+	        "cilium/state/identities/v1/id/33554432",
+	        "cilium/state/identities/v1/x/5",
+	        "cilium/state/identities/v1id/5",
+	        "cilium/state/ip/v1/default/10.0.0.1",
+	        "",
+	};
+	for (size_t i = 0; i < MG_ARRAY_SIZE(bad); i++)
+		CU_ASSERT_EQUAL(mg_kv_identity_key_parse(bad[i], MG_KV_SCOPE_STATE, NULL, &id),
+		                -EINVAL);
+}
+
+static void
+test_ip_keys(void)
+{
+	char buf[MG_KV_KEY_MAX];
+	struct mg_ipcache_entry e;
+	bool host = false;
+
+	CU_ASSERT_EQUAL(mg_kv_ip_key_parse("cilium/state/ip/v1/default/10.1.2.3", MG_KV_SCOPE_STATE,
+	                                   NULL, &e, &host),
+	                0);
+	CU_ASSERT_EQUAL(e.family, 2);
+	CU_ASSERT_EQUAL(e.plen, 32);
+	CU_ASSERT_TRUE(host);
+	CU_ASSERT_EQUAL(memcmp(e.addr, "\x0a\x01\x02\x03", 4), 0);
+	CU_ASSERT(mg_kv_ip_key(buf, sizeof(buf), MG_KV_SCOPE_STATE, NULL, &e, true) > 0);
+	CU_ASSERT_STRING_EQUAL(buf, "cilium/state/ip/v1/default/10.1.2.3");
+	CU_ASSERT(mg_kv_ip_key(buf, sizeof(buf), MG_KV_SCOPE_STATE, NULL, &e, false) > 0);
+	CU_ASSERT_STRING_EQUAL(buf, "cilium/state/ip/v1/default/10.1.2.3/32");
+	CU_ASSERT_EQUAL(mg_kv_ip_key_parse(buf, MG_KV_SCOPE_STATE, NULL, &e, &host), 0);
+	CU_ASSERT_FALSE(host);
+	CU_ASSERT_EQUAL(e.plen, 32);
+
+	CU_ASSERT_EQUAL(mg_kv_ip_key_parse("cilium/cache/ip/v1/west/fd00::/64", MG_KV_SCOPE_CACHE,
+	                                   "west", &e, &host),
+	                0);
+	CU_ASSERT_EQUAL(e.family, 10);
+	CU_ASSERT_EQUAL(e.plen, 64);
+	CU_ASSERT_FALSE(host);
+	CU_ASSERT(mg_kv_ip_key(buf, sizeof(buf), MG_KV_SCOPE_CACHE, "west", &e, false) > 0);
+	CU_ASSERT_STRING_EQUAL(buf, "cilium/cache/ip/v1/west/fd00::/64");
+	/* A /64 cannot be written as a host route. */
+	CU_ASSERT_EQUAL(mg_kv_ip_key(buf, sizeof(buf), MG_KV_SCOPE_CACHE, "west", &e, true),
+	                -EINVAL);
+	/* Host bits set: rejected by the builder. */
+	e.addr[15] = 1;
+	CU_ASSERT_EQUAL(mg_kv_ip_key(buf, sizeof(buf), MG_KV_SCOPE_CACHE, "west", &e, false),
+	                -EINVAL);
+
+	static const char *const bad[] = {
+	        "cilium/state/ip/v1/default/",
+	        "cilium/state/ip/v1/default/10.0.0.256",
+	        "cilium/state/ip/v1/default/10.0.0.1/",
+	        "cilium/state/ip/v1/default/10.0.0.1/33",
+	        "cilium/state/ip/v1/default/10.0.0.1/24",
+	        "cilium/state/ip/v1/default/10.0.0.0/08",
+	        "cilium/state/ip/v1/default/10.0.0.0/8/1",
+	        "cilium/state/ip/v1/default/fd00::/129",
+	        "cilium/state/ip/v1/default/fd00:::1",
+	        "cilium/state/ip/v1/other/10.0.0.1",
+	        "cilium/state/ip/v1/10.0.0.1",
+	        "cilium/cache/ip/v1/west/10.0.0.1",
+	};
+	for (size_t i = 0; i < MG_ARRAY_SIZE(bad); i++)
+		CU_ASSERT_EQUAL(mg_kv_ip_key_parse(bad[i], MG_KV_SCOPE_STATE, NULL, &e, &host),
+		                -EINVAL);
+	CU_ASSERT_EQUAL(mg_kv_ip_key_parse("cilium/cache/ip/v1/west/10.0.0.1", MG_KV_SCOPE_CACHE,
+	                                   "east", &e, &host),
+	                -EINVAL);
+}
+
+static void
+test_other_keys(void)
+{
+	char buf[MG_KV_KEY_MAX];
+
+	CU_ASSERT(mg_kv_cluster_config_key(buf, sizeof(buf), "c1") > 0);
+	CU_ASSERT_STRING_EQUAL(buf, "cilium/cluster-config/c1");
+	CU_ASSERT(mg_kv_synced_key(buf, sizeof(buf), "c1", MG_KV_STATE_IDENTITIES) > 0);
+	CU_ASSERT_STRING_EQUAL(buf, "cilium/synced/c1/cilium/state/identities/v1");
+	CU_ASSERT(mg_kv_log_key(buf, sizeof(buf), "c1") > 0);
+	CU_ASSERT_STRING_EQUAL(buf, "meshgate/log/c1");
+	CU_ASSERT(mg_kv_epoch_key(buf, sizeof(buf), "c1") > 0);
+	CU_ASSERT_STRING_EQUAL(buf, "meshgate/epoch/c1");
+	CU_ASSERT_EQUAL(mg_kv_cluster_config_key(buf, sizeof(buf), "C1"), -EINVAL);
+	CU_ASSERT_EQUAL(mg_kv_synced_key(buf, sizeof(buf), "c1", ""), -EINVAL);
+	CU_ASSERT_EQUAL(mg_kv_log_key(buf, sizeof(buf), NULL), -EINVAL);
+	CU_ASSERT_EQUAL(mg_kv_epoch_key(buf, 5, "c1"), -ENAMETOOLONG);
+}
+
+static void
+test_identity_value(void)
+{
+	struct mg_labels ls = MG_LABELS_INIT;
+	struct mg_error err;
+	const char *v = "k8s:app=web;k8s:io.kubernetes.pod.namespace=default;";
+
+	CU_ASSERT_EQUAL(mg_kv_identity_value_decode(v, strlen(v), &ls, &err), 0);
+	CU_ASSERT_EQUAL(ls.n, 2);
+	mg_labels_clear(&ls);
+	CU_ASSERT_EQUAL(mg_kv_identity_value_decode("", 0, &ls, &err), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "empty"));
+	CU_ASSERT_EQUAL(mg_kv_identity_value_decode("k8s:a=b;\0x", 10, &ls, &err), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "NUL"));
+	CU_ASSERT_EQUAL(mg_kv_identity_value_decode("k8s:a=b;;", 9, &ls, &err), -EINVAL);
+	mg_labels_clear(&ls);
+}
+
+/* What Cilium's agent writes for a pod (Go's json.Marshal of IPIdentityPair). */
+static const char cilium_pod[] =
+        "{\"IP\":\"10.0.1.200\",\"Mask\":null,\"HostIP\":\"172.18.0.3\",\"ID\":48861,\"Key\":0,"
+        "\"Metadata\":\"cilium-global:default:wluo-mvz4t:798c2fec\",\"K8sNamespace\":\"default\","
+        "\"K8sPodName\":\"wluo-mvz4t\",\"NamedPorts\":[{\"Name\":\"http\",\"Port\":80,"
+        "\"Protocol\":\"TCP\"},{\"Name\":\"dns\",\"Port\":53,\"Protocol\":\"UDP\"}]}";
+
+static void
+test_ip_pair_cilium(void)
+{
+	struct mg_kv_ip_pair p;
+	struct mg_error err;
+	char *s;
+
+	CU_ASSERT_EQUAL_FATAL(mg_kv_ip_pair_decode(cilium_pod, strlen(cilium_pod), &p, &err), 0);
+	CU_ASSERT_EQUAL(p.prefix.family, 2);
+	CU_ASSERT_EQUAL(p.prefix.plen, 32);
+	CU_ASSERT_EQUAL(p.prefix.identity, 48861);
+	CU_ASSERT_TRUE(p.host_route);
+	CU_ASSERT_STRING_EQUAL(p.host_ip, "172.18.0.3");
+	CU_ASSERT_STRING_EQUAL(p.k8s_namespace, "default");
+	CU_ASSERT_STRING_EQUAL(p.k8s_pod_name, "wluo-mvz4t");
+	CU_ASSERT_EQUAL_FATAL(p.n_named_ports, 2);
+	CU_ASSERT_STRING_EQUAL(p.named_ports[0].name, "http");
+	CU_ASSERT_EQUAL(p.named_ports[0].port, 80);
+	CU_ASSERT_EQUAL(p.named_ports[0].proto, 6);
+	CU_ASSERT_EQUAL(p.named_ports[1].proto, 17);
+	/* Byte-identical re-encoding: same field order, same forms. */
+	s = mg_kv_ip_pair_encode(&p);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_STRING_EQUAL(s, cilium_pod);
+	free(s);
+	mg_kv_ip_pair_clear(&p);
+
+	/* A CIDR entry (Go: Mask is base64 of net.CIDRMask(24, 32)). */
+	static const char cidr[] = "{\"IP\":\"192.168.10.0\",\"Mask\":\"////AA==\",\"HostIP\":\"\","
+	                           "\"ID\":16777217,\"Key\":0,\"Metadata\":\"\"}";
+	CU_ASSERT_EQUAL_FATAL(mg_kv_ip_pair_decode(cidr, strlen(cidr), &p, &err), 0);
+	CU_ASSERT_FALSE(p.host_route);
+	CU_ASSERT_EQUAL(p.prefix.plen, 24);
+	CU_ASSERT_EQUAL(p.prefix.identity, 16777217);
+	s = mg_kv_ip_pair_encode(&p);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_STRING_EQUAL(s, cidr);
+	free(s);
+	mg_kv_ip_pair_clear(&p);
+
+	/* IPv6 /64, the older NamedPorts map form, unknown fields ignored. */
+	static const char v6[] =
+	        "{\"IP\":\"fd00:1::\",\"Mask\":\"//////////8AAAAAAAAAAA==\","
+	        "\"ID\":300,\"Key\":3,\"Future\":[1,2],"
+	        "\"NamedPorts\":{\"metrics\":{\"Port\":9090,\"Protocol\":\"tcp\"}}}";
+	CU_ASSERT_EQUAL_FATAL(mg_kv_ip_pair_decode(v6, strlen(v6), &p, &err), 0);
+	CU_ASSERT_EQUAL(p.prefix.family, 10);
+	CU_ASSERT_EQUAL(p.prefix.plen, 64);
+	CU_ASSERT_EQUAL(p.key, 3);
+	CU_ASSERT_EQUAL_FATAL(p.n_named_ports, 1);
+	CU_ASSERT_EQUAL(p.named_ports[0].port, 9090);
+	s = mg_kv_ip_pair_encode(&p);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_STRING_EQUAL(s, "{\"IP\":\"fd00:1::\",\"Mask\":\"//////////8AAAAAAAAAAA==\","
+	                          "\"HostIP\":\"\",\"ID\":300,\"Key\":3,\"Metadata\":\"\","
+	                          "\"NamedPorts\":[{\"Name\":\"metrics\",\"Port\":9090,"
+	                          "\"Protocol\":\"TCP\"}]}");
+	free(s);
+	mg_kv_ip_pair_clear(&p);
+}
+
+static void
+test_ip_pair_round_trip(void)
+{
+	struct mg_kv_ip_pair p, q;
+	struct mg_named_port np = {"web", 6, 8080};
+	struct mg_error err;
+	char *s;
+
+	for (unsigned plen = 0; plen <= 128; plen++) {
+		memset(&p, 0, sizeof(p));
+		p.prefix.family = 10;
+		p.prefix.plen = (uint8_t)plen;
+		for (unsigned i = 0; i < plen; i++)
+			p.prefix.addr[i / 8] |= (uint8_t)(0x80u >> (i % 8));
+		p.prefix.identity = 1000 + plen;
+		p.named_ports = &np;
+		p.n_named_ports = 1;
+		s = mg_kv_ip_pair_encode(&p);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+		CU_ASSERT_EQUAL_FATAL(mg_kv_ip_pair_decode(s, strlen(s), &q, &err), 0);
+		CU_ASSERT_EQUAL(q.prefix.plen, plen);
+		CU_ASSERT_EQUAL(memcmp(q.prefix.addr, p.prefix.addr, 16), 0);
+		CU_ASSERT_EQUAL(q.prefix.identity, 1000 + plen);
+		CU_ASSERT_EQUAL(q.n_named_ports, 1);
+		free(s);
+		mg_kv_ip_pair_clear(&q);
+	}
+	/* Encoder rejections. */
+	memset(&p, 0, sizeof(p));
+	p.prefix.family = 2;
+	p.prefix.plen = 24;
+	p.prefix.identity = 5;
+	p.host_route = true; /* a /24 cannot be a host route */
+	errno = 0;
+	CU_ASSERT_PTR_NULL(mg_kv_ip_pair_encode(&p));
+	CU_ASSERT_EQUAL(errno, EINVAL);
+	p.host_route = false;
+	p.prefix.identity = 0;
+	CU_ASSERT_PTR_NULL(mg_kv_ip_pair_encode(&p));
+	p.prefix.identity = 5;
+	np.proto = 1;
+	p.named_ports = &np;
+	p.n_named_ports = 1;
+	CU_ASSERT_PTR_NULL(mg_kv_ip_pair_encode(&p));
+}
+
+static void
+test_ip_pair_rejects(void)
+{
+	static const struct {
+		const char *json, *msg;
+	} bad[] = {
+	        {"", "invalid JSON"},
+	        {"{", "invalid JSON"},
+	        {"[]", "expected a JSON object"},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":5,\"ID\":6}", "invalid JSON"},
+	        {"{\"ID\":5}", "missing \"IP\""},
+	        {"{\"IP\":5,\"ID\":5}", "\"IP\" must be a string"},
+	        {"{\"IP\":\"10.0.0.300\",\"ID\":5}", "not an address"},
+	        {"{\"IP\":\"10.0.0.1\"}", "missing \"ID\""},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":0}", "out of range"},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":33554432}", "out of range"},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":-1}", "out of range"},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":1.5}", "must be an integer"},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":\"5\"}", "must be an integer"},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":5,\"Key\":256}", "out of range"},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":5,\"Mask\":5}", "base64 or null"},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":5,\"Mask\":\"////\"}", "base64 of 4 bytes"},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":5,\"Mask\":\"//8=\"}", "base64 of 4 bytes"},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":5,\"Mask\":\"!!!!AA==\"}", "base64 of 4 bytes"},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":5,\"Mask\":\"/w=A/w==\"}", "base64 of 4 bytes"},
+	        {"{\"IP\":\"10.0.0.0\",\"ID\":5,\"Mask\":\"/wD/AA==\"}", "not contiguous"},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":5,\"Mask\":\"////AA==\"}", "bits set beyond /24"},
+	        {"{\"IP\":\"fd00::\",\"ID\":5,\"Mask\":\"////AA==\"}", "base64 of 16 bytes"},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":5,\"HostIP\":\"node1\"}", "\"HostIP\""},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":5,\"HostIP\":7}", "\"HostIP\" must be a string"},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":5,\"Metadata\":[]}", "\"Metadata\" must be a string"},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":5,\"K8sPodName\":\"a\\u0000b\"}", "NUL"},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":5,\"NamedPorts\":5}", "array or an object"},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":5,\"NamedPorts\":[5]}", "NamedPorts[0]"},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":5,\"NamedPorts\":[{\"Name\":\"a\",\"Port\":0,"
+	         "\"Protocol\":\"TCP\"}]}",
+	         "Port must be"},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":5,\"NamedPorts\":[{\"Name\":\"a\",\"Port\":70000,"
+	         "\"Protocol\":\"TCP\"}]}",
+	         "Port must be"},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":5,\"NamedPorts\":[{\"Name\":\"a\",\"Port\":1,"
+	         "\"Protocol\":\"ICMP\"}]}",
+	         "Protocol must be"},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":5,\"NamedPorts\":[{\"Name\":\"\",\"Port\":1,"
+	         "\"Protocol\":\"TCP\"}]}",
+	         "name empty"},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":5,\"NamedPorts\":[{\"Name\":\"a\",\"Port\":1,"
+	         "\"Protocol\":\"TCP\"},{\"Name\":\"a\",\"Port\":2,\"Protocol\":\"UDP\"}]}",
+	         "duplicate named port"},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":5,\"NamedPorts\":{\"a\":1}}", "must be an object"},
+	};
+	struct mg_kv_ip_pair p;
+	struct mg_error err;
+
+	for (size_t i = 0; i < MG_ARRAY_SIZE(bad); i++) {
+		memset(&err, 0, sizeof(err));
+		CU_ASSERT_EQUAL(mg_kv_ip_pair_decode(bad[i].json, strlen(bad[i].json), &p, &err),
+		                -EINVAL);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, bad[i].msg));
+		CU_ASSERT_PTR_NULL(p.named_ports);
+		CU_ASSERT_EQUAL(p.n_named_ports, 0);
+	}
+}
+
+static void
+test_cluster_config(void)
+{
+	struct mg_kv_cluster_config c = {.id = 7, .synced_canaries = true, .cached = false};
+	struct mg_error err;
+	char *s;
+
+	s = mg_kv_cluster_config_encode(&c);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_STRING_EQUAL(s, "{\"id\":7,\"capabilities\":{\"syncedCanaries\":true,"
+	                          "\"cached\":false,\"maxConnectedClusters\":255}}");
+	memset(&c, 0, sizeof(c));
+	CU_ASSERT_EQUAL(mg_kv_cluster_config_decode(s, strlen(s), &c, &err), 0);
+	CU_ASSERT_EQUAL(c.id, 7);
+	CU_ASSERT_TRUE(c.synced_canaries);
+	CU_ASSERT_FALSE(c.cached);
+	CU_ASSERT_EQUAL(c.max_connected_clusters, 255);
+	free(s);
+
+	/* Cilium 1.14 form (no cached, no maxConnectedClusters) and 511 mode. */
+	static const char old[] = "{\"id\":3,\"capabilities\":{\"syncedCanaries\":true}}";
+	CU_ASSERT_EQUAL(mg_kv_cluster_config_decode(old, strlen(old), &c, &err), 0);
+	CU_ASSERT_EQUAL(c.id, 3);
+	CU_ASSERT_EQUAL(c.max_connected_clusters, 255);
+	static const char m511[] = "{\"id\":400,\"capabilities\":{\"maxConnectedClusters\":511,"
+	                           "\"cached\":true}}";
+	CU_ASSERT_EQUAL(mg_kv_cluster_config_decode(m511, strlen(m511), &c, &err), 0);
+	CU_ASSERT_EQUAL(c.id, 400);
+	CU_ASSERT_TRUE(c.cached);
+	s = mg_kv_cluster_config_encode(&c);
+	CU_ASSERT_PTR_NOT_NULL(s);
+	free(s);
+
+	static const char *const bad[] = {
+	        "{}",
+	        "{\"id\":0}",
+	        "{\"id\":256}",
+	        "{\"id\":\"1\"}",
+	        "{\"id\":1,\"capabilities\":[]}",
+	        "{\"id\":1,\"capabilities\":{\"cached\":1}}",
+	        "{\"id\":1,\"capabilities\":{\"maxConnectedClusters\":300}}",
+	        "{\"id\":1,\"capabilities\":{\"maxConnectedClusters\":true}}",
+	        "null",
+	        "{\"id\":1",
+	};
+	for (size_t i = 0; i < MG_ARRAY_SIZE(bad); i++) {
+		err.msg[0] = '\0';
+		CU_ASSERT_EQUAL(mg_kv_cluster_config_decode(bad[i], strlen(bad[i]), &c, &err),
+		                -EINVAL);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "cluster config"));
+	}
+	c.id = 0;
+	c.max_connected_clusters = 0;
+	CU_ASSERT_PTR_NULL(mg_kv_cluster_config_encode(&c));
+	c.id = 300;
+	CU_ASSERT_PTR_NULL(mg_kv_cluster_config_encode(&c));
+}
+
+static CU_TestInfo tests[] = {
+        {"cluster_names", test_cluster_names},
+        {"identity_keys", test_identity_keys},
+        {"ip_keys", test_ip_keys},
+        {"other_keys", test_other_keys},
+        {"identity_value", test_identity_value},
+        {"ip_pair_cilium", test_ip_pair_cilium},
+        {"ip_pair_round_trip", test_ip_pair_round_trip},
+        {"ip_pair_rejects", test_ip_pair_rejects},
+        {"cluster_config", test_cluster_config},
+        CU_TEST_INFO_NULL,
+};
+
+MG_TEST_MAIN("kvstore", tests)
