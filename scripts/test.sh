@@ -207,7 +207,11 @@ if want integration; then
 	run_prog integration/ctl "san:" "$TIMEOUT" env "${SAN_ENV[@]}" \
 		"$PY" tests/integration/ctl_test.py \
 		--meshgatectl "$BUILD_SAN/app/meshgatectl/meshgatectl" --tag san
-	run_prog integration/kv "" "$TIMEOUT" "$PY" tests/integration/kv_test.py
+	run_prog integration/kv "" "$TIMEOUT" "$PY" tests/integration/kv_test.py \
+		--meshgatectl "$BUILD/app/meshgatectl/meshgatectl"
+	run_prog integration/kvsync "" "$TIMEOUT" bash tests/integration/kvsync_test.sh "$BUILD/tests/kvsync_test"
+	run_prog integration/kvsync "san:" "$TIMEOUT" env "${SAN_ENV[@]}" \
+		bash tests/integration/kvsync_test.sh "$BUILD_SAN/tests/kvsync_test"
 	run_prog conformance "" "$TIMEOUT" \
 		"$PY" tests/conformance/run.py --meshgatectl "$BUILD/app/meshgatectl/meshgatectl"
 fi

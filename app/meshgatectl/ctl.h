@@ -60,6 +60,11 @@ void ctl_print_usage(const char *name, FILE *f);
 
 int ctl_policy_validate(int argc, char **argv);
 int ctl_policy_trace(int argc, char **argv);
+int ctl_kv_import(int argc, char **argv);
+int ctl_kv_put_ip(int argc, char **argv);
+int ctl_kv_del_ip(int argc, char **argv);
+int ctl_kv_put_identity(int argc, char **argv);
+int ctl_kv_del_identity(int argc, char **argv);
 
 /* ---- offline state (offline.c) ---- */
 

@@ -38,6 +38,43 @@ static const struct ctl_cmd commands[] = {
                 .summary = "explain the verdict for a flow, offline from the daemon's config",
                 .run = ctl_policy_trace,
         },
+        {
+                .words = {"kv", "import", NULL},
+                .usage =
+                        "kv import --cluster NAME --cluster-id N [--prune] [REDIS OPTIONS] "
+                        "[-o text|json] FILE...\n"
+                        "       REDIS OPTIONS: [--redis URL] [--user NAME] [--password-file FILE]\n"
+                        "                      [--functions PATH] [--maxlen N]",
+                .summary = "write CiliumIdentity/CiliumEndpoint manifests into a cluster's Redis",
+                .run = ctl_kv_import,
+        },
+        {
+                .words = {"kv", "put-ip", NULL},
+                .usage = "kv put-ip --cluster NAME --ip PREFIX --identity N [--host-ip IP]\n"
+                         "                    [--namespace NS] [--pod NAME] "
+                         "[--named-port name:port/proto]... [REDIS OPTIONS]",
+                .summary = "write one ipcache entry into a cluster's Redis",
+                .run = ctl_kv_put_ip,
+        },
+        {
+                .words = {"kv", "del-ip", NULL},
+                .usage = "kv del-ip --cluster NAME --ip PREFIX [REDIS OPTIONS]",
+                .summary = "delete one ipcache entry from a cluster's Redis",
+                .run = ctl_kv_del_ip,
+        },
+        {
+                .words = {"kv", "put-identity", NULL},
+                .usage = "kv put-identity --cluster NAME --id N --labels 'k8s:a=b;...' "
+                         "[REDIS OPTIONS]",
+                .summary = "write one identity into a cluster's Redis",
+                .run = ctl_kv_put_identity,
+        },
+        {
+                .words = {"kv", "del-identity", NULL},
+                .usage = "kv del-identity --cluster NAME --id N [REDIS OPTIONS]",
+                .summary = "delete one identity from a cluster's Redis",
+                .run = ctl_kv_del_identity,
+        },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -117,7 +154,7 @@ print_help(FILE *f)
 	fprintf(f, "\nEvery command takes -o json for one JSON document instead of text.\n"
 	           "'meshgatectl COMMAND --help' shows a command's usage; docs/cli.md is the\n"
 	           "reference. Exit status: 0 success, 1 invalid input (policy or config),\n"
-	           "2 usage error, 3 internal error.\n");
+	           "2 usage error, 3 internal or Redis error.\n");
 }
 
 /* The command whose words are the longest prefix of @p argv, or NULL. */

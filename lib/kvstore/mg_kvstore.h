@@ -159,4 +159,79 @@ char *mg_kv_cluster_config_encode(const struct mg_kv_cluster_config *c);
 int mg_kv_cluster_config_decode(const char *json, size_t len, struct mg_kv_cluster_config *c,
                                 struct mg_error *err);
 
+/* ==== writer (mg_kv_writer.c): hiredis, synchronous ==== */
+
+/*
+ * A writer is one connection to a cluster's Redis. Every key change goes
+ * through the Function library (FCALL mg_put / mg_del), so the key and its
+ * log entry change together and unchanged values write nothing. Functions
+ * returning int give 0 or a negative errno with @p err set: -EINVAL bad
+ * argument or bad URL, -EACCES AUTH refused or unsafe password file,
+ * -EIO/-ETIMEDOUT/-ECONNREFUSED connection trouble, -EPROTO an error reply.
+ */
+#define MG_KV_WRITER_URL_DEFAULT "redis://127.0.0.1:6379/0"
+#define MG_KV_WRITER_MAXLEN_DEFAULT 100000u
+#define MG_KV_WRITER_TIMEOUT_MS_DEFAULT 5000u
+
+struct mg_kv_writer_opts {
+	/** redis://[user[:password]@]host[:port][/db] or unix:///path[?db=N]. */
+	const char *url;
+	const char *user;          /**< ACL user, overrides the URL's; NULL: none */
+	const char *password;      /**< overrides the URL's; NULL: none */
+	const char *password_file; /**< read the password here (mode & 077 must be 0) */
+	const char *functions;     /**< meshgate.lua to FUNCTION LOAD REPLACE; NULL: skip */
+	const char *cluster;       /**< cluster whose keys are written (required) */
+	unsigned maxlen;           /**< log MAXLEN ~; 0: the default */
+	unsigned timeout_ms;       /**< connect and command timeout; 0: the default */
+};
+
+struct mg_kv_writer;
+
+/** Connect, AUTH, SELECT, load the functions. NULL with errno and @p err set. */
+struct mg_kv_writer *mg_kv_writer_open(const struct mg_kv_writer_opts *o, struct mg_error *err);
+
+void mg_kv_writer_close(struct mg_kv_writer *w);
+
+/**
+ * Read a password from @p path: the first line, without its newline. The
+ * file must be a regular file that neither group nor others can read.
+ */
+int mg_kv_password_file_read(const char *path, char *buf, size_t size, struct mg_error *err);
+
+/** Put @p value at @p key through mg_put: 1 written, 0 unchanged, or < 0. */
+int mg_kv_writer_put(struct mg_kv_writer *w, const char *key, const char *value,
+                     struct mg_error *err);
+/** Delete @p key through mg_del: 1 deleted, 0 it did not exist, or < 0. */
+int mg_kv_writer_del(struct mg_kv_writer *w, const char *key, struct mg_error *err);
+
+/** State identity @p id with label string @p labels (validated): 1, 0 or < 0 as above. */
+int mg_kv_writer_put_identity(struct mg_kv_writer *w, uint32_t id, const char *labels,
+                              struct mg_error *err);
+int mg_kv_writer_del_identity(struct mg_kv_writer *w, uint32_t id, struct mg_error *err);
+/** State ipcache entry of @p p (key form from p->host_route): 1, 0 or < 0. */
+int mg_kv_writer_put_ip(struct mg_kv_writer *w, const struct mg_kv_ip_pair *p,
+                        struct mg_error *err);
+int mg_kv_writer_del_ip(struct mg_kv_writer *w, const struct mg_ipcache_entry *e, bool host_route,
+                        struct mg_error *err);
+
+/** cilium/cluster-config/<cluster> through mg_put: 1, 0 or < 0. */
+int mg_kv_writer_cluster_config(struct mg_kv_writer *w, const struct mg_kv_cluster_config *c,
+                                struct mg_error *err);
+
+/**
+ * The canaries cilium/synced/<cluster>/<prefix> for the identities and ip
+ * state prefixes, set to the current time (RFC 3339, UTC). Plain SET, not
+ * logged: a canary says "a full copy was written", it is not data.
+ */
+int mg_kv_writer_canaries(struct mg_kv_writer *w, struct mg_error *err);
+
+/**
+ * SCAN the cluster's identity and ip state keys and delete (mg_del) each
+ * one for which @p keep returns false. Keys under those prefixes that do
+ * not parse as identity/ip keys are left alone.
+ * @return the number deleted, or < 0.
+ */
+int mg_kv_writer_prune(struct mg_kv_writer *w, bool (*keep)(const char *key, void *arg), void *arg,
+                       struct mg_error *err);
+
 #endif /* MG_KVSTORE_H */

@@ -44,13 +44,14 @@ def free_port():
 class Redis:
     """One private redis-server; cli() runs redis-cli --raw against it."""
 
-    def __init__(self, server, cli):
+    def __init__(self, server, cli, extra=(), password=None):
         self.dir = tempfile.mkdtemp(prefix="mg-kv-")
         self.port = free_port()
         self.cli_bin = cli
+        self.password = password
         self.proc = subprocess.Popen(
             [server, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
-             "--save", "", "--appendonly", "no", "--daemonize", "no"],
+             "--save", "", "--appendonly", "no", "--daemonize", "no"] + list(extra),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 10
         while time.time() < deadline:
@@ -63,7 +64,8 @@ class Redis:
         raise RuntimeError("redis-server did not start")
 
     def cli(self, *args, stdin=None):
-        p = subprocess.run([self.cli_bin, "--raw", "-p", str(self.port)] + list(args),
+        auth = ["--no-auth-warning", "-a", self.password] if self.password else []
+        p = subprocess.run([self.cli_bin, "--raw", "-p", str(self.port)] + auth + list(args),
                            input=stdin, capture_output=True, text=True, timeout=20)
         out = p.stdout
         return out[:-1] if out.endswith("\n") else out
@@ -155,11 +157,187 @@ def test_functions(r):
            f"xlen {n}")
 
 
+KV = os.path.join(ROOT, "tests", "integration", "kv")
+STATE_PATTERNS = ("cilium/state/identities/v1/id/*", "cilium/state/ip/v1/default/*")
+
+
+def ctl(binary, r, *args, url=None):
+    """Run meshgatectl kv ... against @r; returns (rc, stdout, stderr)."""
+    argv = [binary, "kv"] + list(args[:1]) + [
+        "--redis", url or f"redis://127.0.0.1:{r.port}/0", "--functions", LIB] + list(args[1:])
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    return p.returncode, p.stdout, p.stderr
+
+
+def state_keys(r):
+    keys = []
+    for pat in STATE_PATTERNS:
+        out = r.cli("--scan", "--pattern", pat)
+        keys += [k for k in out.split("\n") if k]
+    return sorted(keys)
+
+
+def fx(name):
+    return os.path.join(KV, name)
+
+
+def test_ctl(binary, r):
+    log = "meshgate/log/east"
+    imp = ["import", "--cluster", "east", "--cluster-id", "3"]
+
+    # Invalid input: file:line:col, exit 1, nothing written at all (the
+    # valid file before it included).
+    rc, out, err = ctl(binary, r, *imp, fx("single.yaml"), fx("bad.yaml"))
+    result("ctl_bad_input", rc == 1 and "bad.yaml:13:25:" in err and "10.9.0.300" in err
+           and r.cli("DBSIZE") == "0", f"rc {rc} err {err!r} dbsize {r.cli('DBSIZE')}")
+    rc, out, err = ctl(binary, r, *imp, fx("missing.yaml"))
+    result("ctl_missing_file", rc == 1 and "missing.yaml" in err and r.cli("DBSIZE") == "0",
+           err)
+
+    # Single document.
+    rc, out, err = ctl(binary, r, *imp, fx("single.yaml"))
+    key = "cilium/state/identities/v1/id/70000"
+    result("ctl_import_single", rc == 0 and "1 identities (1 written, 0 unchanged)" in out
+           and r.cli("GET", key) == "k8s:app=web;k8s:io.kubernetes.pod.namespace=shop;",
+           f"rc {rc} {out!r} {err!r}")
+    result("ctl_import_single_logged", xrange(r, log) == [
+        ("put", key, "k8s:app=web;k8s:io.kubernetes.pod.namespace=shop;"),
+        ("put", "cilium/cluster-config/east",
+         '{"id":3,"capabilities":{"syncedCanaries":true,"cached":false,'
+         '"maxConnectedClusters":255}}')], xrange(r, log))
+    canaries = [r.cli("GET", f"cilium/synced/east/cilium/state/{p}/v1")
+                for p in ("identities", "ip")]
+    result("ctl_canaries", all(len(c) == 20 and c.endswith("Z") and c[10] == "T"
+                               for c in canaries), canaries)
+
+    # Several documents and a kind: List; the pending endpoint is skipped.
+    rc, out, err = ctl(binary, r, *imp, "-o", "json", fx("single.yaml"), fx("multi.yaml"),
+                       fx("list.yaml"))
+    import json
+    try:
+        j = json.loads(out)
+    except ValueError:
+        j = {}
+    result("ctl_import_multi_list", rc == 0 and j.get("identities") == {
+        "total": 3, "written": 2, "unchanged": 1} and j.get("ips") == {
+        "total": 3, "written": 3, "unchanged": 0} and j.get("skipped_endpoints") == 1
+        and "pending" in err, f"rc {rc} {out!r} {err!r}")
+    want = sorted(["cilium/state/identities/v1/id/70000", "cilium/state/identities/v1/id/70001",
+                   "cilium/state/identities/v1/id/70002", "cilium/state/ip/v1/default/10.9.0.1",
+                   "cilium/state/ip/v1/default/fd00:9::1",
+                   "cilium/state/ip/v1/default/10.9.0.2"])
+    result("ctl_import_keys", state_keys(r) == want, state_keys(r))
+    v6 = r.cli("GET", "cilium/state/ip/v1/default/fd00:9::1")
+    result("ctl_import_ip_value", v6 == (
+        '{"IP":"fd00:9::1","Mask":null,"HostIP":"172.18.0.3","ID":70000,"Key":0,'
+        '"Metadata":"","K8sNamespace":"shop","K8sPodName":"web-1",'
+        '"NamedPorts":[{"Name":"http","Port":80,"Protocol":"TCP"}]}'), v6)
+    result("ctl_import_logged_per_change", r.cli("XLEN", log) == "7"
+           and [e[1] for e in xrange(r, log)[2:]].count("cilium/state/ip/v1/default/10.9.0.2")
+           == 1, r.cli("XLEN", log))
+
+    # Re-import: nothing changes, nothing is logged.
+    rc, out, err = ctl(binary, r, *imp, fx("single.yaml"), fx("multi.yaml"), fx("list.yaml"))
+    result("ctl_reimport_unchanged", rc == 0 and "(0 written, 3 unchanged), 3 ips (0 written"
+           in out and r.cli("XLEN", log) == "7", f"{out!r} xlen {r.cli('XLEN', log)}")
+
+    # --prune: keys absent from the input are deleted, each one logged.
+    rc, out, err = ctl(binary, r, *imp, "--prune", fx("single.yaml"), fx("list.yaml"))
+    want_after = sorted(["cilium/state/identities/v1/id/70000",
+                         "cilium/state/identities/v1/id/70002",
+                         "cilium/state/ip/v1/default/10.9.0.2"])
+    dels = [e for e in xrange(r, log) if e[0] == "del"]
+    result("ctl_prune", rc == 0 and "3 pruned" in out and state_keys(r) == want_after
+           and len(dels) == 3 and r.cli("XLEN", log) == "10", f"{out!r} {state_keys(r)}")
+    result("ctl_prune_keeps_other", r.cli("EXISTS", "cilium/cluster-config/east") == "1")
+
+    # Single changes.
+    rc, out, err = ctl(binary, r, "put-ip", "--cluster", "east", "--ip", "10.8.0.0/16",
+                       "--identity", "70000", "--host-ip", "172.18.0.9",
+                       "--named-port", "dns:53/udp")
+    pk = "cilium/state/ip/v1/default/10.8.0.0/16"
+    v = r.cli("GET", pk)
+    result("ctl_put_ip", rc == 0 and "written" in out and '"Mask":"//8AAA=="' in v
+           and '"HostIP":"172.18.0.9"' in v and '"Protocol":"UDP"' in v
+           and xrange(r, log)[-1] == ("put", pk, v), f"rc {rc} {out!r} {err!r} {v!r}")
+    rc, out, err = ctl(binary, r, "put-ip", "--cluster", "east", "--ip", "10.8.0.0/16",
+                       "--identity", "70000", "--host-ip", "172.18.0.9",
+                       "--named-port", "dns:53/udp")
+    result("ctl_put_ip_unchanged", rc == 0 and "unchanged" in out and r.cli("XLEN", log) == "11",
+           out)
+    rc, out, err = ctl(binary, r, "del-ip", "--cluster", "east", "--ip", "10.8.0.0/16")
+    result("ctl_del_ip", rc == 0 and r.cli("EXISTS", pk) == "0"
+           and xrange(r, log)[-1] == ("del", pk, ""), f"{out!r} {err!r}")
+    rc, out, err = ctl(binary, r, "del-ip", "--cluster", "east", "--ip", "10.8.0.0/16")
+    result("ctl_del_ip_missing", rc == 0 and "not present" in out
+           and r.cli("XLEN", log) == "12", out)
+    ik = "cilium/state/identities/v1/id/80000"
+    rc, out, err = ctl(binary, r, "put-identity", "--cluster", "east", "--id", "80000",
+                       "--labels", "k8s:b=2;k8s:a=1")
+    result("ctl_put_identity", rc == 0 and r.cli("GET", ik) == "k8s:a=1;k8s:b=2;",
+           f"{out!r} {err!r}")
+    rc, out, err = ctl(binary, r, "del-identity", "--cluster", "east", "--id", "80000",
+                       "-o", "json")
+    result("ctl_del_identity", rc == 0 and '"deleted"' in out and r.cli("EXISTS", ik) == "0",
+           out)
+    n = r.cli("XLEN", log)
+    for name, args, code in (
+            ("no_cluster", ["put-identity", "--id", "5", "--labels", "k8s:a=b"], 2),
+            ("bad_ip", ["put-ip", "--cluster", "east", "--ip", "10.0.0.1/40",
+                        "--identity", "5"], 2),
+            ("no_identity", ["put-ip", "--cluster", "east", "--ip", "10.0.0.1"], 2),
+            ("bad_labels", ["put-identity", "--cluster", "east", "--id", "5", "--labels", ""],
+             1),
+            ("import_no_cluster_id", ["import", "--cluster", "east", fx("single.yaml")], 2)):
+        rc, out, err = ctl(binary, r, *args)
+        result(f"ctl_refused_{name}", rc == code and r.cli("XLEN", log) == n
+               and r.cli("EXISTS", "cilium/state/identities/v1/id/5") == "0",
+               f"rc {rc} {err!r}")
+    rc, out, err = ctl(binary, r, "del-ip", "--cluster", "east", "--ip", "10.0.0.1",
+                       url=f"redis://127.0.0.1:{free_port()}")
+    result("ctl_redis_down", rc == 3 and "cannot connect" in err, f"rc {rc} {err!r}")
+
+
+def test_auth(binary, server, cli):
+    r = Redis(server, cli, extra=["--requirepass", "topsecret"], password="topsecret")
+    tmp = tempfile.mkdtemp(prefix="mg-kv-pw-")
+    try:
+        r.cli("ACL", "SETUSER", "writer", "on", ">w-pass", "~cilium/*", "~meshgate/*",
+              "+fcall", "+function|load", "+get", "+set", "+del", "+scan", "+exists", "+xadd")
+        pw = os.path.join(tmp, "pw")
+        with open(pw, "w") as f:
+            f.write("w-pass\n")
+        os.chmod(pw, 0o600)
+        args = ["put-identity", "--cluster", "east", "--id", "90000", "--labels", "k8s:a=b"]
+        rc, out, err = ctl(binary, r, *args)
+        result("auth_required", rc == 3 and "NOAUTH" in err,
+               f"rc {rc} {err!r}")
+        rc, out, err = ctl(binary, r, *args, "--user", "writer", "--password-file", pw)
+        result("auth_acl_user", rc == 0 and r.cli("EXISTS", "cilium/state/identities/v1/id/90000")
+               == "1", f"rc {rc} {err!r}")
+        rc, out, err = ctl(binary, r, "del-identity", "--cluster", "east", "--id", "90000",
+                           url=f"redis://:topsecret@127.0.0.1:{r.port}/0")
+        result("auth_requirepass_url", rc == 0 and "deleted" in out, f"rc {rc} {err!r}")
+        with open(pw, "w") as f:
+            f.write("wrong\n")
+        rc, out, err = ctl(binary, r, *args, "--user", "writer", "--password-file", pw)
+        result("auth_wrong_password", rc == 3 and "AUTH" in err and "WRONGPASS" in err
+               and r.cli("EXISTS", "cilium/state/identities/v1/id/90000") == "0",
+               f"rc {rc} {err!r}")
+        os.chmod(pw, 0o644)
+        rc, out, err = ctl(binary, r, *args, "--user", "writer", "--password-file", pw)
+        result("auth_password_file_mode", rc == 1 and "0644" in err and "chmod 600" in err,
+               f"rc {rc} {err!r}")
+    finally:
+        r.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--redis-server", default=shutil.which("redis-server") or "redis-server")
     ap.add_argument("--redis-cli", default=shutil.which("redis-cli") or "redis-cli")
-    ap.add_argument("--meshgatectl", help="meshgatectl binary (kv commands; later)")
+    ap.add_argument("--meshgatectl", help="meshgatectl binary (kv commands)")
     ap.add_argument("--tag", default="")
     a = ap.parse_args()
     if not os.access(a.redis_server, os.X_OK):
@@ -170,6 +348,13 @@ def main():
         test_functions(r)
     finally:
         r.stop()
+    if a.meshgatectl:
+        r = Redis(a.redis_server, a.redis_cli)
+        try:
+            test_ctl(a.meshgatectl, r)
+        finally:
+            r.stop()
+        test_auth(a.meshgatectl, a.redis_server, a.redis_cli)
     return 1 if failures else 0
 
 

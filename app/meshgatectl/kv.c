@@ -1,0 +1,894 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * meshgatectl kv: write a cluster's identities and ipcache entries into
+ * its Redis (docs/kvstore.md) with the writer of lib/kvstore. `kv import`
+ * reads CiliumIdentity and CiliumEndpoint manifests as kubectl prints
+ * them, checks every file completely before connecting (an invalid input
+ * writes nothing), then writes each entry through the Function library,
+ * the cluster config and the canaries, and with --prune deletes the
+ * cluster's state keys the input does not name. put-ip, del-ip,
+ * put-identity and del-identity make single changes through the same
+ * functions. Exit codes: 0 ok, 1 bad input, 2 usage, 3 Redis error.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "ctl.h"
+#include "mg_kvstore.h"
+#include "mg_yaml.h"
+
+#ifndef MG_FUNCTIONS_INSTALLED
+#define MG_FUNCTIONS_INSTALLED "/usr/local/share/meshgate/meshgate.lua"
+#endif
+#ifndef MG_FUNCTIONS_SOURCE
+#define MG_FUNCTIONS_SOURCE "conf/redis/meshgate.lua"
+#endif
+
+#define KV_PROTO_TCP 6
+#define KV_PROTO_UDP 17
+#define KV_PROTO_SCTP 132
+
+/* Options every kv command shares. */
+struct kv_opts {
+	struct mg_kv_writer_opts w;
+	unsigned long cluster_id;
+	enum ctl_output out;
+	bool prune;
+	/* put-ip / del-ip / put-identity / del-identity */
+	const char *ip, *host_ip, *ns, *pod, *labels;
+	unsigned long id;
+	size_t n_ports;
+	struct mg_named_port ports[MG_KV_IP_MAX_NAMED_PORTS];
+};
+
+struct kv_ident {
+	uint32_t id;
+	char *labels; /* canonical label string */
+	char key[MG_KV_KEY_MAX];
+};
+
+struct kv_ip {
+	struct mg_kv_ip_pair p;
+	char key[MG_KV_KEY_MAX];
+	char where[300]; /* file:line:col of the address, for duplicates */
+};
+
+struct kv_input {
+	size_t n_ids, cap_ids;
+	struct kv_ident *ids;
+	size_t n_ips, cap_ips;
+	struct kv_ip *ips;
+	size_t skipped;
+	/* Every key of the input, sorted, for --prune. */
+	size_t n_keys;
+	char **keys;
+};
+
+enum {
+	OPT_REDIS = 256,
+	OPT_USER,
+	OPT_PASSWORD_FILE,
+	OPT_CLUSTER,
+	OPT_CLUSTER_ID,
+	OPT_FUNCTIONS,
+	OPT_MAXLEN,
+	OPT_PRUNE,
+	OPT_IP,
+	OPT_IDENTITY,
+	OPT_HOST_IP,
+	OPT_NAMESPACE,
+	OPT_POD,
+	OPT_NAMED_PORT,
+	OPT_ID,
+	OPT_LABELS,
+	OPT_HELP,
+};
+
+static const struct option kv_longopts[] = {
+        {"redis", required_argument, NULL, OPT_REDIS},
+        {"user", required_argument, NULL, OPT_USER},
+        {"password-file", required_argument, NULL, OPT_PASSWORD_FILE},
+        {"cluster", required_argument, NULL, OPT_CLUSTER},
+        {"cluster-id", required_argument, NULL, OPT_CLUSTER_ID},
+        {"functions", required_argument, NULL, OPT_FUNCTIONS},
+        {"maxlen", required_argument, NULL, OPT_MAXLEN},
+        {"prune", no_argument, NULL, OPT_PRUNE},
+        {"ip", required_argument, NULL, OPT_IP},
+        {"identity", required_argument, NULL, OPT_IDENTITY},
+        {"host-ip", required_argument, NULL, OPT_HOST_IP},
+        {"namespace", required_argument, NULL, OPT_NAMESPACE},
+        {"pod", required_argument, NULL, OPT_POD},
+        {"named-port", required_argument, NULL, OPT_NAMED_PORT},
+        {"id", required_argument, NULL, OPT_ID},
+        {"labels", required_argument, NULL, OPT_LABELS},
+        {"output", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, OPT_HELP},
+        {NULL, 0, NULL, 0},
+};
+
+static int
+kv_ulong(const char *s, unsigned long min, unsigned long max, unsigned long *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (s[0] < '0' || s[0] > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < min || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int
+kv_proto_parse(const char *s, uint8_t *proto)
+{
+	if (strcasecmp(s, "tcp") == 0)
+		*proto = KV_PROTO_TCP;
+	else if (strcasecmp(s, "udp") == 0)
+		*proto = KV_PROTO_UDP;
+	else if (strcasecmp(s, "sctp") == 0)
+		*proto = KV_PROTO_SCTP;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+/* "name:port/proto" (proto defaults to tcp). */
+static int
+kv_named_port_parse(const char *s, struct mg_named_port *np)
+{
+	char buf[128], *colon, *slash;
+	unsigned long port;
+
+	if (snprintf(buf, sizeof(buf), "%s", s) >= (int)sizeof(buf))
+		return -EINVAL;
+	colon = strrchr(buf, ':');
+	if (colon == NULL || colon == buf || (size_t)(colon - buf) >= sizeof(np->name))
+		return -EINVAL;
+	*colon = '\0';
+	slash = strchr(colon + 1, '/');
+	np->proto = KV_PROTO_TCP;
+	if (slash != NULL) {
+		*slash = '\0';
+		if (kv_proto_parse(slash + 1, &np->proto) < 0)
+			return -EINVAL;
+	}
+	if (kv_ulong(colon + 1, 1, 65535, &port) < 0)
+		return -EINVAL;
+	np->port = (uint16_t)port;
+	/* Length checked above: the name fits with its NUL. */
+	memcpy(np->name, buf, (size_t)(colon - buf) + 1);
+	return 0;
+}
+
+/* Parse argv; positional arguments are left at argv[optind..]. */
+static int
+kv_parse_opts(int argc, char **argv, struct kv_opts *o, int *first_arg)
+{
+	const char *cmd = argv[0];
+	unsigned long v;
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	o->w.url = MG_KV_WRITER_URL_DEFAULT;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":o:", kv_longopts, NULL)) != -1) {
+		switch (c) {
+		case 'o':
+			if (ctl_output_parse(optarg, &o->out) < 0)
+				return ctl_usage_error(cmd, "bad output format '%s'", optarg);
+			break;
+		case OPT_REDIS:
+			o->w.url = optarg;
+			break;
+		case OPT_USER:
+			o->w.user = optarg;
+			break;
+		case OPT_PASSWORD_FILE:
+			o->w.password_file = optarg;
+			break;
+		case OPT_CLUSTER:
+			if (!mg_kv_cluster_name_valid(optarg))
+				return ctl_usage_error(cmd,
+				                       "bad cluster name '%s' (1-32 of a-z, 0-9, "
+				                       "'-', alnum at both ends)",
+				                       optarg);
+			o->w.cluster = optarg;
+			break;
+		case OPT_CLUSTER_ID:
+			if (kv_ulong(optarg, 1, 255, &o->cluster_id) < 0)
+				return ctl_usage_error(cmd, "bad --cluster-id '%s' (1-255)",
+				                       optarg);
+			break;
+		case OPT_FUNCTIONS:
+			o->w.functions = optarg;
+			break;
+		case OPT_MAXLEN:
+			if (kv_ulong(optarg, 1, 1000000000, &v) < 0)
+				return ctl_usage_error(cmd, "bad --maxlen '%s'", optarg);
+			o->w.maxlen = (unsigned)v;
+			break;
+		case OPT_PRUNE:
+			o->prune = true;
+			break;
+		case OPT_IP:
+			o->ip = optarg;
+			break;
+		case OPT_IDENTITY:
+		case OPT_ID:
+			if (kv_ulong(optarg, 1, MG_ID_MAX, &o->id) < 0)
+				return ctl_usage_error(cmd, "bad identity '%s' (1-%u)", optarg,
+				                       MG_ID_MAX);
+			break;
+		case OPT_HOST_IP:
+			o->host_ip = optarg;
+			break;
+		case OPT_NAMESPACE:
+			o->ns = optarg;
+			break;
+		case OPT_POD:
+			o->pod = optarg;
+			break;
+		case OPT_NAMED_PORT:
+			if (o->n_ports == MG_KV_IP_MAX_NAMED_PORTS)
+				return ctl_usage_error(cmd, "too many --named-port");
+			if (kv_named_port_parse(optarg, &o->ports[o->n_ports]) < 0)
+				return ctl_usage_error(
+				        cmd, "bad --named-port '%s' (name:port[/tcp|udp|sctp])",
+				        optarg);
+			o->n_ports++;
+			break;
+		case OPT_LABELS:
+			o->labels = optarg;
+			break;
+		case OPT_HELP:
+			ctl_print_usage(cmd, stdout);
+			*first_arg = -1;
+			return CTL_EXIT_OK;
+		case ':':
+			return ctl_usage_error(cmd, "option %s needs an argument",
+			                       argv[optind - 1]);
+		default:
+			return ctl_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (o->w.cluster == NULL)
+		return ctl_usage_error(cmd, "--cluster NAME is required");
+	if (o->w.functions == NULL) {
+		if (access(MG_FUNCTIONS_INSTALLED, R_OK) == 0)
+			o->w.functions = MG_FUNCTIONS_INSTALLED;
+		else if (access(MG_FUNCTIONS_SOURCE, R_OK) == 0)
+			o->w.functions = MG_FUNCTIONS_SOURCE;
+		else
+			return ctl_usage_error(cmd,
+			                       "meshgate.lua not found; give --functions PATH");
+	}
+	*first_arg = optind;
+	return CTL_EXIT_OK;
+}
+
+/* Map a writer error to the exit code: bad input 1, else Redis 3. */
+static int
+kv_fail(const char *cmd, int rc, const struct mg_error *err)
+{
+	fprintf(stderr, "meshgatectl %s: %s\n", cmd, err->msg);
+	return rc == -EINVAL ? CTL_EXIT_FAIL : CTL_EXIT_INTERNAL;
+}
+
+static struct mg_kv_writer *
+kv_open(const char *cmd, const struct kv_opts *o, int *code)
+{
+	struct mg_kv_writer_opts wo = o->w;
+	struct mg_error err = {{0}};
+	struct mg_kv_writer *w;
+	char pw[512];
+
+	/* An unsafe or missing password file is bad input (exit 1), found
+	 * before anything connects. */
+	if (wo.password_file != NULL) {
+		if (mg_kv_password_file_read(wo.password_file, pw, sizeof(pw), &err) < 0) {
+			fprintf(stderr, "meshgatectl %s: %s\n", cmd, err.msg);
+			*code = CTL_EXIT_FAIL;
+			return NULL;
+		}
+		wo.password = pw;
+		wo.password_file = NULL;
+	}
+	w = mg_kv_writer_open(&wo, &err);
+	explicit_bzero(pw, sizeof(pw));
+	if (w == NULL) {
+		fprintf(stderr, "meshgatectl %s: %s\n", cmd, err.msg);
+		/* A bad URL or password file is the caller's input; the rest is Redis. */
+		*code = errno == EINVAL && strncmp(err.msg, "redis", 5) != 0 ? CTL_EXIT_FAIL
+		                                                             : CTL_EXIT_INTERNAL;
+	}
+	return w;
+}
+
+/* ---- import: parsing ---- */
+
+static void
+kv_input_free(struct kv_input *in)
+{
+	size_t i;
+
+	for (i = 0; i < in->n_ids; i++)
+		free(in->ids[i].labels);
+	for (i = 0; i < in->n_ips; i++)
+		mg_kv_ip_pair_clear(&in->ips[i].p);
+	free(in->ids);
+	free(in->ips);
+	free(in->keys);
+	memset(in, 0, sizeof(*in));
+}
+
+static int
+kv_grow(void **v, size_t *cap, size_t n, size_t elem)
+{
+	void *nv;
+	size_t ncap;
+
+	if (n < *cap)
+		return 0;
+	ncap = *cap ? *cap * 2 : 64;
+	nv = realloc(*v, ncap * elem);
+	if (nv == NULL)
+		return -ENOMEM;
+	*v = nv;
+	*cap = ncap;
+	return 0;
+}
+
+/* An optional scalar string field; "" when absent or null. */
+static int
+kv_opt_str(const struct mg_yaml_node *map, const char *key, const char **out, struct mg_error *err)
+{
+	const struct mg_yaml_node *n = mg_yaml_get(map, key);
+
+	*out = "";
+	if (n == NULL || mg_yaml_is_null(n))
+		return 0;
+	return mg_yaml_str(n, key, out, err);
+}
+
+static int
+kv_parse_identity(struct kv_input *in, const struct mg_yaml_node *doc, struct mg_error *err)
+{
+	const struct mg_yaml_node *meta, *name, *sl;
+	struct mg_labels ls = MG_LABELS_INIT;
+	struct kv_ident *ki;
+	const char *s, *ks, *vs;
+	unsigned long id;
+	char *labels = NULL, *lbl;
+	size_t i;
+	int rc;
+
+	meta = mg_yaml_get(doc, "metadata");
+	if (meta == NULL)
+		return mg_yaml_error(err, doc, "CiliumIdentity without metadata");
+	name = mg_yaml_get(meta, "name");
+	if (name == NULL)
+		return mg_yaml_error(err, meta, "CiliumIdentity without metadata.name");
+	if ((rc = mg_yaml_str(name, "metadata.name", &s, err)) < 0)
+		return rc;
+	if (kv_ulong(s, 1, MG_ID_MAX, &id) < 0 || (s[0] == '0'))
+		return mg_yaml_error(err, name, "metadata.name '%s' is not an identity (1-%u)", s,
+		                     MG_ID_MAX);
+	sl = mg_yaml_get(doc, "security-labels");
+	if (sl == NULL)
+		return mg_yaml_error(err, doc, "CiliumIdentity %lu without security-labels", id);
+	if ((rc = mg_yaml_map(sl, "security-labels", err)) < 0)
+		return rc;
+	if (sl->n == 0)
+		return mg_yaml_error(err, sl, "CiliumIdentity %lu: security-labels is empty", id);
+	for (i = 0; i < sl->n; i++) {
+		if ((rc = mg_yaml_str(sl->pairs[i].key, "label", &ks, err)) < 0 ||
+		    (rc = mg_yaml_str(sl->pairs[i].value, "label value", &vs, err)) < 0)
+			goto out;
+		if (asprintf(&lbl, "%s=%s", ks, vs) < 0) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		rc = mg_labels_add_str(&ls, lbl);
+		free(lbl);
+		if (rc < 0) {
+			mg_yaml_error(err, sl->pairs[i].key, "bad label '%s'", ks);
+			goto out;
+		}
+	}
+	labels = mg_labels_format(&ls);
+	if (labels == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < in->n_ids; i++) {
+		if (in->ids[i].id != id)
+			continue;
+		if (strcmp(in->ids[i].labels, labels) != 0)
+			rc = mg_yaml_error(err, name,
+			                   "identity %lu appears twice with other labels", id);
+		else
+			rc = 0;
+		goto out;
+	}
+	if ((rc = kv_grow((void **)&in->ids, &in->cap_ids, in->n_ids, sizeof(*in->ids))) < 0)
+		goto out;
+	ki = &in->ids[in->n_ids++];
+	ki->id = (uint32_t)id;
+	ki->labels = labels;
+	labels = NULL;
+	mg_kv_identity_key(ki->key, sizeof(ki->key), MG_KV_SCOPE_STATE, NULL, ki->id);
+	rc = 0;
+out:
+	if (rc == -ENOMEM)
+		mg_error_set(err, NULL, 0, 0, "out of memory");
+	free(labels);
+	mg_labels_clear(&ls);
+	return rc;
+}
+
+static int
+kv_parse_ports(const struct mg_yaml_node *seq, struct mg_kv_ip_pair *p, struct mg_error *err)
+{
+	static const char *const allowed[] = {"name", "port", "protocol", NULL};
+	const struct mg_yaml_node *it;
+	struct mg_named_port *np;
+	const char *s;
+	uint64_t port;
+	size_t i;
+	int rc;
+
+	if ((rc = mg_yaml_seq(seq, "named-ports", true, err)) < 0)
+		return rc;
+	if (seq == NULL || mg_yaml_is_null(seq) || seq->n == 0)
+		return 0;
+	if (seq->n > MG_KV_IP_MAX_NAMED_PORTS)
+		return mg_yaml_error(err, seq, "more than %d named ports",
+		                     MG_KV_IP_MAX_NAMED_PORTS);
+	p->named_ports = calloc(seq->n, sizeof(*p->named_ports));
+	if (p->named_ports == NULL) {
+		mg_error_set(err, NULL, 0, 0, "out of memory");
+		return -ENOMEM;
+	}
+	for (i = 0; i < seq->n; i++) {
+		it = seq->items[i];
+		np = &p->named_ports[p->n_named_ports++];
+		if ((rc = mg_yaml_check_map(it, "named-ports[]", allowed, err)) < 0)
+			return rc;
+		if (mg_yaml_get(it, "name") == NULL)
+			return mg_yaml_error(err, it, "named port without name");
+		if ((rc = mg_yaml_str(mg_yaml_get(it, "name"), "name", &s, err)) < 0)
+			return rc;
+		if (s[0] == '\0' || strlen(s) >= sizeof(np->name))
+			return mg_yaml_error(err, mg_yaml_get(it, "name"), "bad port name '%s'", s);
+		snprintf(np->name, sizeof(np->name), "%s", s);
+		if (mg_yaml_get(it, "port") == NULL)
+			return mg_yaml_error(err, it, "named port '%s' without port", s);
+		if ((rc = mg_yaml_u64(mg_yaml_get(it, "port"), "port", 1, 65535, &port, err)) < 0)
+			return rc;
+		np->port = (uint16_t)port;
+		np->proto = KV_PROTO_TCP;
+		if (mg_yaml_get(it, "protocol") != NULL) {
+			if ((rc = mg_yaml_str(mg_yaml_get(it, "protocol"), "protocol", &s, err)) <
+			    0)
+				return rc;
+			if (kv_proto_parse(s, &np->proto) < 0)
+				return mg_yaml_error(err, mg_yaml_get(it, "protocol"),
+				                     "bad protocol '%s' (TCP, UDP or SCTP)", s);
+		}
+	}
+	return 0;
+}
+
+static int
+kv_add_addr(struct kv_input *in, const struct mg_yaml_node *n, uint32_t id, const char *node,
+            const char *ns, const char *pod, const struct mg_yaml_node *ports, struct mg_error *err)
+{
+	struct kv_ip *ip;
+	const char *s;
+	size_t i;
+	int rc;
+
+	if ((rc = mg_yaml_str(n, "address", &s, err)) < 0)
+		return rc;
+	if ((rc = kv_grow((void **)&in->ips, &in->cap_ips, in->n_ips, sizeof(*in->ips))) < 0) {
+		mg_error_set(err, NULL, 0, 0, "out of memory");
+		return rc;
+	}
+	ip = &in->ips[in->n_ips];
+	memset(ip, 0, sizeof(*ip));
+	if (strchr(s, '/') != NULL || mg_ipcache_parse_prefix(s, &ip->p.prefix) < 0)
+		return mg_yaml_error(err, n, "bad address '%s'", s);
+	ip->p.prefix.identity = id;
+	ip->p.host_route = true;
+	snprintf(ip->where, sizeof(ip->where), "%s:%u:%u", n->file, n->line, n->col);
+	if (strlen(ns) >= sizeof(ip->p.k8s_namespace) || strlen(pod) >= sizeof(ip->p.k8s_pod_name))
+		return mg_yaml_error(err, n, "namespace or pod name too long");
+	snprintf(ip->p.host_ip, sizeof(ip->p.host_ip), "%s", node);
+	snprintf(ip->p.k8s_namespace, sizeof(ip->p.k8s_namespace), "%s", ns);
+	snprintf(ip->p.k8s_pod_name, sizeof(ip->p.k8s_pod_name), "%s", pod);
+	rc = kv_parse_ports(ports, &ip->p, err);
+	if (rc < 0) {
+		mg_kv_ip_pair_clear(&ip->p);
+		return rc;
+	}
+	mg_kv_ip_key(ip->key, sizeof(ip->key), MG_KV_SCOPE_STATE, NULL, &ip->p.prefix, true);
+	for (i = 0; i < in->n_ips; i++) {
+		if (strcmp(in->ips[i].key, ip->key) == 0) {
+			mg_kv_ip_pair_clear(&ip->p);
+			return mg_yaml_error(err, n, "address %s already given at %s", s,
+			                     in->ips[i].where);
+		}
+	}
+	in->n_ips++;
+	return 0;
+}
+
+static int
+kv_parse_endpoint(struct kv_input *in, const struct mg_yaml_node *doc, struct mg_error *err)
+{
+	const struct mg_yaml_node *meta, *st, *ident, *net, *addr, *it, *v;
+	const char *ns = "", *pod = "", *node = "";
+	unsigned char buf[16];
+	uint64_t id;
+	size_t i, k;
+	int rc;
+
+	meta = mg_yaml_get(doc, "metadata");
+	if (meta != NULL && ((rc = kv_opt_str(meta, "namespace", &ns, err)) < 0 ||
+	                     (rc = kv_opt_str(meta, "name", &pod, err)) < 0))
+		return rc;
+	st = mg_yaml_get(doc, "status");
+	ident = mg_yaml_get(st, "identity");
+	net = mg_yaml_get(st, "networking");
+	addr = mg_yaml_get(net, "addressing");
+	if (st == NULL || ident == NULL || mg_yaml_get(ident, "id") == NULL || addr == NULL) {
+		/* An endpoint still being created: nothing to write yet. */
+		fprintf(stderr,
+		        "%s:%u:%u: warning: CiliumEndpoint %s/%s has no identity or "
+		        "address yet; skipped\n",
+		        doc->file, doc->line, doc->col, ns, pod);
+		in->skipped++;
+		return 0;
+	}
+	if ((rc = mg_yaml_u64(mg_yaml_get(ident, "id"), "status.identity.id", 1, MG_ID_MAX, &id,
+	                      err)) < 0)
+		return rc;
+	if ((rc = kv_opt_str(net, "node", &node, err)) < 0)
+		return rc;
+	if (node[0] != '\0' && inet_pton(AF_INET, node, buf) != 1 &&
+	    inet_pton(AF_INET6, node, buf) != 1)
+		return mg_yaml_error(err, mg_yaml_get(net, "node"), "bad node address '%s'", node);
+	if ((rc = mg_yaml_seq(addr, "status.networking.addressing", false, err)) < 0)
+		return rc;
+	for (i = 0; i < addr->n; i++) {
+		it = addr->items[i];
+		if ((rc = mg_yaml_map(it, "addressing[]", err)) < 0)
+			return rc;
+		for (k = 0; k < 2; k++) {
+			v = mg_yaml_get(it, k == 0 ? "ipv4" : "ipv6");
+			if (v == NULL || mg_yaml_is_null(v))
+				continue;
+			rc = kv_add_addr(in, v, (uint32_t)id, node, ns, pod,
+			                 mg_yaml_get(st, "named-ports"), err);
+			if (rc < 0)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+static int
+kv_parse_doc(struct kv_input *in, const struct mg_yaml_node *doc, bool in_list,
+             struct mg_error *err)
+{
+	const struct mg_yaml_node *kind, *items;
+	const char *k;
+	size_t i;
+	int rc;
+
+	if ((rc = mg_yaml_map(doc, "manifest", err)) < 0)
+		return rc;
+	kind = mg_yaml_get(doc, "kind");
+	if (kind == NULL)
+		return mg_yaml_error(err, doc, "manifest without kind");
+	if ((rc = mg_yaml_str(kind, "kind", &k, err)) < 0)
+		return rc;
+	if (strcmp(k, "CiliumIdentity") == 0)
+		return kv_parse_identity(in, doc, err);
+	if (strcmp(k, "CiliumEndpoint") == 0)
+		return kv_parse_endpoint(in, doc, err);
+	if (strcmp(k, "List") == 0 && !in_list) {
+		items = mg_yaml_get(doc, "items");
+		if ((rc = mg_yaml_seq(items, "items", true, err)) < 0)
+			return rc;
+		for (i = 0; items != NULL && !mg_yaml_is_null(items) && i < items->n; i++)
+			if ((rc = kv_parse_doc(in, items->items[i], true, err)) < 0)
+				return rc;
+		return 0;
+	}
+	return mg_yaml_error(err, kind,
+	                     "unsupported kind '%s' (want CiliumIdentity, "
+	                     "CiliumEndpoint or List)",
+	                     k);
+}
+
+static int
+kv_cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool
+kv_keep(const char *key, void *arg)
+{
+	const struct kv_input *in = arg;
+
+	return bsearch(&key, in->keys, in->n_keys, sizeof(*in->keys), kv_cmp_str) != NULL;
+}
+
+static int
+kv_index_keys(struct kv_input *in)
+{
+	size_t i, n = 0;
+
+	in->keys = calloc(in->n_ids + in->n_ips + 1, sizeof(*in->keys));
+	if (in->keys == NULL)
+		return -ENOMEM;
+	for (i = 0; i < in->n_ids; i++)
+		in->keys[n++] = in->ids[i].key;
+	for (i = 0; i < in->n_ips; i++)
+		in->keys[n++] = in->ips[i].key;
+	in->n_keys = n;
+	qsort(in->keys, n, sizeof(*in->keys), kv_cmp_str);
+	return 0;
+}
+
+/* ---- import: writing ---- */
+
+struct kv_counts {
+	size_t id_written, id_same, ip_written, ip_same;
+	int pruned;
+	bool config_written;
+};
+
+static void
+kv_summary(const struct kv_opts *o, const struct kv_input *in, const struct kv_counts *c,
+           bool complete)
+{
+	json_t *j;
+
+	if (o->out == CTL_OUT_JSON) {
+		j = json_pack("{s:b,s:{s:I,s:I,s:I},s:{s:I,s:I,s:I},s:i,s:I,s:b}", "complete",
+		              complete, "identities", "total", (json_int_t)in->n_ids, "written",
+		              (json_int_t)c->id_written, "unchanged", (json_int_t)c->id_same, "ips",
+		              "total", (json_int_t)in->n_ips, "written", (json_int_t)c->ip_written,
+		              "unchanged", (json_int_t)c->ip_same, "pruned", c->pruned,
+		              "skipped_endpoints", (json_int_t)in->skipped,
+		              "cluster_config_written", c->config_written);
+		if (j != NULL) {
+			json_dumpf(j, stdout, JSON_INDENT(2));
+			fputc('\n', stdout);
+			json_decref(j);
+		}
+		return;
+	}
+	printf("%s%zu identities (%zu written, %zu unchanged), %zu ips (%zu written, %zu "
+	       "unchanged), %d pruned\n",
+	       complete ? "" : "INCOMPLETE: ", in->n_ids, c->id_written, c->id_same, in->n_ips,
+	       c->ip_written, c->ip_same, c->pruned);
+}
+
+static int
+kv_import_write(struct mg_kv_writer *w, const struct kv_opts *o, struct kv_input *in,
+                struct kv_counts *c, struct mg_error *err)
+{
+	struct mg_kv_cluster_config cc = {.id = (unsigned)o->cluster_id,
+	                                  .synced_canaries = true,
+	                                  .max_connected_clusters = MG_KV_MAX_CONNECTED_DEFAULT};
+	size_t i;
+	int rc;
+
+	for (i = 0; i < in->n_ids; i++) {
+		rc = mg_kv_writer_put_identity(w, in->ids[i].id, in->ids[i].labels, err);
+		if (rc < 0)
+			return rc;
+		rc ? c->id_written++ : c->id_same++;
+	}
+	for (i = 0; i < in->n_ips; i++) {
+		rc = mg_kv_writer_put_ip(w, &in->ips[i].p, err);
+		if (rc < 0)
+			return rc;
+		rc ? c->ip_written++ : c->ip_same++;
+	}
+	if (o->prune) {
+		rc = mg_kv_writer_prune(w, kv_keep, in, err);
+		if (rc < 0)
+			return rc;
+		c->pruned = rc;
+	}
+	rc = mg_kv_writer_cluster_config(w, &cc, err);
+	if (rc < 0)
+		return rc;
+	c->config_written = rc == 1;
+	return mg_kv_writer_canaries(w, err);
+}
+
+int
+ctl_kv_import(int argc, char **argv)
+{
+	struct mg_error err = {{0}};
+	struct kv_input in = {0};
+	struct kv_counts c = {0};
+	struct mg_yaml_file *f;
+	struct mg_kv_writer *w;
+	struct kv_opts o;
+	int rc, first, i, code = CTL_EXIT_OK;
+	size_t d;
+
+	code = kv_parse_opts(argc, argv, &o, &first);
+	if (code != CTL_EXIT_OK || first < 0)
+		return code;
+	if (o.cluster_id == 0)
+		return ctl_usage_error(argv[0], "--cluster-id N is required");
+	if (first >= argc)
+		return ctl_usage_error(argv[0], "no input FILE");
+	/* Everything is parsed before connecting: bad input writes nothing. */
+	for (i = first; i < argc; i++) {
+		f = mg_yaml_load_file(argv[i], &err);
+		if (f == NULL) {
+			code = CTL_EXIT_FAIL;
+			goto out;
+		}
+		for (d = 0, rc = 0; d < f->ndocs && rc == 0; d++)
+			rc = kv_parse_doc(&in, f->docs[d], false, &err);
+		mg_yaml_free(f);
+		if (rc < 0) {
+			code = CTL_EXIT_FAIL;
+			goto out;
+		}
+	}
+	if (kv_index_keys(&in) < 0) {
+		mg_error_set(&err, NULL, 0, 0, "out of memory");
+		code = CTL_EXIT_INTERNAL;
+		goto out;
+	}
+	w = kv_open(argv[0], &o, &code);
+	if (w == NULL)
+		goto done;
+	rc = kv_import_write(w, &o, &in, &c, &err);
+	mg_kv_writer_close(w);
+	kv_summary(&o, &in, &c, rc == 0);
+	if (rc < 0)
+		code = kv_fail(argv[0], rc, &err);
+	goto done;
+out:
+	fprintf(stderr, "meshgatectl %s: %s\n", argv[0], err.msg);
+	fprintf(stderr, "meshgatectl %s: nothing written\n", argv[0]);
+done:
+	kv_input_free(&in);
+	return code;
+}
+
+/* ---- single changes ---- */
+
+static int
+kv_report(const struct kv_opts *o, const char *what, const char *key, int rc)
+{
+	static const char *const put_words[] = {"unchanged", "written"};
+	static const char *const del_words[] = {"not present", "deleted"};
+	const char *word = (strncmp(what, "put", 3) == 0 ? put_words : del_words)[rc];
+
+	if (o->out == CTL_OUT_JSON)
+		printf("{\"key\": \"%s\", \"result\": \"%s\"}\n", key, word);
+	else
+		printf("%s: %s\n", key, word);
+	return CTL_EXIT_OK;
+}
+
+/* Shared by the four single-change commands. */
+static int
+kv_single(int argc, char **argv, int which)
+{
+	struct mg_error err = {{0}};
+	struct mg_kv_ip_pair p;
+	struct mg_kv_writer *w;
+	struct kv_opts o;
+	char key[MG_KV_KEY_MAX];
+	int rc, first, code;
+
+	memset(&p, 0, sizeof(p));
+	code = kv_parse_opts(argc, argv, &o, &first);
+	if (code != CTL_EXIT_OK || first < 0)
+		return code;
+	if (first < argc)
+		return ctl_usage_error(argv[0], "unexpected argument '%s'", argv[first]);
+	if (which <= 1) { /* put-ip, del-ip */
+		if (o.ip == NULL)
+			return ctl_usage_error(argv[0], "--ip PREFIX is required");
+		if (mg_ipcache_parse_prefix(o.ip, &p.prefix) < 0)
+			return ctl_usage_error(argv[0], "bad --ip '%s'", o.ip);
+		p.host_route = strchr(o.ip, '/') == NULL;
+		mg_kv_ip_key(key, sizeof(key), MG_KV_SCOPE_STATE, NULL, &p.prefix, p.host_route);
+	} else if (o.id == 0) {
+		return ctl_usage_error(argv[0], "--id N is required");
+	} else {
+		mg_kv_identity_key(key, sizeof(key), MG_KV_SCOPE_STATE, NULL, (uint32_t)o.id);
+	}
+	if (which == 0) {
+		if (o.id == 0)
+			return ctl_usage_error(argv[0], "--identity N is required");
+		p.prefix.identity = (uint32_t)o.id;
+		if (o.host_ip != NULL) {
+			unsigned char b[16];
+
+			if (inet_pton(AF_INET, o.host_ip, b) != 1 &&
+			    inet_pton(AF_INET6, o.host_ip, b) != 1)
+				return ctl_usage_error(argv[0], "bad --host-ip '%s'", o.host_ip);
+			snprintf(p.host_ip, sizeof(p.host_ip), "%s", o.host_ip);
+		}
+		snprintf(p.k8s_namespace, sizeof(p.k8s_namespace), "%s", o.ns ? o.ns : "");
+		snprintf(p.k8s_pod_name, sizeof(p.k8s_pod_name), "%s", o.pod ? o.pod : "");
+		/* Borrowed array: p is not cleared with mg_kv_ip_pair_clear(). */
+		p.n_named_ports = o.n_ports;
+		p.named_ports = o.n_ports ? o.ports : NULL;
+	}
+	if (which == 2 && o.labels == NULL)
+		return ctl_usage_error(argv[0], "--labels 'source:key=value;...' is required");
+	w = kv_open(argv[0], &o, &code);
+	if (w == NULL)
+		return code;
+	switch (which) {
+	case 0:
+		rc = mg_kv_writer_put_ip(w, &p, &err);
+		break;
+	case 1:
+		rc = mg_kv_writer_del_ip(w, &p.prefix, p.host_route, &err);
+		break;
+	case 2:
+		rc = mg_kv_writer_put_identity(w, (uint32_t)o.id, o.labels, &err);
+		break;
+	default:
+		rc = mg_kv_writer_del_identity(w, (uint32_t)o.id, &err);
+		break;
+	}
+	mg_kv_writer_close(w);
+	if (rc < 0)
+		return kv_fail(argv[0], rc, &err);
+	return kv_report(&o, which == 0 || which == 2 ? "put" : "del", key, rc);
+}
+
+int
+ctl_kv_put_ip(int argc, char **argv)
+{
+	return kv_single(argc, argv, 0);
+}
+
+int
+ctl_kv_del_ip(int argc, char **argv)
+{
+	return kv_single(argc, argv, 1);
+}
+
+int
+ctl_kv_put_identity(int argc, char **argv)
+{
+	return kv_single(argc, argv, 2);
+}
+
+int
+ctl_kv_del_identity(int argc, char **argv)
+{
+	return kv_single(argc, argv, 3);
+}

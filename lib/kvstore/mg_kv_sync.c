@@ -1,0 +1,1322 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The gateway's sync client: full sync (cluster config, canaries, epoch,
+ * log position, SCAN + pipelined MGET, log replay) into a per-cluster
+ * shadow copy, a guarded diff-and-publish into the identity table and the
+ * ipcache, then tailing every cluster's log with XREAD BLOCK. The protocol,
+ * its invariants and the threading model are described in mg_kv_sync.h;
+ * this file keeps one invariant above all: the tables only ever change
+ * through a complete, validated step (a published resync or a whole XREAD
+ * batch with one ipcache commit), so a lost connection or a bad value can
+ * never leave half of something applied.
+ */
+#include "mg_kv_sync.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <hiredis/hiredis.h>
+
+#include "mg_common.h"
+
+/* ---- a small open-addressing map of records, one per cluster ---- */
+
+enum {
+	REC_IDENTITY = 1,
+	REC_IP = 2
+};
+
+/* Fixed-size key without padding so memcmp/hash over it is well defined. */
+struct rkey {
+	uint8_t kind, family, plen, pad;
+	uint8_t addr[16];
+	uint32_t id;
+};
+
+struct rec {
+	struct rkey k;
+	uint8_t st;        /* 0 empty, 1 used, 2 deleted */
+	uint32_t identity; /* identity id, or the ipcache entry's (validated) id */
+	char *value;       /* raw value, to tell real changes from re-puts */
+};
+
+struct rmap {
+	struct rec *v;
+	size_t cap, n, tomb;
+};
+
+static uint64_t
+rkey_hash(const struct rkey *k)
+{
+	const uint8_t *p = (const uint8_t *)k;
+	uint64_t h = 1469598103934665603ull;
+	for (size_t i = 0; i < sizeof(*k); i++)
+		h = (h ^ p[i]) * 1099511628211ull;
+	return h;
+}
+
+static struct rec *
+rmap_find(const struct rmap *m, const struct rkey *k)
+{
+	if (m->cap == 0)
+		return NULL;
+	for (size_t i = rkey_hash(k) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+		struct rec *r = &m->v[i];
+		if (r->st == 0)
+			return NULL;
+		if (r->st == 1 && memcmp(&r->k, k, sizeof(*k)) == 0)
+			return r;
+	}
+}
+
+static int
+rmap_resize(struct rmap *m, size_t cap)
+{
+	struct rec *nv = calloc(cap, sizeof(*nv));
+	if (nv == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < m->cap; i++) {
+		if (m->v[i].st != 1)
+			continue;
+		size_t j = rkey_hash(&m->v[i].k) & (cap - 1);
+		while (nv[j].st != 0)
+			j = (j + 1) & (cap - 1);
+		nv[j] = m->v[i];
+	}
+	free(m->v);
+	m->v = nv;
+	m->cap = cap;
+	m->tomb = 0;
+	return 0;
+}
+
+/* Insert or replace; takes ownership of @value (freed on failure too). */
+static int
+rmap_put(struct rmap *m, const struct rkey *k, uint32_t identity, char *value)
+{
+	struct rec *r = rmap_find(m, k);
+	if (r != NULL) {
+		free(r->value);
+		r->value = value;
+		r->identity = identity;
+		return 0;
+	}
+	if ((m->n + m->tomb + 1) * 4 > m->cap * 3) {
+		size_t cap = m->cap ? m->cap : 64;
+		while ((m->n + 1) * 2 > cap)
+			cap *= 2;
+		if (rmap_resize(m, cap) < 0) {
+			free(value);
+			return -ENOMEM;
+		}
+	}
+	size_t i = rkey_hash(k) & (m->cap - 1);
+	while (m->v[i].st == 1)
+		i = (i + 1) & (m->cap - 1);
+	if (m->v[i].st == 2)
+		m->tomb--;
+	m->v[i].k = *k;
+	m->v[i].st = 1;
+	m->v[i].identity = identity;
+	m->v[i].value = value;
+	m->n++;
+	return 0;
+}
+
+static void
+rmap_del(struct rmap *m, const struct rkey *k)
+{
+	struct rec *r = rmap_find(m, k);
+	if (r == NULL)
+		return;
+	free(r->value);
+	r->value = NULL;
+	r->st = 2;
+	m->n--;
+	m->tomb++;
+}
+
+static void
+rmap_clear(struct rmap *m)
+{
+	for (size_t i = 0; i < m->cap; i++)
+		free(m->v[i].value);
+	free(m->v);
+	memset(m, 0, sizeof(*m));
+}
+
+/* ---- state ---- */
+
+struct cl {
+	char name[MG_KV_CLUSTER_NAME_MAX + 1];
+	bool local;
+	unsigned cid;
+	enum mg_kv_scope scope;
+	bool present, synced, refused, need_resync;
+	enum mg_kv_resync_cause cause;
+	char cfg_key[MG_KV_KEY_MAX], log_key[MG_KV_KEY_MAX], epoch_key[MG_KV_KEY_MAX];
+	char epoch[128];
+	char last_id[48];
+	/* Log entries accounted for up to last_id (XINFO entries-added at the
+	 * noted id, plus every entry replayed or tailed since): more entries
+	 * removed from the log than that means an unread one was trimmed. */
+	uint64_t consumed;
+	char why[160]; /* why the last sync attempt did not finish */
+	struct rmap live;
+	struct mg_kv_sync_stats st;
+};
+
+struct mg_kv_sync {
+	struct mg_kv_sync_params p;
+	char *url, *user, *password;
+	struct mg_identity_table *ids;
+	struct mg_ipcache *ipc;
+	enum mg_cluster_mode mode;
+	redisContext *ctx;
+	size_t n;
+	struct cl *c;
+	size_t *order; /* conflict priority: local first, then lowest cluster id */
+	char replid[64];
+	uint64_t next_connect_ms, next_verify_ms, backoff_ms;
+	unsigned rnd;
+	bool was_connected;
+	uint32_t **changed;
+	size_t *n_changed, cap_changed;
+};
+
+static uint64_t
+now_ms(void)
+{
+	return mg_time_ns() / 1000000u;
+}
+
+static void
+sleep_ms(uint64_t ms)
+{
+	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+const char *
+mg_kv_resync_cause_name(enum mg_kv_resync_cause c)
+{
+	static const char *const names[] = {"epoch", "trimmed", "replid", "reconnect"};
+	return (unsigned)c < MG_KV_RESYNC_N ? names[c] : "?";
+}
+
+/* Stream ids "ms-seq"; "0-0" when none. Returns false for garbage. */
+static bool
+id_parse(const char *s, uint64_t *ms, uint64_t *seq)
+{
+	char *end;
+	errno = 0;
+	*ms = strtoull(s, &end, 10);
+	if (errno || *end != '-')
+		return false;
+	*seq = strtoull(end + 1, &end, 10);
+	return errno == 0 && *end == '\0';
+}
+
+static int
+id_cmp(const char *a, const char *b)
+{
+	uint64_t am = 0, as = 0, bm = 0, bs = 0;
+	id_parse(a, &am, &as);
+	id_parse(b, &bm, &bs);
+	if (am != bm)
+		return am < bm ? -1 : 1;
+	return as < bs ? -1 : as > bs;
+}
+
+static int
+changed_push(struct mg_kv_sync *s, uint32_t id)
+{
+	if (s->changed == NULL)
+		return 0;
+	if (*s->n_changed == s->cap_changed || *s->changed == NULL) {
+		size_t cap = *s->n_changed < 16 ? 32 : *s->n_changed * 2;
+		uint32_t *nv = realloc(*s->changed, cap * sizeof(*nv));
+		if (nv == NULL)
+			return -ENOMEM;
+		*s->changed = nv;
+		s->cap_changed = cap;
+	}
+	(*s->changed)[(*s->n_changed)++] = id;
+	return 0;
+}
+
+/* ---- redis ---- */
+
+static void
+disconnect(struct mg_kv_sync *s)
+{
+	if (s->ctx == NULL)
+		return;
+	MG_WARN("kv sync: connection to %s lost (%s): keeping the last state", s->url,
+	        s->ctx->errstr[0] ? s->ctx->errstr : "closed");
+	redisFree(s->ctx);
+	s->ctx = NULL;
+	for (size_t i = 0; i < s->n; i++) {
+		s->c[i].st.disconnects++;
+		if (!s->c[i].synced) {
+			s->c[i].need_resync = true;
+			s->c[i].cause = MG_KV_RESYNC_RECONNECT;
+		}
+	}
+	s->next_connect_ms = now_ms();
+}
+
+/* A reply, or NULL after a connection error (then disconnected). */
+static redisReply *
+cmd(struct mg_kv_sync *s, int argc, const char **argv)
+{
+	if (s->ctx == NULL)
+		return NULL;
+	redisReply *r = redisCommandArgv(s->ctx, argc, argv, NULL);
+	if (r == NULL)
+		disconnect(s);
+	return r;
+}
+
+static int
+connect_now(struct mg_kv_sync *s)
+{
+	const char *u = s->url;
+	struct timeval ct = {(time_t)(s->p.connect_ms / 1000),
+	                     (long)(s->p.connect_ms % 1000) * 1000};
+	struct timeval tt = {(time_t)(s->p.command_ms / 1000),
+	                     (long)(s->p.command_ms % 1000) * 1000};
+	redisContext *ctx;
+
+	if (strncmp(u, "unix:", 5) == 0) {
+		ctx = redisConnectUnixWithTimeout(u + 5, ct);
+	} else {
+		char host[256];
+		if (strncmp(u, "redis://", 8) == 0)
+			u += 8;
+		const char *colon = strrchr(u, ':');
+		int port = 6379;
+		size_t hl = colon ? (size_t)(colon - u) : strlen(u);
+		if (hl >= sizeof(host))
+			return -EINVAL;
+		memcpy(host, u, hl);
+		host[hl] = '\0';
+		if (colon)
+			port = atoi(colon + 1);
+		/* "[::1]:6379" */
+		if (host[0] == '[' && hl >= 2 && host[hl - 1] == ']') {
+			memmove(host, host + 1, hl - 2);
+			host[hl - 2] = '\0';
+		}
+		ctx = redisConnectWithTimeout(host, port, ct);
+	}
+	if (ctx == NULL)
+		return -ENOMEM;
+	if (ctx->err) {
+		MG_DEBUG("kv sync: connect %s: %s", s->url, ctx->errstr);
+		redisFree(ctx);
+		return -ECONNREFUSED;
+	}
+	redisSetTimeout(ctx, tt);
+	if (strncmp(s->url, "unix:", 5) != 0)
+		redisEnableKeepAlive(ctx);
+	s->ctx = ctx;
+	if (s->password != NULL && s->password[0] != '\0') {
+		const char *argv[3] = {"AUTH", s->user ? s->user : s->password, s->password};
+		redisReply *r = cmd(s, s->user ? 3 : 2, argv);
+		if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+			MG_WARN("kv sync: AUTH failed: %s", r ? r->str : "connection lost");
+			if (r)
+				freeReplyObject(r);
+			redisFree(s->ctx);
+			s->ctx = NULL;
+			return -EACCES;
+		}
+		freeReplyObject(r);
+	}
+	return 0;
+}
+
+/* ---- validation: Redis key + value -> record ---- */
+
+struct decoded {
+	struct rkey k;
+	uint32_t identity;
+};
+
+/* 0 key of @c's kind, -ENOENT not a key we sync (ignored). */
+static int
+key_decode(const struct cl *c, const char *key, struct decoded *d)
+{
+	memset(d, 0, sizeof(*d));
+	uint32_t id;
+	if (mg_kv_identity_key_parse(key, c->scope, c->name, &id) == 0) {
+		d->k.kind = REC_IDENTITY;
+		d->k.id = id;
+		return 0;
+	}
+	struct mg_ipcache_entry e;
+	bool host_route;
+	memset(&e, 0, sizeof(e));
+	if (mg_kv_ip_key_parse(key, c->scope, c->name, &e, &host_route) == 0) {
+		d->k.kind = REC_IP;
+		d->k.family = e.family;
+		d->k.plen = e.plen;
+		memcpy(d->k.addr, e.addr, sizeof(d->k.addr));
+		return 0;
+	}
+	return -ENOENT;
+}
+
+static bool
+in_range(const struct mg_kv_sync *s, const struct cl *c, uint32_t id)
+{
+	if (c->local)
+		return id >= MG_ID_MIN_CLUSTER_LOCAL || mg_identity_is_reserved(id);
+	if (mg_identity_is_reserved(id))
+		return true;
+	uint32_t first, last;
+	mg_identity_cluster_range(c->cid, s->mode, &first, &last);
+	return first != 0 && id >= first && id <= last;
+}
+
+/* 0 valid (d->identity set), -EINVAL unparsable, -ERANGE out of range. */
+static int
+value_check(struct mg_kv_sync *s, struct cl *c, struct decoded *d, const char *val, size_t len)
+{
+	struct mg_error err;
+	if (d->k.kind == REC_IDENTITY) {
+		struct mg_labels ls = MG_LABELS_INIT;
+		int rc = mg_kv_identity_value_decode(val, len, &ls, &err);
+		mg_labels_clear(&ls);
+		if (rc < 0)
+			return rc == -ENOMEM ? rc : -EINVAL;
+		if (d->k.id < MG_ID_MIN_CLUSTER_LOCAL || !in_range(s, c, d->k.id))
+			return -ERANGE;
+		d->identity = d->k.id;
+		return 0;
+	}
+	struct mg_kv_ip_pair pair;
+	memset(&pair, 0, sizeof(pair));
+	int rc = mg_kv_ip_pair_decode(val, len, &pair, &err);
+	if (rc < 0)
+		return rc == -ENOMEM ? rc : -EINVAL;
+	uint32_t id = pair.prefix.identity;
+	bool same = pair.prefix.family == d->k.family && pair.prefix.plen == d->k.plen &&
+	            memcmp(pair.prefix.addr, d->k.addr, sizeof(d->k.addr)) == 0;
+	mg_kv_ip_pair_clear(&pair);
+	if (!same)
+		return -EINVAL;
+	if (!c->local && id == MG_ID_HOST)
+		id = MG_ID_REMOTE_NODE;
+	if (!in_range(s, c, id))
+		return -ERANGE;
+	d->identity = id;
+	return 0;
+}
+
+/* Decode and validate; counts rejections. 1 accepted, 0 skipped, -ENOMEM. */
+static int
+decode_entry(struct mg_kv_sync *s, struct cl *c, const char *key, const char *val, size_t len,
+             struct decoded *d)
+{
+	if (key_decode(c, key, d) < 0)
+		return 0;
+	int rc = value_check(s, c, d, val, len);
+	if (rc == -ENOMEM)
+		return rc;
+	if (rc == -EINVAL) {
+		c->st.rejected_parse++;
+		MG_WARN("kv sync: %s: rejected unparsable value of %s", c->name, key);
+		return 0;
+	}
+	if (rc == -ERANGE) {
+		c->st.rejected_range++;
+		MG_WARN("kv sync: %s: rejected %s: identity outside cluster %u's range", c->name,
+		        key, c->cid);
+		return 0;
+	}
+	return 1;
+}
+
+/* ---- applying to the tables ---- */
+
+/* Put the winner for prefix @k into the ipcache, or delete it. */
+static int
+ip_recompute(struct mg_kv_sync *s, const struct rkey *k)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		struct cl *c = &s->c[s->order[i]];
+		const struct rec *r = rmap_find(&c->live, k);
+		if (r == NULL)
+			continue;
+		struct mg_ipcache_entry e;
+		memset(&e, 0, sizeof(e));
+		e.family = k->family;
+		e.plen = k->plen;
+		memcpy(e.addr, k->addr, sizeof(e.addr));
+		e.identity = r->identity;
+		e.cluster_id = c->cid;
+		return mg_ipcache_put(s->ipc, &e);
+	}
+	int rc = mg_ipcache_del(s->ipc, k->family, k->addr, k->plen);
+	return rc == -ENOENT ? 0 : rc;
+}
+
+/* Apply a validated put (takes @value). */
+static int
+apply_put(struct mg_kv_sync *s, struct cl *c, const struct decoded *d, char *value)
+{
+	const struct rec *old = rmap_find(&c->live, &d->k);
+	if (old != NULL && strcmp(old->value, value) == 0) {
+		free(value);
+		return 0;
+	}
+	if (d->k.kind == REC_IDENTITY) {
+		struct mg_labels ls = MG_LABELS_INIT;
+		struct mg_error err;
+		int rc = mg_kv_identity_value_decode(value, strlen(value), &ls, &err);
+		if (rc == 0)
+			rc = mg_identity_table_put(s->ids, d->k.id, &ls, c->cid);
+		mg_labels_clear(&ls);
+		if (rc < 0) {
+			free(value);
+			return rc;
+		}
+		rc = rmap_put(&c->live, &d->k, d->identity, value);
+		return rc < 0 ? rc : changed_push(s, d->k.id);
+	}
+	if (old == NULL) {
+		for (size_t i = 0; i < s->n; i++) {
+			if (&s->c[i] != c && rmap_find(&s->c[i].live, &d->k) != NULL) {
+				c->st.conflicts++;
+				MG_WARN("kv sync: %s: prefix also held by cluster %s", c->name,
+				        s->c[i].name);
+				break;
+			}
+		}
+	}
+	int rc = rmap_put(&c->live, &d->k, d->identity, value);
+	return rc < 0 ? rc : ip_recompute(s, &d->k);
+}
+
+static int
+apply_del(struct mg_kv_sync *s, struct cl *c, const struct rkey *k)
+{
+	if (rmap_find(&c->live, k) == NULL)
+		return 0;
+	rmap_del(&c->live, k);
+	if (k->kind == REC_IP)
+		return ip_recompute(s, k);
+	const struct mg_identity *ident = mg_identity_table_get(s->ids, k->id);
+	if (ident != NULL && ident->cluster_id == c->cid) {
+		int rc = mg_identity_table_del(s->ids, k->id);
+		if (rc < 0 && rc != -ENOENT)
+			return rc;
+	}
+	return changed_push(s, k->id);
+}
+
+static int
+commit(struct mg_kv_sync *s)
+{
+	if (mg_ipcache_pending(s->ipc) == 0)
+		return 0;
+	int rc = mg_ipcache_commit(s->ipc);
+	return rc < 0 ? rc : 0;
+}
+
+static void sort_order(struct mg_kv_sync *s);
+
+/* ---- full sync of one cluster ---- */
+
+static char *
+reply_dup(const redisReply *r)
+{
+	char *v = malloc(r->len + 1);
+	if (v != NULL) {
+		memcpy(v, r->str, r->len);
+		v[r->len] = '\0';
+	}
+	return v;
+}
+
+/* Apply one log entry (fields op/key/value) to map @m, validating. */
+static int
+log_entry_to_shadow(struct mg_kv_sync *s, struct cl *c, struct rmap *m, const redisReply *fields)
+{
+	const char *op = NULL, *key = NULL;
+	const redisReply *val = NULL;
+	if (fields->type != REDIS_REPLY_ARRAY)
+		return 0;
+	for (size_t i = 0; i + 1 < fields->elements; i += 2) {
+		const redisReply *f = fields->element[i], *v = fields->element[i + 1];
+		if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+			continue;
+		if (strcmp(f->str, "op") == 0)
+			op = v->str;
+		else if (strcmp(f->str, "key") == 0)
+			key = v->str;
+		else if (strcmp(f->str, "value") == 0)
+			val = v;
+	}
+	if (op == NULL || key == NULL) {
+		c->st.rejected_parse++;
+		return 0;
+	}
+	struct decoded d;
+	if (strcmp(op, "del") == 0) {
+		if (key_decode(c, key, &d) == 0) {
+			if (m != NULL)
+				rmap_del(m, &d.k);
+			else
+				return apply_del(s, c, &d.k);
+		}
+		return 0;
+	}
+	if (strcmp(op, "put") != 0 || val == NULL) {
+		c->st.rejected_parse++;
+		return 0;
+	}
+	int rc = decode_entry(s, c, key, val->str, val->len, &d);
+	if (rc <= 0) {
+		/* A rejected put replaces what the key held: drop the old value. */
+		if (rc == 0 && key_decode(c, key, &d) == 0) {
+			if (m != NULL)
+				rmap_del(m, &d.k);
+			else
+				return apply_del(s, c, &d.k);
+		}
+		return rc;
+	}
+	char *v = reply_dup(val);
+	if (v == NULL)
+		return -ENOMEM;
+	return m != NULL ? rmap_put(m, &d.k, d.identity, v) : apply_put(s, c, &d, v);
+}
+
+struct sinfo {
+	char last[48], maxdel[48];
+	uint64_t added, length;
+};
+
+/* XINFO STREAM of @c's log ("0-0" and zeros when there is no stream). */
+static int
+stream_info(struct mg_kv_sync *s, struct cl *c, struct sinfo *si)
+{
+	char *last = si->last, *maxdel = si->maxdel;
+	size_t size = sizeof(si->last);
+	si->added = si->length = 0;
+	const char *argv[3] = {"XINFO", "STREAM", c->log_key};
+	redisReply *r = cmd(s, 3, argv);
+	snprintf(last, size, "0-0");
+	snprintf(maxdel, size, "0-0");
+	if (r == NULL)
+		return -ENOTCONN;
+	if (r->type == REDIS_REPLY_ARRAY) {
+		for (size_t i = 0; i + 1 < r->elements; i += 2) {
+			const redisReply *f = r->element[i], *v = r->element[i + 1];
+			if (f->type != REDIS_REPLY_STRING)
+				continue;
+			if (v->type == REDIS_REPLY_INTEGER && strcmp(f->str, "entries-added") == 0)
+				si->added = (uint64_t)v->integer;
+			else if (v->type == REDIS_REPLY_INTEGER && strcmp(f->str, "length") == 0)
+				si->length = (uint64_t)v->integer;
+			if (v->type != REDIS_REPLY_STRING)
+				continue;
+			if (strcmp(f->str, "last-generated-id") == 0)
+				snprintf(last, size, "%s", v->str);
+			else if (strcmp(f->str, "max-deleted-entry-id") == 0)
+				snprintf(maxdel, size, "%s", v->str);
+		}
+	}
+	freeReplyObject(r);
+	return 0;
+}
+
+/* GET @key into @buf; 1 found, 0 missing, -ENOTCONN. */
+static int
+get_str(struct mg_kv_sync *s, const char *key, char *buf, size_t size)
+{
+	const char *argv[2] = {"GET", key};
+	redisReply *r = cmd(s, 2, argv);
+	if (r == NULL)
+		return -ENOTCONN;
+	int found = r->type == REDIS_REPLY_STRING;
+	if (found)
+		snprintf(buf, size, "%.*s", (int)r->len, r->str);
+	freeReplyObject(r);
+	return found;
+}
+
+/* SCAN @pattern and MGET the values pipelined into @shadow. */
+static int
+scan_prefix(struct mg_kv_sync *s, struct cl *c, const char *pattern, struct rmap *shadow)
+{
+	char cursor[32] = "0";
+	char **keys = NULL;
+	size_t nk = 0, capk = 0;
+	int rc = 0;
+	do {
+		const char *argv[6] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"};
+		redisReply *r = cmd(s, 6, argv);
+		if (r == NULL) {
+			rc = -ENOTCONN;
+			goto out;
+		}
+		if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+		    r->element[1]->type != REDIS_REPLY_ARRAY) {
+			freeReplyObject(r);
+			rc = -EPROTO;
+			goto out;
+		}
+		snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+		for (size_t i = 0; i < r->element[1]->elements; i++) {
+			if (mg_grow(&keys, &capk, nk, sizeof(*keys), 256) < 0 ||
+			    (keys[nk] = reply_dup(r->element[1]->element[i])) == NULL) {
+				freeReplyObject(r);
+				rc = -ENOMEM;
+				goto out;
+			}
+			nk++;
+		}
+		freeReplyObject(r);
+	} while (strcmp(cursor, "0") != 0);
+
+	/* Pipeline every MGET, then read the replies in order. */
+	enum {
+		CHUNK = 512
+	};
+	const char **argv = malloc((CHUNK + 1) * sizeof(*argv));
+	if (argv == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	size_t nchunks = 0;
+	for (size_t off = 0; off < nk; off += CHUNK, nchunks++) {
+		size_t m = nk - off < CHUNK ? nk - off : CHUNK;
+		argv[0] = "MGET";
+		for (size_t i = 0; i < m; i++)
+			argv[i + 1] = keys[off + i];
+		redisAppendCommandArgv(s->ctx, (int)m + 1, argv, NULL);
+	}
+	free(argv);
+	for (size_t ch = 0; ch < nchunks; ch++) {
+		void *rv = NULL;
+		if (redisGetReply(s->ctx, &rv) != REDIS_OK || rv == NULL) {
+			disconnect(s);
+			rc = -ENOTCONN;
+			goto out;
+		}
+		redisReply *r = rv;
+		for (size_t i = 0; rc == 0 && r->type == REDIS_REPLY_ARRAY && i < r->elements;
+		     i++) {
+			const redisReply *v = r->element[i];
+			const char *key = keys[ch * CHUNK + i];
+			struct decoded d;
+			if (v->type != REDIS_REPLY_STRING)
+				continue; /* deleted since the SCAN: the log has it */
+			int dr = decode_entry(s, c, key, v->str, v->len, &d);
+			if (dr < 0) {
+				rc = dr;
+			} else if (dr > 0) {
+				char *val = reply_dup(v);
+				rc = val ? rmap_put(shadow, &d.k, d.identity, val) : -ENOMEM;
+			}
+		}
+		freeReplyObject(r);
+	}
+out:
+	for (size_t i = 0; i < nk; i++)
+		free(keys[i]);
+	free(keys);
+	return rc;
+}
+
+/* Replay the log after c->last_id into @shadow, advancing @last. */
+static int
+replay(struct mg_kv_sync *s, struct cl *c, struct rmap *shadow, char *last, size_t size,
+       uint64_t *consumed)
+{
+	for (;;) {
+		char start[64];
+		snprintf(start, sizeof(start), "(%s", last);
+		const char *argv[6] = {"XRANGE", c->log_key, start, "+", "COUNT", "1000"};
+		redisReply *r = cmd(s, 6, argv);
+		if (r == NULL)
+			return -ENOTCONN;
+		size_t n = r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
+		for (size_t i = 0; i < n; i++) {
+			const redisReply *e = r->element[i];
+			if (e->type != REDIS_REPLY_ARRAY || e->elements != 2)
+				continue;
+			int rc = log_entry_to_shadow(s, c, shadow, e->element[1]);
+			if (rc < 0) {
+				freeReplyObject(r);
+				return rc;
+			}
+			snprintf(last, size, "%s", e->element[0]->str);
+			(*consumed)++;
+		}
+		freeReplyObject(r);
+		if (n < 1000)
+			return 0;
+	}
+}
+
+/*
+ * Full sync of @c: read everything into a shadow and publish the diff.
+ * 0 synced, -EAGAIN not ready (c->why says why), -ENOTCONN, -ENOMEM.
+ */
+static int
+resync(struct mg_kv_sync *s, struct cl *c)
+{
+	struct rmap shadow = {0};
+	char buf[1024], epoch[128] = "";
+	struct sinfo si;
+	uint64_t consumed = 0;
+	struct rkey *dels = NULL;
+	size_t ndel = 0, capdel = 0;
+	bool removed = false;
+	int rc;
+
+	rc = get_str(s, c->cfg_key, buf, sizeof(buf));
+	if (rc < 0)
+		goto out;
+	if (rc == 0) {
+		c->present = false;
+		removed = true;
+		snprintf(c->why, sizeof(c->why), "no cluster config");
+	} else {
+		struct mg_kv_cluster_config cfg;
+		struct mg_error err;
+		if (mg_kv_cluster_config_decode(buf, strlen(buf), &cfg, &err) < 0) {
+			c->st.rejected_parse++;
+			snprintf(c->why, sizeof(c->why), "bad cluster config");
+			rc = -EAGAIN;
+			goto out;
+		}
+		c->present = true;
+		c->cid = cfg.id;
+		c->scope = cfg.cached ? MG_KV_SCOPE_CACHE : MG_KV_SCOPE_STATE;
+		if (cfg.synced_canaries) {
+			const char *pfx[2] = {cfg.cached ? MG_KV_CACHE_IDENTITIES
+			                                 : MG_KV_STATE_IDENTITIES,
+			                      cfg.cached ? MG_KV_CACHE_IP : MG_KV_STATE_IP};
+			for (int i = 0; i < 2; i++) {
+				char key[MG_KV_KEY_MAX];
+				if (mg_kv_synced_key(key, sizeof(key), c->name, pfx[i]) < 0) {
+					rc = -EINVAL;
+					goto out;
+				}
+				rc = get_str(s, key, buf, sizeof(buf));
+				if (rc <= 0) {
+					if (rc == 0) {
+						snprintf(c->why, sizeof(c->why),
+						         "waiting for %.100s", key);
+						rc = -EAGAIN;
+					}
+					goto out;
+				}
+			}
+		}
+		if ((rc = get_str(s, c->epoch_key, epoch, sizeof(epoch))) < 0)
+			goto out;
+		if ((rc = stream_info(s, c, &si)) < 0)
+			goto out;
+		consumed = si.added;
+		char pat[MG_KV_KEY_MAX + 4];
+		if (c->scope == MG_KV_SCOPE_CACHE) {
+			snprintf(pat, sizeof(pat), "%s/%s/id/*", MG_KV_CACHE_IDENTITIES, c->name);
+			if ((rc = scan_prefix(s, c, pat, &shadow)) < 0)
+				goto out;
+			snprintf(pat, sizeof(pat), "%s/%s/*", MG_KV_CACHE_IP, c->name);
+		} else {
+			snprintf(pat, sizeof(pat), "%s/id/*", MG_KV_STATE_IDENTITIES);
+			if ((rc = scan_prefix(s, c, pat, &shadow)) < 0)
+				goto out;
+			snprintf(pat, sizeof(pat), "%s/%s/*", MG_KV_STATE_IP, MG_KV_IP_NAMESPACE);
+		}
+		if ((rc = scan_prefix(s, c, pat, &shadow)) < 0)
+			goto out;
+		if ((rc = replay(s, c, &shadow, si.last, sizeof(si.last), &consumed)) < 0)
+			goto out;
+	}
+
+	/* Diff: what the live copy has and the shadow does not. */
+	for (size_t i = 0; i < c->live.cap; i++) {
+		const struct rec *r = &c->live.v[i];
+		if (r->st != 1 || rmap_find(&shadow, &r->k) != NULL)
+			continue;
+		if (mg_grow(&dels, &capdel, ndel, sizeof(*dels), 64) < 0) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		dels[ndel++] = r->k;
+	}
+	if (!removed && c->live.n > 0 && (double)ndel > s->p.max_delete_share * (double)c->live.n) {
+		c->st.mass_delete_refusals++;
+		snprintf(c->why, sizeof(c->why), "resync refused: would delete %zu of %zu entries",
+		         ndel, c->live.n);
+		if (!c->refused) /* once per episode; retried at every verification */
+			MG_WARN("kv sync: %s: %s", c->name, c->why);
+		c->refused = true;
+		rc = -EAGAIN;
+		goto out;
+	}
+	/* Publish as one step: puts, deletes, one ipcache commit. */
+	sort_order(s);
+	for (size_t i = 0; i < shadow.cap; i++) {
+		struct rec *r = &shadow.v[i];
+		if (r->st != 1)
+			continue;
+		struct decoded d = {r->k, r->identity};
+		rc = apply_put(s, c, &d, r->value);
+		r->value = NULL;
+		if (rc < 0)
+			goto out;
+	}
+	for (size_t i = 0; i < ndel; i++)
+		if ((rc = apply_del(s, c, &dels[i])) < 0)
+			goto out;
+	if ((rc = commit(s)) < 0)
+		goto out;
+	c->refused = false;
+	c->need_resync = false;
+	if (removed) {
+		/* Nothing to tail; retried at each verification. */
+		c->synced = false;
+		rc = -EAGAIN;
+		goto out;
+	}
+	snprintf(c->epoch, sizeof(c->epoch), "%s", epoch);
+	snprintf(c->last_id, sizeof(c->last_id), "%s", si.last);
+	c->consumed = consumed;
+	c->synced = true;
+	c->why[0] = '\0';
+	c->st.full_syncs++;
+	rc = 0;
+out:
+	rmap_clear(&shadow);
+	free(dels);
+	return rc;
+}
+
+/* ---- verification ---- */
+
+static void
+mark(struct cl *c, enum mg_kv_resync_cause cause)
+{
+	if (c->need_resync)
+		return;
+	c->need_resync = true;
+	c->cause = cause;
+}
+
+static int
+verify(struct mg_kv_sync *s)
+{
+	const char *argv[2] = {"INFO", "replication"};
+	redisReply *r = cmd(s, 2, argv);
+	if (r == NULL)
+		return -ENOTCONN;
+	if (r->type == REDIS_REPLY_STRING) {
+		const char *p = strstr(r->str, "master_replid:");
+		if (p != NULL) {
+			char id[64];
+			size_t l = strcspn(p + 14, "\r\n");
+			snprintf(id, sizeof(id), "%.*s", (int)(l < 63 ? l : 63), p + 14);
+			if (s->replid[0] && strcmp(id, s->replid) != 0)
+				for (size_t i = 0; i < s->n; i++)
+					if (s->c[i].synced)
+						mark(&s->c[i], MG_KV_RESYNC_REPLID);
+			snprintf(s->replid, sizeof(s->replid), "%s", id);
+		}
+	}
+	freeReplyObject(r);
+	for (size_t i = 0; i < s->n; i++) {
+		struct cl *c = &s->c[i];
+		char epoch[128] = "", cfg[8];
+		struct sinfo si;
+		if (!c->synced || c->need_resync)
+			continue;
+		int rc = get_str(s, c->cfg_key, cfg, sizeof(cfg));
+		if (rc < 0)
+			return rc;
+		if (rc == 0) { /* the cluster was removed */
+			mark(c, MG_KV_RESYNC_EPOCH);
+			continue;
+		}
+		if ((rc = get_str(s, c->epoch_key, epoch, sizeof(epoch))) < 0)
+			return rc;
+		if ((rc = stream_info(s, c, &si)) < 0)
+			return rc;
+		/*
+		 * Trimming removes entries from the front: entries-added minus
+		 * length is how many were removed, and more removed than we have
+		 * read means one we never read is gone. XDEL of an unread entry
+		 * shows as max-deleted-entry-id beyond our position.
+		 */
+		if (strcmp(epoch, c->epoch) != 0)
+			mark(c, MG_KV_RESYNC_EPOCH);
+		else if (id_cmp(si.maxdel, c->last_id) > 0 || si.added - si.length > c->consumed)
+			mark(c, MG_KV_RESYNC_TRIMMED);
+		uint64_t lm = 0, ls = 0, om = 0, os = 0;
+		if (id_parse(si.last, &lm, &ls) && id_parse(c->last_id, &om, &os))
+			c->st.lag_ms = lm > om ? lm - om : 0;
+	}
+	return 0;
+}
+
+/* Resync every cluster that needs it (or is not synced yet). */
+static int
+resync_due(struct mg_kv_sync *s)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		struct cl *c = &s->c[i];
+		if (c->synced && !c->need_resync)
+			continue;
+		if (c->need_resync)
+			c->st.resyncs[c->cause]++;
+		int rc = resync(s, c);
+		if (rc == -ENOTCONN || rc == -ENOMEM)
+			return rc;
+	}
+	return 0;
+}
+
+static int
+ensure_connected(struct mg_kv_sync *s)
+{
+	if (s->ctx != NULL)
+		return 0;
+	uint64_t t = now_ms();
+	if (t < s->next_connect_ms)
+		return -ENOTCONN;
+	int rc = connect_now(s);
+	if (rc < 0) {
+		uint64_t b = s->backoff_ms;
+		s->backoff_ms = b * 2 > s->p.backoff_max_ms ? s->p.backoff_max_ms : b * 2;
+		s->next_connect_ms = t + b / 2 + (uint64_t)rand_r(&s->rnd) % (b / 2 + 1);
+		return rc == -ENOMEM ? rc : -ENOTCONN;
+	}
+	s->backoff_ms = 100;
+	s->next_verify_ms = 0; /* verify right after a (re)connect */
+	return 0;
+}
+
+/* ---- public API ---- */
+
+struct mg_kv_sync *
+mg_kv_sync_create(const struct mg_kv_sync_params *p, struct mg_identity_table *ids,
+                  struct mg_ipcache *ipc, struct mg_error *err)
+{
+	struct mg_kv_sync *s = NULL;
+	if (p == NULL || ids == NULL || ipc == NULL || p->url == NULL || p->n_clusters == 0 ||
+	    p->n_clusters > MG_KV_SYNC_MAX_CLUSTERS || p->max_delete_share < 0 ||
+	    p->max_delete_share > 1) {
+		mg_error_set(err, NULL, 0, 0, "kv sync: bad parameters");
+		goto inval;
+	}
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		goto nomem;
+	s->p = *p;
+	s->p.block_ms = p->block_ms ? p->block_ms : 100;
+	s->p.connect_ms = p->connect_ms ? p->connect_ms : 2000;
+	s->p.command_ms = p->command_ms ? p->command_ms : s->p.block_ms + 2000;
+	if (s->p.command_ms <= s->p.block_ms)
+		s->p.command_ms = s->p.block_ms + 1000;
+	s->p.verify_ms = p->verify_ms ? p->verify_ms : 1000;
+	s->p.backoff_max_ms = p->backoff_max_ms ? p->backoff_max_ms : 5000;
+	s->p.max_delete_share = p->max_delete_share > 0 ? p->max_delete_share : 0.5;
+	s->p.read_count = p->read_count ? p->read_count : 1000;
+	s->p.clusters = NULL;
+	s->ids = ids;
+	s->ipc = ipc;
+	s->mode = mg_identity_table_mode(ids);
+	s->backoff_ms = 100;
+	s->rnd = (unsigned)mg_time_ns();
+	s->url = strdup(p->url);
+	s->user = p->user ? strdup(p->user) : NULL;
+	s->password = p->password ? strdup(p->password) : NULL;
+	s->n = p->n_clusters;
+	s->c = calloc(s->n, sizeof(*s->c));
+	s->order = calloc(s->n, sizeof(*s->order));
+	if (s->url == NULL || (p->user && !s->user) || (p->password && !s->password) ||
+	    s->c == NULL || s->order == NULL)
+		goto nomem;
+	size_t nlocal = 0;
+	for (size_t i = 0; i < s->n; i++) {
+		struct cl *c = &s->c[i];
+		const struct mg_kv_sync_cluster_params *cp = &p->clusters[i];
+		if (cp->name == NULL || !mg_kv_cluster_name_valid(cp->name)) {
+			mg_error_set(err, NULL, 0, 0, "kv sync: bad cluster name \"%s\"",
+			             cp->name ? cp->name : "");
+			goto inval;
+		}
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(s->c[j].name, cp->name) == 0) {
+				mg_error_set(err, NULL, 0, 0, "kv sync: cluster %s listed twice",
+				             cp->name);
+				goto inval;
+			}
+		snprintf(c->name, sizeof(c->name), "%s", cp->name);
+		snprintf(c->st.name, sizeof(c->st.name), "%s", cp->name);
+		c->local = cp->local;
+		nlocal += cp->local;
+		snprintf(c->last_id, sizeof(c->last_id), "0-0");
+		snprintf(c->why, sizeof(c->why), "not connected");
+		if (mg_kv_cluster_config_key(c->cfg_key, sizeof(c->cfg_key), c->name) < 0 ||
+		    mg_kv_log_key(c->log_key, sizeof(c->log_key), c->name) < 0 ||
+		    mg_kv_epoch_key(c->epoch_key, sizeof(c->epoch_key), c->name) < 0) {
+			mg_error_set(err, NULL, 0, 0, "kv sync: cluster %s: keys too long",
+			             c->name);
+			goto inval;
+		}
+		s->order[i] = i;
+	}
+	if (nlocal > 1) {
+		mg_error_set(err, NULL, 0, 0, "kv sync: more than one local cluster");
+		goto inval;
+	}
+	return s;
+inval:
+	mg_kv_sync_free(s);
+	errno = EINVAL;
+	return NULL;
+nomem:
+	mg_kv_sync_free(s);
+	mg_error_set(err, NULL, 0, 0, "kv sync: out of memory");
+	errno = ENOMEM;
+	return NULL;
+}
+
+void
+mg_kv_sync_free(struct mg_kv_sync *s)
+{
+	if (s == NULL)
+		return;
+	if (s->ctx)
+		redisFree(s->ctx);
+	for (size_t i = 0; s->c && i < s->n; i++)
+		rmap_clear(&s->c[i].live);
+	free(s->c);
+	free(s->order);
+	free(s->url);
+	free(s->user);
+	free(s->password);
+	free(s);
+}
+
+/* Conflict order: local first, then lowest cluster id, then config order. */
+static void
+sort_order(struct mg_kv_sync *s)
+{
+	for (size_t i = 1; i < s->n; i++) {
+		size_t v = s->order[i], j = i;
+		for (; j > 0; j--) {
+			const struct cl *a = &s->c[s->order[j - 1]], *b = &s->c[v];
+			bool before =
+			        (b->local && !a->local) ||
+			        (b->local == a->local &&
+			         (b->cid < a->cid || (b->cid == a->cid && v < s->order[j - 1])));
+			if (!before)
+				break;
+			s->order[j] = s->order[j - 1];
+		}
+		s->order[j] = v;
+	}
+}
+
+static void
+update_stats(struct mg_kv_sync *s)
+{
+	sort_order(s);
+	for (size_t i = 0; i < s->n; i++) {
+		struct cl *c = &s->c[i];
+		c->st.cluster_id = c->cid;
+		c->st.connected = s->ctx != NULL;
+		c->st.present = c->present;
+		c->st.synced = c->synced;
+		c->st.refused = c->refused;
+		c->st.entries = c->live.n;
+		snprintf(c->st.last_id, sizeof(c->st.last_id), "%s", c->last_id);
+	}
+}
+
+bool
+mg_kv_sync_all_synced(const struct mg_kv_sync *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (!s->c[i].synced)
+			return false;
+	return true;
+}
+
+int
+mg_kv_sync_initial(struct mg_kv_sync *s, unsigned timeout_ms, uint32_t **changed, size_t *n_changed,
+                   struct mg_error *err)
+{
+	uint64_t deadline = now_ms() + timeout_ms, wait = 50;
+	int rc = 0;
+	s->changed = changed;
+	s->n_changed = n_changed;
+	s->cap_changed = changed && *changed ? *n_changed : 0;
+	for (;;) {
+		s->next_connect_ms = 0;
+		rc = ensure_connected(s);
+		if (rc == 0) {
+			sort_order(s);
+			rc = verify(s);
+			if (rc == 0)
+				rc = resync_due(s);
+		}
+		update_stats(s);
+		if (rc == -ENOMEM)
+			break;
+		if (mg_kv_sync_all_synced(s)) {
+			rc = 0;
+			break;
+		}
+		uint64_t t = now_ms();
+		if (t >= deadline) {
+			size_t off = 0;
+			char msg[sizeof(err->msg)];
+			for (size_t i = 0; i < s->n && off < sizeof(msg); i++)
+				if (!s->c[i].synced)
+					off += (size_t)snprintf(
+					        msg + off, sizeof(msg) - off, "%s%s: %s",
+					        off ? "; " : "", s->c[i].name,
+					        s->ctx ? s->c[i].why : "not connected");
+			mg_error_set(err, NULL, 0, 0, "kv sync: not synced: %s", msg);
+			rc = -ETIMEDOUT;
+			break;
+		}
+		sleep_ms(wait < deadline - t ? wait : deadline - t);
+		wait = wait * 2 > 1000 ? 1000 : wait * 2;
+	}
+	s->next_verify_ms = now_ms() + s->p.verify_ms;
+	s->changed = NULL;
+	return rc;
+}
+
+void
+mg_kv_sync_request_resync(struct mg_kv_sync *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		s->c[i].need_resync = true;
+	s->next_verify_ms = 0;
+}
+
+/* XREAD BLOCK over the synced clusters' logs and apply the batch. */
+static int
+tail(struct mg_kv_sync *s)
+{
+	const char *argv[6 + 2 * MG_KV_SYNC_MAX_CLUSTERS];
+	size_t idx[MG_KV_SYNC_MAX_CLUSTERS], m = 0;
+	char count[16], block[16];
+	int argc = 0, applied = 0;
+
+	for (size_t i = 0; i < s->n; i++)
+		if (s->c[i].synced && !s->c[i].need_resync)
+			idx[m++] = i;
+	if (m == 0) {
+		sleep_ms(s->p.block_ms);
+		return 0;
+	}
+	snprintf(count, sizeof(count), "%u", s->p.read_count);
+	snprintf(block, sizeof(block), "%u", s->p.block_ms);
+	argv[argc++] = "XREAD";
+	argv[argc++] = "COUNT";
+	argv[argc++] = count;
+	argv[argc++] = "BLOCK";
+	argv[argc++] = block;
+	argv[argc++] = "STREAMS";
+	for (size_t i = 0; i < m; i++)
+		argv[argc++] = s->c[idx[i]].log_key;
+	for (size_t i = 0; i < m; i++)
+		argv[argc++] = s->c[idx[i]].last_id;
+	redisReply *r = cmd(s, argc, argv);
+	if (r == NULL)
+		return -ENOTCONN;
+	int rc = 0;
+	for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements && rc >= 0; i++) {
+		const redisReply *st = r->element[i];
+		if (st->type != REDIS_REPLY_ARRAY || st->elements != 2)
+			continue;
+		struct cl *c = NULL;
+		for (size_t j = 0; j < m; j++)
+			if (strcmp(s->c[idx[j]].log_key, st->element[0]->str) == 0)
+				c = &s->c[idx[j]];
+		if (c == NULL)
+			continue;
+		const redisReply *es = st->element[1];
+		for (size_t k = 0; es->type == REDIS_REPLY_ARRAY && k < es->elements; k++) {
+			const redisReply *e = es->element[k];
+			if (e->type != REDIS_REPLY_ARRAY || e->elements != 2)
+				continue;
+			rc = log_entry_to_shadow(s, c, NULL, e->element[1]);
+			if (rc < 0)
+				break;
+			snprintf(c->last_id, sizeof(c->last_id), "%s", e->element[0]->str);
+			c->st.events++;
+			c->consumed++;
+			applied++;
+		}
+	}
+	freeReplyObject(r);
+	if (rc >= 0)
+		rc = commit(s);
+	return rc < 0 ? rc : applied;
+}
+
+int
+mg_kv_sync_poll(struct mg_kv_sync *s, uint32_t **changed, size_t *n_changed)
+{
+	int rc;
+	s->changed = changed;
+	s->n_changed = n_changed;
+	s->cap_changed = changed && *changed ? *n_changed : 0;
+	rc = ensure_connected(s);
+	if (rc == -ENOTCONN) {
+		uint64_t t = now_ms(), w = s->next_connect_ms > t ? s->next_connect_ms - t : 0;
+		sleep_ms(w < s->p.block_ms ? w : s->p.block_ms);
+		goto out;
+	}
+	if (rc < 0)
+		goto out;
+	if (now_ms() >= s->next_verify_ms) {
+		sort_order(s);
+		if ((rc = verify(s)) < 0)
+			goto out;
+		if ((rc = resync_due(s)) < 0)
+			goto out;
+		s->next_verify_ms = now_ms() + s->p.verify_ms;
+	}
+	sort_order(s);
+	rc = tail(s);
+out:
+	update_stats(s);
+	s->changed = NULL;
+	return rc == -ENOTCONN && s->ctx == NULL ? -ENOTCONN : rc;
+}
+
+size_t
+mg_kv_sync_n_clusters(const struct mg_kv_sync *s)
+{
+	return s->n;
+}
+
+int
+mg_kv_sync_stats(const struct mg_kv_sync *s, size_t i, struct mg_kv_sync_stats *out)
+{
+	if (i >= s->n)
+		return -EINVAL;
+	*out = s->c[i].st;
+	return 0;
+}

@@ -1,0 +1,169 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * lib/kvstore: the gateway's sync client. It copies the identities and
+ * ipcache entries of every configured cluster from Redis (Cilium's kvstore
+ * layout, docs/kvstore.md) into the gateway's identity table and ipcache,
+ * then follows the changes through each cluster's log stream.
+ *
+ * Protocol (per cluster; ARCHITECTURE.md §6, "Reader"):
+ *  1. GET cilium/cluster-config/<cluster>. A missing config means the
+ *     cluster is absent (or was removed). With syncedCanaries, wait for
+ *     cilium/synced/<cluster>/<prefix> of both prefixes before trusting a
+ *     scan: mg_kv_sync_initial retries with backoff until its timeout.
+ *  2. Note the epoch (meshgate/epoch/<cluster>) and the log's
+ *     last-generated-id (XINFO STREAM), SCAN the identity and ip prefixes
+ *     (the cilium/cache/... ones for clusters with capabilities.cached),
+ *     MGET the values pipelined into a shadow copy, then replay the log
+ *     from the noted id into the shadow (XRANGE, exclusive start). The
+ *     scan is not a snapshot, but every change after the noted id is in
+ *     the log with its full value, so scan + replay converges on the
+ *     state at the replay's end.
+ *  3. Publish: diff the shadow against the cluster's live copy and apply
+ *     the differences as one step: identity puts, ipcache puts/dels staged
+ *     then ONE mg_ipcache_commit, then identity deletions. A resync that
+ *     would delete more than max_delete_share of a cluster's entries is
+ *     refused (counted; the live copy stays, the resync is retried at the
+ *     next verification) unless the cluster's config is gone (the cluster
+ *     was removed).
+ *  4. Tail: XREAD BLOCK on the logs of all synced clusters from their last
+ *     ids; each poll applies what arrived as one batch (one commit).
+ *  5. Faults: a connection error keeps the tables as they are
+ *     (fail-static; stats say disconnected) and reconnects with
+ *     exponential backoff and jitter. After a reconnect, and every
+ *     verify_ms while connected, each cluster is verified: a changed epoch,
+ *     a log trimmed past the noted id (XINFO STREAM: entries-added minus
+ *     length exceeds the entries this client has accounted for, or
+ *     max-deleted-entry-id > noted id: an unread entry is gone), a
+ *     removed cluster config, or a changed
+ *     server replication id (INFO replication master_replid: a failover
+ *     or restart may have lost acknowledged writes) forces a full resync,
+ *     counted by cause.
+ *  6. Validation: a value the kv model decoders refuse, or whose prefix
+ *     differs from its key's, is rejected and counted (parse); a remote
+ *     cluster's identity >= 256 outside its range
+ *     (mg_identity_cluster_range) is rejected and counted (range), for
+ *     identity keys and ipcache entries alike; a remote entry with the
+ *     `host` identity (1) becomes remote-node (6). Nothing else is lost.
+ *
+ * Conflicts: the same prefix held by two clusters. Each cluster keeps its
+ * own copy; the ipcache holds the winner: the local cluster first, then
+ * the lowest cluster id (ties: configuration order). The put that creates
+ * the overlap is counted on the cluster that made it. When the winner
+ * deletes its entry, the next cluster's entry takes over. "<IP>" and
+ * "<IP>/32" (or /128) name one prefix within a cluster.
+ *
+ * Threading: everything runs on one control thread (hiredis 0.14's
+ * synchronous API, connect and command timeouts, TCP keepalive). No call
+ * blocks longer than the timeouts given; the tables are only changed
+ * through their control-path APIs, which publish atomically for readers.
+ */
+#ifndef MG_KV_SYNC_H
+#define MG_KV_SYNC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mg_kvstore.h"
+
+#define MG_KV_SYNC_MAX_CLUSTERS 64
+
+struct mg_kv_sync_cluster_params {
+	const char *name; /**< cluster name (mg_kv_cluster_name_valid) */
+	bool local;       /**< the gateway's own cluster: wins conflicts, no range check */
+};
+
+struct mg_kv_sync_params {
+	/** "redis://host:port", "host:port", or "unix:/path/to/socket". */
+	const char *url;
+	const char *user;     /**< ACL user, or NULL (legacy AUTH <password>) */
+	const char *password; /**< NULL or "" for no AUTH */
+	size_t n_clusters;
+	const struct mg_kv_sync_cluster_params *clusters;
+	unsigned block_ms;       /**< XREAD BLOCK per poll (0: 100) */
+	unsigned connect_ms;     /**< connect timeout (0: 2000) */
+	unsigned command_ms;     /**< command timeout, > block_ms (0: block_ms + 2000) */
+	unsigned verify_ms;      /**< verification interval while connected (0: 1000) */
+	unsigned backoff_max_ms; /**< reconnect backoff cap (0: 5000) */
+	/** Largest share (0..1] of a cluster's entries a resync may delete (0: 0.5). */
+	double max_delete_share;
+	unsigned read_count; /**< XREAD COUNT per poll (0: 1000) */
+};
+
+enum mg_kv_resync_cause {
+	MG_KV_RESYNC_EPOCH,
+	MG_KV_RESYNC_TRIMMED,
+	MG_KV_RESYNC_REPLID,
+	MG_KV_RESYNC_RECONNECT, /**< reconnected while the cluster was not yet synced */
+	MG_KV_RESYNC_N,
+};
+
+/** Name of a cause ("epoch", "trimmed", "replid", "reconnect"). */
+const char *mg_kv_resync_cause_name(enum mg_kv_resync_cause c);
+
+struct mg_kv_sync_stats {
+	char name[MG_KV_CLUSTER_NAME_MAX + 1];
+	unsigned cluster_id; /**< from the cluster config, 0 until read */
+	bool connected;      /**< the connection is up (same for every cluster) */
+	bool present;        /**< the cluster config exists */
+	bool synced;         /**< initial sync done and tailing */
+	bool refused;        /**< the last resync was refused (mass delete) */
+	char last_id[48];    /**< log position */
+	uint64_t entries;    /**< identities + ipcache entries held for the cluster */
+	uint64_t events;     /**< log entries applied while tailing */
+	uint64_t resyncs[MG_KV_RESYNC_N];
+	uint64_t full_syncs; /**< full syncs published (initial included) */
+	uint64_t rejected_range;
+	uint64_t rejected_parse;
+	uint64_t conflicts;
+	uint64_t mass_delete_refusals;
+	uint64_t disconnects; /**< connection losses seen */
+	uint64_t lag_ms;      /**< stream's last id time minus ours, at the last check */
+};
+
+struct mg_kv_sync;
+
+/**
+ * New sync client for @p ids and @p ipc (borrowed; used only from the
+ * calling thread). Does not connect yet. NULL with errno set (EINVAL with
+ * @p err filled for bad params, ENOMEM).
+ */
+struct mg_kv_sync *mg_kv_sync_create(const struct mg_kv_sync_params *p,
+                                     struct mg_identity_table *ids, struct mg_ipcache *ipc,
+                                     struct mg_error *err);
+
+void mg_kv_sync_free(struct mg_kv_sync *s);
+
+/**
+ * Connect and fully sync every cluster, retrying (backoff) until all are
+ * synced or @p timeout_ms has passed. Identities changed are appended to
+ * the list as in mg_kv_sync_poll.
+ * @return 0 when all clusters are synced, -ETIMEDOUT when some are not
+ *   (@p err names them and why; what was synced is published), -ENOMEM.
+ */
+int mg_kv_sync_initial(struct mg_kv_sync *s, unsigned timeout_ms, uint32_t **changed,
+                       size_t *n_changed, struct mg_error *err);
+
+/**
+ * One step: reconnect (when due), verify (when due) and resync what needs
+ * it, then XREAD BLOCK for at most block_ms and apply what arrived as one
+ * batch. The ids of identities added, changed or removed are appended to
+ * *@p changed (a malloc'd array the caller frees; may be NULL on entry)
+ * so that the caller can run mg_policy_update_identities.
+ * @return the number of log entries applied (>= 0), -ENOTCONN when
+ *   disconnected (tables kept: fail-static), -ENOMEM.
+ */
+int mg_kv_sync_poll(struct mg_kv_sync *s, uint32_t **changed, size_t *n_changed);
+
+/** Force a full resync of every cluster at the next poll (operator command). */
+void mg_kv_sync_request_resync(struct mg_kv_sync *s);
+
+size_t mg_kv_sync_n_clusters(const struct mg_kv_sync *s);
+
+/** Stats of cluster @p i (configuration order). 0 or -EINVAL. */
+int mg_kv_sync_stats(const struct mg_kv_sync *s, size_t i, struct mg_kv_sync_stats *out);
+
+/** True when every cluster has finished its initial sync. */
+bool mg_kv_sync_all_synced(const struct mg_kv_sync *s);
+
+#endif /* MG_KV_SYNC_H */

@@ -1,0 +1,666 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Integration test of the gateway's sync client (lib/kvstore/mg_kv_sync.c)
+ * against a real redis-server: the wrapper kvsync_test.sh starts one on a
+ * free loopback port and passes the port and the Function library path.
+ * Every write goes through the library (FCALL mg_put / mg_del), exactly as
+ * the writers do, except where a test breaks the rules on purpose (raw
+ * DEL behind the log's back, a new epoch, a trimmed log).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <hiredis/hiredis.h>
+
+#include "mg_kv_sync.h"
+#include "mg_test.h"
+
+#define AF4 2
+#define AF6 10
+
+static int port;
+static const char *lua_path;
+static redisContext *R;
+
+static void
+rconnect(void)
+{
+	if (R)
+		redisFree(R);
+	R = redisConnect("127.0.0.1", port);
+	if (R == NULL || R->err) {
+		fprintf(stderr, "cannot connect to redis on port %d\n", port);
+		exit(1);
+	}
+}
+
+static long long
+rcmd(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	redisReply *r = redisvCommand(R, fmt, ap);
+	va_end(ap);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	if (r->type == REDIS_REPLY_ERROR)
+		fprintf(stderr, "redis error: %s\n", r->str);
+	CU_ASSERT(r->type != REDIS_REPLY_ERROR);
+	long long v = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+	freeReplyObject(r);
+	return v;
+}
+
+static void
+load_lib(void)
+{
+	FILE *f = fopen(lua_path, "r");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	static char buf[65536];
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	rcmd("FUNCTION LOAD REPLACE %s", buf);
+}
+
+static void
+reset(void)
+{
+	rcmd("FLUSHALL");
+	load_lib();
+}
+
+static void
+log_key(char *buf, const char *cl)
+{
+	snprintf(buf, MG_KV_KEY_MAX, "meshgate/log/%s", cl);
+}
+
+static void
+put(const char *cl, const char *key, const char *val)
+{
+	char log[MG_KV_KEY_MAX];
+	log_key(log, cl);
+	rcmd("FCALL mg_put 3 %s %s meshgate/epoch/%s %s 100000 tok-%s", key, log, cl, val, cl);
+}
+
+static void
+del(const char *cl, const char *key)
+{
+	char log[MG_KV_KEY_MAX];
+	log_key(log, cl);
+	rcmd("FCALL mg_del 3 %s %s meshgate/epoch/%s 100000 tok-%s", key, log, cl, cl);
+}
+
+static void
+cfg(const char *cl, unsigned id, bool cached)
+{
+	rcmd("SET cilium/cluster-config/%s {\"id\":%u,\"capabilities\":{\"syncedCanaries\":true,"
+	     "\"cached\":%s,\"maxConnectedClusters\":255}}",
+	     cl, id, cached ? "true" : "false");
+	const char *p1 = cached ? MG_KV_CACHE_IDENTITIES : MG_KV_STATE_IDENTITIES;
+	const char *p2 = cached ? MG_KV_CACHE_IP : MG_KV_STATE_IP;
+	rcmd("SET cilium/synced/%s/%s 2026-01-01T00:00:00Z", cl, p1);
+	rcmd("SET cilium/synced/%s/%s 2026-01-01T00:00:00Z", cl, p2);
+}
+
+/* Identity key/value of cluster @cl (east: state scope; others: cache). */
+static void
+put_id(const char *cl, uint32_t id)
+{
+	char key[MG_KV_KEY_MAX], val[128];
+	bool state = strcmp(cl, "east") == 0;
+	mg_kv_identity_key(key, sizeof(key), state ? MG_KV_SCOPE_STATE : MG_KV_SCOPE_CACHE, cl, id);
+	snprintf(val, sizeof(val), "k8s:app=a%u;k8s:io.cilium.k8s.policy.cluster=%s;", id, cl);
+	put(cl, key, val);
+}
+
+static void
+ip_key(char *key, const char *cl, const char *pfx)
+{
+	struct mg_ipcache_entry e;
+	memset(&e, 0, sizeof(e));
+	CU_ASSERT_FATAL(mg_ipcache_parse_prefix(pfx, &e) == 0);
+	bool host = strchr(pfx, '/') == NULL;
+	bool state = strcmp(cl, "east") == 0;
+	CU_ASSERT_FATAL(mg_kv_ip_key(key, MG_KV_KEY_MAX,
+	                             state ? MG_KV_SCOPE_STATE : MG_KV_SCOPE_CACHE, cl, &e,
+	                             host) > 0);
+}
+
+static void
+put_ip(const char *cl, const char *pfx, uint32_t id)
+{
+	char key[MG_KV_KEY_MAX];
+	struct mg_kv_ip_pair p;
+	memset(&p, 0, sizeof(p));
+	CU_ASSERT_FATAL(mg_ipcache_parse_prefix(pfx, &p.prefix) == 0);
+	p.host_route = strchr(pfx, '/') == NULL;
+	p.prefix.identity = id;
+	ip_key(key, cl, pfx);
+	char *json = mg_kv_ip_pair_encode(&p);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(json);
+	put(cl, key, json);
+	free(json);
+}
+
+static void
+del_ip(const char *cl, const char *pfx)
+{
+	char key[MG_KV_KEY_MAX];
+	ip_key(key, cl, pfx);
+	del(cl, key);
+}
+
+/* Identity the ipcache holds for exactly @pfx (0: none), and its cluster. */
+static uint32_t
+ipc_get(struct mg_ipcache *ipc, const char *pfx, unsigned *cid)
+{
+	struct mg_ipcache_entry e, out;
+	memset(&e, 0, sizeof(e));
+	if (mg_ipcache_parse_prefix(pfx, &e) < 0)
+		return 0;
+	if (mg_ipcache_get(ipc, e.family, e.addr, e.plen, &out) < 0)
+		return 0;
+	if (cid)
+		*cid = out.cluster_id;
+	return out.identity;
+}
+
+struct fx {
+	struct mg_identity_table *ids;
+	struct mg_ipcache *ipc;
+	struct mg_kv_sync *s;
+	uint32_t *changed;
+	size_t n_changed;
+};
+
+static void
+fx_open(struct fx *f, double share)
+{
+	static const struct mg_kv_sync_cluster_params cls[] = {
+	        {"east", true}, {"west", false}, {"north", false}};
+	char url[64];
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", port);
+	struct mg_kv_sync_params p = {
+	        .url = url,
+	        .n_clusters = 3,
+	        .clusters = cls,
+	        .block_ms = 20,
+	        .verify_ms = 1,
+	        .backoff_max_ms = 200,
+	        .max_delete_share = share,
+	};
+	struct mg_ipcache_params ip = {.entries_hint = 1024};
+	struct mg_error err;
+	memset(f, 0, sizeof(*f));
+	f->ids = mg_identity_table_create(MG_CLUSTER_MODE_255);
+	f->ipc = mg_ipcache_create(&ip);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f->ids);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f->ipc);
+	f->s = mg_kv_sync_create(&p, f->ids, f->ipc, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f->s);
+}
+
+static void
+fx_close(struct fx *f)
+{
+	mg_kv_sync_free(f->s);
+	mg_ipcache_free(f->ipc);
+	mg_identity_table_free(f->ids);
+	free(f->changed);
+}
+
+static int
+fx_initial(struct fx *f, unsigned ms, struct mg_error *err)
+{
+	return mg_kv_sync_initial(f->s, ms, &f->changed, &f->n_changed, err);
+}
+
+static struct mg_kv_sync_stats
+st(struct fx *f, size_t i)
+{
+	struct mg_kv_sync_stats x;
+	memset(&x, 0, sizeof(x));
+	mg_kv_sync_stats(f->s, i, &x);
+	return x;
+}
+
+/* Poll a few times (each blocks at most block_ms). */
+static void
+polls(struct fx *f, int n)
+{
+	for (int i = 0; i < n; i++)
+		mg_kv_sync_poll(f->s, &f->changed, &f->n_changed);
+}
+
+static bool
+changed_has(const struct fx *f, uint32_t id)
+{
+	for (size_t i = 0; i < f->n_changed; i++)
+		if (f->changed[i] == id)
+			return true;
+	return false;
+}
+
+/* Three clusters: east (local, id 1, state keys), west (2), north (3). */
+static void
+seed(void)
+{
+	reset();
+	cfg("east", 1, false);
+	cfg("west", 2, true);
+	cfg("north", 3, true);
+	put_id("east", 70000);
+	put_ip("east", "10.0.1.1", 70000);
+	put_ip("east", "fd00::1", 70000);
+	put_ip("east", "192.168.0.0/24", 70000);
+	put_id("west", 131080);
+	put_ip("west", "10.1.0.5", 131080);
+	put_ip("west", "fd00:1::5", 131080);
+	put_id("north", 196700);
+	put_ip("north", "10.2.0.7", 196700);
+}
+
+static void
+test_cold_sync(void)
+{
+	struct fx f;
+	struct mg_error err;
+	unsigned cid = 0;
+	seed();
+	fx_open(&f, 0.5);
+	CU_ASSERT_EQUAL(fx_initial(&f, 3000, &err), 0);
+	CU_ASSERT(mg_kv_sync_all_synced(f.s));
+	const struct mg_identity *id = mg_identity_table_get(f.ids, 131080);
+	CU_ASSERT_PTR_NOT_NULL(id);
+	CU_ASSERT(id && id->cluster_id == 2);
+	CU_ASSERT_PTR_NOT_NULL(mg_identity_table_get(f.ids, 70000));
+	CU_ASSERT_PTR_NOT_NULL(mg_identity_table_get(f.ids, 196700));
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.0.1.1", &cid), 70000);
+	CU_ASSERT_EQUAL(cid, 1);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "fd00::1", NULL), 70000);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "192.168.0.0/24", NULL), 70000);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.5", &cid), 131080);
+	CU_ASSERT_EQUAL(cid, 2);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "fd00:1::5", NULL), 131080);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.2.0.7", NULL), 196700);
+	CU_ASSERT_EQUAL(mg_ipcache_count(f.ipc, 0), 6);
+	CU_ASSERT(changed_has(&f, 70000) && changed_has(&f, 131080) && changed_has(&f, 196700));
+	struct mg_kv_sync_stats w = st(&f, 1);
+	CU_ASSERT(w.synced && w.connected && w.present);
+	CU_ASSERT_EQUAL(w.cluster_id, 2);
+	CU_ASSERT_EQUAL(w.entries, 3);
+	CU_ASSERT_EQUAL(w.full_syncs, 1);
+	fx_close(&f);
+}
+
+static void
+test_canary_wait(void)
+{
+	struct fx f;
+	struct mg_error err;
+	seed();
+	rcmd("DEL cilium/synced/north/%s", MG_KV_CACHE_IP);
+	fx_open(&f, 0.5);
+	CU_ASSERT_EQUAL(fx_initial(&f, 300, &err), -ETIMEDOUT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "north"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "waiting"));
+	CU_ASSERT(st(&f, 0).synced && st(&f, 1).synced && !st(&f, 2).synced);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.2.0.7", NULL), 0);
+	/* The canary appears: the next verification syncs north. */
+	rcmd("SET cilium/synced/north/%s 2026-01-01T00:00:00Z", MG_KV_CACHE_IP);
+	polls(&f, 3);
+	CU_ASSERT(st(&f, 2).synced);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.2.0.7", NULL), 196700);
+	fx_close(&f);
+}
+
+static void
+test_incremental(void)
+{
+	struct fx f;
+	struct mg_error err;
+	seed();
+	fx_open(&f, 0.5);
+	CU_ASSERT_EQUAL_FATAL(fx_initial(&f, 3000, &err), 0);
+	free(f.changed);
+	f.changed = NULL;
+	f.n_changed = 0;
+	put_id("west", 131090);
+	put_ip("west", "10.1.0.6", 131090);
+	put_ip("west", "fd00:1::6", 131090);
+	del_ip("west", "10.1.0.5");
+	del_ip("east", "fd00::1");
+	polls(&f, 5);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.6", NULL), 131090);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "fd00:1::6", NULL), 131090);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.5", NULL), 0);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "fd00::1", NULL), 0);
+	CU_ASSERT_PTR_NOT_NULL(mg_identity_table_get(f.ids, 131090));
+	CU_ASSERT(changed_has(&f, 131090));
+	/* Deleting an identity removes it and reports it. */
+	char key[MG_KV_KEY_MAX];
+	mg_kv_identity_key(key, sizeof(key), MG_KV_SCOPE_CACHE, "west", 131090);
+	del("west", key);
+	polls(&f, 3);
+	CU_ASSERT_PTR_NULL(mg_identity_table_get(f.ids, 131090));
+	struct mg_kv_sync_stats w = st(&f, 1);
+	CU_ASSERT_EQUAL(w.events, 5);
+	CU_ASSERT_EQUAL(w.full_syncs, 1); /* no resync for plain changes */
+	for (int c = 0; c < MG_KV_RESYNC_N; c++)
+		CU_ASSERT_EQUAL(w.resyncs[c], 0);
+	fx_close(&f);
+}
+
+static void
+test_trimmed(void)
+{
+	struct fx f;
+	struct mg_error err;
+	seed();
+	fx_open(&f, 0.5);
+	CU_ASSERT_EQUAL_FATAL(fx_initial(&f, 3000, &err), 0);
+	/* Changes the gateway has not read, then the log is cut past them. */
+	put_ip("west", "10.1.0.9", 131080);
+	put_ip("west", "10.1.0.10", 131080);
+	rcmd("XTRIM meshgate/log/west MAXLEN 0");
+	polls(&f, 3);
+	struct mg_kv_sync_stats w = st(&f, 1);
+	CU_ASSERT_EQUAL(w.resyncs[MG_KV_RESYNC_TRIMMED], 1);
+	CU_ASSERT_EQUAL(w.resyncs[MG_KV_RESYNC_EPOCH], 0);
+	CU_ASSERT_EQUAL(w.full_syncs, 2);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.9", NULL), 131080);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.10", NULL), 131080);
+	/* Other clusters were not resynced. */
+	CU_ASSERT_EQUAL(st(&f, 0).full_syncs, 1);
+	fx_close(&f);
+}
+
+static void
+test_epoch(void)
+{
+	struct fx f;
+	struct mg_error err;
+	seed();
+	fx_open(&f, 0.5);
+	CU_ASSERT_EQUAL_FATAL(fx_initial(&f, 3000, &err), 0);
+	/* The log is recreated (new epoch) with a key changed behind it. */
+	char key[MG_KV_KEY_MAX];
+	ip_key(key, "north", "10.2.0.8");
+	rcmd("DEL meshgate/log/north");
+	rcmd("SET %s {\"IP\":\"10.2.0.8\",\"Mask\":null,\"HostIP\":\"\",\"ID\":196700,\"Key\":0,"
+	     "\"Metadata\":\"\"}",
+	     key);
+	rcmd("SET meshgate/epoch/north new-epoch");
+	polls(&f, 3);
+	struct mg_kv_sync_stats n = st(&f, 2);
+	CU_ASSERT_EQUAL(n.resyncs[MG_KV_RESYNC_EPOCH], 1);
+	CU_ASSERT_EQUAL(n.full_syncs, 2);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.2.0.8", NULL), 196700);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.2.0.7", NULL), 196700);
+	fx_close(&f);
+}
+
+static void
+test_garbage(void)
+{
+	struct fx f;
+	struct mg_error err;
+	char key[MG_KV_KEY_MAX];
+	seed();
+	ip_key(key, "east", "10.0.1.2");
+	put("east", key, "not json");
+	ip_key(key, "east", "10.0.1.3");
+	/* the value names another address than the key */
+	put("east", key,
+	    "{\"IP\":\"10.0.1.4\",\"Mask\":null,\"HostIP\":\"\",\"ID\":70000,\"Key\":0,"
+	    "\"Metadata\":\"\"}");
+	mg_kv_identity_key(key, sizeof(key), MG_KV_SCOPE_STATE, "east", 70001);
+	put("east", key, "k8s:a=b;;");
+	fx_open(&f, 0.5);
+	CU_ASSERT_EQUAL_FATAL(fx_initial(&f, 3000, &err), 0);
+	struct mg_kv_sync_stats e = st(&f, 0);
+	CU_ASSERT_EQUAL(e.rejected_parse, 3);
+	CU_ASSERT_EQUAL(e.entries, 4);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.0.1.1", NULL), 70000);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.0.1.2", NULL), 0);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.0.1.3", NULL), 0);
+	CU_ASSERT_PTR_NULL(mg_identity_table_get(f.ids, 70001));
+	/* Garbage through the log: counted; the key's old value is dropped. */
+	ip_key(key, "east", "10.0.1.1");
+	put("east", key, "{\"IP\":");
+	put_ip("east", "10.0.1.5", 70000);
+	polls(&f, 3);
+	e = st(&f, 0);
+	CU_ASSERT_EQUAL(e.rejected_parse, 4);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.0.1.1", NULL), 0);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.0.1.5", NULL), 70000);
+	fx_close(&f);
+}
+
+static void
+test_range_and_host(void)
+{
+	struct fx f;
+	struct mg_error err;
+	seed();
+	put_id("west", 5000);                /* outside west's 131072..196607 */
+	put_ip("west", "10.1.0.20", 196700); /* north's identity in west's data */
+	put_ip("west", "10.1.0.21", 1);      /* host -> remote-node */
+	put_ip("east", "10.0.1.21", 1);      /* local host stays host */
+	put_ip("west", "10.1.0.22", 2);      /* reserved world is fine */
+	fx_open(&f, 0.5);
+	CU_ASSERT_EQUAL_FATAL(fx_initial(&f, 3000, &err), 0);
+	struct mg_kv_sync_stats w = st(&f, 1);
+	CU_ASSERT_EQUAL(w.rejected_range, 2);
+	CU_ASSERT_PTR_NULL(mg_identity_table_get(f.ids, 5000));
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.20", NULL), 0);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.21", NULL), MG_ID_REMOTE_NODE);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.0.1.21", NULL), MG_ID_HOST);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.22", NULL), MG_ID_WORLD);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.5", NULL), 131080);
+	fx_close(&f);
+}
+
+static void
+test_conflict(void)
+{
+	struct fx f;
+	struct mg_error err;
+	unsigned cid = 0;
+	seed();
+	put_ip("north", "10.9.9.9", 196700);
+	put_ip("west", "10.9.9.9", 131080);
+	put_ip("east", "10.9.9.9", 70000);
+	put_ip("north", "10.8.8.8", 196700);
+	put_ip("west", "10.8.8.8", 131080);
+	fx_open(&f, 0.5);
+	CU_ASSERT_EQUAL_FATAL(fx_initial(&f, 3000, &err), 0);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.9.9.9", &cid), 70000); /* local first */
+	CU_ASSERT_EQUAL(cid, 1);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.8.8.8", &cid), 131080); /* lowest id */
+	CU_ASSERT_EQUAL(cid, 2);
+	uint64_t total = st(&f, 0).conflicts + st(&f, 1).conflicts + st(&f, 2).conflicts;
+	CU_ASSERT(total >= 2);
+	/* The winner leaves: the next in order takes over, then the last. */
+	del_ip("east", "10.9.9.9");
+	polls(&f, 3);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.9.9.9", &cid), 131080);
+	del_ip("west", "10.9.9.9");
+	polls(&f, 3);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.9.9.9", &cid), 196700);
+	CU_ASSERT_EQUAL(cid, 3);
+	/* A new claim by the local cluster wins at once. */
+	put_ip("east", "10.8.8.8", 70000);
+	polls(&f, 3);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.8.8.8", NULL), 70000);
+	CU_ASSERT(st(&f, 0).conflicts >= 1);
+	fx_close(&f);
+}
+
+static void
+test_mass_delete(void)
+{
+	struct fx f;
+	struct mg_error err;
+	char key[MG_KV_KEY_MAX];
+	seed();
+	for (int i = 0; i < 10; i++) {
+		char pfx[32];
+		snprintf(pfx, sizeof(pfx), "10.3.0.%d", i);
+		put_ip("west", pfx, 131080);
+	}
+	fx_open(&f, 0.5);
+	CU_ASSERT_EQUAL_FATAL(fx_initial(&f, 3000, &err), 0);
+	CU_ASSERT_EQUAL(st(&f, 1).entries, 13);
+	/* Most keys vanish behind the log's back and the epoch changes. */
+	for (int i = 0; i < 10; i++) {
+		char pfx[32];
+		snprintf(pfx, sizeof(pfx), "10.3.0.%d", i);
+		ip_key(key, "west", pfx);
+		rcmd("DEL %s", key);
+	}
+	rcmd("SET meshgate/epoch/west other");
+	polls(&f, 3);
+	struct mg_kv_sync_stats w = st(&f, 1);
+	CU_ASSERT(w.mass_delete_refusals >= 1);
+	CU_ASSERT(w.refused);
+	CU_ASSERT_EQUAL(w.entries, 13);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.3.0.4", NULL), 131080); /* kept */
+	/* Other clusters keep tailing meanwhile. */
+	put_ip("north", "10.2.0.50", 196700);
+	polls(&f, 3);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.2.0.50", NULL), 196700);
+	/* The cluster itself is removed: its entries go. */
+	rcmd("DEL cilium/cluster-config/west");
+	polls(&f, 3);
+	w = st(&f, 1);
+	CU_ASSERT_EQUAL(w.entries, 0);
+	CU_ASSERT(!w.present);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.3.0.4", NULL), 0);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.5", NULL), 0);
+	CU_ASSERT_PTR_NULL(mg_identity_table_get(f.ids, 131080));
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.2.0.7", NULL), 196700);
+	fx_close(&f);
+}
+
+static void
+test_bad_params(void)
+{
+	struct mg_identity_table *ids = mg_identity_table_create(MG_CLUSTER_MODE_255);
+	struct mg_ipcache_params ip = {.entries_hint = 16};
+	struct mg_ipcache *ipc = mg_ipcache_create(&ip);
+	struct mg_kv_sync_cluster_params bad[] = {{"East_", false}};
+	struct mg_kv_sync_cluster_params two[] = {{"a", true}, {"b", true}};
+	struct mg_kv_sync_params p = {.url = "127.0.0.1:1", .n_clusters = 1, .clusters = bad};
+	struct mg_error err;
+	errno = 0;
+	CU_ASSERT_PTR_NULL(mg_kv_sync_create(&p, ids, ipc, &err));
+	CU_ASSERT_EQUAL(errno, EINVAL);
+	p.clusters = two;
+	p.n_clusters = 2;
+	CU_ASSERT_PTR_NULL(mg_kv_sync_create(&p, ids, ipc, &err));
+	/* Unreachable server: initial times out, poll reports not connected. */
+	p.n_clusters = 1;
+	p.connect_ms = 100;
+	struct mg_kv_sync *s = mg_kv_sync_create(&p, ids, ipc, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_EQUAL(mg_kv_sync_initial(s, 200, NULL, NULL, &err), -ETIMEDOUT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "not connected"));
+	CU_ASSERT_EQUAL(mg_kv_sync_poll(s, NULL, NULL), -ENOTCONN);
+	mg_kv_sync_free(s);
+	mg_ipcache_free(ipc);
+	mg_identity_table_free(ids);
+}
+
+/* The server dies and a fresh one (new replication id) comes back with
+ * changed data: the gateway keeps its state meanwhile, then resyncs. */
+static void
+test_restart(void)
+{
+	struct fx f;
+	struct mg_error err;
+	const char *dir = getenv("KVSYNC_DIR");
+	char cmdline[512];
+	if (dir == NULL) {
+		printf("SKIP: kvsync/restart: KVSYNC_DIR not set\n");
+		return;
+	}
+	seed();
+	fx_open(&f, 0.5);
+	CU_ASSERT_EQUAL_FATAL(fx_initial(&f, 3000, &err), 0);
+	redisReply *r = redisCommand(R, "SHUTDOWN NOSAVE");
+	if (r)
+		freeReplyObject(r);
+	CU_ASSERT_EQUAL(mg_kv_sync_poll(f.s, &f.changed, &f.n_changed), -ENOTCONN);
+	CU_ASSERT(!st(&f, 1).connected);
+	CU_ASSERT(st(&f, 1).disconnects >= 1);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.5", NULL), 131080); /* fail-static */
+	CU_ASSERT_EQUAL(mg_kv_sync_poll(f.s, &f.changed, &f.n_changed), -ENOTCONN);
+	snprintf(cmdline, sizeof(cmdline),
+	         "redis-server --port %d --bind 127.0.0.1 --save '' --appendonly no --dir %s "
+	         "--daemonize yes --pidfile %s/redis2.pid --logfile %s/redis2.log",
+	         port, dir, dir, dir);
+	CU_ASSERT_EQUAL_FATAL(system(cmdline), 0);
+	for (int i = 0; i < 100; i++) {
+		redisContext *c = redisConnect("127.0.0.1", port);
+		bool ok = c && !c->err;
+		if (c)
+			redisFree(c);
+		if (ok)
+			break;
+		struct timespec ts = {0, 50000000};
+		nanosleep(&ts, NULL);
+	}
+	rconnect();
+	seed();
+	put_ip("west", "10.1.0.77", 131080);
+	del_ip("north", "10.2.0.7");
+	for (int i = 0; i < 60 && st(&f, 1).resyncs[MG_KV_RESYNC_REPLID] == 0; i++)
+		polls(&f, 1);
+	for (size_t i = 0; i < 3; i++) {
+		struct mg_kv_sync_stats x = st(&f, i);
+		CU_ASSERT(x.connected && x.synced);
+		CU_ASSERT_EQUAL(x.resyncs[MG_KV_RESYNC_REPLID], 1);
+		CU_ASSERT_EQUAL(x.resyncs[MG_KV_RESYNC_EPOCH], 0);
+	}
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.77", NULL), 131080);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.2.0.7", NULL), 0);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.5", NULL), 131080);
+	fx_close(&f);
+}
+
+static CU_TestInfo tests[] = {
+        {"cold_sync", test_cold_sync},
+        {"canary_wait", test_canary_wait},
+        {"incremental", test_incremental},
+        {"trimmed", test_trimmed},
+        {"epoch", test_epoch},
+        {"garbage", test_garbage},
+        {"range_and_host", test_range_and_host},
+        {"conflict", test_conflict},
+        {"mass_delete", test_mass_delete},
+        {"bad_params", test_bad_params},
+        {"restart", test_restart},
+        CU_TEST_INFO_NULL,
+};
+
+int
+main(int argc, char **argv)
+{
+	if (argc < 3) {
+		fprintf(stderr, "usage: %s <redis-port> <meshgate.lua>\n", argv[0]);
+		return 2;
+	}
+	port = atoi(argv[1]);
+	lua_path = argv[2];
+	rconnect();
+	CU_SuiteInfo suites[] = {{"kvsync", NULL, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};
+	int rc = mg_test_run(suites);
+	redisFree(R);
+	return rc;
+}
