@@ -212,6 +212,8 @@ if want integration; then
 	run_prog integration/kvsync "" "$TIMEOUT" bash tests/integration/kvsync_test.sh "$BUILD/tests/kvsync_test"
 	run_prog integration/kvsync "san:" "$TIMEOUT" env "${SAN_ENV[@]}" \
 		bash tests/integration/kvsync_test.sh "$BUILD_SAN/tests/kvsync_test"
+	run_prog integration/kvd "" "$TIMEOUT" "$PY" tests/integration/kvd_test.py \
+		--meshgate "$BUILD/app/meshgate/meshgate" --meshgatectl "$BUILD/app/meshgatectl/meshgatectl"
 	run_prog conformance "" "$TIMEOUT" \
 		"$PY" tests/conformance/run.py --meshgatectl "$BUILD/app/meshgatectl/meshgatectl"
 fi

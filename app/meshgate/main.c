@@ -6,6 +6,13 @@
  * until SIGINT or SIGTERM; then stops the ports cleanly, prints the final
  * counters and exits 0. `--check-config` does all the loading and
  * compiling without touching DPDK.
+ *
+ * With a `kvstore` section the identities and ipcache entries of the
+ * configured clusters also come from Redis (lib/kvstore/mg_kv_sync.h).
+ * The start is fail-closed: no port is started before every cluster's
+ * initial sync is done or `kvstore.sync_timeout` has passed. Afterwards
+ * the control loop polls the sync client and publishes each batch to the
+ * workers as one step (the ipcache commit, then the derived policy).
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -22,6 +29,7 @@
 #include "mg_datapath.h"
 #include "mg_identity.h"
 #include "mg_ipcache.h"
+#include "mg_kv_sync.h"
 #include "mg_policy.h"
 
 enum {
@@ -90,9 +98,14 @@ log_warning(const struct mg_policy_problem *p, void *arg)
 	MG_WARN("%s:%u:%u: %s", p->file, p->line, p->col, p->msg);
 }
 
-/* Load policies, identities and endpoints; compile. On error print it. */
+/*
+ * Load policies, identities and endpoints; compile. On error print it.
+ * With @kv (a reload), the sync client puts everything it holds into the
+ * new tables before the CIDR identities and the compile, so the new state
+ * is the static part plus the synced entries; kv then points at them.
+ */
 static int
-state_load(struct state *st, struct rte_rcu_qsbr *qsbr)
+state_load(struct state *st, struct rte_rcu_qsbr *qsbr, struct mg_kv_sync *kv)
 {
 	struct mg_ipcache_params ip = {
 	        .entries_hint = 1024,
@@ -127,6 +140,13 @@ state_load(struct state *st, struct rte_rcu_qsbr *qsbr)
 	if (rc < 0) {
 		MG_ERR("ipcache: %s", strerror(-rc));
 		return rc;
+	}
+	if (kv != NULL) {
+		rc = mg_kv_sync_rebind(kv, st->ids, st->ipc, true);
+		if (rc < 0) {
+			MG_ERR("kvstore: cannot copy the synced entries: %s", strerror(-rc));
+			return rc;
+		}
 	}
 	/* Every prefix the policies name gets its CIDR identity and entry,
 	 * where no endpoint or static entry holds that exact prefix. */
@@ -207,9 +227,19 @@ print_counters(const struct mg_datapath *dp, const struct mg_dp_counters *c, FIL
 			        c->drops[i], mg_drop_desc(i));
 }
 
+struct tick_state {
+	struct state *st;
+	struct mg_kv_sync *kv;
+	uint64_t kv_failed; /* batches whose policy could not be derived */
+	uint64_t reloads_ok, reloads_failed;
+	uint64_t idle_ns;
+	uint64_t last_rx;
+	uint64_t last_change;
+};
+
 static int
 write_stats(const char *path, const struct mg_datapath *dp, const struct mg_dp_counters *c,
-            uint64_t reloads_ok, uint64_t reloads_failed)
+            const struct tick_state *ts)
 {
 	unsigned i, n = mg_datapath_nb_ports(dp);
 	uint64_t rx = 0, tx = 0, dropped = 0;
@@ -251,8 +281,30 @@ write_stats(const char *path, const struct mg_datapath *dp, const struct mg_dp_c
 		        ct.entries, ct.created, ct.expired, ct.full, ct.frags, c->ct_tracked,
 		        c->ct_rechecked, c->ct_related, c->frag_passed, mg_datapath_ct_memory(dp));
 	}
-	fprintf(f, "  \"reloads\": {\"ok\": %" PRIu64 ", \"failed\": %" PRIu64 "},\n", reloads_ok,
-	        reloads_failed);
+	fprintf(f, "  \"reloads\": {\"ok\": %" PRIu64 ", \"failed\": %" PRIu64 "},\n",
+	        ts->reloads_ok, ts->reloads_failed);
+	if (ts->kv != NULL) {
+		struct mg_kv_sync_stats ks;
+		uint64_t synced = 0, entries = 0, resyncs = 0, refusals = 0;
+		size_t k, nk = mg_kv_sync_n_clusters(ts->kv);
+		int r;
+
+		for (k = 0; k < nk; k++) {
+			if (mg_kv_sync_stats(ts->kv, k, &ks) != 0)
+				continue;
+			synced += ks.synced;
+			entries += ks.entries;
+			refusals += ks.mass_delete_refusals;
+			for (r = 0; r < MG_KV_RESYNC_N; r++)
+				resyncs += ks.resyncs[r];
+		}
+		fprintf(f,
+		        "  \"kvstore\": {\"clusters\": %zu, \"synced\": %" PRIu64
+		        ", \"entries\": %" PRIu64 ", \"resyncs\": %" PRIu64
+		        ", \"mass_delete_refusals\": %" PRIu64 ", \"policy_failures\": %" PRIu64
+		        "},\n",
+		        nk, synced, entries, resyncs, refusals, ts->kv_failed);
+	}
 	fprintf(f,
 	        "  \"verdicts\": {\"allowed\": %" PRIu64 ", \"denied_egress\": %" PRIu64
 	        ", \"denied_ingress\": %" PRIu64 "},\n  \"drops\": {",
@@ -308,7 +360,7 @@ stage_change(const struct mg_ipcache_entry *e, void *arg)
  * are read at start only.
  */
 static int
-reload(struct state *st, struct mg_datapath *dp)
+reload(struct state *st, struct mg_datapath *dp, struct mg_kv_sync *kv)
 {
 	struct mg_error err = {{0}};
 	struct state nst = {0};
@@ -324,7 +376,7 @@ reload(struct state *st, struct mg_datapath *dp)
 		MG_ERR("reload: %s; the running state is kept", err.msg);
 		return -EINVAL;
 	}
-	rc = state_load(&nst, NULL);
+	rc = state_load(&nst, NULL, kv);
 	if (rc == 0) {
 		x.want = nst.ipc;
 		rc = mg_ipcache_walk(st->ipc, stage_removal, &x);
@@ -336,6 +388,8 @@ reload(struct state *st, struct mg_datapath *dp)
 		       strerror(rc < 0 ? -rc : rc));
 		/* Nothing of the new state goes live. */
 		mg_ipcache_discard(st->ipc);
+		if (kv != NULL)
+			mg_kv_sync_rebind(kv, st->ids, st->ipc, false);
 		nst.cidr = NULL; /* still the running state's */
 		state_free(&nst);
 		return rc;
@@ -343,6 +397,8 @@ reload(struct state *st, struct mg_datapath *dp)
 	rc = mg_ipcache_commit(st->ipc);
 	if (rc < 0) {
 		MG_ERR("reload: ipcache commit: %s", strerror(-rc));
+		if (kv != NULL)
+			mg_kv_sync_rebind(kv, st->ids, st->ipc, false);
 		nst.cidr = NULL;
 		state_free(&nst);
 		return rc;
@@ -354,7 +410,10 @@ reload(struct state *st, struct mg_datapath *dp)
 	MG_INFO("reload: done: policy revision %" PRIu64 ", %d ipcache change(s)", nst.revision,
 	        rc);
 	print_summary(&nst, stderr);
-	/* Keep the new inputs; the live ipcache stays the one the workers read. */
+	/* Keep the new inputs; the live ipcache stays the one the workers read.
+	 * It now holds what nst.ipc held, synced entries included. */
+	if (kv != NULL)
+		mg_kv_sync_rebind(kv, nst.ids, st->ipc, false);
 	mg_ipcache_free(nst.ipc);
 	nst.ipc = st->ipc;
 	st->ipc = NULL;
@@ -364,15 +423,45 @@ reload(struct state *st, struct mg_datapath *dp)
 	return 0;
 }
 
-struct tick_state {
-	struct state *st;
-	uint64_t reloads_ok, reloads_failed;
-	uint64_t idle_ns;
-	uint64_t last_rx;
-	uint64_t last_change;
-};
+/*
+ * One poll of the sync client. The ipcache batch is committed by the
+ * client; changed identities give a policy derived from the running one
+ * (published with the generation bump), an ipcache-only batch just bumps
+ * the generation so tracked flows are re-checked.
+ */
+static void
+kv_tick(struct tick_state *ts, struct mg_datapath *dp)
+{
+	struct mg_error err = {{0}};
+	struct mg_policy *pol;
+	uint32_t *changed = NULL;
+	size_t n = 0;
+	int rc;
 
-/* Control work between forwarding: reload on SIGHUP, the idle exit. */
+	rc = mg_kv_sync_poll(ts->kv, &changed, &n);
+	if (rc > 0 || n > 0) {
+		if (n > 0) {
+			pol = mg_policy_update_identities(mg_datapath_policy(dp), ts->st->set,
+			                                  ts->st->ids, changed, n, &err);
+			if (pol != NULL) {
+				mg_datapath_set_policy(dp, pol);
+			} else {
+				/* The ipcache is already live: flows are at least re-checked. */
+				ts->kv_failed++;
+				MG_ERR("kvstore: policy update for %zu identities failed: %s", n,
+				       err.msg[0] ? err.msg : strerror(errno));
+				mg_datapath_bump_generation(dp);
+			}
+		} else {
+			mg_datapath_bump_generation(dp);
+		}
+	} else if (rc < 0 && rc != -ENOTCONN) {
+		MG_ERR("kvstore: poll: %s", strerror(-rc));
+	}
+	free(changed);
+}
+
+/* Control work between forwarding: reload on SIGHUP, the sync, the idle exit. */
 static int
 tick(struct mg_datapath *dp, void *arg)
 {
@@ -383,11 +472,13 @@ tick(struct mg_datapath *dp, void *arg)
 
 	if (reload_requested) {
 		reload_requested = 0;
-		if (reload(ts->st, dp) == 0)
+		if (reload(ts->st, dp, ts->kv) == 0)
 			ts->reloads_ok++;
 		else
 			ts->reloads_failed++;
 	}
+	if (ts->kv != NULL)
+		kv_tick(ts, dp);
 	if (ts->idle_ns == 0)
 		return 0;
 	mg_datapath_counters(dp, &c);
@@ -403,6 +494,146 @@ tick(struct mg_datapath *dp, void *arg)
 		MG_INFO("no frame for %" PRIu64 " ms: stopping", ts->idle_ns / 1000000);
 		return 1;
 	}
+	return 0;
+}
+
+/* The config's URL in the sync client's form; false when unusable. */
+static bool
+kv_url(const char *in, char *out, size_t size)
+{
+	const char *slash;
+
+	if (strncmp(in, "unix://", 7) == 0)
+		return (size_t)snprintf(out, size, "unix:%s", in + 7) < size;
+	in += strlen("redis://");
+	/* a /db suffix: the sync client reads db 0, where Cilium's layout lives */
+	slash = strchr(in, '/');
+	if (slash != NULL && strcmp(slash, "/") != 0 && strcmp(slash, "/0") != 0)
+		return false;
+	return (size_t)snprintf(out, size, "%.*s", (int)(slash ? slash - in : (long)strlen(in)),
+	                        in) < size;
+}
+
+/* The first line of the password file, in @out; 0 or negative errno. */
+static int
+read_password(const char *path, char *out, size_t size)
+{
+	FILE *f = fopen(path, "r");
+	size_t len;
+
+	if (f == NULL)
+		return -errno;
+	if (fgets(out, (int)size, f) == NULL)
+		out[0] = '\0';
+	fclose(f);
+	len = strcspn(out, "\r\n");
+	out[len] = '\0';
+	return 0;
+}
+
+/*
+ * Create the sync client on the state's tables and run the initial sync,
+ * bounded by kvstore.sync_timeout; recompile the policy over what came.
+ * The ports are not started yet: nothing is forwarded meanwhile.
+ */
+static int
+kv_start(struct state *st, struct mg_kv_sync **out)
+{
+	const struct mg_config *cfg = st->cfg;
+	struct mg_kv_sync_cluster_params cl[MG_KV_SYNC_MAX_CLUSTERS];
+	struct mg_kv_sync_params p = {0};
+	struct mg_policy_params pp = {
+	        .enforcement = cfg->enforcement,
+	        .default_local_cluster = cfg->default_local_cluster,
+	        .revision = st->revision,
+	};
+	struct mg_error err = {{0}};
+	struct mg_kv_sync_stats ks;
+	struct mg_kv_sync *kv;
+	struct mg_policy *pol;
+	uint32_t *changed = NULL;
+	size_t i, n = 0;
+	char url[512], password[256] = "";
+	int rc;
+
+	*out = NULL;
+	if (cfg->n_kv_clusters == 0) {
+		MG_WARN("kvstore: no clusters configured: nothing to sync");
+		return 0;
+	}
+	if (cfg->n_kv_clusters > MG_KV_SYNC_MAX_CLUSTERS) {
+		MG_ERR("kvstore: at most %d clusters", MG_KV_SYNC_MAX_CLUSTERS);
+		return -EINVAL;
+	}
+	if (!kv_url(cfg->kv_redis, url, sizeof(url))) {
+		MG_ERR("kvstore.redis: '%s': only database 0 holds the clusters' state",
+		       cfg->kv_redis);
+		return -EINVAL;
+	}
+	if (cfg->kv_password_file != NULL) {
+		rc = read_password(cfg->kv_password_file, password, sizeof(password));
+		if (rc < 0) {
+			MG_ERR("kvstore.password_file: %s: %s", cfg->kv_password_file,
+			       strerror(-rc));
+			return rc;
+		}
+	}
+	for (i = 0; i < cfg->n_kv_clusters; i++) {
+		cl[i].name = cfg->kv_clusters[i];
+		cl[i].local = strcmp(cfg->kv_clusters[i], cfg->cluster_name) == 0;
+	}
+	p.url = url;
+	p.user = cfg->kv_user;
+	p.password = password;
+	p.n_clusters = cfg->n_kv_clusters;
+	p.clusters = cl;
+	/* The poll runs in the control loop, which also forwards on the main
+	 * lcore: it must come back quickly. */
+	p.block_ms = cfg->kv_block_ms < 10 ? cfg->kv_block_ms : 10;
+	p.connect_ms = 1000;
+	/* 0 would mean the default (0.5): "no deletion" is a tiny share. */
+	p.max_delete_share = cfg->kv_max_delete_share ? cfg->kv_max_delete_share / 100.0 : 1e-9;
+	kv = mg_kv_sync_create(&p, st->ids, st->ipc, &err);
+	explicit_bzero(password, sizeof(password));
+	if (kv == NULL) {
+		rc = -errno;
+		MG_ERR("kvstore: %s", err.msg[0] ? err.msg : strerror(errno));
+		return rc;
+	}
+	MG_INFO("kvstore: initial sync of %zu cluster(s) from %s (at most %u s; nothing is "
+	        "forwarded meanwhile)",
+	        cfg->n_kv_clusters, url, cfg->kv_sync_timeout);
+	rc = mg_kv_sync_initial(kv, cfg->kv_sync_timeout * 1000u, &changed, &n, &err);
+	free(changed);
+	if (rc < 0 && rc != -ETIMEDOUT) {
+		MG_ERR("kvstore: initial sync: %s", strerror(-rc));
+		mg_kv_sync_free(kv);
+		return rc;
+	}
+	for (i = 0; i < mg_kv_sync_n_clusters(kv); i++) {
+		if (mg_kv_sync_stats(kv, i, &ks) != 0)
+			continue;
+		if (ks.synced)
+			MG_INFO("kvstore: cluster %s (id %u%s) synced: %" PRIu64 " entries",
+			        ks.name, ks.cluster_id, cl[i].local ? ", local" : "", ks.entries);
+		else
+			MG_WARN("kvstore: cluster %s not synced", ks.name);
+	}
+	if (rc == -ETIMEDOUT)
+		MG_WARN("kvstore: initial sync not done after %u s: proceeding with what it has "
+		        "(%s)",
+		        cfg->kv_sync_timeout, err.msg);
+	/* The policy was compiled over the static identities only. */
+	pol = mg_policy_compile(st->set, st->ids, &pp, &err);
+	if (pol == NULL) {
+		rc = -errno;
+		MG_ERR("%s", err.msg);
+		mg_kv_sync_free(kv);
+		return rc;
+	}
+	mg_policy_free(st->policy);
+	st->policy = pol;
+	*out = kv;
 	return 0;
 }
 
@@ -480,7 +711,7 @@ main(int argc, char **argv)
 		return EXIT_CONFIG;
 	}
 	if (check) {
-		rc = state_load(&st, NULL);
+		rc = state_load(&st, NULL, NULL);
 		if (rc == 0) {
 			printf("config OK: ");
 			print_summary(&st, stdout);
@@ -509,7 +740,12 @@ main(int argc, char **argv)
 		MG_ERR("cannot allocate the RCU state");
 		goto out;
 	}
-	if (state_load(&st, qsbr) != 0) {
+	if (state_load(&st, qsbr, NULL) != 0) {
+		ret = EXIT_CONFIG;
+		goto out;
+	}
+	/* Fail-closed: the ports start only after the initial sync. */
+	if (st.cfg->kv_redis != NULL && kv_start(&st, &ts.kv) != 0) {
 		ret = EXIT_CONFIG;
 		goto out;
 	}
@@ -540,8 +776,7 @@ main(int argc, char **argv)
 	print_counters(dp, &c, stdout);
 	fflush(stdout);
 	ret = 0;
-	if (stats_file != NULL &&
-	    (rc = write_stats(stats_file, dp, &c, ts.reloads_ok, ts.reloads_failed)) != 0) {
+	if (stats_file != NULL && (rc = write_stats(stats_file, dp, &c, &ts)) != 0) {
 		MG_ERR("%s: %s", stats_file, strerror(-rc));
 		ret = EXIT_RUNTIME;
 	}
@@ -550,6 +785,7 @@ out:
 		mg_datapath_stop(dp);
 		mg_datapath_free(dp);
 	}
+	mg_kv_sync_free(ts.kv);
 	state_free(&st);
 	rte_free(qsbr);
 	rte_eal_cleanup();

@@ -47,7 +47,9 @@ static const char *const keys_policy[] = {"enforcement", "default_local_cluster"
 static const char *const keys_identities[] = {"files", NULL};
 static const char *const keys_ipcache_entries[] = {"prefix", "identity", NULL};
 static const char *const keys_ipcache[] = {"files", "entries", "split_world", NULL};
-static const char *const keys_kvstore[] = {"redis", "clusters", NULL};
+static const char *const keys_kvstore[] = {
+        "redis",        "clusters",         "user",     "password_file",
+        "sync_timeout", "max_delete_share", "block_ms", NULL};
 static const char *const keys_control[] = {"socket", NULL};
 static const char *const keys_metrics[] = {"listen", NULL};
 static const char *const keys_conntrack[] = {"max_entries", "max_fragments", "tcp_pickup",
@@ -761,6 +763,9 @@ parse_kvstore(struct ctx *x, const struct mg_yaml_node *root)
 	size_t i, j;
 	int rc;
 
+	c->kv_sync_timeout = 60;
+	c->kv_max_delete_share = 50;
+	c->kv_block_ms = 100;
 	if (kv == NULL || mg_yaml_is_null(kv))
 		return 0;
 	rc = mg_yaml_check_map(kv, "kvstore", keys, x->err);
@@ -800,7 +805,37 @@ parse_kvstore(struct ctx *x, const struct mg_yaml_node *root)
 				                     "%s: cluster '%s' is listed twice", what,
 				                     c->kv_clusters[i]);
 	}
-	return 0;
+
+	n = mg_yaml_get(kv, "user");
+	if (n != NULL) {
+		rc = mg_yaml_str(n, "kvstore.user", &s, x->err);
+		if (rc)
+			return rc;
+		if (s[0] == '\0')
+			return mg_yaml_error(x->err, n, "kvstore.user: empty name");
+		c->kv_user = dup_str(x, s);
+		if (c->kv_user == NULL)
+			return -ENOMEM;
+	}
+	n = mg_yaml_get(kv, "password_file");
+	if (n != NULL) {
+		rc = mg_yaml_str(n, "kvstore.password_file", &s, x->err);
+		if (rc)
+			return rc;
+		if (s[0] == '\0')
+			return mg_yaml_error(x->err, n, "kvstore.password_file: empty path");
+		/* read at start by the daemon: the secret stays out of the config */
+		c->kv_password_file = resolve(x, s);
+		if (c->kv_password_file == NULL)
+			return -ENOMEM;
+	}
+	rc = get_uint(x, kv, "sync_timeout", "kvstore.sync_timeout", 0, 86400, &c->kv_sync_timeout);
+	if (rc == 0)
+		rc = get_uint(x, kv, "max_delete_share", "kvstore.max_delete_share", 0, 100,
+		              &c->kv_max_delete_share);
+	if (rc == 0)
+		rc = get_uint(x, kv, "block_ms", "kvstore.block_ms", 1, 60000, &c->kv_block_ms);
+	return rc;
 }
 
 static int
@@ -1107,6 +1142,8 @@ mg_config_free(struct mg_config *c)
 	free_str_list(c->n_endpoint_files, c->endpoint_files);
 	free(c->entries);
 	free(c->kv_redis);
+	free(c->kv_user);
+	free(c->kv_password_file);
 	free_str_list(c->n_kv_clusters, c->kv_clusters);
 	free(c->control_socket);
 	free(c->metrics_listen);

@@ -89,6 +89,11 @@ struct mg_config {
 	char *kv_redis;
 	size_t n_kv_clusters;
 	char **kv_clusters;
+	char *kv_user;                /**< ACL user, or NULL */
+	char *kv_password_file;       /**< resolved path, or NULL (no AUTH) */
+	unsigned kv_sync_timeout;     /**< seconds the start waits for the initial sync (60) */
+	unsigned kv_max_delete_share; /**< percent of a cluster a resync may delete (50) */
+	unsigned kv_block_ms;         /**< XREAD BLOCK per poll (100) */
 
 	/* conntrack: per worker lcore; hz is set by the data path */
 	struct mg_ct_params ct;

@@ -1205,6 +1205,47 @@ mg_kv_sync_initial(struct mg_kv_sync *s, unsigned timeout_ms, uint32_t **changed
 	return rc;
 }
 
+int
+mg_kv_sync_rebind(struct mg_kv_sync *s, struct mg_identity_table *ids, struct mg_ipcache *ipc,
+                  bool publish)
+{
+	int rc = 0;
+
+	s->ids = ids;
+	s->ipc = ipc;
+	if (!publish)
+		return 0;
+	/* Identities first: an ipcache entry never names one the table lacks. */
+	for (size_t i = 0; i < s->n && rc == 0; i++) {
+		struct cl *c = &s->c[i];
+		for (size_t j = 0; j < c->live.cap && rc == 0; j++) {
+			const struct rec *r = &c->live.v[j];
+			if (r->st != 1 || r->k.kind != REC_IDENTITY)
+				continue;
+			struct mg_labels ls = MG_LABELS_INIT;
+			struct mg_error err;
+			rc = mg_kv_identity_value_decode(r->value, strlen(r->value), &ls, &err);
+			if (rc == 0)
+				rc = mg_identity_table_put(ids, r->k.id, &ls, c->cid);
+			mg_labels_clear(&ls);
+		}
+	}
+	/* ip_recompute picks the winner; a prefix two clusters hold is put twice, same value. */
+	for (size_t i = 0; i < s->n && rc == 0; i++) {
+		struct cl *c = &s->c[i];
+		for (size_t j = 0; j < c->live.cap && rc == 0; j++) {
+			const struct rec *r = &c->live.v[j];
+			if (r->st == 1 && r->k.kind == REC_IP)
+				rc = ip_recompute(s, &r->k);
+		}
+	}
+	if (rc == 0)
+		rc = commit(s);
+	else
+		mg_ipcache_discard(ipc);
+	return rc;
+}
+
 void
 mg_kv_sync_request_resync(struct mg_kv_sync *s)
 {

@@ -155,6 +155,19 @@ int mg_kv_sync_initial(struct mg_kv_sync *s, unsigned timeout_ms, uint32_t **cha
  */
 int mg_kv_sync_poll(struct mg_kv_sync *s, uint32_t **changed, size_t *n_changed);
 
+/**
+ * Point the client at other tables (the daemon's reload builds new ones).
+ * With @p publish, first put everything it holds into them: every
+ * identity, and for every prefix the winning cluster's entry (staged, then
+ * ONE mg_ipcache_commit), so that a rebuilt static state keeps the synced
+ * entries. Without it, the tables are assumed to hold them already (a
+ * reload that kept the live ipcache, or one that failed and went back).
+ * @return 0, or negative errno from the tables (the client then points
+ *   at the new tables anyway; the caller discards them).
+ */
+int mg_kv_sync_rebind(struct mg_kv_sync *s, struct mg_identity_table *ids, struct mg_ipcache *ipc,
+                      bool publish);
+
 /** Force a full resync of every cluster at the next poll (operator command). */
 void mg_kv_sync_request_resync(struct mg_kv_sync *s);
 

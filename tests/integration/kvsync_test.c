@@ -634,6 +634,48 @@ test_restart(void)
 	fx_close(&f);
 }
 
+/* Rebind: new tables get everything held (conflict winners included);
+ * later batches go to the new tables only. */
+static void
+test_rebind(void)
+{
+	struct mg_ipcache_params ip = {.entries_hint = 64};
+	struct mg_identity_table *ids2 = mg_identity_table_create(MG_CLUSTER_MODE_255);
+	struct mg_ipcache *ipc2 = mg_ipcache_create(&ip);
+	struct fx f;
+	struct mg_error err;
+	unsigned cid = 0;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ids2);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ipc2);
+	seed();
+	put_ip("west", "10.9.9.9", 131080);
+	put_ip("east", "10.9.9.9", 70000);
+	fx_open(&f, 0.5);
+	CU_ASSERT_EQUAL_FATAL(fx_initial(&f, 3000, &err), 0);
+	CU_ASSERT_EQUAL(mg_kv_sync_rebind(f.s, ids2, ipc2, true), 0);
+	CU_ASSERT_EQUAL(mg_ipcache_count(ipc2, 0), mg_ipcache_count(f.ipc, 0));
+	CU_ASSERT_EQUAL(mg_ipcache_count(ipc2, 0), 7);
+	CU_ASSERT_EQUAL(mg_identity_table_count(ids2), mg_identity_table_count(f.ids));
+	CU_ASSERT_EQUAL(ipc_get(ipc2, "10.9.9.9", &cid), 70000); /* local wins again */
+	CU_ASSERT_EQUAL(cid, 1);
+	CU_ASSERT_EQUAL(ipc_get(ipc2, "10.1.0.5", &cid), 131080);
+	CU_ASSERT_EQUAL(cid, 2);
+	const struct mg_identity *id = mg_identity_table_get(ids2, 196700);
+	CU_ASSERT(id != NULL && id->cluster_id == 3);
+	/* A change after the rebind reaches the new tables, not the old. */
+	put_ip("west", "10.1.0.9", 131080);
+	polls(&f, 3);
+	CU_ASSERT_EQUAL(ipc_get(ipc2, "10.1.0.9", NULL), 131080);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.9", NULL), 0);
+	/* Without publish only the pointers move. */
+	CU_ASSERT_EQUAL(mg_kv_sync_rebind(f.s, f.ids, f.ipc, false), 0);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.9", NULL), 0);
+	fx_close(&f);
+	mg_ipcache_free(ipc2);
+	mg_identity_table_free(ids2);
+}
+
 static CU_TestInfo tests[] = {
         {"cold_sync", test_cold_sync},
         {"canary_wait", test_canary_wait},
@@ -646,6 +688,7 @@ static CU_TestInfo tests[] = {
         {"mass_delete", test_mass_delete},
         {"bad_params", test_bad_params},
         {"restart", test_restart},
+        {"rebind", test_rebind},
         CU_TEST_INFO_NULL,
 };
 

@@ -324,6 +324,11 @@ test_defaults(void)
 	CU_ASSERT_TRUE(c->split_world);
 	CU_ASSERT_PTR_NULL(c->kv_redis);
 	CU_ASSERT_EQUAL(c->n_kv_clusters, 0);
+	CU_ASSERT_PTR_NULL(c->kv_user);
+	CU_ASSERT_PTR_NULL(c->kv_password_file);
+	CU_ASSERT_EQUAL(c->kv_sync_timeout, 60);
+	CU_ASSERT_EQUAL(c->kv_max_delete_share, 50);
+	CU_ASSERT_EQUAL(c->kv_block_ms, 100);
 	CU_ASSERT_STRING_EQUAL(c->control_socket, "/run/meshgate/meshgate.sock");
 	CU_ASSERT_STRING_EQUAL(c->metrics_listen, "127.0.0.1:9470");
 	mg_config_free(c);
@@ -683,7 +688,23 @@ test_kvstore(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
 	CU_ASSERT_STRING_EQUAL(c->kv_redis, "redis://10.0.0.1:6379/2");
 	CU_ASSERT_EQUAL(c->n_kv_clusters, 0);
+	CU_ASSERT_EQUAL(c->kv_sync_timeout, 60);
+	CU_ASSERT_EQUAL(c->kv_max_delete_share, 50);
+	CU_ASSERT_EQUAL(c->kv_block_ms, 100);
 	mg_config_free(c);
+	c = load_ok(BASE "kvstore: {redis: \"redis://h\", user: gw, password_file: pw/redis.pass, "
+	                 "sync_timeout: 1, max_delete_share: 0, block_ms: 5}\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_STRING_EQUAL(c->kv_user, "gw");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c->kv_password_file);
+	CU_ASSERT_EQUAL(c->kv_password_file[0], '/');
+	CU_ASSERT_PTR_NOT_NULL(strstr(c->kv_password_file, "/pw/redis.pass"));
+	CU_ASSERT_EQUAL(c->kv_sync_timeout, 1);
+	CU_ASSERT_EQUAL(c->kv_max_delete_share, 0);
+	CU_ASSERT_EQUAL(c->kv_block_ms, 5);
+	mg_config_free(c);
+	EXPECT_ERROR(BASE "kvstore: {redis: \"redis://h\", max_delete_share: 101}\n",
+	             "t.yaml:8:49: kvstore.max_delete_share: 101 is out of range [0, 100]");
 	EXPECT_ERROR(BASE "kvstore: {redis: \"rediss://h:6379\"}\n",
 	             "t.yaml:8:18: kvstore.redis: 'rediss://h:6379' is not a "
 	             "redis://host[:port][/db] or unix:///path URL");
