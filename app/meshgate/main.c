@@ -514,23 +514,6 @@ kv_url(const char *in, char *out, size_t size)
 	                        in) < size;
 }
 
-/* The first line of the password file, in @out; 0 or negative errno. */
-static int
-read_password(const char *path, char *out, size_t size)
-{
-	FILE *f = fopen(path, "r");
-	size_t len;
-
-	if (f == NULL)
-		return -errno;
-	if (fgets(out, (int)size, f) == NULL)
-		out[0] = '\0';
-	fclose(f);
-	len = strcspn(out, "\r\n");
-	out[len] = '\0';
-	return 0;
-}
-
 /*
  * Create the sync client on the state's tables and run the initial sync,
  * bounded by kvstore.sync_timeout; recompile the policy over what came.
@@ -571,10 +554,13 @@ kv_start(struct state *st, struct mg_kv_sync **out)
 		return -EINVAL;
 	}
 	if (cfg->kv_password_file != NULL) {
-		rc = read_password(cfg->kv_password_file, password, sizeof(password));
+		struct mg_error perr = {{0}};
+
+		/* the writer's check too: a regular file group and others cannot read */
+		rc = mg_kv_password_file_read(cfg->kv_password_file, password, sizeof(password),
+		                              &perr);
 		if (rc < 0) {
-			MG_ERR("kvstore.password_file: %s: %s", cfg->kv_password_file,
-			       strerror(-rc));
+			MG_ERR("kvstore.password_file: %s", perr.msg);
 			return rc;
 		}
 	}

@@ -634,6 +634,97 @@ test_restart(void)
 	fx_close(&f);
 }
 
+/* Connect to the redis-server on @p p (the second one, for failover). */
+static redisContext *
+rconnect_port(int p)
+{
+	redisContext *c = redisConnect("127.0.0.1", p);
+	CU_ASSERT_FATAL(c != NULL && !c->err);
+	return c;
+}
+
+/* True when INFO replication of the current server contains @p what. */
+static bool
+info_repl_has(const char *what)
+{
+	redisReply *r = redisCommand(R, "INFO replication");
+	bool ok = r && r->type == REDIS_REPLY_STRING && strstr(r->str, what) != NULL;
+	if (r)
+		freeReplyObject(r);
+	return ok;
+}
+
+/*
+ * Failover: the server the gateway reads becomes a replica of another one
+ * (which holds newer data), copies it, and is then promoted (REPLICAOF NO
+ * ONE), exactly what redis-sentinel does to a replica. Its master_replid
+ * changes, so every synced cluster is resynced once by cause "replid" and
+ * ends with the new primary's state; tailing then goes on.
+ */
+static void
+test_failover(void)
+{
+	struct fx f;
+	struct mg_error err;
+	const char *p2 = getenv("KVSYNC_PORT2");
+	if (p2 == NULL) {
+		printf("SKIP: kvsync/failover: KVSYNC_PORT2 not set\n");
+		return;
+	}
+	int port2 = atoi(p2);
+	seed();
+	fx_open(&f, 0.5);
+	CU_ASSERT_EQUAL_FATAL(fx_initial(&f, 3000, &err), 0);
+	polls(&f, 2);
+	for (size_t i = 0; i < 3; i++)
+		CU_ASSERT_EQUAL(st(&f, i).resyncs[MG_KV_RESYNC_REPLID], 0);
+
+	/* The other server gets the same clusters plus later changes. */
+	redisContext *a = R;
+	R = rconnect_port(port2);
+	seed();
+	put_ip("west", "10.1.0.77", 131080);
+	del_ip("north", "10.2.0.7");
+	put_id("north", 196701);
+	put_ip("north", "10.2.0.9", 196701);
+	redisFree(R);
+	R = a;
+
+	/* Ours follows it, then is promoted; no poll in between. */
+	rcmd("REPLICAOF 127.0.0.1 %d", port2);
+	bool up = false;
+	for (int i = 0; i < 200 && !(up = info_repl_has("master_link_status:up")); i++) {
+		struct timespec ts = {0, 50000000};
+		nanosleep(&ts, NULL);
+	}
+	CU_ASSERT_FATAL(up);
+	rcmd("REPLICAOF NO ONE");
+	CU_ASSERT(info_repl_has("role:master"));
+
+	for (int i = 0; i < 60 && st(&f, 1).resyncs[MG_KV_RESYNC_REPLID] == 0; i++)
+		polls(&f, 1);
+	polls(&f, 2);
+	for (size_t i = 0; i < 3; i++) {
+		struct mg_kv_sync_stats x = st(&f, i);
+		CU_ASSERT(x.connected && x.synced);
+		CU_ASSERT_EQUAL(x.resyncs[MG_KV_RESYNC_REPLID], 1);
+		CU_ASSERT_EQUAL(x.resyncs[MG_KV_RESYNC_EPOCH], 0);
+		CU_ASSERT_EQUAL(x.resyncs[MG_KV_RESYNC_TRIMMED], 0);
+		CU_ASSERT_EQUAL(x.full_syncs, 2);
+	}
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.77", NULL), 131080);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.5", NULL), 131080);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.2.0.7", NULL), 0);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.2.0.9", NULL), 196701);
+	CU_ASSERT_PTR_NOT_NULL(mg_identity_table_get(f.ids, 196701));
+	/* The promoted server takes writes; the gateway tails its logs. */
+	put_ip("west", "10.1.0.78", 131080);
+	polls(&f, 3);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.78", NULL), 131080);
+	CU_ASSERT_EQUAL(st(&f, 1).resyncs[MG_KV_RESYNC_REPLID], 1);
+	fx_close(&f);
+}
+
 /* Rebind: new tables get everything held (conflict winners included);
  * later batches go to the new tables only. */
 static void
@@ -689,6 +780,7 @@ static CU_TestInfo tests[] = {
         {"bad_params", test_bad_params},
         {"restart", test_restart},
         {"rebind", test_rebind},
+        {"failover", test_failover},
         CU_TEST_INFO_NULL,
 };
 
