@@ -196,9 +196,16 @@ static size_t
 pkey_hash(const struct pkey *k, size_t cap)
 {
 	uint64_t a = load64(k->addr), b = load64(k->addr + 8);
-	uint64_t x = (a ^ (b * HASH_C2) ^ ((uint64_t)k->plen << 8 | k->family)) * HASH_C1;
+	uint64_t x = a ^ (b * HASH_C2) ^ ((uint64_t)k->plen << 8 | k->family);
 
-	return (size_t)(x >> 32) & (cap - 1);
+	/* A full avalanche (the finaliser of MurmurHash3): addresses that differ
+	 * in a few bytes only (pod ranges) must not crowd into runs of slots. */
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdull;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ull;
+	x ^= x >> 33;
+	return (size_t)x & (cap - 1);
 }
 
 static bool
