@@ -497,23 +497,6 @@ tick(struct mg_datapath *dp, void *arg)
 	return 0;
 }
 
-/* The config's URL in the sync client's form; false when unusable. */
-static bool
-kv_url(const char *in, char *out, size_t size)
-{
-	const char *slash;
-
-	if (strncmp(in, "unix://", 7) == 0)
-		return (size_t)snprintf(out, size, "unix:%s", in + 7) < size;
-	in += strlen("redis://");
-	/* a /db suffix: the sync client reads db 0, where Cilium's layout lives */
-	slash = strchr(in, '/');
-	if (slash != NULL && strcmp(slash, "/") != 0 && strcmp(slash, "/0") != 0)
-		return false;
-	return (size_t)snprintf(out, size, "%.*s", (int)(slash ? slash - in : (long)strlen(in)),
-	                        in) < size;
-}
-
 /*
  * Create the sync client on the state's tables and run the initial sync,
  * bounded by kvstore.sync_timeout; recompile the policy over what came.
@@ -536,7 +519,7 @@ kv_start(struct state *st, struct mg_kv_sync **out)
 	struct mg_policy *pol;
 	uint32_t *changed = NULL;
 	size_t i, n = 0;
-	char url[512], password[256] = "";
+	char password[256] = "";
 	int rc;
 
 	*out = NULL;
@@ -546,11 +529,6 @@ kv_start(struct state *st, struct mg_kv_sync **out)
 	}
 	if (cfg->n_kv_clusters > MG_KV_SYNC_MAX_CLUSTERS) {
 		MG_ERR("kvstore: at most %d clusters", MG_KV_SYNC_MAX_CLUSTERS);
-		return -EINVAL;
-	}
-	if (!kv_url(cfg->kv_redis, url, sizeof(url))) {
-		MG_ERR("kvstore.redis: '%s': only database 0 holds the clusters' state",
-		       cfg->kv_redis);
 		return -EINVAL;
 	}
 	if (cfg->kv_password_file != NULL) {
@@ -568,7 +546,7 @@ kv_start(struct state *st, struct mg_kv_sync **out)
 		cl[i].name = cfg->kv_clusters[i];
 		cl[i].local = strcmp(cfg->kv_clusters[i], cfg->cluster_name) == 0;
 	}
-	p.url = url;
+	p.url = cfg->kv_redis;
 	p.user = cfg->kv_user;
 	p.password = password;
 	p.n_clusters = cfg->n_kv_clusters;
@@ -588,7 +566,7 @@ kv_start(struct state *st, struct mg_kv_sync **out)
 	}
 	MG_INFO("kvstore: initial sync of %zu cluster(s) from %s (at most %u s; nothing is "
 	        "forwarded meanwhile)",
-	        cfg->n_kv_clusters, url, cfg->kv_sync_timeout);
+	        cfg->n_kv_clusters, cfg->kv_redis, cfg->kv_sync_timeout);
 	rc = mg_kv_sync_initial(kv, cfg->kv_sync_timeout * 1000u, &changed, &n, &err);
 	free(changed);
 	if (rc < 0 && rc != -ETIMEDOUT) {

@@ -172,6 +172,8 @@ struct cl {
 struct mg_kv_sync {
 	struct mg_kv_sync_params p;
 	char *url, *user, *password;
+	char *urlbuf; /* the URL in its parsed form; u points into it */
+	struct mg_kv_url u;
 	struct mg_identity_table *ids;
 	struct mg_ipcache *ipc;
 	enum mg_cluster_mode mode;
@@ -285,35 +287,16 @@ cmd(struct mg_kv_sync *s, int argc, const char **argv)
 static int
 connect_now(struct mg_kv_sync *s)
 {
-	const char *u = s->url;
 	struct timeval ct = {(time_t)(s->p.connect_ms / 1000),
 	                     (long)(s->p.connect_ms % 1000) * 1000};
 	struct timeval tt = {(time_t)(s->p.command_ms / 1000),
 	                     (long)(s->p.command_ms % 1000) * 1000};
 	redisContext *ctx;
 
-	if (strncmp(u, "unix:", 5) == 0) {
-		ctx = redisConnectUnixWithTimeout(u + 5, ct);
-	} else {
-		char host[256];
-		if (strncmp(u, "redis://", 8) == 0)
-			u += 8;
-		const char *colon = strrchr(u, ':');
-		int port = 6379;
-		size_t hl = colon ? (size_t)(colon - u) : strlen(u);
-		if (hl >= sizeof(host))
-			return -EINVAL;
-		memcpy(host, u, hl);
-		host[hl] = '\0';
-		if (colon)
-			port = atoi(colon + 1);
-		/* "[::1]:6379" */
-		if (host[0] == '[' && hl >= 2 && host[hl - 1] == ']') {
-			memmove(host, host + 1, hl - 2);
-			host[hl - 2] = '\0';
-		}
-		ctx = redisConnectWithTimeout(host, port, ct);
-	}
+	if (s->u.path != NULL)
+		ctx = redisConnectUnixWithTimeout(s->u.path, ct);
+	else
+		ctx = redisConnectWithTimeout(s->u.host, s->u.port, ct);
 	if (ctx == NULL)
 		return -ENOMEM;
 	if (ctx->err) {
@@ -322,7 +305,7 @@ connect_now(struct mg_kv_sync *s)
 		return -ECONNREFUSED;
 	}
 	redisSetTimeout(ctx, tt);
-	if (strncmp(s->url, "unix:", 5) != 0)
+	if (s->u.path == NULL)
 		redisEnableKeepAlive(ctx);
 	s->ctx = ctx;
 	if (s->password != NULL && s->password[0] != '\0') {
@@ -1050,6 +1033,36 @@ mg_kv_sync_create(const struct mg_kv_sync_params *p, struct mg_identity_table *i
 	if (s->url == NULL || (p->user && !s->user) || (p->password && !s->password) ||
 	    s->c == NULL || s->order == NULL)
 		goto nomem;
+	/* The URL forms of the config (redis://..., unix:///...) and the short
+	 * ones (host:port, unix:/path), parsed once by the writer's parser. */
+	{
+		const char *scheme = "", *rest = p->url;
+
+		if (strncmp(rest, "unix:/", 6) == 0 && strncmp(rest, "unix://", 7) != 0) {
+			scheme = "unix://";
+			rest += 5;
+		} else if (strstr(rest, "://") == NULL) {
+			scheme = "redis://";
+		}
+		if (asprintf(&s->urlbuf, "%s%s", scheme, rest) < 0) {
+			s->urlbuf = NULL;
+			goto nomem;
+		}
+	}
+	if (mg_kv_url_parse(s->urlbuf, &s->u, err) < 0)
+		goto inval;
+	if (s->u.db != 0) {
+		mg_error_set(err, NULL, 0, 0,
+		             "kv sync: '%s': only database 0 holds the clusters' state", p->url);
+		goto inval;
+	}
+	if (s->user == NULL && s->u.user != NULL && (s->user = strdup(s->u.user)) == NULL)
+		goto nomem;
+	if ((s->password == NULL || s->password[0] == '\0') && s->u.password != NULL) {
+		free(s->password);
+		if ((s->password = strdup(s->u.password)) == NULL)
+			goto nomem;
+	}
 	size_t nlocal = 0;
 	for (size_t i = 0; i < s->n; i++) {
 		struct cl *c = &s->c[i];
@@ -1108,6 +1121,7 @@ mg_kv_sync_free(struct mg_kv_sync *s)
 	free(s->c);
 	free(s->order);
 	free(s->url);
+	free(s->urlbuf);
 	free(s->user);
 	free(s->password);
 	free(s);

@@ -34,16 +34,6 @@ struct mg_kv_writer {
 	char token[33];
 };
 
-/* The parts of a URL; strings point into a copy the caller frees. */
-struct kv_url {
-	char *host;
-	int port;
-	char *path; /* unix socket */
-	char *user;
-	char *password;
-	unsigned db;
-};
-
 static int
 kv_parse_db(const char *s, unsigned *db)
 {
@@ -60,9 +50,8 @@ kv_parse_db(const char *s, unsigned *db)
 	return 0;
 }
 
-/* Parse @p s (modified in place) into @p u. */
-static int
-kv_url_parse(char *s, struct kv_url *u, struct mg_error *err)
+int
+mg_kv_url_parse(char *s, struct mg_kv_url *u, struct mg_error *err)
 {
 	char *rest, *at, *slash, *colon, *q;
 	char *end;
@@ -273,7 +262,7 @@ mg_kv_writer_open(const struct mg_kv_writer_opts *o, struct mg_error *err)
 	char pwbuf[512], dbs[16];
 	const char *user, *password;
 	struct timeval tv;
-	struct kv_url u;
+	struct mg_kv_url u;
 	unsigned ms;
 	uint8_t rnd[16];
 	char *url = NULL;
@@ -291,7 +280,7 @@ mg_kv_writer_open(const struct mg_kv_writer_opts *o, struct mg_error *err)
 		mg_error_set(err, NULL, 0, 0, "out of memory");
 		goto err;
 	}
-	rc = kv_url_parse(url, &u, err);
+	rc = mg_kv_url_parse(url, &u, err);
 	if (rc < 0)
 		goto err;
 	user = o->user != NULL ? o->user : u.user;

@@ -185,6 +185,23 @@ struct mg_kv_writer_opts {
 	unsigned timeout_ms;       /**< connect and command timeout; 0: the default */
 };
 
+/** A Redis URL's parts; the strings point into the parsed string. */
+struct mg_kv_url {
+	char *host; /**< NULL for a unix socket */
+	int port;   /**< 6379 when not given */
+	char *path; /**< unix socket path, or NULL */
+	char *user;
+	char *password;
+	unsigned db;
+};
+
+/**
+ * Parse @p s, modified in place: redis://[user[:password]@]host[:port][/db]
+ * (an IPv6 host in brackets) or unix:///path[?db=N], db 0-15.
+ * 0, or -EINVAL with @p err set.
+ */
+int mg_kv_url_parse(char *s, struct mg_kv_url *u, struct mg_error *err);
+
 struct mg_kv_writer;
 
 /** Connect, AUTH, SELECT, load the functions. NULL with errno and @p err set. */
