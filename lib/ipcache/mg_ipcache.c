@@ -11,11 +11,13 @@
  * Tables use linear probing with backward-shift deletion (no tombstones),
  * and identity 0 marks a free slot, since 0 is never a valid identity.
  *
- * Left-right: there are two copies and readers use the one `active` names.
- * The writer changes only the idle copy, so it may grow, rehash and free
- * tables freely: no reader can be on it. Commit: reserve room in both
- * copies (the only step that can fail), apply the batch to the idle copy,
- * publish it, wait a grace period, apply the batch to the old copy.
+ * Left-right: there are two copies and readers use the one `active` names
+ * (or the one a caller of the split commit published itself). The writer
+ * changes only the idle copy, so it may grow, rehash and free tables
+ * freely: no reader can be on it. Commit = prepare (reserve room in both
+ * copies, the only step that can fail; apply the batch to the idle copy)
+ * + finish (make it active, wait a grace period, apply the batch to the
+ * old copy, update the records).
  *
  * Staged changes are kept as a log with at most one operation per prefix
  * (a second change to a staged prefix rewrites its operation), indexed by
@@ -137,6 +139,9 @@ struct mg_ipcache {
 	struct op *ops;
 	size_t n_ops, cap_ops;
 	struct grow *grow; /* [2]: commit scratch, kept to spare 2 KB of stack */
+	/* Between commit_prepare and commit_finish: the idle copy holds the
+	 * batch, the ops log must not change. */
+	bool prepared;
 };
 
 /* ---- memory for data-plane tables (one place to switch to rte_malloc) ---- */
@@ -671,6 +676,8 @@ mg_ipcache_put(struct mg_ipcache *ipc, const struct mg_ipcache_entry *e)
 	struct rec *s, *r;
 	struct pkey k;
 
+	if (ipc->prepared)
+		return mg_errno_set(EBUSY);
 	if (e == NULL || e->identity == 0 || pkey_make(&k, e->family, e->addr, e->plen) < 0)
 		return mg_errno_set(EINVAL);
 	s = cmap_find(&ipc->staged, &k);
@@ -693,6 +700,8 @@ mg_ipcache_del(struct mg_ipcache *ipc, uint8_t family, const uint8_t *addr, uint
 	struct rec *s;
 	struct pkey k;
 
+	if (ipc->prepared)
+		return mg_errno_set(EBUSY);
 	if (pkey_make(&k, family, addr, plen) < 0)
 		return mg_errno_set(EINVAL);
 	s = cmap_find(&ipc->staged, &k);
@@ -728,6 +737,9 @@ mg_ipcache_del(struct mg_ipcache *ipc, uint8_t family, const uint8_t *addr, uint
 void
 mg_ipcache_discard(struct mg_ipcache *ipc)
 {
+	/* A prepared batch is already in the idle copy: only finish may end it. */
+	if (ipc->prepared)
+		return;
 	ipc->n_ops = 0;
 	cmap_clear(&ipc->staged);
 }
@@ -849,18 +861,24 @@ grace_period(struct rte_rcu_qsbr *q)
 	}
 }
 
-int
-mg_ipcache_commit(struct mg_ipcache *ipc)
+const struct mg_ipcache_view *
+mg_ipcache_commit_prepare(struct mg_ipcache *ipc)
 {
 	uint32_t puts4[V4_LENS] = {0}, puts6[V6_LENS] = {0};
 	struct mg_ipcache_view *idle, *old;
 	struct grow *g = ipc->grow;
 	size_t puts = 0, n = ipc->n_ops;
 
+	if (ipc->prepared) {
+		errno = EBUSY;
+		return NULL;
+	}
 	if (n == 0)
-		return 0;
-	if (n > INT32_MAX)
-		return mg_errno_set(E2BIG);
+		return ipc->views[ipc->active_idx];
+	if (n > INT32_MAX) {
+		errno = E2BIG;
+		return NULL;
+	}
 	for (size_t i = 0; i < n; i++) {
 		const struct op *o = &ipc->ops[i];
 
@@ -880,21 +898,45 @@ mg_ipcache_commit(struct mg_ipcache *ipc)
 	 * active copy's new arrays wait in g[1] until the grace period is over.
 	 */
 	if (cmap_reserve(&ipc->records, ipc->records.count + puts) < 0)
-		return mg_errno_set(ENOMEM);
+		goto nomem;
 	if (grow_prepare(ipc, idle, puts4, puts6, &g[0]) < 0)
-		return mg_errno_set(ENOMEM);
+		goto nomem;
 	if (grow_prepare(ipc, old, puts4, puts6, &g[1]) < 0) {
 		grow_free(&g[0]);
-		return mg_errno_set(ENOMEM);
+		goto nomem;
 	}
-
+	/* The idle copy is no reader's: it may be rewritten freely. */
 	grow_install(idle, &g[0]);
 	view_apply(ipc, idle);
+	ipc->prepared = true;
+	return idle;
+nomem:
+	errno = ENOMEM;
+	return NULL;
+}
+
+int
+mg_ipcache_commit_finish(struct mg_ipcache *ipc)
+{
+	struct mg_ipcache_view *idle, *old;
+	struct grow *g = ipc->grow;
+	size_t n = ipc->n_ops;
+
+	if (!ipc->prepared)
+		return 0; /* nothing was staged at prepare */
+	idle = ipc->views[ipc->active_idx ^ 1];
+	old = ipc->views[ipc->active_idx];
+	/*
+	 * The caller may have handed the prepared copy to its readers already;
+	 * from here on it is the active one for mg_ipcache_reader() too. The
+	 * grace period then covers both kinds of readers of the old copy.
+	 */
 	__atomic_store_n(&ipc->active, idle, __ATOMIC_RELEASE);
 	ipc->active_idx ^= 1;
 	grace_period(ipc->qsbr);
 	grow_install(old, &g[1]);
 	view_apply(ipc, old);
+	ipc->prepared = false;
 
 	for (size_t i = 0; i < n; i++) {
 		const struct op *o = &ipc->ops[i];
@@ -920,6 +962,19 @@ mg_ipcache_commit(struct mg_ipcache *ipc)
 		}
 	}
 	return (int)n;
+}
+
+int
+mg_ipcache_commit(struct mg_ipcache *ipc)
+{
+	if (ipc->prepared)
+		return mg_errno_set(EBUSY);
+	if (ipc->n_ops == 0)
+		return 0;
+	if (mg_ipcache_commit_prepare(ipc) == NULL)
+		return -errno;
+	/* finish publishes the prepared copy itself (the active pointer). */
+	return mg_ipcache_commit_finish(ipc);
 }
 
 /* ---- control-plane reads ---- */

@@ -19,6 +19,29 @@
  * therefore see a batch entirely or not at all, and never a half-written
  * entry; the writer never blocks readers.
  *
+ * Split commit. A caller that publishes other state together with the
+ * ipcache (the data path: the ipcache view and the compiled policy in one
+ * snapshot) splits the commit: mg_ipcache_commit_prepare() does all the
+ * work that can fail and returns the updated copy without publishing it;
+ * the caller publishes that copy in its own structure; then
+ * mg_ipcache_commit_finish() makes it the active copy, waits for the
+ * grace period and brings the other copy up to date. mg_ipcache_commit()
+ * is prepare + finish.
+ *
+ * Invariant (what `active` means). mg_ipcache_reader() returns the active
+ * copy: the one the last finished commit published. Between prepare and
+ * finish the prepared copy may already be read through the caller's own
+ * publication while mg_ipcache_reader() still returns the previous copy;
+ * both are intact during that time. finish rewrites the previous copy
+ * after its grace period, so by the time it is called, every publication
+ * of the previous copy the caller made must have been replaced (by the
+ * prepared copy), and those readers must report to the same QSBR
+ * variable. A caller that publishes views itself therefore never keeps a
+ * view across a commit: it holds either the active copy or the prepared
+ * one, and every ipcache change while its readers run goes through the
+ * split commit (a plain mg_ipcache_commit() would rewrite the copy it
+ * still publishes).
+ *
  * Threading: one writer (the control thread); any number of readers,
  * each registered with the QSBR variable given at creation, reporting
  * quiescence between bursts. Without a QSBR variable the table must not
@@ -79,9 +102,31 @@ int mg_ipcache_del(struct mg_ipcache *ipc, uint8_t family, const uint8_t *addr, 
  * Publish every staged change as one atomic step for the readers.
  * Blocks the caller for up to one grace period.
  * @return number of changes published, or -ENOMEM (nothing published, the
- *   staged changes are kept).
+ *   staged changes are kept), -EBUSY (a split commit is prepared).
  */
 int mg_ipcache_commit(struct mg_ipcache *ipc);
+
+/**
+ * First half of a commit: reserve memory in both copies and apply every
+ * staged change to the idle copy, which is returned unpublished (no
+ * reader of mg_ipcache_reader() sees it yet). The caller publishes it
+ * to its own readers, then calls mg_ipcache_commit_finish(). Until then
+ * put, del, commit and prepare fail with -EBUSY and discard does nothing.
+ * With nothing staged, returns the active copy (and finish does nothing).
+ * @return the copy to publish, or NULL with errno set (ENOMEM, E2BIG,
+ *   EBUSY: already prepared); on failure nothing changed and the staged
+ *   changes are kept.
+ */
+const struct mg_ipcache_view *mg_ipcache_commit_prepare(struct mg_ipcache *ipc);
+
+/**
+ * Second half: make the prepared copy the active one (mg_ipcache_reader()
+ * returns it from now on), wait for a grace period, apply the batch to
+ * the other copy and to the control-plane records (get, walk, count).
+ * Cannot fail. Blocks for up to one grace period.
+ * @return the number of changes published (0 when nothing was prepared).
+ */
+int mg_ipcache_commit_finish(struct mg_ipcache *ipc);
 
 /** Forget every staged change (nothing of them is published). */
 void mg_ipcache_discard(struct mg_ipcache *ipc);
@@ -109,8 +154,9 @@ size_t mg_ipcache_memory(const struct mg_ipcache *ipc);
 /* ---- readers ---- */
 
 /**
- * The copy readers use now. Hold it only until the reader's next
- * quiescent-state report.
+ * The active copy (see "Invariant" above): the one the last finished
+ * commit published. Hold it only until the reader's next quiescent-state
+ * report.
  */
 const struct mg_ipcache_view *mg_ipcache_reader(const struct mg_ipcache *ipc);
 

@@ -826,6 +826,83 @@ test_million_hosts(void)
 	mg_ipcache_free(ipc);
 }
 
+/*
+ * The split commit: prepare returns the updated copy without publishing
+ * it (mg_ipcache_reader and the records still give the old state), the
+ * staging calls are refused until finish, and finish publishes exactly
+ * what a plain commit would have.
+ */
+static void
+test_split_commit(void)
+{
+	struct mg_ipcache *ipc = make(true, 0);
+	const struct mg_ipcache_view *before, *prep, *again;
+	struct mg_ipcache_entry e;
+	uint8_t a[4] = {10, 1, 2, 3};
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ipc);
+	CU_ASSERT_EQUAL(put(ipc, "10.0.0.0/8", 100), 0);
+	CU_ASSERT_EQUAL(mg_ipcache_commit(ipc), 1);
+	before = mg_ipcache_reader(ipc);
+
+	/* Nothing staged: the active copy, and finish has nothing to do. */
+	CU_ASSERT_PTR_EQUAL(mg_ipcache_commit_prepare(ipc), before);
+	CU_ASSERT_EQUAL(mg_ipcache_commit_finish(ipc), 0);
+	CU_ASSERT_PTR_EQUAL(mg_ipcache_reader(ipc), before);
+
+	CU_ASSERT_EQUAL(put(ipc, "10.1.2.3", 300), 0);
+	CU_ASSERT_EQUAL(del(ipc, "10.0.0.0/8"), 0);
+	CU_ASSERT_EQUAL(put(ipc, "fd00::/64", 600), 0);
+	prep = mg_ipcache_commit_prepare(ipc);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(prep);
+	CU_ASSERT_PTR_NOT_EQUAL(prep, before);
+	/* The prepared copy has the batch; the published one does not. */
+	CU_ASSERT_EQUAL(mg_ipcache_lookup(prep, AF_INET, a), 300);
+	CU_ASSERT_EQUAL(look(ipc, "10.9.9.9"), 100);
+	CU_ASSERT_EQUAL(mg_ipcache_lookup(prep, AF_INET, (const uint8_t[4]){10, 9, 9, 9}), 9);
+	CU_ASSERT_EQUAL(look(ipc, "10.1.2.3"), 100);
+	CU_ASSERT_PTR_EQUAL(mg_ipcache_reader(ipc), before);
+	CU_ASSERT_EQUAL(mg_ipcache_get(ipc, AF_INET, a, 32, &e), -ENOENT);
+	CU_ASSERT_EQUAL(mg_ipcache_count(ipc, 0), 1);
+	CU_ASSERT_EQUAL(mg_ipcache_pending(ipc), 3);
+	/* Until finish the batch is frozen. */
+	CU_ASSERT_EQUAL(put(ipc, "10.2.0.0/16", 7), -EBUSY);
+	CU_ASSERT_EQUAL(del(ipc, "10.1.2.3"), -EBUSY);
+	CU_ASSERT_EQUAL(mg_ipcache_commit(ipc), -EBUSY);
+	errno = 0;
+	CU_ASSERT_PTR_NULL(mg_ipcache_commit_prepare(ipc));
+	CU_ASSERT_EQUAL(errno, EBUSY);
+	mg_ipcache_discard(ipc);
+	CU_ASSERT_EQUAL(mg_ipcache_pending(ipc), 3);
+
+	CU_ASSERT_EQUAL(mg_ipcache_commit_finish(ipc), 3);
+	CU_ASSERT_PTR_EQUAL(mg_ipcache_reader(ipc), prep);
+	CU_ASSERT_EQUAL(look(ipc, "10.1.2.3"), 300);
+	CU_ASSERT_EQUAL(look(ipc, "10.9.9.9"), 9);
+	CU_ASSERT_EQUAL(look(ipc, "fd00::1"), 600);
+	CU_ASSERT_EQUAL(mg_ipcache_get(ipc, AF_INET, a, 32, &e), 0);
+	CU_ASSERT_EQUAL(e.identity, 300);
+	CU_ASSERT_EQUAL(mg_ipcache_count(ipc, 0), 2);
+	CU_ASSERT_EQUAL(mg_ipcache_pending(ipc), 0);
+	CU_ASSERT_EQUAL(mg_ipcache_commit_finish(ipc), 0);
+
+	/* The other copy caught up: the next batch, prepared on it, has both. */
+	CU_ASSERT_EQUAL(put(ipc, "10.1.2.4", 400), 0);
+	again = mg_ipcache_commit_prepare(ipc);
+	CU_ASSERT_PTR_EQUAL(again, before);
+	CU_ASSERT_EQUAL(mg_ipcache_lookup(again, AF_INET, a), 300);
+	CU_ASSERT_EQUAL(mg_ipcache_lookup(again, AF_INET, (const uint8_t[4]){10, 1, 2, 4}), 400);
+	CU_ASSERT_EQUAL(mg_ipcache_lookup(again, AF_INET, (const uint8_t[4]){10, 9, 9, 9}), 9);
+	CU_ASSERT_EQUAL(mg_ipcache_commit_finish(ipc), 1);
+	CU_ASSERT_EQUAL(look(ipc, "10.1.2.4"), 400);
+	/* And the staging works again after finish. */
+	CU_ASSERT_EQUAL(put(ipc, "10.1.2.5", 500), 0);
+	CU_ASSERT_EQUAL(mg_ipcache_commit(ipc), 1);
+	CU_ASSERT_EQUAL(look(ipc, "10.1.2.5"), 500);
+	CU_ASSERT_EQUAL(look(ipc, "10.1.2.3"), 300);
+	mg_ipcache_free(ipc);
+}
+
 static CU_TestInfo tests[] = {
         {"lpm_v4", test_lpm_v4},
         {"world_default", test_world_default},
@@ -836,6 +913,7 @@ static CU_TestInfo tests[] = {
         {"random_vs_naive", test_random_vs_naive},
         {"bulk", test_bulk},
         {"million_hosts", test_million_hosts},
+        {"split_commit", test_split_commit},
         CU_TEST_INFO_NULL,
 };
 

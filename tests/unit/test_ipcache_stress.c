@@ -12,6 +12,13 @@
  * present with 1000 + g or all absent, according to g's parity. A reader
  * also checks that g never decreases and is never older than the last
  * commit that had returned before it took the view.
+ *
+ * The pair test checks the split commit the data path builds on: readers
+ * load ONE snapshot {view, policy} (a fake policy: the set of identities
+ * it knows) while the writer adds hosts with brand-new identities and
+ * removes old ones, and every identity a view maps an address to must be
+ * known to the policy published with it. The same checker run against the
+ * old order (commit the view, then store the policy) must catch it.
  */
 #include <arpa/inet.h>
 #include <pthread.h>
@@ -379,9 +386,306 @@ test_commit_waits_for_readers(void)
 	free(h.q);
 }
 
+/* ---- {view, policy} snapshots: the data path's publication protocol ---- */
+
+#define PAIR_LIVE 8          /* rounds whose hosts a view holds */
+#define PAIR_HOSTS 4         /* host routes each round adds */
+#define PAIR_ID_BASE 100000u /* round r's hosts get identity PAIR_ID_BASE + r */
+#define POL_ALIVE 0x600dcafeu
+#define POL_DEAD 0xdeadbeefu
+
+/* A stand-in for a compiled policy: the identities it knows. */
+struct fake_policy {
+	uint32_t magic; /* POL_ALIVE until freed */
+	unsigned n;
+	uint32_t ids[PAIR_LIVE];
+};
+
+struct pair {
+	const struct mg_ipcache_view *view;
+	struct fake_policy *pol;
+};
+
+struct pair_shared {
+	struct mg_ipcache *ipc;
+	struct rte_rcu_qsbr *q;
+	bool broken;             /* the old order: view and policy published apart */
+	struct pair slots[2];    /* correct order: the snapshot slots */
+	struct pair *cur;        /* correct order: what readers load (atomic) */
+	struct fake_policy *pol; /* broken order: the policy pointer (atomic) */
+	uint32_t round;          /* highest round that may be published (atomic) */
+	bool stop;               /* atomic */
+};
+
+struct pair_reader {
+	pthread_t th;
+	unsigned tid;
+	struct pair_shared *sh;
+	uint64_t views, checked, unknown, freed;
+};
+
+static void
+pair_addr(uint32_t round, unsigned i, uint8_t *a)
+{
+	uint32_t idx = (round * PAIR_HOSTS + i) & 0xffff;
+
+	a[0] = 10;
+	a[1] = 200;
+	a[2] = (uint8_t)(idx >> 8);
+	a[3] = (uint8_t)idx;
+}
+
+static bool
+pol_knows(const struct fake_policy *pol, uint32_t id)
+{
+	for (unsigned i = 0; i < pol->n; i++)
+		if (pol->ids[i] == id)
+			return true;
+	return false;
+}
+
+/* The policy that goes with round @r's view: the identities of its live hosts. */
+static struct fake_policy *
+pol_new(uint32_t r)
+{
+	struct fake_policy *pol = calloc(1, sizeof(*pol));
+
+	if (pol == NULL)
+		return NULL;
+	pol->magic = POL_ALIVE;
+	for (uint32_t k = r >= PAIR_LIVE - 1 ? r - (PAIR_LIVE - 1) : 0; k <= r; k++)
+		pol->ids[pol->n++] = PAIR_ID_BASE + k;
+	return pol;
+}
+
+static void
+pol_free(struct fake_policy *pol)
+{
+	if (pol == NULL)
+		return;
+	pol->magic = POL_DEAD;
+	free(pol);
+}
+
+static void
+wait_grace(struct rte_rcu_qsbr *q)
+{
+	uint64_t token = rte_rcu_qsbr_start(q);
+
+	while (rte_rcu_qsbr_check(q, token, false) == 0)
+		sched_yield();
+}
+
+static void *
+pair_reader_main(void *arg)
+{
+	struct pair_reader *r = arg;
+	struct pair_shared *sh = r->sh;
+	uint8_t a[4];
+
+	rte_rcu_qsbr_thread_register(sh->q, r->tid);
+	rte_rcu_qsbr_thread_online(sh->q, r->tid);
+	while (!__atomic_load_n(&sh->stop, __ATOMIC_ACQUIRE)) {
+		uint32_t top = __atomic_load_n(&sh->round, __ATOMIC_ACQUIRE) + 2;
+		uint32_t low = top > PAIR_LIVE + 4 ? top - PAIR_LIVE - 4 : 0;
+		const struct mg_ipcache_view *v;
+		const struct fake_policy *pol;
+
+		if (!sh->broken) {
+			/* One load: the view and the policy published together. */
+			const struct pair *p = __atomic_load_n(&sh->cur, __ATOMIC_ACQUIRE);
+
+			v = p->view;
+			pol = p->pol;
+		} else {
+			v = mg_ipcache_reader(sh->ipc);
+			pol = __atomic_load_n(&sh->pol, __ATOMIC_ACQUIRE);
+		}
+		if (pol->magic != POL_ALIVE)
+			r->freed++;
+		for (uint32_t k = low; k <= top; k++) {
+			for (unsigned i = 0; i < PAIR_HOSTS; i++) {
+				uint32_t id;
+
+				pair_addr(k, i, a);
+				id = mg_ipcache_lookup(v, AF_INET, a);
+				if (is_world(id))
+					continue;
+				r->checked++;
+				if (!pol_knows(pol, id)) /* read by the writer: atomic */
+					__atomic_add_fetch(&r->unknown, 1, __ATOMIC_RELAXED);
+			}
+		}
+		r->views++;
+		rte_rcu_qsbr_quiescent(sh->q, r->tid);
+		if (r->views % 64 == 0)
+			sched_yield();
+	}
+	rte_rcu_qsbr_thread_offline(sh->q, r->tid);
+	rte_rcu_qsbr_thread_unregister(sh->q, r->tid);
+	return NULL;
+}
+
+/* Round @r's batch: add its hosts with a brand-new identity, remove the oldest round's. */
+static int
+pair_stage(struct mg_ipcache *ipc, uint32_t r)
+{
+	struct mg_ipcache_entry e;
+
+	memset(&e, 0, sizeof(e));
+	e.family = AF_INET;
+	e.plen = 32;
+	for (unsigned i = 0; i < PAIR_HOSTS; i++) {
+		pair_addr(r, i, e.addr);
+		e.identity = PAIR_ID_BASE + r;
+		if (mg_ipcache_put(ipc, &e) != 0)
+			return -1;
+		if (r >= PAIR_LIVE) {
+			pair_addr(r - PAIR_LIVE, i, e.addr);
+			if (mg_ipcache_del(ipc, AF_INET, e.addr, 32) != 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+/* Publish round @r: the view and its policy, in the order @sh->broken says. */
+static int
+pair_publish(struct pair_shared *sh, uint32_t r)
+{
+	struct fake_policy *pol, *old;
+
+	if (pair_stage(sh->ipc, r) != 0 || (pol = pol_new(r)) == NULL)
+		return -1;
+	__atomic_store_n(&sh->round, r, __ATOMIC_RELEASE);
+	if (!sh->broken) {
+		/* As mg_datapath_publish: prepare, one snapshot store, finish (grace), free. */
+		struct pair *cur = sh->cur, *next = &sh->slots[cur == &sh->slots[0] ? 1 : 0];
+		const struct mg_ipcache_view *v = mg_ipcache_commit_prepare(sh->ipc);
+
+		if (v == NULL) {
+			pol_free(pol);
+			return -1;
+		}
+		next->view = v;
+		next->pol = pol;
+		old = cur->pol;
+		__atomic_store_n(&sh->cur, next, __ATOMIC_RELEASE);
+		if (mg_ipcache_commit_finish(sh->ipc) <= 0)
+			return -1;
+		pol_free(old);
+		return 0;
+	}
+	/* The old daemon order: commit the view (its own grace period), then the policy. */
+	if (mg_ipcache_commit(sh->ipc) <= 0) {
+		pol_free(pol);
+		return -1;
+	}
+	old = __atomic_exchange_n(&sh->pol, pol, __ATOMIC_ACQ_REL);
+	wait_grace(sh->q);
+	pol_free(old);
+	return 0;
+}
+
+/*
+ * Run the writer for up to @run_ns (or until a reader saw an unknown
+ * identity, with @stop_on_unknown); sum the readers' findings into @out.
+ */
+static uint32_t
+pair_run(bool broken, uint64_t run_ns, bool stop_on_unknown, struct pair_reader *out)
+{
+	struct mg_ipcache_params p = {0, true, NULL};
+	struct pair_reader rd[READERS];
+	struct pair_shared sh;
+	uint32_t r = 0;
+	uint64_t t0;
+	bool ok = true;
+
+	memset(&sh, 0, sizeof(sh));
+	memset(rd, 0, sizeof(rd));
+	memset(out, 0, sizeof(*out));
+	sh.broken = broken;
+	sh.q = qsbr_new(READERS);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(sh.q);
+	p.qsbr = sh.q;
+	sh.ipc = mg_ipcache_create(&p);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(sh.ipc);
+	/* Round 0 is published before any reader starts. */
+	CU_ASSERT_EQUAL_FATAL(pair_stage(sh.ipc, 0), 0);
+	CU_ASSERT_FATAL(mg_ipcache_commit(sh.ipc) > 0);
+	sh.slots[0].view = mg_ipcache_reader(sh.ipc);
+	sh.slots[0].pol = pol_new(0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(sh.slots[0].pol);
+	sh.cur = &sh.slots[0];
+	sh.pol = sh.slots[0].pol;
+
+	for (unsigned i = 0; i < READERS; i++) {
+		rd[i].tid = i;
+		rd[i].sh = &sh;
+		CU_ASSERT_EQUAL_FATAL(pthread_create(&rd[i].th, NULL, pair_reader_main, &rd[i]), 0);
+	}
+	t0 = mg_time_ns();
+	while (ok && mg_time_ns() - t0 < run_ns) {
+		uint64_t unknown = 0;
+
+		ok = pair_publish(&sh, ++r) == 0;
+		for (unsigned i = 0; i < READERS; i++)
+			unknown += __atomic_load_n(&rd[i].unknown, __ATOMIC_RELAXED);
+		if (stop_on_unknown && unknown > 0)
+			break;
+	}
+	__atomic_store_n(&sh.stop, true, __ATOMIC_RELEASE);
+	for (unsigned i = 0; i < READERS; i++) {
+		pthread_join(rd[i].th, NULL);
+		out->views += rd[i].views;
+		out->checked += rd[i].checked;
+		out->unknown += rd[i].unknown;
+		out->freed += rd[i].freed;
+	}
+	CU_ASSERT_TRUE(ok);
+	pol_free(broken ? sh.pol : sh.cur->pol);
+	mg_ipcache_free(sh.ipc);
+	free(sh.q);
+	printf("# pairs (%s order): %u rounds, %lu views, %lu identities checked, %lu unknown, "
+	       "%lu freed policies seen\n",
+	       broken ? "broken" : "one-snapshot", r, (unsigned long)out->views,
+	       (unsigned long)out->checked, (unsigned long)out->unknown, (unsigned long)out->freed);
+	return r;
+}
+
+/* The split commit + one snapshot: a view never names an identity its policy lacks. */
+static void
+test_view_policy_pairs(void)
+{
+	struct pair_reader sum;
+	uint32_t rounds = pair_run(false, 2ull * 1000 * 1000 * 1000, false, &sum);
+
+	CU_ASSERT(rounds > 50);
+	CU_ASSERT(sum.checked > 10000);
+	CU_ASSERT_EQUAL(sum.unknown, 0);
+	CU_ASSERT_EQUAL(sum.freed, 0);
+}
+
+/*
+ * The checker is real: with the view committed before the policy is
+ * stored (the daemon's order before mg_datapath_publish), readers catch
+ * a view paired with a policy that lacks its identities.
+ */
+static void
+test_broken_order_detected(void)
+{
+	struct pair_reader sum;
+
+	pair_run(true, 10ull * 1000 * 1000 * 1000, true, &sum);
+	CU_ASSERT(sum.unknown > 0);
+	CU_ASSERT_EQUAL(sum.freed, 0);
+}
+
 static CU_TestInfo tests[] = {
         {"commit_waits_for_readers", test_commit_waits_for_readers},
         {"concurrent_batches", test_concurrent_batches},
+        {"view_policy_pairs", test_view_policy_pairs},
+        {"broken_order_detected", test_broken_order_detected},
         CU_TEST_INFO_NULL,
 };
 
