@@ -19,6 +19,7 @@
 #include <rte_rcu_qsbr.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mg_config.h"
@@ -60,6 +61,22 @@ struct dp_worker {
 	struct mg_datapath *dp;
 	unsigned index; /* queue index on every port */
 	unsigned lcore;
+	struct mg_dp_mon *mon;  /* event ring: this worker produces, the control thread drains */
+	struct mg_dp_mbox mbox; /* conntrack requests, served between bursts */
+};
+
+/*
+ * What a worker reads once per loop iteration: the ipcache copy, the
+ * policy and the generation, published together by one pointer store, so
+ * a worker never pairs a view with a policy that was not published with
+ * it. Two slots: the one the workers may read and the one the next
+ * publication fills; a slot is rewritten only after the grace period that
+ * followed its replacement.
+ */
+struct dp_snap {
+	const struct mg_ipcache_view *view; /* NULL: no ipcache, all world */
+	struct mg_policy *policy;
+	uint32_t gen; /* bumped on every publication */
 };
 
 struct mg_datapath {
@@ -73,11 +90,16 @@ struct mg_datapath {
 	bool split_world;
 	struct rte_mempool *pool;
 	struct mg_ipcache *ipc;
-	struct mg_policy *policy; /* read by workers with __atomic_load_n */
-	uint32_t gen;             /* bumped on every policy or ipcache change */
+	struct dp_snap *snap; /* what the workers read (__atomic_load_n) */
+	struct dp_snap slots[2];
 	struct rte_rcu_qsbr *qsbr;
 	volatile int stop;
 	bool launched;
+	/* monitor: set by the control thread, read by workers once per burst */
+	uint32_t mon_mask;          /* MG_DP_MON_*; 0: no events */
+	uint32_t mon_one_in;        /* forwarded-frame sample: 1 in mon_one_in */
+	unsigned mon_next;          /* first worker of the next drain (fairness) */
+	uint64_t mon_tsc0, mon_ns0; /* TSC and CLOCK_REALTIME at arming */
 };
 
 struct rte_rcu_qsbr *
@@ -200,11 +222,14 @@ mg_datapath_create(const struct mg_config *cfg, struct mg_ipcache *ipc, struct m
 		return NULL;
 	}
 	dp->ipc = ipc;
-	dp->policy = policy;
+	dp->slots[0].view = ipc != NULL ? mg_ipcache_reader(ipc) : NULL;
+	dp->slots[0].policy = policy;
+	dp->snap = &dp->slots[0];
 	dp->qsbr = qsbr;
 	dp->burst = RTE_MIN(cfg->burst, (unsigned)MG_DP_MAX_BURST);
 	dp->non_ip_drop = cfg->non_ip == MG_NON_IP_DROP;
 	dp->split_world = cfg->split_world;
+	dp->mon_one_in = MG_DP_MON_ONE_IN_DEFAULT;
 	dp->nb_workers = rte_lcore_count() - 1;
 	dp->main_forwards = dp->nb_workers == 0;
 	if (dp->main_forwards)
@@ -233,6 +258,15 @@ mg_datapath_create(const struct mg_config *cfg, struct mg_ipcache *ipc, struct m
 
 		dp->workers[i].dp = dp;
 		dp->workers[i].index = i;
+		mg_dp_mbox_init(&dp->workers[i].mbox);
+		dp->workers[i].mon =
+		        rte_zmalloc("mg_monitor", sizeof(struct mg_dp_mon), RTE_CACHE_LINE_SIZE);
+		if (dp->workers[i].mon == NULL) {
+			mg_error_set(err, NULL, 0, 0, "datapath: out of memory for event rings");
+			rc = -ENOMEM;
+			goto err;
+		}
+		mg_dp_mon_init(dp->workers[i].mon, i);
 		cp.hz = rte_get_tsc_hz();
 		dp->workers[i].ct = mg_ct_create(&cp);
 		if (dp->workers[i].ct == NULL) {
@@ -273,7 +307,7 @@ mg_datapath_create(const struct mg_config *cfg, struct mg_ipcache *ipc, struct m
 	}
 	return dp;
 err:
-	dp->policy = NULL; /* the caller keeps ownership on failure */
+	dp->slots[0].policy = NULL; /* the caller keeps ownership on failure */
 	mg_datapath_stop(dp);
 	mg_datapath_free(dp);
 	errno = -rc;
@@ -300,6 +334,31 @@ tx_flush(struct dp_worker *w, const struct dp_port *out, unsigned out_idx, unsig
 	}
 }
 
+/*
+ * The worker's event ring for this burst, or NULL: one relaxed load when
+ * no monitor is active. Relaxed is enough: the ring itself is published
+ * by its own head/tail, the mask only says whether to fill it.
+ */
+static inline struct mg_dp_mon *
+monitor_arm(struct dp_worker *w)
+{
+	uint32_t mask = __atomic_load_n(&w->dp->mon_mask, __ATOMIC_RELAXED);
+
+	if (MG_LIKELY(mask == 0))
+		return NULL;
+	mg_dp_mon_arm(w->mon, mask, __atomic_load_n(&w->dp->mon_one_in, __ATOMIC_RELAXED));
+	return w->mon;
+}
+
+/* A conntrack request of the control thread, served between bursts (the
+ * table's entry pointers of the last burst are no longer held). */
+static inline void
+worker_mailbox(struct dp_worker *w)
+{
+	if (MG_UNLIKELY(mg_dp_mbox_pending(&w->mbox)))
+		mg_dp_mbox_serve(&w->mbox, w->ct, w->index, rte_rdtsc(), rte_get_tsc_hz());
+}
+
 /* One pass over every port this worker polls. Returns frames received. */
 static inline unsigned
 worker_poll(struct dp_worker *w)
@@ -309,14 +368,16 @@ worker_poll(struct dp_worker *w)
 	const uint8_t *data[MG_DP_MAX_BURST];
 	uint32_t len[MG_DP_MAX_BURST];
 	uint8_t reasons[MG_DP_MAX_BURST];
+	const struct dp_snap *snap;
 	struct mg_dp_env env;
 	unsigned p, i, n, nf, nd, total = 0;
 
-	/* The generation first: a newer one guarantees a view at least as new
-	 * (the control thread publishes tables before it bumps the generation). */
-	env.gen = __atomic_load_n(&dp->gen, __ATOMIC_ACQUIRE);
-	env.ipc = mg_ipcache_reader(dp->ipc);
-	env.policy = __atomic_load_n(&dp->policy, __ATOMIC_ACQUIRE);
+	/* One load: the view, the policy and the generation belong together
+	 * (mg_datapath_publish). Held until this iteration's quiescent report. */
+	snap = __atomic_load_n(&dp->snap, __ATOMIC_ACQUIRE);
+	env.gen = snap->gen;
+	env.ipc = snap->view;
+	env.policy = snap->policy;
 	env.ct = w->ct;
 	env.now = rte_rdtsc();
 	env.non_ip_drop = dp->non_ip_drop;
@@ -339,6 +400,7 @@ worker_poll(struct dp_worker *w)
 			len[i] = rte_pktmbuf_data_len(rx[i]);
 		}
 		env.zone = (uint8_t)RTE_MIN(p, in->peer);
+		env.mon = monitor_arm(w);
 		mg_dp_classify(&env, p, data, len, n, reasons, &w->cnt);
 		/* Bytes of multi-segment frames count in full. */
 		for (i = 0, nf = 0, nd = 0; i < n; i++) {
@@ -370,6 +432,7 @@ worker_main(void *arg)
 	}
 	while (!__atomic_load_n(&dp->stop, __ATOMIC_RELAXED)) {
 		w->cnt.loops++;
+		worker_mailbox(w);
 		if (worker_poll(w) != 0)
 			w->cnt.busy_loops++;
 		if (dp->qsbr != NULL)
@@ -417,6 +480,7 @@ mg_datapath_run(struct mg_datapath *dp, volatile int *stop,
 	while (!*stop) {
 		if (dp->main_forwards) {
 			w->cnt.loops++;
+			worker_mailbox(w);
 			if (worker_poll(w) != 0)
 				w->cnt.busy_loops++;
 			if (dp->qsbr != NULL)
@@ -470,27 +534,81 @@ mg_datapath_stop(struct mg_datapath *dp)
 	}
 }
 
+/* Wait until no worker can still hold what was published before the call. */
+static void
+dp_grace_period(struct mg_datapath *dp)
+{
+	/*
+	 * The control thread is not a registered reader here (a forwarding
+	 * main lcore runs tick() offline), so synchronize needs no thread id.
+	 */
+	if (dp->qsbr != NULL)
+		rte_rcu_qsbr_synchronize(dp->qsbr, RTE_QSBR_THRID_INVALID);
+}
+
+int
+mg_datapath_publish(struct mg_datapath *dp, struct mg_ipcache *ipc, struct mg_policy *policy)
+{
+	struct dp_snap *cur = dp->snap;
+	struct dp_snap *next = &dp->slots[cur == &dp->slots[0] ? 1 : 0];
+	const struct mg_ipcache_view *view = cur->view;
+	struct mg_policy *old_policy = NULL;
+	int rc = 0;
+
+	if (ipc != NULL && ipc != dp->ipc)
+		return -EINVAL;
+	if (ipc != NULL && mg_ipcache_pending(ipc) != 0) {
+		/* Everything that can fail happens here, before anything is published. */
+		view = mg_ipcache_commit_prepare(ipc);
+		if (view == NULL)
+			return -errno;
+	} else {
+		ipc = NULL; /* nothing to finish */
+	}
+	/* @next was replaced by @cur after a grace period: no worker reads it. */
+	next->view = view;
+	next->policy = policy != NULL ? policy : cur->policy;
+	next->gen = cur->gen + 1;
+	if (policy != NULL && policy != cur->policy)
+		old_policy = cur->policy;
+	__atomic_store_n(&dp->snap, next, __ATOMIC_RELEASE);
+	/*
+	 * After one grace period no worker holds @cur, its view or its policy.
+	 * The ipcache's finish waits for it (same QSBR variable, see
+	 * mg_datapath_create) before it rewrites the old copy; without a
+	 * batch we wait ourselves.
+	 */
+	if (ipc != NULL)
+		rc = mg_ipcache_commit_finish(ipc);
+	else
+		dp_grace_period(dp);
+	mg_policy_free(old_policy);
+	return rc;
+}
+
 void
 mg_datapath_set_policy(struct mg_datapath *dp, struct mg_policy *policy)
 {
-	struct mg_policy *old = __atomic_exchange_n(&dp->policy, policy, __ATOMIC_ACQ_REL);
-
-	mg_datapath_bump_generation(dp);
-	if (dp->qsbr != NULL)
-		rte_rcu_qsbr_synchronize(dp->qsbr, RTE_QSBR_THRID_INVALID);
-	mg_policy_free(old);
+	/* Without an ipcache batch the publication cannot fail. */
+	(void)mg_datapath_publish(dp, NULL, policy);
 }
 
 void
 mg_datapath_bump_generation(struct mg_datapath *dp)
 {
-	__atomic_add_fetch(&dp->gen, 1, __ATOMIC_RELEASE);
+	(void)mg_datapath_publish(dp, NULL, NULL);
 }
 
 const struct mg_policy *
 mg_datapath_policy(const struct mg_datapath *dp)
 {
-	return dp->policy;
+	return dp->snap->policy;
+}
+
+uint32_t
+mg_datapath_generation(const struct mg_datapath *dp)
+{
+	return dp->snap->gen;
 }
 
 void
@@ -557,6 +675,180 @@ mg_datapath_nb_workers(const struct mg_datapath *dp)
 	return dp->nb_workers;
 }
 
+int
+mg_datapath_worker_counters(const struct mg_datapath *dp, unsigned w, unsigned *lcore,
+                            struct mg_dp_counters *out)
+{
+	if (w >= dp->nb_workers)
+		return -EINVAL;
+	if (lcore != NULL)
+		*lcore = dp->workers[w].lcore;
+	/* Plain reads of the worker's own counters: at most a burst old. */
+	memset(out, 0, sizeof(*out));
+	mg_dp_counters_add(out, &dp->workers[w].cnt);
+	return 0;
+}
+
+/* ---- monitor ---- */
+
+int
+mg_datapath_monitor_set(struct mg_datapath *dp, unsigned mask)
+{
+	struct mg_dp_event scratch[32];
+	struct timespec ts;
+	unsigned i, got, n;
+
+	if (mask & ~MG_DP_MON_ALL)
+		return -EINVAL;
+	if (mask != 0 && __atomic_load_n(&dp->mon_mask, __ATOMIC_RELAXED) == 0) {
+		/* A new session: what an earlier one left in the rings is stale.
+		 * At most a ring's worth each: the workers may still be adding. */
+		for (i = 0; i < dp->nb_workers; i++)
+			for (n = 0; n < MG_DP_MON_RING; n += got) {
+				got = mg_dp_mon_pop(dp->workers[i].mon, scratch,
+				                    MG_ARRAY_SIZE(scratch));
+				if (got == 0)
+					break;
+			}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		dp->mon_tsc0 = rte_get_tsc_cycles();
+		dp->mon_ns0 = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	}
+	__atomic_store_n(&dp->mon_mask, (uint32_t)mask, __ATOMIC_RELAXED);
+	return 0;
+}
+
+int
+mg_datapath_monitor_sampling(struct mg_datapath *dp, unsigned one_in)
+{
+	if (one_in == 0 || one_in > MG_DP_MON_ONE_IN_MAX)
+		return -EINVAL;
+	__atomic_store_n(&dp->mon_one_in, (uint32_t)one_in, __ATOMIC_RELAXED);
+	return 0;
+}
+
+unsigned
+mg_datapath_monitor_get(const struct mg_datapath *dp, unsigned *one_in)
+{
+	if (one_in != NULL)
+		*one_in = __atomic_load_n(&dp->mon_one_in, __ATOMIC_RELAXED);
+	return __atomic_load_n(&dp->mon_mask, __ATOMIC_RELAXED);
+}
+
+/* TSC ticks since arming -> CLOCK_REALTIME ns (seconds and remainder
+ * apart, so the product never overflows). */
+static uint64_t
+tsc_to_ns(const struct mg_datapath *dp, uint64_t tsc, uint64_t hz)
+{
+	uint64_t d = tsc >= dp->mon_tsc0 ? tsc - dp->mon_tsc0 : dp->mon_tsc0 - tsc;
+	uint64_t dns = d / hz * 1000000000ull + d % hz * 1000000000ull / hz;
+
+	return tsc >= dp->mon_tsc0 ? dp->mon_ns0 + dns : dp->mon_ns0 - dns;
+}
+
+unsigned
+mg_datapath_monitor_drain(struct mg_datapath *dp, struct mg_dp_event *out, unsigned max)
+{
+	uint64_t hz = rte_get_tsc_hz();
+	unsigned k, n = 0;
+
+	/* Start one worker further each call: a busy first ring cannot
+	 * starve the others of the caller's buffer. */
+	for (k = 0; k < dp->nb_workers && n < max; k++)
+		n += mg_dp_mon_pop(dp->workers[(dp->mon_next + k) % dp->nb_workers].mon, out + n,
+		                   max - n);
+	dp->mon_next = (dp->mon_next + 1) % dp->nb_workers;
+	for (k = 0; k < n; k++)
+		out[k].ns = tsc_to_ns(dp, out[k].tsc, hz);
+	return n;
+}
+
+uint64_t
+mg_datapath_monitor_lost(const struct mg_datapath *dp)
+{
+	uint64_t lost = 0;
+	unsigned i;
+
+	for (i = 0; i < dp->nb_workers; i++)
+		lost += mg_dp_mon_lost(dp->workers[i].mon);
+	return lost;
+}
+
+/* ---- conntrack requests ---- */
+
+/*
+ * May the calling thread touch the tables itself? Yes when nobody
+ * forwards concurrently: no worker lcore is running (before start, after
+ * stop), or the caller is the forwarding main lcore itself (tick()).
+ */
+static bool
+ct_direct(const struct mg_datapath *dp)
+{
+	if (dp->launched)
+		return false;
+	return !dp->main_forwards || rte_lcore_id() == dp->workers[0].lcore;
+}
+
+static int
+ct_request(struct mg_datapath *dp, enum mg_dp_ct_op op, struct mg_dp_ct_entry *out, size_t max,
+           size_t *n, uint64_t *total)
+{
+	bool direct = ct_direct(dp);
+	uint64_t hz = rte_get_tsc_hz(), res;
+	size_t got;
+	unsigned i;
+	int rc = 0;
+
+	*n = 0;
+	*total = 0;
+	for (i = 0; i < dp->nb_workers; i++) {
+		struct dp_worker *w = &dp->workers[i];
+		struct mg_dp_ct_entry *o = out != NULL ? out + *n : NULL;
+
+		if (direct) {
+			res = mg_dp_ct_exec(w->ct, op, i, rte_rdtsc(), hz, o, max - *n, &got);
+		} else {
+			rc = mg_dp_mbox_call(&w->mbox, op, o, max - *n, MG_DP_MBOX_TIMEOUT_MS, &got,
+			                     &res);
+			if (rc != 0) {
+				MG_WARN("conntrack: worker %u did not answer: %s", i,
+				        strerror(-rc));
+				break;
+			}
+		}
+		*n += got;
+		*total += res;
+	}
+	return rc;
+}
+
+int
+mg_datapath_ct_list(struct mg_datapath *dp, struct mg_dp_ct_entry *out, size_t max, size_t *n,
+                    uint64_t *total)
+{
+	size_t nn;
+	uint64_t tt;
+	int rc = ct_request(dp, MG_DP_CT_LIST, out, out != NULL ? max : 0, &nn, &tt);
+
+	if (n != NULL)
+		*n = nn;
+	if (total != NULL)
+		*total = tt;
+	return rc;
+}
+
+int
+mg_datapath_ct_flush(struct mg_datapath *dp, uint64_t *flushed)
+{
+	size_t nn;
+	uint64_t tt;
+	int rc = ct_request(dp, MG_DP_CT_FLUSH, NULL, 0, &nn, &tt);
+
+	if (flushed != NULL)
+		*flushed = tt;
+	return rc;
+}
+
 void
 mg_datapath_free(struct mg_datapath *dp)
 {
@@ -564,10 +856,12 @@ mg_datapath_free(struct mg_datapath *dp)
 
 	if (dp == NULL)
 		return;
-	mg_policy_free(dp->policy);
+	mg_policy_free(dp->snap->policy);
 	rte_mempool_free(dp->pool);
-	for (i = 0; dp->workers != NULL && i < dp->nb_workers; i++)
+	for (i = 0; dp->workers != NULL && i < dp->nb_workers; i++) {
 		mg_ct_free(dp->workers[i].ct);
+		rte_free(dp->workers[i].mon);
+	}
 	rte_free(dp->workers);
 	free(dp);
 }

@@ -10,11 +10,14 @@
  *  - struct mg_datapath: DPDK ports, queues, mempool and worker lcores
  *    around it (mg_datapath.c).
  *
- * Threading: the control thread owns struct mg_datapath. Workers read the
- * ipcache (left-right, see mg_ipcache.h) and the compiled policy through
- * an atomic pointer, and report an RCU quiescent state once per loop
- * iteration; a new policy is published with mg_datapath_set_policy(),
- * which frees the old one after a grace period. Counters are per worker,
+ * Threading: the control thread owns struct mg_datapath. Workers read one
+ * snapshot {ipcache view, compiled policy, generation} with one atomic
+ * pointer load per loop iteration, and report an RCU quiescent state
+ * once per loop iteration. mg_datapath_publish() replaces the snapshot:
+ * an ipcache batch (split commit, see mg_ipcache.h), a new policy, or
+ * both, go out as one step, so a worker never pairs a view with a policy
+ * that was not published with it (ARCHITECTURE.md §3); the old policy is
+ * freed after a grace period. Counters are per worker,
  * plain uint64_t, summed by readers (a reader may see a count a few
  * packets old, never a torn one on 64-bit targets).
  */
@@ -26,6 +29,7 @@
 
 #include "mg_common.h"
 #include "mg_ct.h"
+#include "mg_dp_monitor.h"
 #include "mg_drop.h"
 #include "mg_ipcache.h"
 #include "mg_pkt.h"
@@ -69,6 +73,7 @@ struct mg_dp_env {
 	uint8_t zone;                      /**< conntrack zone of the port pair */
 	bool non_ip_drop;                  /**< datapath.non_ip: drop */
 	bool split_world;                  /**< identity of a miss when ipc is NULL */
+	struct mg_dp_mon *mon; /**< NULL: no monitor; else record events per mon->mask */
 };
 
 /**
@@ -83,6 +88,12 @@ struct mg_dp_env {
  * a new flow gets an entry when the policy allows it, ICMP errors pass
  * only when their quoted packet belongs to a tracked flow, and non-first
  * fragments follow their first fragment.
+ *
+ * With env->mon (a worker's event ring, armed with a mask): an event for
+ * every dropped frame (MG_DP_MON_DROPS) and for 1 in mon->one_in
+ * forwarded frames (MG_DP_MON_VERDICTS), carrying the identities the
+ * policy stage used; a full ring counts the event as lost. With
+ * env->mon NULL the only cost is that test, once per burst.
  */
 void mg_dp_classify(const struct mg_dp_env *env, unsigned in_port, const uint8_t *const *data,
                     const uint32_t *len, unsigned n, uint8_t *reasons, struct mg_dp_counters *c);
@@ -103,7 +114,10 @@ struct mg_datapath;
  * Open and start every port of @p cfg (after rte_eal_init), create the
  * mempool and the per-worker state. Workers are the EAL's worker lcores;
  * with none, the main lcore forwards (mg_datapath_run).
- * @param ipc     the ipcache (created with @p qsbr); workers read it
+ * @param ipc     the ipcache, created with @p qsbr. While the data path
+ *                exists its changes are published only through
+ *                mg_datapath_publish (a plain mg_ipcache_commit would
+ *                rewrite the copy the workers' snapshot still names)
  * @param policy  compiled policy; ownership passes to the data path
  * @return the data path, or NULL with errno set and @p err filled.
  */
@@ -129,17 +143,42 @@ void mg_datapath_run(struct mg_datapath *dp, volatile int *stop,
 void mg_datapath_stop(struct mg_datapath *dp);
 
 /**
- * Publish @p policy to the workers and bump the generation, so the
- * original direction of every tracked flow is re-checked; the old policy
- * is freed after a grace period.
+ * Publish the staged changes of @p ipc and/or @p policy to the workers as
+ * ONE step, and bump the generation, so the original direction of every
+ * tracked flow is re-checked.
+ *
+ * Steps: prepare the ipcache commit (when @p ipc has staged changes: the
+ * only step that can fail), fill the spare snapshot with the new view (or
+ * the current one), the new policy (or the current one) and generation+1,
+ * store it with one atomic store, wait a grace period, free the old
+ * policy, finish the ipcache commit (its other copy and records).
+ *
+ * What a worker can observe: in one loop iteration either the old
+ * snapshot (old view, old policy, old generation) or the new one, never
+ * a mix; once this returns, no worker uses the old one any more, and
+ * mg_ipcache_reader(@p ipc) returns the new view.
+ *
+ * @param ipc     NULL or the data path's ipcache (-EINVAL for another one)
+ * @param policy  NULL to keep the current policy; else ownership passes to
+ *                the data path on success (the old one is freed)
+ * @return the number of ipcache changes published (>= 0), or negative
+ *   errno from mg_ipcache_commit_prepare (-ENOMEM): then nothing changed,
+ *   the caller still owns @p policy and the ipcache changes stay staged
+ *   (the caller discards or retries them).
  */
+int mg_datapath_publish(struct mg_datapath *dp, struct mg_ipcache *ipc, struct mg_policy *policy);
+
+/** mg_datapath_publish(dp, NULL, policy): cannot fail. */
 void mg_datapath_set_policy(struct mg_datapath *dp, struct mg_policy *policy);
 
-/** Bump the generation after the ipcache changed (flows are re-checked). */
+/** mg_datapath_publish(dp, NULL, NULL): a new generation, flows are re-checked. */
 void mg_datapath_bump_generation(struct mg_datapath *dp);
 
 /** The policy the workers use now (control thread only). */
 const struct mg_policy *mg_datapath_policy(const struct mg_datapath *dp);
+
+/** The generation the workers use now (control thread only). */
+uint32_t mg_datapath_generation(const struct mg_datapath *dp);
 
 /** Conntrack figures summed over the workers. */
 void mg_datapath_ct_stats(const struct mg_datapath *dp, struct mg_ct_stats *out);
@@ -163,6 +202,66 @@ const char *mg_datapath_port_name(const struct mg_datapath *dp, unsigned i);
 
 /** Number of lcores forwarding. */
 unsigned mg_datapath_nb_workers(const struct mg_datapath *dp);
+
+/**
+ * Counters of worker @p w alone (its loop and busy-loop counts feed the
+ * busy ratio); @p lcore (may be NULL) gets its lcore id. 0 or -EINVAL.
+ */
+int mg_datapath_worker_counters(const struct mg_datapath *dp, unsigned w, unsigned *lcore,
+                                struct mg_dp_counters *out);
+
+/* ---- monitor events (see mg_dp_monitor.h) ---- */
+
+/**
+ * What the workers record from now on: MG_DP_MON_DROPS and/or
+ * MG_DP_MON_VERDICTS; 0 stops recording (events already in the rings can
+ * still be drained). Turning a monitor on discards what an earlier
+ * session left in the rings. 0, or -EINVAL for unknown bits.
+ */
+int mg_datapath_monitor_set(struct mg_datapath *dp, unsigned mask);
+
+/**
+ * Record 1 in @p one_in forwarded frames per worker (1 ..
+ * MG_DP_MON_ONE_IN_MAX; default MG_DP_MON_ONE_IN_DEFAULT). 0 or -EINVAL.
+ */
+int mg_datapath_monitor_sampling(struct mg_datapath *dp, unsigned one_in);
+
+/** The current mask; @p one_in (may be NULL) gets the sampling rate. */
+unsigned mg_datapath_monitor_get(const struct mg_datapath *dp, unsigned *one_in);
+
+/**
+ * Move up to @p max events from the workers' rings to @p out (each
+ * worker's oldest first; the first worker drained rotates between calls)
+ * with their ns field set. Call often enough (~every 10 ms) that the
+ * rings (MG_DP_MON_RING events each) do not fill up. Control thread only.
+ */
+unsigned mg_datapath_monitor_drain(struct mg_datapath *dp, struct mg_dp_event *out, unsigned max);
+
+/** Events lost so far because a worker's ring was full, summed over the workers. */
+uint64_t mg_datapath_monitor_lost(const struct mg_datapath *dp);
+
+/* ---- conntrack, served by the workers ---- */
+
+/**
+ * List up to @p max live conntrack entries of every worker into @p out
+ * (worker 0's first). Each running worker copies its own table at the
+ * top of its loop on request (mg_dp_mbox_call, MG_DP_MBOX_TIMEOUT_MS per
+ * worker); with no worker running, or from the forwarding main lcore's
+ * tick(), the tables are read directly.
+ * @param n      out (may be NULL): entries written
+ * @param total  out (may be NULL): live entries over all workers (may be > max)
+ * @return 0, or -ETIMEDOUT when a worker did not answer (@p n and
+ *   @p total then cover the workers before it).
+ */
+int mg_datapath_ct_list(struct mg_datapath *dp, struct mg_dp_ct_entry *out, size_t max, size_t *n,
+                        uint64_t *total);
+
+/**
+ * Remove every conntrack entry (and fragment record) of every worker, the
+ * same way. @p flushed (may be NULL) gets the live entries removed.
+ * 0 or -ETIMEDOUT.
+ */
+int mg_datapath_ct_flush(struct mg_datapath *dp, uint64_t *flushed);
 
 /** Free everything (after mg_datapath_stop), the policy included. */
 void mg_datapath_free(struct mg_datapath *dp);

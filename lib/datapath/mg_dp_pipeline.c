@@ -4,7 +4,9 @@
  * up both addresses of every IP packet in the ipcache in one bulk call,
  * then take each policy verdict. Staging the burst this way lets the
  * ipcache prefetch ahead, and keeps the DPDK layer (mg_datapath.c) a thin
- * shell of rx and tx around it. Nothing here allocates or blocks.
+ * shell of rx and tx around it. Nothing here allocates or blocks. With a
+ * monitor armed, a last stage copies drops and sampled verdicts into the
+ * worker's event ring (mg_dp_monitor.h).
  */
 #include <string.h>
 
@@ -69,6 +71,98 @@ enum todo {
 	TODO_FRAGMENT, /* a non-first fragment: after the burst's first fragments */
 	TODO_RELATED,  /* an ICMP error: after the burst's new flows */
 };
+
+/* Who settled a packet's fate, from what the stages left behind. */
+static enum mg_dp_event_by
+decided_by(uint8_t reason, uint8_t todo, uint8_t act)
+{
+	if (reason == MG_DROP_POLICY_EGRESS)
+		return MG_DP_BY_POLICY_EGRESS;
+	if (reason == MG_DROP_POLICY_INGRESS)
+		return MG_DP_BY_POLICY_INGRESS;
+	if (reason == MG_DROP_FRAG_UNTRACKED)
+		return MG_DP_BY_CONNTRACK; /* stateless: no first fragment can be known */
+	switch (todo) {
+	case TODO_NONE:
+		return MG_DP_BY_PARSER;
+	case TODO_FRAGMENT:
+	case TODO_RELATED:
+		return MG_DP_BY_CONNTRACK;
+	default:
+		/* acts[] is set for every TODO_FLOW and TODO_VERDICT packet */
+		return act == MG_CT_PASS || act == MG_CT_INVALID ? MG_DP_BY_CONNTRACK
+		                                                 : MG_DP_BY_POLICY;
+	}
+}
+
+/* What the decide stage knew about a burst, for the monitor. */
+struct burst_state {
+	const struct mg_pkt_info *info;
+	const uint8_t *todo, *acts;
+	const bool *has_id;
+	const uint16_t *id_pos;
+	const uint32_t *ids;
+};
+
+/*
+ * Stage 6, only with a monitor: one event per drop and per 1-in-N
+ * forwarded frame into the worker's ring. Out of line and cold, so the
+ * pipeline without a monitor pays one test of env->mon per burst. The
+ * identities are those the policy stage used; packets settled without
+ * them (conntrack, parser) are looked up here, for the sampled ones only.
+ */
+__attribute__((noinline, cold)) static void
+record_events(const struct mg_dp_env *env, unsigned in_port, const uint32_t *len, unsigned n,
+              const uint8_t *reasons, const struct burst_state *b)
+{
+	struct mg_dp_mon *m = env->mon;
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		const struct mg_flow_key *k = &b->info[i].key;
+		struct mg_dp_event *ev;
+		uint8_t act;
+
+		if (reasons[i] != MG_DROP_NONE) {
+			if (!(m->mask & MG_DP_MON_DROPS))
+				continue;
+		} else {
+			if (!(m->mask & MG_DP_MON_VERDICTS) || --m->countdown != 0)
+				continue;
+			m->countdown = m->one_in;
+		}
+		ev = mg_dp_mon_slot(m);
+		if (ev == NULL)
+			continue; /* counted as lost */
+		ev->tsc = env->now;
+		ev->ns = 0;
+		memcpy(ev->src, k->src, sizeof(ev->src));
+		memcpy(ev->dst, k->dst, sizeof(ev->dst));
+		if (b->has_id[i]) {
+			ev->src_id = b->ids[2 * b->id_pos[i]];
+			ev->dst_id = b->ids[2 * b->id_pos[i] + 1];
+		} else if (k->family != 0) {
+			ev->src_id = identity_of(env, k->family, k->src);
+			ev->dst_id = identity_of(env, k->family, k->dst);
+		} else {
+			ev->src_id = ev->dst_id = MG_ID_UNKNOWN;
+		}
+		ev->len = len[i];
+		ev->sport = k->sport;
+		ev->dport = k->dport;
+		ev->worker = m->worker;
+		ev->in_port = (uint8_t)in_port;
+		ev->reason = reasons[i];
+		act = b->todo[i] == TODO_FLOW || b->todo[i] == TODO_VERDICT ? b->acts[i] : 0;
+		ev->by = (uint8_t)decided_by(reasons[i], b->todo[i], act);
+		ev->family = k->family;
+		ev->proto = k->proto;
+		ev->icmp_type = k->icmp_type;
+		ev->icmp_code = k->icmp_code;
+		ev->cls = (uint8_t)b->info[i].cls;
+		mg_dp_mon_commit(m);
+	}
+}
 
 /*
  * The stages keep burst order where it matters: a flow opened by one
@@ -289,4 +383,10 @@ mg_dp_classify(const struct mg_dp_env *env, unsigned in_port, const uint8_t *con
 			c->drops[reasons[i]]++;
 			c->port_drops[in_port]++;
 		}
+
+	if (MG_UNLIKELY(env->mon != NULL)) {
+		const struct burst_state b = {info, todo, acts, has_id, id_pos, ids};
+
+		record_events(env, in_port, len, n, reasons, &b);
+	}
 }

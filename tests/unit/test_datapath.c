@@ -2,11 +2,17 @@
 /*
  * The per-burst pipeline (mg_dp_classify) without DPDK: frames built by
  * hand, a small ipcache and a compiled policy; each test checks the
- * verdict of every frame and the counters it leaves behind.
+ * verdict of every frame and the counters it leaves behind. The monitor's
+ * event rings and conntrack mailbox run here too, with plain threads
+ * standing in for workers.
  */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <pthread.h>
 #include <rte_thash.h>
+#include <sched.h>
 #include <string.h>
+#include <time.h>
 
 #include "mg_datapath.h"
 #include "mg_identity.h"
@@ -630,6 +636,454 @@ test_rss_key_symmetric(void)
 	CU_ASSERT_TRUE(distinct > 56);
 }
 
+/* ---- monitor events ---- */
+
+static struct mg_dp_mon *
+mon_new(uint32_t mask, uint32_t one_in)
+{
+	/* cache-aligned type: the allocation must be too */
+	struct mg_dp_mon *m = aligned_alloc(MG_CACHE_LINE, sizeof(struct mg_dp_mon));
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	mg_dp_mon_init(m, 3);
+	mg_dp_mon_arm(m, mask, one_in);
+	return m;
+}
+
+static void
+classify_n(struct fixture *f, unsigned port, uint8_t (*frames)[128], const uint32_t *len,
+           unsigned n, uint8_t *reasons)
+{
+	const uint8_t *data[32];
+	unsigned i;
+
+	CU_ASSERT_FATAL(n <= 32);
+	for (i = 0; i < n; i++)
+		data[i] = frames[i];
+	mg_dp_classify(&f->env, port, data, len, n, reasons, &f->cnt);
+}
+
+static bool
+addr4_is(const uint8_t *a, const char *s)
+{
+	uint8_t b[16] = {0};
+
+	inet_pton(AF_INET, s, b);
+	return memcmp(a, b, 16) == 0;
+}
+
+/* Drops and verdicts of a stateless burst: who decided, with which identities. */
+static void
+test_mon_events(void)
+{
+	uint8_t frames[5][128], reasons[5];
+	struct mg_dp_event ev[16];
+	uint32_t len[5];
+	struct mg_dp_mon *m = mon_new(MG_DP_MON_ALL, 1);
+	struct fixture f;
+
+	fixture_init(&f, MG_ENFORCE_DEFAULT);
+	f.env.now = 777;
+	f.env.mon = m;
+	len[0] = ip4(frames[0], "10.99.0.1", "10.99.0.2", 6, 8080); /* allowed */
+	len[1] = ip4(frames[1], "10.99.0.1", "10.99.0.2", 6, 9090); /* ingress denied */
+	len[2] = ip4(frames[2], "10.99.0.1", "10.99.0.2", 6, 8080);
+	frames[2][14] = 0x44;                 /* IHL 4: malformed before its addresses */
+	len[3] = eth(frames[3], 0x0806) + 28; /* ARP */
+	memset(frames[3] + 14, 0, 28);
+	len[4] = ip6_tcp(frames[4], "fd00:99::1", "fd00:99::2", 8080);
+	classify_n(&f, 1, frames, len, 5, reasons);
+	CU_ASSERT_EQUAL(reasons[1], MG_DROP_POLICY_INGRESS);
+
+	/* a small buffer first: the rest stays for the next call, in order */
+	CU_ASSERT_EQUAL_FATAL(mg_dp_mon_pop(m, ev, 3), 3);
+	CU_ASSERT_EQUAL_FATAL(mg_dp_mon_pop(m, ev + 3, 16), 2);
+	CU_ASSERT_EQUAL(mg_dp_mon_pop(m, ev, 16), 0);
+
+	CU_ASSERT_EQUAL(ev[0].reason, MG_DROP_NONE);
+	CU_ASSERT_EQUAL(ev[0].by, MG_DP_BY_POLICY);
+	CU_ASSERT_EQUAL(ev[0].src_id, ID_CLIENT);
+	CU_ASSERT_EQUAL(ev[0].dst_id, ID_SERVER);
+	CU_ASSERT_EQUAL(ev[0].family, MG_AF_INET);
+	CU_ASSERT_EQUAL(ev[0].proto, 6);
+	CU_ASSERT_EQUAL(ev[0].sport, 40000);
+	CU_ASSERT_EQUAL(ev[0].dport, 8080);
+	CU_ASSERT_EQUAL(ev[0].in_port, 1);
+	CU_ASSERT_EQUAL(ev[0].worker, 3);
+	CU_ASSERT_EQUAL(ev[0].len, len[0]);
+	CU_ASSERT_EQUAL(ev[0].tsc, 777);
+	CU_ASSERT_EQUAL(ev[0].cls, MG_PKT_IPV4);
+	CU_ASSERT_TRUE(addr4_is(ev[0].src, "10.99.0.1"));
+	CU_ASSERT_TRUE(addr4_is(ev[0].dst, "10.99.0.2"));
+
+	CU_ASSERT_EQUAL(ev[1].reason, MG_DROP_POLICY_INGRESS);
+	CU_ASSERT_EQUAL(ev[1].by, MG_DP_BY_POLICY_INGRESS);
+	CU_ASSERT_EQUAL(ev[1].src_id, ID_CLIENT);
+	CU_ASSERT_EQUAL(ev[1].dst_id, ID_SERVER);
+	CU_ASSERT_EQUAL(ev[1].dport, 9090);
+
+	CU_ASSERT_EQUAL(ev[2].reason, MG_DROP_IP4_IHL);
+	CU_ASSERT_EQUAL(ev[2].by, MG_DP_BY_PARSER);
+	CU_ASSERT_EQUAL(ev[2].family, 0);
+	CU_ASSERT_EQUAL(ev[2].src_id, MG_ID_UNKNOWN);
+
+	CU_ASSERT_EQUAL(ev[3].reason, MG_DROP_NONE);
+	CU_ASSERT_EQUAL(ev[3].by, MG_DP_BY_PARSER);
+	CU_ASSERT_EQUAL(ev[3].cls, MG_PKT_ARP);
+	CU_ASSERT_EQUAL(ev[3].len, len[3]);
+
+	CU_ASSERT_EQUAL(ev[4].family, MG_AF_INET6);
+	CU_ASSERT_EQUAL(ev[4].src_id, ID_CLIENT);
+	CU_ASSERT_EQUAL(ev[4].dst_id, ID_SERVER);
+	CU_ASSERT_EQUAL(ev[4].src[15], 1);
+	CU_ASSERT_EQUAL(ev[4].dst[15], 2);
+
+	/* drops only */
+	mg_dp_mon_arm(m, MG_DP_MON_DROPS, 1);
+	classify_n(&f, 0, frames, len, 5, reasons);
+	CU_ASSERT_EQUAL_FATAL(mg_dp_mon_pop(m, ev, 16), 2);
+	CU_ASSERT_EQUAL(ev[0].reason, MG_DROP_POLICY_INGRESS);
+	CU_ASSERT_EQUAL(ev[1].reason, MG_DROP_IP4_IHL);
+	CU_ASSERT_EQUAL(ev[0].in_port, 0);
+
+	/* mask zero, or no monitor at all: nothing, and the verdicts are unchanged */
+	mg_dp_mon_arm(m, 0, 1);
+	classify_n(&f, 0, frames, len, 5, reasons);
+	CU_ASSERT_EQUAL(mg_dp_mon_pop(m, ev, 16), 0);
+	f.env.mon = NULL;
+	classify_n(&f, 0, frames, len, 5, reasons);
+	CU_ASSERT_EQUAL(reasons[0], MG_DROP_NONE);
+	CU_ASSERT_EQUAL(reasons[1], MG_DROP_POLICY_INGRESS);
+	CU_ASSERT_EQUAL(mg_dp_mon_pop(m, ev, 16), 0);
+	CU_ASSERT_EQUAL(mg_dp_mon_lost(m), 0);
+	CU_ASSERT_STRING_EQUAL(mg_dp_event_by_name(MG_DP_BY_POLICY_EGRESS), "policy-egress");
+	CU_ASSERT_STRING_EQUAL(mg_dp_event_by_name(99), "unknown");
+	free(m);
+	fixture_fini(&f);
+}
+
+/* With conntrack: a tracked reply is decided by conntrack, yet carries identities. */
+static void
+test_mon_events_conntrack(void)
+{
+	struct mg_dp_mon *m = mon_new(MG_DP_MON_ALL, 1);
+	struct mg_dp_event ev[8];
+	struct fixture f;
+	uint8_t b[128];
+	uint32_t n;
+
+	ct_fixture(&f, 64);
+	f.env.mon = m;
+	n = tcp4(b, "10.99.0.1", "10.99.0.2", 40000, 8080, SYN);
+	CU_ASSERT_EQUAL(one(&f, b, n), MG_DROP_NONE);
+	n = tcp4(b, "10.99.0.2", "10.99.0.1", 8080, 40000, SYN | ACK);
+	CU_ASSERT_EQUAL(one(&f, b, n), MG_DROP_NONE);
+	n = tcp4(b, "10.99.0.2", "10.99.0.1", 8080, 40001, ACK); /* no such flow */
+	CU_ASSERT_EQUAL(one(&f, b, n), MG_DROP_CT_TCP_NOT_SYN);
+	CU_ASSERT_EQUAL_FATAL(mg_dp_mon_pop(m, ev, 8), 3);
+	CU_ASSERT_EQUAL(ev[0].by, MG_DP_BY_POLICY);
+	CU_ASSERT_EQUAL(ev[0].src_id, ID_CLIENT);
+	CU_ASSERT_EQUAL(ev[0].dst_id, ID_SERVER);
+	CU_ASSERT_EQUAL(ev[1].by, MG_DP_BY_CONNTRACK);
+	CU_ASSERT_EQUAL(ev[1].reason, MG_DROP_NONE);
+	CU_ASSERT_EQUAL(ev[1].src_id, ID_SERVER);
+	CU_ASSERT_EQUAL(ev[1].dst_id, ID_CLIENT);
+	CU_ASSERT_EQUAL(ev[1].sport, 8080);
+	CU_ASSERT_EQUAL(ev[1].dport, 40000);
+	CU_ASSERT_EQUAL(ev[2].by, MG_DP_BY_CONNTRACK);
+	CU_ASSERT_EQUAL(ev[2].reason, MG_DROP_CT_TCP_NOT_SYN);
+	CU_ASSERT_EQUAL(ev[2].src_id, ID_SERVER);
+	CU_ASSERT_EQUAL(ev[2].tsc, 1000);
+	free(m);
+	ct_fini(&f);
+}
+
+/* 1 in N forwarded frames, across bursts; every drop. */
+static void
+test_mon_sampling(void)
+{
+	uint8_t frames[12][128], reasons[12];
+	struct mg_dp_event ev[64];
+	struct mg_dp_mon *m = mon_new(MG_DP_MON_VERDICTS, 4);
+	uint32_t len[12];
+	struct fixture f;
+	unsigned i, got;
+
+	fixture_init(&f, MG_ENFORCE_DEFAULT);
+	f.env.mon = m;
+	for (i = 0; i < 10; i++) /* 10 allowed ... */
+		len[i] = ip4(frames[i], "10.99.0.1", "10.99.0.2", 6, 8080);
+	for (; i < 12; i++) /* ... 2 denied */
+		len[i] = ip4(frames[i], "10.99.0.1", "10.99.0.2", 6, 22);
+	classify_n(&f, 0, frames, len, 12, reasons);
+	classify_n(&f, 0, frames, len, 12, reasons);
+	/* 20 forwarded: the 4th, 8th, ... 20th; the countdown spans bursts */
+	got = mg_dp_mon_pop(m, ev, 64);
+	CU_ASSERT_EQUAL(got, 5);
+	for (i = 0; i < got; i++)
+		CU_ASSERT_EQUAL(ev[i].reason, MG_DROP_NONE);
+
+	mg_dp_mon_arm(m, MG_DP_MON_ALL, 3);
+	classify_n(&f, 0, frames, len, 12, reasons); /* 3 of 10 + 2 drops */
+	CU_ASSERT_EQUAL(mg_dp_mon_pop(m, ev, 64), 5);
+	CU_ASSERT_EQUAL(ev[3].reason, MG_DROP_POLICY_INGRESS);
+	CU_ASSERT_EQUAL(ev[4].reason, MG_DROP_POLICY_INGRESS);
+
+	mg_dp_mon_arm(m, MG_DP_MON_VERDICTS, 0); /* 0 means every frame */
+	classify_n(&f, 0, frames, len, 12, reasons);
+	CU_ASSERT_EQUAL(mg_dp_mon_pop(m, ev, 64), 10);
+	free(m);
+	fixture_fini(&f);
+}
+
+/* The ring: full = lost, indexes wrap past 2^32, order kept. */
+static void
+test_mon_ring_wrap(void)
+{
+	struct mg_dp_mon *m = mon_new(MG_DP_MON_ALL, 1);
+	struct mg_dp_event e, *out;
+	struct fixture f;
+	uint8_t b[128];
+	unsigned i, got;
+	uint32_t n;
+
+	out = calloc(MG_DP_MON_RING, sizeof(*out));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+	memset(&e, 0, sizeof(e));
+	m->head = m->tail = m->tail_cache = UINT32_MAX - 10;
+	for (i = 0; i < MG_DP_MON_RING; i++) {
+		e.tsc = i;
+		CU_ASSERT_TRUE(mg_dp_mon_push(m, &e));
+	}
+	e.tsc = 99999;
+	CU_ASSERT_FALSE(mg_dp_mon_push(m, &e));
+	CU_ASSERT_EQUAL(mg_dp_mon_lost(m), 1);
+
+	/* a drop while the ring is full: lost, and the verdict is unaffected */
+	fixture_init(&f, MG_ENFORCE_DEFAULT);
+	f.env.mon = m;
+	n = ip4(b, "10.99.0.1", "10.99.0.2", 6, 22);
+	CU_ASSERT_EQUAL(one(&f, b, n), MG_DROP_POLICY_INGRESS);
+	CU_ASSERT_EQUAL(mg_dp_mon_lost(m), 2);
+
+	CU_ASSERT_EQUAL_FATAL(mg_dp_mon_pop(m, out, 100), 100);
+	for (i = 0; i < 100; i++)
+		CU_ASSERT_EQUAL(out[i].tsc, i);
+	for (i = 0; i < 100; i++) {
+		e.tsc = MG_DP_MON_RING + i;
+		CU_ASSERT_TRUE(mg_dp_mon_push(m, &e));
+	}
+	CU_ASSERT_FALSE(mg_dp_mon_push(m, &e));
+	CU_ASSERT_EQUAL(mg_dp_mon_lost(m), 3);
+	got = mg_dp_mon_pop(m, out, MG_DP_MON_RING);
+	CU_ASSERT_EQUAL_FATAL(got, MG_DP_MON_RING);
+	for (i = 0; i < got; i++)
+		CU_ASSERT_EQUAL(out[i].tsc, 100 + i);
+	CU_ASSERT(m->head < 10000); /* the indexes did wrap */
+	CU_ASSERT_EQUAL(mg_dp_mon_pop(m, out, MG_DP_MON_RING), 0);
+
+	/* room again: the next drop is recorded */
+	f.env.now = 4242;
+	CU_ASSERT_EQUAL(one(&f, b, n), MG_DROP_POLICY_INGRESS);
+	CU_ASSERT_EQUAL_FATAL(mg_dp_mon_pop(m, out, 4), 1);
+	CU_ASSERT_EQUAL(out[0].tsc, 4242);
+	CU_ASSERT_EQUAL(mg_dp_mon_lost(m), 3);
+	fixture_fini(&f);
+	free(out);
+	free(m);
+}
+
+#define SPSC_EVENTS 200000
+
+static void *
+spsc_producer(void *arg)
+{
+	struct mg_dp_mon *m = arg;
+	struct mg_dp_event e;
+	unsigned i;
+
+	memset(&e, 0, sizeof(e));
+	for (i = 0; i < SPSC_EVENTS; i++) {
+		e.tsc = i;
+		e.len = i * 7;
+		mg_dp_mon_push(m, &e); /* lost when full: never waits */
+	}
+	return NULL;
+}
+
+/* One producer thread, one consumer: every event arrives once, in order, intact, or is lost. */
+static void
+test_mon_spsc_threads(void)
+{
+	struct mg_dp_mon *m = mon_new(MG_DP_MON_ALL, 1);
+	struct mg_dp_event out[64];
+	uint64_t seen = 0, last = 0, bad = 0;
+	unsigned i, got;
+	pthread_t th;
+	bool first = true, done = false;
+
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, spsc_producer, m), 0);
+	while (!done) {
+		got = mg_dp_mon_pop(m, out, 64);
+		for (i = 0; i < got; i++) {
+			if ((!first && out[i].tsc <= last) || out[i].len != out[i].tsc * 7)
+				bad++;
+			last = out[i].tsc;
+			first = false;
+		}
+		seen += got;
+		/* every event is popped or lost once the producer is through */
+		if (got == 0 && seen + mg_dp_mon_lost(m) == SPSC_EVENTS)
+			done = true;
+	}
+	pthread_join(th, NULL);
+	CU_ASSERT_EQUAL(bad, 0);
+	CU_ASSERT(seen > 0);
+	CU_ASSERT_EQUAL(seen + mg_dp_mon_lost(m), SPSC_EVENTS);
+	CU_ASSERT_EQUAL(mg_dp_mon_pop(m, out, 64), 0);
+	free(m);
+}
+
+/* ---- conntrack mailbox ---- */
+
+struct mbox_worker {
+	struct mg_dp_mbox mb;
+	struct mg_ct *ct;
+	int stop;
+	unsigned served;
+};
+
+/* A stand-in worker loop: serves its mailbox between "bursts". */
+static void *
+mbox_worker_main(void *arg)
+{
+	struct mbox_worker *w = arg;
+
+	while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
+		if (mg_dp_mbox_pending(&w->mb) && mg_dp_mbox_serve(&w->mb, w->ct, 2, 1500, 1000))
+			w->served++;
+		sched_yield();
+	}
+	return NULL;
+}
+
+static struct mg_ct *
+ct_with_flows(unsigned nflows)
+{
+	struct mg_ct_params cp = {.max_entries = 64, .max_frags = 4, .hz = 1000};
+	struct mg_flow_key k;
+	struct mg_ct_key key;
+	struct mg_ct *ct;
+	uint8_t dir;
+	unsigned i;
+
+	mg_ct_timeouts_default(&cp.timeouts);
+	ct = mg_ct_create(&cp);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ct);
+	for (i = 0; i < nflows; i++) {
+		memset(&k, 0, sizeof(k));
+		k.family = MG_AF_INET;
+		k.proto = 17;
+		inet_pton(AF_INET, "10.99.0.1", k.src);
+		inet_pton(AF_INET, "10.99.0.2", k.dst);
+		k.sport = (uint16_t)(5000 + i);
+		k.dport = 53;
+		mg_ct_key_make(&k, 0, &key, &dir);
+		CU_ASSERT_PTR_NOT_NULL(mg_ct_insert(ct, &key, dir, 0, 1, 1000));
+	}
+	return ct;
+}
+
+static void
+test_mbox_threads(void)
+{
+	struct mbox_worker w;
+	struct mg_dp_ct_entry out[10];
+	uint64_t res;
+	size_t written;
+	pthread_t th;
+	unsigned i, j;
+
+	memset(&w, 0, sizeof(w));
+	mg_dp_mbox_init(&w.mb);
+	w.ct = ct_with_flows(5);
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, mbox_worker_main, &w), 0);
+
+	/* a buffer smaller than the table: 3 copied, 5 counted */
+	CU_ASSERT_EQUAL(mg_dp_mbox_call(&w.mb, MG_DP_CT_LIST, out, 3, 1000, &written, &res), 0);
+	CU_ASSERT_EQUAL(written, 3);
+	CU_ASSERT_EQUAL(res, 5);
+	CU_ASSERT_EQUAL(mg_dp_mbox_call(&w.mb, MG_DP_CT_LIST, out, 10, 1000, &written, &res), 0);
+	CU_ASSERT_EQUAL_FATAL(written, 5);
+	for (i = 0; i < 5; i++) {
+		CU_ASSERT_EQUAL(out[i].worker, 2);
+		CU_ASSERT_EQUAL(out[i].key.proto, 17);
+		CU_ASSERT_EQUAL(out[i].state, MG_CT_OPEN);
+		CU_ASSERT_EQUAL(out[i].gen, 1);
+		/* UDP: 60 s from t=1000 ticks, listed at t=1500 (hz 1000) */
+		CU_ASSERT_EQUAL(out[i].remaining_ms, 59500);
+		for (j = 0; j < i; j++)
+			CU_ASSERT_NOT_EQUAL(memcmp(&out[i].key, &out[j].key, sizeof(out[i].key)),
+			                    0);
+	}
+	CU_ASSERT_EQUAL(mg_dp_mbox_call(&w.mb, MG_DP_CT_FLUSH, NULL, 0, 1000, NULL, &res), 0);
+	CU_ASSERT_EQUAL(res, 5);
+	CU_ASSERT_EQUAL(mg_dp_mbox_call(&w.mb, MG_DP_CT_LIST, out, 10, 1000, &written, &res), 0);
+	CU_ASSERT_EQUAL(written, 0);
+	CU_ASSERT_EQUAL(res, 0);
+	CU_ASSERT_EQUAL(mg_dp_mbox_call(&w.mb, (enum mg_dp_ct_op)7, out, 10, 1000, NULL, NULL),
+	                -EINVAL);
+
+	__atomic_store_n(&w.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(th, NULL);
+	CU_ASSERT_EQUAL(w.served, 4);
+	mg_ct_free(w.ct);
+}
+
+/* Nobody serves: the request is withdrawn, never performed later. */
+static void
+test_mbox_timeout(void)
+{
+	struct mg_dp_mbox mb;
+	struct mg_dp_ct_entry out[4];
+	struct mg_ct *ct = ct_with_flows(2);
+	struct timespec t0, t1;
+	uint64_t res = 123;
+	size_t written = 0;
+	long ms;
+
+	mg_dp_mbox_init(&mb);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	CU_ASSERT_EQUAL(mg_dp_mbox_call(&mb, MG_DP_CT_FLUSH, NULL, 0, 30, NULL, &res), -ETIMEDOUT);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	CU_ASSERT(ms >= 29);
+	CU_ASSERT_EQUAL(res, 123); /* untouched */
+	CU_ASSERT_EQUAL(mb.state, MG_DP_MBOX_IDLE);
+	CU_ASSERT_FALSE(mg_dp_mbox_pending(&mb));
+	CU_ASSERT_FALSE(mg_dp_mbox_serve(&mb, ct, 0, 1500, 1000)); /* withdrawn: no flush */
+	CU_ASSERT_EQUAL(mg_dp_ct_exec(ct, MG_DP_CT_LIST, 0, 1500, 1000, NULL, 0, &written), 2);
+	CU_ASSERT_EQUAL(written, 0);
+
+	/* a request still pending (a second control thread): refused */
+	mb.state = MG_DP_MBOX_POSTED;
+	CU_ASSERT_EQUAL(mg_dp_mbox_call(&mb, MG_DP_CT_LIST, out, 4, 30, NULL, NULL), -EBUSY);
+	/* ... and served by the worker on its next loop */
+	mb.op = MG_DP_CT_LIST;
+	mb.out = out;
+	mb.max = 4;
+	CU_ASSERT_TRUE(mg_dp_mbox_serve(&mb, ct, 1, 1500, 1000));
+	CU_ASSERT_EQUAL(mb.state, MG_DP_MBOX_DONE);
+	CU_ASSERT_EQUAL(mb.written, 2);
+	CU_ASSERT_EQUAL(out[1].worker, 1);
+
+	/* direct: flush a table nobody forwards with; expired entries are not counted */
+	CU_ASSERT_EQUAL(mg_dp_ct_exec(ct, MG_DP_CT_LIST, 0, 1000 + 61000, 1000, NULL, 0, NULL), 0);
+	CU_ASSERT_EQUAL(mg_dp_ct_exec(ct, MG_DP_CT_FLUSH, 0, 1500, 1000, NULL, 0, NULL), 2);
+	CU_ASSERT_EQUAL(mg_dp_ct_exec(ct, MG_DP_CT_LIST, 0, 1500, 1000, NULL, 0, NULL), 0);
+	mg_ct_free(ct);
+}
+
 static CU_TestInfo tests[] = {
         {"verdicts", test_verdicts},
         {"non_ip_and_malformed", test_non_ip_and_malformed},
@@ -643,6 +1097,13 @@ static CU_TestInfo tests[] = {
         {"ct_recheck_after_change", test_ct_recheck_after_change},
         {"ct_icmp_related", test_ct_icmp_related},
         {"ct_fragments_and_full", test_ct_fragments_and_full},
+        {"mon_events", test_mon_events},
+        {"mon_events_conntrack", test_mon_events_conntrack},
+        {"mon_sampling", test_mon_sampling},
+        {"mon_ring_wrap", test_mon_ring_wrap},
+        {"mon_spsc_threads", test_mon_spsc_threads},
+        {"mbox_threads", test_mbox_threads},
+        {"mbox_timeout", test_mbox_timeout},
         CU_TEST_INFO_NULL,
 };
 
