@@ -103,6 +103,43 @@ int mg_policy_set_check_path(struct mg_policy_set *s, const char *cluster, const
 size_t mg_policy_set_warnings(const struct mg_policy_set *s,
                               void (*fn)(const struct mg_policy_problem *, void *), void *arg);
 
+/** One loaded policy object, for listings (meshgatectl policy get). */
+struct mg_policy_info {
+	bool ccnp; /**< CiliumClusterwideNetworkPolicy */
+	const char *name;
+	const char *ns;      /**< NULL for a CCNP */
+	const char *cluster; /**< the cluster whose policy it is */
+	const char *file;
+	unsigned line;
+	size_t rules; /**< elements of spec + specs */
+};
+
+/**
+ * Call @p fn for every policy of the set in load order; stops at the first
+ * non-zero return and returns it, else 0.
+ */
+int mg_policy_set_walk(const struct mg_policy_set *s,
+                       int (*fn)(const struct mg_policy_info *, void *), void *arg);
+
+/** One distinct selector of the set and what it selects now. */
+struct mg_policy_selector_info {
+	const char *text;    /**< "k8s:app=web, k8s:io.kubernetes.pod.namespace=prod" */
+	size_t users;        /**< rule subjects and peer entries that use it */
+	size_t n_ids;        /**< identities of the table it selects */
+	const uint32_t *ids; /**< sorted ascending */
+};
+
+/**
+ * Call @p fn for every distinct selector of the set (subjects and
+ * endpoint peers, after implicit namespace / cluster scoping) with the
+ * identities of @p ids it selects under @p default_local_cluster, as the
+ * compiler evaluates them. Stops at the first non-zero return of @p fn
+ * and returns it; 0, or -ENOMEM.
+ */
+int mg_policy_set_selectors(const struct mg_policy_set *s, const struct mg_identity_table *ids,
+                            bool default_local_cluster,
+                            int (*fn)(const struct mg_policy_selector_info *, void *), void *arg);
+
 /** Number of policies (CNP + CCNP objects) in the set. */
 size_t mg_policy_set_count(const struct mg_policy_set *s);
 

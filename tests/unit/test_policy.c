@@ -3137,7 +3137,135 @@ test_incremental_many_identities(void)
 	fx_fini(&f);
 }
 
+/* ---- introspection: policy get / policy selectors ---- */
+
+struct walk_rec {
+	char names[4][32];
+	size_t rules[4];
+	bool ccnp[4];
+	size_t n;
+};
+
+static int
+walk_policy(const struct mg_policy_info *pi, void *arg)
+{
+	struct walk_rec *w = arg;
+
+	if (w->n < 4) {
+		snprintf(w->names[w->n], sizeof(w->names[0]), "%s/%s", pi->ns ? pi->ns : "-",
+		         pi->name);
+		w->rules[w->n] = pi->rules;
+		w->ccnp[w->n] = pi->ccnp;
+	}
+	w->n++;
+	return 0;
+}
+
+static void
+test_policy_walk(void)
+{
+	struct walk_rec w = {0};
+	struct fx f;
+
+	fx_init(&f);
+	CU_ASSERT_EQUAL_FATAL(
+	        load(&f, HDR_CNP("p1", "a") "specs:\n"
+	                                    "- endpointSelector: {}\n"
+	                                    "- endpointSelector: {}\n"
+	                                    "---\n" HDR_CCNP("p2") "spec:\n"
+	                                                           "  endpointSelector: {}\n"),
+	        2);
+	CU_ASSERT_EQUAL(mg_policy_set_walk(f.set, walk_policy, &w), 0);
+	CU_ASSERT_EQUAL_FATAL(w.n, 2);
+	CU_ASSERT_STRING_EQUAL(w.names[0], "a/p1");
+	CU_ASSERT_EQUAL(w.rules[0], 2);
+	CU_ASSERT_FALSE(w.ccnp[0]);
+	CU_ASSERT_STRING_EQUAL(w.names[1], "-/p2");
+	CU_ASSERT_EQUAL(w.rules[1], 1);
+	CU_ASSERT_TRUE(w.ccnp[1]);
+	fx_fini(&f);
+}
+
+struct sel_rec {
+	char text[8][160];
+	size_t users[8];
+	uint32_t ids[8][8];
+	size_t n_ids[8];
+	size_t n;
+};
+
+static int
+walk_sel(const struct mg_policy_selector_info *si, void *arg)
+{
+	struct sel_rec *r = arg;
+
+	if (r->n < 8) {
+		snprintf(r->text[r->n], sizeof(r->text[0]), "%s", si->text);
+		r->users[r->n] = si->users;
+		r->n_ids[r->n] = si->n_ids;
+		for (size_t i = 0; i < si->n_ids && i < 8; i++)
+			r->ids[r->n][i] = si->ids[i];
+	}
+	r->n++;
+	return 0;
+}
+
+static void
+test_policy_selectors(void)
+{
+	struct sel_rec r = {0};
+	size_t web = 8, db = 8;
+	struct fx f;
+
+	fx_init(&f);
+	/* web is the subject of one rule and a peer of another: one selector, two users */
+	CU_ASSERT_EQUAL_FATAL(
+	        load(&f, HDR_CNP("p", "a") "specs:\n"
+	                                   "- endpointSelector: {matchLabels: {app: db}}\n"
+	                                   "  ingress:\n"
+	                                   "  - fromEndpoints: [{matchLabels: {app: web}}]\n"
+	                                   "- endpointSelector: {matchLabels: {app: web}}\n"
+	                                   "  egress:\n"
+	                                   "  - toEndpoints: [{matchLabels: {app: db}}]\n"),
+	        1);
+	CU_ASSERT_EQUAL(mg_policy_set_selectors(f.set, f.ids, true, walk_sel, &r), 0);
+	/* subjects and peers are scoped apart (a subject is always cluster-scoped),
+	 * so each label selector appears once as a subject and once as a peer */
+	CU_ASSERT_EQUAL_FATAL(r.n, 4);
+	for (size_t i = 0; i < r.n; i++) {
+		bool is_web = strstr(r.text[i], "any:app=web") != NULL;
+
+		CU_ASSERT_PTR_NOT_NULL(strstr(r.text[i], "k8s:io.kubernetes.pod.namespace=a"));
+		CU_ASSERT_PTR_NOT_NULL(strstr(r.text[i], "k8s:io.cilium.k8s.policy.cluster=c1"));
+		CU_ASSERT_EQUAL(r.users[i], 1);
+		/* namespace a of cluster c1 only: not B_WEB, X_A_WEB or NOCLUSTER */
+		CU_ASSERT_EQUAL_FATAL(r.n_ids[i], 1);
+		CU_ASSERT_EQUAL(r.ids[i][0], is_web ? A_WEB : A_DB);
+		if (is_web)
+			web++;
+		else
+			db++;
+	}
+	CU_ASSERT_EQUAL(web, 8 + 2);
+	CU_ASSERT_EQUAL(db, 8 + 2);
+	/* without default_local_cluster the peers are not cluster-scoped */
+	memset(&r, 0, sizeof(r));
+	CU_ASSERT_EQUAL(mg_policy_set_selectors(f.set, f.ids, false, walk_sel, &r), 0);
+	CU_ASSERT_EQUAL_FATAL(r.n, 4);
+	web = 0;
+	for (size_t i = 0; i < r.n; i++)
+		if (strstr(r.text[i], "policy.cluster") == NULL) {
+			/* web: A_WEB, X_A_WEB and NOCLUSTER; db: A_DB and X_A_DB */
+			CU_ASSERT_EQUAL(r.n_ids[i], strstr(r.text[i], "app=web") ? 3 : 2);
+			web++;
+		}
+	CU_ASSERT_EQUAL(web, 2);
+	fx_fini(&f);
+}
+
 static CU_TestInfo tests[] = {
+        {"policy_walk", test_policy_walk},
+        {"policy_selectors", test_policy_selectors},
         {"load_single", test_load_single},
         {"load_multi_doc", test_load_multi_doc},
         {"load_list", test_load_list},
