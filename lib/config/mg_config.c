@@ -28,6 +28,10 @@
 #define DEFAULT_MBUFS 8191
 #define DEFAULT_CONTROL_SOCKET "/run/meshgate/meshgate.sock"
 #define DEFAULT_METRICS_LISTEN "127.0.0.1:9470"
+#define DEFAULT_CONTROL_MAX_CLIENTS 16
+#define DEFAULT_CONTROL_MAX_REQUEST 65536
+#define DEFAULT_CONTROL_IDLE_TIMEOUT 60
+#define DEFAULT_CONTROL_MAX_OUTPUT 1048576
 
 /* Parsing state: the config being filled and where errors go. */
 struct ctx {
@@ -50,7 +54,14 @@ static const char *const keys_ipcache[] = {"files", "entries", "split_world", NU
 static const char *const keys_kvstore[] = {
         "redis",        "clusters",         "user",     "password_file",
         "sync_timeout", "max_delete_share", "block_ms", NULL};
-static const char *const keys_control[] = {"socket", NULL};
+static const char *const keys_control[] = {"socket",
+                                           "group",
+                                           "admin_group",
+                                           "max_clients",
+                                           "max_request_bytes",
+                                           "idle_timeout",
+                                           "max_output_bytes",
+                                           NULL};
 static const char *const keys_metrics[] = {"listen", NULL};
 static const char *const keys_conntrack[] = {"max_entries", "max_fragments", "tcp_pickup",
                                              "timeouts", NULL};
@@ -838,11 +849,59 @@ parse_kvstore(struct ctx *x, const struct mg_yaml_node *root)
 	return rc;
 }
 
+/* A group name as useradd/groupadd accept it (and their --badname forms):
+ * letters, digits, '.', '_', '-', an optional final '$'; not starting with '-'. */
+static bool
+valid_group_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 32 || s[0] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+
+		if (ch == '$' && i == n - 1 && i > 0)
+			continue;
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-'))
+			return false;
+	}
+	return true;
+}
+
+/* control.group / control.admin_group: shape only, the group need not exist
+ * where the config is checked; the daemon looks it up when it binds. */
+static int
+get_group(struct ctx *x, const struct mg_yaml_node *map, const char *key, const char *what,
+          char **out)
+{
+	const struct mg_yaml_node *n = mg_yaml_get(map, key);
+	const char *v;
+	char *p;
+	int rc;
+
+	if (n == NULL || mg_yaml_is_null(n))
+		return 0;
+	rc = mg_yaml_str(n, what, &v, x->err);
+	if (rc)
+		return rc;
+	if (!valid_group_name(v))
+		return mg_yaml_error(x->err, n, "%s: '%s' is not a group name", what, v);
+	p = dup_str(x, v);
+	if (p == NULL)
+		return -ENOMEM;
+	free(*out);
+	*out = p;
+	return 0;
+}
+
 static int
 parse_control(struct ctx *x, const struct mg_yaml_node *root)
 {
 	const char *const *keys = keys_control;
 	const struct mg_yaml_node *s = mg_yaml_get(root, "control"), *n;
+	struct mg_config *c = x->c;
 	struct sockaddr_un sun;
 	const char *v;
 	char *p;
@@ -851,6 +910,23 @@ parse_control(struct ctx *x, const struct mg_yaml_node *root)
 	if (s == NULL || mg_yaml_is_null(s))
 		return 0;
 	rc = mg_yaml_check_map(s, "control", keys, x->err);
+	if (rc)
+		return rc;
+	rc = get_group(x, s, "group", "control.group", &c->control_group);
+	if (rc == 0)
+		rc = get_group(x, s, "admin_group", "control.admin_group", &c->control_admin_group);
+	if (rc == 0)
+		rc = get_uint(x, s, "max_clients", "control.max_clients", 1, 1024,
+		              &c->control_max_clients);
+	if (rc == 0)
+		rc = get_uint(x, s, "max_request_bytes", "control.max_request_bytes", 1024,
+		              16777216, &c->control_max_request);
+	if (rc == 0)
+		rc = get_uint(x, s, "idle_timeout", "control.idle_timeout", 1, 86400,
+		              &c->control_idle_timeout);
+	if (rc == 0)
+		rc = get_uint(x, s, "max_output_bytes", "control.max_output_bytes", 65536,
+		              1073741824, &c->control_max_output);
 	if (rc)
 		return rc;
 	n = mg_yaml_get(s, "socket");
@@ -872,12 +948,12 @@ parse_control(struct ctx *x, const struct mg_yaml_node *root)
 		free(p);
 		return rc;
 	}
-	free(x->c->control_socket);
-	x->c->control_socket = p;
+	free(c->control_socket);
+	c->control_socket = p;
 	return 0;
 }
 
-/* "host:port", "[v6]:port" or ":port"; the port 1..65535. */
+/* "host:port", "[v6]:port" or ":port"; the port 0..65535 (0: any free one, for tests). */
 static bool
 valid_listen(const char *s)
 {
@@ -892,7 +968,7 @@ valid_listen(const char *s)
 		return false;
 	errno = 0;
 	port = strtoul(colon + 1, &end, 10);
-	if (errno || *end != '\0' || port == 0 || port > 65535)
+	if (errno || *end != '\0' || port > 65535)
 		return false;
 	h = s;
 	hl = (size_t)(colon - s);
@@ -932,7 +1008,7 @@ parse_metrics(struct ctx *x, const struct mg_yaml_node *root)
 		return rc;
 	if (!valid_listen(v))
 		return mg_yaml_error(x->err, n,
-		                     "metrics.listen: '%s' is not host:port (port 1 to 65535; "
+		                     "metrics.listen: '%s' is not host:port (port 0 to 65535; "
 		                     "IPv6 as [addr]:port)",
 		                     v);
 	p = dup_str(x, v);
@@ -1045,6 +1121,10 @@ config_new(const char *file)
 	c->file = strdup(file);
 	c->dir = config_dir(file);
 	c->control_socket = strdup(DEFAULT_CONTROL_SOCKET);
+	c->control_max_clients = DEFAULT_CONTROL_MAX_CLIENTS;
+	c->control_max_request = DEFAULT_CONTROL_MAX_REQUEST;
+	c->control_idle_timeout = DEFAULT_CONTROL_IDLE_TIMEOUT;
+	c->control_max_output = DEFAULT_CONTROL_MAX_OUTPUT;
 	c->metrics_listen = strdup(DEFAULT_METRICS_LISTEN);
 	if (c->file == NULL || c->dir == NULL || c->control_socket == NULL ||
 	    c->metrics_listen == NULL) {
@@ -1146,6 +1226,8 @@ mg_config_free(struct mg_config *c)
 	free(c->kv_password_file);
 	free_str_list(c->n_kv_clusters, c->kv_clusters);
 	free(c->control_socket);
+	free(c->control_group);
+	free(c->control_admin_group);
 	free(c->metrics_listen);
 	free(c);
 }

@@ -98,8 +98,16 @@ struct mg_config {
 	/* conntrack: per worker lcore; hz is set by the data path */
 	struct mg_ct_params ct;
 
-	/* control / metrics (used from the operations work on) */
+	/* control socket (lib/ctl, docs/ctl-protocol.md) */
 	char *control_socket;
+	char *control_group;           /**< group of the socket (who may connect), or NULL */
+	char *control_admin_group;     /**< group allowed mutating commands besides root, or NULL */
+	unsigned control_max_clients;  /**< control.max_clients (16) */
+	unsigned control_max_request;  /**< control.max_request_bytes (65536) */
+	unsigned control_idle_timeout; /**< control.idle_timeout, seconds (60) */
+	unsigned control_max_output;   /**< control.max_output_bytes (1048576) */
+
+	/* metrics */
 	char *metrics_listen;
 };
 

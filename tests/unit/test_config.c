@@ -720,10 +720,11 @@ test_kvstore(void)
 static void
 test_metrics_listen(void)
 {
-	static const char *const good[] = {"0.0.0.0:1", "localhost:9470", ":9470",
+	static const char *const good[] = {"0.0.0.0:1", "127.0.0.1:0", "localhost:9470", ":9470",
 	                                   "[fd00::1]:65535"};
-	static const char *const bad[] = {"127.0.0.1", "127.0.0.1:0", "127.0.0.1:65536", "::1:9470",
-	                                  "[::1:9470", "h:x",         "[zz]:80"};
+	static const char *const bad[] = {"127.0.0.1", "127.0.0.1:x0", "127.0.0.1:65536",
+	                                  "::1:9470",  "[::1:9470",    "h:x",
+	                                  "[zz]:80"};
 	char text[512], want[256];
 	size_t i;
 
@@ -739,7 +740,7 @@ test_metrics_listen(void)
 	for (i = 0; i < MG_ARRAY_SIZE(bad); i++) {
 		snprintf(text, sizeof(text), BASE "metrics: {listen: \"%s\"}\n", bad[i]);
 		snprintf(want, sizeof(want),
-		         "t.yaml:8:19: metrics.listen: '%s' is not host:port (port 1 to 65535; "
+		         "t.yaml:8:19: metrics.listen: '%s' is not host:port (port 0 to 65535; "
 		         "IPv6 as [addr]:port)",
 		         bad[i]);
 		EXPECT_ERROR(text, want);
@@ -761,6 +762,73 @@ test_control_socket(void)
 	         longp);
 	EXPECT_ERROR(text, want);
 	EXPECT_ERROR(BASE "control: {socket: \"\"}\n", "t.yaml:8:19: control.socket: empty path");
+}
+
+/* The control socket's bounds and groups (lib/ctl): defaults, values, errors. */
+static void
+test_control_keys(void)
+{
+	struct mg_config *c = load_ok(BASE);
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_PTR_NULL(c->control_group);
+	CU_ASSERT_PTR_NULL(c->control_admin_group);
+	CU_ASSERT_EQUAL(c->control_max_clients, 16);
+	CU_ASSERT_EQUAL(c->control_max_request, 65536);
+	CU_ASSERT_EQUAL(c->control_idle_timeout, 60);
+	CU_ASSERT_EQUAL(c->control_max_output, 1048576);
+	mg_config_free(c);
+
+	c = load_ok(BASE "control:\n"
+	                 "  group: meshgate\n"
+	                 "  admin_group: mg-admin$\n"
+	                 "  max_clients: 4\n"
+	                 "  max_request_bytes: 1024\n"
+	                 "  idle_timeout: 5\n"
+	                 "  max_output_bytes: 65536\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_STRING_EQUAL(c->control_group, "meshgate");
+	CU_ASSERT_STRING_EQUAL(c->control_admin_group, "mg-admin$");
+	CU_ASSERT_EQUAL(c->control_max_clients, 4);
+	CU_ASSERT_EQUAL(c->control_max_request, 1024);
+	CU_ASSERT_EQUAL(c->control_idle_timeout, 5);
+	CU_ASSERT_EQUAL(c->control_max_output, 65536);
+	CU_ASSERT_STRING_EQUAL(c->control_socket, "/run/meshgate/meshgate.sock");
+	mg_config_free(c);
+
+	/* null groups are the defaults */
+	c = load_ok(BASE "control: {group: null, admin_group: ~}\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_PTR_NULL(c->control_group);
+	CU_ASSERT_PTR_NULL(c->control_admin_group);
+	mg_config_free(c);
+
+	EXPECT_ERROR(BASE "control: {group: \"a b\"}\n",
+	             "t.yaml:8:18: control.group: 'a b' is not a group name");
+	EXPECT_ERROR(BASE "control: {admin_group: -x}\n",
+	             "t.yaml:8:24: control.admin_group: '-x' is not a group name");
+	EXPECT_ERROR(BASE "control: {group: \"\"}\n",
+	             "t.yaml:8:18: control.group: '' is not a group name");
+	EXPECT_ERROR(BASE "control: {group: a$b}\n",
+	             "t.yaml:8:18: control.group: 'a$b' is not a group name");
+	EXPECT_ERROR(BASE "control: {group: [a]}\n",
+	             "t.yaml:8:18: control.group: expected a string");
+	EXPECT_ERROR(BASE "control: {max_clients: 0}\n",
+	             "t.yaml:8:24: control.max_clients: 0 is out of range [1, 1024]");
+	EXPECT_ERROR(BASE "control: {max_clients: 1025}\n",
+	             "t.yaml:8:24: control.max_clients: 1025 is out of range [1, 1024]");
+	EXPECT_ERROR(
+	        BASE "control: {max_request_bytes: 1023}\n",
+	        "t.yaml:8:30: control.max_request_bytes: 1023 is out of range [1024, 16777216]");
+	EXPECT_ERROR(BASE "control: {idle_timeout: 0}\n",
+	             "t.yaml:8:25: control.idle_timeout: 0 is out of range [1, 86400]");
+	EXPECT_ERROR(BASE "control: {idle_timeout: 1s}\n",
+	             "t.yaml:8:25: control.idle_timeout: expected an integer, got '1s'");
+	EXPECT_ERROR(
+	        BASE "control: {max_output_bytes: 1024}\n",
+	        "t.yaml:8:29: control.max_output_bytes: 1024 is out of range [65536, 1073741824]");
+	EXPECT_ERROR(BASE "control: {max_client: 3}\n",
+	             "t.yaml:8:11: control: unknown key 'max_client'");
 }
 
 static void
@@ -1467,6 +1535,7 @@ static CU_TestInfo tests[] = {
         {"kvstore", test_kvstore},
         {"metrics_listen", test_metrics_listen},
         {"control_socket", test_control_socket},
+        {"control_keys", test_control_keys},
         {"ipcache_entries", test_ipcache_entries},
         {"relative_paths", test_relative_paths},
         {"relative_config_path", test_relative_config_path},
