@@ -1,0 +1,298 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * lib/metrics: the gateway's figures for the outside world, in two forms
+ * that carry the same numbers under the same names (docs/metrics.md):
+ *  - Prometheus text (exposition format 0.0.4) served over HTTP at
+ *    /metrics by libmicrohttpd's own polling thread;
+ *  - DPDK telemetry commands under /meshgate/ (dpdk-telemetry.py), and the
+ *    same dicts as JSON for the control socket.
+ *
+ * The module never reads live state. The daemon fills a plain
+ * struct mg_metrics_snapshot in a collect callback that this module calls
+ * from the HTTP thread or a telemetry thread; the daemon makes that
+ * callback thread-safe (e.g. by copying a snapshot its control thread
+ * refreshes under a mutex). The snapshot has fixed-size arrays only, so it
+ * is copyable with memcpy and needs no allocation; it is big (tens of KiB)
+ * and is kept on the heap, never on a thread's stack.
+ *
+ * Labels are bounded: reason, direction, port, cluster, result, cause,
+ * family, worker. Never an IP address or an identity.
+ */
+#ifndef MG_METRICS_H
+#define MG_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <jansson.h>
+
+#include "mg_common.h"
+#include "mg_ct.h"
+#include "mg_datapath.h"
+#include "mg_drop.h"
+#include "mg_kv_sync.h"
+
+#define MG_METRICS_MAX_PORTS MG_DP_MAX_PORTS
+#define MG_METRICS_MAX_CLUSTERS 64
+#define MG_METRICS_MAX_WORKERS 128
+/** Longest port or cluster name, NUL included (MG_CONFIG_NAME_MAX). */
+#define MG_METRICS_NAME_MAX 64
+#define MG_METRICS_VERSION_MAX 32
+/** Connections the HTTP endpoint serves at once, and their idle timeout. */
+#define MG_METRICS_HTTP_MAX_CONN 16
+#define MG_METRICS_HTTP_TIMEOUT_S 10
+
+/* ---- the snapshot ---- */
+
+struct mg_metrics_port {
+	char name[MG_METRICS_NAME_MAX];
+	uint64_t rx_packets;
+	uint64_t rx_bytes;
+	uint64_t tx_packets;
+	uint64_t tx_bytes;
+	uint64_t dropped; /**< received on the port and not forwarded */
+};
+
+struct mg_metrics_verdicts {
+	uint64_t allowed;          /**< IP packets the policy allowed */
+	uint64_t denied_egress;    /**< denied by the source's egress policy */
+	uint64_t denied_ingress;   /**< denied by the destination's ingress policy */
+	uint64_t ct_tracked;       /**< passed by conntrack without a policy lookup */
+	uint64_t ct_rechecked;     /**< tracked packets judged again after a change */
+	uint64_t ct_related;       /**< ICMP errors passed as related to a flow */
+	uint64_t fragments_passed; /**< non-first fragments passed after their first */
+	uint64_t arp_passed;
+	uint64_t nd_passed;
+	uint64_t non_ip_passed;
+};
+
+struct mg_metrics_identities {
+	char cluster[MG_METRICS_NAME_MAX];
+	uint64_t count;
+};
+
+struct mg_metrics_policy {
+	uint64_t policies; /**< policy documents loaded */
+	uint64_t rules;    /**< rules compiled from them */
+	uint64_t revision; /**< bumped on every policy change */
+	uint64_t reloads_ok;
+	uint64_t reloads_failed;
+};
+
+struct mg_metrics_conntrack {
+	uint64_t entries;   /**< live flow entries (gauge) */
+	uint64_t fragments; /**< live fragment records (gauge) */
+	uint64_t memory_bytes;
+	uint64_t created;
+	uint64_t expired;
+	uint64_t full;           /**< inserts refused: table full */
+	uint64_t fragments_full; /**< fragment records refused: table full */
+};
+
+struct mg_metrics_kvstore {
+	char cluster[MG_METRICS_NAME_MAX];
+	bool connected;
+	bool synced;
+	uint64_t entries; /**< identities + ipcache entries held (gauge) */
+	uint64_t events;
+	uint64_t resyncs[MG_KV_RESYNC_N];
+	uint64_t full_syncs;
+	uint64_t lag_ms;
+	uint64_t rejected_range;
+	uint64_t rejected_parse;
+	uint64_t conflicts;
+	uint64_t mass_delete_refusals;
+	uint64_t disconnects;
+};
+
+struct mg_metrics_worker {
+	unsigned lcore; /**< EAL lcore id (documentation only: the label is the index) */
+	uint64_t loops;
+	uint64_t busy_loops; /**< loop iterations that received something */
+	/** busy_loops / loops over the last sampling interval (mg_metrics_worker_update), 0..1. */
+	double busy_ratio;
+};
+
+struct mg_metrics_snapshot {
+	char version[MG_METRICS_VERSION_MAX];
+	uint64_t uptime_seconds;
+
+	unsigned n_ports;
+	struct mg_metrics_port ports[MG_METRICS_MAX_PORTS];
+
+	struct mg_metrics_verdicts verdicts;
+	uint64_t drops[MG_DROP__MAX]; /**< [MG_DROP_NONE] is ignored */
+
+	uint64_t ipcache_ipv4; /**< ipcache entries (prefixes) by family */
+	uint64_t ipcache_ipv6;
+
+	unsigned n_identity_clusters;
+	struct mg_metrics_identities identities[MG_METRICS_MAX_CLUSTERS];
+
+	struct mg_metrics_policy policy;
+	struct mg_metrics_conntrack conntrack;
+
+	unsigned n_kvstore;
+	struct mg_metrics_kvstore kvstore[MG_METRICS_MAX_CLUSTERS];
+
+	unsigned n_workers;
+	struct mg_metrics_worker workers[MG_METRICS_MAX_WORKERS];
+};
+
+/**
+ * Fill a snapshot. Called from the HTTP thread and from telemetry
+ * threads, possibly at the same time: it must be thread-safe and must not
+ * block for long. @p out is zeroed before the call.
+ * @return 0, or a negative errno (HTTP answers 503, telemetry an error).
+ */
+typedef int (*mg_metrics_collect_fn)(void *arg, struct mg_metrics_snapshot *out);
+
+/**
+ * Copy the data path's summed counters into @p s: verdicts, passes, drops
+ * and the figures of ports 0..@p n_ports-1 (names are left as they are).
+ * Sets s->n_ports to min(@p n_ports, MG_METRICS_MAX_PORTS).
+ */
+void mg_metrics_snapshot_set_counters(struct mg_metrics_snapshot *s, const struct mg_dp_counters *c,
+                                      unsigned n_ports);
+
+/** Copy conntrack figures (summed over workers) and the tables' memory into @p s. */
+void mg_metrics_snapshot_set_ct(struct mg_metrics_snapshot *s, const struct mg_ct_stats *ct,
+                                size_t memory);
+
+/**
+ * Append one kvstore cluster's figures to @p s.
+ * @return 0, or -ENOSPC when MG_METRICS_MAX_CLUSTERS are there already.
+ */
+int mg_metrics_snapshot_add_kvstore(struct mg_metrics_snapshot *s,
+                                    const struct mg_kv_sync_stats *st);
+
+/**
+ * Move worker @p w to new loop counts, computing busy_ratio over the
+ * interval since the previous update (0 when no loop ran). The daemon
+ * keeps one struct per worker, updates it every second or so and copies
+ * it into the snapshots.
+ */
+void mg_metrics_worker_update(struct mg_metrics_worker *w, uint64_t loops, uint64_t busy_loops);
+
+/* ---- Prometheus text ---- */
+
+/** A growable text buffer; errors are sticky (err), so writers need no checks. */
+struct mg_metrics_buf {
+	char *data; /**< NUL-terminated while len < cap; malloc'd */
+	size_t len;
+	size_t cap;
+	int err; /**< 0 or a positive errno (ENOMEM) once a write failed */
+};
+
+enum mg_metrics_type {
+	MG_METRICS_COUNTER,
+	MG_METRICS_GAUGE,
+};
+
+void mg_metrics_buf_init(struct mg_metrics_buf *b);
+void mg_metrics_buf_free(struct mg_metrics_buf *b);
+
+/** Append raw text. */
+void mg_metrics_buf_append(struct mg_metrics_buf *b, const char *s, size_t n);
+
+/**
+ * "# HELP name help" and "# TYPE name counter|gauge": call once per family,
+ * before its samples. @p help is escaped (backslash, newline).
+ */
+void mg_metrics_write_family(struct mg_metrics_buf *b, const char *name, enum mg_metrics_type type,
+                             const char *help);
+
+/**
+ * One sample line: name{k="v",...} value. @p labels is NULL or a
+ * NULL-terminated list of name, value pairs; values are escaped
+ * (backslash, double quote, newline).
+ */
+void mg_metrics_write_u64(struct mg_metrics_buf *b, const char *name, const char *const *labels,
+                          uint64_t v);
+
+/** As mg_metrics_write_u64(); NaN and infinities as NaN, +Inf, -Inf. */
+void mg_metrics_write_double(struct mg_metrics_buf *b, const char *name, const char *const *labels,
+                             double v);
+
+/**
+ * Append every meshgate_* family of @p s to @p b (HELP, TYPE, samples).
+ * Every drop reason is present, zeros included.
+ * @return 0, or -ENOMEM (b->err is set).
+ */
+int mg_metrics_render(const struct mg_metrics_snapshot *s, struct mg_metrics_buf *b);
+
+/** Label direction of drop reason @p r: "egress", "ingress" (policy reasons) or "none". */
+const char *mg_metrics_drop_direction(unsigned r);
+
+/* ---- HTTP endpoint ---- */
+
+struct mg_metrics_http;
+
+/**
+ * Parse a listen address: "host:port", "[v6]:port" or ":port" (every
+ * address: IPv6 dual-stack, or IPv4 when the host has no IPv6). host is
+ * a numeric address or a name resolved with getaddrinfo (first result).
+ * Port 0 picks a free port.
+ * @return 0, or -EINVAL with @p err filled.
+ */
+int mg_metrics_parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *len,
+                            struct mg_error *err);
+
+/**
+ * Serve GET/HEAD /metrics on @p listen from libmicrohttpd's internal
+ * polling thread, which calls @p collect for every scrape (on a heap
+ * snapshot). Other paths: 404; other methods: 405. At most
+ * MG_METRICS_HTTP_MAX_CONN connections, idle ones closed after
+ * MG_METRICS_HTTP_TIMEOUT_S.
+ * @return the endpoint, or NULL with errno set (EINVAL for a bad address,
+ *   the bind/listen errno such as EADDRINUSE, ENOMEM) and @p err filled.
+ */
+struct mg_metrics_http *mg_metrics_http_start(const char *listen, mg_metrics_collect_fn collect,
+                                              void *arg, struct mg_error *err);
+
+/** The TCP port the endpoint listens on (the one picked for port 0). */
+uint16_t mg_metrics_http_port(const struct mg_metrics_http *h);
+
+/** Stop the thread, close the socket and free @p h (NULL is fine). */
+void mg_metrics_http_stop(struct mg_metrics_http *h);
+
+/* ---- DPDK telemetry and JSON ---- */
+
+struct rte_tel_data;
+
+/**
+ * The telemetry commands ("/meshgate/info", ...), NULL-terminated. Each
+ * returns a dict; /meshgate/ports, /meshgate/kvstore and /meshgate/workers
+ * take an optional parameter (a port name, a cluster name, a worker index)
+ * that narrows the answer to that one entry.
+ */
+const char *const *mg_metrics_telemetry_commands(void);
+
+/**
+ * Register every command with rte_telemetry_register_cmd, to be answered
+ * from @p collect. Telemetry callbacks have no user argument, so the
+ * provider is kept in a static: register once per process (before or
+ * after rte_eal_init; telemetry must not be disabled with --no-telemetry).
+ * @return 0, -EEXIST when already registered, or rte_telemetry's error.
+ */
+int mg_metrics_telemetry_register(mg_metrics_collect_fn collect, void *arg);
+
+/**
+ * Fill @p d with the dict of telemetry command @p cmd for @p s, as the
+ * registered callback does (the unit tests call it without a socket).
+ * @param params  the command's parameter, or NULL / ""
+ * @return 0, -ENOENT for an unknown command or a parameter naming
+ *   nothing, or rte_telemetry's error (-EINVAL, -E2BIG).
+ */
+int mg_metrics_telemetry_fill(const char *cmd, const char *params,
+                              const struct mg_metrics_snapshot *s, struct rte_tel_data *d);
+
+/**
+ * The same dict as a new JSON object (for the control socket and tests).
+ * @return the object, or NULL with errno set (ENOENT as above, ENOMEM).
+ */
+json_t *mg_metrics_json(const char *cmd, const char *params, const struct mg_metrics_snapshot *s);
+
+#endif /* MG_METRICS_H */

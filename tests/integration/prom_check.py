@@ -1,0 +1,261 @@
+#!/usr/bin/python3
+"""Check meshgate's Prometheus endpoint (or a saved scrape).
+
+    prom_check.py URL [--expect 'name{label="v",...}=value' ...]
+    prom_check.py --file FILE [--expect ...]
+    prom_check.py --self-test
+
+Fetches URL (loopback addresses only: this is a test tool, it talks to the
+daemon on this machine), parses the text with prometheus_client's own
+parser and checks the naming rules of docs/metrics.md:
+
+  - every family is meshgate_*, has a HELP and a TYPE line (once each),
+    and is a counter or a gauge;
+  - counters end in _total, gauges do not;
+  - no label is named after an address or an identity (ip, addr, identity,
+    ..._ip, ..._addr, ..._identity);
+  - no series appears twice; every drop reason family is present;
+  - the Content-Type is text/plain; version=0.0.4.
+
+Each --expect names one series with its complete label set and the value
+it must have. One "PASS: ..." or "FAIL: ..." line per check; the exit
+status is 0 when every check passed, 1 otherwise, 2 for usage errors.
+"""
+
+import argparse
+import ipaddress
+import math
+import re
+import sys
+import urllib.parse
+import urllib.request
+
+from prometheus_client.parser import text_string_to_metric_families
+
+FORBIDDEN_LABEL = re.compile(r"^(ip|addr|address|identity)$|_(ip|addr|address|identity)$")
+EXPECT = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s*=\s*(\S+)$")
+LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(,|$)')
+REQUIRED = ("meshgate_build_info", "meshgate_drops_total")
+
+
+class Checker:
+    def __init__(self):
+        self.failed = 0
+        self.passed = 0
+
+    def check(self, ok, what, why=""):
+        if ok:
+            self.passed += 1
+            print(f"PASS: {what}")
+        else:
+            self.failed += 1
+            print(f"FAIL: {what}" + (f": {why}" if why else ""))
+        return ok
+
+
+def loopback(url):
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def fetch(url):
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return r.status, r.headers.get("Content-Type", ""), r.read().decode("utf-8")
+
+
+def unescape(v):
+    return re.sub(r'\\(.)', lambda m: {"n": "\n"}.get(m.group(1), m.group(1)), v)
+
+
+def parse_labels(text):
+    labels, pos = {}, 0
+    text = text or ""
+    while pos < len(text):
+        m = LABEL.match(text, pos)
+        if not m:
+            raise ValueError(f"bad labels: {text!r}")
+        labels[m.group(1)] = unescape(m.group(2))
+        pos = m.end()
+    return labels
+
+
+def check_text(c, text):
+    """The naming rules; returns {(name, frozenset(labels)): value}."""
+    helps, types = {}, {}
+    for line in text.splitlines():
+        parts = line.split(None, 3)
+        if len(parts) >= 3 and parts[0] == "#" and parts[1] in ("HELP", "TYPE"):
+            d = helps if parts[1] == "HELP" else types
+            d[parts[2]] = d.get(parts[2], 0) + 1
+            if parts[1] == "TYPE" and len(parts) == 4:
+                types[parts[2] + " type"] = parts[3]
+    try:
+        families = list(text_string_to_metric_families(text))
+    except Exception as e:  # the parser raises ValueError and friends
+        c.check(False, "exposition parses", str(e))
+        return {}
+    c.check(len(families) > 0, "exposition parses", "no families")
+
+    series, bad_names, no_doc, bad_type, bad_suffix, bad_labels, dup = {}, [], [], [], [], [], []
+    for f in families:
+        declared = f.name + "_total" if f.type == "counter" else f.name
+        if not declared.startswith("meshgate_"):
+            bad_names.append(declared)
+        if not f.documentation or helps.get(declared, 0) != 1:
+            no_doc.append(declared)
+        if f.type not in ("counter", "gauge") or types.get(declared, 0) != 1:
+            bad_type.append(f"{declared} ({f.type})")
+        if f.type == "counter" and types.get(declared + " type") != "counter":
+            bad_suffix.append(f"{declared}: counter without _total")
+        if f.type == "gauge" and f.name.endswith("_total"):
+            bad_suffix.append(f"{f.name}: gauge with _total")
+        for s in f.samples:
+            if f.type == "counter" and not s.name.endswith("_total"):
+                bad_suffix.append(s.name)
+            for k in s.labels:
+                if FORBIDDEN_LABEL.search(k):
+                    bad_labels.append(f"{s.name}{{{k}}}")
+            key = (s.name, frozenset(s.labels.items()))
+            if key in series:
+                dup.append(f"{s.name}{s.labels}")
+            series[key] = s.value
+    c.check(not bad_names, "every family is meshgate_*", ", ".join(bad_names[:5]))
+    c.check(not no_doc, "every family has one HELP line", ", ".join(no_doc[:5]))
+    c.check(not bad_type, "every family has one TYPE line, counter or gauge",
+            ", ".join(bad_type[:5]))
+    c.check(not bad_suffix, "counters end in _total, gauges do not", ", ".join(bad_suffix[:5]))
+    c.check(not bad_labels, "no address or identity labels", ", ".join(bad_labels[:5]))
+    c.check(not dup, "no series twice", ", ".join(dup[:5]))
+    names = {n for (n, _) in series}
+    missing = [n for n in REQUIRED if n not in names]
+    c.check(not missing, "required families present", ", ".join(missing))
+    return series
+
+
+def check_expect(c, series, expect):
+    m = EXPECT.match(expect.strip())
+    if not m:
+        c.check(False, f"expect {expect}", "not name{labels}=value")
+        return
+    name, labels, want = m.group(1), m.group(3), m.group(4)
+    try:
+        key = (name, frozenset(parse_labels(labels).items()))
+        want_v = float(want)
+    except ValueError as e:
+        c.check(False, f"expect {expect}", str(e))
+        return
+    if key not in series:
+        c.check(False, f"expect {expect}", "no such series")
+        return
+    got = series[key]
+    ok = (math.isnan(got) and math.isnan(want_v)) or got == want_v or \
+        math.isclose(got, want_v, rel_tol=1e-9, abs_tol=1e-12)
+    c.check(ok, f"expect {expect}", f"got {got}")
+
+
+GOOD = """# HELP meshgate_build_info Always 1.
+# TYPE meshgate_build_info gauge
+meshgate_build_info{version="0.1.0"} 1
+# HELP meshgate_drops_total Frames dropped.
+# TYPE meshgate_drops_total counter
+meshgate_drops_total{reason="l2_truncated",direction="none"} 3
+meshgate_drops_total{reason="policy_denied_egress",direction="egress"} 0
+# HELP meshgate_port_rx_packets_total Frames received.
+# TYPE meshgate_port_rx_packets_total counter
+meshgate_port_rx_packets_total{port="a\\"b\\\\c"} 7
+# HELP meshgate_worker_busy_ratio Busy share.
+# TYPE meshgate_worker_busy_ratio gauge
+meshgate_worker_busy_ratio{worker="0"} 0.25
+"""
+
+BAD = {
+    "no prefix": "# HELP other_x h\n# TYPE other_x gauge\nother_x 1\n",
+    "no HELP": "# TYPE meshgate_x gauge\nmeshgate_x 1\n",
+    "no TYPE": "# HELP meshgate_x h\nmeshgate_x 1\n",
+    "counter without _total": "# HELP meshgate_x h\n# TYPE meshgate_x counter\nmeshgate_x 1\n",
+    "gauge with _total": "# HELP meshgate_x_total h\n# TYPE meshgate_x_total gauge\n"
+                         "meshgate_x_total 1\n",
+    "ip label": "# HELP meshgate_x h\n# TYPE meshgate_x gauge\nmeshgate_x{src_ip=\"1\"} 1\n",
+    "identity label": "# HELP meshgate_x h\n# TYPE meshgate_x gauge\n"
+                      "meshgate_x{identity=\"1\"} 1\n",
+    "duplicate series": "# HELP meshgate_x h\n# TYPE meshgate_x gauge\nmeshgate_x 1\nmeshgate_x 2\n",
+    "duplicate HELP": "# HELP meshgate_x h\n# HELP meshgate_x h\n# TYPE meshgate_x gauge\n"
+                      "meshgate_x 1\n",
+    "unparsable": "# HELP meshgate_x h\n# TYPE meshgate_x gauge\nmeshgate_x{a=1} 1\n",
+}
+
+
+def self_test():
+    """The checker catches what it must (its own output goes to a sink)."""
+    import contextlib
+    import io
+
+    ok = True
+    with contextlib.redirect_stdout(io.StringIO()):
+        c = Checker()
+        s = check_text(c, GOOD)
+        for e in ('meshgate_drops_total{reason="l2_truncated",direction="none"}=3',
+                  'meshgate_port_rx_packets_total{port="a\\"b\\\\c"}=7',
+                  'meshgate_worker_busy_ratio{worker="0"}=0.25',
+                  'meshgate_build_info{version="0.1.0"}=1'):
+            check_expect(c, s, e)
+        results = [("good text passes", c.failed == 0 and c.passed > 0)]
+        for e in ('meshgate_drops_total{reason="l2_truncated",direction="none"}=4',
+                  'meshgate_drops_total{reason="l2_truncated"}=3',
+                  'meshgate_nope=1', 'garbage'):
+            c = Checker()
+            check_expect(c, s, e)
+            results.append((f"wrong expectation fails: {e}", c.failed == 1))
+        for what, text in BAD.items():
+            c = Checker()
+            check_text(c, GOOD + text)
+            results.append((f"{what} fails", c.failed > 0))
+    for what, good in results:
+        print(("PASS: " if good else "FAIL: ") + "self-test: " + what)
+        ok &= good
+    return 0 if ok else 1
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("url", nargs="?", help="http://127.0.0.1:PORT/metrics")
+    ap.add_argument("--file", help="check a saved scrape instead of fetching")
+    ap.add_argument("--expect", action="append", default=[],
+                    help="name{label=\"v\",...}=value (complete label set)")
+    ap.add_argument("--self-test", action="store_true", help="test the checker itself")
+    a = ap.parse_args()
+    if a.self_test:
+        return self_test()
+    if (a.url is None) == (a.file is None):
+        ap.error("give a URL or --file")
+
+    c = Checker()
+    if a.file:
+        with open(a.file, encoding="utf-8") as f:
+            text = f.read()
+    else:
+        if not loopback(a.url):
+            print(f"prom_check: {a.url}: only loopback addresses are allowed", file=sys.stderr)
+            return 2
+        try:
+            status, ctype, text = fetch(a.url)
+        except Exception as e:
+            c.check(False, f"GET {a.url}", str(e))
+            return 1
+        c.check(status == 200, f"GET {a.url} is 200", str(status))
+        c.check(ctype.replace(" ", "") == "text/plain;version=0.0.4;charset=utf-8",
+                "Content-Type is text/plain; version=0.0.4", ctype)
+    series = check_text(c, text)
+    for e in a.expect:
+        check_expect(c, series, e)
+    print(f"prom_check: {c.passed} passed, {c.failed} failed", file=sys.stderr)
+    return 1 if c.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
