@@ -6,13 +6,16 @@
  *
  * Exit codes are a contract scripts rely on (docs/cli.md): 0 success (a
  * trace that says "denied" is a success), 1 the input was checked and
- * found wrong (invalid policy, config that does not load), 2 usage error
+ * found wrong (invalid policy, config that does not load), or the daemon
+ * cannot be reached, refused or failed the request; 2 usage error
  * (unknown option, bad address, bad protocol), 3 internal error (the
- * compiled tables and the trace disagree).
+ * compiled tables and the trace disagree, a reply that is not the
+ * protocol).
  */
-#ifndef MG_CTL_H
-#define MG_CTL_H
+#ifndef MG_MESHGATECTL_CTL_H
+#define MG_MESHGATECTL_CTL_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -37,7 +40,8 @@ enum ctl_output {
  * line, a one-line summary for `meshgatectl help`, and its entry point.
  * @p run gets argv starting at the command's first word (argv[0] is the
  * command's full name for messages) and returns the exit code.
- * Commands that talk to the running daemon set @p daemon (none yet).
+ * Commands that talk to the running daemon over its control socket set
+ * @p daemon (`meshgatectl help` lists them apart).
  */
 struct ctl_cmd {
 	const char *words[3]; /**< NULL-terminated */
@@ -55,6 +59,41 @@ int ctl_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 
 /** Print the usage of the command named @p name (words joined by ' ') to @p f. */
 void ctl_print_usage(const char *name, FILE *f);
+
+/* ---- talking to the daemon (online.c) ---- */
+
+#define CTL_DEFAULT_SOCKET "/run/meshgate/meshgate.sock"
+/** How long a request may wait for its reply (a stream's first reply too). */
+#define CTL_TIMEOUT_MS 10000
+
+/** -o given before the command (`meshgatectl -o json status`); the commands' default. */
+extern enum ctl_output ctl_default_output;
+/** --socket given before the command, or NULL. */
+extern const char *ctl_global_socket;
+
+/** The socket to use: @p opt (the command's --socket), the global --socket,
+ * $MESHGATE_SOCKET, or CTL_DEFAULT_SOCKET, in that order. */
+const char *ctl_socket_path(const char *opt);
+
+/**
+ * Send @p command with @p args (borrowed) to the daemon at @p socket and
+ * wait for the reply. On success *@p result is a new reference (json null
+ * when the reply had none). On failure the message goes to stderr as
+ * "meshgatectl CMD: message" and *@p result is NULL.
+ * @return CTL_EXIT_OK, CTL_EXIT_FAIL (unreachable, refused, failed) or
+ *   CTL_EXIT_INTERNAL (a reply that is not the protocol; EPROTO).
+ */
+int ctl_call(const char *cmd, const char *socket, const char *command, json_t *args,
+             json_t **result);
+
+/** Every online command but policy trace: argv[0] is its name ("identity get"). */
+int ctl_online(int argc, char **argv);
+
+/** Print a trace document (trace_json.h) as text: offline and online alike. */
+void ctl_trace_print_text(const json_t *doc, FILE *out);
+
+/** Print one monitor event as one line of text. */
+void ctl_monitor_print_text(const json_t *ev, FILE *f);
 
 /* ---- commands ---- */
 
@@ -91,4 +130,4 @@ int ctl_state_load(struct ctl_state *st, const char *config_path, struct mg_erro
 /** Free everything @p st holds (a partly loaded state is fine). */
 void ctl_state_free(struct ctl_state *st);
 
-#endif /* MG_CTL_H */
+#endif /* MG_MESHGATECTL_CTL_H */

@@ -180,6 +180,7 @@ kv_parse_opts(int argc, char **argv, struct kv_opts *o, int *first_arg)
 	int c;
 
 	memset(o, 0, sizeof(*o));
+	o->out = ctl_default_output;
 	o->w.url = MG_KV_WRITER_URL_DEFAULT;
 	optind = 1;
 	opterr = 0;

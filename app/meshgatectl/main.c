@@ -4,10 +4,14 @@
  * holds the command table and the dispatch; each command lives in its own
  * file. A command is named by one or more words ("policy trace"); the
  * longest registered prefix of the arguments picks it, so commands that
- * talk to the daemon's control socket (status, identity, ip, ct, ...) are
- * added later as table rows without touching the dispatch. Every command
- * prints human-readable text by default and one JSON document with
- * `-o json`.
+ * talk to the daemon's control socket (status, identity, ip, ct, ...; see
+ * online.c) are table rows without touching the dispatch. Every command prints
+ * human-readable text by default and one JSON document with `-o json`.
+ *
+ * Options that apply to every command may come before its name
+ * (`meshgatectl --socket PATH -o json status`): --socket names the
+ * daemon's control socket, -o the output format; the command's own
+ * options of the same name win.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -20,7 +24,43 @@
 #define MG_VERSION "unknown"
 #endif
 
+#define ONLINE(w1, w2, u, s)                                                          \
+	{                                                                             \
+		.words = {w1, w2, NULL}, .usage = u, .summary = s, .run = ctl_online, \
+		.daemon = true,                                                       \
+	}
+
 static const struct ctl_cmd commands[] = {
+        ONLINE("status", NULL, "status [-o text|json]",
+               "the daemon's state: ports, workers, policy, reloads, ipcache, conntrack"),
+        ONLINE("config", "show", "config show [-o text|json]",
+               "the running config, every key, defaults filled"),
+        ONLINE("identity", "list", "identity list [--cluster NAME] [-o text|json]",
+               "the identities the daemon knows, with their labels"),
+        ONLINE("identity", "get", "identity get ID [-o text|json]",
+               "one identity: labels, cluster, named ports"),
+        ONLINE("ip", "list", "ip list [--family ipv4|ipv6] [--cluster NAME] [-o text|json]",
+               "the ipcache: prefix to identity"),
+        ONLINE("ip", "get", "ip get IP|PREFIX [-o text|json]",
+               "the identity of an address (longest prefix) or of an exact prefix"),
+        ONLINE("policy", "get", "policy get [-o text|json]",
+               "the loaded policies, their revision and the skipped rules"),
+        ONLINE("policy", "selectors", "policy selectors [-o text|json]",
+               "each selector of the policies and the identities it selects"),
+        ONLINE("ct", "list", "ct list [--limit N] [-o text|json]",
+               "connection tracking entries (default at most 1000)"),
+        ONLINE("ct", "flush", "ct flush [-o text|json]",
+               "empty the connection tracking tables (root or the admin group)"),
+        ONLINE("sync", "status", "sync status [-o text|json]",
+               "kvstore sync state of each remote cluster"),
+        ONLINE("sync", "resync", "sync resync [-o text|json]",
+               "ask for a full resync of every cluster (root or the admin group)"),
+        ONLINE("monitor", NULL, "monitor [--type drop|verdict|all] [-o text|json]",
+               "print drop and verdict events live, one per line, until interrupted"),
+        ONLINE("metrics", NULL, "metrics [--format prometheus|json] [-o text|json]",
+               "the daemon's metrics, Prometheus text or JSON"),
+        ONLINE("reload", NULL, "reload [-o text|json]",
+               "reload the config, policies and static entries (root or the admin group)"),
         {
                 .words = {"policy", "validate", NULL},
                 .usage = "policy validate [--cluster NAME] [-o text|json] FILE|DIR...",
@@ -30,12 +70,14 @@ static const struct ctl_cmd commands[] = {
         },
         {
                 .words = {"policy", "trace", NULL},
-                .usage = "policy trace --config FILE --src IP|id:N --dst IP|id:N\n"
-                         "                    --proto tcp|udp|sctp|icmp|icmpv6|N\n"
-                         "                    [--dport N | --icmp-type T] [-o text|json]\n"
-                         "       meshgatectl policy trace --config FILE --flows FILE [-o "
-                         "text|json]",
-                .summary = "explain the verdict for a flow, offline from the daemon's config",
+                .usage =
+                        "policy trace [--socket PATH | --config FILE] --src IP|id:N --dst IP|id:N\n"
+                        "                    --proto tcp|udp|sctp|icmp|icmpv6|N\n"
+                        "                    [--dport N | --icmp-type T] [-o text|json]\n"
+                        "       meshgatectl policy trace [--socket PATH | --config FILE] "
+                        "--flows FILE [-o text|json]",
+                .summary = "explain the verdict for a flow: asks the daemon, or offline "
+                           "with --config",
                 .run = ctl_policy_trace,
         },
         {
@@ -143,18 +185,39 @@ print_help(FILE *f)
 {
 	char buf[64];
 	size_t i;
+	int pass;
 
-	fprintf(f, "usage: meshgatectl COMMAND [ARGS...]\n"
-	           "       meshgatectl help | --help | --version\n\n"
-	           "Commands:\n");
-	for (i = 0; i < N_COMMANDS; i++) {
-		cmd_name(&commands[i], buf, sizeof(buf));
-		fprintf(f, "  %-18s %s\n", buf, commands[i].summary);
+	fprintf(f, "usage: meshgatectl [--socket PATH] [-o text|json] COMMAND [ARGS...]\n"
+	           "       meshgatectl help [COMMAND] | --help | --version\n");
+	for (pass = 0; pass < 2; pass++) {
+		fprintf(f,
+		        pass == 0
+		                ? "\nOnline commands (ask the running daemon over its control "
+		                  "socket):\n"
+		                : "\nOffline commands (read files or Redis; no daemon needed):\n");
+		for (i = 0; i < N_COMMANDS; i++) {
+			cmd_name(&commands[i], buf, sizeof(buf));
+			/* policy trace is both: online, or offline with --config */
+			if (commands[i].daemon != (pass == 0) && strcmp(buf, "policy trace") != 0)
+				continue;
+			if (pass == 0 && strcmp(buf, "policy trace") == 0) {
+				fprintf(f, "  %-18s %s\n", buf, "explain the verdict for a flow");
+				continue;
+			}
+			fprintf(f, "  %-18s %s\n", buf,
+			        pass == 1 && strcmp(buf, "policy trace") == 0
+			                ? "explain the verdict for a flow, offline with --config "
+			                  "FILE"
+			                : commands[i].summary);
+		}
 	}
 	fprintf(f, "\nEvery command takes -o json for one JSON document instead of text.\n"
-	           "'meshgatectl COMMAND --help' shows a command's usage; docs/cli.md is the\n"
-	           "reference. Exit status: 0 success, 1 invalid input (policy or config),\n"
-	           "2 usage error, 3 internal or Redis error.\n");
+	           "The control socket is --socket PATH, else $MESHGATE_SOCKET, "
+	           "else\n" CTL_DEFAULT_SOCKET ".\n"
+	           "'meshgatectl help COMMAND' shows a command's usage; docs/cli.md is the\n"
+	           "reference. Exit status: 0 success, 1 invalid input (policy or config) or\n"
+	           "the daemon unreachable or refusing the request, 2 usage error, 3 internal\n"
+	           "or Redis error.\n");
 }
 
 /* The command whose words are the longest prefix of @p argv, or NULL. */
@@ -206,6 +269,34 @@ main(int argc, char **argv)
 	size_t nwords = 0;
 	char name[64];
 
+	/* Options for every command, before its name. */
+	while (argc > 1 && argv[1][0] == '-') {
+		const char *a = argv[1], *val;
+		int used = 2;
+
+		if (strncmp(a, "--socket=", 9) == 0 || strncmp(a, "--output=", 9) == 0) {
+			val = a + 9;
+			used = 1;
+		} else if (strcmp(a, "--socket") == 0 || strcmp(a, "-o") == 0 ||
+		           strcmp(a, "--output") == 0) {
+			if (argc < 3) {
+				fprintf(stderr, "meshgatectl: %s needs a value\n", a);
+				return CTL_EXIT_USAGE;
+			}
+			val = argv[2];
+		} else {
+			break;
+		}
+		if (a[2] == 's') {
+			ctl_global_socket = val;
+		} else if (ctl_output_parse(val, &ctl_default_output) < 0) {
+			fprintf(stderr, "meshgatectl: -o: unknown format '%s' (text, json)\n", val);
+			return CTL_EXIT_USAGE;
+		}
+		argv[used] = argv[0];
+		argv += used;
+		argc -= used;
+	}
 	if (argc < 2) {
 		print_help(stderr);
 		return CTL_EXIT_USAGE;

@@ -59,7 +59,7 @@ ctl_policy_validate(int argc, char **argv)
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
-	struct validate_ctx v = {.out = CTL_OUT_TEXT};
+	struct validate_ctx v = {.out = ctl_default_output};
 	const char *cmd = argv[0], *cluster = "default";
 	struct mg_policy_set *set = NULL;
 	json_t *paths = NULL;

@@ -217,6 +217,12 @@ def checks(ctl, tmp):
     r = run("--help")
     report("help", [] if r.rc == 0 and "policy validate" in r.out and "policy trace" in r.out
            else [r.why()])
+    r = run("help")
+    report("help-lists-online", [] if r.rc == 0 and "Online commands" in r.out and
+           "identity get" in r.out and "monitor" in r.out and "Offline commands" in r.out
+           else [r.why()])
+    r = run("help", "ct", "list")
+    report("help-online-command", [] if r.rc == 0 and "--limit" in r.out else [r.why()])
     r = run("help", "policy", "trace")
     report("help-command", [] if r.rc == 0 and "--config" in r.out else [r.why()])
     r = run("--version")
@@ -454,9 +460,17 @@ def checks(ctl, tmp):
                                          "tcp", "--dport", "1"], 2, "famil"),
         ("trace-icmp-v6-address", base + ["--src", "fd00:1::1", "--dst", "fd00:1::2",
                                           "--proto", "icmp"], 2, "icmpv6"),
-        ("trace-missing-config-option", ["policy", "trace", "--src", "10.1.0.1", "--dst",
-                                         "10.1.0.2", "--proto", "tcp", "--dport", "1"], 2,
-         "--config"),
+        # without --config the trace asks the daemon: none runs at that socket
+        ("trace-online-unreachable", ["policy", "trace", "--socket", "nowhere.sock", "--src",
+                                      "10.1.0.1", "--dst", "10.1.0.2", "--proto", "tcp",
+                                      "--dport", "1"], 1, "nowhere.sock"),
+        # the flow is checked before anything is asked
+        ("trace-online-bad-flow", ["policy", "trace", "--socket", "nowhere.sock", "--src",
+                                   "10.1.0.1", "--dst", "10.1.0.2", "--proto", "tcp"], 2,
+         "--dport"),
+        ("trace-config-and-socket", base + ["--socket", "x.sock", "--src", "10.1.0.1", "--dst",
+                                            "10.1.0.2", "--proto", "tcp", "--dport", "1"], 2,
+         "--socket"),
         ("trace-config-not-found", ["policy", "trace", "--config", "nowhere.yaml", "--src",
                                     "10.1.0.1", "--dst", "10.1.0.2", "--proto", "tcp",
                                     "--dport", "1"], 1, "nowhere.yaml"),
