@@ -19,6 +19,12 @@
 # The backend may open connections only to the database, yet it answers
 # the frontend: connection tracking passes the replies of connections the
 # policy allowed, without asking the policy again.
+#
+# With MG_DEMO_REDIS=redis://HOST:PORT the identities and endpoints go to
+# that Redis instead (`meshgatectl kv import`, cluster cluster-a, id 1) and
+# the gateway learns them from there: its config has a kvstore section and
+# no identity or endpoint files (docker/compose.yaml runs it this way).
+# MG_DEMO_SKIP_SETUP=1 skips scripts/setup.sh (an image that has it all).
 set -uo pipefail
 
 cd "$(dirname "$0")/.." || exit 2
@@ -40,7 +46,9 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 echo "== setup and build"
-bash scripts/setup.sh || exit 1
+if [ "${MG_DEMO_SKIP_SETUP:-0}" != 1 ]; then
+	bash scripts/setup.sh || exit 1
+fi
 if [ ! -f "$BUILD/build.ninja" ]; then
 	meson setup "$BUILD" >/dev/null || exit 1
 fi
@@ -63,6 +71,23 @@ trap 'echo; echo "demo: interrupted"; exit 130' INT TERM
 
 echo "== namespaces: $MG_NS_FRONT ($MG_IF_IN) <-> meshgate <-> $MG_NS_BACK ($MG_IF_OUT)"
 mg_topology_up || { echo "demo: could not create the namespaces" >&2; exit 1; }
+
+if [ -n "${MG_DEMO_REDIS:-}" ]; then
+	echo "== identities and endpoints into Redis at $MG_DEMO_REDIS"
+	"$BUILD/app/meshgatectl/meshgatectl" kv import --redis "$MG_DEMO_REDIS" \
+		--cluster cluster-a --cluster-id 1 --prune \
+		conf/examples/demo/identities.yaml conf/examples/demo/endpoints.yaml || exit 1
+	# The demo config with a kvstore section instead of the local files.
+	sed -e '/^identities:/,$d' "$CONF" >"$MG_WORK/meshgate.yaml"
+	cat >>"$MG_WORK/meshgate.yaml" <<YAML
+kvstore:
+  redis: $MG_DEMO_REDIS
+  clusters: [cluster-a]
+  sync_timeout: 20
+YAML
+	sed -i "s|path: policies/|path: $PWD/conf/examples/demo/policies/|" "$MG_WORK/meshgate.yaml"
+	CONF=$MG_WORK/meshgate.yaml
+fi
 
 echo "== checking the config"
 "$MESHGATE" -c "$CONF" --check-config || exit 1

@@ -11,8 +11,14 @@
  * configured clusters also come from Redis (lib/kvstore/mg_kv_sync.h).
  * The start is fail-closed: no port is started before every cluster's
  * initial sync is done or `kvstore.sync_timeout` has passed. Afterwards
- * the control loop polls the sync client and publishes each batch to the
- * workers as one step (the ipcache commit, then the derived policy).
+ * the control thread polls the sync client and publishes each batch to
+ * the workers as one step: the ipcache changes and the policy derived
+ * from them go out in one mg_datapath_publish, so a worker never sees an
+ * IP mapped to an identity its policy does not know.
+ *
+ * Once the ports run, the control thread (control.c, daemon.h) owns the
+ * tables: it serves the control socket, reloads, syncs and feeds the
+ * metrics; the main lcore forwards (single-lcore mode) or waits.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -25,12 +31,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon.h"
 #include "mg_config.h"
 #include "mg_datapath.h"
 #include "mg_identity.h"
 #include "mg_ipcache.h"
 #include "mg_kv_sync.h"
 #include "mg_policy.h"
+#include "notify.h"
 
 enum {
 	EXIT_CONFIG = 1,
@@ -67,18 +75,6 @@ usage(FILE *out)
 	        "  -h, --help            this text\n");
 }
 
-/* Everything the daemon loads from files; shared by --check-config and the run. */
-struct state {
-	struct mg_config *cfg;
-	struct mg_identity_table *ids;
-	struct mg_policy_set *set;
-	struct mg_ipcache *ipc;
-	struct mg_policy *policy;
-	/* CIDR identities: kept across reloads so a prefix keeps its number */
-	struct mg_cidr_ids *cidr;
-	uint64_t revision; /* of the policy: 1 at start, +1 per reload */
-};
-
 static void
 state_free(struct state *st)
 {
@@ -99,13 +95,15 @@ log_warning(const struct mg_policy_problem *p, void *arg)
 }
 
 /*
- * Load policies, identities and endpoints; compile. On error print it.
+ * Load policies, identities and endpoints; compile. On error print it
+ * and, with @p errp, give it to the caller (a reload over the socket).
  * With @kv (a reload), the sync client puts everything it holds into the
  * new tables before the CIDR identities and the compile, so the new state
  * is the static part plus the synced entries; kv then points at them.
  */
 static int
-state_load(struct state *st, struct rte_rcu_qsbr *qsbr, struct mg_kv_sync *kv)
+state_load(struct state *st, struct rte_rcu_qsbr *qsbr, struct mg_kv_sync *kv,
+           struct mg_error *errp)
 {
 	struct mg_ipcache_params ip = {
 	        .entries_hint = 1024,
@@ -117,14 +115,18 @@ state_load(struct state *st, struct rte_rcu_qsbr *qsbr, struct mg_kv_sync *kv)
 	        .default_local_cluster = st->cfg->default_local_cluster,
 	        .revision = 1,
 	};
-	struct mg_error err = {{0}};
+	struct mg_error ebuf = {{0}}, err = {{0}};
 	int rc;
+
+	if (errp == NULL)
+		errp = &ebuf;
 
 	st->ids = mg_identity_table_create(st->cfg->cluster_mode);
 	st->set = mg_policy_set_create();
 	st->ipc = mg_ipcache_create(&ip);
 	if (st->ids == NULL || st->set == NULL || st->ipc == NULL) {
 		MG_ERR("out of memory");
+		mg_error_set(errp, NULL, 0, 0, "out of memory");
 		return -ENOMEM;
 	}
 	rc = mg_config_load_policies(st->cfg, st->set, &err);
@@ -132,6 +134,7 @@ state_load(struct state *st, struct rte_rcu_qsbr *qsbr, struct mg_kv_sync *kv)
 		rc = mg_config_load_static(st->cfg, st->ids, st->ipc, &err);
 	if (rc != 0) {
 		fprintf(stderr, "%s\n", err.msg);
+		*errp = err;
 		return rc;
 	}
 	/* Allow rules a layer-4 gateway cannot enforce are skipped: say which. */
@@ -139,12 +142,19 @@ state_load(struct state *st, struct rte_rcu_qsbr *qsbr, struct mg_kv_sync *kv)
 	rc = mg_ipcache_commit(st->ipc);
 	if (rc < 0) {
 		MG_ERR("ipcache: %s", strerror(-rc));
+		mg_error_set(errp, NULL, 0, 0, "ipcache: %s", strerror(-rc));
 		return rc;
 	}
 	if (kv != NULL) {
 		rc = mg_kv_sync_rebind(kv, st->ids, st->ipc, true);
+		/* The client leaves them staged; these tables have no readers yet.
+		 * Committed before the CIDR sync, which looks at committed entries. */
+		if (rc == 0 && (rc = mg_ipcache_commit(st->ipc)) > 0)
+			rc = 0;
 		if (rc < 0) {
 			MG_ERR("kvstore: cannot copy the synced entries: %s", strerror(-rc));
+			mg_error_set(errp, NULL, 0, 0,
+			             "kvstore: cannot copy the synced entries: %s", strerror(-rc));
 			return rc;
 		}
 	}
@@ -152,19 +162,25 @@ state_load(struct state *st, struct rte_rcu_qsbr *qsbr, struct mg_kv_sync *kv)
 	 * where no endpoint or static entry holds that exact prefix. */
 	if (st->cidr == NULL && (st->cidr = mg_cidr_ids_create()) == NULL) {
 		MG_ERR("out of memory");
+		mg_error_set(errp, NULL, 0, 0, "out of memory");
 		return -ENOMEM;
 	}
 	rc = mg_cidr_ids_sync(st->cidr, st->set, st->ids, st->ipc, NULL, NULL, &err);
 	if (rc == 0)
 		rc = mg_ipcache_commit(st->ipc);
 	if (rc < 0) {
-		fprintf(stderr, "%s\n", err.msg[0] ? err.msg : strerror(-rc));
+		if (err.msg[0] == '\0')
+			mg_error_set(&err, NULL, 0, 0, "%s", strerror(-rc));
+		fprintf(stderr, "%s\n", err.msg);
+		*errp = err;
 		return rc;
 	}
 	st->policy = mg_policy_compile(st->set, st->ids, &pp, &err);
 	if (st->policy == NULL) {
+		rc = -errno;
 		fprintf(stderr, "%s\n", err.msg);
-		return -errno;
+		*errp = err;
+		return rc;
 	}
 	return 0;
 }
@@ -227,19 +243,9 @@ print_counters(const struct mg_datapath *dp, const struct mg_dp_counters *c, FIL
 			        c->drops[i], mg_drop_desc(i));
 }
 
-struct tick_state {
-	struct state *st;
-	struct mg_kv_sync *kv;
-	uint64_t kv_failed; /* batches whose policy could not be derived */
-	uint64_t reloads_ok, reloads_failed;
-	uint64_t idle_ns;
-	uint64_t last_rx;
-	uint64_t last_change;
-};
-
 static int
 write_stats(const char *path, const struct mg_datapath *dp, const struct mg_dp_counters *c,
-            const struct tick_state *ts)
+            const struct daemon *ts)
 {
 	unsigned i, n = mg_datapath_nb_ports(dp);
 	uint64_t rx = 0, tx = 0, dropped = 0;
@@ -353,14 +359,15 @@ stage_change(const struct mg_ipcache_entry *e, void *arg)
 
 /*
  * SIGHUP: re-read the config file, its policies, identities and endpoints,
- * compile, and swap them in: the policy with one pointer store, the
- * ipcache changes as one batch. Tracked flows keep their entries; their
+ * compile, and swap them in: the new policy and the ipcache changes in
+ * one mg_datapath_publish (one step for the workers). Tracked flows keep
+ * their entries; their
  * original direction is re-checked against the new state. On any error
  * the old state stays in force. The datapath, eal and conntrack sections
  * are read at start only.
  */
 static int
-reload(struct state *st, struct mg_datapath *dp, struct mg_kv_sync *kv)
+reload(struct state *st, struct mg_datapath *dp, struct mg_kv_sync *kv, struct mg_error *errp)
 {
 	struct mg_error err = {{0}};
 	struct state nst = {0};
@@ -374,9 +381,10 @@ reload(struct state *st, struct mg_datapath *dp, struct mg_kv_sync *kv)
 	nst.cfg = mg_config_load(st->cfg->file, &err);
 	if (nst.cfg == NULL) {
 		MG_ERR("reload: %s; the running state is kept", err.msg);
+		*errp = err;
 		return -EINVAL;
 	}
-	rc = state_load(&nst, NULL, kv);
+	rc = state_load(&nst, NULL, kv, errp);
 	if (rc == 0) {
 		x.want = nst.ipc;
 		rc = mg_ipcache_walk(st->ipc, stage_removal, &x);
@@ -385,7 +393,7 @@ reload(struct state *st, struct mg_datapath *dp, struct mg_kv_sync *kv)
 	}
 	if (rc != 0) {
 		MG_ERR("reload failed (%s); the running state is kept",
-		       strerror(rc < 0 ? -rc : rc));
+		       errp->msg[0] ? errp->msg : strerror(rc < 0 ? -rc : rc));
 		/* Nothing of the new state goes live. */
 		mg_ipcache_discard(st->ipc);
 		if (kv != NULL)
@@ -394,19 +402,22 @@ reload(struct state *st, struct mg_datapath *dp, struct mg_kv_sync *kv)
 		state_free(&nst);
 		return rc;
 	}
-	rc = mg_ipcache_commit(st->ipc);
+	/* The new policy and the bumped generation make every tracked flow's
+	 * next original-direction packet ask the new policy; the workers see
+	 * the new policy and the new ipcache together or neither. */
+	rc = mg_datapath_publish(dp, st->ipc, nst.policy);
 	if (rc < 0) {
 		MG_ERR("reload: ipcache commit: %s", strerror(-rc));
+		mg_error_set(errp, NULL, 0, 0, "publishing the new state failed: %s",
+		             strerror(-rc));
+		mg_ipcache_discard(st->ipc);
 		if (kv != NULL)
 			mg_kv_sync_rebind(kv, st->ids, st->ipc, false);
 		nst.cidr = NULL;
 		state_free(&nst);
 		return rc;
 	}
-	/* The new policy and the bumped generation make every tracked flow's
-	 * next original-direction packet ask the new policy. */
-	mg_datapath_set_policy(dp, nst.policy);
-	nst.policy = NULL;
+	nst.policy = NULL; /* the data path's now */
 	MG_INFO("reload: done: policy revision %" PRIu64 ", %d ipcache change(s)", nst.revision,
 	        rc);
 	print_summary(&nst, stderr);
@@ -423,15 +434,40 @@ reload(struct state *st, struct mg_datapath *dp, struct mg_kv_sync *kv)
 	return 0;
 }
 
-/*
- * One poll of the sync client. The ipcache batch is committed by the
- * client; changed identities give a policy derived from the running one
- * (published with the generation bump), an ipcache-only batch just bumps
- * the generation so tracked flows are re-checked.
- */
-static void
-kv_tick(struct tick_state *ts, struct mg_datapath *dp)
+int
+daemon_reload(struct daemon *d, struct mg_error *err)
 {
+	int rc;
+
+	mg_notify("RELOADING=1");
+	err->msg[0] = '\0';
+	rc = reload(&d->st, d->dp, d->kv, err);
+	if (rc == 0) {
+		d->reloads_ok++;
+		d->last_reload_error[0] = '\0';
+	} else {
+		d->reloads_failed++;
+		if (err->msg[0] == '\0')
+			snprintf(err->msg, sizeof(err->msg), "%s", strerror(rc < 0 ? -rc : rc));
+		snprintf(d->last_reload_error, sizeof(d->last_reload_error), "%s", err->msg);
+	}
+	mg_notify("READY=1");
+	return rc;
+}
+
+/*
+ * One poll of the sync client. The client leaves the ipcache batch staged;
+ * changed identities give a policy derived from the running one, and the
+ * batch and that policy go out in ONE mg_datapath_publish (an
+ * ipcache-only batch with the running policy), which also bumps the
+ * generation so tracked flows are re-checked. When the policy cannot be
+ * derived or the publication fails, nothing of the batch goes live: it is
+ * discarded and the client re-stages everything at its next poll.
+ */
+void
+daemon_kv_tick(struct daemon *ts)
+{
+	struct mg_datapath *dp = ts->dp;
 	struct mg_error err = {{0}};
 	struct mg_policy *pol;
 	uint32_t *changed = NULL;
@@ -439,62 +475,37 @@ kv_tick(struct tick_state *ts, struct mg_datapath *dp)
 	int rc;
 
 	rc = mg_kv_sync_poll(ts->kv, &changed, &n);
-	if (rc > 0 || n > 0) {
+	/* A failed poll may have staged part of a batch its copies hold: publish it too. */
+	if (rc > 0 || n > 0 || mg_ipcache_pending(ts->st.ipc) > 0) {
+		int prc = 0;
+
+		pol = NULL;
 		if (n > 0) {
-			pol = mg_policy_update_identities(mg_datapath_policy(dp), ts->st->set,
-			                                  ts->st->ids, changed, n, &err);
-			if (pol != NULL) {
-				mg_datapath_set_policy(dp, pol);
-			} else {
-				/* The ipcache is already live: flows are at least re-checked. */
-				ts->kv_failed++;
+			pol = mg_policy_update_identities(mg_datapath_policy(dp), ts->st.set,
+			                                  ts->st.ids, changed, n, &err);
+			if (pol == NULL) {
+				prc = -EAGAIN;
 				MG_ERR("kvstore: policy update for %zu identities failed: %s", n,
 				       err.msg[0] ? err.msg : strerror(errno));
-				mg_datapath_bump_generation(dp);
 			}
-		} else {
-			mg_datapath_bump_generation(dp);
 		}
-	} else if (rc < 0 && rc != -ENOTCONN) {
+		if (prc == 0) {
+			prc = mg_datapath_publish(dp, ts->st.ipc, pol);
+			if (prc < 0) {
+				MG_ERR("kvstore: publishing the batch failed: %s", strerror(-prc));
+				mg_policy_free(pol);
+			}
+		}
+		if (prc < 0) {
+			/* Nothing of the batch is live: the workers keep a matching pair. */
+			ts->kv_failed++;
+			mg_ipcache_discard(ts->st.ipc);
+			mg_kv_sync_request_resync(ts->kv);
+		}
+	}
+	if (rc < 0 && rc != -ENOTCONN)
 		MG_ERR("kvstore: poll: %s", strerror(-rc));
-	}
 	free(changed);
-}
-
-/* Control work between forwarding: reload on SIGHUP, the sync, the idle exit. */
-static int
-tick(struct mg_datapath *dp, void *arg)
-{
-	struct tick_state *ts = arg;
-	struct mg_dp_counters c;
-	uint64_t rx = 0, now;
-	unsigned i;
-
-	if (reload_requested) {
-		reload_requested = 0;
-		if (reload(ts->st, dp, ts->kv) == 0)
-			ts->reloads_ok++;
-		else
-			ts->reloads_failed++;
-	}
-	if (ts->kv != NULL)
-		kv_tick(ts, dp);
-	if (ts->idle_ns == 0)
-		return 0;
-	mg_datapath_counters(dp, &c);
-	for (i = 0; i < mg_datapath_nb_ports(dp); i++)
-		rx += c.rx_pkts[i];
-	now = mg_time_ns();
-	if (rx != ts->last_rx) {
-		ts->last_rx = rx;
-		ts->last_change = now;
-		return 0;
-	}
-	if (now - ts->last_change >= ts->idle_ns) {
-		MG_INFO("no frame for %" PRIu64 " ms: stopping", ts->idle_ns / 1000000);
-		return 1;
-	}
-	return 0;
 }
 
 /*
@@ -569,6 +580,13 @@ kv_start(struct state *st, struct mg_kv_sync **out)
 	        cfg->n_kv_clusters, cfg->kv_redis, cfg->kv_sync_timeout);
 	rc = mg_kv_sync_initial(kv, cfg->kv_sync_timeout * 1000u, &changed, &n, &err);
 	free(changed);
+	/* The batch is left staged; no port runs yet: a plain commit. */
+	if (rc == 0 || rc == -ETIMEDOUT) {
+		int crc = mg_ipcache_commit(st->ipc);
+
+		if (crc < 0)
+			rc = crc;
+	}
 	if (rc < 0 && rc != -ETIMEDOUT) {
 		MG_ERR("kvstore: initial sync: %s", strerror(-rc));
 		mg_kv_sync_free(kv);
@@ -615,8 +633,8 @@ main(int argc, char **argv)
 	        {NULL, 0, NULL, 0},
 	};
 	const char *config = NULL, *stats_file = NULL;
-	struct tick_state ts = {0};
-	struct state st = {.revision = 1};
+	static struct daemon d = {.st = {.revision = 1}};
+	struct state *stp = &d.st;
 	struct mg_error err = {{0}};
 	struct rte_rcu_qsbr *qsbr = NULL;
 	struct mg_datapath *dp = NULL;
@@ -647,7 +665,7 @@ main(int argc, char **argv)
 				        optarg);
 				return EXIT_USAGE;
 			}
-			ts.idle_ns = ms * 1000000ull;
+			d.idle_ns = ms * 1000000ull;
 			break;
 		}
 		case 'v':
@@ -669,33 +687,33 @@ main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 
-	st.cfg = mg_config_load(config, &err);
-	if (st.cfg == NULL) {
+	stp->cfg = mg_config_load(config, &err);
+	if (stp->cfg == NULL) {
 		fprintf(stderr, "%s\n", err.msg);
 		return EXIT_CONFIG;
 	}
 	if (check) {
-		rc = state_load(&st, NULL, NULL);
+		rc = state_load(stp, NULL, NULL, NULL);
 		if (rc == 0) {
 			printf("config OK: ");
-			print_summary(&st, stdout);
+			print_summary(stp, stdout);
 		}
-		state_free(&st);
+		state_free(stp);
 		return rc == 0 ? 0 : EXIT_CONFIG;
 	}
 
-	eal_argv = calloc(st.cfg->n_eal + 2, sizeof(*eal_argv));
+	eal_argv = calloc(stp->cfg->n_eal + 2, sizeof(*eal_argv));
 	if (eal_argv == NULL)
 		goto out;
 	eal_argv[0] = argv[0];
-	for (i = 0; i < st.cfg->n_eal; i++)
-		eal_argv[i + 1] = st.cfg->eal[i];
+	for (i = 0; i < stp->cfg->n_eal; i++)
+		eal_argv[i + 1] = stp->cfg->eal[i];
 	/* rte_eal_init may permute its argv: it gets a copy. */
-	rc = rte_eal_init((int)st.cfg->n_eal + 1, eal_argv);
+	rc = rte_eal_init((int)stp->cfg->n_eal + 1, eal_argv);
 	if (rc < 0) {
 		MG_ERR("EAL initialisation failed: %s", rte_strerror(rte_errno));
 		free(eal_argv);
-		mg_config_free(st.cfg);
+		mg_config_free(stp->cfg);
 		return EXIT_RUNTIME;
 	}
 
@@ -704,53 +722,66 @@ main(int argc, char **argv)
 		MG_ERR("cannot allocate the RCU state");
 		goto out;
 	}
-	if (state_load(&st, qsbr, NULL) != 0) {
+	if (state_load(stp, qsbr, NULL, NULL) != 0) {
 		ret = EXIT_CONFIG;
 		goto out;
 	}
 	/* Fail-closed: the ports start only after the initial sync. */
-	if (st.cfg->kv_redis != NULL && kv_start(&st, &ts.kv) != 0) {
+	if (stp->cfg->kv_redis != NULL && kv_start(stp, &d.kv) != 0) {
 		ret = EXIT_CONFIG;
 		goto out;
 	}
-	print_summary(&st, stderr);
+	print_summary(stp, stderr);
 
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGHUP, on_signal);
-	ts.st = &st;
-	dp = mg_datapath_create(st.cfg, st.ipc, st.policy, qsbr, &err);
+	dp = mg_datapath_create(stp->cfg, stp->ipc, stp->policy, qsbr, &err);
 	if (dp == NULL) {
 		MG_ERR("%s", err.msg);
 		goto out;
 	}
-	st.policy = NULL; /* owned by the data path now */
+	stp->policy = NULL; /* owned by the data path now */
 	rc = mg_datapath_start(dp);
 	if (rc != 0) {
 		MG_ERR("cannot start workers: %s", strerror(-rc));
 		goto out;
 	}
+	d.dp = dp;
+	d.stop = &stop_requested;
+	d.reload_requested = &reload_requested;
+	d.start_ns = mg_time_ns();
+	rc = control_start(&d, &err);
+	if (rc < 0) {
+		MG_ERR("%s", err.msg[0] ? err.msg : strerror(-rc));
+		ret = EXIT_CONFIG;
+		goto out;
+	}
 	MG_INFO("ready: %u ports, %u forwarding lcore(s)", mg_datapath_nb_ports(dp),
 	        mg_datapath_nb_workers(dp));
-	ts.last_change = mg_time_ns();
-	mg_datapath_run(dp, &stop_requested, tick, &ts);
+	mg_notify("READY=1\nSTATUS=forwarding");
+	mg_datapath_run(dp, &stop_requested, NULL, NULL);
+	mg_notify("STOPPING=1");
+	control_stop(&d);
 	mg_datapath_stop(dp);
 
 	mg_datapath_counters(dp, &c);
 	print_counters(dp, &c, stdout);
 	fflush(stdout);
 	ret = 0;
-	if (stats_file != NULL && (rc = write_stats(stats_file, dp, &c, &ts)) != 0) {
+	if (stats_file != NULL && (rc = write_stats(stats_file, dp, &c, &d)) != 0) {
 		MG_ERR("%s: %s", stats_file, strerror(-rc));
 		ret = EXIT_RUNTIME;
 	}
 out:
+	stop_requested = 1;
+	control_stop(&d);
 	if (dp != NULL) {
 		mg_datapath_stop(dp);
 		mg_datapath_free(dp);
 	}
-	mg_kv_sync_free(ts.kv);
-	state_free(&st);
+	mg_kv_sync_free(d.kv);
+	state_free(stp);
 	rte_free(qsbr);
 	rte_eal_cleanup();
 	free(eal_argv);

@@ -156,11 +156,15 @@ def yaml_str(s):
     return json.dumps(s)
 
 
-def write_config(workdir, prefix, case, identities=None, endpoints=None):
-    """meshgate.yaml for @case in @workdir, pcap files beside it. Returns its path."""
+def write_config(workdir, prefix, case, identities=None, endpoints=None, telemetry=False):
+    """meshgate.yaml for @case in @workdir, pcap files beside it. Returns its path.
+    @telemetry keeps EAL telemetry on (its socket is
+    /var/run/dpdk/<prefix>/dpdk_telemetry.v2); by default it is disabled."""
     p = lambda n: os.path.join(workdir, n)  # noqa: E731
-    eal = ["-l", case.lcores, "--no-huge", "-m", "512", "--no-pci", "--no-telemetry",
-           "--file-prefix", prefix,
+    eal = ["-l", case.lcores, "--no-huge", "-m", "512", "--no-pci"]
+    if not telemetry:
+        eal.append("--no-telemetry")
+    eal += ["--file-prefix", prefix,
            "--vdev=net_pcap0,rx_pcap=%s,tx_pcap=%s" % (p("inside-in.pcap"), p("inside-out.pcap")),
            "--vdev=net_pcap1,rx_pcap=%s,tx_pcap=%s" % (p("outside-in.pcap"),
                                                         p("outside-out.pcap"))]
@@ -192,6 +196,10 @@ ipcache:
 """ % (", ".join(yaml_str(a) for a in eal), case.non_ip,
        "  burst: %d\n" % case.burst if case.burst else "", case.enforcement,
        yaml_str(identities), yaml_str(endpoints))
+    # Its own control socket and any free metrics port: several daemons
+    # may run at once, and none may take the production defaults.
+    text += "control:\n  socket: %s\nmetrics:\n  listen: 127.0.0.1:0\n" % yaml_str(
+        p("meshgate.sock"))
     if case.conntrack is not None:
         text += "conntrack:\n" + "".join("  " + line + "\n"
                                          for line in case.conntrack.strip("\n").split("\n"))

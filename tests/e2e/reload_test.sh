@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# meshgate end-to-end test: reloads under continuous traffic. Numbered UDP
+# datagrams flow through the gateway (net_af_packet ports between two
+# network namespaces, the demo's identities and policies, plus an allow
+# of UDP 9000 from the frontend to the backend) while the state is
+# reloaded again and again, alternately with `meshgatectl reload` and
+# SIGHUP. Every reload really changes it: the frontend's identity number
+# flips between 65800 and 65900 (same labels; the old number is gone), and
+# an extra policy that selects nobody in the traffic changes. So each reload
+# compiles, changes the ipcache, swaps, and bumps the generation that makes
+# the tracked flows be re-checked: a worker that saw the new ipcache with
+# the old policy (or the reverse) for a moment would deny the frontend's
+# allowed datagrams, which the receiver would then miss.
+# Checks: no allowed datagram is lost (IPv4 and IPv6), no denied datagram
+# ever passes, every reload took effect, and new TCP connections made
+# during the reloads are all judged right.
+#
+# Usage: reload_test.sh [MESHGATE_BINARY [MESHGATECTL_BINARY]]  (root)
+# Prints PASS/FAIL/SKIP lines "e2e-reload/<check>"; exits 1 if one failed.
+# Traffic only to addresses inside the namespaces it creates.
+set -uo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+# shellcheck source=tests/e2e/lib.sh
+. "$HERE/lib.sh"
+
+MESHGATE=${1:-$ROOT/build/app/meshgate/meshgate}
+CTL=${2:-$(dirname "$MESHGATE")/../meshgatectl/meshgatectl}
+PY=/usr/bin/python3
+T=e2e-reload
+RELOADS=${MG_RELOADS:-24}
+RATE=500
+SECONDS_OF_TRAFFIC=12
+COUNT=$((RATE * SECONDS_OF_TRAFFIC))
+
+CHECKS=(daemon_ready reloads_ok reloads_counted allowed4_no_loss allowed6_no_loss
+	denied_none_passed tcp_during_reloads stats_denied stats_no_tx_full daemon_clean_exit)
+
+skip_all() {
+	local c
+	for c in "${CHECKS[@]}"; do echo "SKIP: $T/$c: $1"; done
+	exit 0
+}
+[ -x "$MESHGATE" ] || skip_all "no meshgate binary at $MESHGATE"
+[ -x "$CTL" ] || skip_all "no meshgatectl binary at $CTL"
+if ! reason=$(mg_can_netns); then
+	skip_all "$reason"
+fi
+
+failed=0
+pass() { echo "PASS: $T/$1"; }
+fail() {
+	echo "FAIL: $T/$1: $2"
+	failed=1
+}
+check() { if [ "$2" = "$3" ]; then pass "$1"; else fail "$1" "expected $3, got $2"; fi; }
+
+MG_NS_FRONT=mgrl-front-$$
+MG_NS_BACK=mgrl-back-$$
+MG_IF_IN=mgrli$$
+MG_IF_OUT=mgrlo$$
+MG_WORK=$(mktemp -d /tmp/meshgate-reload.XXXXXX)
+PREFIX=mgrl-$$
+on_exit() {
+	mg_cleanup
+	rm -rf "/var/run/dpdk/$PREFIX" "$MG_WORK"
+}
+trap on_exit EXIT
+mg_topology_up || skip_all "could not create the namespaces"
+
+# The demo's inputs, copied: the test edits its policy folder.
+cp -r "$ROOT/conf/examples/demo" "$MG_WORK/conf"
+SOCK=$MG_WORK/meshgate.sock
+sed -e "s|/run/meshgate-demo/meshgate.sock|$SOCK|; s|127.0.0.1:9471|127.0.0.1:0|" \
+	-e "s/mgdemo-in/$MG_IF_IN/; s/mgdemo-out/$MG_IF_OUT/; s/meshgate-demo/$PREFIX/" \
+	"$ROOT/conf/examples/demo/meshgate.yaml" >"$MG_WORK/conf/meshgate.yaml"
+# The backend also accepts UDP 9000 from the frontend (the allowed flows);
+# UDP 8080 stays denied.
+sed -i 's/^            - port: "8080"$/            - port: "9000"\n              protocol: UDP\n            - port: "8080"/' \
+	"$MG_WORK/conf/policies/backend.yaml"
+grep -q '"9000"' "$MG_WORK/conf/policies/backend.yaml" || skip_all "could not edit the policy copy"
+# frontend_identity ID: the frontend's identity gets number ID (the old
+# number disappears), and its endpoint carries it.
+frontend_identity() {
+	sed -i -E "s/name: \"65[89]00\"/name: \"$1\"/" "$MG_WORK/conf/identities.yaml"
+	sed -i -E "s/identity: \{id: 65[89]00\}/identity: {id: $1}/" "$MG_WORK/conf/endpoints.yaml"
+	grep -q "name: \"$1\"" "$MG_WORK/conf/identities.yaml" &&
+		grep -q "identity: {id: $1}" "$MG_WORK/conf/endpoints.yaml"
+}
+EXTRA=$MG_WORK/conf/policies/extra.yaml
+# extra_policy N: a policy that selects an app nobody has, different each time.
+extra_policy() {
+	cat >"$EXTRA" <<YAML
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: extra-$1, namespace: demo}
+spec:
+  endpointSelector: {matchLabels: {app: nobody-$1}}
+  ingress:
+  - fromEndpoints: [{matchLabels: {app: frontend}}]
+    toPorts: [{ports: [{port: "$((1000 + $1))", protocol: TCP}]}]
+YAML
+}
+extra_policy 0
+
+if ! mg_daemon_start "$MESHGATE" "$MG_WORK/conf/meshgate.yaml"; then
+	fail daemon_ready "$(tail -n 5 "$MG_WORK/meshgate.err" | tr '\n' ' ')"
+	for c in "${CHECKS[@]:1}"; do echo "FAIL: $T/$c: the daemon did not start"; done
+	exit 1
+fi
+pass daemon_ready
+
+# Receivers in the backend: UDP 9000 (allowed from the frontend, v4 and v6)
+# and UDP 8080 (denied).
+RECV_PIDS=()
+recv() {
+	local ns=$1 addr=$2 port=$3 out=$4 secs=$5
+	ip netns exec "$ns" $PY "$HERE/udp_seq.py" recv "$addr" "$port" --seconds "$secs" \
+		>"$out" 2>&1 &
+	MG_BG_PIDS+=($!)
+	RECV_PIDS+=($!)
+	mg_wait_grep "$out" '^ready' 10
+}
+recv "$MG_NS_BACK" 10.99.0.2 9000 "$MG_WORK/r4" $((SECONDS_OF_TRAFFIC + 30)) &&
+	recv "$MG_NS_BACK" fd00:99::2 9000 "$MG_WORK/r6" $((SECONDS_OF_TRAFFIC + 30)) &&
+	recv "$MG_NS_BACK" 10.99.0.2 8080 "$MG_WORK/rd" $((SECONDS_OF_TRAFFIC + 4)) ||
+	fail allowed4_no_loss "receivers did not start"
+
+send() {
+	ip netns exec "$MG_NS_FRONT" $PY "$HERE/udp_seq.py" send "$@" >/dev/null 2>&1 &
+	MG_BG_PIDS+=($!)
+}
+send 10.99.0.2 9000 --count $COUNT --rate $RATE --tag allowed4
+send fd00:99::2 9000 --count $COUNT --rate $RATE --tag allowed6
+send 10.99.0.2 8080 --count $COUNT --rate $RATE --tag denied
+
+# Reloads spread over the traffic: odd ones through the control socket
+# (synchronous: the exit status says whether it took), even ones by SIGHUP.
+ctl_fail=0
+tcp_bad=0
+gap=$(awk -v s=$SECONDS_OF_TRAFFIC -v n="$RELOADS" 'BEGIN { printf "%.3f", (s - 2) / n }')
+sleep 1
+for i in $(seq 1 "$RELOADS"); do
+	extra_policy "$i"
+	frontend_identity $((i % 2 ? 65900 : 65800)) || fail reloads_ok "could not edit the endpoints"
+	if [ $((i % 2)) -eq 1 ]; then
+		if ! out=$("$CTL" --socket "$SOCK" reload 2>&1); then
+			ctl_fail=$((ctl_fail + 1))
+			mg_log "reload $i: $out"
+		fi
+	else
+		kill -HUP "$MG_DAEMON_PID"
+	fi
+	if [ $((i % 6)) -eq 0 ]; then
+		# A new connection while reloads go on: the allowed one gets through.
+		r=$(mg_tcp "$MG_NS_FRONT" "$MG_NS_BACK" 10.99.0.2 8080)
+		[ "$r" = delivered ] || { tcp_bad=$((tcp_bad + 1)); mg_log "tcp during reload $i: $r"; }
+	else
+		sleep "$gap"
+	fi
+done
+check reloads_ok "$ctl_fail" 0
+check tcp_during_reloads "$tcp_bad" 0
+
+# The receivers stop by themselves: the allowed ones 1 s after the
+# sender's end marker, the backend's (which must get nothing) at its deadline.
+for p in "${RECV_PIDS[@]}"; do
+	wait "$p" 2>/dev/null
+done
+got() { sed -n "s/^got $1 \([0-9]*\) \([0-9]*\) missing \(.*\)/\1 \2 \3/p" "$MG_WORK/$2"; }
+read -r n4 t4 m4 <<<"$(got allowed4 r4)"
+read -r n6 t6 m6 <<<"$(got allowed6 r6)"
+if [ "${n4:-0}" = "$COUNT" ] && [ "${t4:-}" = "$COUNT" ]; then pass allowed4_no_loss; else
+	fail allowed4_no_loss "received ${n4:-0} of $COUNT (missing: ${m4:-all})"
+fi
+if [ "${n6:-0}" = "$COUNT" ] && [ "${t6:-}" = "$COUNT" ]; then pass allowed6_no_loss; else
+	fail allowed6_no_loss "received ${n6:-0} of $COUNT (missing: ${m6:-all})"
+fi
+if grep -q '^got denied' "$MG_WORK/rd"; then
+	fail denied_none_passed "$(grep '^got denied' "$MG_WORK/rd")"
+else
+	pass denied_none_passed
+fi
+
+# Every reload counted once: SIGHUPs are taken in turn, so wait for them.
+want_ok=$RELOADS
+ok=""
+for _ in $(seq 1 100); do
+	ok=$("$CTL" --socket "$SOCK" status -o json 2>/dev/null |
+		$PY -c 'import json,sys; s=json.load(sys.stdin); print(s["reloads"]["ok"], s["reloads"]["failed"], s["policy"]["revision"])')
+	[ "${ok%% *}" -ge "$want_ok" ] 2>/dev/null && break
+	sleep 0.1
+done
+# Signals that arrive while a reload runs merge into one: at least half
+# (the synchronous ones) and at most all; none failed; revision = 1 + ok.
+read -r nok nfail rev <<<"$ok"
+if [ "${nfail:-x}" = 0 ] && [ "${nok:-0}" -ge $((RELOADS / 2)) ] && [ "${nok:-0}" -le "$RELOADS" ] &&
+	[ "${rev:-0}" = $((nok + 1)) ]; then
+	pass reloads_counted
+else
+	fail reloads_counted "status says ok=${nok:-?} failed=${nfail:-?} revision=${rev:-?}"
+fi
+
+mg_daemon_stop
+rc=$?
+check daemon_clean_exit "$rc" 0
+den=$(mg_stat "$MG_WORK/stats.json" 's["drops"]["policy_denied_ingress"]')
+if [ "${den:-0}" -ge "$COUNT" ] 2>/dev/null; then pass stats_denied; else
+	fail stats_denied "policy_denied_ingress ${den:-?} < $COUNT"
+fi
+check stats_no_tx_full "$(mg_stat "$MG_WORK/stats.json" 's["drops"]["tx_queue_full"]')" 0
+exit $failed

@@ -1,0 +1,91 @@
+#!/usr/bin/python3
+"""Numbered UDP datagrams for the reload-under-traffic test.
+
+  udp_seq.py recv ADDR PORT --seconds S      print the sequence numbers received
+  udp_seq.py send ADDR PORT --count N --rate R [--bind SRC] [--tag T]
+
+The sender paces N datagrams at R per second, each carrying "TAG SEQ"; the
+receiver binds ADDR:PORT, prints "ready", and once the sender's "done"
+marker came and 1 s passed quietly (at most S seconds) prints "got TAG N TOTAL missing LIST"
+per tag with the first missing numbers: a lost datagram is named, not guessed.
+Traffic goes only to the address given, inside the test's namespaces.
+"""
+import argparse
+import socket
+import sys
+import time
+
+
+def recv(a):
+    fam = socket.AF_INET6 if ":" in a.addr else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    s.bind((a.addr, a.port))
+    print("ready", flush=True)
+    seen = {}
+    end = time.monotonic() + a.seconds
+    s.settimeout(0.2)
+    quiet_since = None
+    while time.monotonic() < end:
+        try:
+            data = s.recv(2048)
+        except socket.timeout:
+            # Stop early once the sender said it is done and nothing came for 1 s.
+            if "done" in seen and quiet_since is not None and time.monotonic() - quiet_since > 1:
+                break
+            continue
+        quiet_since = time.monotonic()
+        parts = data.decode(errors="replace").split()
+        if len(parts) == 2 and parts[0] == "done":
+            seen.setdefault("done", set()).add(int(parts[1]))
+            continue
+        if len(parts) != 2:
+            continue
+        seen.setdefault(parts[0], set()).add(int(parts[1]))
+    for tag, nums in sorted(seen.items()):
+        if tag == "done":
+            continue
+        total = max(seen["done"]) if "done" in seen else max(nums) + 1
+        missing = [i for i in range(total) if i not in nums]
+        print("got %s %d %d missing %s" % (tag, len(nums), total,
+                                           ",".join(map(str, missing[:20])) or "-"),
+              flush=True)
+
+
+def send(a):
+    fam = socket.AF_INET6 if ":" in a.addr else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    if a.bind:
+        s.bind((a.bind, 0))
+    t0 = time.monotonic()
+    for i in range(a.count):
+        due = t0 + i / a.rate
+        now = time.monotonic()
+        if due > now:
+            time.sleep(due - now)
+        s.sendto(("%s %d" % (a.tag, i)).encode(), (a.addr, a.port))
+    for _ in range(3):
+        s.sendto(("done %d" % a.count).encode(), (a.addr, a.port))
+    print("sent %d" % a.count, flush=True)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("recv")
+    r.add_argument("addr")
+    r.add_argument("port", type=int)
+    r.add_argument("--seconds", type=float, default=30)
+    sd = sub.add_parser("send")
+    sd.add_argument("addr")
+    sd.add_argument("port", type=int)
+    sd.add_argument("--count", type=int, required=True)
+    sd.add_argument("--rate", type=float, required=True)
+    sd.add_argument("--bind")
+    sd.add_argument("--tag", default="seq")
+    a = p.parse_args()
+    (recv if a.cmd == "recv" else send)(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
