@@ -329,16 +329,26 @@ config_json(const struct mg_config *c)
 		                  (int)c->kv_sync_timeout, "max_delete_share",
 		                  (int)c->kv_max_delete_share, "block_ms", (int)c->kv_block_ms));
 	json_object_set_new(root, "conntrack",
-	                    json_pack("{s:I, s:I, s:b}", "max_entries",
-	                              (json_int_t)c->ct.max_entries, "max_fragments",
-	                              (json_int_t)c->ct.max_frags, "tcp_pickup", c->ct.tcp_pickup));
+	                    json_pack("{s:I, s:I, s:b, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
+	                              "max_entries", (json_int_t)c->ct.max_entries, "max_fragments",
+	                              (json_int_t)c->ct.max_frags, "tcp_pickup", c->ct.tcp_pickup,
+	                              "timeouts", "tcp_syn", (json_int_t)c->ct.timeouts.tcp_syn,
+	                              "tcp_established", (json_int_t)c->ct.timeouts.tcp_established,
+	                              "tcp_fin", (json_int_t)c->ct.timeouts.tcp_fin, "tcp_close",
+	                              (json_int_t)c->ct.timeouts.tcp_close, "udp",
+	                              (json_int_t)c->ct.timeouts.udp, "icmp",
+	                              (json_int_t)c->ct.timeouts.icmp, "other",
+	                              (json_int_t)c->ct.timeouts.other, "fragment",
+	                              (json_int_t)c->ct.timeouts.fragment));
 	json_object_set_new(root, "control",
-	                    json_pack("{s:o, s:o, s:i, s:I, s:i}", "socket",
+	                    json_pack("{s:o, s:o, s:o, s:i, s:I, s:i, s:I}", "socket",
 	                              json_str_or_null(c->control_socket), "group",
-	                              json_str_or_null(c->control_group), "max_clients",
+	                              json_str_or_null(c->control_group), "admin_group",
+	                              json_str_or_null(c->control_admin_group), "max_clients",
 	                              (int)c->control_max_clients, "max_request_bytes",
 	                              (json_int_t)c->control_max_request, "idle_timeout",
-	                              (int)c->control_idle_timeout));
+	                              (int)c->control_idle_timeout, "max_output_bytes",
+	                              (json_int_t)c->control_max_output));
 	json_object_set_new(root, "metrics",
 	                    json_pack("{s:o}", "listen", json_str_or_null(c->metrics_listen)));
 	return root;
@@ -1158,7 +1168,8 @@ cmd_reload(void *arg, struct mg_ctl_conn *conn, const json_t *args, json_t **res
 	rc = daemon_reload(d, err);
 	if (rc < 0)
 		return rc;
-	*result = json_pack("{s:I}", "revision", (json_int_t)d->st.revision);
+	*result = json_pack("{s:I, s:I}", "revision", (json_int_t)d->st.revision, "ipcache_changes",
+	                    (json_int_t)d->last_reload_changes);
 	return *result != NULL ? 0 : -ENOMEM;
 }
 

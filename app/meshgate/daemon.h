@@ -54,6 +54,7 @@ struct daemon {
 	uint64_t kv_failed; /* batches whose policy could not be derived */
 	uint64_t reloads_ok, reloads_failed;
 	char last_reload_error[512];
+	uint64_t last_reload_changes; /* ipcache entries the last good reload changed */
 	uint64_t start_ns;
 	volatile int *stop;             /* set to stop the daemon (idle exit) */
 	volatile int *reload_requested; /* SIGHUP */

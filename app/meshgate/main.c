@@ -367,7 +367,8 @@ stage_change(const struct mg_ipcache_entry *e, void *arg)
  * are read at start only.
  */
 static int
-reload(struct state *st, struct mg_datapath *dp, struct mg_kv_sync *kv, struct mg_error *errp)
+reload(struct state *st, struct mg_datapath *dp, struct mg_kv_sync *kv, struct mg_error *errp,
+       uint64_t *changes)
 {
 	struct mg_error err = {{0}};
 	struct state nst = {0};
@@ -418,6 +419,7 @@ reload(struct state *st, struct mg_datapath *dp, struct mg_kv_sync *kv, struct m
 		return rc;
 	}
 	nst.policy = NULL; /* the data path's now */
+	*changes = (uint64_t)rc;
 	MG_INFO("reload: done: policy revision %" PRIu64 ", %d ipcache change(s)", nst.revision,
 	        rc);
 	print_summary(&nst, stderr);
@@ -441,7 +443,7 @@ daemon_reload(struct daemon *d, struct mg_error *err)
 
 	mg_notify("RELOADING=1");
 	err->msg[0] = '\0';
-	rc = reload(&d->st, d->dp, d->kv, err);
+	rc = reload(&d->st, d->dp, d->kv, err, &d->last_reload_changes);
 	if (rc == 0) {
 		d->reloads_ok++;
 		d->last_reload_error[0] = '\0';
@@ -562,8 +564,8 @@ kv_start(struct state *st, struct mg_kv_sync **out)
 	p.password = password;
 	p.n_clusters = cfg->n_kv_clusters;
 	p.clusters = cl;
-	/* The poll runs in the control loop, which also forwards on the main
-	 * lcore: it must come back quickly. */
+	/* The poll is the control thread's wait between serving the control
+	 * socket: a short block keeps commands answered within ~10 ms. */
 	p.block_ms = cfg->kv_block_ms < 10 ? cfg->kv_block_ms : 10;
 	p.connect_ms = 1000;
 	/* 0 would mean the default (0.5): "no deletion" is a tiny share. */

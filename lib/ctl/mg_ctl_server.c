@@ -368,9 +368,10 @@ handle_line(struct mg_ctl_conn *c, const char *line, size_t len)
 	if (cmd.mutating && !conn_is_admin(c)) {
 		s->st.denied++;
 		snprintf(err.msg, sizeof(err.msg),
-		         "command '%s' changes state: it needs root%s%s%s (peer uid %u)", cmd.name,
-		         s->has_admin ? " or group '" : "", s->has_admin ? s->admin_group : "",
-		         s->has_admin ? "'" : "", (unsigned)c->peer.uid);
+		         "permission denied: '%s' changes state and needs root%s%s%s (peer uid %u)",
+		         cmd.name, s->has_admin ? " or group '" : "",
+		         s->has_admin ? s->admin_group : "", s->has_admin ? "'" : "",
+		         (unsigned)c->peer.uid);
 		reply(c, id, -EPERM, NULL, err.msg);
 		goto out;
 	}
