@@ -4,8 +4,9 @@
  * text writer for exposition format 0.0.4 over a growable buffer, and the
  * renderer that turns a struct mg_metrics_snapshot into every meshgate_*
  * family. The family list here is the contract docs/metrics.md describes
- * (and mg_metrics_telemetry.c mirrors under the same names): changing a
- * name breaks dashboards, so names are only ever added.
+ * (and mg_metrics_telemetry.c mirrors, docs/metrics.md maps one onto the
+ * other): changing a name breaks dashboards, so once released names are
+ * only ever added.
  *
  * Label values come from the configuration (port and cluster names) and
  * fixed tables (drop reasons, causes); they are escaped all the same, so a
@@ -273,34 +274,44 @@ render_info(const struct mg_metrics_snapshot *s, struct mg_metrics_buf *b)
 static void
 render_ports(const struct mg_metrics_snapshot *s, struct mg_metrics_buf *b)
 {
+	/* Packets and bytes are one family each, split by port and direction
+	 * (rx: received on the port, tx: sent on it), so that
+	 * sum by (direction) and sum by (port) need no name matching. */
 	static const struct {
 		const char *name, *help;
-		size_t off;
+		size_t rx, tx;
 	} f[] = {
-	        {"meshgate_port_rx_packets_total", "Frames received on the port.",
-	         offsetof(struct mg_metrics_port, rx_packets)},
-	        {"meshgate_port_rx_bytes_total", "Bytes received on the port.",
-	         offsetof(struct mg_metrics_port, rx_bytes)},
-	        {"meshgate_port_tx_packets_total", "Frames sent on the port.",
+	        {"meshgate_port_packets_total",
+	         "Frames on the port, by direction: rx received, tx sent.",
+	         offsetof(struct mg_metrics_port, rx_packets),
 	         offsetof(struct mg_metrics_port, tx_packets)},
-	        {"meshgate_port_tx_bytes_total", "Bytes sent on the port.",
+	        {"meshgate_port_bytes_total",
+	         "Bytes on the port, by direction: rx received, tx sent.",
+	         offsetof(struct mg_metrics_port, rx_bytes),
 	         offsetof(struct mg_metrics_port, tx_bytes)},
-	        {"meshgate_port_dropped_total",
-	         "Frames received on the port and not forwarded, for any reason.",
-	         offsetof(struct mg_metrics_port, dropped)},
 	};
 	unsigned n = s->n_ports < MG_METRICS_MAX_PORTS ? s->n_ports : MG_METRICS_MAX_PORTS;
 
 	for (size_t j = 0; j < MG_ARRAY_SIZE(f); j++) {
 		mg_metrics_write_family(b, f[j].name, MG_METRICS_COUNTER, f[j].help);
-		for (unsigned i = 0; i < n; i++) {
-			const struct mg_metrics_port *p = &s->ports[i];
-			uint64_t v;
+		for (unsigned d = 0; d < 2; d++) {
+			for (unsigned i = 0; i < n; i++) {
+				const struct mg_metrics_port *p = &s->ports[i];
+				uint64_t v;
 
-			memcpy(&v, (const char *)p + f[j].off, sizeof(v));
-			mg_metrics_write_u64(b, f[j].name, L("port", p->name), v);
+				memcpy(&v, (const char *)p + (d == 0 ? f[j].rx : f[j].tx),
+				       sizeof(v));
+				mg_metrics_write_u64(
+				        b, f[j].name,
+				        L("port", p->name, "direction", d == 0 ? "rx" : "tx"), v);
+			}
 		}
 	}
+	mg_metrics_write_family(b, "meshgate_port_dropped_total", MG_METRICS_COUNTER,
+	                        "Frames received on the port and not forwarded, for any reason.");
+	for (unsigned i = 0; i < n; i++)
+		mg_metrics_write_u64(b, "meshgate_port_dropped_total", L("port", s->ports[i].name),
+		                     s->ports[i].dropped);
 }
 
 static void
@@ -308,12 +319,31 @@ render_verdicts(const struct mg_metrics_snapshot *s, struct mg_metrics_buf *b)
 {
 	const struct mg_metrics_verdicts *v = &s->verdicts;
 
-	single(b, "meshgate_verdict_allowed_total", MG_METRICS_COUNTER,
-	       "IP packets the policy allowed (conntrack passes are counted apart).", v->allowed);
-	FAMILY(b, "verdict_denied_total", MG_METRICS_COUNTER,
-	       "IP packets the policy denied, by the direction whose policy denied them.");
-	U64(b, "verdict_denied_total", L("direction", "egress"), v->denied_egress);
-	U64(b, "verdict_denied_total", L("direction", "ingress"), v->denied_ingress);
+	/*
+	 * The data path keeps three counters (allowed, denied_egress,
+	 * denied_ingress) and judges the source's egress policy first, then
+	 * the destination's ingress policy only for what egress allowed
+	 * (mg_policy_verdict; mg_dp_pipeline.c counts the outcome). Each
+	 * direction's decisions follow from that:
+	 *   egress  allowed = allowed + denied_ingress   (egress let them on)
+	 *   egress  denied  = denied_egress
+	 *   ingress allowed = allowed
+	 *   ingress denied  = denied_ingress
+	 * so egress allowed + denied = allowed + denied_egress + denied_ingress
+	 * and ingress allowed + denied = egress allowed. Packets the policy
+	 * allowed but a full conntrack or fragment table then dropped are in
+	 * no verdict (only in meshgate_drops_total), as in the stats file.
+	 */
+	FAMILY(b, "policy_verdicts_total", MG_METRICS_COUNTER,
+	       "IP packets judged by the policy, by direction (egress is checked first, ingress "
+	       "only after egress allowed) and action; conntrack passes are counted apart.");
+	U64(b, "policy_verdicts_total", L("direction", "egress", "action", "allowed"),
+	    v->allowed + v->denied_ingress);
+	U64(b, "policy_verdicts_total", L("direction", "egress", "action", "denied"),
+	    v->denied_egress);
+	U64(b, "policy_verdicts_total", L("direction", "ingress", "action", "allowed"), v->allowed);
+	U64(b, "policy_verdicts_total", L("direction", "ingress", "action", "denied"),
+	    v->denied_ingress);
 	single(b, "meshgate_verdict_ct_tracked_total", MG_METRICS_COUNTER,
 	       "Packets passed by conntrack without a policy lookup.", v->ct_tracked);
 	single(b, "meshgate_verdict_ct_rechecked_total", MG_METRICS_COUNTER,

@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The DPDK telemetry side of lib/metrics: the /meshgate/... commands that
- * dpdk-telemetry.py lists, answered from the same snapshot and under the
- * same names as the Prometheus families (docs/metrics.md has the map).
+ * dpdk-telemetry.py lists, answered from the same snapshot and, where
+ * the one-level nesting below allows, under the Prometheus families'
+ * names (docs/metrics.md has the map). Ports and verdicts keep the
+ * counters' own names (rx_packets, allowed, denied.egress...): the
+ * Prometheus side splits them by direction and action, a split that
+ * would need a second level of nesting here.
  *
  * Each command is written once, against a four-function output interface
  * with two back ends: rte_tel_data (the telemetry socket) and jansson (the

@@ -248,8 +248,8 @@ class FakeServer:
                 return ok({"metrics": {"rx_packets": 19}})
             return ok({"text": "# HELP meshgate_rx_packets_total Packets received.\n"
                                "# TYPE meshgate_rx_packets_total counter\n"
-                               "meshgate_rx_packets_total{port=\"inside\"} 10\n"
-                               "meshgate_rx_packets_total{port=\"outside\"} 9\n"})
+                               "meshgate_port_packets_total{direction="rx",port=\"inside\"} 10\n"
+                               "meshgate_port_packets_total{direction="rx",port=\"outside\"} 9\n"})
         if cmd == "reload":
             self.mutating("reload")
             self.revision += 1

@@ -222,6 +222,35 @@ def direction_of(reason):
         reason, "none")
 
 
+# The port families: (family, counter key for rx, counter key for tx).
+PORT_FAMILIES = (("meshgate_port_packets_total", "rx_packets", "tx_packets"),
+                 ("meshgate_port_bytes_total", "rx_bytes", "tx_bytes"))
+
+
+def put_port(put, name, p):
+    """A port's series, from a dict with the stats file's per-port keys."""
+    for fam, rx, tx in PORT_FAMILIES:
+        put(fam, p.get(rx), port=name, direction="rx")
+        put(fam, p.get(tx), port=name, direction="tx")
+    put("meshgate_port_dropped_total", p.get("dropped"), port=name)
+
+
+def put_policy_verdicts(put, allowed, denied_egress, denied_ingress):
+    """meshgate_policy_verdicts_total from the three data-path counters.
+    Egress is judged first and ingress only for what egress allowed, so
+    egress allowed = allowed + denied_ingress (docs/metrics.md). A value
+    that is not an integer is passed on as it is, for put to report."""
+    def add(a, b):
+        return a + b if isinstance(a, int) and isinstance(b, int) else (
+            a if not isinstance(a, int) else b)
+
+    put("meshgate_policy_verdicts_total", add(allowed, denied_ingress), direction="egress",
+        action="allowed")
+    put("meshgate_policy_verdicts_total", denied_egress, direction="egress", action="denied")
+    put("meshgate_policy_verdicts_total", allowed, direction="ingress", action="allowed")
+    put("meshgate_policy_verdicts_total", denied_ingress, direction="ingress", action="denied")
+
+
 def stats_series(st):
     """The Prometheus series ({(name, labels): value}) a stats document
     (the --stats-file layout, or mgtest.expected_stats) stands for."""
@@ -232,12 +261,9 @@ def stats_series(st):
             out[(name, frozenset(labels.items()))] = value
 
     for port, p in st.get("ports", {}).items():
-        for k in ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes", "dropped"):
-            put("meshgate_port_%s_total" % k, p.get(k), port=port)
+        put_port(put, port, p)
     v = st.get("verdicts", {})
-    put("meshgate_verdict_allowed_total", v.get("allowed"))
-    put("meshgate_verdict_denied_total", v.get("denied_egress"), direction="egress")
-    put("meshgate_verdict_denied_total", v.get("denied_ingress"), direction="ingress")
+    put_policy_verdicts(put, v.get("allowed"), v.get("denied_egress"), v.get("denied_ingress"))
     t = st.get("totals", {})
     put("meshgate_verdict_arp_passed_total", t.get("arp"))
     put("meshgate_verdict_nd_passed_total", t.get("nd"))
@@ -368,13 +394,10 @@ def tel_to_series(cmd, d):
             if not isinstance(p, dict) or key != tel_key(p.get("name", "")):
                 errs.append("ports: entry %s: %r" % (key, p))
                 continue
-            for k in ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes", "dropped"):
-                put("meshgate_port_%s_total" % k, p.get(k), port=p["name"])
+            put_port(put, p["name"], p)
     elif cmd == "/meshgate/verdicts":
-        put("meshgate_verdict_allowed_total", d.get("allowed"))
         den = d.get("denied") if isinstance(d.get("denied"), dict) else {}
-        for direction in ("egress", "ingress"):
-            put("meshgate_verdict_denied_total", den.get(direction), direction=direction)
+        put_policy_verdicts(put, d.get("allowed"), den.get("egress"), den.get("ingress"))
         for k in ("ct_tracked", "ct_rechecked", "ct_related", "fragments_passed", "arp_passed",
                   "nd_passed", "non_ip_passed"):
             put("meshgate_verdict_%s_total" % k, d.get(k))
@@ -436,10 +459,9 @@ def mg_families(cmd):
     """The Prometheus families a telemetry command covers (for the set check)."""
     return {
         "/meshgate/info": ("meshgate_build_info", "meshgate_uptime_seconds"),
-        "/meshgate/ports": tuple("meshgate_port_%s_total" % k for k in (
-            "rx_packets", "rx_bytes", "tx_packets", "tx_bytes", "dropped")),
-        "/meshgate/verdicts": ("meshgate_verdict_allowed_total",
-                               "meshgate_verdict_denied_total") +
+        "/meshgate/ports": tuple(f[0] for f in PORT_FAMILIES) + (
+            "meshgate_port_dropped_total",),
+        "/meshgate/verdicts": ("meshgate_policy_verdicts_total",) +
         tuple("meshgate_verdict_%s_total" % k for k in (
             "ct_tracked", "ct_rechecked", "ct_related", "fragments_passed", "arp_passed",
             "nd_passed", "non_ip_passed")),
@@ -522,7 +544,8 @@ def wait_all_received(base, total, timeout, d):
                 d.proc.returncode)
         try:
             text, series = scrape(base)
-            rx = sum(family(series, "meshgate_port_rx_packets_total").values())
+            rx = sum(v for labels, v in family(series, "meshgate_port_packets_total").items()
+                     if dict(labels).get("direction") == "rx")
             last = (text, series)
             if rx == total:
                 return last, None
@@ -540,18 +563,44 @@ def check_live(series, text, case, want_stats, version, stderr):
     frames = case.inside + case.outside
 
     errs = []
-    for port in ("inside", "outside"):
-        for k in ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes", "dropped"):
-            key = ("meshgate_port_%s_total" % k, frozenset({"port": port}.items()))
-            errs += compare_series({key: want[key]}, series, "live")
-    ports = {dict(labels).get("port") for labels in family(series,
-                                                           "meshgate_port_rx_packets_total")}
-    if ports != {"inside", "outside"}:
-        errs.append("ports labelled %s, expected inside and outside" % sorted(ports))
+    port_fams = [f[0] for f in PORT_FAMILIES] + ["meshgate_port_dropped_total"]
+    p = {k: w for k, w in want.items() if k[0] in port_fams}
+    if len(p) != 2 * (2 * len(PORT_FAMILIES) + 1):
+        errs.append("expected %d port series, the derivation gave %d" % (
+            2 * (2 * len(PORT_FAMILIES) + 1), len(p)))  # guards the test itself
+    errs += compare_series(p, series, "live")
+    for fam in port_fams:
+        labels = {tuple(sorted(dict(lb))) for lb in family(series, fam)}
+        if labels != ({("direction", "port")} if fam != "meshgate_port_dropped_total"
+                      else {("port",)}):
+            errs.append("%s has label sets %s" % (fam, sorted(labels)))
+        ports = {dict(lb).get("port") for lb in family(series, fam)}
+        if ports != {"inside", "outside"}:
+            errs.append("%s: ports labelled %s, expected inside and outside" % (
+                fam, sorted(ports)))
+    for fam in ("meshgate_port_rx_packets_total", "meshgate_port_rx_bytes_total",
+                "meshgate_port_tx_packets_total", "meshgate_port_tx_bytes_total"):
+        if family(series, fam):
+            errs.append("%s is still exported" % fam)
     report("ports", errs)
 
-    v = {k: w for k, w in want.items() if k[0].startswith("meshgate_verdict_")}
+    v = {k: w for k, w in want.items()
+         if k[0].startswith("meshgate_verdict_") or k[0] == "meshgate_policy_verdicts_total"}
     errs = compare_series(v, series, "live")
+    pv = family(series, "meshgate_policy_verdicts_total")
+    if set(pv) != {frozenset({"direction": d, "action": a}.items())
+                   for d in ("egress", "ingress") for a in ("allowed", "denied")}:
+        errs.append("meshgate_policy_verdicts_total has series %s" % sorted(
+            sorted(dict(lb).items()) for lb in pv))
+    else:
+        def pval(d, a):
+            return pv[frozenset({"direction": d, "action": a}.items())]
+        # ingress only judges what egress allowed
+        if pval("ingress", "allowed") + pval("ingress", "denied") != pval("egress", "allowed"):
+            errs.append("ingress allowed + denied != egress allowed")
+    for fam in ("meshgate_verdict_allowed_total", "meshgate_verdict_denied_total"):
+        if family(series, fam):
+            errs.append("%s is still exported" % fam)
     if want_stats["verdicts"]["denied_egress"] == 0 or want_stats["verdicts"][
             "denied_ingress"] == 0 or want_stats["verdicts"]["allowed"] == 0:
         errs.append("the traffic mix lacks a verdict kind")  # guards the test itself
@@ -654,7 +703,8 @@ def check_harness(live, want_stats):
     want = stats_series(want_stats)
     if compare_series(want, live, "live"):
         errs.append("the unmodified expectations do not match, cannot check the harness")
-    key = ("meshgate_port_tx_bytes_total", frozenset({"port": "outside"}.items()))
+    key = ("meshgate_port_bytes_total",
+           frozenset({"port": "outside", "direction": "tx"}.items()))
     if not compare_series({key: want[key] + 1}, live, "x"):
         errs.append("a wrong tx byte count went unnoticed")
     if not compare_series({("meshgate_no_such_total", frozenset()): 0}, live, "x"):
@@ -675,8 +725,9 @@ def check_prom_check_tool(base, want_stats):
     rx = want_stats["ports"]["inside"]["rx_packets"]
     den = want_stats["verdicts"]["denied_egress"]
     cmd = [PY, os.path.join(mgtest.HERE, "prom_check.py"), base + "/metrics",
-           "--expect", 'meshgate_port_rx_packets_total{port="inside"}=%d' % rx,
-           "--expect", 'meshgate_verdict_denied_total{direction="egress"}=%d' % den,
+           "--expect", 'meshgate_port_packets_total{port="inside",direction="rx"}=%d' % rx,
+           "--expect",
+           'meshgate_policy_verdicts_total{direction="egress",action="denied"}=%d' % den,
            "--expect", 'meshgate_policy_revision=1']
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     fails = [line for line in p.stdout.splitlines() if line.startswith("FAIL")]
@@ -875,7 +926,7 @@ def check_telemetry(prefix, pid, live, base):
         # A parameter narrows a per-entry command to that entry's dict.
         errs = []
         ans = t.ask("/meshgate/ports,outside").get("/meshgate/ports")
-        want_rx = val(live, "meshgate_port_rx_packets_total", port="outside")
+        want_rx = val(live, "meshgate_port_packets_total", port="outside", direction="rx")
         if not isinstance(ans, dict) or ans.get("name") != "outside" or \
                 ans.get("rx_packets") != want_rx:
             errs.append("/meshgate/ports,outside answered %r (rx %r expected)" % (ans, want_rx))

@@ -165,9 +165,14 @@ meshgate_build_info{version="0.1.0"} 1
 # TYPE meshgate_drops_total counter
 meshgate_drops_total{reason="l2_truncated",direction="none"} 3
 meshgate_drops_total{reason="policy_denied_egress",direction="egress"} 0
-# HELP meshgate_port_rx_packets_total Frames received.
-# TYPE meshgate_port_rx_packets_total counter
-meshgate_port_rx_packets_total{port="a\\"b\\\\c"} 7
+# HELP meshgate_port_packets_total Frames on the port.
+# TYPE meshgate_port_packets_total counter
+meshgate_port_packets_total{port="a\\"b\\\\c",direction="rx"} 7
+meshgate_port_packets_total{port="a\\"b\\\\c",direction="tx"} 5
+# HELP meshgate_policy_verdicts_total Policy decisions.
+# TYPE meshgate_policy_verdicts_total counter
+meshgate_policy_verdicts_total{direction="egress",action="allowed"} 8
+meshgate_policy_verdicts_total{direction="egress",action="denied"} 1
 # HELP meshgate_worker_busy_ratio Busy share.
 # TYPE meshgate_worker_busy_ratio gauge
 meshgate_worker_busy_ratio{worker="0"} 0.25
@@ -200,13 +205,17 @@ def self_test():
         c = Checker()
         s = check_text(c, GOOD)
         for e in ('meshgate_drops_total{reason="l2_truncated",direction="none"}=3',
-                  'meshgate_port_rx_packets_total{port="a\\"b\\\\c"}=7',
+                  'meshgate_port_packets_total{port="a\\"b\\\\c",direction="rx"}=7',
+                  'meshgate_port_packets_total{direction="tx",port="a\\"b\\\\c"}=5',
+                  'meshgate_policy_verdicts_total{direction="egress",action="allowed"}=8',
                   'meshgate_worker_busy_ratio{worker="0"}=0.25',
                   'meshgate_build_info{version="0.1.0"}=1'):
             check_expect(c, s, e)
         results = [("good text passes", c.failed == 0 and c.passed > 0)]
         for e in ('meshgate_drops_total{reason="l2_truncated",direction="none"}=4',
                   'meshgate_drops_total{reason="l2_truncated"}=3',
+                  'meshgate_policy_verdicts_total{direction="egress",action="denied"}=8',
+                  'meshgate_port_packets_total{port="a\\"b\\\\c"}=7',
                   'meshgate_nope=1', 'garbage'):
             c = Checker()
             check_expect(c, s, e)

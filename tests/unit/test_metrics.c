@@ -164,36 +164,35 @@ static const char expected_head[] =
         "# HELP meshgate_uptime_seconds Seconds since the daemon started.\n"
         "# TYPE meshgate_uptime_seconds gauge\n"
         "meshgate_uptime_seconds 42\n"
-        "# HELP meshgate_port_rx_packets_total Frames received on the port.\n"
-        "# TYPE meshgate_port_rx_packets_total counter\n"
-        "meshgate_port_rx_packets_total{port=\"inside\"} 10\n"
-        "meshgate_port_rx_packets_total{port=\"out-side\"} 5\n"
-        "# HELP meshgate_port_rx_bytes_total Bytes received on the port.\n"
-        "# TYPE meshgate_port_rx_bytes_total counter\n"
-        "meshgate_port_rx_bytes_total{port=\"inside\"} 740\n"
-        "meshgate_port_rx_bytes_total{port=\"out-side\"} 300\n"
-        "# HELP meshgate_port_tx_packets_total Frames sent on the port.\n"
-        "# TYPE meshgate_port_tx_packets_total counter\n"
-        "meshgate_port_tx_packets_total{port=\"inside\"} 8\n"
-        "meshgate_port_tx_packets_total{port=\"out-side\"} 9\n"
-        "# HELP meshgate_port_tx_bytes_total Bytes sent on the port.\n"
-        "# TYPE meshgate_port_tx_bytes_total counter\n"
-        "meshgate_port_tx_bytes_total{port=\"inside\"} 592\n"
-        "meshgate_port_tx_bytes_total{port=\"out-side\"} 700\n"
+        "# HELP meshgate_port_packets_total Frames on the port, by direction: rx received, "
+        "tx sent.\n"
+        "# TYPE meshgate_port_packets_total counter\n"
+        "meshgate_port_packets_total{port=\"inside\",direction=\"rx\"} 10\n"
+        "meshgate_port_packets_total{port=\"out-side\",direction=\"rx\"} 5\n"
+        "meshgate_port_packets_total{port=\"inside\",direction=\"tx\"} 8\n"
+        "meshgate_port_packets_total{port=\"out-side\",direction=\"tx\"} 9\n"
+        "# HELP meshgate_port_bytes_total Bytes on the port, by direction: rx received, "
+        "tx sent.\n"
+        "# TYPE meshgate_port_bytes_total counter\n"
+        "meshgate_port_bytes_total{port=\"inside\",direction=\"rx\"} 740\n"
+        "meshgate_port_bytes_total{port=\"out-side\",direction=\"rx\"} 300\n"
+        "meshgate_port_bytes_total{port=\"inside\",direction=\"tx\"} 592\n"
+        "meshgate_port_bytes_total{port=\"out-side\",direction=\"tx\"} 700\n"
         "# HELP meshgate_port_dropped_total Frames received on the port and not forwarded, "
         "for any reason.\n"
         "# TYPE meshgate_port_dropped_total counter\n"
         "meshgate_port_dropped_total{port=\"inside\"} 2\n"
         "meshgate_port_dropped_total{port=\"out-side\"} 0\n"
-        "# HELP meshgate_verdict_allowed_total IP packets the policy allowed (conntrack passes "
-        "are counted apart).\n"
-        "# TYPE meshgate_verdict_allowed_total counter\n"
-        "meshgate_verdict_allowed_total 6\n"
-        "# HELP meshgate_verdict_denied_total IP packets the policy denied, by the direction "
-        "whose policy denied them.\n"
-        "# TYPE meshgate_verdict_denied_total counter\n"
-        "meshgate_verdict_denied_total{direction=\"egress\"} 1\n"
-        "meshgate_verdict_denied_total{direction=\"ingress\"} 2\n";
+        /* allowed 6, denied_egress 1, denied_ingress 2: egress allowed
+         * what ingress then judged (6 + 2) */
+        "# HELP meshgate_policy_verdicts_total IP packets judged by the policy, by direction "
+        "(egress is checked first, ingress only after egress allowed) and action; conntrack "
+        "passes are counted apart.\n"
+        "# TYPE meshgate_policy_verdicts_total counter\n"
+        "meshgate_policy_verdicts_total{direction=\"egress\",action=\"allowed\"} 8\n"
+        "meshgate_policy_verdicts_total{direction=\"egress\",action=\"denied\"} 1\n"
+        "meshgate_policy_verdicts_total{direction=\"ingress\",action=\"allowed\"} 6\n"
+        "meshgate_policy_verdicts_total{direction=\"ingress\",action=\"denied\"} 2\n";
 
 static void
 test_render_exact(void)
@@ -322,8 +321,8 @@ test_render_structure(void)
 		}
 	}
 	/* 30 drop reasons, 2 ports, 1 kvstore cluster, 2 workers, 2 identity clusters. */
-	CU_ASSERT_EQUAL(families, 44);
-	CU_ASSERT_EQUAL(samples, 59 + MG_DROP__MAX - 1);
+	CU_ASSERT_EQUAL(families, 41);
+	CU_ASSERT_EQUAL(samples, 60 + MG_DROP__MAX - 1);
 	free(t);
 	free(s);
 }
@@ -367,6 +366,43 @@ test_render_every_drop(void)
 	free(s);
 }
 
+/*
+ * meshgate_policy_verdicts_total from the data path's three counters:
+ * ingress is judged only for what egress allowed, so egress's allowed
+ * count holds ingress's denials too, and each direction adds up.
+ */
+static void
+test_render_policy_verdicts(void)
+{
+	struct mg_metrics_snapshot *s = calloc(1, sizeof(*s));
+	struct mg_dp_counters c;
+	char *t;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	memset(&c, 0, sizeof(c));
+	c.allowed = 100;
+	c.denied_egress = 7;
+	c.denied_ingress = 30;
+	mg_metrics_snapshot_set_counters(s, &c, 0);
+	t = render(s);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+	CU_ASSERT_TRUE(has_line(
+	        t, "meshgate_policy_verdicts_total{direction=\"egress\",action=\"allowed\"} 130"));
+	CU_ASSERT_TRUE(has_line(
+	        t, "meshgate_policy_verdicts_total{direction=\"egress\",action=\"denied\"} 7"));
+	CU_ASSERT_TRUE(has_line(
+	        t, "meshgate_policy_verdicts_total{direction=\"ingress\",action=\"allowed\"} 100"));
+	CU_ASSERT_TRUE(has_line(
+	        t, "meshgate_policy_verdicts_total{direction=\"ingress\",action=\"denied\"} 30"));
+	/* The old names are gone, not kept as aliases. */
+	CU_ASSERT_PTR_NULL(strstr(t, "meshgate_verdict_allowed_total"));
+	CU_ASSERT_PTR_NULL(strstr(t, "meshgate_verdict_denied_total"));
+	CU_ASSERT_PTR_NULL(strstr(t, "_rx_packets_total"));
+	CU_ASSERT_PTR_NULL(strstr(t, "_tx_bytes_total"));
+	free(t);
+	free(s);
+}
+
 static void
 test_render_escapes_names(void)
 {
@@ -379,7 +415,8 @@ test_render_escapes_names(void)
 	s->ports[0].rx_packets = 3;
 	t = render(s);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
-	CU_ASSERT_TRUE(has_line(t, "meshgate_port_rx_packets_total{port=\"a\\\"b\\\\c\\nd\"} 3"));
+	CU_ASSERT_TRUE(has_line(t, "meshgate_port_packets_total{port=\"a\\\"b\\\\c\\nd\","
+	                           "direction=\"rx\"} 3"));
 	free(t);
 	/* Counts beyond the arrays are clamped, never read past them. */
 	s->n_ports = 1000;
@@ -787,7 +824,9 @@ test_http_prom_check(void)
 	snprintf(cmd, sizeof(cmd),
 	         "/usr/bin/python3 %s/tests/integration/prom_check.py http://127.0.0.1:%u/metrics "
 	         "--expect 'meshgate_drops_total{reason=\"tx_queue_full\",direction=\"none\"}=%u' "
-	         "--expect 'meshgate_port_tx_bytes_total{port=\"out-side\"}=700' "
+	         "--expect 'meshgate_port_bytes_total{port=\"out-side\",direction=\"tx\"}=700' "
+	         "--expect "
+	         "'meshgate_policy_verdicts_total{direction=\"egress\",action=\"allowed\"}=8' "
 	         "--expect 'meshgate_kvstore_lag_seconds{cluster=\"cluster-1\"}=1.5' "
 	         "--expect 'meshgate_build_info{version=\"0.1.0\"}=1' >/dev/null 2>&1",
 	         MG_SOURCE_ROOT, mg_metrics_http_port(h), 100 + MG_DROP_TX_FULL);
@@ -1213,6 +1252,7 @@ static CU_TestInfo tests[] = {
         {"render_exact", test_render_exact},
         {"render_structure", test_render_structure},
         {"render_every_drop", test_render_every_drop},
+        {"render_policy_verdicts", test_render_policy_verdicts},
         {"render_escapes_names", test_render_escapes_names},
         {"snapshot_helpers", test_snapshot_helpers},
         {"http_get", test_http_get},
