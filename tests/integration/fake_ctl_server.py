@@ -246,10 +246,10 @@ class FakeServer:
         if cmd == "metrics":
             if args.get("format") == "json":
                 return ok({"metrics": {"rx_packets": 19}})
-            return ok({"text": "# HELP meshgate_rx_packets_total Packets received.\n"
-                               "# TYPE meshgate_rx_packets_total counter\n"
-                               "meshgate_port_packets_total{direction="rx",port=\"inside\"} 10\n"
-                               "meshgate_port_packets_total{direction="rx",port=\"outside\"} 9\n"})
+            return ok({"text": "# HELP meshgate_port_packets_total Packets by port.\n"
+                               "# TYPE meshgate_port_packets_total counter\n"
+                               "meshgate_port_packets_total{direction=\"rx\",port=\"inside\"} 10\n"
+                               "meshgate_port_packets_total{direction=\"rx\",port=\"outside\"} 9\n"})
         if cmd == "reload":
             self.mutating("reload")
             self.revision += 1
