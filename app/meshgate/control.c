@@ -22,6 +22,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef MG_HAVE_JEMALLOC
+#include <jemalloc/jemalloc.h>
+#endif
 
 #include "daemon.h"
 #include "mg_ctl.h"
@@ -231,6 +234,30 @@ kv_summary_json(const struct daemon *d)
 	                 "connected", connected);
 }
 
+/* Memory of the big tables, and the control-plane allocator's figures. */
+static json_t *
+memory_json(const struct daemon *d)
+{
+	json_t *m = json_pack("{s:I, s:I, s:I}", "ipcache_bytes",
+	                      (json_int_t)mg_ipcache_memory(d->st.ipc), "policy_bytes",
+	                      (json_int_t)mg_policy_memory(mg_datapath_policy(d->dp)),
+	                      "conntrack_bytes", (json_int_t)mg_datapath_ct_memory(d->dp));
+#ifdef MG_HAVE_JEMALLOC
+	uint64_t epoch = 1;
+	size_t allocated = 0, resident = 0, sz = sizeof(size_t);
+
+	/* jemalloc's statistics are refreshed by writing its epoch */
+	if (m != NULL && mallctl("epoch", NULL, NULL, &epoch, sizeof(epoch)) == 0 &&
+	    mallctl("stats.allocated", &allocated, &sz, NULL, 0) == 0 &&
+	    mallctl("stats.resident", &resident, &sz, NULL, 0) == 0) {
+		json_object_set_new(m, "allocator", json_string("jemalloc"));
+		json_object_set_new(m, "allocated_bytes", json_integer((json_int_t)allocated));
+		json_object_set_new(m, "resident_bytes", json_integer((json_int_t)resident));
+	}
+#endif
+	return m;
+}
+
 static int
 cmd_status(void *arg, struct mg_ctl_conn *conn, const json_t *args, json_t **result,
            struct mg_error *err)
@@ -262,6 +289,8 @@ cmd_status(void *arg, struct mg_ctl_conn *conn, const json_t *args, json_t **res
 	        (json_int_t)mg_identity_table_count(d->st.ids), "conntrack", "entries",
 	        (json_int_t)ct.entries, "created", (json_int_t)ct.created, "expired",
 	        (json_int_t)ct.expired, "kvstore", kv_summary_json(d), "ready", true);
+	if (*result != NULL)
+		json_object_set_new(*result, "memory", memory_json(d));
 	return *result != NULL ? 0 : -ENOMEM;
 }
 

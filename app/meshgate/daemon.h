@@ -41,6 +41,9 @@ struct state {
 	struct mg_identity_table *ids;
 	struct mg_policy_set *set;
 	struct mg_ipcache *ipc;
+	/* static entries only (no readers): what shows again when the synced
+	 * entry of the same prefix goes (the sync client's base layer) */
+	struct mg_ipcache *base;
 	struct mg_policy *policy; /* NULL once handed to the data path */
 	/* CIDR identities: kept across reloads so a prefix keeps its number */
 	struct mg_cidr_ids *cidr;

@@ -80,6 +80,7 @@ state_free(struct state *st)
 {
 	mg_policy_free(st->policy);
 	mg_ipcache_free(st->ipc);
+	mg_ipcache_free(st->base);
 	mg_policy_set_free(st->set);
 	mg_identity_table_free(st->ids);
 	mg_config_free(st->cfg);
@@ -92,6 +93,36 @@ log_warning(const struct mg_policy_problem *p, void *arg)
 {
 	(void)arg;
 	MG_WARN("%s:%u:%u: %s", p->file, p->line, p->col, p->msg);
+}
+
+static int
+copy_entry(const struct mg_ipcache_entry *e, void *arg)
+{
+	return mg_ipcache_put(arg, e);
+}
+
+/*
+ * The Redis sync's base layer: what the daemon itself has for exactly
+ * @p prefix once no cluster holds it any more. A static entry (config
+ * file, endpoint manifests) first, then the CIDR identity the policies
+ * gave the prefix. 1 with @p out filled, or 0.
+ */
+static int
+kv_base(void *arg, const struct mg_ipcache_entry *prefix, struct mg_ipcache_entry *out)
+{
+	const struct state *st = arg;
+	uint32_t id;
+
+	if (st->base != NULL &&
+	    mg_ipcache_get(st->base, prefix->family, prefix->addr, prefix->plen, out) == 0)
+		return 1;
+	id = mg_cidr_ids_lookup(st->cidr, prefix->family, prefix->addr, prefix->plen);
+	if (id == 0)
+		return 0;
+	*out = *prefix;
+	out->identity = id;
+	out->cluster_id = 0;
+	return 1;
 }
 
 /*
@@ -124,7 +155,9 @@ state_load(struct state *st, struct rte_rcu_qsbr *qsbr, struct mg_kv_sync *kv,
 	st->ids = mg_identity_table_create(st->cfg->cluster_mode);
 	st->set = mg_policy_set_create();
 	st->ipc = mg_ipcache_create(&ip);
-	if (st->ids == NULL || st->set == NULL || st->ipc == NULL) {
+	ip.qsbr = NULL; /* the base copy has no readers but the control thread */
+	st->base = mg_ipcache_create(&ip);
+	if (st->ids == NULL || st->set == NULL || st->ipc == NULL || st->base == NULL) {
 		MG_ERR("out of memory");
 		mg_error_set(errp, NULL, 0, 0, "out of memory");
 		return -ENOMEM;
@@ -140,6 +173,12 @@ state_load(struct state *st, struct rte_rcu_qsbr *qsbr, struct mg_kv_sync *kv,
 	/* Allow rules a layer-4 gateway cannot enforce are skipped: say which. */
 	mg_policy_set_warnings(st->set, log_warning, NULL);
 	rc = mg_ipcache_commit(st->ipc);
+	/* The static entries, kept apart: a synced entry hides one of the same
+	 * prefix while it exists, and it comes back when the synced one goes. */
+	if (rc >= 0)
+		rc = mg_ipcache_walk(st->ipc, copy_entry, st->base);
+	if (rc >= 0)
+		rc = mg_ipcache_commit(st->base);
 	if (rc < 0) {
 		MG_ERR("ipcache: %s", strerror(-rc));
 		mg_error_set(errp, NULL, 0, 0, "ipcache: %s", strerror(-rc));
@@ -564,6 +603,9 @@ kv_start(struct state *st, struct mg_kv_sync **out)
 	p.password = password;
 	p.n_clusters = cfg->n_kv_clusters;
 	p.clusters = cl;
+	/* st is the daemon's state, swapped in place by reloads: always current */
+	p.base = kv_base;
+	p.base_arg = st;
 	/* The poll is the control thread's wait between serving the control
 	 * socket: a short block keeps commands answered within ~10 ms. */
 	p.block_ms = cfg->kv_block_ms < 10 ? cfg->kv_block_ms : 10;

@@ -294,4 +294,13 @@ int mg_cidr_ids_sync(struct mg_cidr_ids *c, const struct mg_policy_set *s,
 /** Number of CIDR identities held. */
 size_t mg_cidr_ids_count(const struct mg_cidr_ids *c);
 
+/**
+ * The CIDR identity held for exactly the prefix @p addr/@p plen of
+ * @p family (AF_INET / AF_INET6), whether or not its ipcache entry is in
+ * place (another source may hold the prefix); 0 when the policies name no
+ * such prefix.
+ */
+uint32_t mg_cidr_ids_lookup(const struct mg_cidr_ids *c, uint8_t family, const uint8_t *addr,
+                            uint8_t plen);
+
 #endif /* MG_POLICY_H */

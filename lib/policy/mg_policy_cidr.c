@@ -336,3 +336,19 @@ oom:
 	mg_error_set(err, NULL, 0, 0, "cidr identities: out of memory");
 	return mg_errno_set(ENOMEM);
 }
+
+uint32_t
+mg_cidr_ids_lookup(const struct mg_cidr_ids *c, uint8_t family, const uint8_t *addr, uint8_t plen)
+{
+	struct pol_prefix raw = {.family = family, .plen = family == AF_INET ? 32 : 128}, pf;
+	const struct cidr_ent *e;
+
+	if (c == NULL || (family != AF_INET && family != AF_INET6) ||
+	    plen > (family == AF_INET ? 32 : 128))
+		return 0;
+	memcpy(raw.addr, addr, family == AF_INET ? 4 : 16);
+	/* host bits cleared, as the held prefixes have them */
+	pol_prefix_truncate(&raw, plen, &pf);
+	e = find_ent(c, &pf);
+	return e != NULL ? e->id : 0;
+}

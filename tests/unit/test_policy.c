@@ -1772,6 +1772,18 @@ test_cidr_rules(void)
 	c24 = prefix_id(&f, "10.1.0.0/16");
 	CU_ASSERT(c8 && c32 && cset && cexc && c16);
 	CU_ASSERT_EQUAL(c24, 0);
+	/* the lookup the daemon's Redis base layer uses: exact prefixes only */
+	{
+		struct mg_ipcache_entry q;
+
+		CU_ASSERT_EQUAL(mg_ipcache_parse_prefix("10.0.0.0/8", &q), 0);
+		CU_ASSERT_EQUAL(mg_cidr_ids_lookup(f.cid, q.family, q.addr, 8), c8);
+		CU_ASSERT_EQUAL(mg_ipcache_parse_prefix("172.16.9.9", &q), 0);
+		CU_ASSERT_EQUAL(mg_cidr_ids_lookup(f.cid, q.family, q.addr, 12), c16);
+		CU_ASSERT_EQUAL(mg_cidr_ids_lookup(f.cid, q.family, q.addr, 16), 0);
+		CU_ASSERT_EQUAL(mg_cidr_ids_lookup(f.cid, q.family, q.addr, 200), 0);
+		CU_ASSERT_EQUAL(mg_cidr_ids_lookup(NULL, q.family, q.addr, 12), 0);
+	}
 	CU_ASSERT_EQUAL(c8 & MG_ID_LOCAL_SCOPE, MG_ID_LOCAL_SCOPE);
 	/* longest prefix match sends an address to the most specific prefix */
 	CU_ASSERT_EQUAL(addr_id(&f, "10.9.9.9"), c8);
