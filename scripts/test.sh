@@ -7,9 +7,13 @@
 # It installs what is missing (scripts/setup.sh), builds two variants
 # (build/: warnings as errors, debugoptimized; build-san/: address and
 # undefined sanitizers), checks the formatting, then runs every unit test
-# program and fuzz-corpus replay that meson knows, the pcap integration tests
-# against both daemons, and the network-namespace end-to-end tests against
-# the normal one.
+# program and fuzz-corpus replay that meson knows; the integration tests
+# (the daemon on pcap ports, its /metrics and DPDK telemetry, meshgatectl
+# offline and against a scripted server, Redis import and sync against
+# redis-servers the tests start, the policy conformance suite); and the
+# network-namespace end-to-end tests (real TCP/ICMP through the daemon
+# with static and with Redis-only identities, every online command
+# against the live daemon, reloads under continuous traffic).
 #
 # Every test program prints "PASS: name", "FAIL: name: reason" or
 # "SKIP: name: reason" lines; this script counts them (names from the
@@ -214,6 +218,15 @@ if want integration; then
 		bash tests/integration/kvsync_test.sh "$BUILD_SAN/tests/kvsync_test"
 	run_prog integration/kvd "" "$TIMEOUT" "$PY" tests/integration/kvd_test.py \
 		--meshgate "$BUILD/app/meshgate/meshgate" --meshgatectl "$BUILD/app/meshgatectl/meshgatectl"
+	# /metrics and DPDK telemetry against the packets sent
+	run_prog integration/metrics "" "$TIMEOUT" "$PY" tests/integration/metrics_test.py \
+		--meshgate "$BUILD/app/meshgate/meshgate" --meshgatectl "$BUILD/app/meshgatectl/meshgatectl"
+	run_prog integration/metrics "san:" "$TIMEOUT" env "${SAN_ENV[@]}" \
+		"$PY" tests/integration/metrics_test.py --meshgate "$BUILD_SAN/app/meshgate/meshgate" \
+		--meshgatectl "$BUILD_SAN/app/meshgatectl/meshgatectl" --tag san
+	# meshgatectl's online commands against a scripted server (exit codes, output)
+	run_prog integration/ctl-fake "" "$TIMEOUT" "$PY" tests/integration/fake_ctl_server.py \
+		--meshgatectl "$BUILD/app/meshgatectl/meshgatectl"
 	run_prog conformance "" "$TIMEOUT" \
 		"$PY" tests/conformance/run.py --meshgatectl "$BUILD/app/meshgatectl/meshgatectl"
 fi
@@ -223,6 +236,16 @@ if want e2e; then
 	# the same with two workers and two queue pairs per port
 	run_prog e2e/netns-2w "" "$TIMEOUT" env MG_E2E_WORKERS=2 \
 		bash tests/e2e/netns_test.sh "$BUILD/app/meshgate/meshgate"
+	# identities and endpoints only in Redis (kv import), live changes too
+	run_prog e2e/netns-redis "" "$TIMEOUT" env MG_E2E_SOURCE=redis \
+		bash tests/e2e/netns_test.sh "$BUILD/app/meshgate/meshgate" \
+		"$BUILD/app/meshgatectl/meshgatectl"
+	# every meshgatectl online command against the live daemon, permissions, raw protocol
+	run_prog e2e/ctl "" "$TIMEOUT" bash tests/e2e/ctl_e2e.sh "$BUILD/app/meshgate/meshgate" \
+		"$BUILD/app/meshgatectl/meshgatectl"
+	# reloads under continuous traffic: nothing lost, nothing wrongly passed
+	run_prog e2e/reload "" "$TIMEOUT" bash tests/e2e/reload_test.sh "$BUILD/app/meshgate/meshgate" \
+		"$BUILD/app/meshgatectl/meshgatectl"
 fi
 
 if [ "$failed" -eq 0 ]; then

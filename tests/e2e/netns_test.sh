@@ -13,11 +13,23 @@
 # the open connection's next packet from the client (its replies still
 # pass). They edit the copy in a scratch folder, never the repository.
 #
-# Usage: netns_test.sh [MESHGATE_BINARY]   (root; default build/app/meshgate/meshgate)
+# Usage: netns_test.sh [MESHGATE_BINARY [MESHGATECTL_BINARY]]
+#   (root; default build/app/meshgate/meshgate, and meshgatectl beside it:
+#   MESHGATE_BINARY's ../meshgatectl/meshgatectl)
 # MG_E2E_WORKERS=2 runs the same checks with two forwarding lcores and two
 # queue pairs per port (the kernel's symmetric flow hash spreads the flows,
 # and both directions of each flow must meet the same worker's conntrack
 # table); its check names start with "e2e-2w/".
+# MG_E2E_SOURCE=redis runs the same checks with the identities and
+# endpoints ONLY in Redis: the test starts its own redis-server (a unix
+# socket in the scratch folder, no persistence, stopped on exit), imports
+# the demo's CiliumIdentity and CiliumEndpoint manifests with `meshgatectl
+# kv import`, and the daemon's config has a kvstore section instead of
+# identities/ipcache files. More checks then change Redis while traffic
+# runs (kv put-ip, del-ip, del-identity, put-identity) and wait, bounded,
+# until new connections follow; the SIGHUP checks also show that synced
+# entries survive a reload. Its check names start with "e2e-redis/"
+# ("e2e-redis-2w/" with two workers). Without redis-server: all SKIP.
 # Prints PASS/FAIL/SKIP lines "e2e/<check>"; exits 1 if a check failed. If
 # this machine cannot create namespaces, every check is a SKIP and it
 # exits 0. Namespaces, links and processes are removed on exit, whatever
@@ -44,6 +56,11 @@ CHECKS=(daemon_ready daemon_workers tcp4_allowed tcp4_denied_with_listener tcp4_
 	reload_done reload_replies_still_pass reload_client_packet_dropped
 	daemon_clean_exit stats_allowed stats_denied_ingress stats_denied_egress stats_arp_nd
 	stats_no_malformed stats_conntrack stats_reloads)
+# Only with MG_E2E_SOURCE=redis.
+KV_CHECKS=(kv_redis_up kv_import kv_synced_log
+	kv_put_ip_denies kv_put_ip_other_family_untouched kv_put_ip_back_allows kv_put_ip_restored_exact
+	kv_del_ip_denies kv_del_ip_back_allows kv_del_identity_denies kv_put_identity_allows
+	stats_kvstore)
 
 WORKERS=${MG_E2E_WORKERS:-1}
 case $WORKERS in
@@ -60,6 +77,19 @@ case $WORKERS in
 	exit 1
 	;;
 esac
+SOURCE=${MG_E2E_SOURCE:-files}
+case $SOURCE in
+files) ;;
+redis)
+	T=${T/e2e/e2e-redis}
+	CHECKS+=("${KV_CHECKS[@]}")
+	MESHGATECTL=${2:-${MESHGATECTL:-$(dirname "$MESHGATE")/../meshgatectl/meshgatectl}}
+	;;
+*)
+	echo "FAIL: e2e: MG_E2E_SOURCE must be files or redis"
+	exit 1
+	;;
+esac
 
 failed=0
 pass() { echo "PASS: $T/$1"; }
@@ -72,12 +102,20 @@ expect() {
 	if [ "$2" = "$3" ]; then pass "$1"; else fail "$1" "expected $2, got $3"; fi
 }
 
+if [ "$SOURCE" = redis ] && ! command -v redis-server >/dev/null 2>&1; then
+	for c in "${CHECKS[@]}"; do echo "SKIP: $T/$c: redis-server is not installed"; done
+	exit 0
+fi
 if ! reason=$(mg_can_netns); then
 	for c in "${CHECKS[@]}"; do echo "SKIP: $T/$c: $reason"; done
 	exit 0
 fi
 if [ ! -x "$MESHGATE" ]; then
 	fail daemon_ready "no daemon at $MESHGATE (build it first)"
+	exit 1
+fi
+if [ "$SOURCE" = redis ] && [ ! -x "$MESHGATECTL" ]; then
+	fail kv_import "no meshgatectl at $MESHGATECTL (build it first)"
 	exit 1
 fi
 
@@ -87,8 +125,13 @@ MG_IF_IN="mgt$$i"
 MG_IF_OUT="mgt$$o"
 MG_WORK=$(mktemp -d /tmp/meshgate-e2e.XXXXXX)
 PREFIX="mgt$$e"
+REDIS_PID=""
 on_exit() {
 	mg_cleanup
+	if [ -n "$REDIS_PID" ]; then
+		kill "$REDIS_PID" 2>/dev/null
+		wait "$REDIS_PID" 2>/dev/null
+	fi
 	rm -rf "/var/run/dpdk/$PREFIX"
 	rm -rf "$MG_WORK"
 }
@@ -105,6 +148,64 @@ CONF_DIR=$MG_WORK/conf
 mkdir -p "$CONF_DIR/policies"
 cp "$DEMO/identities.yaml" "$DEMO/endpoints.yaml" "$CONF_DIR/"
 cp "$DEMO"/policies/*.yaml "$CONF_DIR/policies/"
+
+if [ "$SOURCE" = redis ]; then
+	# A private redis-server: only a unix socket in the scratch folder (no
+	# TCP port, so concurrent runs cannot meet), no persistence.
+	REDIS_SOCK=$MG_WORK/redis.sock
+	REDIS_URL=unix://$REDIS_SOCK
+	mkdir -p "$MG_WORK/redis"
+	redis-server --port 0 --unixsocket "$REDIS_SOCK" --unixsocketperm 700 \
+		--dir "$MG_WORK/redis" --save '' --appendonly no --daemonize no \
+		--logfile "$MG_WORK/redis/redis.log" </dev/null >/dev/null 2>&1 &
+	REDIS_PID=$!
+	up=0
+	for ((i = 0; i < 100; i++)); do
+		if [ "$(redis-cli -s "$REDIS_SOCK" ping 2>/dev/null)" = PONG ]; then
+			up=1
+			break
+		fi
+		kill -0 "$REDIS_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	if [ $up = 1 ]; then
+		pass kv_redis_up
+	else
+		fail kv_redis_up "redis-server did not answer on $REDIS_SOCK within 10 s"
+		tail -n 20 "$MG_WORK/redis/redis.log" 2>/dev/null | sed 's/^/  | /'
+		exit 1
+	fi
+	# The same manifests the static run loads, as cluster-a (id 1).
+	# rcli ARGS...: redis-cli on the private server.
+	rcli() { redis-cli -s "$REDIS_SOCK" --raw "$@"; }
+	# kvctl SUBCOMMAND ARGS...: meshgatectl kv on the private server.
+	kvctl() {
+		local sub=$1
+		shift
+		"$MESHGATECTL" kv "$sub" --redis "$REDIS_URL" --cluster cluster-a \
+			--functions "$ROOT/conf/redis/meshgate.lua" "$@" </dev/null
+	}
+	if out=$(kvctl import --cluster-id 1 "$CONF_DIR/identities.yaml" \
+		"$CONF_DIR/endpoints.yaml" 2>&1) &&
+		[[ $out == *"4 identities (4 written, 0 unchanged), 10 ips (10 written, 0 unchanged)"* ]]; then
+		pass kv_import
+	else
+		fail kv_import "meshgatectl kv import: $out"
+		exit 1
+	fi
+	# Redis is now the only source: the daemon must not see the files.
+	rm "$CONF_DIR/identities.yaml" "$CONF_DIR/endpoints.yaml"
+	STATE_CONF="kvstore:
+  redis: \"$REDIS_URL\"
+  clusters: [cluster-a]
+  sync_timeout: 5
+  block_ms: 5"
+else
+	STATE_CONF="identities:
+  files: [\"$CONF_DIR/identities.yaml\"]
+ipcache:
+  files: [\"$CONF_DIR/endpoints.yaml\"]"
+fi
 
 cat >"$CONF_DIR/meshgate.yaml" <<CONF
 version: 1
@@ -124,10 +225,11 @@ policy:
   default_local_cluster: true
   sources:
     - {cluster: cluster-a, path: "$CONF_DIR/policies/"}
-identities:
-  files: ["$CONF_DIR/identities.yaml"]
-ipcache:
-  files: ["$CONF_DIR/endpoints.yaml"]
+control:
+  socket: "$MG_WORK/meshgate.sock"
+metrics:
+  listen: 127.0.0.1:0
+$STATE_CONF
 CONF
 
 if ! mg_daemon_start "$MESHGATE" "$CONF_DIR/meshgate.yaml"; then
@@ -140,6 +242,15 @@ if grep -q "ready: 2 ports, $WORKERS forwarding lcore" "$MG_WORK/meshgate.err"; 
 	pass daemon_workers
 else
 	fail daemon_workers "the daemon does not say it forwards on $WORKERS lcore(s)"
+fi
+if [ "$SOURCE" = redis ]; then
+	# 4 identities and 10 host routes, all from Redis, before any port started.
+	if grep -q "kvstore: cluster cluster-a (id 1, local) synced: 14 entries" "$MG_WORK/meshgate.err"; then
+		pass kv_synced_log
+	else
+		fail kv_synced_log "no 'cluster cluster-a (id 1, local) synced: 14 entries' line"
+		sed 's/^/  | /' "$MG_WORK/meshgate.err" | tail -n 10
+	fi
 fi
 
 F=$MG_NS_FRONT
@@ -164,8 +275,9 @@ peer() {
 	MG_BG_PIDS+=("$peer_pid")
 }
 
-# connect_word NAME CLIENT_NS SERVER_NS ADDR PORT SOURCE: a listener in
-# SERVER_NS, a connection attempt from SOURCE in CLIENT_NS (5 s to come up).
+# connect_word NAME CLIENT_NS SERVER_NS ADDR PORT SOURCE [SECS]: a listener
+# in SERVER_NS, a connection attempt from SOURCE in CLIENT_NS (SECS, default
+# 5, to come up).
 # Prints the client's word: connected, timeout (dropped), refused, ...
 connect_word() {
 	local name=$1 cns=$2 sns=$3 addr=$4 port=$5 src=$6
@@ -177,7 +289,7 @@ connect_word() {
 		return
 	fi
 	word=$(ip netns exec "$cns" "$PY" "$PEER" connect "$addr" "$port" --bind "$src" \
-		--timeout 5 </dev/null)
+		--timeout "${7:-5}" </dev/null)
 	word=${word%%$'\n'*}
 	kill "$spid" 2>/dev/null
 	wait "$spid" 2>/dev/null
@@ -204,6 +316,98 @@ expect tcp4_backend_to_database_allowed exchanged \
 # No fragments here: net_af_packet joins a fanout group with the kernel's
 # defragmentation flag, so the gateway would see whole datagrams larger
 # than its frames. The pcap tests cover fragments.
+
+# ---- live changes in Redis (MG_E2E_SOURCE=redis)
+
+# poll_word NAME WANT ADDR SOURCE: new connections frontend -> backend:8080
+# from SOURCE, each given 1 s to come up, until one ends as WANT
+# (connected or timeout); at most KV_WAIT seconds. The change travels
+# Redis's log, the daemon's 10 ms poll and an ipcache commit or policy
+# update: milliseconds, so the first or second attempt normally shows it.
+# Prints the last word (and how many attempts) so a failure says what it saw.
+KV_WAIT=${MG_E2E_KV_WAIT:-20}
+poll_word() {
+	local name=$1 want=$2 addr=$3 src=$4 word n=0 end=$((SECONDS + KV_WAIT))
+	while :; do
+		n=$((n + 1))
+		word=$(connect_word "$name" "$F" "$B" "$addr" 8080 "$src" 1)
+		if [ "$word" = "$want" ] || [ $SECONDS -ge $end ]; then
+			break
+		fi
+		sleep 0.1
+	done
+	echo "$word after $n attempt(s)"
+}
+# kv_quiet: wait (at most 5 s) until no TCP connection in the namespaces is
+# half-closed. A change that denies the frontend must not meet the last
+# ACK of the connection the previous check closed: that ACK would be
+# dropped by the new verdict, the server's FIN retransmitted into a flow
+# the gateway no longer tracks (ct_tcp_not_syn), and stats_no_malformed
+# would count a drop the test itself caused.
+kv_quiet() {
+	local i ns busy
+	for ((i = 0; i < 50; i++)); do
+		busy=0
+		for ns in "$F" "$B"; do
+			if ip netns exec "$ns" ss -Htan state syn-sent state syn-recv state fin-wait-1 \
+				state fin-wait-2 state close-wait state last-ack state closing |
+				grep -q .; then
+				busy=1
+			fi
+		done
+		[ $busy = 0 ] && return 0
+		sleep 0.1
+	done
+	echo "  (connections still closing after 5 s)"
+}
+# kv_step NAME WANT ADDR SOURCE CMD...: run a meshgatectl kv command, then
+# poll until new connections end as WANT.
+kv_step() {
+	local name=$1 want=$2 addr=$3 src=$4 out got
+	shift 4
+	kv_quiet
+	if ! out=$(kvctl "$@" 2>&1); then
+		fail "$name" "meshgatectl kv $*: $out"
+		return
+	fi
+	got=$(poll_word "$name" "$want" "$addr" "$src")
+	if [ "${got%% *}" = "$want" ]; then
+		pass "$name"
+		echo "  $name: $got (kv $1: $out)"
+	else
+		fail "$name" "expected $want within $KV_WAIT s, got $got (kv $1: $out)"
+	fi
+}
+
+if [ "$SOURCE" = redis ]; then
+	FRONT_KEY=cilium/state/ip/v1/default/10.99.0.1
+	FRONT_ID_KEY=cilium/state/identities/v1/id/65800
+	front_entry=$(rcli GET "$FRONT_KEY")
+	front_labels=$(rcli GET "$FRONT_ID_KEY")
+	# The frontend's IPv4 address becomes monitoring (65803): the backend
+	# accepts only the frontend on 8080, so a new connection is dropped.
+	kv_step kv_put_ip_denies timeout 10.99.0.2 10.99.0.1 \
+		put-ip --ip 10.99.0.1 --identity 65803
+	# Its IPv6 address is another entry and still the frontend's.
+	expect kv_put_ip_other_family_untouched connected \
+		"$(connect_word kv_v6 "$F" "$B" fd00:99::2 8080 fd00:99::1)"
+	# Back to the frontend, with what the import wrote: allowed again.
+	kv_step kv_put_ip_back_allows connected 10.99.0.2 10.99.0.1 \
+		put-ip --ip 10.99.0.1 --identity 65800 --host-ip 192.168.99.1 \
+		--namespace demo --pod frontend-6d9f7c5b8-4xk2p
+	expect kv_put_ip_restored_exact "$front_entry" "$(rcli GET "$FRONT_KEY")"
+	# No entry: the address is world, which the backend does not accept.
+	kv_step kv_del_ip_denies timeout 10.99.0.2 10.99.0.1 del-ip --ip 10.99.0.1
+	kv_step kv_del_ip_back_allows connected 10.99.0.2 10.99.0.1 \
+		put-ip --ip 10.99.0.1 --identity 65800 --host-ip 192.168.99.1 \
+		--namespace demo --pod frontend-6d9f7c5b8-4xk2p
+	# The frontend's identity goes: its entries still name 65800, which
+	# is now judged as having no labels (no app=frontend): denied. Then it
+	# comes back with the same labels: the policy is derived again.
+	kv_step kv_del_identity_denies timeout fd00:99::2 fd00:99::1 del-identity --id 65800
+	kv_step kv_put_identity_allows connected fd00:99::2 fd00:99::1 \
+		put-identity --id 65800 --labels "$front_labels"
+fi
 
 # ---- policy reload (SIGHUP) with a connection open
 
@@ -351,6 +555,12 @@ else
 	# the open connection's next packets be judged again.
 	expect stats_conntrack True "$(mg_stat "$S" 's["conntrack"]["tracked"] > 100 and s["conntrack"]["created"] >= 8 and s["conntrack"]["rechecked"] > 0 and s["conntrack"]["entries"] > 0')"
 	expect stats_reloads "{'ok': 1, 'failed': 1}" "$(mg_stat "$S" 's["reloads"]')"
+	if [ "$SOURCE" = redis ]; then
+		# Everything restored: 14 entries, followed from the log without
+		# a resync, every identity change turned into a policy.
+		echo "  kvstore: $(mg_stat "$S" 's["kvstore"]')"
+		expect stats_kvstore True "$(mg_stat "$S" 's["kvstore"] == {"clusters": 1, "synced": 1, "entries": 14, "resyncs": 0, "mass_delete_refusals": 0, "policy_failures": 0}')"
+	fi
 fi
 
 [ $failed -eq 0 ]
