@@ -62,7 +62,7 @@ MG_WORK=$(mktemp -d /tmp/meshgate-demo.XXXXXX)
 # shellcheck disable=SC2317 # called by the EXIT trap
 on_exit() {
 	mg_cleanup
-	rm -rf /var/run/dpdk/meshgate-demo "$MG_WORK"
+	rm -rf /var/run/dpdk/meshgate-demo /run/meshgate-demo "$MG_WORK"
 }
 # Leftovers of an earlier run that was killed hard: they are ours by name.
 mg_cleanup
@@ -140,6 +140,22 @@ row "backend -> database-1 TCP 5432, data both ways" allowed \
 row "frontend -> backend   ping" denied "$(mg_ping "$F" 10.99.0.2)"
 row "backend -> frontend   ping" denied "$(mg_ping "$B" 10.99.0.1 10.99.0.2)"
 row "monitoring -> frontend ping" allowed "$(mg_ping "$B" 10.99.0.1 10.99.0.4)"
+
+# The running gateway explains itself over its control socket.
+CTL=$BUILD/app/meshgatectl/meshgatectl
+SOCK=/run/meshgate-demo/meshgate.sock
+echo "== why is frontend -> database denied?  meshgatectl policy trace (asks the running gateway)"
+"$CTL" --socket "$SOCK" policy trace --src 10.99.0.1 --dst 10.99.0.3 --proto tcp --dport 5432 |
+	sed 's/^/  /'
+echo "== what does it drop?  meshgatectl monitor --type drop, while the frontend pings the backend"
+timeout 4 "$CTL" --socket "$SOCK" monitor --type drop >"$MG_WORK/monitor.txt" 2>&1 &
+mon=$!
+sleep 0.5
+mg_ping "$F" 10.99.0.2 >/dev/null
+wait "$mon" 2>/dev/null
+head -n 3 "$MG_WORK/monitor.txt" | sed 's/^/  /'
+echo "== meshgatectl status"
+"$CTL" --socket "$SOCK" status | sed 's/^/  /' | head -n 20
 
 echo "== stopping meshgate (SIGTERM)"
 mg_daemon_stop
