@@ -7,8 +7,8 @@
  * its invariants and the threading model are described in mg_kv_sync.h;
  * this file keeps one invariant above all: the tables only ever change
  * through a complete, validated step (a published resync or a whole XREAD
- * batch with one ipcache commit), so a lost connection or a bad value can
- * never leave half of something applied.
+ * batch staged for the caller's one publication), so a lost connection or
+ * a bad value can never leave half of something applied.
  */
 #include "mg_kv_sync.h"
 
@@ -39,8 +39,15 @@ struct rkey {
 struct rec {
 	struct rkey k;
 	uint8_t st;        /* 0 empty, 1 used, 2 deleted */
+	uint8_t n_np;      /* named ports of an ipcache entry */
 	uint32_t identity; /* identity id, or the ipcache entry's (validated) id */
-	char *value;       /* raw value, to tell real changes from re-puts */
+	/* Identity records: the raw label string (rebind decodes it again; a
+	 * re-put with the same string is no change). Ipcache records keep no
+	 * string: what reaches the tables is the identity and the named ports,
+	 * so those are what tells a real change from a re-put, and a cold sync
+	 * of a million entries allocates nothing per entry but named ports. */
+	char *value;
+	struct mg_named_port *np;
 };
 
 struct rmap {
@@ -48,14 +55,18 @@ struct rmap {
 	size_t cap, n, tomb;
 };
 
+/* The key is three 64-bit words; one multiply-xorshift mix per word. */
 static uint64_t
 rkey_hash(const struct rkey *k)
 {
-	const uint8_t *p = (const uint8_t *)k;
-	uint64_t h = 1469598103934665603ull;
-	for (size_t i = 0; i < sizeof(*k); i++)
-		h = (h ^ p[i]) * 1099511628211ull;
-	return h;
+	uint64_t w[3], h;
+	_Static_assert(sizeof(*k) == sizeof(w), "rkey is three words");
+	memcpy(w, k, sizeof(w));
+	h = w[0] * 0x9e3779b97f4a7c15ull ^ w[1] * 0xc2b2ae3d27d4eb4full ^
+	    w[2] * 0x165667b19e3779f9ull;
+	h ^= h >> 31;
+	h *= 0xbf58476d1ce4e5b9ull;
+	return h ^ (h >> 29);
 }
 
 static struct rec *
@@ -93,14 +104,34 @@ rmap_resize(struct rmap *m, size_t cap)
 	return 0;
 }
 
-/* Insert or replace; takes ownership of @value (freed on failure too). */
+/*
+ * Room for @n more records without a resize on the way (0 or -ENOMEM).
+ * Sized as rmap_put grows (load <= 1/2), so a map filled from another
+ * one's slot order is never smaller than it: copying a linear-probing
+ * table in slot order into a smaller one with the same hash piles the
+ * keys into long runs.
+ */
 static int
-rmap_put(struct rmap *m, const struct rkey *k, uint32_t identity, char *value)
+rmap_reserve(struct rmap *m, size_t n)
+{
+	size_t cap = m->cap ? m->cap : 64;
+	while ((m->n + n + 1) * 2 > cap)
+		cap *= 2;
+	return cap == m->cap ? 0 : rmap_resize(m, cap);
+}
+
+/* Insert or replace; takes ownership of @value and @np (freed on failure too). */
+static int
+rmap_put(struct rmap *m, const struct rkey *k, uint32_t identity, char *value,
+         struct mg_named_port *np, uint8_t n_np)
 {
 	struct rec *r = rmap_find(m, k);
 	if (r != NULL) {
 		free(r->value);
+		free(r->np);
 		r->value = value;
+		r->np = np;
+		r->n_np = n_np;
 		r->identity = identity;
 		return 0;
 	}
@@ -110,6 +141,7 @@ rmap_put(struct rmap *m, const struct rkey *k, uint32_t identity, char *value)
 			cap *= 2;
 		if (rmap_resize(m, cap) < 0) {
 			free(value);
+			free(np);
 			return -ENOMEM;
 		}
 	}
@@ -122,6 +154,8 @@ rmap_put(struct rmap *m, const struct rkey *k, uint32_t identity, char *value)
 	m->v[i].st = 1;
 	m->v[i].identity = identity;
 	m->v[i].value = value;
+	m->v[i].np = np;
+	m->v[i].n_np = n_np;
 	m->n++;
 	return 0;
 }
@@ -133,7 +167,10 @@ rmap_del(struct rmap *m, const struct rkey *k)
 	if (r == NULL)
 		return;
 	free(r->value);
+	free(r->np);
 	r->value = NULL;
+	r->np = NULL;
+	r->n_np = 0;
 	r->st = 2;
 	m->n--;
 	m->tomb++;
@@ -142,8 +179,10 @@ rmap_del(struct rmap *m, const struct rkey *k)
 static void
 rmap_clear(struct rmap *m)
 {
-	for (size_t i = 0; i < m->cap; i++)
+	for (size_t i = 0; i < m->cap; i++) {
 		free(m->v[i].value);
+		free(m->v[i].np);
+	}
 	free(m->v);
 	memset(m, 0, sizeof(*m));
 }
@@ -187,6 +226,15 @@ struct mg_kv_sync {
 	bool was_connected;
 	uint32_t **changed;
 	size_t *n_changed, cap_changed;
+	/* Keys removed from the live copies by the batch being built (since
+	 * the last poll/initial/rebind began): what a discarded batch would
+	 * leave behind in the tables. Kept for the repair when the caller
+	 * asks for a resync after a failed publish (mg_kv_sync_request_resync). */
+	struct rkey *gone;
+	size_t n_gone, cap_gone;
+	bool repair;        /* re-stage every live entry and the gone keys at the next poll */
+	struct npid *npids; /* named ports per identity, sorted by id */
+	size_t n_npids, cap_npids;
 };
 
 static uint64_t
@@ -239,6 +287,8 @@ changed_push(struct mg_kv_sync *s, uint32_t id)
 {
 	if (s->changed == NULL)
 		return 0;
+	if (*s->n_changed > 0 && *s->changed != NULL && (*s->changed)[*s->n_changed - 1] == id)
+		return 0; /* the common repeat, before the sort at the end of the call */
 	if (*s->n_changed == s->cap_changed || *s->changed == NULL) {
 		size_t cap = *s->n_changed < 16 ? 32 : *s->n_changed * 2;
 		uint32_t *nv = realloc(*s->changed, cap * sizeof(*nv));
@@ -249,6 +299,263 @@ changed_push(struct mg_kv_sync *s, uint32_t id)
 	}
 	(*s->changed)[(*s->n_changed)++] = id;
 	return 0;
+}
+
+static int
+cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * End of a poll/initial: sort the changed list and drop duplicates (an
+ * identity changes several times in one batch: labels, named ports, a
+ * delete and a re-add), so that the caller recompiles each one once.
+ */
+static void
+changed_dedupe(struct mg_kv_sync *s)
+{
+	if (s->changed == NULL || *s->changed == NULL || *s->n_changed < 2)
+		return;
+	uint32_t *v = *s->changed;
+	size_t n = *s->n_changed, o = 0;
+	qsort(v, n, sizeof(*v), cmp_u32);
+	for (size_t i = 1; i < n; i++)
+		if (v[i] != v[o])
+			v[++o] = v[i];
+	*s->n_changed = o + 1;
+}
+
+/* ---- named ports of synced ipcache entries ---- */
+
+/*
+ * An IPIdentityPair's NamedPorts are its endpoint's named container ports.
+ * As Cilium does, an identity gets the union of the named ports of all
+ * its entries (every cluster's live copy counts, not only each prefix's
+ * winner): each (name, protocol, port) is reference counted per identity.
+ * Strict on conflicts: while the entries give one name two port numbers
+ * for the same protocol, that name (for that protocol) is left out of the
+ * identity, so that a policy port "http" never opens a port an endpoint
+ * did not mean; the conflict is counted (named_port_conflicts) on the
+ * cluster whose entry created it and resolves itself when the entries
+ * agree again. Reserved identities get no named ports from Redis.
+ * What the client added to the identity table is noted (app), so that it
+ * can take back a port when the last entry naming it goes; named ports the
+ * table got elsewhere (CiliumEndpoint files) are kept. The table cannot
+ * remove one named port, so taking one back re-creates the identity with
+ * the same labels and the remaining ports (the id is in the changed list).
+ */
+struct npref {
+	struct mg_named_port np;
+	uint32_t refs;
+};
+
+struct npid {
+	uint32_t id;
+	size_t n, cap; /* v: ports the entries name, sorted (name, proto, port) */
+	struct npref *v;
+	size_t n_app; /* app: what this client put into the table, sorted */
+	struct mg_named_port *app;
+};
+
+static int
+np_cmp(const struct mg_named_port *a, const struct mg_named_port *b)
+{
+	int c = strcmp(a->name, b->name);
+	if (c != 0)
+		return c;
+	if (a->proto != b->proto)
+		return a->proto < b->proto ? -1 : 1;
+	return a->port < b->port ? -1 : a->port > b->port;
+}
+
+static bool
+np_in(const struct mg_named_port *v, size_t n, const struct mg_named_port *p)
+{
+	for (size_t i = 0; i < n; i++)
+		if (np_cmp(&v[i], p) == 0)
+			return true;
+	return false;
+}
+
+/* Index of identity @id in s->npids, or where it would go (*found false). */
+static size_t
+npid_pos(const struct mg_kv_sync *s, uint32_t id, bool *found)
+{
+	size_t lo = 0, hi = s->n_npids;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (s->npids[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*found = lo < s->n_npids && s->npids[lo].id == id;
+	return lo;
+}
+
+/* Make the table's named ports of @e->id match the entries (see above). */
+static int
+np_apply(struct mg_kv_sync *s, struct npid *e)
+{
+	const struct mg_identity *ident = mg_identity_table_get(s->ids, e->id);
+	struct mg_named_port *eff = NULL, *keep = NULL;
+	struct mg_labels ls = MG_LABELS_INIT;
+	size_t n_eff = 0, n_keep = 0;
+	bool add = false, drop = false;
+	int rc = 0;
+
+	if (ident == NULL) { /* nothing of ours is in the table; re-added with the identity */
+		e->n_app = 0;
+		return 0;
+	}
+	if (e->n > 0 && (eff = malloc(e->n * sizeof(*eff))) == NULL)
+		return -ENOMEM;
+	/* The union, without the (name, protocol) pairs given two port numbers. */
+	for (size_t i = 0; i < e->n;) {
+		size_t j = i + 1;
+		while (j < e->n && strcmp(e->v[j].np.name, e->v[i].np.name) == 0 &&
+		       e->v[j].np.proto == e->v[i].np.proto)
+			j++;
+		if (j == i + 1)
+			eff[n_eff++] = e->v[i].np;
+		i = j;
+	}
+	for (size_t i = 0; i < n_eff && !add; i++)
+		add = !np_in(ident->named_ports, ident->n_named_ports, &eff[i]);
+	for (size_t i = 0; i < e->n_app && !drop; i++)
+		drop = !np_in(eff, n_eff, &e->app[i]) &&
+		       np_in(ident->named_ports, ident->n_named_ports, &e->app[i]);
+	if (drop) {
+		unsigned cid = ident->cluster_id;
+		if (ident->n_named_ports > 0 &&
+		    (keep = malloc(ident->n_named_ports * sizeof(*keep))) == NULL) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		for (size_t i = 0; i < ident->n_named_ports; i++)
+			if (!np_in(e->app, e->n_app, &ident->named_ports[i]) ||
+			    np_in(eff, n_eff, &ident->named_ports[i]))
+				keep[n_keep++] = ident->named_ports[i];
+		if ((rc = mg_labels_copy(&ls, &ident->labels)) < 0)
+			goto out;
+		ident = NULL;
+		if ((rc = mg_identity_table_del(s->ids, e->id)) < 0 ||
+		    (rc = mg_identity_table_put(s->ids, e->id, &ls, cid)) < 0)
+			goto out;
+		for (size_t i = 0; i < n_keep && rc >= 0; i++)
+			rc = mg_identity_table_add_named_port(s->ids, e->id, keep[i].name,
+			                                      keep[i].proto, keep[i].port);
+		if (rc < 0)
+			goto out;
+	}
+	for (size_t i = 0; (add || drop) && i < n_eff && rc >= 0; i++)
+		rc = mg_identity_table_add_named_port(s->ids, e->id, eff[i].name, eff[i].proto,
+		                                      eff[i].port);
+	if (rc < 0)
+		goto out;
+	free(e->app);
+	e->app = eff;
+	e->n_app = n_eff;
+	eff = NULL;
+	rc = add || drop ? changed_push(s, e->id) : 0;
+out:
+	mg_labels_clear(&ls);
+	free(eff);
+	free(keep);
+	return rc;
+}
+
+/* An entry of cluster @c naming ports @np of identity @id came (@delta 1) or went (-1). */
+static int
+np_ref(struct mg_kv_sync *s, struct cl *c, uint32_t id, const struct mg_named_port *np, size_t n,
+       int delta)
+{
+	bool found;
+	size_t pos;
+	struct npid *e;
+
+	if (n == 0 || mg_identity_is_reserved(id))
+		return 0;
+	pos = npid_pos(s, id, &found);
+	if (!found) {
+		if (delta < 0)
+			return 0;
+		if (mg_grow(&s->npids, &s->cap_npids, s->n_npids, sizeof(*s->npids), 16) < 0)
+			return -ENOMEM;
+		memmove(&s->npids[pos + 1], &s->npids[pos], (s->n_npids - pos) * sizeof(*s->npids));
+		memset(&s->npids[pos], 0, sizeof(*s->npids));
+		s->npids[pos].id = id;
+		s->n_npids++;
+	}
+	e = &s->npids[pos];
+	for (size_t k = 0; k < n; k++) {
+		size_t i = 0;
+		int cmp = 1;
+		/* Names the table refuses (over 15 characters, Kubernetes' limit)
+		 * are skipped the same way when the entry comes and when it goes. */
+		if (strnlen(np[k].name, 16) > 15)
+			continue;
+		while (i < e->n && (cmp = np_cmp(&e->v[i].np, &np[k])) < 0)
+			i++;
+		if (cmp == 0) {
+			if (delta > 0)
+				e->v[i].refs++;
+			else if (--e->v[i].refs == 0) {
+				memmove(&e->v[i], &e->v[i + 1], (e->n - i - 1) * sizeof(*e->v));
+				e->n--;
+			}
+			continue;
+		}
+		if (delta < 0)
+			continue;
+		if (mg_grow(&e->v, &e->cap, e->n, sizeof(*e->v), 4) < 0)
+			return -ENOMEM;
+		for (size_t j = 0; j < e->n; j++)
+			if (strcmp(e->v[j].np.name, np[k].name) == 0 &&
+			    e->v[j].np.proto == np[k].proto) {
+				c->st.named_port_conflicts++;
+				MG_WARN("kv sync: %s: identity %u: named port %s is both %u and "
+				        "%u: "
+				        "left out while they disagree",
+				        c->name, id, np[k].name, e->v[j].np.port, np[k].port);
+				break;
+			}
+		memmove(&e->v[i + 1], &e->v[i], (e->n - i) * sizeof(*e->v));
+		e->v[i].np = np[k];
+		e->v[i].refs = 1;
+		e->n++;
+	}
+	int rc = np_apply(s, e);
+	if (rc == 0 && e->n == 0 && e->n_app == 0) {
+		free(e->v);
+		free(e->app);
+		memmove(e, e + 1, (s->n_npids - pos - 1) * sizeof(*e));
+		s->n_npids--;
+	}
+	return rc;
+}
+
+/* After identity @id was (re)put into the table: give it its named ports. */
+static int
+np_refresh(struct mg_kv_sync *s, uint32_t id)
+{
+	bool found;
+	size_t pos = npid_pos(s, id, &found);
+	return found ? np_apply(s, &s->npids[pos]) : 0;
+}
+
+static void
+np_free(struct mg_kv_sync *s)
+{
+	for (size_t i = 0; i < s->n_npids; i++) {
+		free(s->npids[i].v);
+		free(s->npids[i].app);
+	}
+	free(s->npids);
+	s->npids = NULL;
+	s->n_npids = s->cap_npids = 0;
 }
 
 /* ---- redis ---- */
@@ -329,6 +636,8 @@ connect_now(struct mg_kv_sync *s)
 struct decoded {
 	struct rkey k;
 	uint32_t identity;
+	uint8_t n_np; /* an ipcache entry's named ports (owned) */
+	struct mg_named_port *np;
 };
 
 /* 0 key of @c's kind, -ENOENT not a key we sync (ignored). */
@@ -391,24 +700,27 @@ value_check(struct mg_kv_sync *s, struct cl *c, struct decoded *d, const char *v
 	uint32_t id = pair.prefix.identity;
 	bool same = pair.prefix.family == d->k.family && pair.prefix.plen == d->k.plen &&
 	            memcmp(pair.prefix.addr, d->k.addr, sizeof(d->k.addr)) == 0;
-	mg_kv_ip_pair_clear(&pair);
-	if (!same)
-		return -EINVAL;
 	if (!c->local && id == MG_ID_HOST)
 		id = MG_ID_REMOTE_NODE;
-	if (!in_range(s, c, id))
-		return -ERANGE;
+	if (!same || !in_range(s, c, id)) {
+		mg_kv_ip_pair_clear(&pair);
+		return same ? -ERANGE : -EINVAL;
+	}
 	d->identity = id;
+	/* The named ports go with the record (at most MG_KV_IP_MAX_NAMED_PORTS). */
+	d->np = pair.named_ports;
+	d->n_np = (uint8_t)pair.n_named_ports;
+	pair.named_ports = NULL;
+	pair.n_named_ports = 0;
+	mg_kv_ip_pair_clear(&pair);
 	return 0;
 }
 
-/* Decode and validate; counts rejections. 1 accepted, 0 skipped, -ENOMEM. */
+/* Validate the value of a decoded key; counts rejections. 1 accepted, 0 skipped, -ENOMEM. */
 static int
-decode_entry(struct mg_kv_sync *s, struct cl *c, const char *key, const char *val, size_t len,
+decode_value(struct mg_kv_sync *s, struct cl *c, const char *key, const char *val, size_t len,
              struct decoded *d)
 {
-	if (key_decode(c, key, d) < 0)
-		return 0;
 	int rc = value_check(s, c, d, val, len);
 	if (rc == -ENOMEM)
 		return rc;
@@ -424,6 +736,16 @@ decode_entry(struct mg_kv_sync *s, struct cl *c, const char *key, const char *va
 		return 0;
 	}
 	return 1;
+}
+
+/* Key and value; 1 accepted (d->np owned by the caller), 0 skipped, -ENOMEM. */
+static int
+decode_entry(struct mg_kv_sync *s, struct cl *c, const char *key, const char *val, size_t len,
+             struct decoded *d)
+{
+	if (key_decode(c, key, d) < 0)
+		return 0;
+	return decode_value(s, c, key, val, len, d);
 }
 
 /* ---- applying to the tables ---- */
@@ -446,20 +768,50 @@ ip_recompute(struct mg_kv_sync *s, const struct rkey *k)
 		e.cluster_id = c->cid;
 		return mg_ipcache_put(s->ipc, &e);
 	}
+	/* No cluster holds it: the daemon's own entry for it, if any (base layer). */
+	if (s->p.base != NULL) {
+		struct mg_ipcache_entry pfx, own;
+		memset(&pfx, 0, sizeof(pfx));
+		memset(&own, 0, sizeof(own));
+		pfx.family = k->family;
+		pfx.plen = k->plen;
+		memcpy(pfx.addr, k->addr, sizeof(pfx.addr));
+		int b = s->p.base(s->p.base_arg, &pfx, &own);
+		if (b < 0)
+			return b;
+		if (b == 1) {
+			own.family = pfx.family;
+			own.plen = pfx.plen;
+			memcpy(own.addr, pfx.addr, sizeof(own.addr));
+			return mg_ipcache_put(s->ipc, &own);
+		}
+	}
 	int rc = mg_ipcache_del(s->ipc, k->family, k->addr, k->plen);
 	return rc == -ENOENT ? 0 : rc;
 }
 
-/* Apply a validated put (takes @value). */
+static bool
+np_list_eq(const struct mg_named_port *a, size_t na, const struct mg_named_port *b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (np_cmp(&a[i], &b[i]) != 0)
+			return false;
+	return true;
+}
+
+/* Apply a validated put (takes @value, an identity's label string, and d->np). */
 static int
-apply_put(struct mg_kv_sync *s, struct cl *c, const struct decoded *d, char *value)
+apply_put(struct mg_kv_sync *s, struct cl *c, struct decoded *d, char *value)
 {
 	const struct rec *old = rmap_find(&c->live, &d->k);
-	if (old != NULL && strcmp(old->value, value) == 0) {
-		free(value);
-		return 0;
-	}
 	if (d->k.kind == REC_IDENTITY) {
+		if (old != NULL && old->value != NULL && value != NULL &&
+		    strcmp(old->value, value) == 0) {
+			free(value);
+			return 0;
+		}
 		struct mg_labels ls = MG_LABELS_INIT;
 		struct mg_error err;
 		int rc = mg_kv_identity_value_decode(value, strlen(value), &ls, &err);
@@ -470,8 +822,17 @@ apply_put(struct mg_kv_sync *s, struct cl *c, const struct decoded *d, char *val
 			free(value);
 			return rc;
 		}
-		rc = rmap_put(&c->live, &d->k, d->identity, value);
-		return rc < 0 ? rc : changed_push(s, d->k.id);
+		rc = rmap_put(&c->live, &d->k, d->identity, value, NULL, 0);
+		if (rc == 0)
+			rc = changed_push(s, d->k.id);
+		return rc < 0 ? rc : np_refresh(s, d->k.id);
+	}
+	free(value); /* ipcache records keep no string */
+	if (old != NULL && old->identity == d->identity &&
+	    np_list_eq(old->np, old->n_np, d->np, d->n_np)) {
+		free(d->np);
+		d->np = NULL;
+		return 0;
 	}
 	if (old == NULL) {
 		for (size_t i = 0; i < s->n; i++) {
@@ -483,7 +844,17 @@ apply_put(struct mg_kv_sync *s, struct cl *c, const struct decoded *d, char *val
 			}
 		}
 	}
-	int rc = rmap_put(&c->live, &d->k, d->identity, value);
+	/* The new entry's ports first, so that ports both name never drop to 0. */
+	int rc = np_ref(s, c, d->identity, d->np, d->n_np, 1);
+	if (rc == 0 && old != NULL)
+		rc = np_ref(s, c, old->identity, old->np, old->n_np, -1);
+	if (rc < 0) {
+		free(d->np);
+		d->np = NULL;
+		return rc;
+	}
+	rc = rmap_put(&c->live, &d->k, d->identity, NULL, d->np, d->n_np);
+	d->np = NULL;
 	return rc < 0 ? rc : ip_recompute(s, &d->k);
 }
 
@@ -492,6 +863,13 @@ apply_del(struct mg_kv_sync *s, struct cl *c, const struct rkey *k)
 {
 	if (rmap_find(&c->live, k) == NULL)
 		return 0;
+	if (mg_grow(&s->gone, &s->cap_gone, s->n_gone, sizeof(*s->gone), 64) < 0)
+		return -ENOMEM;
+	s->gone[s->n_gone++] = *k;
+	const struct rec *was = rmap_find(&c->live, k);
+	int nrc = np_ref(s, c, was->identity, was->np, was->n_np, -1);
+	if (nrc < 0)
+		return nrc;
 	rmap_del(&c->live, k);
 	if (k->kind == REC_IP)
 		return ip_recompute(s, k);
@@ -504,13 +882,44 @@ apply_del(struct mg_kv_sync *s, struct cl *c, const struct rkey *k)
 	return changed_push(s, k->id);
 }
 
+/*
+ * The client never commits the ipcache: each call leaves its batch staged
+ * for the caller to publish (with the policy derived from it) or discard.
+ * A new batch begins at every poll and initial; after a discarded one
+ * (request_resync), first re-stage everything the tables may have lost:
+ * every live prefix's winner, every identity (the caller's policy update
+ * failed: all ids go into the changed list), and the keys the discarded
+ * batch removed.
+ */
 static int
-commit(struct mg_kv_sync *s)
+batch_begin(struct mg_kv_sync *s)
 {
-	if (mg_ipcache_pending(s->ipc) == 0)
+	int rc = 0;
+
+	if (!s->repair) {
+		s->n_gone = 0;
 		return 0;
-	int rc = mg_ipcache_commit(s->ipc);
-	return rc < 0 ? rc : 0;
+	}
+	for (size_t i = 0; i < s->n && rc == 0; i++) {
+		const struct cl *c = &s->c[i];
+		for (size_t j = 0; j < c->live.cap && rc == 0; j++) {
+			const struct rec *r = &c->live.v[j];
+			if (r->st != 1)
+				continue;
+			if (r->k.kind == REC_IP)
+				rc = ip_recompute(s, &r->k);
+			else
+				rc = changed_push(s, r->k.id);
+		}
+	}
+	for (size_t i = 0; i < s->n_gone && rc == 0; i++)
+		rc = s->gone[i].kind == REC_IP ? ip_recompute(s, &s->gone[i])
+		                               : changed_push(s, s->gone[i].id);
+	/* The gone keys stay noted until a batch after this one begins
+	 * without a repair: this batch may be discarded too. */
+	if (rc == 0)
+		s->repair = false;
+	return rc;
 }
 
 static void sort_order(struct mg_kv_sync *s);
@@ -576,10 +985,12 @@ log_entry_to_shadow(struct mg_kv_sync *s, struct cl *c, struct rmap *m, const re
 		}
 		return rc;
 	}
-	char *v = reply_dup(val);
-	if (v == NULL)
+	char *v = NULL;
+	if (d.k.kind == REC_IDENTITY && (v = reply_dup(val)) == NULL) {
+		free(d.np);
 		return -ENOMEM;
-	return m != NULL ? rmap_put(m, &d.k, d.identity, v) : apply_put(s, c, &d, v);
+	}
+	return m != NULL ? rmap_put(m, &d.k, d.identity, v, d.np, d.n_np) : apply_put(s, c, &d, v);
 }
 
 struct sinfo {
@@ -636,87 +1047,159 @@ get_str(struct mg_kv_sync *s, const char *key, char *buf, size_t size)
 	return found;
 }
 
-/* SCAN @pattern and MGET the values pipelined into @shadow. */
+/*
+ * SCAN @pattern and MGET the values into @shadow, pipelined: the keys of
+ * each SCAN reply that parse as ours are MGET right away (CHUNK keys per
+ * MGET), after the next SCAN, so that Redis walks the next part of the
+ * keyspace and reads values while this client decodes the last batch.
+ * The keys are used where hiredis put them: a SCAN reply lives until its
+ * last MGET reply has been decoded, no copy per key. After an error the
+ * replies still due are read and dropped, so the connection stays usable.
+ */
+enum {
+	SCAN_COUNT = 10000, /* keys Redis visits per SCAN */
+	MGET_CHUNK = 512,   /* keys per MGET */
+};
+
+struct sbatch {
+	redisReply *r; /* the SCAN reply holding the keys */
+	const char **keys;
+	struct decoded *d; /* the keys, decoded */
+	size_t n, left;    /* keys kept, MGETs not yet read */
+};
+
+struct sreq {
+	struct sbatch *b; /* NULL: a SCAN */
+	size_t off, n;
+};
+
+static void
+sbatch_free(struct sbatch *b)
+{
+	if (b == NULL)
+		return;
+	freeReplyObject(b->r);
+	free(b->keys);
+	free(b->d);
+	free(b);
+}
+
 static int
 scan_prefix(struct mg_kv_sync *s, struct cl *c, const char *pattern, struct rmap *shadow)
 {
-	char cursor[32] = "0";
-	char **keys = NULL;
-	size_t nk = 0, capk = 0;
+	char cursor[32] = "0", count[16];
+	struct sreq *q = NULL;
+	size_t head = 0, tail = 0, capq = 0;
+	const char *argv[MGET_CHUNK + 1];
 	int rc = 0;
-	do {
-		const char *argv[6] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"};
-		redisReply *r = cmd(s, 6, argv);
-		if (r == NULL) {
-			rc = -ENOTCONN;
-			goto out;
-		}
-		if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-		    r->element[1]->type != REDIS_REPLY_ARRAY) {
-			freeReplyObject(r);
-			rc = -EPROTO;
-			goto out;
-		}
-		snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
-		for (size_t i = 0; i < r->element[1]->elements; i++) {
-			if (mg_grow(&keys, &capk, nk, sizeof(*keys), 256) < 0 ||
-			    (keys[nk] = reply_dup(r->element[1]->element[i])) == NULL) {
-				freeReplyObject(r);
-				rc = -ENOMEM;
-				goto out;
-			}
-			nk++;
-		}
-		freeReplyObject(r);
-	} while (strcmp(cursor, "0") != 0);
 
-	/* Pipeline every MGET, then read the replies in order. */
-	enum {
-		CHUNK = 512
-	};
-	const char **argv = malloc((CHUNK + 1) * sizeof(*argv));
-	if (argv == NULL) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	size_t nchunks = 0;
-	for (size_t off = 0; off < nk; off += CHUNK, nchunks++) {
-		size_t m = nk - off < CHUNK ? nk - off : CHUNK;
-		argv[0] = "MGET";
-		for (size_t i = 0; i < m; i++)
-			argv[i + 1] = keys[off + i];
-		redisAppendCommandArgv(s->ctx, (int)m + 1, argv, NULL);
-	}
-	free(argv);
-	for (size_t ch = 0; ch < nchunks; ch++) {
+	snprintf(count, sizeof(count), "%d", SCAN_COUNT);
+	const char *scan_argv[6] = {"SCAN", cursor, "MATCH", pattern, "COUNT", count};
+	if (mg_grow(&q, &capq, tail, sizeof(*q), 64) < 0)
+		return -ENOMEM;
+	redisAppendCommandArgv(s->ctx, 6, scan_argv, NULL);
+	q[tail++] = (struct sreq){NULL, 0, 0};
+	while (head < tail) {
+		struct sreq rq = q[head++];
 		void *rv = NULL;
 		if (redisGetReply(s->ctx, &rv) != REDIS_OK || rv == NULL) {
+			/* Nothing more comes on this connection: free what waits. */
+			for (size_t i = head - 1; i < tail; i++)
+				if (q[i].b != NULL && --q[i].b->left == 0)
+					sbatch_free(q[i].b);
 			disconnect(s);
 			rc = -ENOTCONN;
-			goto out;
+			break;
 		}
 		redisReply *r = rv;
-		for (size_t i = 0; rc == 0 && r->type == REDIS_REPLY_ARRAY && i < r->elements;
-		     i++) {
-			const redisReply *v = r->element[i];
-			const char *key = keys[ch * CHUNK + i];
-			struct decoded d;
-			if (v->type != REDIS_REPLY_STRING)
-				continue; /* deleted since the SCAN: the log has it */
-			int dr = decode_entry(s, c, key, v->str, v->len, &d);
-			if (dr < 0) {
-				rc = dr;
-			} else if (dr > 0) {
-				char *val = reply_dup(v);
-				rc = val ? rmap_put(shadow, &d.k, d.identity, val) : -ENOMEM;
+		if (rq.b != NULL) { /* MGET */
+			for (size_t i = 0;
+			     rc == 0 && r->type == REDIS_REPLY_ARRAY && i < r->elements && i < rq.n;
+			     i++) {
+				const redisReply *v = r->element[i];
+				struct decoded d = rq.b->d[rq.off + i];
+				if (v->type != REDIS_REPLY_STRING)
+					continue; /* deleted since the SCAN: the log has it */
+				int dr = decode_value(s, c, rq.b->keys[rq.off + i], v->str, v->len,
+				                      &d);
+				if (dr < 0) {
+					rc = dr;
+				} else if (dr > 0) {
+					char *val = NULL;
+					if (d.k.kind == REC_IDENTITY &&
+					    (val = reply_dup(v)) == NULL) {
+						free(d.np);
+						rc = -ENOMEM;
+					} else {
+						rc = rmap_put(shadow, &d.k, d.identity, val, d.np,
+						              d.n_np);
+					}
+				}
 			}
+			freeReplyObject(r);
+			if (--rq.b->left == 0)
+				sbatch_free(rq.b);
+			continue;
 		}
-		freeReplyObject(r);
+		/* SCAN */
+		if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+		    r->element[0]->type != REDIS_REPLY_STRING ||
+		    r->element[1]->type != REDIS_REPLY_ARRAY) {
+			freeReplyObject(r);
+			rc = rc < 0 ? rc : -EPROTO;
+			continue;
+		}
+		if (rc < 0) {
+			freeReplyObject(r);
+			continue;
+		}
+		snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+		const redisReply *ks = r->element[1];
+		struct sbatch *b = calloc(1, sizeof(*b));
+		if (b == NULL || (ks->elements > 0 &&
+		                  ((b->keys = malloc(ks->elements * sizeof(*b->keys))) == NULL ||
+		                   (b->d = malloc(ks->elements * sizeof(*b->d))) == NULL))) {
+			if (b != NULL) {
+				b->r = r;
+				sbatch_free(b);
+			} else {
+				freeReplyObject(r);
+			}
+			rc = -ENOMEM;
+			continue;
+		}
+		b->r = r;
+		for (size_t i = 0; i < ks->elements; i++) {
+			const redisReply *k = ks->element[i];
+			if (k->type == REDIS_REPLY_STRING &&
+			    key_decode(c, k->str, &b->d[b->n]) == 0)
+				b->keys[b->n++] = k->str;
+		}
+		size_t nmget = (b->n + MGET_CHUNK - 1) / MGET_CHUNK;
+		/* SCAN's COUNT is a hint: a reply may hold many more keys. */
+		while (capq < tail + nmget + 1 && mg_grow(&q, &capq, capq, sizeof(*q), 64) == 0)
+			;
+		if (capq < tail + nmget + 1) {
+			sbatch_free(b);
+			rc = -ENOMEM;
+			continue;
+		}
+		if (strcmp(cursor, "0") != 0) {
+			redisAppendCommandArgv(s->ctx, 6, scan_argv, NULL);
+			q[tail++] = (struct sreq){NULL, 0, 0};
+		}
+		b->left = nmget;
+		for (size_t off = 0; off < b->n; off += MGET_CHUNK) {
+			size_t m = b->n - off < MGET_CHUNK ? b->n - off : MGET_CHUNK;
+			argv[0] = "MGET";
+			memcpy(&argv[1], &b->keys[off], m * sizeof(*argv));
+			redisAppendCommandArgv(s->ctx, (int)m + 1, argv, NULL);
+			q[tail++] = (struct sreq){b, off, m};
+		}
+		if (nmget == 0)
+			sbatch_free(b);
 	}
-out:
-	for (size_t i = 0; i < nk; i++)
-		free(keys[i]);
-	free(keys);
+	free(q);
 	return rc;
 }
 
@@ -812,19 +1295,21 @@ resync(struct mg_kv_sync *s, struct cl *c)
 		if ((rc = stream_info(s, c, &si)) < 0)
 			goto out;
 		consumed = si.added;
+		/*
+		 * One walk of the keyspace for both prefixes (identities/v1 and
+		 * ip/v1: "i[dp]*"), not one per prefix: SCAN visits every key
+		 * whatever the pattern. key_decode keeps only the keys we sync.
+		 */
 		char pat[MG_KV_KEY_MAX + 4];
-		if (c->scope == MG_KV_SCOPE_CACHE) {
-			snprintf(pat, sizeof(pat), "%s/%s/id/*", MG_KV_CACHE_IDENTITIES, c->name);
-			if ((rc = scan_prefix(s, c, pat, &shadow)) < 0)
-				goto out;
-			snprintf(pat, sizeof(pat), "%s/%s/*", MG_KV_CACHE_IP, c->name);
-		} else {
-			snprintf(pat, sizeof(pat), "%s/id/*", MG_KV_STATE_IDENTITIES);
-			if ((rc = scan_prefix(s, c, pat, &shadow)) < 0)
-				goto out;
-			snprintf(pat, sizeof(pat), "%s/%s/*", MG_KV_STATE_IP, MG_KV_IP_NAMESPACE);
-		}
+		if (c->scope == MG_KV_SCOPE_CACHE)
+			snprintf(pat, sizeof(pat), "cilium/cache/i[dp]*/v1/%s/*", c->name);
+		else
+			snprintf(pat, sizeof(pat), "cilium/state/i[dp]*");
 		if ((rc = scan_prefix(s, c, pat, &shadow)) < 0)
+			goto out;
+		/* The publish below adds most of the shadow to the live copy. */
+		size_t more = shadow.n > c->live.n ? shadow.n - c->live.n : 0;
+		if ((rc = rmap_reserve(&c->live, more)) < 0)
 			goto out;
 		if ((rc = replay(s, c, &shadow, si.last, sizeof(si.last), &consumed)) < 0)
 			goto out;
@@ -851,23 +1336,24 @@ resync(struct mg_kv_sync *s, struct cl *c)
 		rc = -EAGAIN;
 		goto out;
 	}
-	/* Publish as one step: puts, deletes, one ipcache commit. */
+	/* Apply as one step: identity puts, ipcache puts/dels staged, identity deletions. */
 	sort_order(s);
 	for (size_t i = 0; i < shadow.cap; i++) {
 		struct rec *r = &shadow.v[i];
 		if (r->st != 1)
 			continue;
-		struct decoded d = {r->k, r->identity};
+		struct decoded d = {r->k, r->identity, r->n_np, r->np};
 		rc = apply_put(s, c, &d, r->value);
 		r->value = NULL;
+		r->np = NULL;
+		r->n_np = 0;
 		if (rc < 0)
 			goto out;
 	}
 	for (size_t i = 0; i < ndel; i++)
 		if ((rc = apply_del(s, c, &dels[i])) < 0)
 			goto out;
-	if ((rc = commit(s)) < 0)
-		goto out;
+	/* Staged, not committed: the caller publishes the batch. */
 	c->refused = false;
 	c->need_resync = false;
 	if (removed) {
@@ -1119,6 +1605,8 @@ mg_kv_sync_free(struct mg_kv_sync *s)
 	for (size_t i = 0; s->c && i < s->n; i++)
 		rmap_clear(&s->c[i].live);
 	free(s->c);
+	free(s->gone);
+	np_free(s);
 	free(s->order);
 	free(s->url);
 	free(s->urlbuf);
@@ -1181,6 +1669,8 @@ mg_kv_sync_initial(struct mg_kv_sync *s, unsigned timeout_ms, uint32_t **changed
 	s->changed = changed;
 	s->n_changed = n_changed;
 	s->cap_changed = changed && *changed ? *n_changed : 0;
+	if ((rc = batch_begin(s)) < 0)
+		goto done;
 	for (;;) {
 		s->next_connect_ms = 0;
 		rc = ensure_connected(s);
@@ -1214,7 +1704,9 @@ mg_kv_sync_initial(struct mg_kv_sync *s, unsigned timeout_ms, uint32_t **changed
 		sleep_ms(wait < deadline - t ? wait : deadline - t);
 		wait = wait * 2 > 1000 ? 1000 : wait * 2;
 	}
+done:
 	s->next_verify_ms = now_ms() + s->p.verify_ms;
+	changed_dedupe(s);
 	s->changed = NULL;
 	return rc;
 }
@@ -1244,6 +1736,9 @@ mg_kv_sync_rebind(struct mg_kv_sync *s, struct mg_identity_table *ids, struct mg
 			mg_labels_clear(&ls);
 		}
 	}
+	/* Their named ports from the synced entries: the new table has none yet. */
+	for (size_t i = 0; i < s->n_npids && rc == 0; i++)
+		rc = np_apply(s, &s->npids[i]);
 	/* ip_recompute picks the winner; a prefix two clusters hold is put twice, same value. */
 	for (size_t i = 0; i < s->n && rc == 0; i++) {
 		struct cl *c = &s->c[i];
@@ -1253,9 +1748,8 @@ mg_kv_sync_rebind(struct mg_kv_sync *s, struct mg_identity_table *ids, struct mg
 				rc = ip_recompute(s, &r->k);
 		}
 	}
-	if (rc == 0)
-		rc = commit(s);
-	else
+	/* Left staged for the caller's commit or publish. */
+	if (rc < 0)
 		mg_ipcache_discard(ipc);
 	return rc;
 }
@@ -1266,6 +1760,8 @@ mg_kv_sync_request_resync(struct mg_kv_sync *s)
 	for (size_t i = 0; i < s->n; i++)
 		s->c[i].need_resync = true;
 	s->next_verify_ms = 0;
+	/* The last batch may have been discarded: re-stage what it changed. */
+	s->repair = true;
 }
 
 /* XREAD BLOCK over the synced clusters' logs and apply the batch. */
@@ -1325,8 +1821,6 @@ tail(struct mg_kv_sync *s)
 		}
 	}
 	freeReplyObject(r);
-	if (rc >= 0)
-		rc = commit(s);
 	return rc < 0 ? rc : applied;
 }
 
@@ -1337,6 +1831,8 @@ mg_kv_sync_poll(struct mg_kv_sync *s, uint32_t **changed, size_t *n_changed)
 	s->changed = changed;
 	s->n_changed = n_changed;
 	s->cap_changed = changed && *changed ? *n_changed : 0;
+	if ((rc = batch_begin(s)) < 0)
+		goto out;
 	rc = ensure_connected(s);
 	if (rc == -ENOTCONN) {
 		uint64_t t = now_ms(), w = s->next_connect_ms > t ? s->next_connect_ms - t : 0;
@@ -1357,6 +1853,7 @@ mg_kv_sync_poll(struct mg_kv_sync *s, uint32_t **changed, size_t *n_changed)
 	rc = tail(s);
 out:
 	update_stats(s);
+	changed_dedupe(s);
 	s->changed = NULL;
 	return rc == -ENOTCONN && s->ctx == NULL ? -ENOTCONN : rc;
 }

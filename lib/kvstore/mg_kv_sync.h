@@ -12,21 +12,23 @@
  *     scan: mg_kv_sync_initial retries with backoff until its timeout.
  *  2. Note the epoch (meshgate/epoch/<cluster>) and the log's
  *     last-generated-id (XINFO STREAM), SCAN the identity and ip prefixes
- *     (the cilium/cache/... ones for clusters with capabilities.cached),
- *     MGET the values pipelined into a shadow copy, then replay the log
+ *     in one walk of the keyspace (the cilium/cache/... ones for clusters
+ *     with capabilities.cached), MGET each SCAN reply's keys right away,
+ *     pipelined behind the next SCAN, into a shadow copy, then replay the log
  *     from the noted id into the shadow (XRANGE, exclusive start). The
  *     scan is not a snapshot, but every change after the noted id is in
  *     the log with its full value, so scan + replay converges on the
  *     state at the replay's end.
- *  3. Publish: diff the shadow against the cluster's live copy and apply
- *     the differences as one step: identity puts, ipcache puts/dels staged
- *     then ONE mg_ipcache_commit, then identity deletions. A resync that
+ *  3. Apply: diff the shadow against the cluster's live copy and apply
+ *     the differences as one step: identity puts, ipcache puts/dels
+ *     staged (NOT committed, see "Publishing" below), identity deletions.
+ *     A resync that
  *     would delete more than max_delete_share of a cluster's entries is
  *     refused (counted; the live copy stays, the resync is retried at the
  *     next verification) unless the cluster's config is gone (the cluster
  *     was removed).
  *  4. Tail: XREAD BLOCK on the logs of all synced clusters from their last
- *     ids; each poll applies what arrived as one batch (one commit).
+ *     ids; each poll applies what arrived as one batch.
  *  5. Faults: a connection error keeps the tables as they are
  *     (fail-static; stats say disconnected) and reconnects with
  *     exponential backoff and jitter. After a reconnect, and every
@@ -51,6 +53,38 @@
  * the overlap is counted on the cluster that made it. When the winner
  * deletes its entry, the next cluster's entry takes over. "<IP>" and
  * "<IP>/32" (or /128) name one prefix within a cluster.
+ *
+ * Base layer: when no cluster holds a prefix any more, the optional
+ * params.base callback is asked for the daemon's own entry at exactly
+ * that prefix (CIDR identity, static entry); it is staged instead of a
+ * delete. Synced entries win over it while they exist.
+ *
+ * Named ports: an entry's NamedPorts go to its identity
+ * (mg_identity_table_add_named_port): the union over all entries of the
+ * identity in every cluster's copy, reference counted. A name given two
+ * port numbers for one protocol is left out of the identity while they
+ * disagree (strict; counted in named_port_conflicts). A port is taken back
+ * when its last entry goes (the identity is re-created with the same
+ * labels and the remaining ports; ports from elsewhere are kept).
+ * Reserved identities get none. Identities whose named ports changed are
+ * in the changed list. docs/kvstore.md has the details.
+ *
+ * Publishing. The client never commits the ipcache: mg_kv_sync_poll,
+ * mg_kv_sync_initial and mg_kv_sync_rebind leave their whole batch
+ * (resyncs and tailed entries alike) staged in the ipcache, so that the
+ * caller can publish it together with the policy derived from it, as one
+ * step for the workers (mg_datapath_publish; a plain mg_ipcache_commit
+ * where no worker runs yet). The identity table, which only the control
+ * plane reads, is final when the call returns: identities added, changed
+ * and removed are in it (or gone from it) and their ids are in the
+ * changed list. The caller must then either publish the staged batch, or
+ * discard it (mg_ipcache_discard) and call mg_kv_sync_request_resync():
+ * the client's copies already hold the batch, and the next poll re-stages
+ * every entry it holds, the prefixes the discarded batch removed, and
+ * lists every identity as changed, so that the next successful
+ * publication repairs the ipcache and the policy. A call that fails
+ * (-ENOMEM, -ENOTCONN) may still have staged part of a batch that its
+ * copies hold: publish it as well (mg_ipcache_pending says whether).
  *
  * Threading: everything runs on one control thread (hiredis 0.14's
  * synchronous API, connect and command timeouts, TCP keepalive). No call
@@ -88,6 +122,19 @@ struct mg_kv_sync_params {
 	/** Largest share (0..1] of a cluster's entries a resync may delete (0: 0.5). */
 	double max_delete_share;
 	unsigned read_count; /**< XREAD COUNT per poll (0: 1000) */
+	/**
+	 * Base layer (optional): the daemon's own entry for exactly the prefix
+	 * @p prefix (family, addr, plen; the rest zero), e.g. a CIDR identity
+	 * of its policies or a static entry of its configuration. Consulted
+	 * when no cluster holds a prefix any more (the last synced entry for
+	 * it was deleted): return 1 with @p out's identity and cluster_id set
+	 * (its prefix is forced to @p prefix) and that entry is staged instead
+	 * of a delete; 0 (nothing of its own: the prefix is deleted) or a
+	 * negative errno (the step fails). Synced entries win over the base
+	 * layer while they exist. Called on the control thread only.
+	 */
+	int (*base)(void *arg, const struct mg_ipcache_entry *prefix, struct mg_ipcache_entry *out);
+	void *base_arg;
 };
 
 enum mg_kv_resync_cause {
@@ -116,6 +163,8 @@ struct mg_kv_sync_stats {
 	uint64_t rejected_range;
 	uint64_t rejected_parse;
 	uint64_t conflicts;
+	/** A named port given two numbers (same protocol) for one identity; see "Named ports". */
+	uint64_t named_port_conflicts;
 	uint64_t mass_delete_refusals;
 	uint64_t disconnects; /**< connection losses seen */
 	uint64_t lag_ms;      /**< stream's last id time minus ours, at the last check */
@@ -137,7 +186,8 @@ void mg_kv_sync_free(struct mg_kv_sync *s);
 /**
  * Connect and fully sync every cluster, retrying (backoff) until all are
  * synced or @p timeout_ms has passed. Identities changed are appended to
- * the list as in mg_kv_sync_poll.
+ * the list as in mg_kv_sync_poll. The ipcache changes are left staged
+ * (see "Publishing").
  * @return 0 when all clusters are synced, -ETIMEDOUT when some are not
  *   (@p err names them and why; what was synced is published), -ENOMEM.
  */
@@ -149,7 +199,11 @@ int mg_kv_sync_initial(struct mg_kv_sync *s, unsigned timeout_ms, uint32_t **cha
  * it, then XREAD BLOCK for at most block_ms and apply what arrived as one
  * batch. The ids of identities added, changed or removed are appended to
  * *@p changed (a malloc'd array the caller frees; may be NULL on entry)
- * so that the caller can run mg_policy_update_identities.
+ * so that the caller can run mg_policy_update_identities; at the end of
+ * the call the whole list is sorted and holds each id once. The ipcache
+ * changes are left staged: the caller publishes them with the updated
+ * policy, or discards them and calls mg_kv_sync_request_resync() (see
+ * "Publishing").
  * @return the number of log entries applied (>= 0), -ENOTCONN when
  *   disconnected (tables kept: fail-static), -ENOMEM.
  */
@@ -158,9 +212,9 @@ int mg_kv_sync_poll(struct mg_kv_sync *s, uint32_t **changed, size_t *n_changed)
 /**
  * Point the client at other tables (the daemon's reload builds new ones).
  * With @p publish, first put everything it holds into them: every
- * identity, and for every prefix the winning cluster's entry (staged, then
- * ONE mg_ipcache_commit), so that a rebuilt static state keeps the synced
- * entries. Without it, the tables are assumed to hold them already (a
+ * identity, and for every prefix the winning cluster's entry (staged and
+ * left staged: the caller commits or publishes them), so that a rebuilt
+ * static state keeps the synced entries. Without it, the tables are assumed to hold them already (a
  * reload that kept the live ipcache, or one that failed and went back).
  * @return 0, or negative errno from the tables (the client then points
  *   at the new tables anyway; the caller discards them).
@@ -168,7 +222,12 @@ int mg_kv_sync_poll(struct mg_kv_sync *s, uint32_t **changed, size_t *n_changed)
 int mg_kv_sync_rebind(struct mg_kv_sync *s, struct mg_identity_table *ids, struct mg_ipcache *ipc,
                       bool publish);
 
-/** Force a full resync of every cluster at the next poll (operator command). */
+/**
+ * Force a full resync of every cluster at the next poll (operator
+ * command), and make that poll re-stage everything the client holds (see
+ * "Publishing"): call it after discarding a batch the caller could not
+ * publish.
+ */
 void mg_kv_sync_request_resync(struct mg_kv_sync *s);
 
 size_t mg_kv_sync_n_clusters(const struct mg_kv_sync *s);

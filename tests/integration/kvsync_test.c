@@ -178,6 +178,10 @@ struct fx {
 	size_t n_changed;
 };
 
+/* Base layer of the next fx_open (test_base_layer), or NULL. */
+static int (*fx_base)(void *arg, const struct mg_ipcache_entry *prefix,
+                      struct mg_ipcache_entry *out);
+
 static void
 fx_open(struct fx *f, double share)
 {
@@ -193,6 +197,7 @@ fx_open(struct fx *f, double share)
 	        .verify_ms = 1,
 	        .backoff_max_ms = 200,
 	        .max_delete_share = share,
+	        .base = fx_base,
 	};
 	struct mg_ipcache_params ip = {.entries_hint = 1024};
 	struct mg_error err;
@@ -217,7 +222,10 @@ fx_close(struct fx *f)
 static int
 fx_initial(struct fx *f, unsigned ms, struct mg_error *err)
 {
-	return mg_kv_sync_initial(f->s, ms, &f->changed, &f->n_changed, err);
+	int rc = mg_kv_sync_initial(f->s, ms, &f->changed, &f->n_changed, err);
+	/* The client leaves its batch staged; no workers here: plain commit. */
+	CU_ASSERT(mg_ipcache_commit(f->ipc) >= 0);
+	return rc;
 }
 
 static struct mg_kv_sync_stats
@@ -229,12 +237,14 @@ st(struct fx *f, size_t i)
 	return x;
 }
 
-/* Poll a few times (each blocks at most block_ms). */
+/* Poll a few times (each blocks at most block_ms), committing each batch. */
 static void
 polls(struct fx *f, int n)
 {
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
 		mg_kv_sync_poll(f->s, &f->changed, &f->n_changed);
+		CU_ASSERT(mg_ipcache_commit(f->ipc) >= 0);
+	}
 }
 
 static bool
@@ -745,6 +755,8 @@ test_rebind(void)
 	fx_open(&f, 0.5);
 	CU_ASSERT_EQUAL_FATAL(fx_initial(&f, 3000, &err), 0);
 	CU_ASSERT_EQUAL(mg_kv_sync_rebind(f.s, ids2, ipc2, true), 0);
+	CU_ASSERT_EQUAL(mg_ipcache_count(ipc2, 0), 0); /* staged, not committed */
+	CU_ASSERT_EQUAL(mg_ipcache_commit(ipc2), 7);
 	CU_ASSERT_EQUAL(mg_ipcache_count(ipc2, 0), mg_ipcache_count(f.ipc, 0));
 	CU_ASSERT_EQUAL(mg_ipcache_count(ipc2, 0), 7);
 	CU_ASSERT_EQUAL(mg_identity_table_count(ids2), mg_identity_table_count(f.ids));
@@ -757,6 +769,7 @@ test_rebind(void)
 	/* A change after the rebind reaches the new tables, not the old. */
 	put_ip("west", "10.1.0.9", 131080);
 	polls(&f, 3);
+	CU_ASSERT(mg_ipcache_commit(ipc2) >= 1);
 	CU_ASSERT_EQUAL(ipc_get(ipc2, "10.1.0.9", NULL), 131080);
 	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.9", NULL), 0);
 	/* Without publish only the pointers move. */
@@ -767,10 +780,272 @@ test_rebind(void)
 	mg_identity_table_free(ids2);
 }
 
+/*
+ * A poll leaves its batch staged (the caller publishes it with the derived
+ * policy). When the caller cannot publish, it discards the batch and asks
+ * for a resync: the next poll re-stages what the discarded batch changed
+ * (puts, deletions) and lists every identity, so one commit repairs the
+ * ipcache.
+ */
+static void
+test_discard_repair(void)
+{
+	struct fx f;
+	struct mg_error err;
+	seed();
+	fx_open(&f, 0.5);
+	CU_ASSERT_EQUAL_FATAL(fx_initial(&f, 3000, &err), 0);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.5", NULL), 131080);
+	free(f.changed);
+	f.changed = NULL;
+	f.n_changed = 0;
+	put_id("west", 131091);
+	put_ip("west", "10.1.0.7", 131091);
+	del_ip("west", "10.1.0.5");
+	for (int i = 0; i < 20 && mg_ipcache_pending(f.ipc) < 2; i++)
+		mg_kv_sync_poll(f.s, &f.changed, &f.n_changed);
+	/* Staged, not published; the identity table is final. */
+	CU_ASSERT_EQUAL(mg_ipcache_pending(f.ipc), 2);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.7", NULL), 0);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.5", NULL), 131080);
+	CU_ASSERT_PTR_NOT_NULL(mg_identity_table_get(f.ids, 131091));
+	CU_ASSERT(changed_has(&f, 131091));
+	/* The publication failed: discard, resync. */
+	mg_ipcache_discard(f.ipc);
+	mg_kv_sync_request_resync(f.s);
+	free(f.changed);
+	f.changed = NULL;
+	f.n_changed = 0;
+	polls(&f, 2);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.7", NULL), 131091);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.5", NULL), 0);
+	CU_ASSERT(changed_has(&f, 131091));
+	CU_ASSERT(changed_has(&f, 131080));
+	/* Repaired: the next batches are plain again. */
+	free(f.changed);
+	f.changed = NULL;
+	f.n_changed = 0;
+	polls(&f, 2);
+	CU_ASSERT_EQUAL(f.n_changed, 0);
+	CU_ASSERT_EQUAL(mg_ipcache_pending(f.ipc), 0);
+	fx_close(&f);
+}
+
+/* Put @pfx of @cl for identity @id with named ports "name/proto/port ..." (proto 6/17). */
+static void
+put_ip_np(const char *cl, const char *pfx, uint32_t id, const char *ports)
+{
+	char key[MG_KV_KEY_MAX], buf[256], *save = NULL;
+	struct mg_named_port np[8];
+	struct mg_kv_ip_pair p;
+	memset(&p, 0, sizeof(p));
+	memset(np, 0, sizeof(np));
+	CU_ASSERT_FATAL(mg_ipcache_parse_prefix(pfx, &p.prefix) == 0);
+	p.host_route = strchr(pfx, '/') == NULL;
+	p.prefix.identity = id;
+	snprintf(buf, sizeof(buf), "%s", ports);
+	for (char *t = strtok_r(buf, " ", &save); t && p.n_named_ports < 8;
+	     t = strtok_r(NULL, " ", &save)) {
+		struct mg_named_port *n = &np[p.n_named_ports++];
+		unsigned proto = 0, num = 0;
+		CU_ASSERT_FATAL(sscanf(t, "%63[^/]/%u/%u", n->name, &proto, &num) == 3);
+		n->proto = (uint8_t)proto;
+		n->port = (uint16_t)num;
+	}
+	p.named_ports = np;
+	ip_key(key, cl, pfx);
+	char *json = mg_kv_ip_pair_encode(&p);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(json);
+	put(cl, key, json);
+	free(json);
+}
+
+/* "name/proto/port" of identity @id's named ports, sorted, space-separated. */
+static const char *
+ports_of(const struct mg_identity_table *ids, uint32_t id)
+{
+	static char out[512];
+	const struct mg_identity *e = mg_identity_table_get(ids, id);
+	size_t off = 0;
+	out[0] = '\0';
+	for (size_t i = 0; e != NULL && i < e->n_named_ports && off < sizeof(out); i++)
+		off += (size_t)snprintf(out + off, sizeof(out) - off, "%s%s/%u/%u", off ? " " : "",
+		                        e->named_ports[i].name, e->named_ports[i].proto,
+		                        e->named_ports[i].port);
+	return out;
+}
+
+static size_t
+changed_count(const struct fx *f, uint32_t id)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < f->n_changed; i++)
+		n += f->changed[i] == id;
+	return n;
+}
+
+static void
+changed_reset(struct fx *f)
+{
+	free(f->changed);
+	f->changed = NULL;
+	f->n_changed = 0;
+}
+
+/*
+ * Named ports of synced entries reach their identity: the union over the
+ * identity's entries (all clusters), a name given two numbers for one
+ * protocol is left out while they disagree (counted), ports go when their
+ * last entry goes, and every such change lists the identity (once).
+ */
+static void
+test_named_ports(void)
+{
+	struct fx f;
+	struct mg_error err;
+	seed();
+	put_ip_np("east", "10.0.1.1", 70000, "http/6/80");
+	put_ip_np("east", "fd00::1", 70000, "http/6/80 dns/17/53");
+	put_ip_np("west", "10.1.0.5", 131080, "metrics/6/9090");
+	fx_open(&f, 0.5);
+	CU_ASSERT_EQUAL_FATAL(fx_initial(&f, 3000, &err), 0);
+	CU_ASSERT_STRING_EQUAL(ports_of(f.ids, 70000), "dns/17/53 http/6/80");
+	CU_ASSERT_STRING_EQUAL(ports_of(f.ids, 131080), "metrics/6/9090");
+	CU_ASSERT_EQUAL(changed_count(&f, 70000), 1); /* deduplicated */
+	CU_ASSERT_EQUAL(changed_count(&f, 131080), 1);
+	for (size_t i = 1; i < f.n_changed; i++)
+		CU_ASSERT(f.changed[i - 1] < f.changed[i]);
+
+	/* A third entry gives http another number: http is left out. */
+	changed_reset(&f);
+	put_ip_np("east", "10.0.1.9", 70000, "http/6/8080");
+	polls(&f, 3);
+	CU_ASSERT_STRING_EQUAL(ports_of(f.ids, 70000), "dns/17/53");
+	CU_ASSERT_EQUAL(st(&f, 0).named_port_conflicts, 1);
+	CU_ASSERT_EQUAL(changed_count(&f, 70000), 1);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.0.1.9", NULL), 70000);
+	/* It agrees again: http is back. */
+	changed_reset(&f);
+	put_ip_np("east", "10.0.1.9", 70000, "http/6/80");
+	polls(&f, 3);
+	CU_ASSERT_STRING_EQUAL(ports_of(f.ids, 70000), "dns/17/53 http/6/80");
+	CU_ASSERT(changed_has(&f, 70000));
+	/* The only entry naming dns goes: dns goes; labels and the rest stay. */
+	changed_reset(&f);
+	del_ip("east", "fd00::1");
+	polls(&f, 3);
+	CU_ASSERT_STRING_EQUAL(ports_of(f.ids, 70000), "http/6/80");
+	CU_ASSERT_EQUAL(changed_count(&f, 70000), 1);
+	const struct mg_identity *id = mg_identity_table_get(f.ids, 70000);
+	CU_ASSERT(id != NULL && id->cluster_id == 1 && id->labels.n > 0);
+	/* A re-put without ports removes the port its entry named, not others'. */
+	changed_reset(&f);
+	put_ip("east", "10.0.1.1", 70000);
+	polls(&f, 3);
+	CU_ASSERT_STRING_EQUAL(ports_of(f.ids, 70000), "http/6/80"); /* 10.0.1.9 names it */
+	CU_ASSERT_EQUAL(changed_count(&f, 70000), 0);
+	del_ip("east", "10.0.1.9");
+	polls(&f, 3);
+	CU_ASSERT_STRING_EQUAL(ports_of(f.ids, 70000), "");
+	CU_ASSERT(changed_has(&f, 70000));
+	/* A name the identity table refuses (over 15 characters) is skipped, not an error. */
+	put_ip_np("east", "10.0.1.30", 70000, "averyverylongportname/6/81");
+	polls(&f, 3);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.0.1.30", NULL), 70000);
+	CU_ASSERT_STRING_EQUAL(ports_of(f.ids, 70000), "");
+	del_ip("east", "10.0.1.30");
+	polls(&f, 3);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.0.1.30", NULL), 0);
+	/* An entry moving to another identity takes its ports along. */
+	put_ip_np("west", "10.1.0.5", 131090, "metrics/6/9090");
+	put_id("west", 131090);
+	polls(&f, 3);
+	CU_ASSERT_STRING_EQUAL(ports_of(f.ids, 131080), "");
+	CU_ASSERT_STRING_EQUAL(ports_of(f.ids, 131090), "metrics/6/9090");
+	/* Rebind: the new table gets the named ports too. */
+	struct mg_ipcache_params ip = {.entries_hint = 64};
+	struct mg_identity_table *ids2 = mg_identity_table_create(MG_CLUSTER_MODE_255);
+	struct mg_ipcache *ipc2 = mg_ipcache_create(&ip);
+	CU_ASSERT_EQUAL(mg_kv_sync_rebind(f.s, ids2, ipc2, true), 0);
+	CU_ASSERT_STRING_EQUAL(ports_of(ids2, 131090), "metrics/6/9090");
+	CU_ASSERT_EQUAL(mg_kv_sync_rebind(f.s, f.ids, f.ipc, false), 0);
+	mg_ipcache_free(ipc2);
+	mg_identity_table_free(ids2);
+	fx_close(&f);
+}
+
+/* The daemon's own entries: a CIDR identity at 10.5.0.0/16, a static 10.6.0.1. */
+static unsigned base_calls;
+
+static int
+base_fn(void *arg, const struct mg_ipcache_entry *pfx, struct mg_ipcache_entry *out)
+{
+	struct mg_ipcache_entry a, b;
+	(void)arg;
+	base_calls++;
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	CU_ASSERT_FATAL(mg_ipcache_parse_prefix("10.5.0.0/16", &a) == 0);
+	CU_ASSERT_FATAL(mg_ipcache_parse_prefix("10.6.0.1", &b) == 0);
+	if (pfx->family == a.family && pfx->plen == a.plen && memcmp(pfx->addr, a.addr, 16) == 0) {
+		out->identity = 16777300;
+		return 1;
+	}
+	if (pfx->family == b.family && pfx->plen == b.plen && memcmp(pfx->addr, b.addr, 16) == 0) {
+		out->identity = MG_ID_WORLD;
+		out->cluster_id = 0;
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * Base layer: a synced entry over a prefix the daemon has its own entry
+ * for wins while it exists; when it goes (and no other cluster holds the
+ * prefix) the daemon's entry comes back instead of a hole.
+ */
+static void
+test_base_layer(void)
+{
+	struct fx f;
+	struct mg_error err;
+	unsigned cid = 9;
+	seed();
+	put_ip("east", "10.5.0.0/16", 70000);
+	put_ip("west", "10.6.0.1", 131080);
+	put_ip("north", "10.6.0.1", 196700);
+	fx_base = base_fn;
+	fx_open(&f, 0.5);
+	fx_base = NULL;
+	CU_ASSERT_EQUAL_FATAL(fx_initial(&f, 3000, &err), 0);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.5.0.0/16", NULL), 70000); /* synced wins */
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.6.0.1", NULL), 131080);
+	base_calls = 0;
+	del_ip("east", "10.5.0.0/16");
+	del_ip("west", "10.6.0.1");
+	del_ip("east", "10.0.1.1");
+	polls(&f, 3);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.5.0.0/16", &cid), 16777300); /* the daemon's again */
+	CU_ASSERT_EQUAL(cid, 0);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.6.0.1", NULL), 196700); /* north still holds it */
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.0.1.1", NULL), 0);      /* nothing of its own */
+	CU_ASSERT_EQUAL(base_calls, 2); /* only for prefixes no cluster holds */
+	del_ip("north", "10.6.0.1");
+	polls(&f, 3);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.6.0.1", NULL), MG_ID_WORLD);
+	/* A synced entry comes back: it wins again. */
+	put_ip("west", "10.5.0.0/16", 131080);
+	polls(&f, 3);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.5.0.0/16", &cid), 131080);
+	CU_ASSERT_EQUAL(cid, 2);
+	fx_close(&f);
+}
+
 static CU_TestInfo tests[] = {
         {"cold_sync", test_cold_sync},
         {"canary_wait", test_canary_wait},
         {"incremental", test_incremental},
+        {"discard_repair", test_discard_repair},
         {"trimmed", test_trimmed},
         {"epoch", test_epoch},
         {"garbage", test_garbage},
@@ -781,6 +1056,8 @@ static CU_TestInfo tests[] = {
         {"restart", test_restart},
         {"rebind", test_rebind},
         {"failover", test_failover},
+        {"named_ports", test_named_ports},
+        {"base_layer", test_base_layer},
         CU_TEST_INFO_NULL,
 };
 

@@ -349,6 +349,113 @@ test_ip_pair_rejects(void)
 	}
 }
 
+/*
+ * The decoder's fast path (common shape, no jansson tree) and its jansson
+ * fallback must agree: same results for the forms only the fallback
+ * handles (escapes, non-ASCII, unknown fields, whitespace, other field
+ * orders), same errors for the values the fast path passes on.
+ */
+static void
+test_ip_pair_fast_path(void)
+{
+	static const struct {
+		const char *json;
+		uint32_t id;
+		uint8_t plen;
+		size_t nports;
+		const char *meta;
+	} good[] = {
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":5}", 5, 32, 0, ""},
+	        {" \t\r\n{ \"ID\" : 7 , \"IP\" : \"10.0.0.1\" } \n", 7, 32, 0, ""},
+	        {"{\"IP\":\"10.0.0.\\u0031\",\"ID\":5}", 5, 32, 0, ""},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":5,\"Metadata\":\"caf\xc3\xa9\"}", 5, 32, 0,
+	         "caf\xc3\xa9"},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":5,\"Metadata\":\"a\\\"b\"}", 5, 32, 0, "a\"b"},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":5,\"Metadata\":null,\"HostIP\":null}", 5, 32, 0, ""},
+	        {"{\"IP\":\"10.0.0.0\",\"Mask\":\"//8AAA==\",\"ID\":16777217,\"Key\":0}", 16777217,
+	         16, 0, ""},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":5,\"Other\":{\"a\":[1,2]},\"Key\":9}", 5, 32, 0, ""},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":5,\"NamedPorts\":[]}", 5, 32, 0, ""},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":5,\"NamedPorts\":null}", 5, 32, 0, ""},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":5,\"NamedPorts\":[{\"Protocol\":\"udp\","
+	         "\"Port\":53,\"Name\":\"dns\"},{\"Name\":\"http\",\"Port\":80,"
+	         "\"Protocol\":\"TCP\",\"Extra\":1}]}",
+	         5, 32, 2, ""},
+	        {"{\"IP\":\"fd00::1\",\"ID\":33554431}", 33554431, 128, 0, ""},
+	};
+	static const struct {
+		const char *json, *msg;
+	} bad[] = {
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":5} x", "invalid JSON"},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":05}", "invalid JSON"},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":5,}", "invalid JSON"},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":5,\"IP\":\"10.0.0.2\"}", "invalid JSON"},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":5,\"Metadata\":\"a\tb\"}", "invalid JSON"},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":5.0}", "must be an integer"},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":5e1}", "must be an integer"},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":null}", "must be an integer"},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":5,\"Key\":null}", "must be an integer"},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":99999999999}", "out of range"},
+	        {"{\"IP\":null,\"ID\":5}", "missing \"IP\""},
+	        {"{\"IP\":\"\",\"ID\":5}", "not an address"},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":5,\"Mask\":\"\"}", "base64 of 4 bytes"},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":5,\"HostIP\":\"x\"}", "\"HostIP\""},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":5,\"NamedPorts\":[{\"Name\":\"a\",\"Port\":\"80\","
+	         "\"Protocol\":\"TCP\"}]}",
+	         "Port must be"},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":5,\"NamedPorts\":[{\"Name\":\"a\",\"Port\":80}]}",
+	         "Protocol must be"},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":5,\"NamedPorts\":[{\"Name\":null,\"Port\":80,"
+	         "\"Protocol\":\"TCP\"}]}",
+	         "NamedPorts[0]"},
+	        {"{\"IP\":\"10.0.0.1\",\"ID\":5,\"NamedPorts\":[{\"Name\":\"a\",\"Port\":80,"
+	         "\"Protocol\":\"TCP\"},{\"Name\":\"a\",\"Port\":81,\"Protocol\":\"TCP\"}]}",
+	         "duplicate named port"},
+	};
+	struct mg_kv_ip_pair p;
+	struct mg_error err;
+
+	for (size_t i = 0; i < MG_ARRAY_SIZE(good); i++) {
+		int rc = mg_kv_ip_pair_decode(good[i].json, strlen(good[i].json), &p, &err);
+		CU_ASSERT_EQUAL(rc, 0);
+		if (rc != 0) {
+			fprintf(stderr, "good[%zu]: %s\n", i, err.msg);
+			continue;
+		}
+		CU_ASSERT_EQUAL(p.prefix.identity, good[i].id);
+		CU_ASSERT_EQUAL(p.prefix.plen, good[i].plen);
+		CU_ASSERT_EQUAL(p.n_named_ports, good[i].nports);
+		CU_ASSERT_STRING_EQUAL(p.metadata, good[i].meta);
+		mg_kv_ip_pair_clear(&p);
+	}
+	for (size_t i = 0; i < MG_ARRAY_SIZE(bad); i++) {
+		memset(&err, 0, sizeof(err));
+		CU_ASSERT_EQUAL(mg_kv_ip_pair_decode(bad[i].json, strlen(bad[i].json), &p, &err),
+		                -EINVAL);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, bad[i].msg));
+		if (strstr(err.msg, bad[i].msg) == NULL)
+			fprintf(stderr, "bad[%zu]: %s\n", i, err.msg);
+		CU_ASSERT_PTR_NULL(p.named_ports);
+	}
+	/* The fast path's named ports: sorted as given, protocols mapped. */
+	static const char two[] =
+	        "{\"IP\":\"10.0.0.1\",\"ID\":5,\"NamedPorts\":[{\"Name\":\"http\","
+	        "\"Port\":80,\"Protocol\":\"TCP\"},{\"Name\":\"dns\",\"Port\":53,"
+	        "\"Protocol\":\"SCTP\"}]}";
+	CU_ASSERT_EQUAL_FATAL(mg_kv_ip_pair_decode(two, strlen(two), &p, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(p.n_named_ports, 2);
+	CU_ASSERT_STRING_EQUAL(p.named_ports[0].name, "http");
+	CU_ASSERT_EQUAL(p.named_ports[0].port, 80);
+	CU_ASSERT_EQUAL(p.named_ports[1].proto, 132);
+	CU_ASSERT_TRUE(p.host_route);
+	mg_kv_ip_pair_clear(&p);
+	/* A value that is not NUL-terminated at len (Redis replies are binary). */
+	static const char padded[] = "{\"IP\":\"10.0.0.1\",\"ID\":5}GARBAGE";
+	CU_ASSERT_EQUAL(mg_kv_ip_pair_decode(padded, strlen(padded) - 7, &p, &err), 0);
+	CU_ASSERT_EQUAL(p.prefix.identity, 5);
+	mg_kv_ip_pair_clear(&p);
+}
+
 static void
 test_cluster_config(void)
 {
@@ -416,6 +523,7 @@ static CU_TestInfo tests[] = {
         {"ip_pair_cilium", test_ip_pair_cilium},
         {"ip_pair_round_trip", test_ip_pair_round_trip},
         {"ip_pair_rejects", test_ip_pair_rejects},
+        {"ip_pair_fast_path", test_ip_pair_fast_path},
         {"cluster_config", test_cluster_config},
         CU_TEST_INFO_NULL,
 };
