@@ -1024,7 +1024,7 @@ bench_acl(const struct opts *o, unsigned acl_identities)
 	struct world w;
 	struct flow *flows = NULL;
 	uint32_t *idv = NULL, *res = NULL, *cur;
-	unsigned n, i, any, agree = 0, wrong_ids, allowed;
+	unsigned n, i, any, agree = 0, wrong_ids = 0, allowed;
 	size_t yaml;
 	double load, ours, ours_ipc, ours_best_build;
 	long nrules;

@@ -479,7 +479,7 @@ cmd_identity_get(void *arg, struct mg_ctl_conn *conn, const json_t *args, json_t
 {
 	struct daemon *d = arg;
 	const struct mg_identity *ident;
-	uint64_t id;
+	uint64_t id = 0;
 	int rc;
 
 	(void)conn;
@@ -858,7 +858,7 @@ cmd_ct_list(void *arg, struct mg_ctl_conn *conn, const json_t *args, json_t **re
 {
 	struct daemon *d = arg;
 	struct mg_dp_ct_entry *v;
-	uint64_t limit, total = 0;
+	uint64_t limit = 0, total = 0;
 	size_t n = 0;
 	json_t *list;
 	int rc;
@@ -1082,7 +1082,9 @@ count_identity(const struct mg_identity *ident, void *arg)
 	if (i == s->n_identity_clusters) {
 		if (i == MG_METRICS_MAX_CLUSTERS)
 			return 0;
-		snprintf(s->identities[i].cluster, sizeof(s->identities[i].cluster), "%s", name);
+		/* names are at most MG_METRICS_NAME_MAX - 1 bytes (config and kvstore limits) */
+		snprintf(s->identities[i].cluster, sizeof(s->identities[i].cluster), "%.*s",
+		         (int)sizeof(s->identities[i].cluster) - 1, name);
 		s->identities[i].count = 0;
 		s->n_identity_clusters++;
 	}

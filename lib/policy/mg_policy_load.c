@@ -843,7 +843,7 @@ static int
 add_entry_peer(struct loader *L, struct entry *e, struct selector *sel, bool scope,
                const struct policy_obj *p, const struct mg_yaml_node *at)
 {
-	uint32_t *v, idx;
+	uint32_t *v, idx = 0; /* set by add_selector on success; 0 quiets -O3 */
 	int rc;
 
 	if (e->npeers >= POL_MAX_PEERS) {
