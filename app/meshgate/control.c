@@ -30,6 +30,7 @@
 #include "mg_ctl.h"
 #include "mg_kv_sync.h"
 #include "mg_metrics.h"
+#include "mg_pkt.h"
 #include "trace_json.h"
 
 /* The monitor stream's kinds (the mask subscribers give). */
@@ -138,23 +139,20 @@ labels_json(const struct mg_labels *ls)
 	return a;
 }
 
+/* A flow's protocol as the CLI spells it ("tcp"); "other" for the rest. */
 static const char *
 proto_name(uint8_t p)
 {
-	switch (p) {
-	case 1:
-		return "ICMP";
-	case 6:
-		return "TCP";
-	case 17:
-		return "UDP";
-	case 58:
-		return "ICMPv6";
-	case 132:
-		return "SCTP";
-	default:
-		return "?";
-	}
+	const char *n = mg_pkt_proto_name(p);
+
+	return n != NULL ? n : "other";
+}
+
+/* A named port's protocol as Kubernetes spells it (TCP, UDP, SCTP). */
+static const char *
+k8s_proto_name(uint8_t p)
+{
+	return p == 6 ? "TCP" : p == 17 ? "UDP" : p == 132 ? "SCTP" : "?";
 }
 
 static json_t *
@@ -167,7 +165,7 @@ identity_json(const struct daemon *d, const struct mg_identity *ident)
 		json_array_append_new(np, json_pack("{s:s, s:i, s:s}", "name",
 		                                    ident->named_ports[i].name, "port",
 		                                    (int)ident->named_ports[i].port, "protocol",
-		                                    proto_name(ident->named_ports[i].proto)));
+		                                    k8s_proto_name(ident->named_ports[i].proto)));
 	return json_pack("{s:I, s:o, s:i, s:o, s:o}", "id", (json_int_t)ident->id, "labels",
 	                 labels_json(&ident->labels), "cluster_id", (int)ident->cluster_id,
 	                 "cluster",

@@ -112,19 +112,7 @@ proto_is_icmp(uint8_t p)
 static const char *
 proto_name(uint8_t p)
 {
-	switch (p) {
-	case MG_IPPROTO_TCP:
-		return "tcp";
-	case MG_IPPROTO_UDP:
-		return "udp";
-	case MG_IPPROTO_SCTP:
-		return "sctp";
-	case MG_IPPROTO_ICMP:
-		return "icmp";
-	case MG_IPPROTO_ICMPV6:
-		return "icmpv6";
-	}
-	return NULL;
+	return mg_pkt_proto_name(p);
 }
 
 /* ---- parsing a flow ---- */

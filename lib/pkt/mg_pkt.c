@@ -323,8 +323,8 @@ mg_pkt_parse(const uint8_t *data, uint32_t len, struct mg_pkt_info *info)
 	}
 }
 
-static const char *
-proto_name(uint8_t proto, char *tmp, size_t size)
+const char *
+mg_pkt_proto_name(uint8_t proto)
 {
 	switch (proto) {
 	case MG_IPPROTO_TCP:
@@ -338,9 +338,19 @@ proto_name(uint8_t proto, char *tmp, size_t size)
 	case MG_IPPROTO_ICMPV6:
 		return "icmpv6";
 	default:
-		snprintf(tmp, size, "proto %u", proto);
-		return tmp;
+		return NULL;
 	}
+}
+
+static const char *
+proto_name(uint8_t proto, char *tmp, size_t size)
+{
+	const char *n = mg_pkt_proto_name(proto);
+
+	if (n != NULL)
+		return n;
+	snprintf(tmp, size, "proto %u", proto);
+	return tmp;
 }
 
 char *

@@ -112,6 +112,13 @@ struct mg_pkt_info {
  */
 enum mg_drop_reason mg_pkt_parse(const uint8_t *data, uint32_t len, struct mg_pkt_info *info);
 
+/**
+ * Lower-case name of the IP protocols the gateway knows ("tcp", "udp",
+ * "sctp", "icmp", "icmpv6"), as the CLI and the JSON outputs spell them;
+ * NULL for any other number.
+ */
+const char *mg_pkt_proto_name(uint8_t proto);
+
 /** True for the ICMP errors that quote a packet: ICMP 3, 11, 12; ICMPv6 1, 2, 3, 4. */
 static inline bool
 mg_pkt_is_icmp_error(const struct mg_flow_key *k)

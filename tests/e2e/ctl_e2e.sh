@@ -104,12 +104,9 @@ NCTL=$MG_WORK/meshgatectl
 # The demo's inputs, copied (the test adds and breaks policy files), with
 # its own control and metrics sections: the socket here, group nogroup, no
 # admin group, a small request limit; metrics on a free loopback port.
-cp -r "$ROOT/conf/examples/demo" "$MG_WORK/conf"
 SOCK=$MG_WORK/meshgate.sock
 CFG=$MG_WORK/conf/meshgate.yaml
-sed -e "s/mgdemo-in/$MG_IF_IN/; s/mgdemo-out/$MG_IF_OUT/; s/meshgate-demo/$PREFIX/" \
-	"$ROOT/conf/examples/demo/meshgate.yaml" |
-	awk '/^(control|metrics):/ { skip = 1; next } /^[^ \t#]/ { skip = 0 } !skip' >"$CFG"
+mg_demo_config "$MG_WORK/conf" "$PREFIX" || skip_all "could not copy the demo's config"
 cat >>"$CFG" <<YAML
 control:
   socket: $SOCK

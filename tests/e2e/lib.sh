@@ -93,6 +93,20 @@ mg_topology_up() {
 		mg_side "$MG_NS_BACK" "$MG_IF_OUT" "${MG_BACK_ADDRS[@]}"
 }
 
+# mg_demo_config DIR PREFIX: a copy of conf/examples/demo in DIR (the
+# caller may edit it) whose meshgate.yaml polls $MG_IF_IN / $MG_IF_OUT with
+# DPDK file prefix PREFIX, and has no control or metrics section: the
+# caller appends its own (a socket in its scratch folder, any free port).
+mg_demo_config() {
+	local dir=$1 prefix=$2 demo
+	demo=$(cd "$MG_LIB_DIR/../../conf/examples/demo" && pwd) || return 1
+	cp -r "$demo" "$dir" || return 1
+	sed -e "s/mgdemo-in/$MG_IF_IN/; s/mgdemo-out/$MG_IF_OUT/; s/meshgate-demo/$prefix/" \
+		"$demo/meshgate.yaml" |
+		awk '/^(control|metrics):/ { skip = 1; next } /^[^ \t#]/ { skip = 0 } !skip' \
+			>"$dir/meshgate.yaml"
+}
+
 # mg_daemon_start BINARY CONFIG: start meshgate in the background (output
 # in $MG_WORK/meshgate.{out,err}, stats in $MG_WORK/stats.json) and wait
 # until it says it is ready (at most 60 s). 0 when ready.

@@ -70,11 +70,14 @@ trap on_exit EXIT
 mg_topology_up || skip_all "could not create the namespaces"
 
 # The demo's inputs, copied: the test edits its policy folder.
-cp -r "$ROOT/conf/examples/demo" "$MG_WORK/conf"
 SOCK=$MG_WORK/meshgate.sock
-sed -e "s|/run/meshgate-demo/meshgate.sock|$SOCK|; s|127.0.0.1:9471|127.0.0.1:0|" \
-	-e "s/mgdemo-in/$MG_IF_IN/; s/mgdemo-out/$MG_IF_OUT/; s/meshgate-demo/$PREFIX/" \
-	"$ROOT/conf/examples/demo/meshgate.yaml" >"$MG_WORK/conf/meshgate.yaml"
+mg_demo_config "$MG_WORK/conf" "$PREFIX" || skip_all "could not copy the demo's config"
+cat >>"$MG_WORK/conf/meshgate.yaml" <<YAML
+control:
+  socket: $SOCK
+metrics:
+  listen: 127.0.0.1:0
+YAML
 # The backend also accepts UDP 9000 from the frontend (the allowed flows);
 # UDP 8080 stays denied.
 sed -i 's/^            - port: "8080"$/            - port: "9000"\n              protocol: UDP\n            - port: "8080"/' \
