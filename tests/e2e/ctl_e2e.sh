@@ -47,7 +47,7 @@ NOGROUP=65534
 OTHER_GROUP=1 # daemon: not the socket's group
 
 CHECKS=(daemon_ready online status_traffic_counted config_show_every_key
-	traffic_after_broken_reload
+	traffic_after_broken_reload monitor_verdict
 	help_daemon help_cli
 	perm_read_status perm_read_identity_list perm_read_ip_get perm_read_policy_get
 	perm_read_policy_trace perm_read_ct_list perm_read_sync_status perm_read_metrics
@@ -231,6 +231,36 @@ check config_show_every_key "$r" ok
 
 # After the broken reload (and its fix) the gateway still forwards by policy.
 check traffic_after_broken_reload "$(mg_ping "$MG_NS_BACK" 10.99.0.1 10.99.0.4)" replied
+
+# monitor --type verdict: 1 in 64 forwarded frames is sampled; a TCP
+# exchange of 200 KB forwards far more, so events must come, all verdicts,
+# with both identities and their labels.
+timeout 8 "$CTL" --socket "$SOCK" monitor --type verdict -o json >"$MG_WORK/verdict.out" 2>&1 &
+vpid=$!
+sleep 0.5
+x=$(mg_exchange "$MG_NS_FRONT" "$MG_NS_BACK" 10.99.0.2 8080)
+wait "$vpid" 2>/dev/null
+r=$($PY - "$MG_WORK/verdict.out" "$x" <<'PY'
+import json, sys
+lines = [l for l in open(sys.argv[1]) if l.strip().startswith("{")]
+evs = []
+for l in lines:
+    o = json.loads(l)
+    evs.append(o.get("event", o))
+evs = [e for e in evs if "type" in e]
+bad = [e for e in evs if e["type"] != "verdict" or e["reason"] != "allowed"]
+mine = [e for e in evs if {e.get("src"), e.get("dst")} == {"10.99.0.1", "10.99.0.2"}
+        and {e.get("src_identity"), e.get("dst_identity")} == {65800, 65801}
+        and any("app=frontend" in x for x in e.get("src_labels", []) + e.get("dst_labels", []))]
+if sys.argv[2] != "exchanged":
+    print("the exchange did not go through: " + sys.argv[2])
+elif not evs or bad or not mine:
+    print("%d events, %d not verdicts, %d of the exchange" % (len(evs), len(bad), len(mine)))
+else:
+    print("ok")
+PY
+)
+check monitor_verdict "$r" ok
 
 # help: the daemon's command list (raw request), and meshgatectl's.
 r=$($PY - "$SOCK" <<'PY'
