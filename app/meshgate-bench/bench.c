@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_ipcache.h"
 #include "bench_kvsync.h"
 #include "bench_policy.h"
 #include "mg_config.h"
@@ -849,7 +850,8 @@ usage(FILE *out)
 	        "       meshgate-bench conntrack [--seconds S] [--lcores L] [--testpmd PATH]\n"
 	        "       meshgate-bench policy [--identities N] [--policies A,B,C] [--adds N] "
 	        "[--acl-identities N] ... (policy --help)\n"
-	        "       meshgate-bench kvsync [--redis-port P] [--entries N[,N...]]\n");
+	        "       meshgate-bench kvsync [--redis-port P] [--entries N[,N...]]\n"
+	        "       meshgate-bench ipcache [--entries N[,N...]] ... (ipcache --help)\n");
 }
 
 int
@@ -878,6 +880,8 @@ main(int argc, char **argv)
 		return mg_bench_policy(argc - 1, argv + 1);
 	if (strcmp(cmd, "kvsync") == 0)
 		return mg_bench_kvsync(argc - 1, argv + 1);
+	if (strcmp(cmd, "ipcache") == 0)
+		return mg_bench_ipcache(argc - 1, argv + 1);
 	optind = 2;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {

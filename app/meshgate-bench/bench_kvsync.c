@@ -80,7 +80,9 @@
 #define PIPE_CHUNK 2000 /* commands in flight per pipelined round */
 #define N_SLOTS 32768u  /* test IPs: the first IPv4 entries of the fill */
 #define LAT_SECS 2
-#define MAXLEN "100000"
+/* The log's MAXLEN ~: room for the catch-up's backlog on top of what the
+ * measured phase wrote, so the client's position is never trimmed. */
+#define MAXLEN "2000000"
 
 static uint32_t
 ident(unsigned local)
@@ -651,6 +653,7 @@ latency_run(unsigned port, struct mg_kv_sync *s, struct mg_ipcache *ipc,
 struct fwd_writer {
 	unsigned port;
 	unsigned rate;       /* puts per second of this writer */
+	unsigned batch;      /* changes per FCALL mg_batch; 0: single FCALL mg_put */
 	uint32_t first, n;   /* fill entries first .. first + n - 1 */
 	char **keys, **vals; /* per entry: key; value 2i: client, 2i+1: a filler */
 	uint64_t limit;      /* puts to write, then stop (0: until told) */
@@ -661,11 +664,85 @@ struct fwd_writer {
 	pthread_t th;
 };
 
+/*
+ * A writer as meshgatectl's are: lib/kvstore's batch API, each change
+ * queued, sent in FCALL mg_batch calls of w->batch changes with up to
+ * MG_KV_WRITER_PIPELINE calls in flight. Whenever it is ahead of its rate
+ * it flushes (so the count is exact) and sleeps.
+ */
+static void *
+fwd_writer_batch_main(struct fwd_writer *w)
+{
+	struct mg_kv_writer_opts o = {.cluster = CLUSTER,
+	                              .maxlen = (unsigned)atoi(MAXLEN),
+	                              .timeout_ms = 60000,
+	                              .batch = w->batch};
+	struct mg_kv_batch_counts c = {0};
+	struct mg_error err = {0};
+	struct mg_kv_writer *kw;
+	uint64_t t0 = mg_time_ns(), seq = w->seq, first = w->seq, end = w->seq + w->limit;
+	uint64_t base = atomic_load(&w->written);
+	char url[64];
+
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%u/0", w->port);
+	o.url = url;
+	kw = mg_kv_writer_open(&o, &err);
+	if (kw == NULL) {
+		fprintf(stderr, "kvsync: writer: %s\n", err.msg);
+		w->rc = -EIO;
+		goto out;
+	}
+	while (!atomic_load(&w->stop) && (w->limit == 0 || seq < end)) {
+		uint64_t due = t0 + (seq - first) * 1000000000ull / w->rate;
+		unsigned i, nb = w->batch;
+
+		if (mg_time_ns() < due) {
+			struct timespec ts = {.tv_nsec = 100000};
+
+			if (mg_kv_writer_flush(kw, &err) < 0)
+				break;
+			atomic_store(&w->written, base + c.written);
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		if (w->limit != 0 && end - seq < nb)
+			nb = (unsigned)(end - seq);
+		for (i = 0; i < nb; i++, seq++) {
+			uint32_t k = (uint32_t)(seq % w->n);
+			/* round 0 moves the entry to the client, round 1 to a filler, ...:
+			 * every put changes the value */
+			unsigned v = (unsigned)((seq / w->n) % 2);
+
+			if (mg_kv_writer_queue_put(kw, w->keys[w->first + k],
+			                           w->vals[2 * (w->first + k) + v], &c, &err) < 0)
+				goto done;
+		}
+		atomic_store(&w->written, base + c.written);
+	}
+done:
+	if (err.msg[0] == '\0')
+		mg_kv_writer_flush(kw, &err);
+	if (err.msg[0] != '\0') {
+		fprintf(stderr, "kvsync: writer: %s\n", err.msg);
+		w->rc = -EIO;
+	}
+	atomic_store(&w->written, base + c.written);
+	mg_kv_writer_close(kw);
+out:
+	w->seq = seq;
+	atomic_store(&w->done, 1);
+	return NULL;
+}
+
 static void *
 fwd_writer_main(void *arg)
 {
 	struct fwd_writer *w = arg;
-	redisContext *c = connect_port(w->port);
+	redisContext *c;
+
+	if (w->batch != 0)
+		return fwd_writer_batch_main(w);
+	c = connect_port(w->port);
 	char logk[MG_KV_KEY_MAX];
 	uint64_t t0 = mg_time_ns(), seq = w->seq, first = w->seq, end = w->seq + w->limit;
 
@@ -789,6 +866,7 @@ struct fwd_run {
 	bool hold;    /* no polls: the writers build a backlog */
 	bool running; /* writer threads started, not joined */
 	uint64_t next, applied, published, publishes, max_publish_ns, backlog;
+	uint64_t backlog_t0, backlog_w0; /* when the backlog's writing began */
 	/* baseline start/end, updates start/end, catch-up start/end */
 	struct fwd_mark m[6];
 };
@@ -862,6 +940,8 @@ fwd_catch_up(struct mg_datapath *dp, struct fwd_run *k, uint64_t now)
 		if (k->applied < fwd_written(k))
 			return now >= k->next;
 		k->hold = true;
+		k->backlog_t0 = mg_time_ns();
+		k->backlog_w0 = fwd_written(k);
 		if (fwd_writers_start(k, k->backlog) < 0)
 			return 1;
 		k->next = now + 60000000000ull;
@@ -971,7 +1051,8 @@ fwd_rx(const struct mg_dp_counters *c)
 
 static int
 forward_run(unsigned port, uint32_t n, const char *lua, size_t lua_len, unsigned secs,
-            unsigned rate, unsigned nw, const char *lcores)
+            unsigned rate, unsigned nw, const char *lcores, unsigned batch, unsigned read_count,
+            unsigned backlog)
 {
 	char dir[] = "/tmp/mgbench-kvf.XXXXXX", pcap[128], cfgpath[128], vdev[2][256];
 	char url[64];
@@ -980,7 +1061,7 @@ forward_run(unsigned port, uint32_t n, const char *lua, size_t lua_len, unsigned
 	                               .clusters = cluster_params,
 	                               .block_ms = 1,
 	                               .command_ms = 60000,
-	                               .read_count = 10000};
+	                               .read_count = read_count};
 	struct fwd_writer *w = NULL;
 	struct fwd_run k = {0};
 	struct mg_error err = {0};
@@ -1107,6 +1188,7 @@ forward_run(unsigned port, uint32_t n, const char *lua, size_t lua_len, unsigned
 		/* entry 0 is the server: writers share 1 .. n-1 */
 		w[i].port = port;
 		w[i].rate = rate / nw;
+		w[i].batch = batch;
 		w[i].first = 1 + (uint32_t)((uint64_t)(n - 1) * i / nw);
 		w[i].n = 1 + (uint32_t)((uint64_t)(n - 1) * (i + 1) / nw) - w[i].first;
 		w[i].keys = keys;
@@ -1120,7 +1202,7 @@ forward_run(unsigned port, uint32_t n, const char *lua, size_t lua_len, unsigned
 		k.w = w;
 		k.nw = nw;
 		k.secs = secs;
-		k.backlog = 90000;                     /* below the log's MAXLEN (100000) */
+		k.backlog = backlog;                   /* below the log's MAXLEN */
 		k.next = mg_time_ns() + 1000000000ull; /* warm-up */
 		rc = mg_datapath_start(dp);
 		if (rc == 0)
@@ -1163,14 +1245,23 @@ forward_run(unsigned port, uint32_t n, const char *lua, size_t lua_len, unsigned
 		       " (%s); resyncs %" PRIu64 "\n",
 		       written, k.applied, k.applied >= written ? "all applied" : "NOT all applied",
 		       st.resyncs[0] + st.resyncs[1] + st.resyncs[2] + st.resyncs[3]);
-		if (k.phase == 7)
+		if (k.phase == 7) {
 			printf("catch-up  %" PRIu64 " updates written while the client held off, "
-			       "applied in %.2f s: %10.0f updates/s applied and published, "
-			       "forwarding %10.0f frames/s meanwhile\n",
+			       "in %.2f s: %10.0f updates/s written\n",
+			       m[4].written - k.backlog_w0, (double)(m[4].t - k.backlog_t0) / 1e9,
+			       fwd_rate(k.backlog_w0, m[4].written, k.backlog_t0, m[4].t));
+			printf("catch-up  %" PRIu64 " updates applied in %.2f s: %10.0f updates/s "
+			       "applied and published in %.0f publications/s, forwarding %10.0f "
+			       "frames/s meanwhile (allowed %.0f/s, denied %.0f/s)\n",
 			       m[5].applied - m[4].applied, (double)(m[5].t - m[4].t) / 1e9,
 			       fwd_rate(m[4].applied, m[5].applied, m[4].t, m[5].t),
-			       fwd_rate(fwd_rx(&m[4].c), fwd_rx(&m[5].c), m[4].t, m[5].t));
-		else
+			       fwd_rate(m[4].publishes, m[5].publishes, m[4].t, m[5].t),
+			       fwd_rate(fwd_rx(&m[4].c), fwd_rx(&m[5].c), m[4].t, m[5].t),
+			       fwd_rate(m[4].c.allowed, m[5].c.allowed, m[4].t, m[5].t),
+			       fwd_rate(m[4].c.denied_ingress + m[4].c.denied_egress,
+			                m[5].c.denied_ingress + m[5].c.denied_egress, m[4].t,
+			                m[5].t));
+		} else
 			printf("catch-up  not finished (phase %d)\n", k.phase);
 		if (k.applied < written)
 			rc = -ETIMEDOUT;
@@ -1209,11 +1300,16 @@ usage(FILE *out)
 	        "usage: meshgate-bench kvsync [--redis-port P] [--entries N[,N...]] "
 	        "[--functions meshgate.lua]\n"
 	        "       meshgate-bench kvsync --updates-while-forwarding [--entries N] "
-	        "[--seconds S] [--update-rate R] [--writers W] [--lcores L]\n"
+	        "[--seconds S] [--update-rate R] [--writers W] [--lcores L] [--batch B] "
+	        "[--read-count C] [--backlog K]\n"
 	        "  The second form forwards crafted frames through the data path (EAL, net_pcap\n"
 	        "  ports, L = main,worker lcores, default 0,1) while W writer connections\n"
-	        "  (default 2) FCALL mg_put R times per second (default 120000) in total,\n"
-	        "  applied by the sync client and published with mg_datapath_publish.\n"
+	        "  (default 2) put R updates per second (default 150000) in total, in FCALL\n"
+	        "  mg_batch calls of B changes (default 256; 0: one FCALL mg_put each),\n"
+	        "  applied by the sync client (XREAD COUNT C, default 10000) and published\n"
+	        "  with mg_datapath_publish. Then the client holds off while the writers put\n"
+	        "  K updates (default 800000, at most 1000000) into the log as fast as Redis\n"
+	        "  takes them, and catches up on them while the worker forwards.\n"
 	        "  Without --redis-port, starts /usr/bin/redis-server on a free loopback port.\n"
 	        "  With it, FLUSHES database 0 of that server.\n");
 }
@@ -1305,11 +1401,15 @@ mg_bench_kvsync(int argc, char **argv)
 	        {"update-rate", required_argument, NULL, 'r'},
 	        {"writers", required_argument, NULL, 'w'},
 	        {"lcores", required_argument, NULL, 'l'},
+	        {"batch", required_argument, NULL, 'b'},
+	        {"read-count", required_argument, NULL, 'c'},
+	        {"backlog", required_argument, NULL, 'k'},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
 	const char *entries = NULL, *functions = MG_FUNCTIONS_DEFAULT, *lcores = "0,1";
-	unsigned secs = 5, rate = 120000, writers = 2;
+	unsigned secs = 5, rate = 150000, writers = 2, batch = MG_KV_WRITER_BATCH_DEFAULT;
+	unsigned read_count = 10000, backlog = 800000;
 	bool forward = false;
 	struct server srv = {0};
 	unsigned port = 0;
@@ -1344,6 +1444,15 @@ mg_bench_kvsync(int argc, char **argv)
 		case 'l':
 			lcores = optarg;
 			break;
+		case 'b':
+			batch = (unsigned)strtoul(optarg, NULL, 0);
+			break;
+		case 'c':
+			read_count = (unsigned)strtoul(optarg, NULL, 0);
+			break;
+		case 'k':
+			backlog = (unsigned)strtoul(optarg, NULL, 0);
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -1354,7 +1463,9 @@ mg_bench_kvsync(int argc, char **argv)
 	}
 	if (entries == NULL)
 		entries = forward ? "100000" : "100000,1000000";
-	if (forward && (secs == 0 || rate == 0 || writers == 0 || writers > 16)) {
+	if (forward &&
+	    (secs == 0 || rate == 0 || writers == 0 || writers > 16 || batch > MG_KV_BATCH_MAX ||
+	     read_count == 0 || backlog == 0 || backlog > 1000000)) {
 		usage(stderr);
 		return 2;
 	}
@@ -1388,8 +1499,18 @@ mg_bench_kvsync(int argc, char **argv)
 		printf("forward   %" PRIu32 " entries, %u s per phase, %u writer connection(s) at "
 		       "%u updates/s in total, lcores %s\n",
 		       n, secs, writers, rate, lcores);
+		if (batch != 0)
+			printf("          writers: FCALL mg_batch of %u changes, up to %u calls in "
+			       "flight per connection; sync client: XREAD COUNT %u\n",
+			       batch, MG_KV_WRITER_PIPELINE, read_count);
+		else
+			printf("          writers: FCALL mg_put, pipelined rounds of %u; sync "
+			       "client: "
+			       "XREAD COUNT %u\n",
+			       FWD_BATCH, read_count);
 		fflush(stdout);
-		rc = forward_run(port, n, lua, lua_len, secs, rate, writers, lcores);
+		rc = forward_run(port, n, lua, lua_len, secs, rate, writers, lcores, batch,
+		                 read_count, backlog);
 		if (rc < 0)
 			fprintf(stderr, "kvsync: forward: %s\n", strerror(-rc));
 		goto out;

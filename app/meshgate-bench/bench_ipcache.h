@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * `meshgate-bench ipcache`: cycles per ipcache lookup from 1k to 1M
+ * entries (hot working set, uniform over the table, misses), next to
+ * DPDK's rte_lpm / rte_fib / rte_fib6 on the same prefixes. See
+ * bench_ipcache.c.
+ */
+#ifndef MG_BENCH_IPCACHE_H
+#define MG_BENCH_IPCACHE_H
+
+/**
+ * Run the ipcache lookup benchmark. @p argv[0] is "ipcache"; the rest are
+ * its options (see the usage text printed by --help).
+ * @return the process exit status.
+ */
+int mg_bench_ipcache(int argc, char **argv);
+
+#endif /* MG_BENCH_IPCACHE_H */
