@@ -31,7 +31,8 @@
  *
  *   --updates-while-forwarding
  *               the data path forwards crafted frames (EAL, one worker,
- *               net_pcap ports) while writers change ipcache entries at a
+ *               net_pcap ports) while writers (lib/kvstore's batch API:
+ *               FCALL mg_batch, pipelined) change ipcache entries at a
  *               fixed rate and the main lcore polls and publishes each batch
  *               (mg_datapath_publish); then a backlog the client catches up
  *               on. Described at "updates while forwarding" below.
@@ -638,7 +639,9 @@ latency_run(unsigned port, struct mg_kv_sync *s, struct mg_ipcache *ipc,
  * `--updates-while-forwarding`: the data path (EAL, one worker lcore,
  * two net_pcap ports replaying crafted TCP SYNs endlessly) forwards while
  * writer threads change ipcache entries through the Function library at a
- * fixed rate (pipelined FCALL mg_put, one connection per writer), and the
+ * fixed rate (one connection per writer, lib/kvstore's batch API: FCALL
+ * mg_batch of --batch changes, several calls in flight; --batch 0 is the
+ * old way, pipelined FCALL mg_put), and the
  * main lcore's tick (every ~10 ms) runs mg_kv_sync_poll and publishes
  * each batch with mg_datapath_publish, as the daemon does. Measured: the
  * updates applied per second (log entries the sync client applied, then
@@ -1308,7 +1311,7 @@ usage(FILE *out)
 	        "  mg_batch calls of B changes (default 256; 0: one FCALL mg_put each),\n"
 	        "  applied by the sync client (XREAD COUNT C, default 10000) and published\n"
 	        "  with mg_datapath_publish. Then the client holds off while the writers put\n"
-	        "  K updates (default 800000, at most 1000000) into the log as fast as Redis\n"
+	        "  K updates (default 1200000, at most 1500000) into the log as fast as Redis\n"
 	        "  takes them, and catches up on them while the worker forwards.\n"
 	        "  Without --redis-port, starts /usr/bin/redis-server on a free loopback port.\n"
 	        "  With it, FLUSHES database 0 of that server.\n");
@@ -1409,7 +1412,7 @@ mg_bench_kvsync(int argc, char **argv)
 	};
 	const char *entries = NULL, *functions = MG_FUNCTIONS_DEFAULT, *lcores = "0,1";
 	unsigned secs = 5, rate = 150000, writers = 2, batch = MG_KV_WRITER_BATCH_DEFAULT;
-	unsigned read_count = 10000, backlog = 800000;
+	unsigned read_count = 10000, backlog = 1200000;
 	bool forward = false;
 	struct server srv = {0};
 	unsigned port = 0;
@@ -1465,7 +1468,7 @@ mg_bench_kvsync(int argc, char **argv)
 		entries = forward ? "100000" : "100000,1000000";
 	if (forward &&
 	    (secs == 0 || rate == 0 || writers == 0 || writers > 16 || batch > MG_KV_BATCH_MAX ||
-	     read_count == 0 || backlog == 0 || backlog > 1000000)) {
+	     read_count == 0 || backlog == 0 || backlog > 1500000)) {
 		usage(stderr);
 		return 2;
 	}

@@ -4,8 +4,9 @@
  * its Redis (docs/kvstore.md) with the writer of lib/kvstore. `kv import`
  * reads CiliumIdentity and CiliumEndpoint manifests as kubectl prints
  * them, checks every file completely before connecting (an invalid input
- * writes nothing), then writes each entry through the Function library,
- * the cluster config and the canaries, and with --prune deletes the
+ * writes nothing), then writes each entry through the Function library
+ * (queued into FCALL mg_batch calls of 256 changes, pipelined, one log
+ * entry per change as with mg_put), the cluster config and the canaries, and with --prune deletes the
  * cluster's state keys the input does not name. put-ip, del-ip,
  * put-identity and del-identity make single changes through the same
  * functions. Exit codes: 0 ok, 1 bad input, 2 usage, 3 Redis error.
@@ -698,21 +699,28 @@ kv_import_write(struct mg_kv_writer *w, const struct kv_opts *o, struct kv_input
 	struct mg_kv_cluster_config cc = {.id = (unsigned)o->cluster_id,
 	                                  .synced_canaries = true,
 	                                  .max_connected_clusters = MG_KV_MAX_CONNECTED_DEFAULT};
+	struct mg_kv_batch_counts idc = {0}, ipc = {0};
+	struct mg_error scratch;
 	size_t i;
-	int rc;
+	int rc = 0;
 
-	for (i = 0; i < in->n_ids; i++) {
-		rc = mg_kv_writer_put_identity(w, in->ids[i].id, in->ids[i].labels, err);
-		if (rc < 0)
-			return rc;
-		rc ? c->id_written++ : c->id_same++;
-	}
-	for (i = 0; i < in->n_ips; i++) {
-		rc = mg_kv_writer_put_ip(w, &in->ips[i].p, err);
-		if (rc < 0)
-			return rc;
-		rc ? c->ip_written++ : c->ip_same++;
-	}
+	/* Queued and sent as FCALL mg_batch calls, several in flight: each
+	 * change still gets its own log entry, and the counters say what Redis
+	 * applied, also when something fails half-way. */
+	for (i = 0; i < in->n_ids && rc == 0; i++)
+		rc = mg_kv_writer_queue_identity(w, in->ids[i].id, in->ids[i].labels, &idc, err);
+	for (i = 0; i < in->n_ips && rc == 0; i++)
+		rc = mg_kv_writer_queue_ip(w, &in->ips[i].p, &ipc, err);
+	if (rc == 0)
+		rc = mg_kv_writer_flush(w, err);
+	else
+		mg_kv_writer_flush(w, &scratch); /* what was queued before the error */
+	c->id_written = (size_t)idc.written;
+	c->id_same = (size_t)idc.unchanged;
+	c->ip_written = (size_t)ipc.written;
+	c->ip_same = (size_t)ipc.unchanged;
+	if (rc < 0)
+		return rc;
 	if (o->prune) {
 		rc = mg_kv_writer_prune(w, kv_keep, in, err);
 		if (rc < 0)

@@ -19,6 +19,19 @@
 --   FCALL mg_del 2 <key> <log> <maxlen>
 --       DEL key and XADD log ... op del key K value "". Returns 1, or 0
 --       when the key did not exist (nothing logged).
+--   FCALL mg_batch <2+N> <log> <epoch> <key1> .. <keyN> <maxlen> <token>
+--                  <op1> <value1> .. <opN> <valueN>
+--       N changes (1 <= N <= 1000) in one call, in order: op "put" is mg_put
+--       of key i with value i, op "del" is mg_del of key i (its value is
+--       ignored, "" by convention). Each change that writes appends its own
+--       log entry (op/key/value, MAXLEN ~ maxlen), exactly as N single
+--       calls would, and later changes see earlier ones (put k a, put k a
+--       logs one entry). Returns an array of N integers, 1 or 0 as the
+--       single calls return. All keys are declared (Redis Functions need
+--       them in KEYS). The token renews the epoch as for mg_put ("" skips
+--       that). Atomic: the arguments are checked and every key read before
+--       the first write, so an error reply (bad argument, a key of another
+--       type) means nothing was written.
 --   FCALL mg_epoch 1 <epoch> <token>
 --       SET epoch token unless it exists; returns the epoch in force. The
 --       caller draws the token from a real random source (Lua in Redis has
@@ -39,10 +52,10 @@ local function check_maxlen(v)
 end
 
 -- A new log: renew the epoch when the caller passed one.
-local function renew_epoch(keys, token)
-  if keys[3] ~= nil and token ~= nil and token ~= '' then
-    if redis.call('EXISTS', keys[2]) == 0 then
-      redis.call('SET', keys[3], token)
+local function renew_epoch(log, epoch, token)
+  if epoch ~= nil and token ~= nil and token ~= '' then
+    if redis.call('EXISTS', log) == 0 then
+      redis.call('SET', epoch, token)
     end
   end
 end
@@ -59,7 +72,7 @@ local function mg_put(keys, args)
   if redis.call('GET', key) == value then
     return 0
   end
-  renew_epoch(keys, args[3])
+  renew_epoch(keys[2], keys[3], args[3])
   redis.call('SET', key, value)
   redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'op', 'put', 'key', key, 'value', value)
   return 1
@@ -77,10 +90,119 @@ local function mg_del(keys, args)
   if redis.call('EXISTS', key) == 0 then
     return 0
   end
-  renew_epoch(keys, args[2])
+  renew_epoch(keys[2], keys[3], args[2])
   redis.call('DEL', key)
   redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'op', 'del', 'key', key, 'value', '')
   return 1
+end
+
+-- Bounds the work of one call: Redis runs nothing else meanwhile.
+local BATCH_MAX = 1000
+
+local function mg_batch(keys, args)
+  local n = #keys - 2
+  if n < 1 or #args ~= 2 + 2 * n then
+    return redis.error_reply('ERR mg_batch: usage: FCALL mg_batch 2+N log epoch key1..keyN ' ..
+      'maxlen token op1 value1 .. opN valueN')
+  end
+  if n > BATCH_MAX then
+    return redis.error_reply('ERR mg_batch: at most ' .. BATCH_MAX .. ' changes per call')
+  end
+  -- XADD gets maxlen as the caller's string (digits only, checked here:
+  -- XADD must not fail half-way): a Lua number would be formatted back
+  -- into a string on every call.
+  local maxlen_arg = args[1]
+  if check_maxlen(maxlen_arg) == nil or string.find(maxlen_arg, '^[1-9]%d*$') == nil then
+    return redis.error_reply('ERR mg_batch: maxlen must be a positive integer')
+  end
+  local log, epoch, token = keys[1], keys[2], args[2]
+  -- Read phase, before any write. Every redis.call costs about as much as
+  -- the work it does here, so the keys are read with one MGET, not one GET
+  -- each. cur[key]: the key's value, false when absent, true when it holds
+  -- another type (MGET gives nil for those too: told apart by EXISTS,
+  -- called only when some key came back nil).
+  local distinct, first = {}, {}
+  for i = 1, n do
+    local op, key = args[1 + 2 * i], keys[2 + i]
+    if op ~= 'put' and op ~= 'del' then
+      return redis.error_reply('ERR mg_batch: op ' .. i .. ' must be put or del')
+    end
+    if first[key] == nil then
+      first[key] = op
+      distinct[#distinct + 1] = key
+    end
+  end
+  local vals = redis.call('MGET', unpack(distinct))
+  local cur, absent = {}, {}
+  for j = 1, #distinct do
+    local v = vals[j]
+    cur[distinct[j]] = v
+    if v == false then
+      absent[#absent + 1] = distinct[j]
+    end
+  end
+  if #absent > 0 and redis.call('EXISTS', unpack(absent)) > 0 then
+    for _, key in ipairs(absent) do
+      if redis.call('EXISTS', key) == 1 then
+        if first[key] == 'put' then
+          -- mg_put's GET would fail here: refuse the whole batch.
+          return redis.error_reply('WRONGTYPE mg_batch: ' .. key ..
+            ' holds a value that is not a string')
+        end
+        cur[key] = true
+      end
+    end
+  end
+  -- Write phase: the single calls' logic over the tracked values, one log
+  -- entry per change that writes; the keys get their final values at the
+  -- end (MSET / DEL), which leaves the same state as the calls in order.
+  local out, renewed, changed, nchanged = {}, false, {}, 0
+  for i = 1, n do
+    local op, key, value = args[1 + 2 * i], keys[2 + i], args[2 + 2 * i]
+    local r = 0
+    if op == 'put' then
+      if cur[key] ~= value then
+        r = 1
+        cur[key] = value
+      end
+    elseif cur[key] ~= false then
+      r = 1
+      value = ''
+      cur[key] = false
+    end
+    if r == 1 then
+      if not renewed then
+        renew_epoch(log, epoch, token)
+        renewed = true
+      end
+      if not changed[key] then
+        changed[key] = true
+        nchanged = nchanged + 1
+      end
+      redis.call('XADD', log, 'MAXLEN', '~', maxlen_arg, '*', 'op', op, 'key', key, 'value', value)
+    end
+    out[i] = r
+  end
+  if nchanged > 0 then
+    local sets, dels = {}, {}
+    for _, key in ipairs(distinct) do
+      if changed[key] then
+        if cur[key] == false then
+          dels[#dels + 1] = key
+        else
+          sets[#sets + 1] = key
+          sets[#sets + 1] = cur[key]
+        end
+      end
+    end
+    if #sets > 0 then
+      redis.call('MSET', unpack(sets))
+    end
+    if #dels > 0 then
+      redis.call('DEL', unpack(dels))
+    end
+  end
+  return out
 end
 
 local function mg_epoch(keys, args)
@@ -93,4 +215,5 @@ end
 
 redis.register_function('mg_put', mg_put)
 redis.register_function('mg_del', mg_del)
+redis.register_function('mg_batch', mg_batch)
 redis.register_function('mg_epoch', mg_epoch)

@@ -5,10 +5,13 @@
  * with timeouts, authenticates (ACL user or legacy password, optionally
  * from a file only its owner can read), selects the database and loads
  * the Function library, then changes keys only through FCALL mg_put /
- * mg_del so that every change and its log entry happen atomically and
- * unchanged values write and log nothing. Values are built and checked
- * by mg_kv_model.c, so the writer never stores something the readers
- * would reject.
+ * mg_del, so that every change and its log entry happen atomically and
+ * unchanged values write and log nothing. Bulk changes (imports, prunes,
+ * the bench's writers) are queued and sent as FCALL mg_batch calls of many
+ * changes, several in flight, because Redis spends most of a single
+ * change's time on the function call itself, not on the SET and XADD.
+ * Values are built and checked by mg_kv_model.c, so the writer never
+ * stores something the readers would reject.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,8 +27,32 @@
 
 #include "mg_kvstore.h"
 
+/* One queued change: key and value are offsets into the arena. */
+struct kv_change {
+	size_t key, key_len, val, val_len;
+	bool del;
+	struct mg_kv_batch_counts *counts;
+};
+
+/* A sent mg_batch call: its changes' counters, in order. */
+struct kv_inflight {
+	unsigned n;
+	struct mg_kv_batch_counts **counts;
+};
+
 struct mg_kv_writer {
 	redisContext *c;
+	/* The batch being built (n_queued of batch) and its strings. */
+	unsigned batch, n_queued;
+	struct kv_change *queued;
+	char *arena;
+	size_t arena_len, arena_cap;
+	/* FCALL mg_batch arguments, built per call (7 + 3 * batch). */
+	const char **argv;
+	size_t *argvlen;
+	/* Ring of calls in flight: inflight[(head + i) % PIPELINE]. */
+	struct kv_inflight inflight[MG_KV_WRITER_PIPELINE];
+	unsigned head, n_inflight;
 	char cluster[MG_KV_CLUSTER_NAME_MAX + 1];
 	char log[MG_KV_KEY_MAX];
 	char epoch[MG_KV_KEY_MAX];
@@ -203,7 +230,15 @@ static redisReply *
 kv_cmd(struct mg_kv_writer *w, const char *what, int *rc, struct mg_error *err, int argc,
        const char **argv)
 {
-	redisReply *r = redisCommandArgv(w->c, argc, argv, NULL);
+	redisReply *r;
+
+	/* Queued changes go first: the caller's call comes after them. */
+	if (w->n_queued != 0 || w->n_inflight != 0) {
+		*rc = mg_kv_writer_flush(w, err);
+		if (*rc < 0)
+			return NULL;
+	}
+	r = redisCommandArgv(w->c, argc, argv, NULL);
 
 	if (r == NULL || r->type == REDIS_REPLY_ERROR) {
 		*rc = kv_reply_error(w, r, what, err);
@@ -307,6 +342,29 @@ mg_kv_writer_open(const struct mg_kv_writer_opts *o, struct mg_error *err)
 	mg_kv_epoch_key(w->epoch, sizeof(w->epoch), o->cluster);
 	snprintf(w->maxlen, sizeof(w->maxlen), "%u",
 	         o->maxlen ? o->maxlen : MG_KV_WRITER_MAXLEN_DEFAULT);
+	w->batch = o->batch ? o->batch : MG_KV_WRITER_BATCH_DEFAULT;
+	if (w->batch > MG_KV_BATCH_MAX) {
+		mg_error_set(err, NULL, 0, 0, "batch %u: at most %u changes per call", w->batch,
+		             MG_KV_BATCH_MAX);
+		rc = -EINVAL;
+		goto err;
+	}
+	w->queued = calloc(w->batch, sizeof(*w->queued));
+	w->argv = calloc(7 + 3 * (size_t)w->batch, sizeof(*w->argv));
+	w->argvlen = calloc(7 + 3 * (size_t)w->batch, sizeof(*w->argvlen));
+	if (w->queued == NULL || w->argv == NULL || w->argvlen == NULL) {
+		rc = -ENOMEM;
+		mg_error_set(err, NULL, 0, 0, "out of memory");
+		goto err;
+	}
+	for (i = 0; i < (int)MG_KV_WRITER_PIPELINE; i++) {
+		w->inflight[i].counts = calloc(w->batch, sizeof(*w->inflight[i].counts));
+		if (w->inflight[i].counts == NULL) {
+			rc = -ENOMEM;
+			mg_error_set(err, NULL, 0, 0, "out of memory");
+			goto err;
+		}
+	}
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
 		rc = -EIO;
 		mg_error_set(err, NULL, 0, 0, "getrandom: %s", strerror(errno));
@@ -375,7 +433,216 @@ mg_kv_writer_close(struct mg_kv_writer *w)
 		return;
 	if (w->c != NULL)
 		redisFree(w->c);
+	for (unsigned i = 0; i < MG_KV_WRITER_PIPELINE; i++)
+		free(w->inflight[i].counts);
+	free(w->queued);
+	free(w->arena);
+	free(w->argv);
+	free(w->argvlen);
 	free(w);
+}
+
+/* ---- batches ---- */
+
+/* Read the oldest call's reply and count its changes. */
+static int
+kv_batch_reply(struct mg_kv_writer *w, struct mg_error *err)
+{
+	struct kv_inflight *f = &w->inflight[w->head];
+	redisReply *r = NULL;
+	int rc = 0;
+
+	if (redisGetReply(w->c, (void **)&r) != REDIS_OK)
+		r = NULL;
+	if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+		rc = kv_reply_error(w, r, "FCALL mg_batch", err);
+		goto out;
+	}
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != f->n) {
+		rc = -EPROTO;
+		goto bad;
+	}
+	for (unsigned i = 0; i < f->n; i++) {
+		const redisReply *e = r->element[i];
+
+		if (e->type != REDIS_REPLY_INTEGER || (e->integer != 0 && e->integer != 1)) {
+			rc = -EPROTO;
+			goto bad;
+		}
+	}
+	/* Counted only once the whole reply is known good. */
+	for (unsigned i = 0; i < f->n; i++) {
+		if (f->counts[i] == NULL)
+			continue;
+		if (r->element[i]->integer)
+			f->counts[i]->written++;
+		else
+			f->counts[i]->unchanged++;
+	}
+	freeReplyObject(r);
+	goto out;
+bad:
+	mg_error_set(err, NULL, 0, 0, "redis FCALL mg_batch: unexpected reply");
+	freeReplyObject(r);
+out:
+	w->head = (w->head + 1) % MG_KV_WRITER_PIPELINE;
+	w->n_inflight--;
+	return rc;
+}
+
+/*
+ * After an error: drop the queue, and read the replies in flight while the
+ * connection works (an error reply leaves it usable), so the counters say
+ * what Redis applied and the next command gets its own reply.
+ */
+static void
+kv_batch_abort(struct mg_kv_writer *w)
+{
+	struct mg_error scratch;
+
+	w->n_queued = 0;
+	w->arena_len = 0;
+	while (w->n_inflight != 0) {
+		if (w->c->err != 0) {
+			w->n_inflight = 0;
+			break;
+		}
+		kv_batch_reply(w, &scratch);
+	}
+}
+
+/* Send the queued changes as one mg_batch call (room in the ring first). */
+static int
+kv_batch_send(struct mg_kv_writer *w, struct mg_error *err)
+{
+	struct kv_inflight *f;
+	unsigned n = w->n_queued, i;
+	size_t a = 0;
+	int rc, done = 0;
+	char nkeys[16];
+
+	if (w->n_inflight == MG_KV_WRITER_PIPELINE) {
+		rc = kv_batch_reply(w, err);
+		if (rc < 0)
+			return rc;
+	}
+	snprintf(nkeys, sizeof(nkeys), "%u", 2 + n);
+	w->argv[a] = "FCALL";
+	w->argvlen[a++] = 5;
+	w->argv[a] = "mg_batch";
+	w->argvlen[a++] = 8;
+	w->argv[a] = nkeys;
+	w->argvlen[a++] = strlen(nkeys);
+	w->argv[a] = w->log;
+	w->argvlen[a++] = strlen(w->log);
+	w->argv[a] = w->epoch;
+	w->argvlen[a++] = strlen(w->epoch);
+	for (i = 0; i < n; i++) {
+		w->argv[a] = w->arena + w->queued[i].key;
+		w->argvlen[a++] = w->queued[i].key_len;
+	}
+	w->argv[a] = w->maxlen;
+	w->argvlen[a++] = strlen(w->maxlen);
+	w->argv[a] = w->token;
+	w->argvlen[a++] = strlen(w->token);
+	for (i = 0; i < n; i++) {
+		w->argv[a] = w->queued[i].del ? "del" : "put";
+		w->argvlen[a++] = 3;
+		w->argv[a] = w->arena + w->queued[i].val;
+		w->argvlen[a++] = w->queued[i].val_len;
+	}
+	if (redisAppendCommandArgv(w->c, (int)a, w->argv, w->argvlen) != REDIS_OK)
+		return kv_reply_error(w, NULL, "FCALL mg_batch", err);
+	/* Send it now, not when a reply is next read: Redis works on this
+	 * call while the caller queues the next one. */
+	while (!done)
+		if (redisBufferWrite(w->c, &done) != REDIS_OK)
+			return kv_reply_error(w, NULL, "FCALL mg_batch", err);
+	f = &w->inflight[(w->head + w->n_inflight) % MG_KV_WRITER_PIPELINE];
+	f->n = n;
+	for (i = 0; i < n; i++)
+		f->counts[i] = w->queued[i].counts;
+	w->n_inflight++;
+	w->n_queued = 0;
+	w->arena_len = 0;
+	return 0;
+}
+
+/* Copy @p s (with its NUL) into the arena; its offset in *@p off. */
+static int
+kv_arena_add(struct mg_kv_writer *w, const char *s, size_t len, size_t *off)
+{
+	if (w->arena_len + len + 1 > w->arena_cap) {
+		size_t cap = w->arena_cap ? w->arena_cap : 65536;
+		char *a;
+
+		while (cap < w->arena_len + len + 1)
+			cap *= 2;
+		a = realloc(w->arena, cap);
+		if (a == NULL)
+			return -ENOMEM;
+		w->arena = a;
+		w->arena_cap = cap;
+	}
+	memcpy(w->arena + w->arena_len, s, len + 1);
+	*off = w->arena_len;
+	w->arena_len += len + 1;
+	return 0;
+}
+
+static int
+kv_queue(struct mg_kv_writer *w, const char *key, const char *value, bool del,
+         struct mg_kv_batch_counts *c, struct mg_error *err)
+{
+	struct kv_change *q = &w->queued[w->n_queued];
+	int rc;
+
+	q->key_len = strlen(key);
+	q->val_len = strlen(value);
+	if (kv_arena_add(w, key, q->key_len, &q->key) < 0 ||
+	    kv_arena_add(w, value, q->val_len, &q->val) < 0) {
+		mg_error_set(err, NULL, 0, 0, "out of memory");
+		rc = -ENOMEM;
+		goto err;
+	}
+	q->del = del;
+	q->counts = c;
+	if (++w->n_queued < w->batch)
+		return 0;
+	rc = kv_batch_send(w, err);
+	if (rc == 0)
+		return 0;
+err:
+	kv_batch_abort(w);
+	return rc;
+}
+
+int
+mg_kv_writer_queue_put(struct mg_kv_writer *w, const char *key, const char *value,
+                       struct mg_kv_batch_counts *c, struct mg_error *err)
+{
+	return kv_queue(w, key, value, false, c, err);
+}
+
+int
+mg_kv_writer_queue_del(struct mg_kv_writer *w, const char *key, struct mg_kv_batch_counts *c,
+                       struct mg_error *err)
+{
+	return kv_queue(w, key, "", true, c, err);
+}
+
+int
+mg_kv_writer_flush(struct mg_kv_writer *w, struct mg_error *err)
+{
+	int rc = 0;
+
+	if (w->n_queued != 0)
+		rc = kv_batch_send(w, err);
+	while (rc == 0 && w->n_inflight != 0)
+		rc = kv_batch_reply(w, err);
+	if (rc < 0)
+		kv_batch_abort(w);
+	return rc;
 }
 
 /* Integer reply of an FCALL: 0 or 1. */
@@ -416,16 +683,14 @@ mg_kv_writer_del(struct mg_kv_writer *w, const char *key, struct mg_error *err)
 	return kv_fcall(w, "FCALL mg_del", 8, argv, err);
 }
 
-int
-mg_kv_writer_put_identity(struct mg_kv_writer *w, uint32_t id, const char *labels,
-                          struct mg_error *err)
+/* Key and canonical value of an identity; *@p val is free()d by the caller. */
+static int
+kv_identity_kv(uint32_t id, const char *labels, char *key, char **val, struct mg_error *err)
 {
 	struct mg_labels ls = MG_LABELS_INIT;
-	char key[MG_KV_KEY_MAX];
-	char *val;
 	int rc;
 
-	if (mg_kv_identity_key(key, sizeof(key), MG_KV_SCOPE_STATE, NULL, id) < 0) {
+	if (mg_kv_identity_key(key, MG_KV_KEY_MAX, MG_KV_SCOPE_STATE, NULL, id) < 0) {
 		mg_error_set(err, NULL, 0, 0, "invalid identity %u", id);
 		return -EINVAL;
 	}
@@ -433,13 +698,43 @@ mg_kv_writer_put_identity(struct mg_kv_writer *w, uint32_t id, const char *label
 	if (rc < 0)
 		return rc;
 	/* Store the canonical (sorted) form so equal sets compare equal. */
-	val = mg_labels_format(&ls);
+	*val = mg_labels_format(&ls);
 	mg_labels_clear(&ls);
-	if (val == NULL) {
+	if (*val == NULL) {
 		mg_error_set(err, NULL, 0, 0, "out of memory");
 		return -ENOMEM;
 	}
+	return 0;
+}
+
+int
+mg_kv_writer_put_identity(struct mg_kv_writer *w, uint32_t id, const char *labels,
+                          struct mg_error *err)
+{
+	char key[MG_KV_KEY_MAX];
+	char *val;
+	int rc;
+
+	rc = kv_identity_kv(id, labels, key, &val, err);
+	if (rc < 0)
+		return rc;
 	rc = mg_kv_writer_put(w, key, val, err);
+	free(val);
+	return rc;
+}
+
+int
+mg_kv_writer_queue_identity(struct mg_kv_writer *w, uint32_t id, const char *labels,
+                            struct mg_kv_batch_counts *c, struct mg_error *err)
+{
+	char key[MG_KV_KEY_MAX];
+	char *val;
+	int rc;
+
+	rc = kv_identity_kv(id, labels, key, &val, err);
+	if (rc < 0)
+		return rc;
+	rc = mg_kv_writer_queue_put(w, key, val, c, err);
 	free(val);
 	return rc;
 }
@@ -456,6 +751,26 @@ mg_kv_writer_del_identity(struct mg_kv_writer *w, uint32_t id, struct mg_error *
 	return mg_kv_writer_del(w, key, err);
 }
 
+/* Key and JSON value of an ipcache entry; *@p val is free()d by the caller. */
+static int
+kv_ip_kv(const struct mg_kv_ip_pair *p, char *key, char **val, struct mg_error *err)
+{
+	int rc;
+
+	if (mg_kv_ip_key(key, MG_KV_KEY_MAX, MG_KV_SCOPE_STATE, NULL, &p->prefix, p->host_route) <
+	    0) {
+		mg_error_set(err, NULL, 0, 0, "invalid prefix");
+		return -EINVAL;
+	}
+	*val = mg_kv_ip_pair_encode(p);
+	if (*val == NULL) {
+		rc = -errno;
+		mg_error_set(err, NULL, 0, 0, "invalid ipcache entry: %s", strerror(errno));
+		return rc;
+	}
+	return 0;
+}
+
 int
 mg_kv_writer_put_ip(struct mg_kv_writer *w, const struct mg_kv_ip_pair *p, struct mg_error *err)
 {
@@ -463,18 +778,26 @@ mg_kv_writer_put_ip(struct mg_kv_writer *w, const struct mg_kv_ip_pair *p, struc
 	char *val;
 	int rc;
 
-	if (mg_kv_ip_key(key, sizeof(key), MG_KV_SCOPE_STATE, NULL, &p->prefix, p->host_route) <
-	    0) {
-		mg_error_set(err, NULL, 0, 0, "invalid prefix");
-		return -EINVAL;
-	}
-	val = mg_kv_ip_pair_encode(p);
-	if (val == NULL) {
-		rc = -errno;
-		mg_error_set(err, NULL, 0, 0, "invalid ipcache entry: %s", strerror(errno));
+	rc = kv_ip_kv(p, key, &val, err);
+	if (rc < 0)
 		return rc;
-	}
 	rc = mg_kv_writer_put(w, key, val, err);
+	free(val);
+	return rc;
+}
+
+int
+mg_kv_writer_queue_ip(struct mg_kv_writer *w, const struct mg_kv_ip_pair *p,
+                      struct mg_kv_batch_counts *c, struct mg_error *err)
+{
+	char key[MG_KV_KEY_MAX];
+	char *val;
+	int rc;
+
+	rc = kv_ip_kv(p, key, &val, err);
+	if (rc < 0)
+		return rc;
+	rc = mg_kv_writer_queue_put(w, key, val, c, err);
 	free(val);
 	return rc;
 }
@@ -553,10 +876,11 @@ mg_kv_writer_prune(struct mg_kv_writer *w, bool (*keep)(const char *key, void *a
 {
 	static const char *const patterns[] = {MG_KV_STATE_IDENTITIES "/id/*",
 	                                       MG_KV_STATE_IP "/" MG_KV_IP_NAMESPACE "/*"};
+	struct mg_kv_batch_counts c = {0};
 	char cursor[32];
 	redisReply *r;
 	size_t p, i;
-	int rc = 0, n = 0;
+	int rc = 0;
 
 	for (p = 0; p < sizeof(patterns) / sizeof(patterns[0]); p++) {
 		snprintf(cursor, sizeof(cursor), "0");
@@ -582,15 +906,16 @@ mg_kv_writer_prune(struct mg_kv_writer *w, bool (*keep)(const char *key, void *a
 
 				if (key == NULL || !kv_state_key(key) || keep(key, arg))
 					continue;
-				rc = mg_kv_writer_del(w, key, err);
+				/* Sent in batches; the next SCAN flushes them first. */
+				rc = mg_kv_writer_queue_del(w, key, &c, err);
 				if (rc < 0) {
 					freeReplyObject(r);
 					return rc;
 				}
-				n += rc;
 			}
 			freeReplyObject(r);
 		} while (strcmp(cursor, "0") != 0);
 	}
-	return n;
+	rc = mg_kv_writer_flush(w, err);
+	return rc < 0 ? rc : (int)c.written;
 }

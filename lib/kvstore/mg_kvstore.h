@@ -172,6 +172,12 @@ int mg_kv_cluster_config_decode(const char *json, size_t len, struct mg_kv_clust
 #define MG_KV_WRITER_URL_DEFAULT "redis://127.0.0.1:6379/0"
 #define MG_KV_WRITER_MAXLEN_DEFAULT 100000u
 #define MG_KV_WRITER_TIMEOUT_MS_DEFAULT 5000u
+/** mg_batch's bound on the changes of one call (conf/redis/meshgate.lua). */
+#define MG_KV_BATCH_MAX 1000u
+/** Changes per FCALL mg_batch when the options leave it 0. */
+#define MG_KV_WRITER_BATCH_DEFAULT 256u
+/** mg_batch calls in flight at most (sent, reply not read yet). */
+#define MG_KV_WRITER_PIPELINE 8u
 
 struct mg_kv_writer_opts {
 	/** redis://[user[:password]@]host[:port][/db] or unix:///path[?db=N]. */
@@ -183,6 +189,7 @@ struct mg_kv_writer_opts {
 	const char *cluster;       /**< cluster whose keys are written (required) */
 	unsigned maxlen;           /**< log MAXLEN ~; 0: the default */
 	unsigned timeout_ms;       /**< connect and command timeout; 0: the default */
+	unsigned batch;            /**< changes per mg_batch call, 1..MG_KV_BATCH_MAX; 0: default */
 };
 
 /** A Redis URL's parts; the strings point into the parsed string. */
@@ -231,6 +238,44 @@ int mg_kv_writer_put_ip(struct mg_kv_writer *w, const struct mg_kv_ip_pair *p,
 int mg_kv_writer_del_ip(struct mg_kv_writer *w, const struct mg_ipcache_entry *e, bool host_route,
                         struct mg_error *err);
 
+/*
+ * Batches: changes are queued and sent as FCALL mg_batch calls of
+ * opts.batch changes each, up to MG_KV_WRITER_PIPELINE calls in flight on
+ * the connection, so Redis pays the function call and the round trip once
+ * per batch instead of once per change. The log gets one entry per change
+ * that writes, exactly as with mg_put/mg_del, in queue order; a batch is
+ * applied atomically (all of it or, on an error reply, none of it).
+ *
+ * Each queued change names a counter pair that gets +1 written or +1
+ * unchanged when its batch's reply arrives (NULL: not counted); it must
+ * stay valid until mg_kv_writer_flush() returned. Queue calls may send a
+ * full batch and read an older batch's reply, so they fail like the
+ * single calls do; mg_kv_writer_flush() sends the partial batch and reads
+ * every outstanding reply. After an error the changes still queued are
+ * dropped and the replies in flight are read (and counted) when the
+ * connection allows: the counters then hold exactly what Redis applied.
+ * Every other writer call flushes first, so calls keep their order.
+ */
+struct mg_kv_batch_counts {
+	uint64_t written;   /**< changes that wrote (and logged) */
+	uint64_t unchanged; /**< puts of the value already there, dels of absent keys */
+};
+
+/** Queue mg_put of @p value at @p key. 0 or < 0. */
+int mg_kv_writer_queue_put(struct mg_kv_writer *w, const char *key, const char *value,
+                           struct mg_kv_batch_counts *c, struct mg_error *err);
+/** Queue mg_del of @p key. 0 or < 0. */
+int mg_kv_writer_queue_del(struct mg_kv_writer *w, const char *key, struct mg_kv_batch_counts *c,
+                           struct mg_error *err);
+/** As mg_kv_writer_put_identity(), queued. 0 or < 0 (-EINVAL: nothing queued). */
+int mg_kv_writer_queue_identity(struct mg_kv_writer *w, uint32_t id, const char *labels,
+                                struct mg_kv_batch_counts *c, struct mg_error *err);
+/** As mg_kv_writer_put_ip(), queued. 0 or < 0 (-EINVAL: nothing queued). */
+int mg_kv_writer_queue_ip(struct mg_kv_writer *w, const struct mg_kv_ip_pair *p,
+                          struct mg_kv_batch_counts *c, struct mg_error *err);
+/** Send what is queued and wait for every reply. 0 or < 0 (the first error). */
+int mg_kv_writer_flush(struct mg_kv_writer *w, struct mg_error *err);
+
 /** cilium/cluster-config/<cluster> through mg_put: 1, 0 or < 0. */
 int mg_kv_writer_cluster_config(struct mg_kv_writer *w, const struct mg_kv_cluster_config *c,
                                 struct mg_error *err);
@@ -243,8 +288,8 @@ int mg_kv_writer_cluster_config(struct mg_kv_writer *w, const struct mg_kv_clust
 int mg_kv_writer_canaries(struct mg_kv_writer *w, struct mg_error *err);
 
 /**
- * SCAN the cluster's identity and ip state keys and delete (mg_del) each
- * one for which @p keep returns false. Keys under those prefixes that do
+ * SCAN the cluster's identity and ip state keys and delete (mg_del, in
+ * batches) each one for which @p keep returns false. Keys under those prefixes that do
  * not parse as identity/ip keys are left alone.
  * @return the number deleted, or < 0.
  */

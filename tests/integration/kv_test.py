@@ -147,6 +147,8 @@ def test_functions(r):
     result("epoch_renewed_with_log", r.cli("GET", epoch) == "tok3" and r.cli("XLEN", log) == "1",
            r.cli("GET", epoch))
 
+    test_batch(r)
+
     # Trimming: MAXLEN ~ 10 keeps the log near 10 entries (whole
     # macro-nodes are dropped, so somewhat more than 10 may remain).
     batch = "".join(f"FCALL mg_put 2 k{i % 7} meshgate/log/trim v{i} 10\n" for i in range(600))
@@ -155,6 +157,75 @@ def test_functions(r):
     info = r.cli("XINFO", "STREAM", "meshgate/log/trim")
     result("log_trimmed", 10 <= n < 600 and "entries-added" in info and "600" in info,
            f"xlen {n}")
+
+
+def test_batch(r):
+    """FCALL mg_batch: N changes in one call, one log entry per change."""
+    log, epoch = "meshgate/log/b1", "meshgate/epoch/b1"
+    ka, kb = "cilium/state/identities/v1/id/501", "cilium/state/identities/v1/id/502"
+
+    def batch(changes, token="btok1", maxlen="1000"):
+        keys = [k for _, k, _ in changes]
+        args = [maxlen, token]
+        for op, _, v in changes:
+            args += [op, v]
+        return r.cli("FCALL", "mg_batch", str(2 + len(keys)), log, epoch, *keys, *args)
+
+    out = batch([("put", ka, "a"), ("put", kb, "b"), ("put", ka, "a")])
+    result("batch_put", out.split() == ["1", "1", "0"] and r.cli("GET", ka) == "a"
+           and r.cli("GET", kb) == "b", out)
+    result("batch_logged_per_change", xrange(r, log) == [("put", ka, "a"), ("put", kb, "b")],
+           xrange(r, log))
+    result("batch_epoch_created", r.cli("GET", epoch) == "btok1", r.cli("GET", epoch))
+    # Later changes see earlier ones: del then put again, put then del.
+    out = batch([("del", ka, ""), ("put", ka, "a2"), ("put", kb, "b2"), ("del", kb, ""),
+                 ("del", kb, "ignored"), ("del", "cilium/state/identities/v1/id/503", "")],
+                token="btok2")
+    result("batch_sequence", out.split() == ["1", "1", "1", "1", "0", "0"]
+           and r.cli("GET", ka) == "a2" and r.cli("EXISTS", kb) == "0"
+           and xrange(r, log)[2:] == [("del", ka, ""), ("put", ka, "a2"), ("put", kb, "b2"),
+                                      ("del", kb, "")]
+           and r.cli("GET", epoch) == "btok1", f"{out!r} {xrange(r, log)}")
+    out = batch([("put", ka, "a2")])
+    result("batch_unchanged", out == "0" and r.cli("XLEN", log) == "6", out)
+
+    # Atomic: a refused batch writes nothing, whatever came before the
+    # bad change in it.
+    r.cli("LPUSH", "cilium/state/identities/v1/id/wrong", "x")
+    for name, changes, kw, want in (
+            ("wrongtype", [("put", kb, "new"), ("put", "cilium/state/identities/v1/id/wrong",
+                                                "v")], {}, "WRONGTYPE"),
+            ("bad_op", [("put", kb, "new"), ("set", ka, "v")], {}, "op 2"),
+            ("maxlen_0", [("put", kb, "new")], {"maxlen": "0"}, "maxlen"),
+            ("maxlen_float", [("put", kb, "new")], {"maxlen": "1e3"}, "maxlen")):
+        out = batch(changes, **kw)
+        result(f"batch_refused_{name}", want in out and r.cli("XLEN", log) == "6"
+               and r.cli("EXISTS", kb) == "0" and r.cli("GET", ka) == "a2", out)
+    out = r.cli("FCALL", "mg_batch", "3", log, epoch, kb, "1000", "t", "put")
+    result("batch_refused_usage", "usage" in out and r.cli("XLEN", log) == "6", out)
+    # A del of a key of another type deletes it, as mg_del does.
+    out = batch([("del", "cilium/state/identities/v1/id/wrong", "")])
+    result("batch_del_other_type", out == "1" and r.cli(
+        "EXISTS", "cilium/state/identities/v1/id/wrong") == "0", out)
+    n = 1001
+    keys = [f"cilium/state/identities/v1/id/{600 + i}" for i in range(n)]
+    cmd = " ".join(["FCALL", "mg_batch", str(2 + n), log, epoch] + keys + ["1000", "t"]
+                   + ["put v"] * n)
+    out = r.cli(stdin=cmd + "\n")
+    result("batch_bound", "at most 1000" in out and r.cli("XLEN", log) == "7", out[:200])
+    cmd = " ".join(["FCALL", "mg_batch", str(2 + 1000), log, epoch] + keys[:1000] +
+                   ["1000", "t"] + ["put v"] * 1000)
+    out = r.cli(stdin=cmd + "\n")
+    result("batch_max", out.split() == ["1"] * 1000 and r.cli("XLEN", log) == "1007",
+           out[:200])
+    # The log recreated: the batch renews the epoch (once), unless the token is "".
+    r.cli("DEL", log)
+    batch([("put", ka, "a3")], token="")
+    result("batch_no_token_keeps_epoch", r.cli("GET", epoch) == "btok1")
+    r.cli("DEL", log)
+    batch([("put", ka, "a4"), ("put", kb, "b4")], token="btok3")
+    result("batch_epoch_renewed", r.cli("GET", epoch) == "btok3" and r.cli("XLEN", log) == "2",
+           r.cli("GET", epoch))
 
 
 KV = os.path.join(ROOT, "tests", "integration", "kv")
@@ -298,6 +369,38 @@ def test_ctl(binary, r):
     result("ctl_redis_down", rc == 3 and "cannot connect" in err, f"rc {rc} {err!r}")
 
 
+def test_ctl_many(binary, r):
+    """An import and a prune of many entries: several mg_batch calls in flight."""
+    log = "meshgate/log/west"
+    tmp = tempfile.mkdtemp(prefix="mg-kv-many-")
+    try:
+        path = os.path.join(tmp, "many.yaml")
+        with open(path, "w") as f:
+            for i in range(3000):
+                f.write(f"---\napiVersion: cilium.io/v2\nkind: CiliumIdentity\nmetadata:\n"
+                        f"  name: \"{70000 + i}\"\nsecurity-labels:\n  k8s:app: a{i}\n")
+        imp = ["import", "--cluster", "west", "--cluster-id", "4"]
+        rc, out, err = ctl(binary, r, *imp, path)
+        keys = state_keys(r)
+        result("ctl_many_import", rc == 0 and "3000 identities (3000 written, 0 unchanged)" in out
+               and len(keys) == 3000 and r.cli("XLEN", log) == "3001"
+               and r.cli("GET", "cilium/state/identities/v1/id/72999") == "k8s:app=a2999;",
+               f"rc {rc} {out!r} {err!r} keys {len(keys)} xlen {r.cli('XLEN', log)}")
+        entries = xrange(r, log)
+        result("ctl_many_log_order", [e[1] for e in entries[:3000]] == [
+            f"cilium/state/identities/v1/id/{70000 + i}" for i in range(3000)],
+            entries[:3])
+        rc, out, err = ctl(binary, r, *imp, path)
+        result("ctl_many_reimport", rc == 0 and "(0 written, 3000 unchanged)" in out
+               and r.cli("XLEN", log) == "3001", f"{out!r} {err!r}")
+        rc, out, err = ctl(binary, r, *imp, "--prune", fx("single.yaml"))
+        result("ctl_many_prune", rc == 0 and "2999 pruned" in out
+               and state_keys(r) == ["cilium/state/identities/v1/id/70000"]
+               and r.cli("XLEN", log) == str(3001 + 2999 + 1), f"{out!r} {err!r}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def test_auth(binary, server, cli):
     r = Redis(server, cli, extra=["--requirepass", "topsecret"], password="topsecret")
     tmp = tempfile.mkdtemp(prefix="mg-kv-pw-")
@@ -328,6 +431,16 @@ def test_auth(binary, server, cli):
         rc, out, err = ctl(binary, r, *args, "--user", "writer", "--password-file", pw)
         result("auth_password_file_mode", rc == 1 and "0644" in err and "chmod 600" in err,
                f"rc {rc} {err!r}")
+        # An import goes through mg_batch, whose MGET/MSET the ACL must allow
+        # (docs/kvstore.md's writer ACL).
+        r.cli("ACL", "SETUSER", "importer", "on", ">i-pass", "~cilium/*", "~meshgate/*",
+              "+fcall", "+function|load", "+get", "+mget", "+set", "+mset", "+del", "+scan",
+              "+exists", "+xadd")
+        rc, out, err = ctl(binary, r, "import", "--cluster", "east", "--cluster-id", "3",
+                           fx("single.yaml"),
+                           url=f"redis://importer:i-pass@127.0.0.1:{r.port}/0")
+        result("auth_acl_import", rc == 0 and "1 identities (1 written" in out,
+               f"rc {rc} {out!r} {err!r}")
     finally:
         r.stop()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -352,6 +465,11 @@ def main():
         r = Redis(a.redis_server, a.redis_cli)
         try:
             test_ctl(a.meshgatectl, r)
+        finally:
+            r.stop()
+        r = Redis(a.redis_server, a.redis_cli)
+        try:
+            test_ctl_many(a.meshgatectl, r)
         finally:
             r.stop()
         test_auth(a.meshgatectl, a.redis_server, a.redis_cli)
