@@ -19,6 +19,21 @@
  * + finish (make it active, wait a grace period, apply the batch to the
  * old copy, update the records).
  *
+ * Misses. Most addresses a gateway at a cluster's edge sees are in no
+ * prefix at all (world), and a miss searches every length. So each copy
+ * also holds a coarse filter per family that can only say "no prefix of
+ * this copy can contain the address": IPv4, one bit per /16; IPv6, one
+ * bit per hash of the first 32 bits (2^19 bits), plus an "everything
+ * passes" flag while a prefix shorter than /16 is present. A prefix sets
+ * the bits of every /16 (IPv4) or /32 (IPv6) it overlaps. A clear bit
+ * answers world at once; a set one sends the lookup down the usual walk,
+ * so a stale SET bit costs time, never a wrong answer, while a bit cleared
+ * too early would be a wrong answer. Control-side counts per bucket (one
+ * array per family, shared by both copies) make deletions exact: a bit is
+ * set iff its count is non-zero. Filter bits change only together with
+ * the copy's tables (view_apply, same ops in the same order), so readers
+ * see them change with the batch: never, as the copy is idle then.
+ *
  * Staged changes are kept as a log with at most one operation per prefix
  * (a second change to a staged prefix rewrites its operation), indexed by
  * a small hash, so the order of a batch never matters and commit work is
@@ -55,6 +70,19 @@
 /* Bulk lookups prefetch the host-route buckets of this many addresses at once. */
 #define BULK_GROUP 16u
 
+/*
+ * Miss filter (see the top comment): IPv4 one bit per /16; IPv6 2^F6_BITS
+ * bits indexed by a hash of the first 32 bits, and prefixes shorter than
+ * F6_WIDE make the IPv6 filter pass everything (they would cover 2^16
+ * /32s or more: a large part of the bitmap, and that many count updates
+ * per change). Every prefix therefore sets at most 2^16 bits.
+ */
+#define F4_BITS 16
+#define F6_BITS 19
+#define F6_WIDE 16
+#define F4_WORDS ((1u << F4_BITS) / 64)
+#define F6_WORDS ((1u << F6_BITS) / 64)
+
 /* Data-plane allocations from this size up go to (transparent) huge pages. */
 #define DP_HUGE (2u << 20)
 
@@ -83,6 +111,7 @@ struct dtab {
 
 struct mg_ipcache_view {
 	uint32_t world4, world6;
+	uint32_t f6_all;         /* an IPv6 prefix shorter than F6_WIDE is present */
 	uint8_t n4, n6;          /* lengths in use */
 	uint8_t order4[V4_LENS]; /* lengths in use, longest first */
 	uint8_t order6[V6_LENS];
@@ -90,6 +119,9 @@ struct mg_ipcache_view {
 	uint64_t mask6[V6_LENS][2];
 	struct dtab t4[V4_LENS];
 	struct dtab t6[V6_LENS];
+	/* Miss filters: bit b set iff the bucket's count (struct mg_ipcache) is non-zero. */
+	uint64_t f4[F4_WORDS] MG_CACHE_ALIGNED;
+	uint64_t f6[F6_WORDS];
 } MG_CACHE_ALIGNED;
 
 /* Control-plane key and record. */
@@ -139,6 +171,15 @@ struct mg_ipcache {
 	struct op *ops;
 	size_t n_ops, cap_ops;
 	struct grow *grow; /* [2]: commit scratch, kept to spare 2 KB of stack */
+	/*
+	 * Miss-filter counts: prefixes overlapping each bucket, and IPv6
+	 * prefixes shorter than F6_WIDE. They follow the copy the batch is
+	 * applied to first (at prepare); finish, which applies the same batch
+	 * to the other copy, sets that copy's bits from them.
+	 */
+	uint32_t *fcnt4; /* [1 << F4_BITS] */
+	uint32_t *fcnt6; /* [1 << F6_BITS] */
+	uint32_t fwide6;
 	/* Between commit_prepare and commit_finish: the idle copy holds the
 	 * batch, the ops log must not change. */
 	bool prepared;
@@ -205,6 +246,19 @@ hash6(uint64_t a, uint64_t b, uint32_t shift)
 {
 	return (uint32_t)(((__builtin_bswap64(a) * HASH_C2 ^ __builtin_bswap64(b)) * HASH_C1) >>
 	                  shift);
+}
+
+/* Filter bucket of the first 32 bits of an IPv6 address, as a host-order number. */
+static inline uint32_t
+f6_bucket(uint32_t top)
+{
+	return (uint32_t)(((uint64_t)top * HASH_C1) >> (64 - F6_BITS));
+}
+
+static inline bool
+bit_test(const uint64_t *m, uint32_t b)
+{
+	return (m[b >> 6] >> (b & 63)) & 1;
 }
 
 static size_t
@@ -475,8 +529,11 @@ dtab_install(struct dtab *t, uint8_t family, void *ne, uint32_t cap)
 	*t = nt;
 }
 
-/* Insert, replace (@id != 0) or remove (@id == 0) @k; room is reserved. */
-static void
+/*
+ * Insert, replace (@id != 0) or remove (@id == 0) @k; room is reserved.
+ * Returns how the set of keys changed: +1 inserted, -1 removed, 0 neither.
+ */
+static int
 dtab_apply(struct dtab *t, const struct pkey *k, uint32_t id)
 {
 	uint8_t family = k->family;
@@ -484,15 +541,16 @@ dtab_apply(struct dtab *t, const struct pkey *k, uint32_t id)
 	void *e;
 
 	if (t->e == NULL)
-		return; /* a delete of a prefix whose length has no table */
+		return 0; /* a delete of a prefix whose length has no table */
 	for (i = dtab_home_key(t, k);; i = (i + 1) & t->mask) {
 		e = dtab_slot(t, family, i);
 		if (slot_id(family, e) == 0 || slot_key_eq(k, e))
 			break;
 	}
 	if (id != 0) {
-		if (slot_id(family, e) == 0)
-			t->count++;
+		int added = slot_id(family, e) == 0;
+
+		t->count += (uint32_t)added;
 		if (family == AF_INET) {
 			memcpy(&((struct e4 *)e)->key, k->addr, 4);
 			((struct e4 *)e)->id = id;
@@ -500,10 +558,10 @@ dtab_apply(struct dtab *t, const struct pkey *k, uint32_t id)
 			memcpy(((struct e6 *)e)->key, k->addr, 16);
 			((struct e6 *)e)->id = id;
 		}
-		return;
+		return added;
 	}
 	if (slot_id(family, e) == 0)
-		return;
+		return 0;
 	/* Backward-shift deletion, as in cmap_del. */
 	t->count--;
 	{
@@ -520,6 +578,71 @@ dtab_apply(struct dtab *t, const struct pkey *k, uint32_t id)
 			}
 		}
 		memset(dtab_slot(t, family, hole), 0, esize);
+	}
+	return -1;
+}
+
+/* ---- miss filter (writer side) ---- */
+
+/*
+ * The buckets prefix @k overlaps: @return n, and *first, such that they
+ * are the buckets of the n consecutive IPv4 /16s or IPv6 /32s from
+ * *first on (numbers in host order). IPv6 prefixes shorter than F6_WIDE
+ * return 0: they set the "everything passes" flag instead.
+ */
+static uint32_t
+filt_range(const struct pkey *k, uint32_t *first)
+{
+	uint32_t top = (uint32_t)k->addr[0] << 24 | (uint32_t)k->addr[1] << 16 |
+	               (uint32_t)k->addr[2] << 8 | k->addr[3];
+
+	if (k->family == AF_INET) {
+		*first = top >> 16; /* host bits are zero: the first /16 covered */
+		return k->plen >= 16 ? 1 : 1u << (16 - k->plen);
+	}
+	*first = top;
+	if (k->plen < F6_WIDE)
+		return 0;
+	return k->plen >= 32 ? 1 : 1u << (32 - k->plen);
+}
+
+static uint32_t
+filt_bucket(uint8_t family, uint32_t x)
+{
+	return family == AF_INET ? x : f6_bucket(x);
+}
+
+/*
+ * Prefix @k entered (@delta +1) or left (-1) copy @v's tables: bring @v's
+ * filter up to date. @count: also move the counts; true for the first
+ * copy a batch is applied to (prepare), false for the second (finish),
+ * whose bits are then set from counts that already hold the batch's
+ * outcome, so both copies end with the same bits.
+ */
+static void
+filt_apply(struct mg_ipcache *ipc, struct mg_ipcache_view *v, const struct pkey *k, int delta,
+           bool count)
+{
+	uint32_t first, n = filt_range(k, &first);
+	uint32_t *cnt = k->family == AF_INET ? ipc->fcnt4 : ipc->fcnt6;
+	uint64_t *bits = k->family == AF_INET ? v->f4 : v->f6;
+
+	if (k->family == AF_INET6 && n == 0) {
+		if (count)
+			ipc->fwide6 += (uint32_t)delta;
+		v->f6_all = ipc->fwide6 != 0;
+		return;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t b = filt_bucket(k->family, first + i);
+		uint64_t bit = 1ull << (b & 63);
+
+		if (count)
+			cnt[b] += (uint32_t)delta;
+		if (cnt[b] != 0)
+			bits[b >> 6] |= bit;
+		else
+			bits[b >> 6] &= ~bit;
 	}
 }
 
@@ -631,7 +754,9 @@ mg_ipcache_create(const struct mg_ipcache_params *p)
 	if (cmap_init(&ipc->records, p->entries_hint) < 0 || cmap_init(&ipc->staged, 0) < 0)
 		goto err;
 	ipc->grow = calloc(2, sizeof(*ipc->grow));
-	if (ipc->grow == NULL)
+	ipc->fcnt4 = calloc(1u << F4_BITS, sizeof(*ipc->fcnt4));
+	ipc->fcnt6 = calloc(1u << F6_BITS, sizeof(*ipc->fcnt6));
+	if (ipc->grow == NULL || ipc->fcnt4 == NULL || ipc->fcnt6 == NULL)
 		goto err;
 	ipc->active_idx = 0;
 	__atomic_store_n(&ipc->active, ipc->views[0], __ATOMIC_RELEASE);
@@ -653,6 +778,8 @@ mg_ipcache_free(struct mg_ipcache *ipc)
 	free(ipc->staged.r);
 	free(ipc->ops);
 	free(ipc->grow);
+	free(ipc->fcnt4);
+	free(ipc->fcnt6);
 	dp_free(ipc);
 }
 
@@ -835,13 +962,16 @@ grow_install(struct mg_ipcache_view *v, struct grow *g)
 	memset(g, 0, sizeof(*g));
 }
 
+/* Apply the batch to the idle copy @v; @first: it is the first copy to get it (see filt_apply). */
 static void
-view_apply(struct mg_ipcache *ipc, struct mg_ipcache_view *v)
+view_apply(struct mg_ipcache *ipc, struct mg_ipcache_view *v, bool first)
 {
 	for (size_t i = 0; i < ipc->n_ops; i++) {
 		const struct op *o = &ipc->ops[i];
+		int delta = dtab_apply(view_tab(v, o->k.family, o->k.plen), &o->k, o->id);
 
-		dtab_apply(view_tab(v, o->k.family, o->k.plen), &o->k, o->id);
+		if (delta != 0)
+			filt_apply(ipc, v, &o->k, delta, first);
 	}
 	view_refresh(v);
 }
@@ -917,7 +1047,7 @@ mg_ipcache_commit_prepare(struct mg_ipcache *ipc)
 	}
 	/* The idle copy is no reader's: it may be rewritten freely. */
 	grow_install(idle, &g[0]);
-	view_apply(ipc, idle);
+	view_apply(ipc, idle, true);
 	ipc->prepared = true;
 	return idle;
 nomem:
@@ -945,7 +1075,7 @@ mg_ipcache_commit_finish(struct mg_ipcache *ipc)
 	ipc->active_idx ^= 1;
 	grace_period(ipc->qsbr);
 	grow_install(old, &g[1]);
-	view_apply(ipc, old);
+	view_apply(ipc, old, false);
 	ipc->prepared = false;
 
 	for (size_t i = 0; i < n; i++) {
@@ -1057,7 +1187,93 @@ mg_ipcache_memory(const struct mg_ipcache *ipc)
 {
 	return sizeof(*ipc) + view_memory(ipc->views[0]) + view_memory(ipc->views[1]) +
 	       (ipc->records.cap + ipc->staged.cap) * sizeof(struct rec) +
-	       ipc->cap_ops * sizeof(struct op);
+	       ipc->cap_ops * sizeof(struct op) +
+	       ((1u << F4_BITS) + (1u << F6_BITS)) * sizeof(uint32_t);
+}
+
+/* ---- self-check (tests, debugging) ---- */
+
+/* Identity of exactly @k in @t, 0 when absent. */
+static uint32_t
+dtab_find(const struct dtab *t, const struct pkey *k)
+{
+	if (t->e == NULL)
+		return 0;
+	for (uint32_t i = dtab_home_key(t, k);; i = (i + 1) & t->mask) {
+		const void *e = dtab_slot(t, k->family, i);
+
+		if (slot_id(k->family, e) == 0)
+			return 0;
+		if (slot_key_eq(k, e))
+			return slot_id(k->family, e);
+	}
+}
+
+/* Copy @v holds exactly the records, and its filter bits are the counts' (non-zero). */
+static bool
+view_check(const struct mg_ipcache *ipc, const struct mg_ipcache_view *v)
+{
+	size_t n = 0;
+
+	for (unsigned l = 0; l < V4_LENS; l++)
+		n += v->t4[l].count;
+	for (unsigned l = 0; l < V6_LENS; l++)
+		n += v->t6[l].count;
+	if (n != ipc->records.count)
+		return false;
+	for (size_t i = 0; i < ipc->records.cap; i++) {
+		const struct rec *r = &ipc->records.r[i];
+		const struct dtab *t;
+
+		if (r->k.family == 0)
+			continue;
+		t = r->k.family == AF_INET ? &v->t4[r->k.plen] : &v->t6[r->k.plen];
+		if (dtab_find(t, &r->k) != r->val)
+			return false;
+	}
+	for (uint32_t b = 0; b < (1u << F4_BITS); b++)
+		if (bit_test(v->f4, b) != (ipc->fcnt4[b] != 0))
+			return false;
+	for (uint32_t b = 0; b < (1u << F6_BITS); b++)
+		if (bit_test(v->f6, b) != (ipc->fcnt6[b] != 0))
+			return false;
+	return (v->f6_all != 0) == (ipc->fwide6 != 0);
+}
+
+int
+mg_ipcache_verify(const struct mg_ipcache *ipc)
+{
+	uint32_t *c4, *c6, wide = 0;
+	bool ok;
+
+	if (ipc->prepared)
+		return mg_errno_set(EBUSY);
+	c4 = calloc(1u << F4_BITS, sizeof(*c4));
+	c6 = calloc(1u << F6_BITS, sizeof(*c6));
+	if (c4 == NULL || c6 == NULL) {
+		free(c4);
+		free(c6);
+		return mg_errno_set(ENOMEM);
+	}
+	/* The counts, recomputed from the committed records. */
+	for (size_t i = 0; i < ipc->records.cap; i++) {
+		const struct rec *r = &ipc->records.r[i];
+		uint32_t first, n;
+
+		if (r->k.family == 0)
+			continue;
+		n = filt_range(&r->k, &first);
+		if (r->k.family == AF_INET6 && n == 0)
+			wide++;
+		for (uint32_t j = 0; j < n; j++)
+			(r->k.family == AF_INET ? c4 : c6)[filt_bucket(r->k.family, first + j)]++;
+	}
+	ok = memcmp(c4, ipc->fcnt4, (1u << F4_BITS) * sizeof(*c4)) == 0 &&
+	     memcmp(c6, ipc->fcnt6, (1u << F6_BITS) * sizeof(*c6)) == 0 && wide == ipc->fwide6 &&
+	     view_check(ipc, ipc->views[0]) && view_check(ipc, ipc->views[1]);
+	free(c4);
+	free(c6);
+	return ok ? 0 : mg_errno_set(EIO);
 }
 
 /* ---- readers ---- */
@@ -1068,12 +1284,25 @@ mg_ipcache_reader(const struct mg_ipcache *ipc)
 	return __atomic_load_n(&ipc->active, __ATOMIC_ACQUIRE);
 }
 
+/* The IPv6 filter: false when no prefix of @v can contain @addr. */
+static inline bool
+f6_pass(const struct mg_ipcache_view *v, const uint8_t *addr)
+{
+	uint32_t top;
+
+	memcpy(&top, addr, 4);
+	return v->f6_all != 0 || bit_test(v->f6, f6_bucket(ntohl(top)));
+}
+
 static inline uint32_t
 lookup4(const struct mg_ipcache_view *v, const uint8_t *addr)
 {
 	uint32_t a;
 
 	memcpy(&a, addr, 4);
+	/* No prefix overlaps the address's /16: world without touching a table. */
+	if (!bit_test(v->f4, ntohl(a) >> 16))
+		return v->world4;
 	for (unsigned n = 0; n < v->n4; n++) {
 		unsigned l = v->order4[n];
 		const struct dtab *t = &v->t4[l];
@@ -1092,6 +1321,8 @@ lookup6(const struct mg_ipcache_view *v, const uint8_t *addr)
 {
 	uint64_t a = load64(addr), b = load64(addr + 8);
 
+	if (!f6_pass(v, addr))
+		return v->world6;
 	for (unsigned n = 0; n < v->n6; n++) {
 		unsigned l = v->order6[n];
 		const struct dtab *t = &v->t6[l];
@@ -1115,7 +1346,23 @@ mg_ipcache_lookup(const struct mg_ipcache_view *v, uint8_t family, const uint8_t
 	return ID_WORLD;
 }
 
-/* Prefetch the bucket of the longest length in use (the host routes, usually). */
+bool
+mg_ipcache_may_match(const struct mg_ipcache_view *v, uint8_t family, const uint8_t *addr)
+{
+	uint32_t a;
+
+	if (family == AF_INET) {
+		memcpy(&a, addr, 4);
+		return bit_test(v->f4, ntohl(a) >> 16);
+	}
+	return family == AF_INET6 && f6_pass(v, addr);
+}
+
+/*
+ * Prefetch the bucket of the longest length in use (the host routes,
+ * usually), unless the filter already says world: a miss would only pull
+ * in a line nobody reads.
+ */
 static inline void
 prefetch_first(const struct mg_ipcache_view *v, uint8_t family, const uint8_t *addr)
 {
@@ -1124,9 +1371,11 @@ prefetch_first(const struct mg_ipcache_view *v, uint8_t family, const uint8_t *a
 		uint32_t a;
 
 		memcpy(&a, addr, 4);
+		if (!bit_test(v->f4, ntohl(a) >> 16))
+			return;
 		__builtin_prefetch(
 		        &((const struct e4 *)v->t4[l].e)[hash4(a & v->mask4[l], v->t4[l].shift)]);
-	} else if (family == AF_INET6 && v->n6 != 0) {
+	} else if (family == AF_INET6 && v->n6 != 0 && f6_pass(v, addr)) {
 		unsigned l = v->order6[0];
 		uint64_t a = load64(addr) & v->mask6[l][0], b = load64(addr + 8) & v->mask6[l][1];
 

@@ -8,7 +8,10 @@
  * that is in use, plus a bitmap of those lengths; a lookup probes the
  * lengths present from longest to shortest. Host routes (/32, /128) are
  * the common case and cost one probe; the cost of a lookup depends on the
- * number of distinct prefix lengths, never on the number of entries.
+ * number of distinct prefix lengths, never on the number of entries. A
+ * coarse per-family filter in front (IPv4: the /16s some prefix overlaps;
+ * IPv6: a hash of the /32s) answers most misses (world traffic) with one
+ * bit test.
  *
  * Updates (left-right). The data-plane table exists twice. Readers use
  * the copy the `active` pointer names. A writer stages puts and deletes,
@@ -151,6 +154,16 @@ int mg_ipcache_walk(const struct mg_ipcache *ipc,
 /** Bytes of memory used by both data-plane copies and the control-plane records. */
 size_t mg_ipcache_memory(const struct mg_ipcache *ipc);
 
+/**
+ * Self-check for tests and debugging (control thread, O(size)): both
+ * data-plane copies hold exactly the committed records, the miss-filter
+ * counts match the records, and each copy's filter bits are set exactly
+ * where the counts are non-zero.
+ * @return 0, -EIO (an invariant is broken), -EBUSY (a split commit is
+ *   prepared), -ENOMEM.
+ */
+int mg_ipcache_verify(const struct mg_ipcache *ipc);
+
 /* ---- readers ---- */
 
 /**
@@ -162,6 +175,15 @@ const struct mg_ipcache_view *mg_ipcache_reader(const struct mg_ipcache *ipc);
 
 /** Identity of the longest prefix covering @p addr, or the world identity. */
 uint32_t mg_ipcache_lookup(const struct mg_ipcache_view *v, uint8_t family, const uint8_t *addr);
+
+/**
+ * The miss filter, the first test of every lookup: false when no prefix
+ * of @p v can contain @p addr (the lookup answers world at once); true
+ * when one may (IPv4: some prefix overlaps the address's /16; IPv6: some
+ * prefix overlaps a /32 whose filter bucket the address's /32 shares, or
+ * a prefix shorter than /16 is present). For tests and diagnostics.
+ */
+bool mg_ipcache_may_match(const struct mg_ipcache_view *v, uint8_t family, const uint8_t *addr);
 
 /**
  * Bulk form: for i < n, ids[i] = lookup(families[i], addrs[i]).

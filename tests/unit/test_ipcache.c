@@ -2,8 +2,10 @@
 /*
  * Unit tests of lib/ipcache, single-threaded: longest-prefix match for both
  * families, staging and commit, control-plane reads, the prefix parser, a
- * randomized comparison against a naive LPM, and a million host routes.
- * The concurrent proof is test_ipcache_stress.c.
+ * randomized comparison against a naive LPM, a million host routes, and
+ * the miss filter (bits set and cleared per /16 and hashed IPv6 /32, short
+ * prefixes over many buckets, checked on both copies and by
+ * mg_ipcache_verify). The concurrent proof is test_ipcache_stress.c.
  */
 #include <arpa/inet.h>
 #include <stdbool.h>
@@ -542,9 +544,9 @@ random_prefix(struct ref *r)
 }
 
 static size_t
-compare_lookups(const struct mg_ipcache *ipc, const struct ref *refs, size_t n, unsigned count)
+compare_view(const struct mg_ipcache_view *v, const struct ref *refs, size_t n, unsigned count,
+             void (*gen)(const struct ref *, size_t, uint8_t *, uint8_t *))
 {
-	const struct mg_ipcache_view *v = mg_ipcache_reader(ipc);
 	struct refidx x;
 	size_t bad = 0;
 
@@ -554,7 +556,7 @@ compare_lookups(const struct mg_ipcache *ipc, const struct ref *refs, size_t n, 
 		uint8_t a[16], fam;
 		uint32_t got, want;
 
-		random_addr(refs, n, &fam, a);
+		gen(refs, n, &fam, a);
 		got = mg_ipcache_lookup(v, fam, a);
 		want = ref_lookup(&x, fam, a);
 		/* Every 500th: check the reference against a linear scan too. */
@@ -568,6 +570,12 @@ compare_lookups(const struct mg_ipcache *ipc, const struct ref *refs, size_t n, 
 	}
 	refidx_free(&x);
 	return bad;
+}
+
+static size_t
+compare_lookups(const struct mg_ipcache *ipc, const struct ref *refs, size_t n, unsigned count)
+{
+	return compare_view(mg_ipcache_reader(ipc), refs, n, count, random_addr);
 }
 
 static void
@@ -603,6 +611,7 @@ test_random_vs_naive(void)
 		live += refs[i].live;
 	CU_ASSERT_EQUAL(mg_ipcache_commit(ipc), (int)live);
 	CU_ASSERT_EQUAL(mg_ipcache_count(ipc, 0), live);
+	CU_ASSERT_EQUAL(mg_ipcache_verify(ipc), 0);
 	CU_ASSERT_EQUAL(compare_lookups(ipc, refs, N, LOOKUPS / 2), 0);
 
 	/* Delete a third, change a third, in two batches. */
@@ -629,6 +638,7 @@ test_random_vs_naive(void)
 	}
 	CU_ASSERT(mg_ipcache_commit(ipc) > 0);
 	CU_ASSERT_EQUAL(mg_ipcache_count(ipc, 0), live);
+	CU_ASSERT_EQUAL(mg_ipcache_verify(ipc), 0);
 	CU_ASSERT_EQUAL(compare_lookups(ipc, refs, N, LOOKUPS / 2), 0);
 
 	/* Delete everything: only world is left. */
@@ -638,8 +648,335 @@ test_random_vs_naive(void)
 			        mg_ipcache_del(ipc, refs[i].family, refs[i].addr, refs[i].plen), 0);
 	CU_ASSERT_EQUAL(mg_ipcache_commit(ipc), (int)live);
 	CU_ASSERT_EQUAL(mg_ipcache_count(ipc, 0), 0);
+	CU_ASSERT_EQUAL(mg_ipcache_verify(ipc), 0);
+	CU_ASSERT_FALSE(mg_ipcache_may_match(mg_ipcache_reader(ipc), AF_INET,
+	                                     (const uint8_t[4]){10, 0, 0, 1}));
 	CU_ASSERT_EQUAL(look(ipc, "10.0.0.1"), 9);
 	CU_ASSERT_EQUAL(look(ipc, "fd00::1"), 10);
+	free(refs);
+	mg_ipcache_free(ipc);
+}
+
+/* ---- the miss filter ---- */
+
+/* mg_ipcache_may_match on the active copy, for a textual address. */
+static bool
+may(const struct mg_ipcache *ipc, const char *a)
+{
+	uint8_t buf[16];
+
+	if (inet_pton(AF_INET, a, buf) == 1)
+		return mg_ipcache_may_match(mg_ipcache_reader(ipc), AF_INET, buf);
+	if (inet_pton(AF_INET6, a, buf) == 1)
+		return mg_ipcache_may_match(mg_ipcache_reader(ipc), AF_INET6, buf);
+	abort();
+}
+
+/*
+ * Expected filter answers and lookups for a few addresses, checked on
+ * BOTH copies: on the active one, then (after a commit that only toggles
+ * an unrelated host route, @toggle, in a family the case does not use) on
+ * the other one, which got the same batch after the grace period. Then
+ * the invariants of both copies (mg_ipcache_verify). Returns the number
+ * of disagreements.
+ */
+struct fcase {
+	const char *addr;
+	bool may;
+	uint32_t id;
+};
+
+static unsigned
+check_cases(struct mg_ipcache *ipc, const char *toggle, const struct fcase *c, size_t n)
+{
+	unsigned bad = 0;
+
+	for (unsigned copy = 0; copy < 2; copy++) {
+		for (size_t i = 0; i < n; i++) {
+			if (may(ipc, c[i].addr) != c[i].may || look(ipc, c[i].addr) != c[i].id) {
+				fprintf(stderr,
+				        "copy %u: %s: may_match %d (want %d), id %u (want %u)\n",
+				        copy, c[i].addr, may(ipc, c[i].addr), c[i].may,
+				        look(ipc, c[i].addr), c[i].id);
+				bad++;
+			}
+		}
+		if (copy == 0) {
+			/* Put or remove the toggle: either way the other copy becomes active. */
+			if (del(ipc, toggle) == -ENOENT && put(ipc, toggle, 4242) != 0)
+				bad++;
+			if (mg_ipcache_commit(ipc) != 1)
+				bad++;
+		}
+	}
+	if (mg_ipcache_verify(ipc) != 0)
+		bad++;
+	return bad;
+}
+
+#define CHECK(ipc, toggle, ...)                                                               \
+	do {                                                                                  \
+		const struct fcase c_[] = {__VA_ARGS__};                                      \
+		CU_ASSERT_EQUAL(check_cases(ipc, toggle, c_, sizeof(c_) / sizeof(c_[0])), 0); \
+	} while (0)
+
+static void
+test_filter_v4(void)
+{
+	struct mg_ipcache *ipc = make(true, 0);
+	const char *tg = "fd99::1"; /* toggled in the other family */
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ipc);
+	CHECK(ipc, tg, {"10.5.1.2", false, 9}, {"0.0.0.0", false, 9},
+	      {"255.255.255.255", false, 9});
+
+	/* A host route sets its /16 only: same /16 passes (and misses), neighbours do not. */
+	CU_ASSERT_EQUAL(put(ipc, "10.5.1.2", 100), 0);
+	CU_ASSERT_EQUAL(mg_ipcache_commit(ipc), 1);
+	CHECK(ipc, tg, {"10.5.1.2", true, 100}, {"10.5.0.0", true, 9}, {"10.5.255.255", true, 9},
+	      {"10.4.255.255", false, 9}, {"10.6.0.0", false, 9}, {"11.5.1.2", false, 9});
+
+	/* A /12 sets the 16 /16s it covers, exactly. */
+	CU_ASSERT_EQUAL(put(ipc, "172.16.0.0/12", 120), 0);
+	CU_ASSERT_EQUAL(mg_ipcache_commit(ipc), 1);
+	CHECK(ipc, tg, {"172.16.0.0", true, 120}, {"172.31.255.255", true, 120},
+	      {"172.24.1.1", true, 120}, {"172.15.255.255", false, 9}, {"172.32.0.0", false, 9});
+
+	/* A second prefix in 10.5/16; removing one of them keeps the bit. */
+	CU_ASSERT_EQUAL(put(ipc, "10.5.3.0/24", 124), 0);
+	CU_ASSERT_EQUAL(put(ipc, "10.5.128.0/17", 117), 0);
+	CU_ASSERT_EQUAL(mg_ipcache_commit(ipc), 2);
+	CU_ASSERT_EQUAL(del(ipc, "10.5.1.2"), 0);
+	CU_ASSERT_EQUAL(mg_ipcache_commit(ipc), 1);
+	CHECK(ipc, tg, {"10.5.1.2", true, 9}, {"10.5.3.7", true, 124}, {"10.5.200.1", true, 117});
+	CU_ASSERT_EQUAL(del(ipc, "10.5.3.0/24"), 0);
+	CU_ASSERT_EQUAL(mg_ipcache_commit(ipc), 1);
+	CHECK(ipc, tg, {"10.5.3.7", true, 9}, {"10.5.200.1", true, 117});
+	/* The last prefix of the /16 goes: so does its bit, in both copies. */
+	CU_ASSERT_EQUAL(del(ipc, "10.5.128.0/17"), 0);
+	CU_ASSERT_EQUAL(mg_ipcache_commit(ipc), 1);
+	CHECK(ipc, tg, {"10.5.200.1", false, 9}, {"10.5.3.7", false, 9}, {"172.20.0.1", true, 120});
+
+	/* Nested short prefixes share buckets: /8 over /12, and a host route inside. */
+	CU_ASSERT_EQUAL(put(ipc, "172.0.0.0/8", 108), 0);
+	CU_ASSERT_EQUAL(put(ipc, "172.17.0.9", 132), 0);
+	CU_ASSERT_EQUAL(mg_ipcache_commit(ipc), 2);
+	CHECK(ipc, tg, {"172.0.0.1", true, 108}, {"172.255.0.1", true, 108},
+	      {"172.17.0.9", true, 132}, {"172.17.0.8", true, 120}, {"173.0.0.0", false, 9});
+	CU_ASSERT_EQUAL(del(ipc, "172.16.0.0/12"), 0);
+	CU_ASSERT_EQUAL(del(ipc, "172.0.0.0/8"), 0);
+	CU_ASSERT_EQUAL(mg_ipcache_commit(ipc), 2);
+	CHECK(ipc, tg, {"172.17.0.9", true, 132}, {"172.17.0.8", true, 9}, {"172.18.0.1", false, 9},
+	      {"172.0.0.1", false, 9}, {"172.31.0.1", false, 9});
+
+	/* /1 covers 32768 buckets, /0 all of them; both come and go. */
+	CU_ASSERT_EQUAL(put(ipc, "128.0.0.0/1", 1), 0);
+	CU_ASSERT_EQUAL(mg_ipcache_commit(ipc), 1);
+	CHECK(ipc, tg, {"200.1.1.1", true, 1}, {"128.0.0.0", true, 1},
+	      {"127.255.255.255", false, 9}, {"172.17.0.9", true, 132});
+	CU_ASSERT_EQUAL(put(ipc, "0.0.0.0/0", 50), 0);
+	CU_ASSERT_EQUAL(del(ipc, "128.0.0.0/1"), 0);
+	CU_ASSERT_EQUAL(mg_ipcache_commit(ipc), 2);
+	CHECK(ipc, tg, {"1.2.3.4", true, 50}, {"200.1.1.1", true, 50}, {"172.17.0.9", true, 132});
+	CU_ASSERT_EQUAL(del(ipc, "0.0.0.0/0"), 0);
+	CU_ASSERT_EQUAL(mg_ipcache_commit(ipc), 1);
+	CHECK(ipc, tg, {"1.2.3.4", false, 9}, {"200.1.1.1", false, 9}, {"172.17.0.9", true, 132});
+
+	/* A put and a delete of the same /16 in one batch, and a replace (no count change). */
+	CU_ASSERT_EQUAL(put(ipc, "10.7.0.1", 71), 0);
+	CU_ASSERT_EQUAL(del(ipc, "172.17.0.9"), 0);
+	CU_ASSERT_EQUAL(mg_ipcache_commit(ipc), 2);
+	CU_ASSERT_EQUAL(put(ipc, "10.7.0.1", 72), 0);
+	CU_ASSERT_EQUAL(mg_ipcache_commit(ipc), 1);
+	CHECK(ipc, tg, {"10.7.0.1", true, 72}, {"172.17.0.9", false, 9});
+	CU_ASSERT_EQUAL(del(ipc, "10.7.0.1"), 0);
+	CU_ASSERT_EQUAL(mg_ipcache_commit(ipc), 1);
+	CHECK(ipc, tg, {"10.7.0.1", false, 9});
+	mg_ipcache_free(ipc);
+}
+
+static void
+test_filter_v6(void)
+{
+	struct mg_ipcache *ipc = make(true, 0);
+	const char *tg = "192.0.2.1"; /* toggled in the other family */
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ipc);
+	CHECK(ipc, tg, {"fd00:10:244::1", false, 10}, {"::", false, 10});
+
+	/* Host route and /64 in the same /32: one bucket, counted twice. */
+	CU_ASSERT_EQUAL(put(ipc, "fd00:10:244::1", 128), 0);
+	CU_ASSERT_EQUAL(put(ipc, "fd00:10:245::/64", 64), 0);
+	CU_ASSERT_EQUAL(mg_ipcache_commit(ipc), 2);
+	CHECK(ipc, tg, {"fd00:10:244::1", true, 128}, {"fd00:10:245::9", true, 64},
+	      {"fd00:10:ffff::1", true, 10}, {"fd00:11::1", false, 10}, {"fd00:f::1", false, 10},
+	      {"2001:db8::1", false, 10});
+	CU_ASSERT_EQUAL(del(ipc, "fd00:10:244::1"), 0);
+	CU_ASSERT_EQUAL(mg_ipcache_commit(ipc), 1);
+	CHECK(ipc, tg, {"fd00:10:244::1", true, 10}, {"fd00:10:245::9", true, 64});
+	CU_ASSERT_EQUAL(del(ipc, "fd00:10:245::/64"), 0);
+	CU_ASSERT_EQUAL(mg_ipcache_commit(ipc), 1);
+	CHECK(ipc, tg, {"fd00:10:245::9", false, 10});
+
+	/* A /29 sets its 8 /32s; a /20 its 4096. */
+	CU_ASSERT_EQUAL(put(ipc, "2001:db8::/29", 29), 0);
+	CU_ASSERT_EQUAL(put(ipc, "2400::/20", 20), 0);
+	CU_ASSERT_EQUAL(mg_ipcache_commit(ipc), 2);
+	CHECK(ipc, tg, {"2001:db8::1", true, 29}, {"2001:dbf:ffff::1", true, 29},
+	      {"2001:dc0::1", false, 10}, {"2001:db7:ffff::1", false, 10}, {"2400::1", true, 20},
+	      {"2400:fff:ffff::1", true, 20}, {"2400:1000::1", false, 10});
+
+	/* Shorter than /16: the IPv6 filter passes everything while one is present. */
+	CU_ASSERT_EQUAL(put(ipc, "3000::/12", 12), 0);
+	CU_ASSERT_EQUAL(put(ipc, "::/0", 1), 0);
+	CU_ASSERT_EQUAL(mg_ipcache_commit(ipc), 2);
+	CHECK(ipc, tg, {"3000:1::1", true, 12}, {"2001:dc0::1", true, 1}, {"fd00::1", true, 1},
+	      {"2001:db8::1", true, 29});
+	CU_ASSERT_EQUAL(del(ipc, "::/0"), 0);
+	CU_ASSERT_EQUAL(mg_ipcache_commit(ipc), 1);
+	CHECK(ipc, tg, {"3000:1::1", true, 12}, {"2001:dc0::1", true, 10}, {"fd00::1", true, 10});
+	CU_ASSERT_EQUAL(del(ipc, "3000::/12"), 0);
+	CU_ASSERT_EQUAL(mg_ipcache_commit(ipc), 1);
+	CHECK(ipc, tg, {"3000:1::1", false, 10}, {"2001:dc0::1", false, 10}, {"fd00::1", false, 10},
+	      {"2001:db9::1", true, 29});
+	/* /16: the shortest one that still sets bits (65536 of them). */
+	CU_ASSERT_EQUAL(put(ipc, "fc00::/16", 16), 0);
+	CU_ASSERT_EQUAL(del(ipc, "2400::/20"), 0);
+	CU_ASSERT_EQUAL(mg_ipcache_commit(ipc), 2);
+	CHECK(ipc, tg, {"fc00:ffff::1", true, 16}, {"fc00::1", true, 16}, {"2400::1", false, 10},
+	      {"fc01::1", false, 10});
+	CU_ASSERT_EQUAL(del(ipc, "fc00::/16"), 0);
+	CU_ASSERT_EQUAL(del(ipc, "2001:db8::/29"), 0);
+	CU_ASSERT_EQUAL(mg_ipcache_commit(ipc), 2);
+	CHECK(ipc, tg, {"fc00:ffff::1", false, 10}, {"2001:db8::1", false, 10});
+	mg_ipcache_free(ipc);
+}
+
+/*
+ * Random prefixes of every length (IPv4 /0-/32 and IPv6 /0-/128, in a
+ * small space so that buckets are shared), put and removed over many
+ * commits; after each, lookups of addresses near the prefixes (so that
+ * many fall just outside them: filter misses and walk misses) agree with
+ * the reference LPM on both copies, and mg_ipcache_verify() holds.
+ */
+static void
+near_addr(const struct ref *refs, size_t n, uint8_t *fam, uint8_t *a)
+{
+	const struct ref *r;
+	unsigned keep;
+
+	for (;;) {
+		r = &refs[rnd() % n];
+		if (r->live || rnd() % 4 == 0)
+			break;
+	}
+	random_addr(refs, n, fam, a);
+	*fam = r->family;
+	/* Keep a random number of the prefix's leading bits (up to all, then beyond). */
+	keep = (unsigned)(rnd() % (r->plen + 9u));
+	if (keep > r->plen)
+		keep = r->plen;
+	for (unsigned b = 0; b < keep; b++) {
+		uint8_t bit = (uint8_t)(0x80 >> (b % 8));
+
+		a[b / 8] = (uint8_t)((a[b / 8] & ~bit) | (r->addr[b / 8] & bit));
+	}
+}
+
+static void
+filt_prefix(struct ref *r)
+{
+	uint64_t x = rnd(), y = rnd();
+
+	memset(r, 0, sizeof(*r));
+	r->family = rnd() % 2 ? AF_INET : AF_INET6;
+	memcpy(r->addr, &x, 8);
+	memcpy(r->addr + 8, &y, 8);
+	if (r->family == AF_INET) {
+		static const uint8_t lens[] = {0, 1, 4, 8, 12, 15, 16, 17, 20, 24, 28, 31, 32};
+
+		r->addr[0] = (uint8_t)(10 + rnd() % 2);
+		r->addr[1] &= 0x07;
+		r->plen = rnd() % 2 ? 32 : lens[rnd() % sizeof(lens)];
+		memset(r->addr + 4, 0, 12);
+	} else {
+		static const uint8_t lens[] = {0, 8, 15, 16, 20, 24, 31, 32, 33, 48, 64, 96, 127};
+
+		r->addr[0] = 0xfd;
+		r->addr[1] = (uint8_t)(rnd() % 2);
+		r->addr[2] = 0;
+		r->addr[3] &= 0x07;
+		r->plen = rnd() % 2 ? 128 : lens[rnd() % sizeof(lens)];
+	}
+	for (unsigned b = r->plen; b < 128; b++)
+		r->addr[b / 8] &= (uint8_t) ~(0x80 >> (b % 8));
+	r->id = 1000 + (uint32_t)(rnd() % 100000);
+	r->live = false;
+}
+
+static void
+test_filter_random(void)
+{
+	enum {
+		N = 600,
+		ROUNDS = 40,
+		LOOKUPS = 3000
+	};
+	struct mg_ipcache *ipc = make(true, 0);
+	struct ref *refs = calloc(N, sizeof(*refs));
+	size_t bad = 0;
+	unsigned verify_bad = 0;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ipc);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(refs);
+	/* Distinct prefixes: the reference has one slot per prefix. */
+	for (size_t i = 0; i < N; i++) {
+		bool dup;
+
+		do {
+			filt_prefix(&refs[i]);
+			dup = false;
+			for (size_t j = 0; j < i; j++)
+				if (refs[j].family == refs[i].family &&
+				    refs[j].plen == refs[i].plen &&
+				    !memcmp(refs[j].addr, refs[i].addr, 16))
+					dup = true;
+		} while (dup);
+	}
+	for (unsigned round = 0; round < ROUNDS; round++) {
+		/* Flip about a tenth of the prefixes; the wide ones rarely (they cost 2^16 each). */
+		for (size_t i = 0; i < N; i++) {
+			struct ref *r = &refs[i];
+
+			if (rnd() % 10 != 0 || (r->plen < 12 && rnd() % 4 != 0))
+				continue;
+			if (r->live) {
+				CU_ASSERT_EQUAL(mg_ipcache_del(ipc, r->family, r->addr, r->plen),
+				                0);
+			} else {
+				struct mg_ipcache_entry e;
+
+				memset(&e, 0, sizeof(e));
+				e.family = r->family;
+				e.plen = r->plen;
+				memcpy(e.addr, r->addr, 16);
+				e.identity = r->id;
+				CU_ASSERT_EQUAL(mg_ipcache_put(ipc, &e), 0);
+			}
+			r->live = !r->live;
+		}
+		CU_ASSERT(mg_ipcache_commit(ipc) >= 0);
+		verify_bad += mg_ipcache_verify(ipc) != 0;
+		/* The active copy, then the other one (a commit of a prefix no address hits). */
+		bad += compare_view(mg_ipcache_reader(ipc), refs, N, LOOKUPS, near_addr);
+		CU_ASSERT_EQUAL(put(ipc, "192.0.2.1", 7 + round), 0);
+		CU_ASSERT_EQUAL(mg_ipcache_commit(ipc), 1);
+		bad += compare_view(mg_ipcache_reader(ipc), refs, N, LOOKUPS, near_addr);
+		CU_ASSERT_EQUAL(del(ipc, "192.0.2.1"), 0);
+		CU_ASSERT_EQUAL(mg_ipcache_commit(ipc), 1);
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+	CU_ASSERT_EQUAL(verify_bad, 0);
 	free(refs);
 	mg_ipcache_free(ipc);
 }
@@ -914,6 +1251,9 @@ static CU_TestInfo tests[] = {
         {"bulk", test_bulk},
         {"million_hosts", test_million_hosts},
         {"split_commit", test_split_commit},
+        {"filter_v4", test_filter_v4},
+        {"filter_v6", test_filter_v6},
+        {"filter_random", test_filter_random},
         CU_TEST_INFO_NULL,
 };
 

@@ -13,6 +13,14 @@
  * also checks that g never decreases and is never older than the last
  * commit that had returned before it took the view.
  *
+ * Misses too: a few of B's prefixes are short (an IPv4 /12 over 16 /16s,
+ * an IPv6 /20 over 4096 /32s, an IPv6 /12 that makes the IPv6 miss filter
+ * pass everything), and B's host routes are alone in their /16 and /32,
+ * so every batch sets or clears miss-filter bits; and a set W of
+ * addresses in no prefix (some in buckets that A or B keep set, some just
+ * outside B's short prefixes, some far away) must always resolve to the
+ * exact world identity of their family, one by one and in bulk.
+ *
  * The pair test checks the split commit the data path builds on: readers
  * load ONE snapshot {view, policy} (a fake policy: the set of identities
  * it knows) while the writer adds hosts with brand-new identities and
@@ -72,6 +80,15 @@ struct probe {
 
 static struct probe set_a[K], set_b[K];
 
+/* Addresses in no prefix, ever (set W). */
+static const char *const world_addrs[] = {
+        "100.64.1.1", "11.32.0.1",    "11.15.255.255", "10.0.255.255",
+        "10.1.200.1", "10.101.200.1", "2001:db8::1",   "fd00:ffff::1",
+        "fd01::ffff", "2a00:1000::1", "2bff:ffff::1",  "fd65:1::5",
+};
+#define N_WORLD (sizeof(world_addrs) / sizeof(world_addrs[0]))
+static uint8_t world_a[N_WORLD][16], world_fam[N_WORLD];
+
 static void
 make_probe(struct probe *p, unsigned set, unsigned i)
 {
@@ -112,6 +129,39 @@ make_probe(struct probe *p, unsigned set, unsigned i)
 		p->addr[15] = 5;
 		break;
 	}
+	if (set != 1)
+		return;
+	/* B's short prefixes (see the top comment); their probes stay inside. */
+	if (i == 1) { /* 11.16.0.0/12 */
+		p->e.addr[0] = 11;
+		p->e.addr[1] = 16;
+		p->e.addr[2] = 0;
+		p->e.plen = 12;
+		memcpy(p->addr, (const uint8_t[4]){11, 31, 1, 77}, 4);
+	} else if (i == 3 || i == 7) { /* 2a00::/20, 3000::/12 */
+		memset(p->e.addr, 0, 16);
+		memset(p->addr, 0, 16);
+		p->e.addr[0] = i == 3 ? 0x2a : 0x30;
+		p->e.plen = i == 3 ? 20 : 12;
+		memcpy(p->addr, p->e.addr, 2);
+		p->addr[2] = 0x0f; /* 2a00:fff:... and 3000:fff:... */
+		p->addr[3] = 0xff;
+		p->addr[15] = 5;
+	}
+}
+
+static void
+make_world(void)
+{
+	for (unsigned i = 0; i < N_WORLD; i++) {
+		memset(world_a[i], 0, 16);
+		if (inet_pton(AF_INET, world_addrs[i], world_a[i]) == 1)
+			world_fam[i] = AF_INET;
+		else if (inet_pton(AF_INET6, world_addrs[i], world_a[i]) == 1)
+			world_fam[i] = AF_INET6;
+		else
+			abort();
+	}
 }
 
 struct shared {
@@ -125,7 +175,7 @@ struct reader {
 	pthread_t th;
 	unsigned tid;
 	struct shared *sh;
-	uint64_t views, lookups, torn, stale, bad_value;
+	uint64_t views, lookups, torn, stale, bad_value, bad_world;
 	uint32_t first_gen, last_gen;
 	unsigned gens_seen;
 };
@@ -141,14 +191,16 @@ reader_main(void *arg)
 {
 	struct reader *r = arg;
 	struct shared *sh = r->sh;
-	const uint8_t *ptrs[K];
+	const uint8_t *ptrs[K], *wptrs[N_WORLD];
 	uint8_t fams[K];
-	uint32_t ids[K];
+	uint32_t ids[K], wids[N_WORLD];
 
 	for (unsigned i = 0; i < K; i++) {
 		ptrs[i] = set_b[i].addr;
 		fams[i] = set_b[i].e.family;
 	}
+	for (unsigned i = 0; i < N_WORLD; i++)
+		wptrs[i] = world_a[i];
 	rte_rcu_qsbr_thread_register(sh->q, r->tid);
 	rte_rcu_qsbr_thread_online(sh->q, r->tid);
 	while (!__atomic_load_n(&sh->stop, __ATOMIC_ACQUIRE)) {
@@ -169,7 +221,16 @@ reader_main(void *arg)
 			if (want_present ? ids[i] != a0 : !is_world(ids[i]))
 				torn = true;
 		}
-		r->lookups += 2 * K;
+		/* W: world, of the right family, single and bulk, whatever the batch. */
+		mg_ipcache_lookup_bulk(v, world_fam, wptrs, wids, N_WORLD);
+		for (unsigned i = 0; i < N_WORLD; i++) {
+			uint32_t want = world_fam[i] == AF_INET ? 9 : 10;
+
+			if (wids[i] != want ||
+			    mg_ipcache_lookup(v, world_fam[i], world_a[i]) != want)
+				r->bad_world++;
+		}
+		r->lookups += 2 * K + 2 * N_WORLD;
 		r->views++;
 		if (a0 < GEN_BASE || a0 > GEN_BASE + MAX_BATCHES)
 			r->bad_value++;
@@ -264,6 +325,7 @@ test_concurrent_batches(void)
 		make_probe(&set_a[i], 0, i);
 		make_probe(&set_b[i], 1, i);
 	}
+	make_world();
 	sh.q = qsbr_new(READERS);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(sh.q);
 	p.qsbr = sh.q;
@@ -288,18 +350,22 @@ test_concurrent_batches(void)
 		pthread_join(rd[i].th, NULL);
 
 	CU_ASSERT_TRUE(ok);
+	/* Both copies hold the same entries and miss filters, matching the records. */
+	CU_ASSERT_EQUAL(mg_ipcache_verify(sh.ipc), 0);
 	printf("# stress: %u batches (%.0f per s), %zu entries at the end\n", g - 1,
 	       (double)(g - 1) * 1e9 / (double)(mg_time_ns() - t0), mg_ipcache_count(sh.ipc, 0));
 	CU_ASSERT(g > 50);
 	for (unsigned i = 0; i < READERS; i++) {
 		printf("# reader %u: %lu views, %lu lookups, generations %u..%u (%u distinct), "
-		       "torn %lu, stale %lu, bad %lu\n",
+		       "torn %lu, stale %lu, bad %lu, wrong world %lu\n",
 		       i, (unsigned long)rd[i].views, (unsigned long)rd[i].lookups, rd[i].first_gen,
 		       rd[i].last_gen, rd[i].gens_seen, (unsigned long)rd[i].torn,
-		       (unsigned long)rd[i].stale, (unsigned long)rd[i].bad_value);
+		       (unsigned long)rd[i].stale, (unsigned long)rd[i].bad_value,
+		       (unsigned long)rd[i].bad_world);
 		CU_ASSERT_EQUAL(rd[i].torn, 0);
 		CU_ASSERT_EQUAL(rd[i].stale, 0);
 		CU_ASSERT_EQUAL(rd[i].bad_value, 0);
+		CU_ASSERT_EQUAL(rd[i].bad_world, 0);
 		CU_ASSERT(rd[i].lookups > 10000);
 		CU_ASSERT(rd[i].gens_seen > 10);
 		CU_ASSERT(rd[i].last_gen > rd[i].first_gen);
