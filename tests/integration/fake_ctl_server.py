@@ -64,6 +64,9 @@ class FakeServer:
         self.config = config
         self.revision = 1
         self.reloads = 0
+        self.reloads_failed = 0
+        self.last_error = None
+        self.broken = False  # a policy file is invalid: reloads fail
         self.ct = []
         self.subscribers = []  # (wfile, type)
         self.lock = threading.Lock()
@@ -182,7 +185,8 @@ class FakeServer:
                                     "busy_ratio": 0.012}],
                        "policy": {"revision": self.revision, "policies": 1, "rules": 1,
                                   "skipped": 0},
-                       "reloads": {"ok": self.reloads, "failed": 0, "last_error": None},
+                       "reloads": {"ok": self.reloads, "failed": self.reloads_failed,
+                                   "last_error": self.last_error},
                        "ipcache": {"ipv4": 3, "ipv6": 2}, "identities": 2,
                        "conntrack": {"entries": len(self.ct), "created": len(self.ct),
                                      "expired": 0},
@@ -252,6 +256,10 @@ class FakeServer:
                                "meshgate_port_packets_total{direction=\"rx\",port=\"outside\"} 9\n"})
         if cmd == "reload":
             self.mutating("reload")
+            if self.broken:
+                self.reloads_failed += 1
+                self.last_error = "policies/broken.yaml:3:5: spec: unknown field 'bogus'"
+                raise CtlError("EINVAL", self.last_error)
             self.revision += 1
             self.reloads += 1
             return ok({"revision": self.revision, "ipcache_changes": 0})
@@ -397,7 +405,10 @@ def main():
                 flows=[("10.1.0.1", "10.1.0.2", "tcp", 80), ("10.1.0.1", "10.1.0.2", "tcp", 81),
                        ("fd00:1::1", "fd00:1::2", "icmpv6", None),
                        ("8.8.8.8", "192.0.2.9", "udp", 53)],
-                send_traffic=fake.send_traffic, send_denied=fake.send_denied)
+                send_traffic=fake.send_traffic, send_denied=fake.send_denied,
+                broken_hook=lambda: setattr(fake, "broken", True),
+                broken_error=r"broken\.yaml:3:5:",
+                fix_hook=lambda: setattr(fake, "broken", False))
             fake_only_checks(ctl, fake, sock, ctl_online_test.report)
         finally:
             fake.close()
