@@ -677,8 +677,23 @@ text_reload(const json_t *r)
  * One event on one line: time, type, reason, where, what, who.
  * 2024-05-01T12:00:00.123Z drop policy_denied_ingress port inside worker 1
  *   ingress tcp 10.1.0.1:40000 (65600) -> 10.1.0.2:81 (65601) len 74
- * (on one line).
+ * (on one line), then the labels of each identity on an indented line:
+ *     src 65600: k8s:app=web k8s:io.kubernetes.pod.namespace=shop
  */
+static void
+print_labels_line(FILE *f, const char *what, const char *id, const json_t *labels)
+{
+	size_t i;
+	const json_t *l;
+
+	if (!json_is_array(labels) || json_array_size(labels) == 0)
+		return;
+	fprintf(f, "    %s %s:", what, id);
+	json_array_foreach(labels, i, l)
+	        fprintf(f, " %s", json_is_string(l) ? json_string_value(l) : "?");
+	fputc('\n', f);
+}
+
 void
 ctl_monitor_print_text(const json_t *ev, FILE *f)
 {
@@ -700,6 +715,9 @@ ctl_monitor_print_text(const json_t *ev, FILE *f)
 	if (json_is_integer(itype))
 		fprintf(f, " type %" JSON_INTEGER_FORMAT, json_integer_value(itype));
 	fprintf(f, " len %s\n", jf(ev, "len"));
+	/* who: the labels of both identities, on an indented line of their own */
+	print_labels_line(f, "src", jf(ev, "src_identity"), json_object_get(ev, "src_labels"));
+	print_labels_line(f, "dst", jf(ev, "dst_identity"), json_object_get(ev, "dst_labels"));
 }
 
 static void
