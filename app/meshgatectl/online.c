@@ -354,8 +354,11 @@ text_status(const json_t *r)
 	printf("%-12s %s entries (%s created, %s expired)\n", "conntrack:", jf(ct, "entries"),
 	       jf(ct, "created"), jf(ct, "expired"));
 	if (json_is_object(kv))
-		printf("%-12s %s clusters, %s synced, %s connected\n",
-		       "kvstore:", jf(kv, "clusters"), jf(kv, "synced"), jf(kv, "connected"));
+		printf("%-12s %s of %s cluster(s) synced, Redis %s\n", "kvstore:", jf(kv, "synced"),
+		       jf(kv, "clusters"),
+		       json_is_true(json_object_get(kv, "connected"))
+		               ? "connected"
+		               : "NOT connected (fail-static)");
 	else
 		printf("%-12s not configured\n", "kvstore:");
 
