@@ -325,6 +325,13 @@ dur(long long s, char *buf, size_t size)
 		snprintf(buf, size, "%llds", s);
 }
 
+/* Bytes as MiB for the status lines (0 when absent). */
+static double
+mib(const json_t *v)
+{
+	return json_is_integer(v) ? (double)json_integer_value(v) / (1024.0 * 1024.0) : 0.0;
+}
+
 static int
 text_status(const json_t *r)
 {
@@ -361,6 +368,22 @@ text_status(const json_t *r)
 		               : "NOT connected (fail-static)");
 	else
 		printf("%-12s not configured\n", "kvstore:");
+	{
+		const json_t *mem = json_object_get(r, "memory");
+
+		if (json_is_object(mem)) {
+			printf("%-12s ipcache %.1f MiB, policy %.1f MiB, conntrack %.1f MiB",
+			       "memory:", mib(json_object_get(mem, "ipcache_bytes")),
+			       mib(json_object_get(mem, "policy_bytes")),
+			       mib(json_object_get(mem, "conntrack_bytes")));
+			if (json_is_integer(json_object_get(mem, "allocated_bytes")))
+				printf("; %s %.1f MiB allocated, %.1f MiB resident",
+				       jf(mem, "allocator"),
+				       mib(json_object_get(mem, "allocated_bytes")),
+				       mib(json_object_get(mem, "resident_bytes")));
+			putchar('\n');
+		}
+	}
 
 	putchar('\n');
 	tbl_init(&t, (const char *const[]){"PORT", "DEVICE", "PEER", "RX-PACKETS", "RX-BYTES",
