@@ -252,6 +252,11 @@ if want e2e; then
 	# reloads under continuous traffic: nothing lost, nothing wrongly passed
 	run_prog e2e/reload "" "$TIMEOUT" bash tests/e2e/reload_test.sh "$BUILD/app/meshgate/meshgate" \
 		"$BUILD/app/meshgatectl/meshgatectl"
+	# the control thread's commands and the reload path under the sanitizers
+	run_prog e2e/ctl "san:" "$TIMEOUT" env "${SAN_ENV[@]}" bash tests/e2e/ctl_e2e.sh \
+		"$BUILD_SAN/app/meshgate/meshgate" "$BUILD_SAN/app/meshgatectl/meshgatectl"
+	run_prog e2e/reload "san:" "$TIMEOUT" env "${SAN_ENV[@]}" bash tests/e2e/reload_test.sh \
+		"$BUILD_SAN/app/meshgate/meshgate" "$BUILD_SAN/app/meshgatectl/meshgatectl"
 fi
 
 if [ "$failed" -eq 0 ]; then
