@@ -60,7 +60,7 @@ CHECKS=(daemon_ready daemon_workers tcp4_allowed tcp4_denied_with_listener tcp4_
 KV_CHECKS=(kv_redis_up kv_import kv_synced_log
 	kv_put_ip_denies kv_put_ip_other_family_untouched kv_put_ip_back_allows kv_put_ip_restored_exact
 	kv_del_ip_denies kv_del_ip_back_allows kv_del_identity_denies kv_put_identity_allows
-	stats_kvstore)
+	kv_sync_status kv_metrics stats_kvstore)
 
 WORKERS=${MG_E2E_WORKERS:-1}
 case $WORKERS in
@@ -407,6 +407,27 @@ if [ "$SOURCE" = redis ]; then
 	kv_step kv_del_identity_denies timeout fd00:99::2 fd00:99::1 del-identity --id 65800
 	kv_step kv_put_identity_allows connected fd00:99::2 fd00:99::1 \
 		put-identity --id 65800 --labels "$front_labels"
+	# What an operator sees of it: the sync's state over the control
+	# socket, and the same in the Prometheus text.
+	expect kv_sync_status ok "$("$MESHGATECTL" --socket "$MG_WORK/meshgate.sock" sync status -o json |
+		$PY -c 'import json, sys
+s = json.load(sys.stdin)
+c = s["clusters"][0] if s["clusters"] else {}
+bad = [k for k, v in (("configured", s["configured"]), ("name", c.get("name") == "cluster-a"),
+                      ("connected", c.get("connected")), ("synced", c.get("synced")),
+                      ("entries", c.get("entries") == 14), ("events", c.get("events", 0) >= 6),
+                      ("resyncs", sum(c.get("resyncs", {}).values()) == 0)) if not v]
+print("ok" if not bad else "wrong: %s in %r" % (bad, s))' 2>&1)"
+	expect kv_metrics ok "$("$MESHGATECTL" --socket "$MG_WORK/meshgate.sock" metrics |
+		$PY -c 'import json, sys
+from prometheus_client.parser import text_string_to_metric_families as parse
+v = {(s.name, tuple(sorted(s.labels.items()))): s.value
+     for f in parse(sys.stdin.read()) for s in f.samples}
+want = {("meshgate_kvstore_connected", (("cluster", "cluster-a"),)): 1,
+        ("meshgate_kvstore_synced", (("cluster", "cluster-a"),)): 1,
+        ("meshgate_kvstore_entries", (("cluster", "cluster-a"),)): 14}
+bad = {k: v.get(k) for k, w in want.items() if v.get(k) != w}
+print("ok" if not bad else "wrong: %r" % bad)' 2>&1)"
 fi
 
 # ---- policy reload (SIGHUP) with a connection open
