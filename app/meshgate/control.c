@@ -397,10 +397,16 @@ cmd_config_show(void *arg, struct mg_ctl_conn *conn, const json_t *args, json_t 
 
 /* ---- identities ---- */
 
+/* Listings stop at the request's "limit" (default 10000): a 1M-entry table
+ * would otherwise hold the control thread and the reply buffer for seconds. */
+#define LIST_LIMIT_DEFAULT 10000
+#define LIST_LIMIT_MAX 1000000
+
 struct id_walk {
 	const struct daemon *d;
 	const char *cluster; /* filter, or NULL */
 	json_t *list;
+	uint64_t limit, total;
 };
 
 static int
@@ -415,6 +421,8 @@ id_walk_fn(const struct mg_identity *ident, void *arg)
 		if (name == NULL || strcmp(name, w->cluster) != 0)
 			return 0;
 	}
+	/* the table walks in hash order: keep the lowest ids, as the sorted list would */
+	w->total++;
 	return json_array_append_new(w->list, identity_json(w->d, ident)) == 0 ? 0 : -ENOMEM;
 }
 
@@ -455,15 +463,23 @@ cmd_identity_list(void *arg, struct mg_ctl_conn *conn, const json_t *args, json_
 	int rc;
 
 	(void)conn;
-	if ((rc = arg_str(args, "cluster", &w.cluster, err)) < 0)
+	if ((rc = arg_str(args, "cluster", &w.cluster, err)) < 0 ||
+	    (rc = arg_u64(args, "limit", LIST_LIMIT_DEFAULT, &w.limit, err)) < 0)
 		goto out;
+	if (w.limit == 0 || w.limit > LIST_LIMIT_MAX) {
+		rc = fail(err, -EINVAL, "limit: 1 to %u", LIST_LIMIT_MAX);
+		goto out;
+	}
 	if (w.list == NULL)
 		return -ENOMEM;
 	rc = mg_identity_table_walk(d->st.ids, id_walk_fn, &w);
 	if (rc == 0)
 		rc = json_sort(w.list, by_id);
+	while (rc == 0 && json_array_size(w.list) > w.limit)
+		json_array_remove(w.list, json_array_size(w.list) - 1);
 	if (rc == 0) {
-		*result = json_pack("{s:O}", "identities", w.list);
+		*result = json_pack("{s:O, s:I, s:b}", "identities", w.list, "total",
+		                    (json_int_t)w.total, "truncated", w.total > w.limit);
 		rc = *result != NULL ? 0 : -ENOMEM;
 	}
 out:
@@ -562,12 +578,16 @@ cmd_ip_list(void *arg, struct mg_ctl_conn *conn, const json_t *args, json_t **re
 	struct ip_walk w = {.d = d};
 	const char *fam;
 	json_t *list = NULL;
+	uint64_t limit = 0;
 	int rc;
 
 	(void)conn;
 	if ((rc = arg_str(args, "family", &fam, err)) < 0 ||
-	    (rc = arg_str(args, "cluster", &w.cluster, err)) < 0)
+	    (rc = arg_str(args, "cluster", &w.cluster, err)) < 0 ||
+	    (rc = arg_u64(args, "limit", LIST_LIMIT_DEFAULT, &limit, err)) < 0)
 		return rc;
+	if (limit == 0 || limit > LIST_LIMIT_MAX)
+		return fail(err, -EINVAL, "limit: 1 to %u", LIST_LIMIT_MAX);
 	if (fam != NULL) {
 		if (strcmp(fam, "ipv4") == 0)
 			w.family = AF_INET;
@@ -580,10 +600,12 @@ cmd_ip_list(void *arg, struct mg_ctl_conn *conn, const json_t *args, json_t **re
 	if (rc == 0) {
 		qsort(w.v, w.n, sizeof(*w.v), entry_cmp);
 		list = json_array();
-		for (size_t i = 0; list != NULL && i < w.n; i++)
+		for (size_t i = 0; list != NULL && i < w.n && i < limit; i++)
 			if (json_array_append_new(list, ip_entry_json(d, &w.v[i])) != 0)
 				break;
-		*result = list ? json_pack("{s:o}", "entries", list) : NULL;
+		*result = list ? json_pack("{s:o, s:I, s:b}", "entries", list, "total",
+		                           (json_int_t)w.n, "truncated", w.n > limit)
+		               : NULL;
 		rc = *result != NULL ? 0 : -ENOMEM;
 	}
 	free(w.v);

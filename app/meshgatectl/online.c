@@ -480,6 +480,16 @@ identity_row(struct tbl *t, const json_t *v)
 
 static const char *const identity_head[] = {"ID", "CLUSTER", "LABELS", "NAMED-PORTS", NULL};
 
+/* Under a listing the daemon cut at --limit: say so (nothing when whole). */
+static int
+truncation_note(const json_t *r, const json_t *list, int rc)
+{
+	if (json_is_true(json_object_get(r, "truncated")))
+		printf("\n%zu of %s shown (truncated: raise --limit)\n", json_array_size(list),
+		       jf(r, "total"));
+	return rc;
+}
+
 static int
 text_identity_list(const json_t *r)
 {
@@ -489,7 +499,7 @@ text_identity_list(const json_t *r)
 
 	tbl_init(&t, identity_head);
 	json_array_foreach(json_object_get(r, "identities"), i, v) identity_row(&t, v);
-	return tbl_done(&t, stdout);
+	return truncation_note(r, json_object_get(r, "identities"), tbl_done(&t, stdout));
 }
 
 static int
@@ -512,7 +522,7 @@ text_ip_list(const json_t *r)
 	tbl_init(&t, (const char *const[]){"PREFIX", "IDENTITY", "CLUSTER", NULL});
 	json_array_foreach(json_object_get(r, "entries"), i, v)
 	        tbl_row(&t, jf(v, "prefix"), jf(v, "identity"), cluster_of(v));
-	return tbl_done(&t, stdout);
+	return truncation_note(r, json_object_get(r, "entries"), tbl_done(&t, stdout));
 }
 
 static int
@@ -824,9 +834,9 @@ struct online_cmd {
 static const struct online_cmd online_cmds[] = {
         {"status", "status", 0, NULL, text_status},
         {"config show", "config.show", 0, NULL, text_config},
-        {"identity list", "identity.list", O_CLUSTER, NULL, text_identity_list},
+        {"identity list", "identity.list", O_CLUSTER | O_LIMIT, NULL, text_identity_list},
         {"identity get", "identity.get", 0, "ID", text_identity_get},
-        {"ip list", "ip.list", O_FAMILY | O_CLUSTER, NULL, text_ip_list},
+        {"ip list", "ip.list", O_FAMILY | O_CLUSTER | O_LIMIT, NULL, text_ip_list},
         {"ip get", "ip.get", 0, "IP|PREFIX", text_ip_get},
         {"policy get", "policy.get", 0, NULL, text_policy_get},
         {"policy selectors", "policy.selectors", 0, NULL, text_policy_selectors},

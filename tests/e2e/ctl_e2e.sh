@@ -47,7 +47,7 @@ NOGROUP=65534
 OTHER_GROUP=1 # daemon: not the socket's group
 
 CHECKS=(daemon_ready online status_traffic_counted config_show_every_key
-	traffic_after_broken_reload monitor_verdict
+	traffic_after_broken_reload monitor_verdict list_limit
 	help_daemon help_cli
 	perm_read_status perm_read_identity_list perm_read_ip_get perm_read_policy_get
 	perm_read_policy_trace perm_read_ct_list perm_read_sync_status perm_read_metrics
@@ -228,6 +228,36 @@ if [p["name"] for p in c["datapath"]["ports"]] != ["inside", "outside"]:
     e.append("ports %r" % c["datapath"]["ports"])
 print("; ".join(e) or "ok")' "$SOCK" "$MAX_REQUEST" 2>&1)
 check config_show_every_key "$r" ok
+
+# Listings are bounded: --limit cuts them and says so (10 ipcache entries
+# and 14 identities in the demo's state).
+r=$($PY - "$CTL" "$SOCK" <<'PY'
+import json, subprocess, sys
+ctl, sock = sys.argv[1], sys.argv[2]
+def run(*a):
+    p = subprocess.run([ctl, "--socket", sock] + list(a), capture_output=True, text=True)
+    return p.returncode, p.stdout
+e = []
+rc, out = run("ip", "list", "--limit", "2", "-o", "json")
+j = json.loads(out) if rc == 0 else {}
+if rc != 0 or len(j.get("entries", [])) != 2 or j.get("total") != 10 or j.get("truncated") is not True:
+    e.append("ip list --limit 2: rc %d %r" % (rc, j))
+rc, out = run("identity", "list", "--limit", "3", "-o", "json")
+j = json.loads(out) if rc == 0 else {}
+ids = [x["id"] for x in j.get("identities", [])]
+if rc != 0 or len(ids) != 3 or ids != sorted(ids) or j.get("total") != 14 or not j.get("truncated"):
+    e.append("identity list --limit 3: rc %d %r" % (rc, j))
+rc, out = run("ip", "list", "--limit", "2")
+if rc != 0 or "2 of 10 shown (truncated" not in out:
+    e.append("ip list --limit 2 text: rc %d %r" % (rc, out[-200:]))
+rc, out = run("ip", "list", "-o", "json")
+j = json.loads(out) if rc == 0 else {}
+if rc != 0 or len(j.get("entries", [])) != 10 or j.get("truncated") is not False:
+    e.append("ip list: rc %d %r" % (rc, j))
+print("; ".join(e) or "ok")
+PY
+)
+check list_limit "$r" ok
 
 # After the broken reload (and its fix) the gateway still forwards by policy.
 check traffic_after_broken_reload "$(mg_ping "$MG_NS_BACK" 10.99.0.1 10.99.0.4)" replied
