@@ -1076,6 +1076,16 @@ collect(void *arg, struct mg_metrics_snapshot *out)
 		         mg_datapath_port_name(d->dp, i));
 	mg_datapath_ct_stats(d->dp, &ct);
 	mg_metrics_snapshot_set_ct(out, &ct, mg_datapath_ct_memory(d->dp));
+	/* the workers' loop counts live, like every counter; the busy ratio
+	 * over the last interval comes from the control thread's refresh */
+	for (unsigned i = 0; i < out->n_workers; i++) {
+		struct mg_dp_counters wc;
+
+		if (mg_datapath_worker_counters(d->dp, i, NULL, &wc) == 0) {
+			out->workers[i].loops = wc.loops;
+			out->workers[i].busy_loops = wc.busy_loops;
+		}
+	}
 	pthread_mutex_unlock(&d->snap_lock);
 	return 0;
 }
