@@ -252,6 +252,9 @@ if want e2e; then
 	# reloads under continuous traffic: nothing lost, nothing wrongly passed
 	run_prog e2e/reload "" "$TIMEOUT" bash tests/e2e/reload_test.sh "$BUILD/app/meshgate/meshgate" \
 		"$BUILD/app/meshgatectl/meshgatectl"
+	# the same with two workers reading each published snapshot
+	run_prog e2e/reload-2w "" "$TIMEOUT" env MG_RELOAD_WORKERS=2 bash tests/e2e/reload_test.sh \
+		"$BUILD/app/meshgate/meshgate" "$BUILD/app/meshgatectl/meshgatectl"
 	# the control thread's commands and the reload path under the sanitizers
 	run_prog e2e/ctl "san:" "$TIMEOUT" env "${SAN_ENV[@]}" bash tests/e2e/ctl_e2e.sh \
 		"$BUILD_SAN/app/meshgate/meshgate" "$BUILD_SAN/app/meshgatectl/meshgatectl"

@@ -29,12 +29,23 @@ MESHGATE=${1:-$ROOT/build/app/meshgate/meshgate}
 CTL=${2:-$(dirname "$MESHGATE")/../meshgatectl/meshgatectl}
 PY=/usr/bin/python3
 T=e2e-reload
+# MG_RELOAD_WORKERS=2: two forwarding lcores and two queue pairs per port,
+# so two workers read each published snapshot (names "e2e-reload-2w/").
+WORKERS=${MG_RELOAD_WORKERS:-1}
+case $WORKERS in
+1) ;;
+2) T=e2e-reload-2w ;;
+*)
+	echo "FAIL: $T: MG_RELOAD_WORKERS must be 1 or 2"
+	exit 1
+	;;
+esac
 RELOADS=${MG_RELOADS:-24}
 RATE=500
 SECONDS_OF_TRAFFIC=12
 COUNT=$((RATE * SECONDS_OF_TRAFFIC))
 
-CHECKS=(daemon_ready reloads_ok reloads_counted allowed4_no_loss allowed6_no_loss
+CHECKS=(daemon_ready daemon_workers reloads_ok reloads_counted allowed4_no_loss allowed6_no_loss
 	denied_none_passed tcp_during_reloads stats_denied stats_no_tx_full daemon_clean_exit)
 
 skip_all() {
@@ -72,6 +83,13 @@ mg_topology_up || skip_all "could not create the namespaces"
 # The demo's inputs, copied: the test edits its policy folder.
 SOCK=$MG_WORK/meshgate.sock
 mg_demo_config "$MG_WORK/conf" "$PREFIX" || skip_all "could not copy the demo's config"
+if [ "$WORKERS" = 2 ]; then
+	# two workers on this 2-core machine, the main lcore beside the first
+	sed -i -e 's/"-l", "0-1"/"--lcores", "0@0,1@1,2@0"/' -e 's/qpairs=1/qpairs=2/g' \
+		"$MG_WORK/conf/meshgate.yaml"
+	grep -q '"--lcores", "0@0,1@1,2@0"' "$MG_WORK/conf/meshgate.yaml" ||
+		skip_all "could not set two workers in the config copy"
+fi
 cat >>"$MG_WORK/conf/meshgate.yaml" <<YAML
 control:
   socket: $SOCK
@@ -113,6 +131,11 @@ if ! mg_daemon_start "$MESHGATE" "$MG_WORK/conf/meshgate.yaml"; then
 	exit 1
 fi
 pass daemon_ready
+if grep -q "ready: 2 ports, $WORKERS forwarding lcore" "$MG_WORK/meshgate.err"; then
+	pass daemon_workers
+else
+	fail daemon_workers "the daemon does not say it forwards on $WORKERS lcore(s)"
+fi
 
 # Receivers in the backend: UDP 9000 (allowed from the frontend, v4 and v6)
 # and UDP 8080 (denied).
