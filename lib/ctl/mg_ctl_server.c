@@ -317,6 +317,8 @@ handle_line(struct mg_ctl_conn *c, const char *line, size_t len)
 	struct mg_error err = {.msg = ""};
 	json_t *req, *args = NULL, *id = NULL, *result = NULL, *empty = NULL, *v;
 	const char *key, *name;
+	char was_stream[MG_CTL_NAME_MAX];
+	uint64_t was_kinds, was_dropped;
 	json_error_t je;
 	int rc;
 
@@ -375,13 +377,21 @@ handle_line(struct mg_ctl_conn *c, const char *line, size_t len)
 		reply(c, id, -EPERM, NULL, err.msg);
 		goto out;
 	}
+	/* A failed request subscribes nothing, and does not undo an earlier
+	 * subscription of this connection either. */
+	memcpy(was_stream, c->stream, sizeof(was_stream));
+	was_kinds = c->kinds;
+	was_dropped = c->dropped;
 	c->in_handler = true;
 	rc = cmd.fn(cmd.arg, c, args, &result, &err);
 	c->in_handler = false;
 	if (rc > 0)
 		rc = -EIO; /* a handler breaking the convention is an error, not success */
-	if (rc != 0)
-		c->stream[0] = '\0'; /* a failed request subscribes nothing */
+	if (rc != 0) {
+		memcpy(c->stream, was_stream, sizeof(c->stream));
+		c->kinds = was_kinds;
+		c->dropped = was_dropped;
+	}
 	reply(c, id, rc, rc == 0 ? result : NULL, err.msg);
 	json_decref(result);
 out:

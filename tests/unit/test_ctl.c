@@ -782,6 +782,13 @@ test_stream_publish_filter(void)
 	/* a subscriber may still send requests; replies and events share the line order */
 	CU_ASSERT_TRUE(expect_code(s1, "{\"command\":\"echo\"}\n", NULL));
 	CU_ASSERT_EQUAL(stats().events, 4);
+	/* a failed request of a subscriber (here a failed re-subscribe) keeps
+	 * its subscription as it was */
+	CU_ASSERT_TRUE(expect_code(s1, "{\"command\":\"sub\",\"args\":{\"kinds\":0}}\n", "EINVAL"));
+	CU_ASSERT_EQUAL(publish("{\"n\":5}", 1), 1);
+	r = cjson(s1);
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(json_object_get(r, "event"), "n")), 5);
+	json_decref(r);
 	/* the one whose subscribe failed receives nothing */
 	CU_ASSERT_TRUE(expect_code(s3, "{\"command\":\"echo\"}\n", NULL));
 	close(s1);
