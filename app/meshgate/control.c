@@ -87,24 +87,46 @@ arg_str(const json_t *args, const char *key, const char **out, struct mg_error *
 	return 0;
 }
 
-/* The name of cluster @p cid: the gateway's own, a synced one, or NULL. */
-static const char *
-cluster_name(const struct daemon *d, unsigned cid, char *buf, size_t size)
+/*
+ * Cluster numbers and names (the gateway's own, the synced ones), read once
+ * per command or snapshot refresh: listings and the identities-by-cluster
+ * count name a cluster per entry, and asking the sync client every time
+ * would copy its statistics once per identity.
+ */
+struct cluster_names {
+	size_t n;
+	struct {
+		unsigned id;
+		char name[MG_CONFIG_NAME_MAX + 1]; /* >= MG_KV_CLUSTER_NAME_MAX + 1 */
+	} v[MG_KV_SYNC_MAX_CLUSTERS + 1];
+};
+
+static void
+cluster_names_load(const struct daemon *d, struct cluster_names *cn)
 {
 	const struct mg_config *cfg = d->st.cfg;
 
-	if (cid == cfg->cluster_id)
-		return cfg->cluster_name;
-	if (d->kv != NULL) {
+	cn->n = 0;
+	cn->v[cn->n].id = cfg->cluster_id;
+	snprintf(cn->v[cn->n++].name, sizeof(cn->v[0].name), "%s", cfg->cluster_name);
+	for (size_t i = 0; d->kv != NULL && i < mg_kv_sync_n_clusters(d->kv); i++) {
 		struct mg_kv_sync_stats ks;
 
-		for (size_t i = 0; i < mg_kv_sync_n_clusters(d->kv); i++)
-			if (mg_kv_sync_stats(d->kv, i, &ks) == 0 && ks.cluster_id == cid &&
-			    ks.present) {
-				snprintf(buf, size, "%s", ks.name);
-				return buf;
-			}
+		if (mg_kv_sync_stats(d->kv, i, &ks) == 0 && ks.present &&
+		    cn->n < MG_ARRAY_SIZE(cn->v)) {
+			cn->v[cn->n].id = ks.cluster_id;
+			snprintf(cn->v[cn->n++].name, sizeof(cn->v[0].name), "%s", ks.name);
+		}
 	}
+}
+
+/* The name of cluster @p cid (the gateway's own first), or NULL. */
+static const char *
+cluster_name(const struct cluster_names *cn, unsigned cid)
+{
+	for (size_t i = 0; i < cn->n; i++)
+		if (cn->v[i].id == cid)
+			return cn->v[i].name;
 	return NULL;
 }
 
@@ -156,9 +178,8 @@ k8s_proto_name(uint8_t p)
 }
 
 static json_t *
-identity_json(const struct daemon *d, const struct mg_identity *ident)
+identity_json(const struct cluster_names *cn, const struct mg_identity *ident)
 {
-	char buf[MG_CONFIG_NAME_MAX + 1];
 	json_t *np = json_array();
 
 	for (size_t i = 0; np != NULL && i < ident->n_named_ports; i++)
@@ -168,8 +189,7 @@ identity_json(const struct daemon *d, const struct mg_identity *ident)
 		                                    k8s_proto_name(ident->named_ports[i].proto)));
 	return json_pack("{s:I, s:o, s:i, s:o, s:o}", "id", (json_int_t)ident->id, "labels",
 	                 labels_json(&ident->labels), "cluster_id", (int)ident->cluster_id,
-	                 "cluster",
-	                 json_str_or_null(cluster_name(d, ident->cluster_id, buf, sizeof(buf))),
+	                 "cluster", json_str_or_null(cluster_name(cn, ident->cluster_id)),
 	                 "named_ports", np);
 }
 
@@ -403,7 +423,7 @@ cmd_config_show(void *arg, struct mg_ctl_conn *conn, const json_t *args, json_t 
 #define LIST_LIMIT_MAX 1000000
 
 struct id_walk {
-	const struct daemon *d;
+	const struct cluster_names *cn;
 	const char *cluster; /* filter, or NULL */
 	json_t *list;
 	uint64_t limit, total;
@@ -413,17 +433,16 @@ static int
 id_walk_fn(const struct mg_identity *ident, void *arg)
 {
 	struct id_walk *w = arg;
-	char buf[MG_CONFIG_NAME_MAX + 1];
 
 	if (w->cluster != NULL) {
-		const char *name = cluster_name(w->d, ident->cluster_id, buf, sizeof(buf));
+		const char *name = cluster_name(w->cn, ident->cluster_id);
 
 		if (name == NULL || strcmp(name, w->cluster) != 0)
 			return 0;
 	}
 	/* the table walks in hash order: keep the lowest ids, as the sorted list would */
 	w->total++;
-	return json_array_append_new(w->list, identity_json(w->d, ident)) == 0 ? 0 : -ENOMEM;
+	return json_array_append_new(w->list, identity_json(w->cn, ident)) == 0 ? 0 : -ENOMEM;
 }
 
 static int
@@ -459,7 +478,8 @@ cmd_identity_list(void *arg, struct mg_ctl_conn *conn, const json_t *args, json_
                   struct mg_error *err)
 {
 	struct daemon *d = arg;
-	struct id_walk w = {.d = d, .list = json_array()};
+	struct cluster_names cn;
+	struct id_walk w = {.cn = &cn, .list = json_array()};
 	int rc;
 
 	(void)conn;
@@ -472,6 +492,7 @@ cmd_identity_list(void *arg, struct mg_ctl_conn *conn, const json_t *args, json_
 	}
 	if (w.list == NULL)
 		return -ENOMEM;
+	cluster_names_load(d, &cn);
 	rc = mg_identity_table_walk(d->st.ids, id_walk_fn, &w);
 	if (rc == 0)
 		rc = json_sort(w.list, by_id);
@@ -504,25 +525,30 @@ cmd_identity_get(void *arg, struct mg_ctl_conn *conn, const json_t *args, json_t
 	ident = mg_identity_table_get(d->st.ids, (uint32_t)id);
 	if (ident == NULL)
 		return fail(err, -ENOENT, "no identity %" PRIu64, id);
-	*result = identity_json(d, ident);
+	{
+		struct cluster_names cn;
+
+		cluster_names_load(d, &cn);
+		*result = identity_json(&cn, ident);
+	}
 	return *result != NULL ? 0 : -ENOMEM;
 }
 
 /* ---- ipcache ---- */
 
 static json_t *
-ip_entry_json(const struct daemon *d, const struct mg_ipcache_entry *e)
+ip_entry_json(const struct cluster_names *cn, const struct mg_ipcache_entry *e)
 {
-	char pfx[64], buf[MG_CONFIG_NAME_MAX + 1];
+	char pfx[64];
 
 	mg_ipcache_prefix_str(e, pfx, sizeof(pfx));
 	return json_pack("{s:s, s:I, s:i, s:o}", "prefix", pfx, "identity", (json_int_t)e->identity,
 	                 "cluster_id", (int)e->cluster_id, "cluster",
-	                 json_str_or_null(cluster_name(d, e->cluster_id, buf, sizeof(buf))));
+	                 json_str_or_null(cluster_name(cn, e->cluster_id)));
 }
 
 struct ip_walk {
-	const struct daemon *d;
+	const struct cluster_names *cn;
 	uint8_t family; /* 0: both */
 	const char *cluster;
 	struct mg_ipcache_entry *v;
@@ -533,25 +559,17 @@ static int
 ip_walk_fn(const struct mg_ipcache_entry *e, void *arg)
 {
 	struct ip_walk *w = arg;
-	char buf[MG_CONFIG_NAME_MAX + 1];
 
 	if (w->family != 0 && e->family != w->family)
 		return 0;
 	if (w->cluster != NULL) {
-		const char *name = cluster_name(w->d, e->cluster_id, buf, sizeof(buf));
+		const char *name = cluster_name(w->cn, e->cluster_id);
 
 		if (name == NULL || strcmp(name, w->cluster) != 0)
 			return 0;
 	}
-	if (w->n == w->cap) {
-		size_t cap = w->cap ? w->cap * 2 : 256;
-		struct mg_ipcache_entry *p = realloc(w->v, cap * sizeof(*p));
-
-		if (p == NULL)
-			return -ENOMEM;
-		w->v = p;
-		w->cap = cap;
-	}
+	if (mg_grow(&w->v, &w->cap, w->n, sizeof(*w->v), 256) < 0)
+		return -ENOMEM;
 	w->v[w->n++] = *e;
 	return 0;
 }
@@ -575,7 +593,8 @@ cmd_ip_list(void *arg, struct mg_ctl_conn *conn, const json_t *args, json_t **re
             struct mg_error *err)
 {
 	struct daemon *d = arg;
-	struct ip_walk w = {.d = d};
+	struct cluster_names cn;
+	struct ip_walk w = {.cn = &cn};
 	const char *fam;
 	json_t *list = NULL;
 	uint64_t limit = 0;
@@ -596,12 +615,13 @@ cmd_ip_list(void *arg, struct mg_ctl_conn *conn, const json_t *args, json_t **re
 		else
 			return fail(err, -EINVAL, "family: ipv4 or ipv6, not %s", fam);
 	}
+	cluster_names_load(d, &cn);
 	rc = mg_ipcache_walk(d->st.ipc, ip_walk_fn, &w);
 	if (rc == 0) {
 		qsort(w.v, w.n, sizeof(*w.v), entry_cmp);
 		list = json_array();
 		for (size_t i = 0; list != NULL && i < w.n && i < limit; i++)
-			if (json_array_append_new(list, ip_entry_json(d, &w.v[i])) != 0)
+			if (json_array_append_new(list, ip_entry_json(&cn, &w.v[i])) != 0)
 				break;
 		*result = list ? json_pack("{s:o, s:I, s:b}", "entries", list, "total",
 		                           (json_int_t)w.n, "truncated", w.n > limit)
@@ -619,7 +639,8 @@ cmd_ip_get(void *arg, struct mg_ctl_conn *conn, const json_t *args, json_t **res
 	struct daemon *d = arg;
 	struct mg_ipcache_entry q, e;
 	const struct mg_identity *ident;
-	char buf[MG_CONFIG_NAME_MAX + 1], addr[INET6_ADDRSTRLEN];
+	struct cluster_names cn;
+	char addr[INET6_ADDRSTRLEN];
 	const char *ip;
 	uint32_t id;
 	int rc, plen;
@@ -631,11 +652,12 @@ cmd_ip_get(void *arg, struct mg_ctl_conn *conn, const json_t *args, json_t **res
 		return fail(err, -EINVAL, "ip: an address or a prefix is required");
 	if (mg_ipcache_parse_prefix(ip, &q) < 0)
 		return fail(err, -EINVAL, "ip: not an address or prefix: %s", ip);
+	cluster_names_load(d, &cn);
 	if (strchr(ip, '/') != NULL) {
 		/* a prefix: exactly that entry */
 		if (mg_ipcache_get(d->st.ipc, q.family, q.addr, q.plen, &e) != 0)
 			return fail(err, -ENOENT, "no ipcache entry for %s", ip);
-		*result = ip_entry_json(d, &e);
+		*result = ip_entry_json(&cn, &e);
 		return *result != NULL ? 0 : -ENOMEM;
 	}
 	/* an address: the longest prefix that holds it, as the workers resolve it */
@@ -660,10 +682,9 @@ cmd_ip_get(void *arg, struct mg_ctl_conn *conn, const json_t *args, json_t **res
 
 		id = e.identity;
 		mg_ipcache_prefix_str(&e, pfx, sizeof(pfx));
-		*result = json_pack(
-		        "{s:s, s:s, s:I, s:o}", "ip", addr, "prefix", pfx, "identity",
-		        (json_int_t)id, "cluster",
-		        json_str_or_null(cluster_name(d, e.cluster_id, buf, sizeof(buf))));
+		*result = json_pack("{s:s, s:s, s:I, s:o}", "ip", addr, "prefix", pfx, "identity",
+		                    (json_int_t)id, "cluster",
+		                    json_str_or_null(cluster_name(&cn, e.cluster_id)));
 	} else {
 		/* not in the ipcache: world, split by family unless ipcache.split_world is off */
 		id = d->st.cfg->split_world ? (q.family == AF_INET ? 9 : 10) : 2;
@@ -1070,10 +1091,8 @@ collect(void *arg, struct mg_metrics_snapshot *out)
 	memcpy(out, d->snap, sizeof(*out));
 	out->uptime_seconds = (mg_time_ns() - d->start_ns) / 1000000000ull;
 	mg_datapath_counters(d->dp, &c);
+	/* the port names came with the copy: they are set once, at start */
 	mg_metrics_snapshot_set_counters(out, &c, mg_datapath_nb_ports(d->dp));
-	for (unsigned i = 0; i < out->n_ports; i++)
-		snprintf(out->ports[i].name, sizeof(out->ports[i].name), "%s",
-		         mg_datapath_port_name(d->dp, i));
 	mg_datapath_ct_stats(d->dp, &ct);
 	mg_metrics_snapshot_set_ct(out, &ct, mg_datapath_ct_memory(d->dp));
 	/* the workers' loop counts live, like every counter; the busy ratio
@@ -1091,7 +1110,7 @@ collect(void *arg, struct mg_metrics_snapshot *out)
 }
 
 struct ids_by_cluster {
-	const struct daemon *d;
+	const struct cluster_names *cn;
 	struct mg_metrics_snapshot *s;
 };
 
@@ -1100,8 +1119,7 @@ count_identity(const struct mg_identity *ident, void *arg)
 {
 	struct ids_by_cluster *w = arg;
 	struct mg_metrics_snapshot *s = w->s;
-	char buf[MG_CONFIG_NAME_MAX + 1];
-	const char *name = cluster_name(w->d, ident->cluster_id, buf, sizeof(buf));
+	const char *name = cluster_name(w->cn, ident->cluster_id);
 	unsigned i;
 
 	if (name == NULL)
@@ -1146,8 +1164,10 @@ snapshot_refresh(struct daemon *d, bool slow)
 			mg_metrics_snapshot_add_kvstore(s, &ks);
 	}
 	if (slow) {
-		struct ids_by_cluster w = {.d = d, .s = s};
+		struct cluster_names cn;
+		struct ids_by_cluster w = {.cn = &cn, .s = s};
 
+		cluster_names_load(d, &cn);
 		s->n_identity_clusters = 0;
 		mg_identity_table_walk(d->st.ids, count_identity, &w);
 		s->n_workers = 0;
@@ -1330,6 +1350,9 @@ control_start(struct daemon *d, struct mg_error *err)
 	if (d->snap == NULL)
 		return -ENOMEM;
 	pthread_mutex_init(&d->snap_lock, NULL);
+	for (unsigned i = 0; i < mg_datapath_nb_ports(d->dp) && i < MG_METRICS_MAX_PORTS; i++)
+		snprintf(d->snap->ports[i].name, sizeof(d->snap->ports[i].name), "%s",
+		         mg_datapath_port_name(d->dp, i));
 	snapshot_refresh(d, true);
 	d->ctl = mg_ctl_server_create(&cp, err);
 	if (d->ctl == NULL) {

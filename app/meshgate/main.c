@@ -126,8 +126,39 @@ kv_base(void *arg, const struct mg_ipcache_entry *prefix, struct mg_ipcache_entr
 }
 
 /*
- * Load policies, identities and endpoints; compile. On error print it
- * and, with @p errp, give it to the caller (a reload over the socket).
+ * Compile the policy of @p st over its identity table (with the state's
+ * revision). On error print it and, with @p errp, give it to the caller.
+ */
+static int
+state_compile(struct state *st, struct mg_error *errp)
+{
+	struct mg_policy_params pp = {
+	        .enforcement = st->cfg->enforcement,
+	        .default_local_cluster = st->cfg->default_local_cluster,
+	        .revision = st->revision,
+	};
+	struct mg_error err = {{0}};
+	struct mg_policy *pol;
+	int rc;
+
+	pol = mg_policy_compile(st->set, st->ids, &pp, &err);
+	if (pol == NULL) {
+		rc = -errno;
+		fprintf(stderr, "%s\n", err.msg);
+		if (errp != NULL)
+			*errp = err;
+		return rc;
+	}
+	mg_policy_free(st->policy);
+	st->policy = pol;
+	return 0;
+}
+
+/*
+ * Load policies, identities and endpoints, but do not compile yet (a
+ * start with Redis compiles once the initial sync brought the remote
+ * identities). On error print it and, with @p errp, give it to the caller
+ * (a reload over the socket).
  * With @kv (a reload), the sync client puts everything it holds into the
  * new tables before the CIDR identities and the compile, so the new state
  * is the static part plus the synced entries; kv then points at them.
@@ -140,11 +171,6 @@ state_load(struct state *st, struct rte_rcu_qsbr *qsbr, struct mg_kv_sync *kv,
 	        .entries_hint = 1024,
 	        .split_world = st->cfg->split_world,
 	        .qsbr = qsbr,
-	};
-	struct mg_policy_params pp = {
-	        .enforcement = st->cfg->enforcement,
-	        .default_local_cluster = st->cfg->default_local_cluster,
-	        .revision = 1,
 	};
 	struct mg_error ebuf = {{0}}, err = {{0}};
 	int rc;
@@ -210,13 +236,6 @@ state_load(struct state *st, struct rte_rcu_qsbr *qsbr, struct mg_kv_sync *kv,
 	if (rc < 0) {
 		if (err.msg[0] == '\0')
 			mg_error_set(&err, NULL, 0, 0, "%s", strerror(-rc));
-		fprintf(stderr, "%s\n", err.msg);
-		*errp = err;
-		return rc;
-	}
-	st->policy = mg_policy_compile(st->set, st->ids, &pp, &err);
-	if (st->policy == NULL) {
-		rc = -errno;
 		fprintf(stderr, "%s\n", err.msg);
 		*errp = err;
 		return rc;
@@ -425,37 +444,24 @@ reload(struct state *st, struct mg_datapath *dp, struct mg_kv_sync *kv, struct m
 		return -EINVAL;
 	}
 	rc = state_load(&nst, NULL, kv, errp);
+	if (rc == 0)
+		rc = state_compile(&nst, errp);
 	if (rc == 0) {
 		x.want = nst.ipc;
 		rc = mg_ipcache_walk(st->ipc, stage_removal, &x);
 		if (rc == 0)
 			rc = mg_ipcache_walk(nst.ipc, stage_change, &x);
 	}
-	if (rc != 0) {
-		MG_ERR("reload failed (%s); the running state is kept",
-		       errp->msg[0] ? errp->msg : strerror(rc < 0 ? -rc : rc));
-		/* Nothing of the new state goes live. */
-		mg_ipcache_discard(st->ipc);
-		if (kv != NULL)
-			mg_kv_sync_rebind(kv, st->ids, st->ipc, false);
-		nst.cidr = NULL; /* still the running state's */
-		state_free(&nst);
-		return rc;
-	}
+	if (rc != 0)
+		goto fail;
 	/* The new policy and the bumped generation make every tracked flow's
 	 * next original-direction packet ask the new policy; the workers see
 	 * the new policy and the new ipcache together or neither. */
 	rc = mg_datapath_publish(dp, st->ipc, nst.policy);
 	if (rc < 0) {
-		MG_ERR("reload: ipcache commit: %s", strerror(-rc));
 		mg_error_set(errp, NULL, 0, 0, "publishing the new state failed: %s",
 		             strerror(-rc));
-		mg_ipcache_discard(st->ipc);
-		if (kv != NULL)
-			mg_kv_sync_rebind(kv, st->ids, st->ipc, false);
-		nst.cidr = NULL;
-		state_free(&nst);
-		return rc;
+		goto fail;
 	}
 	nst.policy = NULL; /* the data path's now */
 	*changes = (uint64_t)rc;
@@ -473,6 +479,16 @@ reload(struct state *st, struct mg_datapath *dp, struct mg_kv_sync *kv, struct m
 	state_free(st);
 	*st = nst;
 	return 0;
+fail:
+	MG_ERR("reload failed (%s); the running state is kept",
+	       errp->msg[0] ? errp->msg : strerror(rc < 0 ? -rc : rc));
+	/* Nothing of the new state goes live. */
+	mg_ipcache_discard(st->ipc);
+	if (kv != NULL)
+		mg_kv_sync_rebind(kv, st->ids, st->ipc, false);
+	nst.cidr = NULL; /* still the running state's */
+	state_free(&nst);
+	return rc;
 }
 
 int
@@ -560,15 +576,9 @@ kv_start(struct state *st, struct mg_kv_sync **out)
 	const struct mg_config *cfg = st->cfg;
 	struct mg_kv_sync_cluster_params cl[MG_KV_SYNC_MAX_CLUSTERS];
 	struct mg_kv_sync_params p = {0};
-	struct mg_policy_params pp = {
-	        .enforcement = cfg->enforcement,
-	        .default_local_cluster = cfg->default_local_cluster,
-	        .revision = st->revision,
-	};
 	struct mg_error err = {{0}};
 	struct mg_kv_sync_stats ks;
 	struct mg_kv_sync *kv;
-	struct mg_policy *pol;
 	uint32_t *changed = NULL;
 	size_t i, n = 0;
 	char password[256] = "";
@@ -649,16 +659,12 @@ kv_start(struct state *st, struct mg_kv_sync **out)
 		MG_WARN("kvstore: initial sync not done after %u s: proceeding with what it has "
 		        "(%s)",
 		        cfg->kv_sync_timeout, err.msg);
-	/* The policy was compiled over the static identities only. */
-	pol = mg_policy_compile(st->set, st->ids, &pp, &err);
-	if (pol == NULL) {
-		rc = -errno;
-		MG_ERR("%s", err.msg);
+	/* One compile, over the static and the synced identities. */
+	rc = state_compile(st, NULL);
+	if (rc < 0) {
 		mg_kv_sync_free(kv);
 		return rc;
 	}
-	mg_policy_free(st->policy);
-	st->policy = pol;
 	*out = kv;
 	return 0;
 }
@@ -738,6 +744,8 @@ main(int argc, char **argv)
 	}
 	if (check) {
 		rc = state_load(stp, NULL, NULL, NULL);
+		if (rc == 0)
+			rc = state_compile(stp, NULL);
 		if (rc == 0) {
 			printf("config OK: ");
 			print_summary(stp, stdout);
@@ -770,8 +778,10 @@ main(int argc, char **argv)
 		ret = EXIT_CONFIG;
 		goto out;
 	}
-	/* Fail-closed: the ports start only after the initial sync. */
-	if (stp->cfg->kv_redis != NULL && kv_start(stp, &d.kv) != 0) {
+	/* Fail-closed: the ports start only after the initial sync, which
+	 * compiles the policy over what it brought. */
+	rc = stp->cfg->kv_redis != NULL ? kv_start(stp, &d.kv) : state_compile(stp, NULL);
+	if (rc != 0) {
 		ret = EXIT_CONFIG;
 		goto out;
 	}

@@ -335,23 +335,6 @@ kv_input_free(struct kv_input *in)
 	memset(in, 0, sizeof(*in));
 }
 
-static int
-kv_grow(void **v, size_t *cap, size_t n, size_t elem)
-{
-	void *nv;
-	size_t ncap;
-
-	if (n < *cap)
-		return 0;
-	ncap = *cap ? *cap * 2 : 64;
-	nv = realloc(*v, ncap * elem);
-	if (nv == NULL)
-		return -ENOMEM;
-	*v = nv;
-	*cap = ncap;
-	return 0;
-}
-
 /* An optional scalar string field; "" when absent or null. */
 static int
 kv_opt_str(const struct mg_yaml_node *map, const char *key, const char **out, struct mg_error *err)
@@ -424,7 +407,7 @@ kv_parse_identity(struct kv_input *in, const struct mg_yaml_node *doc, struct mg
 			rc = 0;
 		goto out;
 	}
-	if ((rc = kv_grow((void **)&in->ids, &in->cap_ids, in->n_ids, sizeof(*in->ids))) < 0)
+	if ((rc = mg_grow(&in->ids, &in->cap_ids, in->n_ids, sizeof(*in->ids), 64)) < 0)
 		goto out;
 	ki = &in->ids[in->n_ids++];
 	ki->id = (uint32_t)id;
@@ -504,7 +487,7 @@ kv_add_addr(struct kv_input *in, const struct mg_yaml_node *n, uint32_t id, cons
 
 	if ((rc = mg_yaml_str(n, "address", &s, err)) < 0)
 		return rc;
-	if ((rc = kv_grow((void **)&in->ips, &in->cap_ips, in->n_ips, sizeof(*in->ips))) < 0) {
+	if ((rc = mg_grow(&in->ips, &in->cap_ips, in->n_ips, sizeof(*in->ips), 64)) < 0) {
 		mg_error_set(err, NULL, 0, 0, "out of memory");
 		return rc;
 	}

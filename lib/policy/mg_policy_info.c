@@ -140,16 +140,9 @@ collect(const struct mg_identity *ident, void *arg)
 
 	if (!pol_sel_match(w->sel, &ident->labels, w->dlc))
 		return 0;
-	if (w->n == w->cap) {
-		size_t cap = w->cap ? w->cap * 2 : 16;
-		uint32_t *p = realloc(w->ids, cap * sizeof(*p));
-
-		if (p == NULL) {
-			w->oom = true;
-			return 1;
-		}
-		w->ids = p;
-		w->cap = cap;
+	if (mg_grow(&w->ids, &w->cap, w->n, sizeof(*w->ids), 16) < 0) {
+		w->oom = true;
+		return 1;
 	}
 	w->ids[w->n++] = ident->id;
 	return 0;
