@@ -534,16 +534,16 @@ mg_datapath_stop(struct mg_datapath *dp)
 	}
 }
 
-/* Wait until no worker can still hold what was published before the call. */
+/*
+ * Wait until no worker can still hold what was published before the call:
+ * the ipcache's wait, which also serves its commits (the same readers).
+ * The caller is not a registered reader (a forwarding main lcore runs
+ * tick() offline).
+ */
 static void
 dp_grace_period(struct mg_datapath *dp)
 {
-	/*
-	 * The control thread is not a registered reader here (a forwarding
-	 * main lcore runs tick() offline), so synchronize needs no thread id.
-	 */
-	if (dp->qsbr != NULL)
-		rte_rcu_qsbr_synchronize(dp->qsbr, RTE_QSBR_THRID_INVALID);
+	mg_ipcache_grace_period(dp->qsbr);
 }
 
 int

@@ -153,15 +153,6 @@ mg_dp_mbox_serve(struct mg_dp_mbox *mb, struct mg_ct *ct, unsigned worker, uint6
 	return true;
 }
 
-static uint64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void
 nap(void)
 {
@@ -174,7 +165,7 @@ int
 mg_dp_mbox_call(struct mg_dp_mbox *mb, enum mg_dp_ct_op op, struct mg_dp_ct_entry *out, size_t max,
                 unsigned timeout_ms, size_t *written, uint64_t *result)
 {
-	uint64_t deadline = mono_ms() + timeout_ms;
+	uint64_t deadline = mg_time_ns() / 1000000u + timeout_ms;
 	uint32_t expect;
 
 	if (op != MG_DP_CT_LIST && op != MG_DP_CT_FLUSH)
@@ -190,7 +181,7 @@ mg_dp_mbox_call(struct mg_dp_mbox *mb, enum mg_dp_ct_op op, struct mg_dp_ct_entr
 	__atomic_store_n(&mb->state, MG_DP_MBOX_POSTED, __ATOMIC_RELEASE);
 
 	while (__atomic_load_n(&mb->state, __ATOMIC_ACQUIRE) != MG_DP_MBOX_DONE) {
-		if (mono_ms() < deadline) {
+		if (mg_time_ns() / 1000000u < deadline) {
 			nap();
 			continue;
 		}

@@ -976,9 +976,8 @@ view_apply(struct mg_ipcache *ipc, struct mg_ipcache_view *v, bool first)
 	view_refresh(v);
 }
 
-/* Wait until every registered reader has left the view it held at the call. */
-static void
-grace_period(struct rte_rcu_qsbr *q)
+void
+mg_ipcache_grace_period(struct rte_rcu_qsbr *q)
 {
 	uint64_t token;
 
@@ -1073,7 +1072,7 @@ mg_ipcache_commit_finish(struct mg_ipcache *ipc)
 	 */
 	__atomic_store_n(&ipc->active, idle, __ATOMIC_RELEASE);
 	ipc->active_idx ^= 1;
-	grace_period(ipc->qsbr);
+	mg_ipcache_grace_period(ipc->qsbr);
 	grow_install(old, &g[1]);
 	view_apply(ipc, old, false);
 	ipc->prepared = false;
@@ -1107,13 +1106,11 @@ mg_ipcache_commit_finish(struct mg_ipcache *ipc)
 int
 mg_ipcache_commit(struct mg_ipcache *ipc)
 {
-	if (ipc->prepared)
-		return mg_errno_set(EBUSY);
-	if (ipc->n_ops == 0)
-		return 0;
+	/* prepare refuses a pending split commit (EBUSY) and prepares nothing
+	 * for an empty batch (finish then returns 0); finish publishes the
+	 * prepared copy itself (the active pointer). */
 	if (mg_ipcache_commit_prepare(ipc) == NULL)
 		return -errno;
-	/* finish publishes the prepared copy itself (the active pointer). */
 	return mg_ipcache_commit_finish(ipc);
 }
 

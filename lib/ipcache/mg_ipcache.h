@@ -60,6 +60,15 @@
 #include "mg_common.h"
 
 struct rte_rcu_qsbr;
+
+/**
+ * Wait until every reader registered with @p q (NULL: none) has reported
+ * a quiescent state since the call: the grace period after which what was
+ * published before it is no longer read. Spins briefly, then yields (the
+ * caller may share a core with a reader). The data path waits for its
+ * workers, the same readers, with it too. Control path.
+ */
+void mg_ipcache_grace_period(struct rte_rcu_qsbr *q);
 struct mg_ipcache;
 /** One immutable-while-read copy of the data-plane table. */
 struct mg_ipcache_view;
