@@ -688,6 +688,7 @@ static void *
 fwd_writer_batch_main(struct fwd_writer *w)
 {
 	struct mg_kv_writer_opts o = {.cluster = CLUSTER,
+	                              .single_cluster = true, /* the bench's Redis holds one */
 	                              .maxlen = (unsigned)atoi(MAXLEN),
 	                              .timeout_ms = 60000,
 	                              .batch = w->batch};

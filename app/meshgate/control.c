@@ -236,7 +236,7 @@ static json_t *
 kv_summary_json(const struct daemon *d)
 {
 	struct mg_kv_sync_stats ks;
-	size_t n, synced = 0;
+	size_t n, synced = 0, stale = 0, removed = 0;
 	bool connected = false;
 
 	if (d->kv == NULL)
@@ -246,10 +246,13 @@ kv_summary_json(const struct daemon *d)
 		if (mg_kv_sync_stats(d->kv, i, &ks) != 0)
 			continue;
 		synced += ks.synced;
+		stale += ks.stale;
+		removed += ks.removed;
 		connected = ks.connected;
 	}
-	return json_pack("{s:I, s:I, s:b}", "clusters", (json_int_t)n, "synced", (json_int_t)synced,
-	                 "connected", connected);
+	return json_pack("{s:I, s:I, s:I, s:I, s:b}", "clusters", (json_int_t)n, "synced",
+	                 (json_int_t)synced, "stale", (json_int_t)stale, "removed",
+	                 (json_int_t)removed, "connected", connected);
 }
 
 /* Memory of the big tables, and the control-plane allocator's figures. */
@@ -827,6 +830,72 @@ cmd_policy_trace(void *arg, struct mg_ctl_conn *conn, const json_t *args, json_t
 
 /* ---- sync ---- */
 
+/* A Unix time as RFC 3339 (UTC), or JSON null for 0. */
+static json_t *
+time_json(uint64_t t)
+{
+	char buf[32];
+	struct tm tm;
+	time_t sec = (time_t)t;
+
+	if (t == 0 || gmtime_r(&sec, &tm) == NULL)
+		return json_null();
+	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return json_string(buf);
+}
+
+/* One word for what the gateway does with a cluster now. */
+static const char *
+kv_state_word(const struct mg_kv_sync_stats *ks)
+{
+	if (ks->removed)
+		return "removed";
+	if (ks->removing)
+		return "removing";
+	if (ks->stale)
+		return "stale";
+	return ks->synced ? "synced" : "not-synced";
+}
+
+static json_t *
+kv_cluster_json(const struct mg_kv_sync_stats *ks)
+{
+	json_t *resyncs = json_object(), *o;
+	uint64_t now = (uint64_t)time(NULL);
+
+	for (int c = 0; resyncs != NULL && c < MG_KV_RESYNC_N; c++)
+		json_object_set_new(resyncs, mg_kv_resync_cause_name(c),
+		                    json_integer((json_int_t)ks->resyncs[c]));
+	o = json_pack("{s:s, s:i, s:s, s:b, s:b, s:b, s:b, s:b, s:s?, s:o, s:I, s:b, s:o, s:b, "
+	              "s:s, s:s, s:I, s:I, s:I, s:o, s:I, s:I}",
+	              "name", ks->name, "cluster_id", (int)ks->cluster_id, "state",
+	              kv_state_word(ks), "connected", ks->connected, "present", ks->present,
+	              "synced", ks->synced, "refused", ks->refused, "stale", ks->stale,
+	              "stale_reason", ks->stale ? mg_kv_stale_reason_name(ks->stale_reason) : NULL,
+	              "stale_since", time_json(ks->stale_since), "stale_seconds",
+	              (json_int_t)(ks->stale && now > ks->stale_since ? now - ks->stale_since : 0),
+	              "removing", ks->removing, "removal_at", time_json(ks->removal_at), "removed",
+	              ks->removed, "why", ks->why, "last_id", ks->last_id, "entries",
+	              (json_int_t)ks->entries, "events", (json_int_t)ks->events, "lag_ms",
+	              (json_int_t)ks->lag_ms, "resyncs", resyncs, "full_syncs",
+	              (json_int_t)ks->full_syncs, "removals", (json_int_t)ks->removals);
+	if (o == NULL)
+		return NULL;
+	json_object_set_new(o, "rejected",
+	                    json_pack("{s:I, s:I, s:I}", "range", (json_int_t)ks->rejected_range,
+	                              "parse", (json_int_t)ks->rejected_parse, "cluster",
+	                              (json_int_t)ks->rejected_cluster));
+	json_object_set_new(o, "rejected_range", json_integer((json_int_t)ks->rejected_range));
+	json_object_set_new(o, "rejected_parse", json_integer((json_int_t)ks->rejected_parse));
+	json_object_set_new(o, "conflicts", json_integer((json_int_t)ks->conflicts));
+	json_object_set_new(o, "named_port_conflicts",
+	                    json_integer((json_int_t)ks->named_port_conflicts));
+	json_object_set_new(o, "mass_delete_refusals",
+	                    json_integer((json_int_t)ks->mass_delete_refusals));
+	json_object_set_new(o, "disconnects", json_integer((json_int_t)ks->disconnects));
+	return o;
+}
+
 static int
 cmd_sync_status(void *arg, struct mg_ctl_conn *conn, const json_t *args, json_t **result,
                 struct mg_error *err)
@@ -841,29 +910,9 @@ cmd_sync_status(void *arg, struct mg_ctl_conn *conn, const json_t *args, json_t 
 		return -ENOMEM;
 	for (size_t i = 0; d->kv != NULL && i < mg_kv_sync_n_clusters(d->kv); i++) {
 		struct mg_kv_sync_stats ks;
-		json_t *resyncs = json_object();
 
-		if (mg_kv_sync_stats(d->kv, i, &ks) != 0)
-			continue;
-		for (int c = 0; resyncs != NULL && c < MG_KV_RESYNC_N; c++)
-			json_object_set_new(resyncs, mg_kv_resync_cause_name(c),
-			                    json_integer((json_int_t)ks.resyncs[c]));
-		json_array_append_new(
-		        list,
-		        json_pack(
-		                "{s:s, s:i, s:b, s:b, s:b, s:b, s:s, s:I, s:I, s:I, s:o, s:I, s:I, "
-		                "s:I, s:I, s:I, s:I}",
-		                "name", ks.name, "cluster_id", (int)ks.cluster_id, "connected",
-		                ks.connected, "present", ks.present, "synced", ks.synced, "refused",
-		                ks.refused, "last_id", ks.last_id, "entries",
-		                (json_int_t)ks.entries, "events", (json_int_t)ks.events, "lag_ms",
-		                (json_int_t)ks.lag_ms, "resyncs", resyncs, "full_syncs",
-		                (json_int_t)ks.full_syncs, "rejected_range",
-		                (json_int_t)ks.rejected_range, "rejected_parse",
-		                (json_int_t)ks.rejected_parse, "conflicts",
-		                (json_int_t)ks.conflicts, "mass_delete_refusals",
-		                (json_int_t)ks.mass_delete_refusals, "disconnects",
-		                (json_int_t)ks.disconnects));
+		if (mg_kv_sync_stats(d->kv, i, &ks) == 0)
+			json_array_append_new(list, kv_cluster_json(&ks));
 	}
 	*result = json_pack("{s:b, s:o}", "configured", d->kv != NULL, "clusters", list);
 	return *result != NULL ? 0 : -ENOMEM;
@@ -879,7 +928,7 @@ cmd_sync_resync(void *arg, struct mg_ctl_conn *conn, const json_t *args, json_t 
 	(void)args;
 	if (d->kv == NULL)
 		return fail(err, -ENOTSUP, "no kvstore section in the config: nothing to resync");
-	mg_kv_sync_request_resync(d->kv);
+	mg_kv_sync_request_resync(d->kv, MG_KV_RESYNC_OPERATOR);
 	MG_INFO("kvstore: full resync requested over the control socket");
 	*result = json_pack("{s:b}", "requested", true);
 	return *result != NULL ? 0 : -ENOMEM;

@@ -426,7 +426,7 @@ stage_change(const struct mg_ipcache_entry *e, void *arg)
  */
 static int
 reload(struct state *st, struct mg_datapath *dp, struct mg_kv_sync *kv, struct mg_error *errp,
-       uint64_t *changes)
+       uint64_t *changes, struct mg_config **old_cfg)
 {
 	struct mg_error err = {{0}};
 	struct state nst = {0};
@@ -463,11 +463,11 @@ reload(struct state *st, struct mg_datapath *dp, struct mg_kv_sync *kv, struct m
 		             strerror(-rc));
 		goto fail;
 	}
-	nst.policy = NULL; /* the data path's now */
 	*changes = (uint64_t)rc;
 	MG_INFO("reload: done: policy revision %" PRIu64 ", %d ipcache change(s)", nst.revision,
 	        rc);
 	print_summary(&nst, stderr);
+	nst.policy = NULL; /* the data path's now */
 	/* Keep the new inputs; the live ipcache stays the one the workers read.
 	 * It now holds what nst.ipc held, synced entries included. */
 	if (kv != NULL)
@@ -475,7 +475,9 @@ reload(struct state *st, struct mg_datapath *dp, struct mg_kv_sync *kv, struct m
 	mg_ipcache_free(nst.ipc);
 	nst.ipc = st->ipc;
 	st->ipc = NULL;
-	st->cidr = NULL; /* now nst's */
+	st->cidr = NULL;    /* now nst's */
+	*old_cfg = st->cfg; /* the caller compares the kvstore sections */
+	st->cfg = NULL;
 	state_free(st);
 	*st = nst;
 	return 0;
@@ -491,6 +493,8 @@ fail:
 	return rc;
 }
 
+static void kv_reconfigure(struct daemon *d, const struct mg_config *old);
+
 int
 daemon_reload(struct daemon *d, struct mg_error *err)
 {
@@ -498,8 +502,13 @@ daemon_reload(struct daemon *d, struct mg_error *err)
 
 	mg_notify("RELOADING=1");
 	err->msg[0] = '\0';
-	rc = reload(&d->st, d->dp, d->kv, err, &d->last_reload_changes);
+	struct mg_config *old = NULL;
+
+	rc = reload(&d->st, d->dp, d->kv, err, &d->last_reload_changes, &old);
 	if (rc == 0) {
+		if (d->kv != NULL)
+			kv_reconfigure(d, old);
+		mg_config_free(old);
 		d->reloads_ok++;
 		d->last_reload_error[0] = '\0';
 	} else {
@@ -513,56 +522,136 @@ daemon_reload(struct daemon *d, struct mg_error *err)
 }
 
 /*
- * One poll of the sync client. The client leaves the ipcache batch staged;
- * changed identities give a policy derived from the running one, and the
- * batch and that policy go out in ONE mg_datapath_publish (an
- * ipcache-only batch with the running policy), which also bumps the
+ * Publish what the sync client left staged (a poll's batch, a removed
+ * cluster): changed identities give a policy derived from the running
+ * one, and the batch and that policy go out in ONE mg_datapath_publish
+ * (an ipcache-only batch with the running policy), which also bumps the
  * generation so tracked flows are re-checked. When the policy cannot be
  * derived or the publication fails, nothing of the batch goes live: it is
  * discarded and the client re-stages everything at its next poll.
  */
-void
-daemon_kv_tick(struct daemon *ts)
+static void
+kv_publish(struct daemon *ts, const uint32_t *changed, size_t n, bool applied)
 {
 	struct mg_datapath *dp = ts->dp;
 	struct mg_error err = {{0}};
-	struct mg_policy *pol;
+	struct mg_policy *pol = NULL;
+	int prc = 0;
+
+	if (!applied && n == 0 && mg_ipcache_pending(ts->st.ipc) == 0)
+		return;
+	if (n > 0) {
+		pol = mg_policy_update_identities(mg_datapath_policy(dp), ts->st.set, ts->st.ids,
+		                                  changed, n, &err);
+		if (pol == NULL) {
+			prc = -EAGAIN;
+			MG_ERR("kvstore: policy update for %zu identities failed: %s", n,
+			       err.msg[0] ? err.msg : strerror(errno));
+		}
+	}
+	if (prc == 0) {
+		prc = mg_datapath_publish(dp, ts->st.ipc, pol);
+		if (prc < 0) {
+			MG_ERR("kvstore: publishing the batch failed: %s", strerror(-prc));
+			mg_policy_free(pol);
+		}
+	}
+	if (prc < 0) {
+		/* Nothing of the batch is live: the workers keep a matching pair. */
+		ts->kv_failed++;
+		mg_ipcache_discard(ts->st.ipc);
+		mg_kv_sync_request_resync(ts->kv, MG_KV_RESYNC_REPAIR);
+	}
+}
+
+/* One poll of the sync client, and the publication of its batch. */
+void
+daemon_kv_tick(struct daemon *ts)
+{
 	uint32_t *changed = NULL;
 	size_t n = 0;
 	int rc;
 
 	rc = mg_kv_sync_poll(ts->kv, &changed, &n);
 	/* A failed poll may have staged part of a batch its copies hold: publish it too. */
-	if (rc > 0 || n > 0 || mg_ipcache_pending(ts->st.ipc) > 0) {
-		int prc = 0;
-
-		pol = NULL;
-		if (n > 0) {
-			pol = mg_policy_update_identities(mg_datapath_policy(dp), ts->st.set,
-			                                  ts->st.ids, changed, n, &err);
-			if (pol == NULL) {
-				prc = -EAGAIN;
-				MG_ERR("kvstore: policy update for %zu identities failed: %s", n,
-				       err.msg[0] ? err.msg : strerror(errno));
-			}
-		}
-		if (prc == 0) {
-			prc = mg_datapath_publish(dp, ts->st.ipc, pol);
-			if (prc < 0) {
-				MG_ERR("kvstore: publishing the batch failed: %s", strerror(-prc));
-				mg_policy_free(pol);
-			}
-		}
-		if (prc < 0) {
-			/* Nothing of the batch is live: the workers keep a matching pair. */
-			ts->kv_failed++;
-			mg_ipcache_discard(ts->st.ipc);
-			mg_kv_sync_request_resync(ts->kv);
-		}
-	}
+	kv_publish(ts, changed, n, rc > 0);
 	if (rc < 0 && rc != -ENOTCONN)
 		MG_ERR("kvstore: poll: %s", strerror(-rc));
 	free(changed);
+}
+
+/*
+ * The sync client's parameters from @p cfg, into @p p with the cluster
+ * list in @p cl (MG_KV_SYNC_MAX_CLUSTERS entries): the local cluster is
+ * the one named cluster.name, and its config in Redis must carry
+ * cluster.id.
+ */
+static void
+kv_params(const struct mg_config *cfg, struct mg_kv_sync_cluster_params *cl,
+          struct mg_kv_sync_params *p)
+{
+	for (size_t i = 0; i < cfg->n_kv_clusters; i++) {
+		cl[i].name = cfg->kv_clusters[i];
+		cl[i].local = strcmp(cfg->kv_clusters[i], cfg->cluster_name) == 0;
+		cl[i].id = cl[i].local ? cfg->cluster_id : 0;
+	}
+	p->url = cfg->kv_redis;
+	p->user = cfg->kv_user;
+	p->n_clusters = cfg->n_kv_clusters;
+	p->clusters = cl;
+	/* The poll is the control thread's wait between serving the control
+	 * socket: a short block keeps commands answered within ~10 ms. */
+	p->block_ms = cfg->kv_block_ms < 10 ? cfg->kv_block_ms : 10;
+	p->connect_ms = 1000;
+	/* 0 would mean the default (0.5): "no deletion" is a tiny share. */
+	p->max_delete_share = cfg->kv_max_delete_share ? cfg->kv_max_delete_share / 100.0 : 1e-9;
+	p->removal_grace_ms = cfg->kv_removal_grace * 1000u;
+}
+
+static bool
+str_eq(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/*
+ * After a good reload: the new config's cluster list, removal grace and
+ * mass-delete share go to the sync client; clusters that left the list
+ * lose their state now, in one publication. The connection settings are
+ * read at start only: say so when they changed.
+ */
+static void
+kv_reconfigure(struct daemon *d, const struct mg_config *old)
+{
+	const struct mg_config *cfg = d->st.cfg;
+	struct mg_kv_sync_cluster_params *cl;
+	struct mg_kv_sync_params p = {0};
+	struct mg_error err = {{0}};
+	uint32_t *changed = NULL;
+	size_t n = 0;
+	int rc;
+
+	if (cfg->kv_redis == NULL) {
+		MG_WARN("reload: the kvstore section was removed; the Redis sync goes on with the "
+		        "settings it started with until a restart");
+		return;
+	}
+	if (!str_eq(cfg->kv_redis, old->kv_redis) || !str_eq(cfg->kv_user, old->kv_user) ||
+	    !str_eq(cfg->kv_password_file, old->kv_password_file))
+		MG_WARN("reload: kvstore.redis, user and password_file take effect at the next "
+		        "start");
+	cl = calloc(cfg->n_kv_clusters ? cfg->n_kv_clusters : 1, sizeof(*cl));
+	if (cl == NULL) {
+		MG_ERR("reload: kvstore: out of memory");
+		return;
+	}
+	kv_params(cfg, cl, &p);
+	rc = mg_kv_sync_reconfigure(d->kv, &p, &changed, &n, &err);
+	if (rc < 0)
+		MG_ERR("reload: kvstore: %s", err.msg[0] ? err.msg : strerror(-rc));
+	kv_publish(d, changed, n, false);
+	free(changed);
+	free(cl);
 }
 
 /*
@@ -574,7 +663,7 @@ static int
 kv_start(struct state *st, struct mg_kv_sync **out)
 {
 	const struct mg_config *cfg = st->cfg;
-	struct mg_kv_sync_cluster_params cl[MG_KV_SYNC_MAX_CLUSTERS];
+	struct mg_kv_sync_cluster_params *cl;
 	struct mg_kv_sync_params p = {0};
 	struct mg_error err = {{0}};
 	struct mg_kv_sync_stats ks;
@@ -589,10 +678,6 @@ kv_start(struct state *st, struct mg_kv_sync **out)
 		MG_WARN("kvstore: no clusters configured: nothing to sync");
 		return 0;
 	}
-	if (cfg->n_kv_clusters > MG_KV_SYNC_MAX_CLUSTERS) {
-		MG_ERR("kvstore: at most %d clusters", MG_KV_SYNC_MAX_CLUSTERS);
-		return -EINVAL;
-	}
 	if (cfg->kv_password_file != NULL) {
 		struct mg_error perr = {{0}};
 
@@ -604,26 +689,19 @@ kv_start(struct state *st, struct mg_kv_sync **out)
 			return rc;
 		}
 	}
-	for (i = 0; i < cfg->n_kv_clusters; i++) {
-		cl[i].name = cfg->kv_clusters[i];
-		cl[i].local = strcmp(cfg->kv_clusters[i], cfg->cluster_name) == 0;
+	cl = calloc(cfg->n_kv_clusters, sizeof(*cl));
+	if (cl == NULL) {
+		MG_ERR("kvstore: out of memory");
+		return -ENOMEM;
 	}
-	p.url = cfg->kv_redis;
-	p.user = cfg->kv_user;
+	kv_params(cfg, cl, &p);
 	p.password = password;
-	p.n_clusters = cfg->n_kv_clusters;
-	p.clusters = cl;
 	/* st is the daemon's state, swapped in place by reloads: always current */
 	p.base = kv_base;
 	p.base_arg = st;
-	/* The poll is the control thread's wait between serving the control
-	 * socket: a short block keeps commands answered within ~10 ms. */
-	p.block_ms = cfg->kv_block_ms < 10 ? cfg->kv_block_ms : 10;
-	p.connect_ms = 1000;
-	/* 0 would mean the default (0.5): "no deletion" is a tiny share. */
-	p.max_delete_share = cfg->kv_max_delete_share ? cfg->kv_max_delete_share / 100.0 : 1e-9;
 	kv = mg_kv_sync_create(&p, st->ids, st->ipc, &err);
 	explicit_bzero(password, sizeof(password));
+	free(cl);
 	if (kv == NULL) {
 		rc = -errno;
 		MG_ERR("kvstore: %s", err.msg[0] ? err.msg : strerror(errno));
@@ -651,9 +729,13 @@ kv_start(struct state *st, struct mg_kv_sync **out)
 			continue;
 		if (ks.synced)
 			MG_INFO("kvstore: cluster %s (id %u%s) synced: %" PRIu64 " entries",
-			        ks.name, ks.cluster_id, cl[i].local ? ", local" : "", ks.entries);
+			        ks.name, ks.cluster_id,
+			        strcmp(ks.name, cfg->cluster_name) == 0 ? ", local" : "",
+			        ks.entries);
+		else if (ks.removed)
+			MG_WARN("kvstore: cluster %s: %s", ks.name, ks.why);
 		else
-			MG_WARN("kvstore: cluster %s not synced", ks.name);
+			MG_WARN("kvstore: cluster %s not synced: %s", ks.name, ks.why);
 	}
 	if (rc == -ETIMEDOUT)
 		MG_WARN("kvstore: initial sync not done after %u s: proceeding with what it has "

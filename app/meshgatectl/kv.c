@@ -40,6 +40,7 @@
 struct kv_opts {
 	struct mg_kv_writer_opts w;
 	unsigned long cluster_id;
+	unsigned long max_connected; /* 255 or 511 */
 	enum ctl_output out;
 	bool prune;
 	/* put-ip / del-ip / put-identity / del-identity */
@@ -67,6 +68,13 @@ struct kv_input {
 	size_t n_ips, cap_ips;
 	struct kv_ip *ips;
 	size_t skipped;
+	/* The cluster the input is written for: its layout (keys) and its
+	 * range and name (checks: what the gateways would refuse is refused
+	 * before anything is written). */
+	enum mg_kv_scope scope;
+	const char *cluster;
+	unsigned cluster_id;
+	enum mg_cluster_mode mode;
 	/* Every key of the input, sorted, for --prune. */
 	size_t n_keys;
 	char **keys;
@@ -89,6 +97,8 @@ enum {
 	OPT_NAMED_PORT,
 	OPT_ID,
 	OPT_LABELS,
+	OPT_SINGLE_CLUSTER,
+	OPT_MAX_CONNECTED,
 	OPT_HELP,
 };
 
@@ -109,6 +119,8 @@ static const struct option kv_longopts[] = {
         {"named-port", required_argument, NULL, OPT_NAMED_PORT},
         {"id", required_argument, NULL, OPT_ID},
         {"labels", required_argument, NULL, OPT_LABELS},
+        {"single-cluster", no_argument, NULL, OPT_SINGLE_CLUSTER},
+        {"max-connected-clusters", required_argument, NULL, OPT_MAX_CONNECTED},
         {"output", required_argument, NULL, 'o'},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
@@ -183,6 +195,7 @@ kv_parse_opts(int argc, char **argv, struct kv_opts *o, int *first_arg)
 	memset(o, 0, sizeof(*o));
 	o->out = ctl_default_output;
 	o->w.url = MG_KV_WRITER_URL_DEFAULT;
+	o->max_connected = MG_KV_MAX_CONNECTED_DEFAULT;
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":o:", kv_longopts, NULL)) != -1) {
@@ -209,9 +222,19 @@ kv_parse_opts(int argc, char **argv, struct kv_opts *o, int *first_arg)
 			o->w.cluster = optarg;
 			break;
 		case OPT_CLUSTER_ID:
-			if (kv_ulong(optarg, 1, 255, &o->cluster_id) < 0)
-				return ctl_usage_error(cmd, "bad --cluster-id '%s' (1-255)",
+			if (kv_ulong(optarg, 1, 511, &o->cluster_id) < 0)
+				return ctl_usage_error(cmd, "bad --cluster-id '%s' (1-511)",
 				                       optarg);
+			break;
+		case OPT_MAX_CONNECTED:
+			if (kv_ulong(optarg, 255, 511, &o->max_connected) < 0 ||
+			    (o->max_connected != 255 && o->max_connected != 511))
+				return ctl_usage_error(
+				        cmd, "bad --max-connected-clusters '%s' (255 or 511)",
+				        optarg);
+			break;
+		case OPT_SINGLE_CLUSTER:
+			o->w.single_cluster = true;
 			break;
 		case OPT_FUNCTIONS:
 			o->w.functions = optarg;
@@ -267,6 +290,12 @@ kv_parse_opts(int argc, char **argv, struct kv_opts *o, int *first_arg)
 	}
 	if (o->w.cluster == NULL)
 		return ctl_usage_error(cmd, "--cluster NAME is required");
+	if (o->cluster_id > o->max_connected)
+		return ctl_usage_error(
+		        cmd,
+		        "--cluster-id %lu needs --max-connected-clusters 511 (Cilium's "
+		        "maxConnectedClusters)",
+		        o->cluster_id);
 	if (o->w.functions == NULL) {
 		if (access(MG_FUNCTIONS_INSTALLED, R_OK) == 0)
 			o->w.functions = MG_FUNCTIONS_INSTALLED;
@@ -314,6 +343,17 @@ kv_open(const char *cmd, const struct kv_opts *o, int *code)
 		/* A bad URL or password file is the caller's input; the rest is Redis. */
 		*code = errno == EINVAL && strncmp(err.msg, "redis", 5) != 0 ? CTL_EXIT_FAIL
 		                                                             : CTL_EXIT_INTERNAL;
+		return NULL;
+	}
+	/* The layout must fit what this Redis holds: never two clusters in the
+	 * single-cluster layout, never one cluster in both. */
+	int rc = mg_kv_writer_check_layout(w, &err);
+	if (rc < 0) {
+		fprintf(stderr, "meshgatectl %s: %s\n", cmd, err.msg);
+		fprintf(stderr, "meshgatectl %s: nothing written\n", cmd);
+		mg_kv_writer_close(w);
+		*code = rc == -EEXIST ? CTL_EXIT_FAIL : CTL_EXIT_INTERNAL;
+		return NULL;
 	}
 	return w;
 }
@@ -345,6 +385,71 @@ kv_opt_str(const struct mg_yaml_node *map, const char *key, const char **out, st
 	if (n == NULL || mg_yaml_is_null(n))
 		return 0;
 	return mg_yaml_str(n, key, out, err);
+}
+
+/* May the cluster being written hold identity @id (as an endpoint's when @ip)? */
+static bool
+kv_in_range(const struct kv_input *in, uint32_t id, bool ip)
+{
+	uint32_t first, last;
+
+	if (mg_identity_is_reserved(id))
+		return ip;
+	if (mg_identity_is_local_scope(id))
+		return false;
+	mg_identity_cluster_range(in->cluster_id, in->mode, &first, &last);
+	return id >= first && id <= last;
+}
+
+static int
+kv_range_error(const struct kv_input *in, const struct mg_yaml_node *n, uint32_t id,
+               struct mg_error *err)
+{
+	uint32_t first, last;
+
+	mg_identity_cluster_range(in->cluster_id, in->mode, &first, &last);
+	return mg_yaml_error(err, n,
+	                     "identity %u is not cluster %s's: cluster id %u holds %u-%u (the "
+	                     "gateways would refuse it; is --cluster-id right?)",
+	                     id, in->cluster, in->cluster_id, first, last);
+}
+
+/*
+ * What the gateways check of an identity, checked before anything is
+ * written: its number lies in the cluster's range, and its cluster label
+ * (k8s:io.cilium.k8s.policy.cluster), which Cilium sets on every pod
+ * identity, names this cluster. Without the label a gateway that reads
+ * the cluster as a remote one refuses the identity, as Cilium does: said
+ * as a warning.
+ */
+static int
+kv_check_identity(struct kv_input *in, const struct mg_yaml_node *name, uint32_t id,
+                  const struct mg_labels *ls, struct mg_error *err)
+{
+	bool found = false;
+
+	if (!kv_in_range(in, id, false))
+		return kv_range_error(in, name, id, err);
+	for (size_t i = 0; i < ls->n; i++) {
+		const struct mg_label *l = &ls->v[i];
+
+		if (strcmp(l->key, MG_LABEL_POLICY_CLUSTER) != 0)
+			continue;
+		if (strcmp(l->source, "k8s") != 0 || strcmp(l->value, in->cluster) != 0)
+			return mg_yaml_error(
+			        err, name,
+			        "identity %u: its label %s:%s=%s names another cluster "
+			        "than %s",
+			        id, l->source, l->key, l->value, in->cluster);
+		found = true;
+	}
+	if (!found)
+		fprintf(stderr,
+		        "%s:%u:%u: warning: identity %u has no k8s:%s label: gateways that read "
+		        "%s as a remote cluster refuse it\n",
+		        name->file, name->line, name->col, id, MG_LABEL_POLICY_CLUSTER,
+		        in->cluster);
+	return 0;
 }
 
 static int
@@ -392,6 +497,8 @@ kv_parse_identity(struct kv_input *in, const struct mg_yaml_node *doc, struct mg
 			goto out;
 		}
 	}
+	if ((rc = kv_check_identity(in, name, (uint32_t)id, &ls, err)) < 0)
+		goto out;
 	labels = mg_labels_format(&ls);
 	if (labels == NULL) {
 		rc = -ENOMEM;
@@ -413,7 +520,7 @@ kv_parse_identity(struct kv_input *in, const struct mg_yaml_node *doc, struct mg
 	ki->id = (uint32_t)id;
 	ki->labels = labels;
 	labels = NULL;
-	mg_kv_identity_key(ki->key, sizeof(ki->key), MG_KV_SCOPE_STATE, NULL, ki->id);
+	mg_kv_identity_key(ki->key, sizeof(ki->key), in->scope, in->cluster, ki->id);
 	rc = 0;
 out:
 	if (rc == -ENOMEM)
@@ -508,7 +615,7 @@ kv_add_addr(struct kv_input *in, const struct mg_yaml_node *n, uint32_t id, cons
 		mg_kv_ip_pair_clear(&ip->p);
 		return rc;
 	}
-	mg_kv_ip_key(ip->key, sizeof(ip->key), MG_KV_SCOPE_STATE, NULL, &ip->p.prefix, true);
+	mg_kv_ip_key(ip->key, sizeof(ip->key), in->scope, in->cluster, &ip->p.prefix, true);
 	for (i = 0; i < in->n_ips; i++) {
 		if (strcmp(in->ips[i].key, ip->key) == 0) {
 			mg_kv_ip_pair_clear(&ip->p);
@@ -550,6 +657,8 @@ kv_parse_endpoint(struct kv_input *in, const struct mg_yaml_node *doc, struct mg
 	if ((rc = mg_yaml_u64(mg_yaml_get(ident, "id"), "status.identity.id", 1, MG_ID_MAX, &id,
 	                      err)) < 0)
 		return rc;
+	if (!kv_in_range(in, (uint32_t)id, true))
+		return kv_range_error(in, mg_yaml_get(ident, "id"), (uint32_t)id, err);
 	if ((rc = kv_opt_str(net, "node", &node, err)) < 0)
 		return rc;
 	if (node[0] != '\0' && inet_pton(AF_INET, node, buf) != 1 &&
@@ -681,7 +790,8 @@ kv_import_write(struct mg_kv_writer *w, const struct kv_opts *o, struct kv_input
 {
 	struct mg_kv_cluster_config cc = {.id = (unsigned)o->cluster_id,
 	                                  .synced_canaries = true,
-	                                  .max_connected_clusters = MG_KV_MAX_CONNECTED_DEFAULT};
+	                                  .cached = !o->w.single_cluster,
+	                                  .max_connected_clusters = (unsigned)o->max_connected};
 	struct mg_kv_batch_counts idc = {0}, ipc = {0};
 	struct mg_error scratch;
 	size_t i;
@@ -736,6 +846,10 @@ ctl_kv_import(int argc, char **argv)
 		return ctl_usage_error(argv[0], "--cluster-id N is required");
 	if (first >= argc)
 		return ctl_usage_error(argv[0], "no input FILE");
+	in.scope = o.w.single_cluster ? MG_KV_SCOPE_STATE : MG_KV_SCOPE_CACHE;
+	in.cluster = o.w.cluster;
+	in.cluster_id = (unsigned)o.cluster_id;
+	in.mode = o.max_connected == 511 ? MG_CLUSTER_MODE_511 : MG_CLUSTER_MODE_255;
 	/* Everything is parsed before connecting: bad input writes nothing. */
 	for (i = first; i < argc; i++) {
 		f = mg_yaml_load_file(argv[i], &err);
@@ -812,11 +926,15 @@ kv_single(int argc, char **argv, int which)
 		if (mg_ipcache_parse_prefix(o.ip, &p.prefix) < 0)
 			return ctl_usage_error(argv[0], "bad --ip '%s'", o.ip);
 		p.host_route = strchr(o.ip, '/') == NULL;
-		mg_kv_ip_key(key, sizeof(key), MG_KV_SCOPE_STATE, NULL, &p.prefix, p.host_route);
+		mg_kv_ip_key(key, sizeof(key),
+		             o.w.single_cluster ? MG_KV_SCOPE_STATE : MG_KV_SCOPE_CACHE,
+		             o.w.cluster, &p.prefix, p.host_route);
 	} else if (o.id == 0) {
 		return ctl_usage_error(argv[0], "--id N is required");
 	} else {
-		mg_kv_identity_key(key, sizeof(key), MG_KV_SCOPE_STATE, NULL, (uint32_t)o.id);
+		mg_kv_identity_key(key, sizeof(key),
+		                   o.w.single_cluster ? MG_KV_SCOPE_STATE : MG_KV_SCOPE_CACHE,
+		                   o.w.cluster, (uint32_t)o.id);
 	}
 	if (which == 0) {
 		if (o.id == 0)

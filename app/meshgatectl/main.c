@@ -83,11 +83,13 @@ static const struct ctl_cmd commands[] = {
         {
                 .words = {"kv", "import", NULL},
                 .usage =
-                        "kv import --cluster NAME --cluster-id N [--prune] [REDIS OPTIONS] "
-                        "[-o text|json] FILE...\n"
+                        "kv import --cluster NAME --cluster-id N [--max-connected-clusters "
+                        "255|511]\n"
+                        "                    [--prune] [REDIS OPTIONS] [-o text|json] FILE...\n"
                         "       REDIS OPTIONS: [--redis URL] [--user NAME] [--password-file FILE]\n"
-                        "                      [--functions PATH] [--maxlen N]",
-                .summary = "write CiliumIdentity/CiliumEndpoint manifests into a cluster's Redis",
+                        "                      [--functions PATH] [--maxlen N] [--single-cluster]",
+                .summary = "write CiliumIdentity/CiliumEndpoint manifests into the site Redis, "
+                           "per cluster",
                 .run = ctl_kv_import,
         },
         {

@@ -360,13 +360,17 @@ text_status(const json_t *r)
 	       jf(ipc, "ipv6"), jf(r, "identities"));
 	printf("%-12s %s entries (%s created, %s expired)\n", "conntrack:", jf(ct, "entries"),
 	       jf(ct, "created"), jf(ct, "expired"));
-	if (json_is_object(kv))
-		printf("%-12s %s of %s cluster(s) synced, Redis %s\n", "kvstore:", jf(kv, "synced"),
-		       jf(kv, "clusters"),
-		       json_is_true(json_object_get(kv, "connected"))
-		               ? "connected"
-		               : "NOT connected (fail-static)");
-	else
+	if (json_is_object(kv)) {
+		printf("%-12s %s of %s cluster(s) synced", "kvstore:", jf(kv, "synced"),
+		       jf(kv, "clusters"));
+		if (jint(kv, "stale") > 0)
+			printf(", %s STALE (last state kept: see sync status)", jf(kv, "stale"));
+		if (jint(kv, "removed") > 0)
+			printf(", %s removed", jf(kv, "removed"));
+		printf(", Redis %s\n", json_is_true(json_object_get(kv, "connected"))
+		                               ? "connected"
+		                               : "NOT connected (fail-static)");
+	} else
 		printf("%-12s not configured\n", "kvstore:");
 	{
 		const json_t *mem = json_object_get(r, "memory");
@@ -638,8 +642,8 @@ text_ct_flush(const json_t *r)
 static int
 text_sync_status(const json_t *r)
 {
-	const json_t *v, *rs;
-	char resyncs[128], rejected[64];
+	const json_t *v, *rs, *rj;
+	char resyncs[160], rejected[64];
 	struct tbl t;
 	size_t i;
 	int rc;
@@ -648,33 +652,53 @@ text_sync_status(const json_t *r)
 		printf("kvstore sync is not configured\n");
 		return CTL_EXIT_OK;
 	}
-	tbl_init(&t,
-	         (const char *const[]){"CLUSTER", "ID", "CONNECTED", "PRESENT", "SYNCED", "REFUSED",
-	                               "ENTRIES", "EVENTS", "LAG-MS", "LAST-ID", NULL});
+	tbl_init(&t, (const char *const[]){"CLUSTER", "ID", "STATE", "CONNECTED", "PRESENT",
+	                                   "ENTRIES", "EVENTS", "LAG-MS", "LAST-ID", NULL});
 	json_array_foreach(json_object_get(r, "clusters"), i, v)
-	        tbl_row(&t, jf(v, "name"), jf(v, "cluster_id"), jf(v, "connected"),
-	                jf(v, "present"), jf(v, "synced"), jf(v, "refused"), jf(v, "entries"),
-	                jf(v, "events"), jf(v, "lag_ms"), jf(v, "last_id"));
+	        tbl_row(&t, jf(v, "name"), jf(v, "cluster_id"), jf(v, "state"), jf(v, "connected"),
+	                jf(v, "present"), jf(v, "entries"), jf(v, "events"), jf(v, "lag_ms"),
+	                jf(v, "last_id"));
 	rc = tbl_done(&t, stdout);
 	if (rc != CTL_EXIT_OK)
 		return rc;
 	putchar('\n');
 	tbl_init(&t, (const char *const[]){"CLUSTER", "FULL-SYNCS",
-	                                   "RESYNCS(epoch/trimmed/replid/"
-	                                   "reconnect)",
-	                                   "REJECTED(range/parse)", "CONFLICTS",
+	                                   "RESYNCS(epoch/trimmed/replid/reconnect/"
+	                                   "config/operator/repair)",
+	                                   "REJECTED(range/parse/cluster)", "CONFLICTS",
 	                                   "MASS-DELETE-REFUSALS", "DISCONNECTS", NULL});
 	json_array_foreach(json_object_get(r, "clusters"), i, v)
 	{
 		rs = json_object_get(v, "resyncs");
-		snprintf(resyncs, sizeof(resyncs), "%s/%s/%s/%s", jf(rs, "epoch"),
-		         jf(rs, "trimmed"), jf(rs, "replid"), jf(rs, "reconnect"));
-		snprintf(rejected, sizeof(rejected), "%s/%s", jf(v, "rejected_range"),
-		         jf(v, "rejected_parse"));
+		rj = json_object_get(v, "rejected");
+		snprintf(resyncs, sizeof(resyncs), "%s/%s/%s/%s/%s/%s/%s", jf(rs, "epoch"),
+		         jf(rs, "trimmed"), jf(rs, "replid"), jf(rs, "reconnect"), jf(rs, "config"),
+		         jf(rs, "operator"), jf(rs, "repair"));
+		snprintf(rejected, sizeof(rejected), "%s/%s/%s", jf(rj, "range"), jf(rj, "parse"),
+		         jf(rj, "cluster"));
 		tbl_row(&t, jf(v, "name"), jf(v, "full_syncs"), resyncs, rejected,
 		        jf(v, "conflicts"), jf(v, "mass_delete_refusals"), jf(v, "disconnects"));
 	}
-	return tbl_done(&t, stdout);
+	rc = tbl_done(&t, stdout);
+	/* What is wrong, in words: stale since when and why, removals due. */
+	json_array_foreach(json_object_get(r, "clusters"), i, v)
+	{
+		const char *why = json_string_value(json_object_get(v, "why"));
+
+		if (json_is_true(json_object_get(v, "stale")))
+			printf("%s: STALE since %s (%s s, %s): %s; the last state is kept\n",
+			       jf(v, "name"), jf(v, "stale_since"), jf(v, "stale_seconds"),
+			       jf(v, "stale_reason"), why != NULL && why[0] ? why : "?");
+		else if (!json_is_true(json_object_get(v, "synced")) &&
+		         !json_is_true(json_object_get(v, "removed")) && why != NULL && why[0])
+			printf("%s: not synced: %s\n", jf(v, "name"), why);
+		if (json_is_true(json_object_get(v, "removing")))
+			printf("%s: removal marker present: its state is removed at %s\n",
+			       jf(v, "name"), jf(v, "removal_at"));
+		else if (json_is_true(json_object_get(v, "removed")))
+			printf("%s: removed (%s)\n", jf(v, "name"), why != NULL ? why : "");
+	}
+	return rc;
 }
 
 static int

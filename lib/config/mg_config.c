@@ -51,9 +51,9 @@ static const char *const keys_policy[] = {"enforcement", "default_local_cluster"
 static const char *const keys_identities[] = {"files", NULL};
 static const char *const keys_ipcache_entries[] = {"prefix", "identity", NULL};
 static const char *const keys_ipcache[] = {"files", "entries", "split_world", NULL};
-static const char *const keys_kvstore[] = {
-        "redis",        "clusters",         "user",     "password_file",
-        "sync_timeout", "max_delete_share", "block_ms", NULL};
+static const char *const keys_kvstore[] = {"redis",         "clusters",      "user",
+                                           "password_file", "sync_timeout",  "max_delete_share",
+                                           "block_ms",      "removal_grace", NULL};
 static const char *const keys_control[] = {"socket",
                                            "group",
                                            "admin_group",
@@ -777,6 +777,7 @@ parse_kvstore(struct ctx *x, const struct mg_yaml_node *root)
 	c->kv_sync_timeout = 60;
 	c->kv_max_delete_share = 50;
 	c->kv_block_ms = 100;
+	c->kv_removal_grace = 180;
 	if (kv == NULL || mg_yaml_is_null(kv))
 		return 0;
 	rc = mg_yaml_check_map(kv, "kvstore", keys, x->err);
@@ -816,6 +817,12 @@ parse_kvstore(struct ctx *x, const struct mg_yaml_node *root)
 				                     "%s: cluster '%s' is listed twice", what,
 				                     c->kv_clusters[i]);
 	}
+	/* Cilium's mesh: as many clusters as ids (1..max_connected_clusters). */
+	if (c->n_kv_clusters > (size_t)c->cluster_mode)
+		return mg_yaml_error(x->err, n,
+		                     "kvstore.clusters: %zu clusters, more than the %u that "
+		                     "cluster.max_connected_clusters allows",
+		                     c->n_kv_clusters, (unsigned)c->cluster_mode);
 
 	n = mg_yaml_get(kv, "user");
 	if (n != NULL) {
@@ -846,6 +853,9 @@ parse_kvstore(struct ctx *x, const struct mg_yaml_node *root)
 		              &c->kv_max_delete_share);
 	if (rc == 0)
 		rc = get_uint(x, kv, "block_ms", "kvstore.block_ms", 1, 60000, &c->kv_block_ms);
+	if (rc == 0)
+		rc = get_uint(x, kv, "removal_grace", "kvstore.removal_grace", 0, 86400,
+		              &c->kv_removal_grace);
 	return rc;
 }
 

@@ -94,6 +94,8 @@ struct mg_config {
 	unsigned kv_sync_timeout;     /**< seconds the start waits for the initial sync (60) */
 	unsigned kv_max_delete_share; /**< percent of a cluster a resync may delete (50) */
 	unsigned kv_block_ms;         /**< XREAD BLOCK per poll (100) */
+	/** Seconds a cluster's removal marker must stay before its state goes (180). */
+	unsigned kv_removal_grace;
 
 	/* conntrack: per worker lcore; hz is set by the data path */
 	struct mg_ct_params ct;

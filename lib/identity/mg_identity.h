@@ -79,6 +79,9 @@ uint32_t mg_identity_reserved_by_name(const char *name);
 
 /* ---- labels ---- */
 
+/** Key of the label naming an identity's cluster (source k8s), as Cilium sets it. */
+#define MG_LABEL_POLICY_CLUSTER "io.cilium.k8s.policy.cluster"
+
 /** One label. Strings are owned by the label set. */
 struct mg_label {
 	char *source; /**< "k8s", "reserved", "cidr", "unspec", ... */

@@ -13,6 +13,7 @@
 #include "mg_kv_sync.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,11 +193,27 @@ rmap_clear(struct rmap *m)
 struct cl {
 	char name[MG_KV_CLUSTER_NAME_MAX + 1];
 	bool local;
+	unsigned want_id; /* the id the gateway expects, 0: any */
 	unsigned cid;
 	enum mg_kv_scope scope;
 	bool present, synced, refused, need_resync;
+	bool removing;      /* the removal marker is there */
+	bool removed;       /* removed by its marker: holds nothing */
+	uint64_t remove_at; /* monotonic ms of the removal, with removing */
+	/* Stale: the copy is kept as it is while it may be out of date. */
+	enum mg_kv_stale_reason stale;
+	uint64_t stale_since; /* Unix time (s) */
 	enum mg_kv_resync_cause cause;
 	char cfg_key[MG_KV_KEY_MAX], log_key[MG_KV_KEY_MAX], epoch_key[MG_KV_KEY_MAX];
+	char removed_key[MG_KV_KEY_MAX];
+	char cfg[256]; /* the cluster config as last applied, "" when none */
+	/* The config as read by the last verification (vraw), decoded (v*),
+	 * and refused (cfg_why says why) when it cannot be used. */
+	char vraw[256];
+	unsigned vid;
+	bool vcached, vcanaries;
+	bool cfg_ok;
+	char cfg_why[160];
 	char epoch[128];
 	char last_id[48];
 	/* Log entries accounted for up to last_id (XINFO entries-added at the
@@ -254,8 +271,63 @@ sleep_ms(uint64_t ms)
 const char *
 mg_kv_resync_cause_name(enum mg_kv_resync_cause c)
 {
-	static const char *const names[] = {"epoch", "trimmed", "replid", "reconnect"};
+	static const char *const names[] = {"epoch",  "trimmed",  "replid", "reconnect",
+	                                    "config", "operator", "repair"};
+	_Static_assert(MG_ARRAY_SIZE(names) == MG_KV_RESYNC_N, "a name per cause");
 	return (unsigned)c < MG_KV_RESYNC_N ? names[c] : "?";
+}
+
+const char *
+mg_kv_stale_reason_name(enum mg_kv_stale_reason r)
+{
+	static const char *const names[] = {"",
+	                                    "disconnected",
+	                                    "config-missing",
+	                                    "config-refused",
+	                                    "canaries-missing",
+	                                    "mass-delete-refused"};
+	_Static_assert(MG_ARRAY_SIZE(names) == MG_KV_STALE_N, "a name per reason");
+	return (unsigned)r < MG_KV_STALE_N ? names[r] : "?";
+}
+
+static uint64_t
+wall_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec;
+}
+
+/*
+ * The cluster's copy may be out of date (fail-static): say so once per
+ * episode and per reason; the copy is left as it is. Only a cluster that
+ * holds a copy (synced) can be stale; one that never synced just is not
+ * synced yet (c->why says why).
+ */
+static void
+stale_set(struct cl *c, enum mg_kv_stale_reason r)
+{
+	if (!c->synced || c->stale == r)
+		return;
+	if (c->stale == MG_KV_STALE_NONE)
+		c->stale_since = wall_s();
+	c->stale = r;
+	if (r == MG_KV_STALE_DISCONNECTED)
+		return; /* one line for the connection, not one per cluster */
+	MG_WARN("kv sync: %s: %s: keeping the last state (%zu entries) until it is resolved",
+	        c->name, c->why[0] ? c->why : mg_kv_stale_reason_name(r), c->live.n);
+}
+
+static void
+stale_clear(struct cl *c)
+{
+	if (c->stale == MG_KV_STALE_NONE)
+		return;
+	if (c->stale != MG_KV_STALE_DISCONNECTED)
+		MG_INFO("kv sync: %s: up to date again after %" PRIu64 " s stale (%s)", c->name,
+		        wall_s() - c->stale_since, mg_kv_stale_reason_name(c->stale));
+	c->stale = MG_KV_STALE_NONE;
+	c->stale_since = 0;
 }
 
 /* Stream ids "ms-seq"; "0-0" when none. Returns false for garbage. */
@@ -570,10 +642,13 @@ disconnect(struct mg_kv_sync *s)
 	redisFree(s->ctx);
 	s->ctx = NULL;
 	for (size_t i = 0; i < s->n; i++) {
-		s->c[i].st.disconnects++;
-		if (!s->c[i].synced) {
-			s->c[i].need_resync = true;
-			s->c[i].cause = MG_KV_RESYNC_RECONNECT;
+		struct cl *c = &s->c[i];
+		c->st.disconnects++;
+		if (c->stale == MG_KV_STALE_NONE)
+			stale_set(c, MG_KV_STALE_DISCONNECTED);
+		if (!c->synced && !c->removed && !c->need_resync) {
+			c->need_resync = true;
+			c->cause = MG_KV_RESYNC_RECONNECT;
 		}
 	}
 	s->next_connect_ms = now_ms();
@@ -664,31 +739,78 @@ key_decode(const struct cl *c, const char *key, struct decoded *d)
 	return -ENOENT;
 }
 
+/*
+ * May cluster @c hold identity @id (as an ipcache entry's ID when @ip)?
+ * Reserved identities always; local-scope identities (bit 24, the CIDR
+ * identities an agent allocates for itself) only as the local cluster's
+ * ipcache entries: they mean nothing outside the cluster that made them
+ * and are never stored as identity keys; everything else within the
+ * cluster's range, as Cilium's validators of remote clusters check it,
+ * for the local cluster too.
+ */
 static bool
-in_range(const struct mg_kv_sync *s, const struct cl *c, uint32_t id)
+in_range(const struct mg_kv_sync *s, const struct cl *c, uint32_t id, bool ip)
 {
-	if (c->local)
-		return id >= MG_ID_MIN_CLUSTER_LOCAL || mg_identity_is_reserved(id);
-	if (mg_identity_is_reserved(id))
-		return true;
 	uint32_t first, last;
+
+	if (mg_identity_is_reserved(id))
+		return ip;
+	if (mg_identity_is_local_scope(id))
+		return ip && c->local;
 	mg_identity_cluster_range(c->cid, s->mode, &first, &last);
 	return first != 0 && id >= first && id <= last;
 }
 
-/* 0 valid (d->identity set), -EINVAL unparsable, -ERANGE out of range. */
+/*
+ * The cluster label of an identity (k8s:io.cilium.k8s.policy.cluster), as
+ * Cilium's clusterNameValidator checks remote identities: it must name
+ * the cluster whose key holds it, with source k8s; a remote identity must
+ * have it. 0 fine, -EXDEV refused (@why says why).
+ */
 static int
-value_check(struct mg_kv_sync *s, struct cl *c, struct decoded *d, const char *val, size_t len)
+cluster_label_check(const struct cl *c, const struct mg_labels *ls, char *why, size_t size)
+{
+	bool found = false;
+
+	for (size_t i = 0; i < ls->n; i++) {
+		const struct mg_label *l = &ls->v[i];
+		if (strcmp(l->key, MG_LABEL_POLICY_CLUSTER) != 0)
+			continue;
+		if (strcmp(l->source, "k8s") != 0) {
+			snprintf(why, size, "cluster label with source '%.32s', not 'k8s'",
+			         l->source);
+			return -EXDEV;
+		}
+		if (strcmp(l->value, c->name) != 0) {
+			snprintf(why, size, "cluster label names cluster '%.64s'", l->value);
+			return -EXDEV;
+		}
+		found = true;
+	}
+	if (!found && !c->local) {
+		snprintf(why, size, "no %s label", MG_LABEL_POLICY_CLUSTER);
+		return -EXDEV;
+	}
+	return 0;
+}
+
+/* 0 valid (d->identity set), -EINVAL unparsable, -ERANGE out of range,
+ * -EXDEV another cluster's identity (@why says why), -ENOMEM. */
+static int
+value_check(struct mg_kv_sync *s, struct cl *c, struct decoded *d, const char *val, size_t len,
+            char *why, size_t size)
 {
 	struct mg_error err;
 	if (d->k.kind == REC_IDENTITY) {
 		struct mg_labels ls = MG_LABELS_INIT;
 		int rc = mg_kv_identity_value_decode(val, len, &ls, &err);
+		if (rc == 0 && !in_range(s, c, d->k.id, false))
+			rc = -ERANGE;
+		if (rc == 0)
+			rc = cluster_label_check(c, &ls, why, size);
 		mg_labels_clear(&ls);
 		if (rc < 0)
-			return rc == -ENOMEM ? rc : -EINVAL;
-		if (d->k.id < MG_ID_MIN_CLUSTER_LOCAL || !in_range(s, c, d->k.id))
-			return -ERANGE;
+			return rc == -ENOMEM || rc == -ERANGE || rc == -EXDEV ? rc : -EINVAL;
 		d->identity = d->k.id;
 		return 0;
 	}
@@ -702,7 +824,7 @@ value_check(struct mg_kv_sync *s, struct cl *c, struct decoded *d, const char *v
 	            memcmp(pair.prefix.addr, d->k.addr, sizeof(d->k.addr)) == 0;
 	if (!c->local && id == MG_ID_HOST)
 		id = MG_ID_REMOTE_NODE;
-	if (!same || !in_range(s, c, id)) {
+	if (!same || !in_range(s, c, id, true)) {
 		mg_kv_ip_pair_clear(&pair);
 		return same ? -ERANGE : -EINVAL;
 	}
@@ -721,9 +843,15 @@ static int
 decode_value(struct mg_kv_sync *s, struct cl *c, const char *key, const char *val, size_t len,
              struct decoded *d)
 {
-	int rc = value_check(s, c, d, val, len);
+	char why[128] = "";
+	int rc = value_check(s, c, d, val, len, why, sizeof(why));
 	if (rc == -ENOMEM)
 		return rc;
+	if (rc == -EXDEV) {
+		c->st.rejected_cluster++;
+		MG_WARN("kv sync: %s: rejected %s: %s", c->name, key, why);
+		return 0;
+	}
 	if (rc == -EINVAL) {
 		c->st.rejected_parse++;
 		MG_WARN("kv sync: %s: rejected unparsable value of %s", c->name, key);
@@ -998,36 +1126,41 @@ struct sinfo {
 	uint64_t added, length;
 };
 
-/* XINFO STREAM of @c's log ("0-0" and zeros when there is no stream). */
+/* An XINFO STREAM reply into @si ("0-0" and zeros when there is no stream). */
+static void
+stream_info_parse(const redisReply *r, struct sinfo *si)
+{
+	si->added = si->length = 0;
+	snprintf(si->last, sizeof(si->last), "0-0");
+	snprintf(si->maxdel, sizeof(si->maxdel), "0-0");
+	if (r->type != REDIS_REPLY_ARRAY)
+		return;
+	for (size_t i = 0; i + 1 < r->elements; i += 2) {
+		const redisReply *f = r->element[i], *v = r->element[i + 1];
+		if (f->type != REDIS_REPLY_STRING)
+			continue;
+		if (v->type == REDIS_REPLY_INTEGER && strcmp(f->str, "entries-added") == 0)
+			si->added = (uint64_t)v->integer;
+		else if (v->type == REDIS_REPLY_INTEGER && strcmp(f->str, "length") == 0)
+			si->length = (uint64_t)v->integer;
+		if (v->type != REDIS_REPLY_STRING)
+			continue;
+		if (strcmp(f->str, "last-generated-id") == 0)
+			snprintf(si->last, sizeof(si->last), "%s", v->str);
+		else if (strcmp(f->str, "max-deleted-entry-id") == 0)
+			snprintf(si->maxdel, sizeof(si->maxdel), "%s", v->str);
+	}
+}
+
+/* XINFO STREAM of @c's log. 0 or -ENOTCONN. */
 static int
 stream_info(struct mg_kv_sync *s, struct cl *c, struct sinfo *si)
 {
-	char *last = si->last, *maxdel = si->maxdel;
-	size_t size = sizeof(si->last);
-	si->added = si->length = 0;
 	const char *argv[3] = {"XINFO", "STREAM", c->log_key};
 	redisReply *r = cmd(s, 3, argv);
-	snprintf(last, size, "0-0");
-	snprintf(maxdel, size, "0-0");
 	if (r == NULL)
 		return -ENOTCONN;
-	if (r->type == REDIS_REPLY_ARRAY) {
-		for (size_t i = 0; i + 1 < r->elements; i += 2) {
-			const redisReply *f = r->element[i], *v = r->element[i + 1];
-			if (f->type != REDIS_REPLY_STRING)
-				continue;
-			if (v->type == REDIS_REPLY_INTEGER && strcmp(f->str, "entries-added") == 0)
-				si->added = (uint64_t)v->integer;
-			else if (v->type == REDIS_REPLY_INTEGER && strcmp(f->str, "length") == 0)
-				si->length = (uint64_t)v->integer;
-			if (v->type != REDIS_REPLY_STRING)
-				continue;
-			if (strcmp(f->str, "last-generated-id") == 0)
-				snprintf(last, size, "%s", v->str);
-			else if (strcmp(f->str, "max-deleted-entry-id") == 0)
-				snprintf(maxdel, size, "%s", v->str);
-		}
-	}
+	stream_info_parse(r, si);
 	freeReplyObject(r);
 	return 0;
 }
@@ -1236,7 +1369,9 @@ replay(struct mg_kv_sync *s, struct cl *c, struct rmap *shadow, char *last, size
 
 /*
  * Full sync of @c: read everything into a shadow and publish the diff.
- * 0 synced, -EAGAIN not ready (c->why says why), -ENOTCONN, -ENOMEM.
+ * Uses the cluster config the last verification read (c->cfg_*), so a
+ * verification must come first. 0 synced, -EAGAIN not now (c->why says
+ * why; a cluster holding a copy is stale meanwhile), -ENOTCONN, -ENOMEM.
  */
 static int
 resync(struct mg_kv_sync *s, struct cl *c)
@@ -1247,73 +1382,67 @@ resync(struct mg_kv_sync *s, struct cl *c)
 	uint64_t consumed = 0;
 	struct rkey *dels = NULL;
 	size_t ndel = 0, capdel = 0;
-	bool removed = false;
+	unsigned old_cid = c->cid;
+	enum mg_kv_scope old_scope = c->scope;
 	int rc;
 
-	rc = get_str(s, c->cfg_key, buf, sizeof(buf));
-	if (rc < 0)
-		goto out;
-	if (rc == 0) {
-		c->present = false;
-		removed = true;
-		snprintf(c->why, sizeof(c->why), "no cluster config");
-	} else {
-		struct mg_kv_cluster_config cfg;
-		struct mg_error err;
-		if (mg_kv_cluster_config_decode(buf, strlen(buf), &cfg, &err) < 0) {
-			c->st.rejected_parse++;
-			snprintf(c->why, sizeof(c->why), "bad cluster config");
-			rc = -EAGAIN;
-			goto out;
-		}
-		c->present = true;
-		c->cid = cfg.id;
-		c->scope = cfg.cached ? MG_KV_SCOPE_CACHE : MG_KV_SCOPE_STATE;
-		if (cfg.synced_canaries) {
-			const char *pfx[2] = {cfg.cached ? MG_KV_CACHE_IDENTITIES
-			                                 : MG_KV_STATE_IDENTITIES,
-			                      cfg.cached ? MG_KV_CACHE_IP : MG_KV_STATE_IP};
-			for (int i = 0; i < 2; i++) {
-				char key[MG_KV_KEY_MAX];
-				if (mg_kv_synced_key(key, sizeof(key), c->name, pfx[i]) < 0) {
-					rc = -EINVAL;
-					goto out;
+	if (!c->present) {
+		snprintf(c->why, sizeof(c->why), "cluster config %.100s is missing", c->cfg_key);
+		stale_set(c, MG_KV_STALE_NO_CONFIG);
+		return -EAGAIN;
+	}
+	if (!c->cfg_ok) {
+		snprintf(c->why, sizeof(c->why), "%s", c->cfg_why);
+		stale_set(c, MG_KV_STALE_BAD_CONFIG);
+		return -EAGAIN;
+	}
+	/* Keys and ranges as the config now says; back to the old ones if
+	 * the live copy stays. */
+	c->cid = c->vid;
+	c->scope = c->vcached ? MG_KV_SCOPE_CACHE : MG_KV_SCOPE_STATE;
+	if (c->vcanaries) {
+		const char *pfx[2] = {c->vcached ? MG_KV_CACHE_IDENTITIES : MG_KV_STATE_IDENTITIES,
+		                      c->vcached ? MG_KV_CACHE_IP : MG_KV_STATE_IP};
+		for (int i = 0; i < 2; i++) {
+			char key[MG_KV_KEY_MAX];
+			if (mg_kv_synced_key(key, sizeof(key), c->name, pfx[i]) < 0) {
+				rc = -EINVAL;
+				goto out;
+			}
+			rc = get_str(s, key, buf, sizeof(buf));
+			if (rc <= 0) {
+				if (rc == 0) {
+					snprintf(c->why, sizeof(c->why), "waiting for %.100s", key);
+					stale_set(c, MG_KV_STALE_CANARIES);
+					rc = -EAGAIN;
 				}
-				rc = get_str(s, key, buf, sizeof(buf));
-				if (rc <= 0) {
-					if (rc == 0) {
-						snprintf(c->why, sizeof(c->why),
-						         "waiting for %.100s", key);
-						rc = -EAGAIN;
-					}
-					goto out;
-				}
+				goto out;
 			}
 		}
-		if ((rc = get_str(s, c->epoch_key, epoch, sizeof(epoch))) < 0)
-			goto out;
-		if ((rc = stream_info(s, c, &si)) < 0)
-			goto out;
-		consumed = si.added;
-		/*
-		 * One walk of the keyspace for both prefixes (identities/v1 and
-		 * ip/v1: "i[dp]*"), not one per prefix: SCAN visits every key
-		 * whatever the pattern. key_decode keeps only the keys we sync.
-		 */
-		char pat[MG_KV_KEY_MAX + 4];
-		if (c->scope == MG_KV_SCOPE_CACHE)
-			snprintf(pat, sizeof(pat), "cilium/cache/i[dp]*/v1/%s/*", c->name);
-		else
-			snprintf(pat, sizeof(pat), "cilium/state/i[dp]*");
-		if ((rc = scan_prefix(s, c, pat, &shadow)) < 0)
-			goto out;
-		/* The publish below adds most of the shadow to the live copy. */
-		size_t more = shadow.n > c->live.n ? shadow.n - c->live.n : 0;
-		if ((rc = rmap_reserve(&c->live, more)) < 0)
-			goto out;
-		if ((rc = replay(s, c, &shadow, si.last, sizeof(si.last), &consumed)) < 0)
-			goto out;
 	}
+	if ((rc = get_str(s, c->epoch_key, epoch, sizeof(epoch))) < 0)
+		goto out;
+	if ((rc = stream_info(s, c, &si)) < 0)
+		goto out;
+	consumed = si.added;
+	/*
+	 * One walk of the keyspace for both prefixes (identities/v1 and
+	 * ip/v1: "i[dp]*"), not one per prefix: SCAN visits every key
+	 * whatever the pattern. key_decode keeps only the keys we sync.
+	 */
+	char pat[MG_KV_KEY_MAX + 4];
+	if (c->scope == MG_KV_SCOPE_CACHE)
+		snprintf(pat, sizeof(pat), "cilium/cache/i[dp]*/v1/%s/*", c->name);
+	else
+		snprintf(pat, sizeof(pat), "cilium/state/i[dp]*");
+	if ((rc = scan_prefix(s, c, pat, &shadow)) < 0)
+		goto out;
+	/* The publish below adds most of the shadow to the live copy. */
+	size_t more = shadow.n > c->live.n ? shadow.n - c->live.n : 0;
+	if ((rc = rmap_reserve(&c->live, more)) < 0)
+		goto out;
+	if ((rc = replay(s, c, &shadow, si.last, sizeof(si.last), &consumed)) < 0)
+		goto out;
 
 	/* Diff: what the live copy has and the shadow does not. */
 	for (size_t i = 0; i < c->live.cap; i++) {
@@ -1326,13 +1455,15 @@ resync(struct mg_kv_sync *s, struct cl *c)
 		}
 		dels[ndel++] = r->k;
 	}
-	if (!removed && c->live.n > 0 && (double)ndel > s->p.max_delete_share * (double)c->live.n) {
+	/* Every resync, the local cluster's too: an emptied keyspace is lost
+	 * data, never a reason to open what the entries protected. */
+	if (c->live.n > 0 && (double)ndel > s->p.max_delete_share * (double)c->live.n) {
 		c->st.mass_delete_refusals++;
 		snprintf(c->why, sizeof(c->why), "resync refused: would delete %zu of %zu entries",
 		         ndel, c->live.n);
-		if (!c->refused) /* once per episode; retried at every verification */
-			MG_WARN("kv sync: %s: %s", c->name, c->why);
+		/* said once per episode (stale_set); retried at every verification */
 		c->refused = true;
+		stale_set(c, MG_KV_STALE_REFUSED);
 		rc = -EAGAIN;
 		goto out;
 	}
@@ -1348,31 +1479,65 @@ resync(struct mg_kv_sync *s, struct cl *c)
 		r->np = NULL;
 		r->n_np = 0;
 		if (rc < 0)
-			goto out;
+			goto applied;
 	}
 	for (size_t i = 0; i < ndel; i++)
 		if ((rc = apply_del(s, c, &dels[i])) < 0)
-			goto out;
+			goto applied;
 	/* Staged, not committed: the caller publishes the batch. */
 	c->refused = false;
 	c->need_resync = false;
-	if (removed) {
-		/* Nothing to tail; retried at each verification. */
-		c->synced = false;
-		rc = -EAGAIN;
-		goto out;
-	}
+	c->removed = false;
+	snprintf(c->cfg, sizeof(c->cfg), "%s", c->vraw);
 	snprintf(c->epoch, sizeof(c->epoch), "%s", epoch);
 	snprintf(c->last_id, sizeof(c->last_id), "%s", si.last);
 	c->consumed = consumed;
 	c->synced = true;
 	c->why[0] = '\0';
 	c->st.full_syncs++;
+	stale_clear(c);
 	rc = 0;
+	goto applied;
 out:
+	/* Nothing applied: the live copy keeps the keys and ranges it has. */
+	c->cid = old_cid;
+	c->scope = old_scope;
+applied:
 	rmap_clear(&shadow);
 	free(dels);
 	return rc;
+}
+
+/*
+ * Remove everything cluster @c holds (its marker's grace period ended,
+ * or it left the configuration): each entry goes as a deletion of the
+ * batch, so the prefixes fall back to the next cluster or the base layer
+ * and the identities leave the table. The cluster is tailed no more.
+ */
+static int
+remove_state(struct mg_kv_sync *s, struct cl *c)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < c->live.cap && rc == 0; i++) {
+		const struct rec *r = &c->live.v[i];
+		if (r->st == 1) {
+			struct rkey k = r->k;
+			rc = apply_del(s, c, &k);
+		}
+	}
+	if (rc < 0)
+		return rc;
+	rmap_clear(&c->live);
+	c->synced = false;
+	c->need_resync = false;
+	c->refused = false;
+	c->cfg[0] = '\0';
+	c->epoch[0] = '\0';
+	snprintf(c->last_id, sizeof(c->last_id), "0-0");
+	c->consumed = 0;
+	stale_clear(c);
+	return 0;
 }
 
 /* ---- verification ---- */
@@ -1384,17 +1549,239 @@ mark(struct cl *c, enum mg_kv_resync_cause cause)
 		return;
 	c->need_resync = true;
 	c->cause = cause;
+	c->st.resyncs[cause]++;
 }
 
+/*
+ * Decode the config @c->vraw read by the verification into c->v*: the
+ * checks of one cluster alone (decodes, expected id, the identity
+ * table's mode). The checks across clusters come after.
+ */
+static void
+config_check(const struct mg_kv_sync *s, struct cl *c)
+{
+	struct mg_kv_cluster_config cfg;
+	struct mg_error err = {{0}};
+	unsigned mode_max = s->mode == MG_CLUSTER_MODE_511 ? 511 : 255;
+
+	c->cfg_ok = false;
+	if (mg_kv_cluster_config_decode(c->vraw, strlen(c->vraw), &cfg, &err) < 0) {
+		snprintf(c->cfg_why, sizeof(c->cfg_why), "bad cluster config: %.120s", err.msg);
+		return;
+	}
+	c->vid = cfg.id;
+	c->vcached = cfg.cached;
+	c->vcanaries = cfg.synced_canaries;
+	if (c->want_id != 0 && cfg.id != c->want_id) {
+		snprintf(c->cfg_why, sizeof(c->cfg_why),
+		         "cluster config says id %u, the gateway's configuration %u", cfg.id,
+		         c->want_id);
+		return;
+	}
+	if (cfg.max_connected_clusters != mode_max) {
+		snprintf(c->cfg_why, sizeof(c->cfg_why),
+		         "cluster config says maxConnectedClusters %u, the gateway runs with %u",
+		         cfg.max_connected_clusters, mode_max);
+		return;
+	}
+	c->cfg_ok = true;
+	c->cfg_why[0] = '\0';
+}
+
+/*
+ * Checks across the configured clusters, on the configs just read: two
+ * clusters with one id (the ranges and the conflict order would mix them
+ * up: the later one in configuration order is refused, as Cilium refuses
+ * a duplicate id), and more than one cluster on the single-cluster layout
+ * (cilium/state/... holds one cluster's keys, whose names do not say
+ * which: every such cluster is refused until the data is fixed).
+ */
+static void
+config_cross_check(struct mg_kv_sync *s)
+{
+	size_t nstate = 0;
+
+	for (size_t i = 0; i < s->n; i++) {
+		struct cl *c = &s->c[i];
+		if (!c->present || !c->cfg_ok)
+			continue;
+		for (size_t j = 0; j < i; j++) {
+			const struct cl *o = &s->c[j];
+			if (o->present && o->cfg_ok && o->vid == c->vid) {
+				snprintf(c->cfg_why, sizeof(c->cfg_why),
+				         "cluster id %u is cluster %s's already", c->vid, o->name);
+				c->cfg_ok = false;
+				break;
+			}
+		}
+		if (c->cfg_ok && !c->vcached)
+			nstate++;
+	}
+	if (nstate < 2)
+		return;
+	for (size_t i = 0; i < s->n; i++) {
+		struct cl *c = &s->c[i];
+		if (c->present && c->cfg_ok && !c->vcached) {
+			snprintf(c->cfg_why, sizeof(c->cfg_why),
+			         "%zu configured clusters read the single-cluster layout "
+			         "(cilium/state/...) of this Redis; at most one may",
+			         nstate);
+			c->cfg_ok = false;
+		}
+	}
+}
+
+/* What a pipelined verification reads per cluster, in this order. */
+enum {
+	V_CFG,
+	V_EPOCH,
+	V_XINFO,
+	V_MARKER,
+	V_N
+};
+
+/*
+ * The removal marker of @c is (@marker) or is not there: start, carry out
+ * or cancel a removal. -ENOMEM, else 0.
+ */
+static int
+marker_check(struct mg_kv_sync *s, struct cl *c, bool marker)
+{
+	uint64_t t = now_ms();
+
+	if (!marker) {
+		if (c->removing) {
+			c->removing = false;
+			MG_INFO("kv sync: %s: removal marker %s gone before its grace period "
+			        "ended: the cluster stays",
+			        c->name, c->removed_key);
+		}
+		return 0;
+	}
+	if (c->removed)
+		return 0;
+	if (!c->removing) {
+		c->removing = true;
+		/* Nothing held yet: nothing to wait for. */
+		c->remove_at = c->synced || c->live.n > 0 ? t + s->p.removal_grace_ms : t;
+		c->st.removal_at = wall_s() + (c->remove_at - t + 999) / 1000;
+		if (c->remove_at > t)
+			MG_WARN("kv sync: %s: removal marker %s: the cluster's state (%zu "
+			        "entries) is removed in %u s unless the marker goes",
+			        c->name, c->removed_key, c->live.n,
+			        (unsigned)((c->remove_at - t + 999) / 1000));
+	}
+	if (t < c->remove_at)
+		return 0;
+	MG_WARN("kv sync: %s: removal marker %s: removing the cluster's state (%zu entries)",
+	        c->name, c->removed_key, c->live.n);
+	int rc = remove_state(s, c);
+	if (rc < 0)
+		return rc;
+	c->removing = false;
+	c->removed = true;
+	c->st.removal_at = 0;
+	c->st.removals++;
+	snprintf(c->why, sizeof(c->why), "removed by its marker %.100s", c->removed_key);
+	return 0;
+}
+
+/* One cluster's part of a verification: @r holds its V_N replies. */
+static int
+verify_cluster(struct mg_kv_sync *s, struct cl *c, redisReply **r)
+{
+	struct sinfo si;
+	int rc;
+
+	rc = marker_check(s, c, r[V_MARKER]->type == REDIS_REPLY_INTEGER && r[V_MARKER]->integer);
+	if (rc < 0)
+		return rc;
+	if (c->removed) {
+		/* The marker is gone and the cluster is back: sync it anew. */
+		if (!c->removing && c->present && c->cfg_ok &&
+		    !(r[V_MARKER]->type == REDIS_REPLY_INTEGER && r[V_MARKER]->integer))
+			mark(c, MG_KV_RESYNC_CONFIG);
+		return 0;
+	}
+	if (!c->present) {
+		snprintf(c->why, sizeof(c->why), "cluster config %.100s is missing", c->cfg_key);
+		stale_set(c, MG_KV_STALE_NO_CONFIG);
+		return 0;
+	}
+	if (!c->cfg_ok) {
+		snprintf(c->why, sizeof(c->why), "%s", c->cfg_why);
+		stale_set(c, MG_KV_STALE_BAD_CONFIG);
+		return 0;
+	}
+	if (!c->synced)
+		return 0; /* the next resync_due tries */
+	if (c->stale == MG_KV_STALE_NO_CONFIG || c->stale == MG_KV_STALE_BAD_CONFIG ||
+	    strcmp(c->vraw, c->cfg) != 0) {
+		/* The config came back, or changed (a new id, the other layout). */
+		mark(c, MG_KV_RESYNC_CONFIG);
+		return 0;
+	}
+	if (c->need_resync)
+		return 0;
+	const char *epoch = r[V_EPOCH]->type == REDIS_REPLY_STRING ? r[V_EPOCH]->str : "";
+	stream_info_parse(r[V_XINFO], &si);
+	/*
+	 * Trimming removes entries from the front: entries-added minus
+	 * length is how many were removed, and more removed than we have
+	 * read means one we never read is gone. XDEL of an unread entry
+	 * shows as max-deleted-entry-id beyond our position.
+	 */
+	if (strcmp(epoch, c->epoch) != 0)
+		mark(c, MG_KV_RESYNC_EPOCH);
+	else if (id_cmp(si.maxdel, c->last_id) > 0 || si.added - si.length > c->consumed)
+		mark(c, MG_KV_RESYNC_TRIMMED);
+	uint64_t lm = 0, ls = 0, om = 0, os = 0;
+	if (id_parse(si.last, &lm, &ls) && id_parse(c->last_id, &om, &os))
+		c->st.lag_ms = lm > om ? lm - om : 0;
+	if (!c->need_resync && c->stale == MG_KV_STALE_DISCONNECTED)
+		stale_clear(c); /* reconnected, and nothing was missed */
+	return 0;
+}
+
+/*
+ * Verify every cluster in one pipelined round trip: the server's
+ * replication id, then per cluster its config, epoch, log and removal
+ * marker. Marks the resyncs due, starts or carries out removals, and
+ * flags stale clusters. 0, -ENOTCONN, -ENOMEM.
+ */
 static int
 verify(struct mg_kv_sync *s)
 {
-	const char *argv[2] = {"INFO", "replication"};
-	redisReply *r = cmd(s, 2, argv);
-	if (r == NULL)
+	redisReply **rep = NULL, *info = NULL;
+	size_t nrep = 0;
+	int rc = 0;
+
+	if (s->ctx == NULL)
 		return -ENOTCONN;
-	if (r->type == REDIS_REPLY_STRING) {
-		const char *p = strstr(r->str, "master_replid:");
+	if (s->n > 0 && (rep = calloc(s->n * V_N, sizeof(*rep))) == NULL)
+		return -ENOMEM;
+	{
+		const char *argv[2] = {"INFO", "replication"};
+		redisAppendCommandArgv(s->ctx, 2, argv, NULL);
+	}
+	for (size_t i = 0; i < s->n; i++) {
+		struct cl *c = &s->c[i];
+		const char *a0[2] = {"GET", c->cfg_key}, *a1[2] = {"GET", c->epoch_key};
+		const char *a2[3] = {"XINFO", "STREAM", c->log_key};
+		const char *a3[2] = {"EXISTS", c->removed_key};
+		redisAppendCommandArgv(s->ctx, 2, a0, NULL);
+		redisAppendCommandArgv(s->ctx, 2, a1, NULL);
+		redisAppendCommandArgv(s->ctx, 3, a2, NULL);
+		redisAppendCommandArgv(s->ctx, 2, a3, NULL);
+	}
+	if (redisGetReply(s->ctx, (void **)&info) != REDIS_OK)
+		goto lost;
+	for (nrep = 0; nrep < s->n * V_N; nrep++)
+		if (redisGetReply(s->ctx, (void **)&rep[nrep]) != REDIS_OK)
+			goto lost;
+
+	if (info->type == REDIS_REPLY_STRING) {
+		const char *p = strstr(info->str, "master_replid:");
 		if (p != NULL) {
 			char id[64];
 			size_t l = strcspn(p + 14, "\r\n");
@@ -1406,39 +1793,38 @@ verify(struct mg_kv_sync *s)
 			snprintf(s->replid, sizeof(s->replid), "%s", id);
 		}
 	}
-	freeReplyObject(r);
 	for (size_t i = 0; i < s->n; i++) {
 		struct cl *c = &s->c[i];
-		char epoch[128] = "", cfg[8];
-		struct sinfo si;
-		if (!c->synced || c->need_resync)
-			continue;
-		int rc = get_str(s, c->cfg_key, cfg, sizeof(cfg));
-		if (rc < 0)
-			return rc;
-		if (rc == 0) { /* the cluster was removed */
-			mark(c, MG_KV_RESYNC_EPOCH);
-			continue;
+		const redisReply *cfg = rep[i * V_N + V_CFG];
+		c->present = cfg->type == REDIS_REPLY_STRING;
+		if (c->present) {
+			snprintf(c->vraw, sizeof(c->vraw), "%.*s", (int)cfg->len, cfg->str);
+			if (cfg->len >= sizeof(c->vraw)) {
+				c->cfg_ok = false;
+				snprintf(c->cfg_why, sizeof(c->cfg_why),
+				         "bad cluster config: %zu bytes", (size_t)cfg->len);
+			} else {
+				config_check(s, c);
+			}
+		} else {
+			c->vraw[0] = '\0';
+			c->cfg_ok = false;
 		}
-		if ((rc = get_str(s, c->epoch_key, epoch, sizeof(epoch))) < 0)
-			return rc;
-		if ((rc = stream_info(s, c, &si)) < 0)
-			return rc;
-		/*
-		 * Trimming removes entries from the front: entries-added minus
-		 * length is how many were removed, and more removed than we have
-		 * read means one we never read is gone. XDEL of an unread entry
-		 * shows as max-deleted-entry-id beyond our position.
-		 */
-		if (strcmp(epoch, c->epoch) != 0)
-			mark(c, MG_KV_RESYNC_EPOCH);
-		else if (id_cmp(si.maxdel, c->last_id) > 0 || si.added - si.length > c->consumed)
-			mark(c, MG_KV_RESYNC_TRIMMED);
-		uint64_t lm = 0, ls = 0, om = 0, os = 0;
-		if (id_parse(si.last, &lm, &ls) && id_parse(c->last_id, &om, &os))
-			c->st.lag_ms = lm > om ? lm - om : 0;
 	}
-	return 0;
+	config_cross_check(s);
+	for (size_t i = 0; i < s->n && rc == 0; i++)
+		rc = verify_cluster(s, &s->c[i], &rep[i * V_N]);
+	goto out;
+lost:
+	disconnect(s);
+	rc = -ENOTCONN;
+out:
+	if (info != NULL)
+		freeReplyObject(info);
+	for (size_t i = 0; i < nrep; i++)
+		freeReplyObject(rep[i]);
+	free(rep);
+	return rc;
 }
 
 /* Resync every cluster that needs it (or is not synced yet). */
@@ -1447,10 +1833,8 @@ resync_due(struct mg_kv_sync *s)
 {
 	for (size_t i = 0; i < s->n; i++) {
 		struct cl *c = &s->c[i];
-		if (c->synced && !c->need_resync)
+		if ((c->synced && !c->need_resync) || (c->removed && !c->need_resync))
 			continue;
-		if (c->need_resync)
-			c->st.resyncs[c->cause]++;
 		int rc = resync(s, c);
 		if (rc == -ENOTCONN || rc == -ENOMEM)
 			return rc;
@@ -1480,17 +1864,77 @@ ensure_connected(struct mg_kv_sync *s)
 
 /* ---- public API ---- */
 
+/*
+ * The cluster list of @p p: valid names, each once, at most one local
+ * cluster, at most MG_KV_SYNC_MAX_CLUSTERS (@p min: 1 at creation, 0 for
+ * a reload that drops every cluster). 0, or -EINVAL with @p err set.
+ */
+static int
+clusters_check(const struct mg_kv_sync_params *p, size_t min, struct mg_error *err)
+{
+	size_t nlocal = 0;
+
+	if (p->n_clusters < min || p->n_clusters > MG_KV_SYNC_MAX_CLUSTERS ||
+	    (p->n_clusters > 0 && p->clusters == NULL)) {
+		mg_error_set(err, NULL, 0, 0, "kv sync: %zu clusters (%zu to %d)", p->n_clusters,
+		             min, MG_KV_SYNC_MAX_CLUSTERS);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < p->n_clusters; i++) {
+		const struct mg_kv_sync_cluster_params *cp = &p->clusters[i];
+		if (cp->name == NULL || !mg_kv_cluster_name_valid(cp->name)) {
+			mg_error_set(err, NULL, 0, 0, "kv sync: bad cluster name \"%s\"",
+			             cp->name ? cp->name : "");
+			return -EINVAL;
+		}
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(p->clusters[j].name, cp->name) == 0) {
+				mg_error_set(err, NULL, 0, 0, "kv sync: cluster %s listed twice",
+				             cp->name);
+				return -EINVAL;
+			}
+		nlocal += cp->local;
+	}
+	if (nlocal > 1) {
+		mg_error_set(err, NULL, 0, 0, "kv sync: more than one local cluster");
+		return -EINVAL;
+	}
+	if (p->max_delete_share < 0 || p->max_delete_share > 1) {
+		mg_error_set(err, NULL, 0, 0, "kv sync: max_delete_share %g is not within 0..1",
+		             p->max_delete_share);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* A new cluster entry (not synced); names were checked. */
+static void
+cl_init(struct cl *c, const struct mg_kv_sync_cluster_params *cp)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->name, sizeof(c->name), "%s", cp->name);
+	snprintf(c->st.name, sizeof(c->st.name), "%s", cp->name);
+	c->local = cp->local;
+	c->want_id = cp->id;
+	snprintf(c->last_id, sizeof(c->last_id), "0-0");
+	snprintf(c->why, sizeof(c->why), "not connected");
+	mg_kv_cluster_config_key(c->cfg_key, sizeof(c->cfg_key), c->name);
+	mg_kv_log_key(c->log_key, sizeof(c->log_key), c->name);
+	mg_kv_epoch_key(c->epoch_key, sizeof(c->epoch_key), c->name);
+	mg_kv_removed_key(c->removed_key, sizeof(c->removed_key), c->name);
+}
+
 struct mg_kv_sync *
 mg_kv_sync_create(const struct mg_kv_sync_params *p, struct mg_identity_table *ids,
                   struct mg_ipcache *ipc, struct mg_error *err)
 {
 	struct mg_kv_sync *s = NULL;
-	if (p == NULL || ids == NULL || ipc == NULL || p->url == NULL || p->n_clusters == 0 ||
-	    p->n_clusters > MG_KV_SYNC_MAX_CLUSTERS || p->max_delete_share < 0 ||
-	    p->max_delete_share > 1) {
+	if (p == NULL || ids == NULL || ipc == NULL || p->url == NULL) {
 		mg_error_set(err, NULL, 0, 0, "kv sync: bad parameters");
 		goto inval;
 	}
+	if (clusters_check(p, 1, err) < 0)
+		goto inval;
 	s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		goto nomem;
@@ -1549,39 +1993,9 @@ mg_kv_sync_create(const struct mg_kv_sync_params *p, struct mg_identity_table *i
 		if ((s->password = strdup(s->u.password)) == NULL)
 			goto nomem;
 	}
-	size_t nlocal = 0;
 	for (size_t i = 0; i < s->n; i++) {
-		struct cl *c = &s->c[i];
-		const struct mg_kv_sync_cluster_params *cp = &p->clusters[i];
-		if (cp->name == NULL || !mg_kv_cluster_name_valid(cp->name)) {
-			mg_error_set(err, NULL, 0, 0, "kv sync: bad cluster name \"%s\"",
-			             cp->name ? cp->name : "");
-			goto inval;
-		}
-		for (size_t j = 0; j < i; j++)
-			if (strcmp(s->c[j].name, cp->name) == 0) {
-				mg_error_set(err, NULL, 0, 0, "kv sync: cluster %s listed twice",
-				             cp->name);
-				goto inval;
-			}
-		snprintf(c->name, sizeof(c->name), "%s", cp->name);
-		snprintf(c->st.name, sizeof(c->st.name), "%s", cp->name);
-		c->local = cp->local;
-		nlocal += cp->local;
-		snprintf(c->last_id, sizeof(c->last_id), "0-0");
-		snprintf(c->why, sizeof(c->why), "not connected");
-		if (mg_kv_cluster_config_key(c->cfg_key, sizeof(c->cfg_key), c->name) < 0 ||
-		    mg_kv_log_key(c->log_key, sizeof(c->log_key), c->name) < 0 ||
-		    mg_kv_epoch_key(c->epoch_key, sizeof(c->epoch_key), c->name) < 0) {
-			mg_error_set(err, NULL, 0, 0, "kv sync: cluster %s: keys too long",
-			             c->name);
-			goto inval;
-		}
+		cl_init(&s->c[i], &p->clusters[i]);
 		s->order[i] = i;
-	}
-	if (nlocal > 1) {
-		mg_error_set(err, NULL, 0, 0, "kv sync: more than one local cluster");
-		goto inval;
 	}
 	return s;
 inval:
@@ -1646,7 +2060,18 @@ update_stats(struct mg_kv_sync *s)
 		c->st.present = c->present;
 		c->st.synced = c->synced;
 		c->st.refused = c->refused;
+		c->st.stale = c->stale != MG_KV_STALE_NONE;
+		c->st.stale_reason = c->stale;
+		c->st.stale_since = c->stale_since;
+		c->st.removing = c->removing;
+		if (!c->removing)
+			c->st.removal_at = 0;
+		c->st.removed = c->removed;
 		c->st.entries = c->live.n;
+		if (s->ctx == NULL && !c->synced && !c->removed)
+			snprintf(c->st.why, sizeof(c->st.why), "not connected");
+		else
+			snprintf(c->st.why, sizeof(c->st.why), "%s", c->why);
 		snprintf(c->st.last_id, sizeof(c->st.last_id), "%s", c->last_id);
 	}
 }
@@ -1655,7 +2080,7 @@ bool
 mg_kv_sync_all_synced(const struct mg_kv_sync *s)
 {
 	for (size_t i = 0; i < s->n; i++)
-		if (!s->c[i].synced)
+		if (!s->c[i].synced && !s->c[i].removed)
 			return false;
 	return true;
 }
@@ -1691,8 +2116,9 @@ mg_kv_sync_initial(struct mg_kv_sync *s, unsigned timeout_ms, uint32_t **changed
 		if (t >= deadline) {
 			size_t off = 0;
 			char msg[sizeof(err->msg)];
+			msg[0] = '\0';
 			for (size_t i = 0; i < s->n && off < sizeof(msg); i++)
-				if (!s->c[i].synced)
+				if (!s->c[i].synced && !s->c[i].removed)
 					off += (size_t)snprintf(
 					        msg + off, sizeof(msg) - off, "%s%s: %s",
 					        off ? "; " : "", s->c[i].name,
@@ -1755,30 +2181,137 @@ mg_kv_sync_rebind(struct mg_kv_sync *s, struct mg_identity_table *ids, struct mg
 }
 
 void
-mg_kv_sync_request_resync(struct mg_kv_sync *s)
+mg_kv_sync_request_resync(struct mg_kv_sync *s, enum mg_kv_resync_cause cause)
 {
-	for (size_t i = 0; i < s->n; i++)
-		s->c[i].need_resync = true;
+	if ((unsigned)cause >= MG_KV_RESYNC_N)
+		cause = MG_KV_RESYNC_OPERATOR;
+	for (size_t i = 0; i < s->n; i++) {
+		struct cl *c = &s->c[i];
+		if (c->removed)
+			continue; /* back when its marker goes, not before */
+		if (!c->need_resync)
+			c->st.resyncs[cause]++;
+		c->need_resync = true;
+		c->cause = cause;
+	}
 	s->next_verify_ms = 0;
 	/* The last batch may have been discarded: re-stage what it changed. */
 	s->repair = true;
+}
+
+int
+mg_kv_sync_reconfigure(struct mg_kv_sync *s, const struct mg_kv_sync_params *p, uint32_t **changed,
+                       size_t *n_changed, struct mg_error *err)
+{
+	struct cl *nc = NULL;
+	size_t *norder = NULL;
+	int rc;
+
+	if (p == NULL)
+		return -EINVAL;
+	if ((rc = clusters_check(p, 0, err)) < 0)
+		return rc;
+	if (p->n_clusters > 0 && ((nc = calloc(p->n_clusters, sizeof(*nc))) == NULL ||
+	                          (norder = calloc(p->n_clusters, sizeof(*norder))) == NULL)) {
+		free(nc);
+		mg_error_set(err, NULL, 0, 0, "kv sync: out of memory");
+		return -ENOMEM;
+	}
+	s->changed = changed;
+	s->n_changed = n_changed;
+	s->cap_changed = changed && *changed ? *n_changed : 0;
+	if ((rc = batch_begin(s)) < 0)
+		goto out;
+	/* Clusters that left: everything they held goes, in this batch. */
+	for (size_t i = 0; i < s->n; i++) {
+		struct cl *c = &s->c[i];
+		bool stays = false;
+		for (size_t j = 0; j < p->n_clusters && !stays; j++)
+			stays = strcmp(p->clusters[j].name, c->name) == 0;
+		if (stays)
+			continue;
+		MG_INFO("kv sync: %s left the configuration: removing its state (%zu entries)",
+		        c->name, c->live.n);
+		if ((rc = remove_state(s, c)) < 0) {
+			mg_error_set(err, NULL, 0, 0, "kv sync: removing cluster %s: %s", c->name,
+			             strerror(-rc));
+			goto out;
+		}
+	}
+	/* The new list: kept clusters move over with their copies. */
+	for (size_t j = 0; j < p->n_clusters; j++) {
+		const struct mg_kv_sync_cluster_params *cp = &p->clusters[j];
+		struct cl *old = NULL;
+		for (size_t i = 0; i < s->n && old == NULL; i++)
+			if (strcmp(s->c[i].name, cp->name) == 0)
+				old = &s->c[i];
+		norder[j] = j;
+		if (old == NULL) {
+			cl_init(&nc[j], cp);
+			continue;
+		}
+		nc[j] = *old;
+		memset(&old->live, 0, sizeof(old->live));
+		if (nc[j].local != cp->local || nc[j].want_id != cp->id) {
+			nc[j].local = cp->local;
+			nc[j].want_id = cp->id;
+			if (nc[j].synced)
+				mark(&nc[j], MG_KV_RESYNC_CONFIG);
+		}
+	}
+	for (size_t i = 0; i < s->n; i++)
+		rmap_clear(&s->c[i].live);
+	free(s->c);
+	free(s->order);
+	s->c = nc;
+	s->order = norder;
+	s->n = p->n_clusters;
+	nc = NULL;
+	norder = NULL;
+	s->p.max_delete_share = p->max_delete_share > 0 ? p->max_delete_share : 0.5;
+	s->p.removal_grace_ms = p->removal_grace_ms;
+	s->next_verify_ms = 0; /* new clusters start at the next poll */
+	sort_order(s);
+	update_stats(s);
+	rc = 0;
+out:
+	free(nc);
+	free(norder);
+	changed_dedupe(s);
+	s->changed = NULL;
+	return rc;
 }
 
 /* XREAD BLOCK over the synced clusters' logs and apply the batch. */
 static int
 tail(struct mg_kv_sync *s)
 {
-	const char *argv[6 + 2 * MG_KV_SYNC_MAX_CLUSTERS];
-	size_t idx[MG_KV_SYNC_MAX_CLUSTERS], m = 0;
+	const char **argv = NULL;
+	size_t *idx = NULL, m = 0;
 	char count[16], block[16];
 	int argc = 0, applied = 0;
 
-	for (size_t i = 0; i < s->n; i++)
-		if (s->c[i].synced && !s->c[i].need_resync)
-			idx[m++] = i;
+	for (size_t i = 0; i < s->n; i++) {
+		const struct cl *c = &s->c[i];
+		if (c->synced && !c->need_resync && c->stale == MG_KV_STALE_NONE)
+			m++;
+	}
 	if (m == 0) {
 		sleep_ms(s->p.block_ms);
 		return 0;
+	}
+	argv = malloc((6 + 2 * m) * sizeof(*argv));
+	idx = malloc(m * sizeof(*idx));
+	if (argv == NULL || idx == NULL) {
+		free(argv);
+		free(idx);
+		return -ENOMEM;
+	}
+	m = 0;
+	for (size_t i = 0; i < s->n; i++) {
+		const struct cl *c = &s->c[i];
+		if (c->synced && !c->need_resync && c->stale == MG_KV_STALE_NONE)
+			idx[m++] = i;
 	}
 	snprintf(count, sizeof(count), "%u", s->p.read_count);
 	snprintf(block, sizeof(block), "%u", s->p.block_ms);
@@ -1793,15 +2326,19 @@ tail(struct mg_kv_sync *s)
 	for (size_t i = 0; i < m; i++)
 		argv[argc++] = s->c[idx[i]].last_id;
 	redisReply *r = cmd(s, argc, argv);
-	if (r == NULL)
+	free(argv);
+	if (r == NULL) {
+		free(idx);
 		return -ENOTCONN;
+	}
 	int rc = 0;
 	for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements && rc >= 0; i++) {
 		const redisReply *st = r->element[i];
-		if (st->type != REDIS_REPLY_ARRAY || st->elements != 2)
+		if (st->type != REDIS_REPLY_ARRAY || st->elements != 2 ||
+		    st->element[0]->type != REDIS_REPLY_STRING)
 			continue;
 		struct cl *c = NULL;
-		for (size_t j = 0; j < m; j++)
+		for (size_t j = 0; j < m && c == NULL; j++)
 			if (strcmp(s->c[idx[j]].log_key, st->element[0]->str) == 0)
 				c = &s->c[idx[j]];
 		if (c == NULL)
@@ -1809,7 +2346,8 @@ tail(struct mg_kv_sync *s)
 		const redisReply *es = st->element[1];
 		for (size_t k = 0; es->type == REDIS_REPLY_ARRAY && k < es->elements; k++) {
 			const redisReply *e = es->element[k];
-			if (e->type != REDIS_REPLY_ARRAY || e->elements != 2)
+			if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+			    e->element[0]->type != REDIS_REPLY_STRING)
 				continue;
 			rc = log_entry_to_shadow(s, c, NULL, e->element[1]);
 			if (rc < 0)
@@ -1820,6 +2358,7 @@ tail(struct mg_kv_sync *s)
 			applied++;
 		}
 	}
+	free(idx);
 	freeReplyObject(r);
 	return rc < 0 ? rc : applied;
 }

@@ -5,11 +5,16 @@
  * layout, docs/kvstore.md) into the gateway's identity table and ipcache,
  * then follows the changes through each cluster's log stream.
  *
- * Protocol (per cluster; ARCHITECTURE.md §6, "Reader"):
- *  1. GET cilium/cluster-config/<cluster>. A missing config means the
- *     cluster is absent (or was removed). With syncedCanaries, wait for
+ * Protocol (per cluster; docs/kvstore.md, "Sync protocol"):
+ *  1. GET cilium/cluster-config/<cluster>. With syncedCanaries, wait for
  *     cilium/synced/<cluster>/<prefix> of both prefixes before trusting a
  *     scan: mg_kv_sync_initial retries with backoff until its timeout.
+ *     A config that does not decode, names another id than the one the
+ *     gateway expects (params id), another maxConnectedClusters than the
+ *     identity table's mode, an id another configured cluster already
+ *     has, or the single-cluster layout (cilium/state/...) that another
+ *     configured cluster reads already, is refused: the cluster is not
+ *     synced (or stays stale, below) until it is fixed.
  *  2. Note the epoch (meshgate/epoch/<cluster>) and the log's
  *     last-generated-id (XINFO STREAM), SCAN the identity and ip prefixes
  *     in one walk of the keyspace (the cilium/cache/... ones for clusters
@@ -22,29 +27,44 @@
  *  3. Apply: diff the shadow against the cluster's live copy and apply
  *     the differences as one step: identity puts, ipcache puts/dels
  *     staged (NOT committed, see "Publishing" below), identity deletions.
- *     A resync that
- *     would delete more than max_delete_share of a cluster's entries is
- *     refused (counted; the live copy stays, the resync is retried at the
- *     next verification) unless the cluster's config is gone (the cluster
- *     was removed).
+ *     Every resync that would delete more than max_delete_share of a
+ *     cluster's entries is refused (counted; the live copy stays, the
+ *     resync is retried at the next verification), the local cluster's
+ *     included.
  *  4. Tail: XREAD BLOCK on the logs of all synced clusters from their last
  *     ids; each poll applies what arrived as one batch.
  *  5. Faults: a connection error keeps the tables as they are
  *     (fail-static; stats say disconnected) and reconnects with
  *     exponential backoff and jitter. After a reconnect, and every
- *     verify_ms while connected, each cluster is verified: a changed epoch,
- *     a log trimmed past the noted id (XINFO STREAM: entries-added minus
- *     length exceeds the entries this client has accounted for, or
- *     max-deleted-entry-id > noted id: an unread entry is gone), a
- *     removed cluster config, or a changed
+ *     verify_ms while connected, every cluster is verified in one
+ *     pipelined round: a changed epoch, a log trimmed past the noted id
+ *     (XINFO STREAM: entries-added minus length exceeds the entries this
+ *     client has accounted for, or max-deleted-entry-id > noted id: an
+ *     unread entry is gone), a changed cluster config, or a changed
  *     server replication id (INFO replication master_replid: a failover
  *     or restart may have lost acknowledged writes) forces a full resync,
  *     counted by cause.
- *  6. Validation: a value the kv model decoders refuse, or whose prefix
- *     differs from its key's, is rejected and counted (parse); a remote
- *     cluster's identity >= 256 outside its range
+ *  6. Lost data is never a removal (fail-static). A missing cluster
+ *     config (DEL, FLUSHALL, a server restarted empty, a replica promoted
+ *     with nothing in it) leaves the cluster's state as it is: the
+ *     cluster is *stale* (stats: stale, why, since when) and no longer
+ *     tailed; when the config is back it is resynced (cause "config"),
+ *     under the mass-delete guard. A cluster's state goes away only when
+ *     the cluster leaves the configuration (mg_kv_sync_reconfigure), or
+ *     when its removal marker meshgate/removed/<cluster> has been present
+ *     for removal_grace_ms (what a replicator draining the cluster
+ *     writes); the marker going away before that cancels the removal.
+ *  7. Validation: a value the kv model decoders refuse, or whose prefix
+ *     differs from its key's, is rejected and counted (parse); an
+ *     identity of 256 or more outside the cluster's range
  *     (mg_identity_cluster_range) is rejected and counted (range), for
- *     identity keys and ipcache entries alike; a remote entry with the
+ *     identity keys and ipcache entries alike and for every cluster, the
+ *     local one included; local-scope identities (bit 24: the CIDR
+ *     identities of one cluster's agents) are accepted only as the local
+ *     cluster's ipcache entries, never as identity keys; an identity
+ *     whose k8s:io.cilium.k8s.policy.cluster label names another cluster,
+ *     or a remote identity without that label, is rejected and counted
+ *     (cluster), as Cilium does; a remote cluster's entry with the
  *     `host` identity (1) becomes remote-node (6). Nothing else is lost.
  *
  * Conflicts: the same prefix held by two clusters. Each cluster keeps its
@@ -100,11 +120,16 @@
 
 #include "mg_kvstore.h"
 
-#define MG_KV_SYNC_MAX_CLUSTERS 64
+/* As many clusters as Cilium's mesh holds (maxConnectedClusters 511). */
+#define MG_KV_SYNC_MAX_CLUSTERS 511
 
 struct mg_kv_sync_cluster_params {
 	const char *name; /**< cluster name (mg_kv_cluster_name_valid) */
-	bool local;       /**< the gateway's own cluster: wins conflicts, no range check */
+	bool local;       /**< the gateway's own cluster: wins conflicts */
+	/** The cluster id the gateway expects (the local cluster's cluster.id),
+	 *  or 0 for whatever the cluster config says. A config with another
+	 *  id is refused. */
+	unsigned id;
 };
 
 struct mg_kv_sync_params {
@@ -112,7 +137,7 @@ struct mg_kv_sync_params {
 	const char *url;
 	const char *user;     /**< ACL user, or NULL (legacy AUTH <password>) */
 	const char *password; /**< NULL or "" for no AUTH */
-	size_t n_clusters;
+	size_t n_clusters;    /**< 1 to MG_KV_SYNC_MAX_CLUSTERS */
 	const struct mg_kv_sync_cluster_params *clusters;
 	unsigned block_ms;       /**< XREAD BLOCK per poll (0: 100) */
 	unsigned connect_ms;     /**< connect timeout (0: 2000) */
@@ -121,6 +146,13 @@ struct mg_kv_sync_params {
 	unsigned backoff_max_ms; /**< reconnect backoff cap (0: 5000) */
 	/** Largest share (0..1] of a cluster's entries a resync may delete (0: 0.5). */
 	double max_delete_share;
+	/**
+	 * How long a cluster's removal marker (meshgate/removed/<cluster>)
+	 * must stay before the cluster's state is removed, in ms. 0: at the
+	 * first verification that sees it. (The daemon's default is 3 min,
+	 * kvstore.removal_grace, as Cilium's KVStoreMesh drain waits.)
+	 */
+	unsigned removal_grace_ms;
 	unsigned read_count; /**< XREAD COUNT per poll (0: 1000) */
 	/**
 	 * Base layer (optional): the daemon's own entry for exactly the prefix
@@ -142,26 +174,57 @@ enum mg_kv_resync_cause {
 	MG_KV_RESYNC_TRIMMED,
 	MG_KV_RESYNC_REPLID,
 	MG_KV_RESYNC_RECONNECT, /**< reconnected while the cluster was not yet synced */
+	MG_KV_RESYNC_CONFIG,   /**< the cluster config changed, or came back after it was missing */
+	MG_KV_RESYNC_OPERATOR, /**< asked for (meshgatectl sync resync) */
+	MG_KV_RESYNC_REPAIR,   /**< the caller could not publish a batch (see "Publishing") */
 	MG_KV_RESYNC_N,
 };
 
-/** Name of a cause ("epoch", "trimmed", "replid", "reconnect"). */
+/** Name of a cause ("epoch", "trimmed", "replid", "reconnect", "config", "operator", "repair"). */
 const char *mg_kv_resync_cause_name(enum mg_kv_resync_cause c);
+
+/**
+ * Why a cluster's state may be out of date (stats.stale). The state is
+ * kept as it was (fail-static) while any of these holds.
+ */
+enum mg_kv_stale_reason {
+	MG_KV_STALE_NONE,
+	MG_KV_STALE_DISCONNECTED, /**< the Redis connection is down */
+	MG_KV_STALE_NO_CONFIG,    /**< the cluster config key is missing (data lost?) */
+	MG_KV_STALE_BAD_CONFIG,   /**< the cluster config is refused (see "Protocol" 1) */
+	MG_KV_STALE_CANARIES,     /**< a resync waits for the synced canaries */
+	MG_KV_STALE_REFUSED,      /**< a resync was refused by the mass-delete guard */
+	MG_KV_STALE_N,
+};
+
+/** Name of a reason ("", "disconnected", "config-missing", "config-refused",
+ *  "canaries-missing", "mass-delete-refused"). */
+const char *mg_kv_stale_reason_name(enum mg_kv_stale_reason r);
 
 struct mg_kv_sync_stats {
 	char name[MG_KV_CLUSTER_NAME_MAX + 1];
 	unsigned cluster_id; /**< from the cluster config, 0 until read */
 	bool connected;      /**< the connection is up (same for every cluster) */
 	bool present;        /**< the cluster config exists */
-	bool synced;         /**< initial sync done and tailing */
+	bool synced;         /**< holds a full copy (initial sync done), tailed unless stale */
 	bool refused;        /**< the last resync was refused (mass delete) */
-	char last_id[48];    /**< log position */
-	uint64_t entries;    /**< identities + ipcache entries held for the cluster */
-	uint64_t events;     /**< log entries applied while tailing */
+	bool stale;          /**< the copy may be out of date; kept as it is */
+	enum mg_kv_stale_reason stale_reason;
+	uint64_t stale_since; /**< Unix time (s) the cluster became stale, 0 when not */
+	bool removing;        /**< the removal marker is there; the state goes at removal_at */
+	uint64_t removal_at;  /**< Unix time (s) of the removal, 0 when none is due */
+	bool removed;         /**< removed by its marker: holds nothing */
+	uint64_t removals;    /**< removals by marker carried out */
+	char why[160];        /**< what the last sync attempt or verification found, "" when fine */
+	char last_id[48];     /**< log position */
+	uint64_t entries;     /**< identities + ipcache entries held for the cluster */
+	uint64_t events;      /**< log entries applied while tailing */
 	uint64_t resyncs[MG_KV_RESYNC_N];
 	uint64_t full_syncs; /**< full syncs published (initial included) */
 	uint64_t rejected_range;
 	uint64_t rejected_parse;
+	/** Identities whose cluster label names another cluster (or a remote one without it). */
+	uint64_t rejected_cluster;
 	uint64_t conflicts;
 	/** A named port given two numbers (same protocol) for one identity; see "Named ports". */
 	uint64_t named_port_conflicts;
@@ -223,19 +286,37 @@ int mg_kv_sync_rebind(struct mg_kv_sync *s, struct mg_identity_table *ids, struc
                       bool publish);
 
 /**
- * Force a full resync of every cluster at the next poll (operator
- * command), and make that poll re-stage everything the client holds (see
- * "Publishing"): call it after discarding a batch the caller could not
- * publish.
+ * Force a full resync of every cluster at the next poll, counted under
+ * @p cause (MG_KV_RESYNC_OPERATOR for an operator's command), and make
+ * that poll re-stage everything the client holds (see "Publishing"):
+ * call it with MG_KV_RESYNC_REPAIR after discarding a batch the caller
+ * could not publish. Removed and stale clusters are resynced too (a
+ * stale one only once its config is back).
  */
-void mg_kv_sync_request_resync(struct mg_kv_sync *s);
+void mg_kv_sync_request_resync(struct mg_kv_sync *s, enum mg_kv_resync_cause cause);
+
+/**
+ * Apply a reload's settings: the cluster list, max_delete_share and
+ * removal_grace_ms of @p p (the connection settings, url, user and
+ * password, are the ones given at creation; the rest of @p p is
+ * ignored). Clusters that left the list are removed now, as one batch
+ * left staged like a poll's (their entries staged as deletions, their
+ * identities gone from the table, their ids appended to *@p changed: the
+ * caller publishes it with the derived policy, see "Publishing");
+ * clusters that joined are synced from the next poll on; a cluster that
+ * stays keeps its copy (resynced when its local flag or expected id
+ * changed). Stats indices follow the new list.
+ * @return 0, -EINVAL (@p err says why; nothing changed), -ENOMEM.
+ */
+int mg_kv_sync_reconfigure(struct mg_kv_sync *s, const struct mg_kv_sync_params *p,
+                           uint32_t **changed, size_t *n_changed, struct mg_error *err);
 
 size_t mg_kv_sync_n_clusters(const struct mg_kv_sync *s);
 
 /** Stats of cluster @p i (configuration order). 0 or -EINVAL. */
 int mg_kv_sync_stats(const struct mg_kv_sync *s, size_t i, struct mg_kv_sync_stats *out);
 
-/** True when every cluster has finished its initial sync. */
+/** True when every cluster has finished its initial sync (or was removed by its marker). */
 bool mg_kv_sync_all_synced(const struct mg_kv_sync *s);
 
 #endif /* MG_KV_SYNC_H */

@@ -54,6 +54,10 @@ struct mg_kv_writer {
 	struct kv_inflight inflight[MG_KV_WRITER_PIPELINE];
 	unsigned head, n_inflight;
 	char cluster[MG_KV_CLUSTER_NAME_MAX + 1];
+	/* Where the cluster's keys go: cilium/cache/.../<cluster>/ (the
+	 * per-cluster layout), or cilium/state/... (this Redis holds this one
+	 * cluster alone, as its clustermesh-apiserver's etcd does). */
+	enum mg_kv_scope scope;
 	char log[MG_KV_KEY_MAX];
 	char epoch[MG_KV_KEY_MAX];
 	char maxlen[16];
@@ -338,6 +342,7 @@ mg_kv_writer_open(const struct mg_kv_writer_opts *o, struct mg_error *err)
 		goto err;
 	}
 	snprintf(w->cluster, sizeof(w->cluster), "%s", o->cluster);
+	w->scope = o->single_cluster ? MG_KV_SCOPE_STATE : MG_KV_SCOPE_CACHE;
 	mg_kv_log_key(w->log, sizeof(w->log), o->cluster);
 	mg_kv_epoch_key(w->epoch, sizeof(w->epoch), o->cluster);
 	snprintf(w->maxlen, sizeof(w->maxlen), "%u",
@@ -685,26 +690,38 @@ mg_kv_writer_del(struct mg_kv_writer *w, const char *key, struct mg_error *err)
 
 /* Key and canonical value of an identity; *@p val is free()d by the caller. */
 static int
-kv_identity_kv(uint32_t id, const char *labels, char *key, char **val, struct mg_error *err)
+kv_identity_kv(const struct mg_kv_writer *w, uint32_t id, const char *labels, char *key, char **val,
+               struct mg_error *err)
 {
 	struct mg_labels ls = MG_LABELS_INIT;
 	int rc;
 
-	if (mg_kv_identity_key(key, MG_KV_KEY_MAX, MG_KV_SCOPE_STATE, NULL, id) < 0) {
+	if (mg_kv_identity_key(key, MG_KV_KEY_MAX, w->scope, w->cluster, id) < 0) {
 		mg_error_set(err, NULL, 0, 0, "invalid identity %u", id);
 		return -EINVAL;
 	}
-	rc = mg_kv_identity_value_decode(labels, strlen(labels), &ls, err);
+	if (labels[0] == '\0') {
+		mg_error_set(err, NULL, 0, 0, "identity %u: no labels", id);
+		return -EINVAL;
+	}
+	rc = mg_labels_parse(&ls, labels, err);
 	if (rc < 0)
 		return rc;
-	/* Store the canonical (sorted) form so equal sets compare equal. */
+	/* Store the canonical (sorted) form so equal sets compare equal;
+	 * what readers would refuse is refused here already. */
 	*val = mg_labels_format(&ls);
 	mg_labels_clear(&ls);
 	if (*val == NULL) {
 		mg_error_set(err, NULL, 0, 0, "out of memory");
 		return -ENOMEM;
 	}
-	return 0;
+	rc = mg_kv_identity_value_decode(*val, strlen(*val), &ls, err);
+	mg_labels_clear(&ls);
+	if (rc < 0) {
+		free(*val);
+		*val = NULL;
+	}
+	return rc;
 }
 
 int
@@ -715,7 +732,7 @@ mg_kv_writer_put_identity(struct mg_kv_writer *w, uint32_t id, const char *label
 	char *val;
 	int rc;
 
-	rc = kv_identity_kv(id, labels, key, &val, err);
+	rc = kv_identity_kv(w, id, labels, key, &val, err);
 	if (rc < 0)
 		return rc;
 	rc = mg_kv_writer_put(w, key, val, err);
@@ -731,7 +748,7 @@ mg_kv_writer_queue_identity(struct mg_kv_writer *w, uint32_t id, const char *lab
 	char *val;
 	int rc;
 
-	rc = kv_identity_kv(id, labels, key, &val, err);
+	rc = kv_identity_kv(w, id, labels, key, &val, err);
 	if (rc < 0)
 		return rc;
 	rc = mg_kv_writer_queue_put(w, key, val, c, err);
@@ -744,7 +761,7 @@ mg_kv_writer_del_identity(struct mg_kv_writer *w, uint32_t id, struct mg_error *
 {
 	char key[MG_KV_KEY_MAX];
 
-	if (mg_kv_identity_key(key, sizeof(key), MG_KV_SCOPE_STATE, NULL, id) < 0) {
+	if (mg_kv_identity_key(key, sizeof(key), w->scope, w->cluster, id) < 0) {
 		mg_error_set(err, NULL, 0, 0, "invalid identity %u", id);
 		return -EINVAL;
 	}
@@ -753,12 +770,12 @@ mg_kv_writer_del_identity(struct mg_kv_writer *w, uint32_t id, struct mg_error *
 
 /* Key and JSON value of an ipcache entry; *@p val is free()d by the caller. */
 static int
-kv_ip_kv(const struct mg_kv_ip_pair *p, char *key, char **val, struct mg_error *err)
+kv_ip_kv(const struct mg_kv_writer *w, const struct mg_kv_ip_pair *p, char *key, char **val,
+         struct mg_error *err)
 {
 	int rc;
 
-	if (mg_kv_ip_key(key, MG_KV_KEY_MAX, MG_KV_SCOPE_STATE, NULL, &p->prefix, p->host_route) <
-	    0) {
+	if (mg_kv_ip_key(key, MG_KV_KEY_MAX, w->scope, w->cluster, &p->prefix, p->host_route) < 0) {
 		mg_error_set(err, NULL, 0, 0, "invalid prefix");
 		return -EINVAL;
 	}
@@ -778,7 +795,7 @@ mg_kv_writer_put_ip(struct mg_kv_writer *w, const struct mg_kv_ip_pair *p, struc
 	char *val;
 	int rc;
 
-	rc = kv_ip_kv(p, key, &val, err);
+	rc = kv_ip_kv(w, p, key, &val, err);
 	if (rc < 0)
 		return rc;
 	rc = mg_kv_writer_put(w, key, val, err);
@@ -794,7 +811,7 @@ mg_kv_writer_queue_ip(struct mg_kv_writer *w, const struct mg_kv_ip_pair *p,
 	char *val;
 	int rc;
 
-	rc = kv_ip_kv(p, key, &val, err);
+	rc = kv_ip_kv(w, p, key, &val, err);
 	if (rc < 0)
 		return rc;
 	rc = mg_kv_writer_queue_put(w, key, val, c, err);
@@ -808,7 +825,7 @@ mg_kv_writer_del_ip(struct mg_kv_writer *w, const struct mg_ipcache_entry *e, bo
 {
 	char key[MG_KV_KEY_MAX];
 
-	if (mg_kv_ip_key(key, sizeof(key), MG_KV_SCOPE_STATE, NULL, e, host_route) < 0) {
+	if (mg_kv_ip_key(key, sizeof(key), w->scope, w->cluster, e, host_route) < 0) {
 		mg_error_set(err, NULL, 0, 0, "invalid prefix");
 		return -EINVAL;
 	}
@@ -838,7 +855,9 @@ mg_kv_writer_cluster_config(struct mg_kv_writer *w, const struct mg_kv_cluster_c
 int
 mg_kv_writer_canaries(struct mg_kv_writer *w, struct mg_error *err)
 {
-	static const char *const prefixes[] = {MG_KV_STATE_IDENTITIES, MG_KV_STATE_IP};
+	const char *const prefixes[] = {
+	        w->scope == MG_KV_SCOPE_CACHE ? MG_KV_CACHE_IDENTITIES : MG_KV_STATE_IDENTITIES,
+	        w->scope == MG_KV_SCOPE_CACHE ? MG_KV_CACHE_IP : MG_KV_STATE_IP};
 	char key[MG_KV_KEY_MAX], now[40];
 	struct timespec ts;
 	struct tm tm;
@@ -859,30 +878,39 @@ mg_kv_writer_canaries(struct mg_kv_writer *w, struct mg_error *err)
 	return 0;
 }
 
+/* A key of the writer's cluster, in its layout. */
 static bool
-kv_state_key(const char *key)
+kv_own_key(const struct mg_kv_writer *w, const char *key)
 {
 	struct mg_ipcache_entry e;
 	uint32_t id;
 	bool host;
 
-	return mg_kv_identity_key_parse(key, MG_KV_SCOPE_STATE, NULL, &id) == 0 ||
-	       mg_kv_ip_key_parse(key, MG_KV_SCOPE_STATE, NULL, &e, &host) == 0;
+	return mg_kv_identity_key_parse(key, w->scope, w->cluster, &id) == 0 ||
+	       mg_kv_ip_key_parse(key, w->scope, w->cluster, &e, &host) == 0;
 }
 
 int
 mg_kv_writer_prune(struct mg_kv_writer *w, bool (*keep)(const char *key, void *arg), void *arg,
                    struct mg_error *err)
 {
-	static const char *const patterns[] = {MG_KV_STATE_IDENTITIES "/id/*",
-	                                       MG_KV_STATE_IP "/" MG_KV_IP_NAMESPACE "/*"};
+	char patterns[2][MG_KV_KEY_MAX];
 	struct mg_kv_batch_counts c = {0};
 	char cursor[32];
 	redisReply *r;
 	size_t p, i;
 	int rc = 0;
 
-	for (p = 0; p < sizeof(patterns) / sizeof(patterns[0]); p++) {
+	if (w->scope == MG_KV_SCOPE_CACHE) {
+		snprintf(patterns[0], sizeof(patterns[0]), MG_KV_CACHE_IDENTITIES "/%s/id/*",
+		         w->cluster);
+		snprintf(patterns[1], sizeof(patterns[1]), MG_KV_CACHE_IP "/%s/*", w->cluster);
+	} else {
+		snprintf(patterns[0], sizeof(patterns[0]), MG_KV_STATE_IDENTITIES "/id/*");
+		snprintf(patterns[1], sizeof(patterns[1]),
+		         MG_KV_STATE_IP "/" MG_KV_IP_NAMESPACE "/*");
+	}
+	for (p = 0; p < 2; p++) {
 		snprintf(cursor, sizeof(cursor), "0");
 		do {
 			const char *argv[6] = {"SCAN",      cursor,  "MATCH",
@@ -904,7 +932,7 @@ mg_kv_writer_prune(struct mg_kv_writer *w, bool (*keep)(const char *key, void *a
 			for (i = 0; i < r->element[1]->elements; i++) {
 				const char *key = r->element[1]->element[i]->str;
 
-				if (key == NULL || !kv_state_key(key) || keep(key, arg))
+				if (key == NULL || !kv_own_key(w, key) || keep(key, arg))
 					continue;
 				/* Sent in batches; the next SCAN flushes them first. */
 				rc = mg_kv_writer_queue_del(w, key, &c, err);
@@ -918,4 +946,82 @@ mg_kv_writer_prune(struct mg_kv_writer *w, bool (*keep)(const char *key, void *a
 	}
 	rc = mg_kv_writer_flush(w, err);
 	return rc < 0 ? rc : (int)c.written;
+}
+
+int
+mg_kv_writer_check_layout(struct mg_kv_writer *w, struct mg_error *err)
+{
+	const char *pfx = MG_KV_CLUSTER_CONFIG "/";
+	char cursor[32] = "0", pattern[MG_KV_KEY_MAX];
+	redisReply *r;
+	int rc = 0;
+
+	snprintf(pattern, sizeof(pattern), "%s*", pfx);
+	do {
+		const char *argv[6] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"};
+
+		r = kv_cmd(w, "SCAN", &rc, err, 6, argv);
+		if (r == NULL)
+			return rc;
+		if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+		    r->element[0]->type != REDIS_REPLY_STRING ||
+		    r->element[1]->type != REDIS_REPLY_ARRAY) {
+			freeReplyObject(r);
+			mg_error_set(err, NULL, 0, 0, "redis SCAN: unexpected reply");
+			return -EPROTO;
+		}
+		snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+		for (size_t i = 0; i < r->element[1]->elements && rc == 0; i++) {
+			const redisReply *k = r->element[1]->element[i];
+			const char *name;
+			const char *gargv[2];
+			struct mg_kv_cluster_config cc;
+			struct mg_error scratch;
+			redisReply *v;
+			bool mine;
+
+			if (k->type != REDIS_REPLY_STRING)
+				continue;
+			name = k->str + strlen(pfx);
+			if (!mg_kv_cluster_name_valid(name))
+				continue;
+			mine = strcmp(name, w->cluster) == 0;
+			gargv[0] = "GET";
+			gargv[1] = k->str;
+			v = kv_cmd(w, "GET", &rc, err, 2, gargv);
+			if (v == NULL)
+				break;
+			if (v->type == REDIS_REPLY_STRING &&
+			    mg_kv_cluster_config_decode(v->str, v->len, &cc, &scratch) == 0) {
+				if (mine && cc.cached != (w->scope == MG_KV_SCOPE_CACHE)) {
+					mg_error_set(err, NULL, 0, 0,
+					             "cluster %s is stored in the %s layout of "
+					             "this Redis "
+					             "(%s); %s, or remove the cluster's keys first",
+					             name,
+					             cc.cached ? "per-cluster" : "single-cluster",
+					             cc.cached ? "cilium/cache/.../<cluster>/..."
+					                       : "cilium/state/...",
+					             cc.cached ? "leave out --single-cluster"
+					                       : "pass --single-cluster to write "
+					                         "it there");
+					rc = -EEXIST;
+				} else if (!mine && !cc.cached && w->scope == MG_KV_SCOPE_STATE) {
+					mg_error_set(
+					        err, NULL, 0, 0,
+					        "cluster %s holds the single-cluster layout of "
+					        "this "
+					        "Redis (cilium/state/..., whose keys do not name "
+					        "their cluster) already: one Redis holds one "
+					        "cluster there; write %s without --single-cluster "
+					        "(the per-cluster layout cilium/cache/.../%s/...)",
+					        name, w->cluster, w->cluster);
+					rc = -EEXIST;
+				}
+			}
+			freeReplyObject(v);
+		}
+		freeReplyObject(r);
+	} while (rc == 0 && strcmp(cursor, "0") != 0);
+	return rc;
 }

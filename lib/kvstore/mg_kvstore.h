@@ -36,6 +36,8 @@
 #define MG_KV_SYNCED "cilium/synced"
 #define MG_KV_LOG "meshgate/log"
 #define MG_KV_EPOCH "meshgate/epoch"
+/* A cluster being drained: its state goes after the readers' grace period. */
+#define MG_KV_REMOVED "meshgate/removed"
 /** Cilium's only ipcache address space name in the state prefix. */
 #define MG_KV_IP_NAMESPACE "default"
 
@@ -78,6 +80,8 @@ int mg_kv_cluster_config_key(char *buf, size_t size, const char *cluster);
 int mg_kv_synced_key(char *buf, size_t size, const char *cluster, const char *prefix);
 int mg_kv_log_key(char *buf, size_t size, const char *cluster);
 int mg_kv_epoch_key(char *buf, size_t size, const char *cluster);
+/** meshgate/removed/<cluster>: the removal marker (docs/kvstore.md, "Lifecycle"). */
+int mg_kv_removed_key(char *buf, size_t size, const char *cluster);
 
 /*
  * Key parsers: the inverse of the builders. @p cluster as above. Return 0,
@@ -93,10 +97,18 @@ int mg_kv_ip_key_parse(const char *key, enum mg_kv_scope scope, const char *clus
 /* ---- identity values ---- */
 
 /**
- * Decode an identity value (Cilium's label string) into empty @p ls. Unlike
- * mg_labels_parse(), an empty string and embedded NULs are errors: every
- * identity has at least one label. 0, -EINVAL with @p err set, -ENOMEM.
+ * Decode an identity value (Cilium's label string, as its SortedList
+ * writes it) into empty @p ls. Strict, unlike mg_labels_parse(): at most
+ * MG_KV_IDENTITY_VALUE_MAX bytes, at least one label, and every label
+ * "source:key=value;" with a source of at most MG_KV_LABEL_SOURCE_MAX
+ * characters and a key and a value of at most MG_KV_LABEL_PART_MAX each,
+ * each label once, no NUL byte. Anything else (a bare word, a missing
+ * ';', a label without source or '=') is not a label string.
+ * 0, -EINVAL with @p err set, -ENOMEM.
  */
+#define MG_KV_IDENTITY_VALUE_MAX 65536
+#define MG_KV_LABEL_SOURCE_MAX 64
+#define MG_KV_LABEL_PART_MAX 1024
 int mg_kv_identity_value_decode(const char *val, size_t len, struct mg_labels *ls,
                                 struct mg_error *err);
 
@@ -187,9 +199,17 @@ struct mg_kv_writer_opts {
 	const char *password_file; /**< read the password here (mode & 077 must be 0) */
 	const char *functions;     /**< meshgate.lua to FUNCTION LOAD REPLACE; NULL: skip */
 	const char *cluster;       /**< cluster whose keys are written (required) */
-	unsigned maxlen;           /**< log MAXLEN ~; 0: the default */
-	unsigned timeout_ms;       /**< connect and command timeout; 0: the default */
-	unsigned batch;            /**< changes per mg_batch call, 1..MG_KV_BATCH_MAX; 0: default */
+	/**
+	 * false (the default): the per-cluster layout, cilium/cache/{identities,
+	 * ip}/v1/<cluster>/..., with a cluster config that says cached, so one
+	 * Redis holds many clusters. true: Cilium's single-cluster layout,
+	 * cilium/state/..., whose keys do not name the cluster: only for a
+	 * Redis that holds this one cluster alone (mg_kv_writer_check_layout).
+	 */
+	bool single_cluster;
+	unsigned maxlen;     /**< log MAXLEN ~; 0: the default */
+	unsigned timeout_ms; /**< connect and command timeout; 0: the default */
+	unsigned batch;      /**< changes per mg_batch call, 1..MG_KV_BATCH_MAX; 0: default */
 };
 
 /** A Redis URL's parts; the strings point into the parsed string. */
@@ -222,17 +242,31 @@ void mg_kv_writer_close(struct mg_kv_writer *w);
  */
 int mg_kv_password_file_read(const char *path, char *buf, size_t size, struct mg_error *err);
 
+/**
+ * Check that the writer's layout fits this Redis before writing: refuse
+ * (-EEXIST, @p err says why and what to do) the single-cluster layout when
+ * another cluster's config says it holds that layout already, and either
+ * layout when this cluster's own config says the other one. 0, -EEXIST,
+ * or another negative errno (Redis errors).
+ */
+int mg_kv_writer_check_layout(struct mg_kv_writer *w, struct mg_error *err);
+
 /** Put @p value at @p key through mg_put: 1 written, 0 unchanged, or < 0. */
 int mg_kv_writer_put(struct mg_kv_writer *w, const char *key, const char *value,
                      struct mg_error *err);
 /** Delete @p key through mg_del: 1 deleted, 0 it did not exist, or < 0. */
 int mg_kv_writer_del(struct mg_kv_writer *w, const char *key, struct mg_error *err);
 
-/** State identity @p id with label string @p labels (validated): 1, 0 or < 0 as above. */
+/**
+ * State identity @p id with label string @p labels ("source:key=value"
+ * entries separated by ';', a missing source read as "unspec"), written
+ * in Cilium's canonical form, which must pass mg_kv_identity_value_decode:
+ * 1, 0 or < 0 as above.
+ */
 int mg_kv_writer_put_identity(struct mg_kv_writer *w, uint32_t id, const char *labels,
                               struct mg_error *err);
 int mg_kv_writer_del_identity(struct mg_kv_writer *w, uint32_t id, struct mg_error *err);
-/** State ipcache entry of @p p (key form from p->host_route): 1, 0 or < 0. */
+/** Ipcache entry of @p p (key form from p->host_route), in the writer's layout: 1, 0 or < 0. */
 int mg_kv_writer_put_ip(struct mg_kv_writer *w, const struct mg_kv_ip_pair *p,
                         struct mg_error *err);
 int mg_kv_writer_del_ip(struct mg_kv_writer *w, const struct mg_ipcache_entry *e, bool host_route,
@@ -282,14 +316,14 @@ int mg_kv_writer_cluster_config(struct mg_kv_writer *w, const struct mg_kv_clust
 
 /**
  * The canaries cilium/synced/<cluster>/<prefix> for the identities and ip
- * state prefixes, set to the current time (RFC 3339, UTC). Plain SET, not
+ * prefixes of the writer's layout, set to the current time (RFC 3339, UTC). Plain SET, not
  * logged: a canary says "a full copy was written", it is not data.
  */
 int mg_kv_writer_canaries(struct mg_kv_writer *w, struct mg_error *err);
 
 /**
- * SCAN the cluster's identity and ip state keys and delete (mg_del, in
- * batches) each one for which @p keep returns false. Keys under those prefixes that do
+ * SCAN the cluster's identity and ip keys (in the writer's layout) and
+ * delete (mg_del, in batches) each one for which @p keep returns false. Keys under those prefixes that do
  * not parse as identity/ip keys are left alone.
  * @return the number deleted, or < 0.
  */

@@ -83,7 +83,15 @@ mg_metrics_snapshot_add_kvstore(struct mg_metrics_snapshot *s, const struct mg_k
 	k->lag_ms = st->lag_ms;
 	k->rejected_range = st->rejected_range;
 	k->rejected_parse = st->rejected_parse;
+	k->rejected_cluster = st->rejected_cluster;
 	k->conflicts = st->conflicts;
+	k->removals = st->removals;
+	k->stale = st->stale;
+	k->removing = st->removing;
+	k->removed = st->removed;
+	k->stale_since = st->stale ? st->stale_since : 0;
+	k->removal_at = st->removing ? st->removal_at : 0;
+	k->stale_reason = st->stale ? (unsigned)st->stale_reason : 0;
 	k->mass_delete_refusals = st->mass_delete_refusals;
 	k->disconnects = st->disconnects;
 	return 0;
@@ -440,6 +448,16 @@ render_kvstore(const struct mg_metrics_snapshot *s, struct mg_metrics_buf *b)
 	         offsetof(struct mg_metrics_kvstore, mass_delete_refusals)},
 	        {"meshgate_kvstore_disconnects_total", "Connection losses seen.",
 	         MG_METRICS_COUNTER, offsetof(struct mg_metrics_kvstore, disconnects)},
+	        {"meshgate_kvstore_removals_total",
+	         "Removals of the cluster's state by its removal marker.", MG_METRICS_COUNTER,
+	         offsetof(struct mg_metrics_kvstore, removals)},
+	        {"meshgate_kvstore_stale_since_timestamp_seconds",
+	         "Unix time the cluster's state became stale; 0 while it is not.", MG_METRICS_GAUGE,
+	         offsetof(struct mg_metrics_kvstore, stale_since)},
+	        {"meshgate_kvstore_removal_timestamp_seconds",
+	         "Unix time the cluster's state is removed (its removal marker is there); 0 when "
+	         "no removal is due.",
+	         MG_METRICS_GAUGE, offsetof(struct mg_metrics_kvstore, removal_at)},
 	};
 	unsigned n =
 	        s->n_kvstore < MG_METRICS_MAX_CLUSTERS ? s->n_kvstore : MG_METRICS_MAX_CLUSTERS;
@@ -462,6 +480,20 @@ render_kvstore(const struct mg_metrics_snapshot *s, struct mg_metrics_buf *b)
 			mg_metrics_write_u64(b, f[j].name, L("cluster", s->kvstore[i].cluster), v);
 		}
 	}
+	FAMILY(b, "kvstore_stale", MG_METRICS_GAUGE,
+	       "1 while the cluster's last state is kept because it may be out of date "
+	       "(fail-static), by reason; 0 for the other reasons.");
+	for (i = 0; i < n; i++)
+		for (c = 1; c < MG_KV_STALE_N; c++)
+			U64(b, "kvstore_stale",
+			    L("cluster", s->kvstore[i].cluster, "reason",
+			      mg_kv_stale_reason_name((enum mg_kv_stale_reason)c)),
+			    s->kvstore[i].stale && s->kvstore[i].stale_reason == c);
+	FAMILY(b, "kvstore_removed", MG_METRICS_GAUGE,
+	       "1 once the cluster's state was removed by its removal marker.");
+	for (i = 0; i < n; i++)
+		U64(b, "kvstore_removed", L("cluster", s->kvstore[i].cluster),
+		    s->kvstore[i].removed);
 	FAMILY(b, "kvstore_resyncs_total", MG_METRICS_COUNTER, "Full resyncs forced, by cause.");
 	for (i = 0; i < n; i++)
 		for (c = 0; c < MG_KV_RESYNC_N; c++)
@@ -470,8 +502,12 @@ render_kvstore(const struct mg_metrics_snapshot *s, struct mg_metrics_buf *b)
 			      mg_kv_resync_cause_name((enum mg_kv_resync_cause)c)),
 			    s->kvstore[i].resyncs[c]);
 	FAMILY(b, "kvstore_rejected_total", MG_METRICS_COUNTER,
-	       "Values rejected: identity outside the cluster's range, or unparsable.");
+	       "Values rejected: identity outside the cluster's range, unparsable, or an identity "
+	       "of another cluster (its cluster label).");
 	for (i = 0; i < n; i++) {
+		U64(b, "kvstore_rejected_total",
+		    L("cluster", s->kvstore[i].cluster, "reason", "cluster"),
+		    s->kvstore[i].rejected_cluster);
 		U64(b, "kvstore_rejected_total",
 		    L("cluster", s->kvstore[i].cluster, "reason", "range"),
 		    s->kvstore[i].rejected_range);

@@ -35,7 +35,8 @@
 #include "mg_kv_sync.h"
 
 #define MG_METRICS_MAX_PORTS MG_DP_MAX_PORTS
-#define MG_METRICS_MAX_CLUSTERS 64
+/* Cilium's largest mesh (maxConnectedClusters 511) and the gateway's own. */
+#define MG_METRICS_MAX_CLUSTERS 512
 #define MG_METRICS_MAX_WORKERS 128
 /** Longest port or cluster name, NUL included (MG_CONFIG_NAME_MAX). */
 #define MG_METRICS_NAME_MAX 64
@@ -102,9 +103,17 @@ struct mg_metrics_kvstore {
 	uint64_t lag_ms;
 	uint64_t rejected_range;
 	uint64_t rejected_parse;
+	uint64_t rejected_cluster;
 	uint64_t conflicts;
 	uint64_t mass_delete_refusals;
 	uint64_t disconnects;
+	uint64_t removals;     /**< removals by the cluster's marker carried out */
+	bool stale;            /**< the state is kept as it was, maybe out of date */
+	bool removing;         /**< the removal marker is there */
+	bool removed;          /**< removed by its marker */
+	uint64_t stale_since;  /**< Unix time it became stale, 0 when not */
+	uint64_t removal_at;   /**< Unix time its state goes, 0 when no removal is due */
+	unsigned stale_reason; /**< enum mg_kv_stale_reason */
 };
 
 struct mg_metrics_worker {

@@ -32,6 +32,11 @@
 #include <rte_telemetry.h>
 
 #define KEY_MAX (MG_METRICS_NAME_MAX + 8)
+/* Entries of a listing that fit one reply (a dict holds 256; one is for
+ * "more", the count of those left out); a kvstore cluster's dict is
+ * large, so fewer of those fit the 16 KiB. */
+#define TEL_LIST_MAX (RTE_TEL_MAX_DICT_ENTRIES - 1)
+#define TEL_KV_LIST_MAX 16
 
 /* The output interface; every function returns 0 or a negative errno. */
 struct out {
@@ -324,8 +329,10 @@ cmd_identities(const struct out *o, void *d, const struct mg_metrics_snapshot *s
 
 	(void)params;
 	keys_of(keys, s->identities[0].cluster, sizeof(s->identities[0]), n);
-	for (unsigned i = 0; i < n; i++)
+	for (unsigned i = 0; i < n && i < TEL_LIST_MAX; i++)
 		TRY(o->u64(d, keys[i], s->identities[i].count));
+	if (n > TEL_LIST_MAX)
+		TRY(o->u64(d, "more", n - TEL_LIST_MAX));
 	return 0;
 }
 
@@ -390,6 +397,13 @@ kv_dict(const struct out *o, void *d, const struct mg_metrics_kvstore *k)
 	}
 	TRY(o->u64(d, "rejected_range", k->rejected_range));
 	TRY(o->u64(d, "rejected_parse", k->rejected_parse));
+	TRY(o->u64(d, "rejected_cluster", k->rejected_cluster));
+	TRY(o->u64(d, "stale", k->stale));
+	TRY(o->u64(d, "stale_since", k->stale_since));
+	TRY(o->u64(d, "removing", k->removing));
+	TRY(o->u64(d, "removal_at", k->removal_at));
+	TRY(o->u64(d, "removed", k->removed));
+	TRY(o->u64(d, "removals", k->removals));
 	TRY(o->u64(d, "lag_ms", k->lag_ms));
 	return 0;
 }
@@ -411,7 +425,8 @@ cmd_kvstore(const struct out *o, void *d, const struct mg_metrics_snapshot *s, c
 				return kv_dict(o, d, &s->kvstore[i]);
 		return -ENOENT;
 	}
-	for (i = 0; i < n; i++) {
+	/* Beyond what one reply holds: ask for a cluster by name. */
+	for (i = 0; i < n && i < TEL_KV_LIST_MAX; i++) {
 		void *sub = o->dict_new();
 
 		if (sub == NULL)
@@ -422,6 +437,8 @@ cmd_kvstore(const struct out *o, void *d, const struct mg_metrics_snapshot *s, c
 		}
 		TRY(o->dict_add(d, keys[i], sub));
 	}
+	if (n > TEL_KV_LIST_MAX)
+		TRY(o->u64(d, "more", n - TEL_KV_LIST_MAX));
 	return 0;
 }
 

@@ -60,7 +60,11 @@ CHECKS=(daemon_ready daemon_workers tcp4_allowed tcp4_denied_with_listener tcp4_
 KV_CHECKS=(kv_redis_up kv_import kv_synced_log
 	kv_put_ip_denies kv_put_ip_other_family_untouched kv_put_ip_back_allows kv_put_ip_restored_exact
 	kv_del_ip_denies kv_del_ip_back_allows kv_del_identity_denies kv_put_identity_allows
-	kv_sync_status kv_metrics stats_kvstore)
+	kv_sync_status kv_metrics
+	kv_config_deleted_stale kv_config_deleted_still_denied kv_config_deleted_still_allowed
+	kv_flushall_stale kv_flushall_still_denied kv_flushall_still_allowed
+	kv_flushall_status_says_stale kv_flushall_stale_metric kv_data_back_synced
+	kv_data_back_allowed kv_data_back_denied stats_kvstore)
 
 WORKERS=${MG_E2E_WORKERS:-1}
 case $WORKERS in
@@ -193,8 +197,9 @@ if [ "$SOURCE" = redis ]; then
 		fail kv_import "meshgatectl kv import: $out"
 		exit 1
 	fi
-	# Redis is now the only source: the daemon must not see the files.
-	rm "$CONF_DIR/identities.yaml" "$CONF_DIR/endpoints.yaml"
+	# Redis is now the only source: the daemon must not see the files
+	# (kept outside its folder for the import after the flush below).
+	mv "$CONF_DIR/identities.yaml" "$CONF_DIR/endpoints.yaml" "$MG_WORK/"
 	STATE_CONF="kvstore:
   redis: \"$REDIS_URL\"
   clusters: [cluster-a]
@@ -380,8 +385,8 @@ kv_step() {
 }
 
 if [ "$SOURCE" = redis ]; then
-	FRONT_KEY=cilium/state/ip/v1/default/10.99.0.1
-	FRONT_ID_KEY=cilium/state/identities/v1/id/65800
+	FRONT_KEY=cilium/cache/ip/v1/cluster-a/10.99.0.1
+	FRONT_ID_KEY=cilium/cache/identities/v1/cluster-a/id/65800
 	front_entry=$(rcli GET "$FRONT_KEY")
 	front_labels=$(rcli GET "$FRONT_ID_KEY")
 	# The frontend's IPv4 address becomes monitoring (65803): the backend
@@ -428,6 +433,63 @@ want = {("meshgate_kvstore_connected", (("cluster", "cluster-a"),)): 1,
         ("meshgate_kvstore_entries", (("cluster", "cluster-a"),)): 14}
 bad = {k: v.get(k) for k, w in want.items() if v.get(k) != w}
 print("ok" if not bad else "wrong: %r" % bad)' 2>&1)"
+
+	# Lost data never widens policy. The cluster config deleted, then the
+	# whole Redis flushed (a restart without persistence, a replica
+	# promoted empty): the gateway keeps its last state and says so; the
+	# database stays closed to the frontend, the backend open to it. Then
+	# the data comes back (a new import) and the gateway resyncs.
+	# sync_state WANT: poll sync status (at most 10 s) until cluster-a's
+	# state is WANT; prints "STATE STALE_REASON RESYNCS_CONFIG".
+	sync_state() {
+		local want=$1 got="" i
+		for ((i = 0; i < 100; i++)); do
+			got=$("$MESHGATECTL" --socket "$MG_WORK/meshgate.sock" sync status -o json |
+				$PY -c 'import json, sys
+c = json.load(sys.stdin)["clusters"][0]
+print(c["state"], c["stale_reason"], c["resyncs"]["config"], c["entries"])' 2>&1)
+			[ "${got%% *}" = "$want" ] && break
+			sleep 0.1
+		done
+		echo "$got"
+	}
+	kv_quiet
+	rcli DEL cilium/cluster-config/cluster-a >/dev/null
+	expect kv_config_deleted_stale "stale config-missing 0 14" "$(sync_state stale)"
+	# A moment for a wrongful removal to show (the old behaviour did it
+	# within two verifications), then the flows.
+	sleep 2.5
+	expect kv_config_deleted_still_denied blocked "$(mg_tcp "$F" "$B" 10.99.0.3 5432)"
+	expect kv_config_deleted_still_allowed delivered "$(mg_tcp "$F" "$B" 10.99.0.2 8080)"
+	rcli FLUSHALL >/dev/null
+	sleep 2.5
+	expect kv_flushall_stale "stale config-missing 0 14" "$(sync_state stale)"
+	expect kv_flushall_still_denied blocked "$(mg_tcp "$F" "$B" 10.99.0.3 5432)"
+	expect kv_flushall_still_allowed delivered "$(mg_tcp "$F" "$B" 10.99.0.2 8080)"
+	st_out=$("$MESHGATECTL" --socket "$MG_WORK/meshgate.sock" status 2>&1)
+	if [[ $st_out == *"1 STALE"* ]]; then
+		pass kv_flushall_status_says_stale
+	else
+		fail kv_flushall_status_says_stale "status: $st_out"
+	fi
+	expect kv_flushall_stale_metric ok "$("$MESHGATECTL" --socket "$MG_WORK/meshgate.sock" metrics |
+		$PY -c 'import json, sys, time
+from prometheus_client.parser import text_string_to_metric_families as parse
+v = {(s.name, tuple(sorted(s.labels.items()))): s.value
+     for f in parse(sys.stdin.read()) for s in f.samples}
+stale = v.get(("meshgate_kvstore_stale", (("cluster", "cluster-a"), ("reason", "config-missing"))))
+since = v.get(("meshgate_kvstore_stale_since_timestamp_seconds", (("cluster", "cluster-a"),)))
+ok = stale == 1 and since is not None and time.time() - 30 < since <= time.time()
+print("ok" if ok else "wrong: stale %r since %r" % (stale, since))' 2>&1)"
+	# The data comes back: resynced (cause "config"), tailed again.
+	if out=$(kvctl import --cluster-id 1 "$MG_WORK/identities.yaml" \
+		"$MG_WORK/endpoints.yaml" 2>&1); then
+		expect kv_data_back_synced "synced None 1 14" "$(sync_state synced)"
+	else
+		fail kv_data_back_synced "meshgatectl kv import: $out"
+	fi
+	expect kv_data_back_allowed delivered "$(mg_tcp "$F" "$B" 10.99.0.2 8080)"
+	expect kv_data_back_denied blocked "$(mg_tcp "$F" "$B" 10.99.0.3 5432)"
 fi
 
 # ---- policy reload (SIGHUP) with a connection open
@@ -577,10 +639,11 @@ else
 	expect stats_conntrack True "$(mg_stat "$S" 's["conntrack"]["tracked"] > 100 and s["conntrack"]["created"] >= 8 and s["conntrack"]["rechecked"] > 0 and s["conntrack"]["entries"] > 0')"
 	expect stats_reloads "{'ok': 1, 'failed': 1}" "$(mg_stat "$S" 's["reloads"]')"
 	if [ "$SOURCE" = redis ]; then
-		# Everything restored: 14 entries, followed from the log without
-		# a resync, every identity change turned into a policy.
+		# Everything restored: 14 entries, followed from the log, one
+		# resync when the flushed data came back, every identity change
+		# turned into a policy.
 		echo "  kvstore: $(mg_stat "$S" 's["kvstore"]')"
-		expect stats_kvstore True "$(mg_stat "$S" 's["kvstore"] == {"clusters": 1, "synced": 1, "entries": 14, "resyncs": 0, "mass_delete_refusals": 0, "policy_failures": 0}')"
+		expect stats_kvstore True "$(mg_stat "$S" 's["kvstore"] == {"clusters": 1, "synced": 1, "entries": 14, "resyncs": 1, "mass_delete_refusals": 0, "policy_failures": 0}')"
 	fi
 fi
 

@@ -232,6 +232,10 @@ KV = os.path.join(ROOT, "tests", "integration", "kv")
 STATE_PATTERNS = ("cilium/state/identities/v1/id/*", "cilium/state/ip/v1/default/*")
 
 
+def cache_patterns(cluster):
+    return (f"cilium/cache/identities/v1/{cluster}/id/*", f"cilium/cache/ip/v1/{cluster}/*")
+
+
 def ctl(binary, r, *args, url=None):
     """Run meshgatectl kv ... against @r; returns (rc, stdout, stderr)."""
     argv = [binary, "kv"] + list(args[:1]) + [
@@ -240,9 +244,10 @@ def ctl(binary, r, *args, url=None):
     return p.returncode, p.stdout, p.stderr
 
 
-def state_keys(r):
+def state_keys(r, cluster=None):
+    """Identity and ip keys of the single-cluster layout, or of @cluster's per-cluster one."""
     keys = []
-    for pat in STATE_PATTERNS:
+    for pat in (cache_patterns(cluster) if cluster else STATE_PATTERNS):
         out = r.cli("--scan", "--pattern", pat)
         keys += [k for k in out.split("\n") if k]
     return sorted(keys)
@@ -254,7 +259,7 @@ def fx(name):
 
 def test_ctl(binary, r):
     log = "meshgate/log/east"
-    imp = ["import", "--cluster", "east", "--cluster-id", "3"]
+    imp = ["import", "--cluster", "east", "--cluster-id", "1"]
 
     # Invalid input: file:line:col, exit 1, nothing written at all (the
     # valid file before it included).
@@ -267,16 +272,16 @@ def test_ctl(binary, r):
 
     # Single document.
     rc, out, err = ctl(binary, r, *imp, fx("single.yaml"))
-    key = "cilium/state/identities/v1/id/70000"
+    key = "cilium/cache/identities/v1/east/id/70000"
     result("ctl_import_single", rc == 0 and "1 identities (1 written, 0 unchanged)" in out
            and r.cli("GET", key) == "k8s:app=web;k8s:io.kubernetes.pod.namespace=shop;",
            f"rc {rc} {out!r} {err!r}")
     result("ctl_import_single_logged", xrange(r, log) == [
         ("put", key, "k8s:app=web;k8s:io.kubernetes.pod.namespace=shop;"),
         ("put", "cilium/cluster-config/east",
-         '{"id":3,"capabilities":{"syncedCanaries":true,"cached":false,'
+         '{"id":1,"capabilities":{"syncedCanaries":true,"cached":true,'
          '"maxConnectedClusters":255}}')], xrange(r, log))
-    canaries = [r.cli("GET", f"cilium/synced/east/cilium/state/{p}/v1")
+    canaries = [r.cli("GET", f"cilium/synced/east/cilium/cache/{p}/v1")
                 for p in ("identities", "ip")]
     result("ctl_canaries", all(len(c) == 20 and c.endswith("Z") and c[10] == "T"
                                for c in canaries), canaries)
@@ -293,18 +298,19 @@ def test_ctl(binary, r):
         "total": 3, "written": 2, "unchanged": 1} and j.get("ips") == {
         "total": 3, "written": 3, "unchanged": 0} and j.get("skipped_endpoints") == 1
         and "pending" in err, f"rc {rc} {out!r} {err!r}")
-    want = sorted(["cilium/state/identities/v1/id/70000", "cilium/state/identities/v1/id/70001",
-                   "cilium/state/identities/v1/id/70002", "cilium/state/ip/v1/default/10.9.0.1",
-                   "cilium/state/ip/v1/default/fd00:9::1",
-                   "cilium/state/ip/v1/default/10.9.0.2"])
-    result("ctl_import_keys", state_keys(r) == want, state_keys(r))
-    v6 = r.cli("GET", "cilium/state/ip/v1/default/fd00:9::1")
+    want = sorted(["cilium/cache/identities/v1/east/id/70000",
+                   "cilium/cache/identities/v1/east/id/70001",
+                   "cilium/cache/identities/v1/east/id/70002", "cilium/cache/ip/v1/east/10.9.0.1",
+                   "cilium/cache/ip/v1/east/fd00:9::1", "cilium/cache/ip/v1/east/10.9.0.2"])
+    result("ctl_import_keys", state_keys(r, "east") == want and state_keys(r) == [],
+           state_keys(r, "east"))
+    v6 = r.cli("GET", "cilium/cache/ip/v1/east/fd00:9::1")
     result("ctl_import_ip_value", v6 == (
         '{"IP":"fd00:9::1","Mask":null,"HostIP":"172.18.0.3","ID":70000,"Key":0,'
         '"Metadata":"","K8sNamespace":"shop","K8sPodName":"web-1",'
         '"NamedPorts":[{"Name":"http","Port":80,"Protocol":"TCP"}]}'), v6)
     result("ctl_import_logged_per_change", r.cli("XLEN", log) == "7"
-           and [e[1] for e in xrange(r, log)[2:]].count("cilium/state/ip/v1/default/10.9.0.2")
+           and [e[1] for e in xrange(r, log)[2:]].count("cilium/cache/ip/v1/east/10.9.0.2")
            == 1, r.cli("XLEN", log))
 
     # Re-import: nothing changes, nothing is logged.
@@ -314,19 +320,19 @@ def test_ctl(binary, r):
 
     # --prune: keys absent from the input are deleted, each one logged.
     rc, out, err = ctl(binary, r, *imp, "--prune", fx("single.yaml"), fx("list.yaml"))
-    want_after = sorted(["cilium/state/identities/v1/id/70000",
-                         "cilium/state/identities/v1/id/70002",
-                         "cilium/state/ip/v1/default/10.9.0.2"])
+    want_after = sorted(["cilium/cache/identities/v1/east/id/70000",
+                         "cilium/cache/identities/v1/east/id/70002",
+                         "cilium/cache/ip/v1/east/10.9.0.2"])
     dels = [e for e in xrange(r, log) if e[0] == "del"]
-    result("ctl_prune", rc == 0 and "3 pruned" in out and state_keys(r) == want_after
-           and len(dels) == 3 and r.cli("XLEN", log) == "10", f"{out!r} {state_keys(r)}")
+    result("ctl_prune", rc == 0 and "3 pruned" in out and state_keys(r, "east") == want_after
+           and len(dels) == 3 and r.cli("XLEN", log) == "10", f"{out!r} {state_keys(r, 'east')}")
     result("ctl_prune_keeps_other", r.cli("EXISTS", "cilium/cluster-config/east") == "1")
 
     # Single changes.
     rc, out, err = ctl(binary, r, "put-ip", "--cluster", "east", "--ip", "10.8.0.0/16",
                        "--identity", "70000", "--host-ip", "172.18.0.9",
                        "--named-port", "dns:53/udp")
-    pk = "cilium/state/ip/v1/default/10.8.0.0/16"
+    pk = "cilium/cache/ip/v1/east/10.8.0.0/16"
     v = r.cli("GET", pk)
     result("ctl_put_ip", rc == 0 and "written" in out and '"Mask":"//8AAA=="' in v
            and '"HostIP":"172.18.0.9"' in v and '"Protocol":"UDP"' in v
@@ -342,7 +348,7 @@ def test_ctl(binary, r):
     rc, out, err = ctl(binary, r, "del-ip", "--cluster", "east", "--ip", "10.8.0.0/16")
     result("ctl_del_ip_missing", rc == 0 and "not present" in out
            and r.cli("XLEN", log) == "12", out)
-    ik = "cilium/state/identities/v1/id/80000"
+    ik = "cilium/cache/identities/v1/east/id/80000"
     rc, out, err = ctl(binary, r, "put-identity", "--cluster", "east", "--id", "80000",
                        "--labels", "k8s:b=2;k8s:a=1")
     result("ctl_put_identity", rc == 0 and r.cli("GET", ik) == "k8s:a=1;k8s:b=2;",
@@ -362,7 +368,7 @@ def test_ctl(binary, r):
             ("import_no_cluster_id", ["import", "--cluster", "east", fx("single.yaml")], 2)):
         rc, out, err = ctl(binary, r, *args)
         result(f"ctl_refused_{name}", rc == code and r.cli("XLEN", log) == n
-               and r.cli("EXISTS", "cilium/state/identities/v1/id/5") == "0",
+               and r.cli("EXISTS", "cilium/cache/identities/v1/east/id/5") == "0",
                f"rc {rc} {err!r}")
     rc, out, err = ctl(binary, r, "del-ip", "--cluster", "east", "--ip", "10.0.0.1",
                        url=f"redis://127.0.0.1:{free_port()}")
@@ -379,24 +385,110 @@ def test_ctl_many(binary, r):
             for i in range(3000):
                 f.write(f"---\napiVersion: cilium.io/v2\nkind: CiliumIdentity\nmetadata:\n"
                         f"  name: \"{70000 + i}\"\nsecurity-labels:\n  k8s:app: a{i}\n")
-        imp = ["import", "--cluster", "west", "--cluster-id", "4"]
+        imp = ["import", "--cluster", "west", "--cluster-id", "1"]
         rc, out, err = ctl(binary, r, *imp, path)
-        keys = state_keys(r)
+        keys = state_keys(r, "west")
         result("ctl_many_import", rc == 0 and "3000 identities (3000 written, 0 unchanged)" in out
                and len(keys) == 3000 and r.cli("XLEN", log) == "3001"
-               and r.cli("GET", "cilium/state/identities/v1/id/72999") == "k8s:app=a2999;",
+               and r.cli("GET", "cilium/cache/identities/v1/west/id/72999") == "k8s:app=a2999;",
                f"rc {rc} {out!r} {err!r} keys {len(keys)} xlen {r.cli('XLEN', log)}")
         entries = xrange(r, log)
         result("ctl_many_log_order", [e[1] for e in entries[:3000]] == [
-            f"cilium/state/identities/v1/id/{70000 + i}" for i in range(3000)],
+            f"cilium/cache/identities/v1/west/id/{70000 + i}" for i in range(3000)],
             entries[:3])
         rc, out, err = ctl(binary, r, *imp, path)
         result("ctl_many_reimport", rc == 0 and "(0 written, 3000 unchanged)" in out
                and r.cli("XLEN", log) == "3001", f"{out!r} {err!r}")
         rc, out, err = ctl(binary, r, *imp, "--prune", fx("single.yaml"))
         result("ctl_many_prune", rc == 0 and "2999 pruned" in out
-               and state_keys(r) == ["cilium/state/identities/v1/id/70000"]
+               and state_keys(r, "west") == ["cilium/cache/identities/v1/west/id/70000"]
                and r.cli("XLEN", log) == str(3001 + 2999 + 1), f"{out!r} {err!r}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_identities(path, cluster, ids, label=True, other=None):
+    """CiliumIdentity manifests for @ids, labelled with their cluster (or @other)."""
+    with open(path, "w") as f:
+        for i in ids:
+            f.write(f"---\napiVersion: cilium.io/v2\nkind: CiliumIdentity\nmetadata:\n"
+                    f"  name: \"{i}\"\nsecurity-labels:\n  k8s:app: a{i}\n")
+            if label:
+                f.write(f"  k8s:io.cilium.k8s.policy.cluster: {other or cluster}\n")
+            f.write(f"---\napiVersion: cilium.io/v2\nkind: CiliumEndpoint\nmetadata:\n"
+                    f"  name: p{i}\n  namespace: ns\nstatus:\n  identity: {{id: {i}}}\n"
+                    f"  networking:\n    addressing: [{{ipv4: 10.{i >> 16 & 255}.{i >> 8 & 255}."
+                    f"{i & 255}}}]\n")
+
+
+def test_ctl_layouts(binary, r):
+    """Several clusters in one Redis: each in its own subtree; the
+    single-cluster layout for one cluster only; what the gateways would
+    refuse is refused before anything is written."""
+    tmp = tempfile.mkdtemp(prefix="mg-kv-layout-")
+    try:
+        for c in (2, 3):
+            path = os.path.join(tmp, f"c00{c}.yaml")
+            write_identities(path, f"c00{c}", [(c << 16) + 100, (c << 16) + 101])
+            rc, out, err = ctl(binary, r, "import", "--cluster", f"c00{c}", "--cluster-id",
+                               str(c), path)
+            result(f"layout_import_c00{c}", rc == 0 and "2 identities (2 written" in out,
+                   f"rc {rc} {out!r} {err!r}")
+        k2, k3 = state_keys(r, "c002"), state_keys(r, "c003")
+        result("layout_clusters_apart", len(k2) == 4 and len(k3) == 4 and state_keys(r) == []
+               and r.cli("GET", "cilium/cache/ip/v1/c003/10.3.0.100").find('"ID":196708') > 0
+               and '"cached":true' in r.cli("GET", "cilium/cluster-config/c002"),
+               f"{k2} {k3} {state_keys(r)}")
+        path = os.path.join(tmp, "c004.yaml")
+        write_identities(path, "c004", [(4 << 16) + 7])
+        rc, out, err = ctl(binary, r, "import", "--cluster", "c004", "--cluster-id", "4",
+                           "--single-cluster", path)
+        result("layout_single_cluster", rc == 0 and state_keys(r) == [
+            "cilium/state/identities/v1/id/262151", "cilium/state/ip/v1/default/10.4.0.7"]
+            and '"cached":false' in r.cli("GET", "cilium/cluster-config/c004")
+            and r.cli("EXISTS", "cilium/synced/c004/cilium/state/ip/v1") == "1",
+            f"rc {rc} {err!r} {state_keys(r)}")
+        before = r.cli("DBSIZE")
+        path = os.path.join(tmp, "c005.yaml")
+        write_identities(path, "c005", [(5 << 16) + 7])
+        rc, out, err = ctl(binary, r, "import", "--cluster", "c005", "--cluster-id", "5",
+                           "--single-cluster", path)
+        result("layout_second_single_refused", rc == 1 and "c004 holds the single-cluster"
+               in err and "without --single-cluster" in err and r.cli("DBSIZE") == before,
+               f"rc {rc} {err!r}")
+        rc, out, err = ctl(binary, r, "put-ip", "--cluster", "c002", "--ip", "10.2.9.9",
+                           "--identity", "131172", "--single-cluster")
+        result("layout_switch_refused", rc == 1 and "per-cluster layout" in err
+               and r.cli("DBSIZE") == before, f"rc {rc} {err!r}")
+        rc, out, err = ctl(binary, r, "put-ip", "--cluster", "c004", "--ip", "10.4.9.9",
+                           "--identity", "262151")
+        result("layout_switch_refused_other_way", rc == 1 and "--single-cluster" in err
+               and r.cli("DBSIZE") == before, f"rc {rc} {err!r}")
+        # cluster 200's identity imported as cluster 2's: refused, nothing written
+        path = os.path.join(tmp, "wrong.yaml")
+        write_identities(path, "c002", [13107457])
+        rc, out, err = ctl(binary, r, "import", "--cluster", "c002", "--cluster-id", "2", path)
+        result("layout_range_refused", rc == 1 and "13107457 is not cluster c002's" in err
+               and "131072-196607" in err and r.cli("DBSIZE") == before, f"rc {rc} {err!r}")
+        write_identities(path, "c002", [(2 << 16) + 5], other="c003")
+        rc, out, err = ctl(binary, r, "import", "--cluster", "c002", "--cluster-id", "2", path)
+        result("layout_cluster_label_refused", rc == 1 and "names another cluster" in err
+               and r.cli("DBSIZE") == before, f"rc {rc} {err!r}")
+        write_identities(path, "c002", [(2 << 16) + 6], label=False)
+        rc, out, err = ctl(binary, r, "import", "--cluster", "c002", "--cluster-id", "2", path)
+        result("layout_no_cluster_label_warned", rc == 0 and "warning" in err
+               and "remote cluster refuse it" in err, f"rc {rc} {err!r}")
+        # 511-cluster meshes
+        path = os.path.join(tmp, "c300.yaml")
+        write_identities(path, "c300", [(300 << 15) + 9])
+        rc, out, err = ctl(binary, r, "import", "--cluster", "c300", "--cluster-id", "300", path)
+        result("layout_511_needs_flag", rc == 2 and "--max-connected-clusters 511" in err,
+               f"rc {rc} {err!r}")
+        rc, out, err = ctl(binary, r, "import", "--cluster", "c300", "--cluster-id", "300",
+                           "--max-connected-clusters", "511", path)
+        result("layout_511", rc == 0 and '"maxConnectedClusters":511' in
+               r.cli("GET", "cilium/cluster-config/c300") and len(state_keys(r, "c300")) == 2,
+               f"rc {rc} {err!r}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -416,7 +508,7 @@ def test_auth(binary, server, cli):
         result("auth_required", rc == 3 and "NOAUTH" in err,
                f"rc {rc} {err!r}")
         rc, out, err = ctl(binary, r, *args, "--user", "writer", "--password-file", pw)
-        result("auth_acl_user", rc == 0 and r.cli("EXISTS", "cilium/state/identities/v1/id/90000")
+        result("auth_acl_user", rc == 0 and r.cli("EXISTS", "cilium/cache/identities/v1/east/id/90000")
                == "1", f"rc {rc} {err!r}")
         rc, out, err = ctl(binary, r, "del-identity", "--cluster", "east", "--id", "90000",
                            url=f"redis://:topsecret@127.0.0.1:{r.port}/0")
@@ -425,7 +517,7 @@ def test_auth(binary, server, cli):
             f.write("wrong\n")
         rc, out, err = ctl(binary, r, *args, "--user", "writer", "--password-file", pw)
         result("auth_wrong_password", rc == 3 and "AUTH" in err and "WRONGPASS" in err
-               and r.cli("EXISTS", "cilium/state/identities/v1/id/90000") == "0",
+               and r.cli("EXISTS", "cilium/cache/identities/v1/east/id/90000") == "0",
                f"rc {rc} {err!r}")
         os.chmod(pw, 0o644)
         rc, out, err = ctl(binary, r, *args, "--user", "writer", "--password-file", pw)
@@ -436,7 +528,7 @@ def test_auth(binary, server, cli):
         r.cli("ACL", "SETUSER", "importer", "on", ">i-pass", "~cilium/*", "~meshgate/*",
               "+fcall", "+function|load", "+get", "+mget", "+set", "+mset", "+del", "+scan",
               "+exists", "+xadd")
-        rc, out, err = ctl(binary, r, "import", "--cluster", "east", "--cluster-id", "3",
+        rc, out, err = ctl(binary, r, "import", "--cluster", "east", "--cluster-id", "1",
                            fx("single.yaml"),
                            url=f"redis://importer:i-pass@127.0.0.1:{r.port}/0")
         result("auth_acl_import", rc == 0 and "1 identities (1 written" in out,
@@ -470,6 +562,11 @@ def main():
         r = Redis(a.redis_server, a.redis_cli)
         try:
             test_ctl_many(a.meshgatectl, r)
+        finally:
+            r.stop()
+        r = Redis(a.redis_server, a.redis_cli)
+        try:
+            test_ctl_layouts(a.meshgatectl, r)
         finally:
             r.stop()
         test_auth(a.meshgatectl, a.redis_server, a.redis_cli)

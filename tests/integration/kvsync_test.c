@@ -178,6 +178,9 @@ struct fx {
 	size_t n_changed;
 };
 
+/* Removal grace of the next fx_open, in ms. */
+static unsigned fx_grace = 60000;
+
 /* Base layer of the next fx_open (test_base_layer), or NULL. */
 static int (*fx_base)(void *arg, const struct mg_ipcache_entry *prefix,
                       struct mg_ipcache_entry *out);
@@ -197,6 +200,7 @@ fx_open(struct fx *f, double share)
 	        .verify_ms = 1,
 	        .backoff_max_ms = 200,
 	        .max_delete_share = share,
+	        .removal_grace_ms = fx_grace,
 	        .base = fx_base,
 	};
 	struct mg_ipcache_params ip = {.entries_hint = 1024};
@@ -545,17 +549,475 @@ test_mass_delete(void)
 	put_ip("north", "10.2.0.50", 196700);
 	polls(&f, 3);
 	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.2.0.50", NULL), 196700);
-	/* The cluster itself is removed: its entries go. */
+	/* Its config goes too: lost data, never a removal; nothing changes. */
 	rcmd("DEL cilium/cluster-config/west");
 	polls(&f, 3);
 	w = st(&f, 1);
-	CU_ASSERT_EQUAL(w.entries, 0);
-	CU_ASSERT(!w.present);
-	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.3.0.4", NULL), 0);
-	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.5", NULL), 0);
-	CU_ASSERT_PTR_NULL(mg_identity_table_get(f.ids, 131080));
+	CU_ASSERT_EQUAL(w.entries, 13);
+	CU_ASSERT(!w.present && w.stale);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.3.0.4", NULL), 131080);
+	CU_ASSERT_PTR_NOT_NULL(mg_identity_table_get(f.ids, 131080));
 	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.2.0.7", NULL), 196700);
 	fx_close(&f);
+}
+
+/* The local cluster's resyncs are guarded too. */
+static void
+test_mass_delete_local(void)
+{
+	struct fx f;
+	struct mg_error err;
+	char key[MG_KV_KEY_MAX];
+	seed();
+	for (int i = 0; i < 10; i++) {
+		char pfx[32];
+		snprintf(pfx, sizeof(pfx), "10.0.3.%d", i);
+		put_ip("east", pfx, 70000);
+	}
+	fx_open(&f, 0.5);
+	CU_ASSERT_EQUAL_FATAL(fx_initial(&f, 3000, &err), 0);
+	CU_ASSERT_EQUAL(st(&f, 0).entries, 14);
+	for (int i = 0; i < 10; i++) {
+		char pfx[32];
+		snprintf(pfx, sizeof(pfx), "10.0.3.%d", i);
+		ip_key(key, "east", pfx);
+		rcmd("DEL %s", key);
+	}
+	rcmd("SET meshgate/epoch/east other");
+	polls(&f, 3);
+	struct mg_kv_sync_stats e = st(&f, 0);
+	CU_ASSERT(e.mass_delete_refusals >= 1);
+	CU_ASSERT(e.refused && e.stale);
+	CU_ASSERT_EQUAL(e.stale_reason, MG_KV_STALE_REFUSED);
+	CU_ASSERT_EQUAL(e.entries, 14);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.0.3.4", NULL), 70000);
+	fx_close(&f);
+}
+
+/*
+ * A deleted cluster config, FLUSHALL, an empty server: lost data. The
+ * gateway keeps its last good state (fail-static), says the cluster is
+ * stale and why, stops tailing it, and resyncs once the data is back.
+ */
+static void
+test_config_deleted_keeps_state(void)
+{
+	struct fx f;
+	struct mg_error err;
+	seed();
+	fx_open(&f, 0.5);
+	CU_ASSERT_EQUAL_FATAL(fx_initial(&f, 3000, &err), 0);
+	rcmd("DEL cilium/cluster-config/west");
+	polls(&f, 3);
+	struct mg_kv_sync_stats w = st(&f, 1);
+	CU_ASSERT(w.stale && !w.present && w.synced && !w.removed && !w.removing);
+	CU_ASSERT_EQUAL(w.stale_reason, MG_KV_STALE_NO_CONFIG);
+	CU_ASSERT(w.stale_since > 1700000000u);
+	CU_ASSERT_PTR_NOT_NULL(strstr(w.why, "cilium/cluster-config/west"));
+	CU_ASSERT_EQUAL(w.entries, 3);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.5", NULL), 131080);
+	CU_ASSERT_PTR_NOT_NULL(mg_identity_table_get(f.ids, 131080));
+	CU_ASSERT(mg_kv_sync_all_synced(f.s));
+	/* Not tailed while stale: a change now waits for the resync. */
+	put_ip("west", "10.1.0.30", 131080);
+	polls(&f, 3);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.30", NULL), 0);
+	/* The other clusters go on. */
+	put_ip("north", "10.2.0.30", 196700);
+	polls(&f, 3);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.2.0.30", NULL), 196700);
+	CU_ASSERT(!st(&f, 2).stale);
+	/* The config is back: resynced (cause config), up to date again. */
+	cfg("west", 2, true);
+	polls(&f, 3);
+	w = st(&f, 1);
+	CU_ASSERT(!w.stale && w.present && w.synced);
+	CU_ASSERT_EQUAL(w.stale_since, 0);
+	CU_ASSERT_EQUAL(w.resyncs[MG_KV_RESYNC_CONFIG], 1);
+	CU_ASSERT_EQUAL(w.full_syncs, 2);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.30", NULL), 131080);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.5", NULL), 131080);
+	fx_close(&f);
+}
+
+static void
+test_flushall_keeps_state(void)
+{
+	struct fx f;
+	struct mg_error err;
+	seed();
+	fx_open(&f, 0.5);
+	CU_ASSERT_EQUAL_FATAL(fx_initial(&f, 3000, &err), 0);
+	size_t before = mg_ipcache_count(f.ipc, 0);
+	rcmd("FLUSHALL");
+	polls(&f, 4);
+	for (size_t i = 0; i < 3; i++) {
+		struct mg_kv_sync_stats x = st(&f, i);
+		CU_ASSERT(x.stale && x.synced && x.connected);
+		CU_ASSERT_EQUAL(x.stale_reason, MG_KV_STALE_NO_CONFIG);
+	}
+	CU_ASSERT_EQUAL(mg_ipcache_count(f.ipc, 0), before);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.0.1.1", NULL), 70000); /* the local cluster too */
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.5", NULL), 131080);
+	CU_ASSERT_PTR_NOT_NULL(mg_identity_table_get(f.ids, 70000));
+	/* Only the configs come back, no data: the guard keeps the state. */
+	cfg("east", 1, false);
+	cfg("west", 2, true);
+	cfg("north", 3, true);
+	polls(&f, 4);
+	CU_ASSERT(st(&f, 1).stale && st(&f, 1).refused);
+	CU_ASSERT_EQUAL(st(&f, 1).stale_reason, MG_KV_STALE_REFUSED);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.5", NULL), 131080);
+	/* The data is written again (a replicator's or an import's resync). */
+	load_lib();
+	put_id("east", 70000);
+	put_ip("east", "10.0.1.1", 70000);
+	put_ip("east", "fd00::1", 70000);
+	put_ip("east", "192.168.0.0/24", 70000);
+	put_id("west", 131080);
+	put_ip("west", "10.1.0.5", 131080);
+	put_ip("west", "fd00:1::5", 131080);
+	put_id("north", 196700);
+	put_ip("north", "10.2.0.8", 196700); /* 10.2.0.7 is gone for real */
+	polls(&f, 4);
+	for (size_t i = 0; i < 3; i++)
+		CU_ASSERT(!st(&f, i).stale && st(&f, i).synced);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.2.0.8", NULL), 196700);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.2.0.7", NULL), 0);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.5", NULL), 131080);
+	fx_close(&f);
+}
+
+static void
+ms_sleep(unsigned ms)
+{
+	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+/*
+ * The removal marker: the state goes after the grace period, as one batch
+ * (identities and entries, the changed list names the identities);
+ * a marker that goes before the end cancels the removal; with the marker
+ * gone and the config there, the cluster comes back.
+ */
+static void
+test_removal_marker(void)
+{
+	struct fx f;
+	struct mg_error err;
+	seed();
+	put_ip("north", "10.1.0.5", 196700); /* west's prefix: north takes over */
+	fx_grace = 400;
+	fx_open(&f, 0.5);
+	fx_grace = 60000;
+	CU_ASSERT_EQUAL_FATAL(fx_initial(&f, 3000, &err), 0);
+	/* A marker that goes before the grace period ends. */
+	rcmd("SET meshgate/removed/west 2026-12-01T00:00:00Z");
+	polls(&f, 2);
+	CU_ASSERT(st(&f, 1).removing);
+	CU_ASSERT(st(&f, 1).removal_at > 1700000000u);
+	rcmd("DEL meshgate/removed/west");
+	polls(&f, 2);
+	CU_ASSERT(!st(&f, 1).removing);
+	ms_sleep(500);
+	polls(&f, 2);
+	CU_ASSERT_EQUAL(st(&f, 1).removals, 0);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.5", NULL), 131080);
+	/* A drain: the marker, and the config goes. Kept during the grace. */
+	rcmd("SET meshgate/removed/west 2026-12-01T00:00:00Z");
+	rcmd("DEL cilium/cluster-config/west");
+	polls(&f, 2);
+	CU_ASSERT(st(&f, 1).removing && st(&f, 1).stale);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.5", NULL), 131080);
+	ms_sleep(500);
+	free(f.changed);
+	f.changed = NULL;
+	f.n_changed = 0;
+	polls(&f, 2);
+	struct mg_kv_sync_stats w = st(&f, 1);
+	CU_ASSERT(w.removed && !w.removing && !w.synced && !w.stale);
+	CU_ASSERT_EQUAL(w.removals, 1);
+	CU_ASSERT_EQUAL(w.entries, 0);
+	CU_ASSERT_PTR_NULL(mg_identity_table_get(f.ids, 131080));
+	CU_ASSERT(changed_has(&f, 131080));
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "fd00:1::5", NULL), 0);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.5", NULL), 196700); /* north's now */
+	CU_ASSERT(mg_kv_sync_all_synced(f.s));
+	CU_ASSERT_EQUAL(st(&f, 2).entries, 3);
+	/* An operator's resync does not bring it back while the marker is there. */
+	mg_kv_sync_request_resync(f.s, MG_KV_RESYNC_OPERATOR);
+	cfg("west", 2, true);
+	polls(&f, 3);
+	CU_ASSERT(st(&f, 1).removed);
+	CU_ASSERT_PTR_NULL(mg_identity_table_get(f.ids, 131080));
+	CU_ASSERT_EQUAL(st(&f, 0).resyncs[MG_KV_RESYNC_OPERATOR], 1);
+	/* The marker goes, the config is there: synced anew. */
+	rcmd("DEL meshgate/removed/west");
+	polls(&f, 3);
+	w = st(&f, 1);
+	CU_ASSERT(w.synced && !w.removed);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "fd00:1::5", NULL), 131080);
+	CU_ASSERT_PTR_NOT_NULL(mg_identity_table_get(f.ids, 131080));
+	fx_close(&f);
+}
+
+/* A cluster whose marker is there at start holds nothing: the start does not wait for it. */
+static void
+test_removed_at_start(void)
+{
+	struct fx f;
+	struct mg_error err;
+	seed();
+	rcmd("SET meshgate/removed/north x");
+	rcmd("DEL cilium/cluster-config/north");
+	fx_open(&f, 0.5);
+	CU_ASSERT_EQUAL(fx_initial(&f, 2000, &err), 0);
+	CU_ASSERT(st(&f, 2).removed && !st(&f, 2).synced);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.2.0.7", NULL), 0);
+	CU_ASSERT(st(&f, 1).synced);
+	fx_close(&f);
+}
+
+/* A reload's cluster list: a cluster that left goes at once; a new one syncs. */
+static void
+test_reconfigure(void)
+{
+	static const struct mg_kv_sync_cluster_params cls[] = {
+	        {"east", true, 0}, {"north", false, 0}, {"south", false, 0}};
+	struct mg_kv_sync_params p = {.n_clusters = 3, .clusters = cls, .max_delete_share = 0.5};
+	struct fx f;
+	struct mg_error err;
+	seed();
+	cfg("south", 4, true);
+	put_id("south", 262200);
+	put_ip("south", "10.4.0.1", 262200);
+	put_ip("south", "10.1.0.5", 262200); /* west's prefix */
+	fx_open(&f, 0.5);
+	CU_ASSERT_EQUAL_FATAL(fx_initial(&f, 3000, &err), 0);
+	free(f.changed);
+	f.changed = NULL;
+	f.n_changed = 0;
+	CU_ASSERT_EQUAL(mg_kv_sync_reconfigure(f.s, &p, &f.changed, &f.n_changed, &err), 0);
+	/* west's state is gone, staged like a poll's batch */
+	CU_ASSERT(mg_ipcache_pending(f.ipc) > 0);
+	CU_ASSERT(mg_ipcache_commit(f.ipc) >= 0);
+	CU_ASSERT(changed_has(&f, 131080));
+	CU_ASSERT_PTR_NULL(mg_identity_table_get(f.ids, 131080));
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.5", NULL), 0);
+	CU_ASSERT_EQUAL(mg_kv_sync_n_clusters(f.s), 3);
+	CU_ASSERT_STRING_EQUAL(st(&f, 1).name, "north");
+	CU_ASSERT(st(&f, 1).synced && st(&f, 1).entries == 2); /* kept its copy */
+	CU_ASSERT_EQUAL(st(&f, 1).full_syncs, 1);
+	CU_ASSERT(!st(&f, 2).synced);
+	polls(&f, 3);
+	CU_ASSERT(st(&f, 2).synced);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.4.0.1", NULL), 262200);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.5", NULL), 262200);
+	/* Bad lists change nothing. */
+	struct mg_kv_sync_cluster_params dup[] = {{"east", true, 0}, {"east", false, 0}};
+	p.clusters = dup;
+	p.n_clusters = 2;
+	CU_ASSERT_EQUAL(mg_kv_sync_reconfigure(f.s, &p, &f.changed, &f.n_changed, &err), -EINVAL);
+	CU_ASSERT_EQUAL(mg_kv_sync_n_clusters(f.s), 3);
+	fx_close(&f);
+}
+
+/*
+ * Identities of another cluster, as Cilium's validators see them: the
+ * cluster label must name the cluster (source k8s), remote identities must
+ * carry it; ranges hold for the local cluster too.
+ */
+static void
+test_cluster_label_and_local_range(void)
+{
+	struct fx f;
+	struct mg_error err;
+	char key[MG_KV_KEY_MAX];
+	seed();
+	mg_kv_identity_key(key, sizeof(key), MG_KV_SCOPE_CACHE, "west", 131081);
+	put("west", key, "k8s:app=x;k8s:io.cilium.k8s.policy.cluster=north;");
+	mg_kv_identity_key(key, sizeof(key), MG_KV_SCOPE_CACHE, "west", 131082);
+	put("west", key, "k8s:app=y;");
+	mg_kv_identity_key(key, sizeof(key), MG_KV_SCOPE_CACHE, "west", 131083);
+	put("west", key, "k8s:app=z;unspec:io.cilium.k8s.policy.cluster=west;");
+	mg_kv_identity_key(key, sizeof(key), MG_KV_SCOPE_STATE, "east", 70001);
+	put("east", key, "k8s:app=w;k8s:io.cilium.k8s.policy.cluster=west;");
+	mg_kv_identity_key(key, sizeof(key), MG_KV_SCOPE_STATE, "east", 70002);
+	put("east", key, "k8s:app=v;");          /* local: the label may be missing */
+	put_ip("east", "10.0.1.40", 13107457);   /* cluster 200's identity in east's data */
+	put_ip("east", "10.0.7.0/24", 16777300); /* local-scope: the local cluster's own */
+	put_ip("west", "10.1.7.0/24", 16777300); /* ... never a remote one's */
+	mg_kv_identity_key(key, sizeof(key), MG_KV_SCOPE_STATE, "east", 16777301);
+	put("east", key, "cidr:10.0.0.0/8=;reserved:world=;"); /* no identity key for it */
+	fx_open(&f, 0.5);
+	CU_ASSERT_EQUAL_FATAL(fx_initial(&f, 3000, &err), 0);
+	struct mg_kv_sync_stats e = st(&f, 0), w = st(&f, 1);
+	CU_ASSERT_EQUAL(w.rejected_cluster, 3);
+	CU_ASSERT_EQUAL(e.rejected_cluster, 1);
+	CU_ASSERT_PTR_NULL(mg_identity_table_get(f.ids, 131081));
+	CU_ASSERT_PTR_NULL(mg_identity_table_get(f.ids, 131082));
+	CU_ASSERT_PTR_NULL(mg_identity_table_get(f.ids, 131083));
+	CU_ASSERT_PTR_NULL(mg_identity_table_get(f.ids, 70001));
+	CU_ASSERT_PTR_NOT_NULL(mg_identity_table_get(f.ids, 70002));
+	CU_ASSERT_EQUAL(e.rejected_range, 2);
+	CU_ASSERT_EQUAL(w.rejected_range, 1);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.0.1.40", NULL), 0);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.0.7.0/24", NULL), 16777300);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.7.0/24", NULL), 0);
+	CU_ASSERT_PTR_NULL(mg_identity_table_get(f.ids, 16777301));
+	fx_close(&f);
+}
+
+/* Configs the gateway refuses: another id than its own, another mode,
+ * a duplicate id, two clusters on the single-cluster layout. */
+static void
+test_bad_cluster_configs(void)
+{
+	static const struct mg_kv_sync_cluster_params cls[] = {
+	        {"east", true, 9}, {"west", false, 0}, {"north", false, 0}};
+	char url[64];
+	struct mg_kv_sync_params p = {.url = url,
+	                              .n_clusters = 3,
+	                              .clusters = cls,
+	                              .block_ms = 20,
+	                              .verify_ms = 1,
+	                              .max_delete_share = 0.5};
+	struct mg_ipcache_params ip = {.entries_hint = 64};
+	struct mg_identity_table *ids = mg_identity_table_create(MG_CLUSTER_MODE_255);
+	struct mg_ipcache *ipc = mg_ipcache_create(&ip);
+	struct mg_error err;
+	struct mg_kv_sync_stats x;
+
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", port);
+	seed();
+	rcmd("SET cilium/cluster-config/north {\"id\":2,\"capabilities\":{\"cached\":true}}");
+	struct mg_kv_sync *s = mg_kv_sync_create(&p, ids, ipc, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_EQUAL(mg_kv_sync_initial(s, 300, NULL, NULL, &err), -ETIMEDOUT);
+	mg_ipcache_commit(ipc);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "says id 1, the gateway's configuration 9"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "cluster id 2 is cluster west's"));
+	mg_kv_sync_stats(s, 1, &x);
+	CU_ASSERT(x.synced);
+	mg_kv_sync_stats(s, 0, &x);
+	CU_ASSERT(!x.synced);
+	CU_ASSERT_EQUAL(ipc_get(ipc, "10.0.1.1", NULL), 0);
+	mg_kv_sync_free(s);
+
+	/* maxConnectedClusters 511 against a 255 gateway; two state layouts */
+	static const struct mg_kv_sync_cluster_params cls2[] = {
+	        {"east", true, 0}, {"west", false, 0}, {"north", false, 0}};
+	p.clusters = cls2;
+	seed();
+	rcmd("SET cilium/cluster-config/north {\"id\":3,\"capabilities\":{\"cached\":true,"
+	     "\"maxConnectedClusters\":511}}");
+	rcmd("SET cilium/cluster-config/west {\"id\":2}");
+	s = mg_kv_sync_create(&p, ids, ipc, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_EQUAL(mg_kv_sync_initial(s, 300, NULL, NULL, &err), -ETIMEDOUT);
+	mg_ipcache_commit(ipc);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "maxConnectedClusters 511"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "single-cluster layout"));
+	mg_kv_sync_stats(s, 0, &x);
+	CU_ASSERT(!x.synced);
+	mg_kv_sync_stats(s, 1, &x);
+	CU_ASSERT(!x.synced);
+	mg_kv_sync_free(s);
+	mg_ipcache_free(ipc);
+	mg_identity_table_free(ids);
+}
+
+/* A value that is not a label string (10 MB of 'k') is refused and counted. */
+static void
+test_huge_identity_value(void)
+{
+	struct fx f;
+	struct mg_error err;
+	char key[MG_KV_KEY_MAX];
+	size_t n = 10u << 20;
+	char *big = malloc(n + 1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+	memset(big, 'k', n);
+	big[n] = '\0';
+	seed();
+	mg_kv_identity_key(key, sizeof(key), MG_KV_SCOPE_CACHE, "west", 131099);
+	rcmd("SET %s %s", key, big);
+	free(big);
+	fx_open(&f, 0.5);
+	CU_ASSERT_EQUAL_FATAL(fx_initial(&f, 3000, &err), 0);
+	CU_ASSERT_EQUAL(st(&f, 1).rejected_parse, 1);
+	CU_ASSERT_PTR_NULL(mg_identity_table_get(f.ids, 131099));
+	fx_close(&f);
+}
+
+/*
+ * As many clusters as Cilium's mesh holds (255): every one synced, each
+ * entry where it belongs. (Start-up time at 1,000 entries each is a
+ * benchmark: meshgate-bench kvsync --clusters 255.)
+ */
+static void
+test_255_clusters(void)
+{
+	enum {
+		NCL = 255,
+		PER = 8
+	};
+	static struct mg_kv_sync_cluster_params cls[NCL];
+	static char names[NCL][16];
+	char url[64];
+	struct mg_kv_sync_params p = {.url = url,
+	                              .n_clusters = NCL,
+	                              .clusters = cls,
+	                              .block_ms = 20,
+	                              .verify_ms = 1,
+	                              .max_delete_share = 0.5};
+	struct mg_ipcache_params ip = {.entries_hint = NCL * PER};
+	struct mg_identity_table *ids = mg_identity_table_create(MG_CLUSTER_MODE_255);
+	struct mg_ipcache *ipc = mg_ipcache_create(&ip);
+	struct mg_error err;
+
+	reset();
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", port);
+	for (unsigned c = 1; c <= NCL; c++) {
+		snprintf(names[c - 1], sizeof(names[c - 1]), "c%03u", c);
+		cls[c - 1] =
+		        (struct mg_kv_sync_cluster_params){names[c - 1], c == 1, c == 1 ? 1 : 0};
+		cfg(names[c - 1], c, true);
+		put_id(names[c - 1], (c << 16) | 1000);
+		for (unsigned i = 0; i < PER; i++) {
+			char pfx[32];
+			snprintf(pfx, sizeof(pfx), "10.%u.%u.%u", c, i / 250, i % 250 + 1);
+			put_ip(names[c - 1], pfx, (c << 16) | 1000);
+		}
+	}
+	struct mg_kv_sync *s = mg_kv_sync_create(&p, ids, ipc, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_EQUAL(mg_kv_sync_initial(s, 60000, NULL, NULL, &err), 0);
+	CU_ASSERT(mg_ipcache_commit(ipc) >= 0);
+	CU_ASSERT_EQUAL(mg_ipcache_count(ipc, 0), NCL * PER);
+	CU_ASSERT_EQUAL(mg_identity_table_count(ids), NCL + MG_ID_RESERVED_MAX);
+	for (size_t i = 0; i < NCL; i++) {
+		struct mg_kv_sync_stats x;
+		mg_kv_sync_stats(s, i, &x);
+		CU_ASSERT(x.synced && x.entries == PER + 1 && x.rejected_range == 0 &&
+		          x.conflicts == 0);
+	}
+	unsigned cid = 0;
+	CU_ASSERT_EQUAL(ipc_get(ipc, "10.200.0.1", &cid), (200u << 16) | 1000);
+	CU_ASSERT_EQUAL(cid, 200);
+	/* Tailing all of them at once. */
+	char key[MG_KV_KEY_MAX];
+	ip_key(key, "c255", "10.255.9.9");
+	put_ip("c255", "10.255.9.9", (255u << 16) | 1000);
+	for (int i = 0; i < 5; i++) {
+		mg_kv_sync_poll(s, NULL, NULL);
+		mg_ipcache_commit(ipc);
+	}
+	CU_ASSERT_EQUAL(ipc_get(ipc, "10.255.9.9", NULL), (255u << 16) | 1000);
+	mg_kv_sync_free(s);
+	mg_ipcache_free(ipc);
+	mg_identity_table_free(ids);
 }
 
 static void
@@ -812,7 +1274,7 @@ test_discard_repair(void)
 	CU_ASSERT(changed_has(&f, 131091));
 	/* The publication failed: discard, resync. */
 	mg_ipcache_discard(f.ipc);
-	mg_kv_sync_request_resync(f.s);
+	mg_kv_sync_request_resync(f.s, MG_KV_RESYNC_REPAIR);
 	free(f.changed);
 	f.changed = NULL;
 	f.n_changed = 0;
@@ -1052,6 +1514,16 @@ static CU_TestInfo tests[] = {
         {"range_and_host", test_range_and_host},
         {"conflict", test_conflict},
         {"mass_delete", test_mass_delete},
+        {"mass_delete_local", test_mass_delete_local},
+        {"config_deleted_keeps_state", test_config_deleted_keeps_state},
+        {"flushall_keeps_state", test_flushall_keeps_state},
+        {"removal_marker", test_removal_marker},
+        {"removed_at_start", test_removed_at_start},
+        {"reconfigure", test_reconfigure},
+        {"cluster_label_and_local_range", test_cluster_label_and_local_range},
+        {"bad_cluster_configs", test_bad_cluster_configs},
+        {"huge_identity_value", test_huge_identity_value},
+        {"255_clusters", test_255_clusters},
         {"bad_params", test_bad_params},
         {"restart", test_restart},
         {"rebind", test_rebind},
