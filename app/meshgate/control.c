@@ -468,7 +468,8 @@ json_sort(json_t *a, int (*cmp)(const void *, const void *))
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++)
 		v[i] = json_incref(json_array_get(a, i));
-	qsort(v, n, sizeof(*v), cmp);
+	if (n > 1)
+		qsort(v, n, sizeof(*v), cmp);
 	json_array_clear(a);
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(a, v[i]);
@@ -621,7 +622,8 @@ cmd_ip_list(void *arg, struct mg_ctl_conn *conn, const json_t *args, json_t **re
 	cluster_names_load(d, &cn);
 	rc = mg_ipcache_walk(d->st.ipc, ip_walk_fn, &w);
 	if (rc == 0) {
-		qsort(w.v, w.n, sizeof(*w.v), entry_cmp);
+		if (w.n > 1) /* w.v is NULL for an empty ipcache: qsort's arguments are nonnull */
+			qsort(w.v, w.n, sizeof(*w.v), entry_cmp);
 		list = json_array();
 		for (size_t i = 0; list != NULL && i < w.n && i < limit; i++)
 			if (json_array_append_new(list, ip_entry_json(&cn, &w.v[i])) != 0)

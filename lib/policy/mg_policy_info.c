@@ -193,7 +193,8 @@ mg_policy_set_selectors(const struct mg_policy_set *s, const struct mg_identity_
 			free(w.ids);
 			return -ENOMEM;
 		}
-		qsort(w.ids, w.n, sizeof(*w.ids), cmp_u32);
+		if (w.n > 1) /* w.ids is NULL when the selector selects nothing */
+			qsort(w.ids, w.n, sizeof(*w.ids), cmp_u32);
 		info.text = text;
 		info.users = selector_users(s, (uint32_t)i);
 		info.n_ids = w.n;

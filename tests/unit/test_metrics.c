@@ -269,6 +269,42 @@ test_render_exact(void)
 	free(s);
 }
 
+/* Every family the endpoint serves is in docs/metrics.md's tables. */
+static void
+test_families_documented(void)
+{
+	struct mg_metrics_snapshot *s = calloc(1, sizeof(*s));
+	char path[512], *doc, *t, *save = NULL;
+	size_t len;
+	FILE *f;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	snprintf(path, sizeof(path), "%s/docs/metrics.md", MG_SOURCE_ROOT);
+	f = fopen(path, "r");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	doc = calloc(1, 1 << 20);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
+	len = fread(doc, 1, (1 << 20) - 1, f);
+	fclose(f);
+	CU_ASSERT(len > 0);
+	fill(s);
+	t = render(s);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+	for (char *l = strtok_r(t, "\n", &save); l != NULL; l = strtok_r(NULL, "\n", &save)) {
+		char name[128], cell[140];
+
+		if (strncmp(l, "# TYPE ", 7) != 0 || sscanf(l + 7, "%127s", name) != 1)
+			continue;
+		snprintf(cell, sizeof(cell), "| `%s` |", name);
+		if (strstr(doc, cell) == NULL)
+			fprintf(stderr, "docs/metrics.md does not list %s\n", name);
+		CU_ASSERT_PTR_NOT_NULL(strstr(doc, cell));
+	}
+	free(t);
+	free(doc);
+	free(s);
+}
+
 /*
  * The structure, line by line: every family has exactly one HELP then one
  * TYPE line, and its samples follow them; names are meshgate_*, counters
@@ -1257,6 +1293,7 @@ static CU_TestInfo tests[] = {
         {"writer_grows", test_writer_grows},
         {"render_exact", test_render_exact},
         {"render_structure", test_render_structure},
+        {"families_documented", test_families_documented},
         {"render_every_drop", test_render_every_drop},
         {"render_policy_verdicts", test_render_policy_verdicts},
         {"render_escapes_names", test_render_escapes_names},
