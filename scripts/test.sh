@@ -224,6 +224,12 @@ if want integration; then
 		bash tests/integration/kvsync_test.sh "$BUILD_SAN/tests/kvsync_test"
 	run_prog integration/kvd "" "$TIMEOUT" "$PY" tests/integration/kvd_test.py \
 		--meshgate "$BUILD/app/meshgate/meshgate" --meshgatectl "$BUILD/app/meshgatectl/meshgatectl"
+	# a cluster's lifecycle in the daemon: removal marker, reload, lost data
+	run_prog integration/kvlife "" "$TIMEOUT" "$PY" tests/integration/kvlife_test.py \
+		--meshgate "$BUILD/app/meshgate/meshgate" --meshgatectl "$BUILD/app/meshgatectl/meshgatectl"
+	run_prog integration/kvlife "san:" "$TIMEOUT" env "${SAN_ENV[@]}" \
+		"$PY" tests/integration/kvlife_test.py --meshgate "$BUILD_SAN/app/meshgate/meshgate" \
+		--meshgatectl "$BUILD_SAN/app/meshgatectl/meshgatectl" --tag san
 	# /metrics and DPDK telemetry against the packets sent
 	run_prog integration/metrics "" "$TIMEOUT" "$PY" tests/integration/metrics_test.py \
 		--meshgate "$BUILD/app/meshgate/meshgate" --meshgatectl "$BUILD/app/meshgatectl/meshgatectl"
