@@ -461,6 +461,192 @@ cold_sync(unsigned port, uint32_t n, struct mg_identity_table **ids_out,
 	return 0;
 }
 
+/* ---- many clusters: the start of a gateway in front of a whole mesh ---- */
+
+/*
+ * Fill @p ncl clusters c001, c002, ... (ids 1..ncl) in the per-cluster
+ * layout, as `meshgatectl kv import` writes them into a site Redis: per
+ * cluster 10 identities and @p per host routes (IPv4 10.<c>.x.y), its
+ * config (cached, through mg_put: the log and the epoch) and canaries.
+ */
+static int
+fill_multi(redisContext *c, unsigned ncl, uint32_t per, const char *lua, size_t lua_len)
+{
+	char key[MG_KV_KEY_MAX], logk[MG_KV_KEY_MAX], epk[MG_KV_KEY_MAX], name[16], now[32];
+	unsigned pending = 0;
+	time_t t = time(NULL);
+	struct tm tm;
+	int rc;
+
+	gmtime_r(&t, &tm);
+	strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	rc = command_ok(c, redisCommand(c, "FLUSHDB"));
+	if (rc == 0)
+		rc = command_ok(c, redisCommand(c, "FUNCTION LOAD REPLACE %b", lua, lua_len));
+	for (unsigned cl = 1; cl <= ncl && rc == 0; cl++) {
+		struct mg_kv_cluster_config cc = {
+		        .id = cl, .synced_canaries = true, .cached = true};
+		char *val;
+
+		snprintf(name, sizeof(name), "c%03u", cl);
+		for (unsigned k = 0; k < 10; k++) {
+			char labels[128];
+
+			snprintf(labels, sizeof(labels),
+			         "k8s:app=a%u;k8s:io.cilium.k8s.policy.cluster=%s;"
+			         "k8s:io.kubernetes.pod.namespace=bench;",
+			         k, name);
+			mg_kv_identity_key(key, sizeof(key), MG_KV_SCOPE_CACHE, name,
+			                   (cl << 16) | (MG_ID_MIN_CLUSTER_LOCAL + k));
+			redisAppendCommand(c, "SET %s %s", key, labels);
+			pending++;
+		}
+		for (uint32_t i = 0; i < per && rc == 0; i++) {
+			struct mg_kv_ip_pair p;
+			uint32_t be = htonl((10u << 24) | (cl << 16) | (i + 1));
+
+			memset(&p, 0, sizeof(p));
+			p.host_route = true;
+			p.prefix.family = MG_AF_INET;
+			p.prefix.plen = 32;
+			memcpy(p.prefix.addr, &be, 4);
+			p.prefix.identity = (cl << 16) | (MG_ID_MIN_CLUSTER_LOCAL + i % 10);
+			val = mg_kv_ip_pair_encode(&p);
+			if (val == NULL || mg_kv_ip_key(key, sizeof(key), MG_KV_SCOPE_CACHE, name,
+			                                &p.prefix, true) < 0) {
+				free(val);
+				rc = -EINVAL;
+				break;
+			}
+			redisAppendCommand(c, "SET %s %s", key, val);
+			free(val);
+			if (++pending == PIPE_CHUNK) {
+				rc = drain(c, pending);
+				pending = 0;
+			}
+		}
+		if (rc == 0 && pending > 0) {
+			rc = drain(c, pending);
+			pending = 0;
+		}
+		val = mg_kv_cluster_config_encode(&cc);
+		if (rc == 0 &&
+		    (val == NULL || mg_kv_cluster_config_key(key, sizeof(key), name) < 0 ||
+		     mg_kv_log_key(logk, sizeof(logk), name) < 0 ||
+		     mg_kv_epoch_key(epk, sizeof(epk), name) < 0))
+			rc = -EINVAL;
+		if (rc == 0)
+			rc = command_ok(c, redisCommand(c, "FCALL mg_put 3 %s %s %s %s %s %s", key,
+			                                logk, epk, val, MAXLEN, "bench-epoch-1"));
+		free(val);
+		if (rc == 0 &&
+		    mg_kv_synced_key(key, sizeof(key), name, MG_KV_CACHE_IDENTITIES) >= 0)
+			rc = command_ok(c, redisCommand(c, "SET %s %s", key, now));
+		if (rc == 0 && mg_kv_synced_key(key, sizeof(key), name, MG_KV_CACHE_IP) >= 0)
+			rc = command_ok(c, redisCommand(c, "SET %s %s", key, now));
+	}
+	return rc;
+}
+
+/*
+ * The gateway's start in front of @p ncl clusters of @p per entries each:
+ * mg_kv_sync_initial over all of them (what the daemon does before its
+ * ports start), then a verification round and a tail poll of all of them.
+ */
+static int
+multi_run(unsigned port, unsigned ncl, uint32_t per, const char *lua, size_t lua_len)
+{
+	struct mg_kv_sync_cluster_params *cls = calloc(ncl, sizeof(*cls));
+	char(*names)[16] = calloc(ncl, sizeof(*names));
+	struct mg_ipcache_params ip = {.entries_hint = ncl * per};
+	struct mg_identity_table *ids =
+	        mg_identity_table_create(ncl > 255 ? MG_CLUSTER_MODE_511 : MG_CLUSTER_MODE_255);
+	struct mg_ipcache *ipc = mg_ipcache_create(&ip);
+	struct mg_kv_sync *s = NULL;
+	struct mg_error err = {0};
+	redisContext *c = connect_port(port);
+	uint32_t *changed = NULL;
+	size_t n_changed = 0, got;
+	char url[64];
+	uint64_t t0;
+	double fill_secs, secs, verify_ms, rb;
+	int rc = -ENOMEM;
+
+	if (cls == NULL || names == NULL || ids == NULL || ipc == NULL || c == NULL)
+		goto out;
+	if (ncl > 255) {
+		fprintf(stderr,
+		        "kvsync: --clusters: at most 255 here (ids of the 255-cluster mode)\n");
+		rc = -EINVAL;
+		goto out;
+	}
+	t0 = mg_time_ns();
+	rc = fill_multi(c, ncl, per, lua, lua_len);
+	fill_secs = (double)(mg_time_ns() - t0) / 1e9;
+	if (rc < 0) {
+		fprintf(stderr, "kvsync: fill failed (%s)\n", strerror(-rc));
+		goto out;
+	}
+	for (unsigned i = 0; i < ncl; i++) {
+		snprintf(names[i], sizeof(names[i]), "c%03u", i + 1);
+		cls[i].name = names[i];
+		cls[i].local = i == 0;
+		cls[i].id = i == 0 ? 1 : 0;
+	}
+	snprintf(url, sizeof(url), "127.0.0.1:%u", port);
+	struct mg_kv_sync_params sp = {
+	        .url = url, .n_clusters = ncl, .clusters = cls, .block_ms = 5, .command_ms = 60000};
+	s = mg_kv_sync_create(&sp, ids, ipc, &err);
+	if (s == NULL) {
+		fprintf(stderr, "kvsync: mg_kv_sync_create: %s\n", err.msg);
+		rc = -EINVAL;
+		goto out;
+	}
+	t0 = mg_time_ns();
+	rc = mg_kv_sync_initial(s, 600000, &changed, &n_changed, &err);
+	if (mg_ipcache_commit(ipc) < 0 && rc >= 0)
+		rc = -ENOMEM;
+	secs = (double)(mg_time_ns() - t0) / 1e9;
+	if (rc < 0) {
+		fprintf(stderr, "kvsync: mg_kv_sync_initial: %s\n", err.msg);
+		goto out;
+	}
+	got = mg_ipcache_count(ipc, 0);
+	if (got != (size_t)ncl * per || !mg_kv_sync_all_synced(s)) {
+		fprintf(stderr, "kvsync: FAIL: ipcache holds %zu entries (want %u)\n", got,
+		        ncl * per);
+		rc = -EPROTO;
+		goto out;
+	}
+	/* A verification round of every cluster (one pipelined round trip) and an
+	 * XREAD over every log, as each poll of the running daemon pays them. */
+	mg_kv_sync_request_resync(s, MG_KV_RESYNC_OPERATOR);
+	t0 = mg_time_ns();
+	for (int k = 0; k < 3; k++) {
+		mg_kv_sync_poll(s, NULL, NULL);
+		mg_ipcache_commit(ipc);
+	}
+	verify_ms = (double)(mg_time_ns() - t0) / 1e6 / 3;
+	rb = redis_benchmark_get(port, ncl * per);
+	printf("start with %u clusters x %" PRIu32 " entries = %u entries (+ %u identities): fill "
+	       "%.2f s, initial sync %.2f s, %.0f entries/s | redis-benchmark GET -P 64: %.0f "
+	       "req/s | ratio %.3f\n"
+	       "  then a full resync of every cluster: %.0f ms per poll (3 polls)\n",
+	       ncl, per, ncl * per, ncl * 10, fill_secs, secs, (double)(ncl * per) / secs, rb,
+	       rb > 0 ? (double)(ncl * per) / secs / rb : 0.0, verify_ms);
+	rc = 0;
+out:
+	if (c != NULL)
+		redisFree(c);
+	free(changed);
+	mg_kv_sync_free(s);
+	mg_ipcache_free(ipc);
+	mg_identity_table_free(ids);
+	free(cls);
+	free(names);
+	return rc;
+}
+
 /* ---- write-to-effective latency ---- */
 
 struct writer {
@@ -1775,6 +1961,10 @@ usage(FILE *out)
 	        "  with mg_datapath_publish. Then the client holds off while the writers put\n"
 	        "  K updates (default 1200000, at most 1500000) into the log as fast as Redis\n"
 	        "  takes them, and catches up on them while the worker forwards.\n"
+	        "       meshgate-bench kvsync --clusters C [--entries-per-cluster N]\n"
+	        "  The fourth form is a gateway's start in front of a mesh: C clusters (at\n"
+	        "  most 255) of N entries each (default 1000) in the per-cluster layout of one\n"
+	        "  Redis, the initial sync of all of them, then full resyncs of all of them.\n"
 	        "       meshgate-bench kvsync --latency-while-forwarding [--entries N] "
 	        "[--seconds S] [--lcores L]\n"
 	        "  The third form measures write-to-effective latency at 1k and 10k puts/s\n"
@@ -1875,12 +2065,14 @@ mg_bench_kvsync(int argc, char **argv)
 	        {"batch", required_argument, NULL, 'b'},
 	        {"read-count", required_argument, NULL, 'c'},
 	        {"backlog", required_argument, NULL, 'k'},
+	        {"clusters", required_argument, NULL, 'C'},
+	        {"entries-per-cluster", required_argument, NULL, 'P'},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
 	const char *entries = NULL, *functions = MG_FUNCTIONS_DEFAULT, *lcores = "0,1";
 	unsigned secs = 5, rate = 150000, writers = 2, batch = MG_KV_WRITER_BATCH_DEFAULT;
-	unsigned read_count = 10000, backlog = 1200000;
+	unsigned read_count = 10000, backlog = 1200000, nclusters = 0, per_cluster = 1000;
 	bool forward = false, lat = false, secs_set = false;
 	struct server srv = {0};
 	unsigned port = 0;
@@ -1928,6 +2120,12 @@ mg_bench_kvsync(int argc, char **argv)
 		case 'k':
 			backlog = (unsigned)strtoul(optarg, NULL, 0);
 			break;
+		case 'C':
+			nclusters = (unsigned)strtoul(optarg, NULL, 0);
+			break;
+		case 'P':
+			per_cluster = (unsigned)strtoul(optarg, NULL, 0);
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -1966,6 +2164,15 @@ mg_bench_kvsync(int argc, char **argv)
 	       "mg_ipcache_lookup + mg_policy_verdict give the new verdict\n",
 	       port, CLUSTER, CLUSTER_ID);
 	fflush(stdout);
+	if (nclusters > 0) {
+		if (per_cluster == 0 || per_cluster > 65000) {
+			fprintf(stderr, "kvsync: --entries-per-cluster: 1 to 65000\n");
+			rc = -EINVAL;
+			goto out;
+		}
+		rc = multi_run(port, nclusters, per_cluster, lua, lua_len);
+		goto out;
+	}
 	if (forward) {
 		uint32_t n = (uint32_t)strtoul(entries, NULL, 0);
 

@@ -249,7 +249,13 @@ struct mg_kv_sync {
 	 * asks for a resync after a failed publish (mg_kv_sync_request_resync). */
 	struct rkey *gone;
 	size_t n_gone, cap_gone;
-	bool repair;        /* re-stage every live entry and the gone keys at the next poll */
+	bool repair; /* re-stage every live entry and the gone keys at the next poll */
+	/* How many clusters hold each prefix (records' identity field), kept
+	 * while there are several: the rule is a prefix held by one cluster,
+	 * and then neither its winner nor a conflict needs a walk over every
+	 * cluster's copy (with 255 clusters that walk was most of a start). */
+	struct rmap owners;
+	bool track_owners;
 	struct npid *npids; /* named ports per identity, sorted by id */
 	size_t n_npids, cap_npids;
 };
@@ -878,15 +884,77 @@ decode_entry(struct mg_kv_sync *s, struct cl *c, const char *key, const char *va
 
 /* ---- applying to the tables ---- */
 
-/* Put the winner for prefix @k into the ipcache, or delete it. */
-static int
-ip_recompute(struct mg_kv_sync *s, const struct rkey *k)
+/* Clusters holding prefix @k (UINT32_MAX: not counted, one cluster only). */
+static uint32_t
+owners_count(const struct mg_kv_sync *s, const struct rkey *k)
 {
-	for (size_t i = 0; i < s->n; i++) {
-		struct cl *c = &s->c[s->order[i]];
-		const struct rec *r = rmap_find(&c->live, k);
-		if (r == NULL)
-			continue;
+	const struct rec *r;
+
+	if (!s->track_owners)
+		return UINT32_MAX;
+	r = rmap_find(&s->owners, k);
+	return r != NULL ? r->identity : 0;
+}
+
+/* One more (@delta 1) or one fewer (-1) cluster holds prefix @k. 0 or -ENOMEM. */
+static int
+owners_add(struct mg_kv_sync *s, const struct rkey *k, int delta)
+{
+	struct rec *r;
+
+	if (!s->track_owners)
+		return 0;
+	r = rmap_find(&s->owners, k);
+	if (r == NULL)
+		return delta > 0 ? rmap_put(&s->owners, k, 1, NULL, NULL, 0) : 0;
+	if (delta > 0)
+		r->identity++;
+	else if (--r->identity == 0)
+		rmap_del(&s->owners, k);
+	return 0;
+}
+
+/* Count the owners anew (the cluster list changed). 0 or -ENOMEM. */
+static int
+owners_rebuild(struct mg_kv_sync *s)
+{
+	int rc = 0;
+
+	rmap_clear(&s->owners);
+	s->track_owners = s->n > 1;
+	for (size_t i = 0; s->track_owners && i < s->n && rc == 0; i++) {
+		const struct rmap *m = &s->c[i].live;
+		for (size_t j = 0; j < m->cap && rc == 0; j++)
+			if (m->v[j].st == 1 && m->v[j].k.kind == REC_IP)
+				rc = owners_add(s, &m->v[j].k, 1);
+	}
+	if (rc < 0) { /* counts incomplete: fall back to the walks */
+		rmap_clear(&s->owners);
+		s->track_owners = false;
+	}
+	return rc;
+}
+
+/*
+ * Put the winner for prefix @k into the ipcache, or delete it. @hint: a
+ * cluster that holds @k (or NULL): when it is the only one, it wins
+ * without a walk over the clusters.
+ */
+static int
+ip_recompute(struct mg_kv_sync *s, const struct rkey *k, const struct cl *hint)
+{
+	uint32_t owners = owners_count(s, k);
+	const struct rec *r = NULL;
+	const struct cl *c = NULL;
+
+	if (owners == 1 && hint != NULL && (r = rmap_find(&hint->live, k)) != NULL)
+		c = hint;
+	for (size_t i = 0; c == NULL && owners != 0 && i < s->n; i++) {
+		const struct cl *o = &s->c[s->order[i]];
+		if ((r = rmap_find(&o->live, k)) != NULL)
+			c = o;
+	}
+	if (c != NULL) {
 		struct mg_ipcache_entry e;
 		memset(&e, 0, sizeof(e));
 		e.family = k->family;
@@ -962,7 +1030,7 @@ apply_put(struct mg_kv_sync *s, struct cl *c, struct decoded *d, char *value)
 		d->np = NULL;
 		return 0;
 	}
-	if (old == NULL) {
+	if (old == NULL && owners_count(s, &d->k) > 0 && s->n > 1) {
 		for (size_t i = 0; i < s->n; i++) {
 			if (&s->c[i] != c && rmap_find(&s->c[i].live, &d->k) != NULL) {
 				c->st.conflicts++;
@@ -983,7 +1051,9 @@ apply_put(struct mg_kv_sync *s, struct cl *c, struct decoded *d, char *value)
 	}
 	rc = rmap_put(&c->live, &d->k, d->identity, NULL, d->np, d->n_np);
 	d->np = NULL;
-	return rc < 0 ? rc : ip_recompute(s, &d->k);
+	if (rc == 0 && old == NULL)
+		rc = owners_add(s, &d->k, 1);
+	return rc < 0 ? rc : ip_recompute(s, &d->k, c);
 }
 
 static int
@@ -999,8 +1069,10 @@ apply_del(struct mg_kv_sync *s, struct cl *c, const struct rkey *k)
 	if (nrc < 0)
 		return nrc;
 	rmap_del(&c->live, k);
-	if (k->kind == REC_IP)
-		return ip_recompute(s, k);
+	if (k->kind == REC_IP) {
+		owners_add(s, k, -1);
+		return ip_recompute(s, k, NULL);
+	}
 	const struct mg_identity *ident = mg_identity_table_get(s->ids, k->id);
 	if (ident != NULL && ident->cluster_id == c->cid) {
 		int rc = mg_identity_table_del(s->ids, k->id);
@@ -1035,13 +1107,13 @@ batch_begin(struct mg_kv_sync *s)
 			if (r->st != 1)
 				continue;
 			if (r->k.kind == REC_IP)
-				rc = ip_recompute(s, &r->k);
+				rc = ip_recompute(s, &r->k, c);
 			else
 				rc = changed_push(s, r->k.id);
 		}
 	}
 	for (size_t i = 0; i < s->n_gone && rc == 0; i++)
-		rc = s->gone[i].kind == REC_IP ? ip_recompute(s, &s->gone[i])
+		rc = s->gone[i].kind == REC_IP ? ip_recompute(s, &s->gone[i], NULL)
 		                               : changed_push(s, s->gone[i].id);
 	/* The gone keys stay noted until a batch after this one begins
 	 * without a repair: this batch may be discarded too. */
@@ -1152,34 +1224,6 @@ stream_info_parse(const redisReply *r, struct sinfo *si)
 	}
 }
 
-/* XINFO STREAM of @c's log. 0 or -ENOTCONN. */
-static int
-stream_info(struct mg_kv_sync *s, struct cl *c, struct sinfo *si)
-{
-	const char *argv[3] = {"XINFO", "STREAM", c->log_key};
-	redisReply *r = cmd(s, 3, argv);
-	if (r == NULL)
-		return -ENOTCONN;
-	stream_info_parse(r, si);
-	freeReplyObject(r);
-	return 0;
-}
-
-/* GET @key into @buf; 1 found, 0 missing, -ENOTCONN. */
-static int
-get_str(struct mg_kv_sync *s, const char *key, char *buf, size_t size)
-{
-	const char *argv[2] = {"GET", key};
-	redisReply *r = cmd(s, 2, argv);
-	if (r == NULL)
-		return -ENOTCONN;
-	int found = r->type == REDIS_REPLY_STRING;
-	if (found)
-		snprintf(buf, size, "%.*s", (int)r->len, r->str);
-	freeReplyObject(r);
-	return found;
-}
-
 /*
  * SCAN @pattern and MGET the values into @shadow, pipelined: the keys of
  * each SCAN reply that parse as ours are MGET right away (CHUNK keys per
@@ -1198,8 +1242,53 @@ struct sbatch {
 	redisReply *r; /* the SCAN reply holding the keys */
 	const char **keys;
 	struct decoded *d; /* the keys, decoded */
+	uint16_t *t;       /* the target each key belongs to */
 	size_t n, left;    /* keys kept, MGETs not yet read */
 };
+
+/* Where a scanned key goes: its cluster and that cluster's shadow. */
+struct scan_target {
+	struct cl *c;
+	struct rmap *shadow;
+};
+
+/*
+ * The target of @key among @nt targets sorted by cluster name (@one: the
+ * only one), or -1. With several targets the keys are the per-cluster
+ * layout's, cilium/cache/<identities|ip>/v1/<cluster>/...: the name is
+ * looked up, then the key decoded as that cluster's.
+ */
+static int
+scan_route(const struct scan_target *t, size_t nt, const char *key, struct decoded *d)
+{
+	size_t lo = 0, hi = nt;
+	const char *name, *end;
+
+	if (nt == 1)
+		return key_decode(t[0].c, key, d) == 0 ? 0 : -1;
+	if (strncmp(key, MG_KV_CACHE_IDENTITIES "/", sizeof(MG_KV_CACHE_IDENTITIES)) == 0)
+		name = key + sizeof(MG_KV_CACHE_IDENTITIES);
+	else if (strncmp(key, MG_KV_CACHE_IP "/", sizeof(MG_KV_CACHE_IP)) == 0)
+		name = key + sizeof(MG_KV_CACHE_IP);
+	else
+		return -1;
+	end = strchr(name, '/');
+	if (end == NULL || end - name > MG_KV_CLUSTER_NAME_MAX)
+		return -1;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int cmp = strncmp(t[mid].c->name, name, (size_t)(end - name));
+		if (cmp == 0 && t[mid].c->name[end - name] != '\0')
+			cmp = 1;
+		if (cmp < 0)
+			lo = mid + 1;
+		else if (cmp > 0)
+			hi = mid;
+		else
+			return key_decode(t[mid].c, key, d) == 0 ? (int)mid : -1;
+	}
+	return -1;
+}
 
 struct sreq {
 	struct sbatch *b; /* NULL: a SCAN */
@@ -1214,11 +1303,12 @@ sbatch_free(struct sbatch *b)
 	freeReplyObject(b->r);
 	free(b->keys);
 	free(b->d);
+	free(b->t);
 	free(b);
 }
 
 static int
-scan_prefix(struct mg_kv_sync *s, struct cl *c, const char *pattern, struct rmap *shadow)
+scan_prefix(struct mg_kv_sync *s, const struct scan_target *tg, size_t ntg, const char *pattern)
 {
 	char cursor[32] = "0", count[16];
 	struct sreq *q = NULL;
@@ -1251,10 +1341,11 @@ scan_prefix(struct mg_kv_sync *s, struct cl *c, const char *pattern, struct rmap
 			     i++) {
 				const redisReply *v = r->element[i];
 				struct decoded d = rq.b->d[rq.off + i];
+				const struct scan_target *t = &tg[rq.b->t[rq.off + i]];
 				if (v->type != REDIS_REPLY_STRING)
 					continue; /* deleted since the SCAN: the log has it */
-				int dr = decode_value(s, c, rq.b->keys[rq.off + i], v->str, v->len,
-				                      &d);
+				int dr = decode_value(s, t->c, rq.b->keys[rq.off + i], v->str,
+				                      v->len, &d);
 				if (dr < 0) {
 					rc = dr;
 				} else if (dr > 0) {
@@ -1264,8 +1355,8 @@ scan_prefix(struct mg_kv_sync *s, struct cl *c, const char *pattern, struct rmap
 						free(d.np);
 						rc = -ENOMEM;
 					} else {
-						rc = rmap_put(shadow, &d.k, d.identity, val, d.np,
-						              d.n_np);
+						rc = rmap_put(t->shadow, &d.k, d.identity, val,
+						              d.np, d.n_np);
 					}
 				}
 			}
@@ -1291,7 +1382,8 @@ scan_prefix(struct mg_kv_sync *s, struct cl *c, const char *pattern, struct rmap
 		struct sbatch *b = calloc(1, sizeof(*b));
 		if (b == NULL || (ks->elements > 0 &&
 		                  ((b->keys = malloc(ks->elements * sizeof(*b->keys))) == NULL ||
-		                   (b->d = malloc(ks->elements * sizeof(*b->d))) == NULL))) {
+		                   (b->d = malloc(ks->elements * sizeof(*b->d))) == NULL ||
+		                   (b->t = malloc(ks->elements * sizeof(*b->t))) == NULL))) {
 			if (b != NULL) {
 				b->r = r;
 				sbatch_free(b);
@@ -1304,9 +1396,12 @@ scan_prefix(struct mg_kv_sync *s, struct cl *c, const char *pattern, struct rmap
 		b->r = r;
 		for (size_t i = 0; i < ks->elements; i++) {
 			const redisReply *k = ks->element[i];
+			int ti;
 			if (k->type == REDIS_REPLY_STRING &&
-			    key_decode(c, k->str, &b->d[b->n]) == 0)
+			    (ti = scan_route(tg, ntg, k->str, &b->d[b->n])) >= 0) {
+				b->t[b->n] = (uint16_t)ti;
 				b->keys[b->n++] = k->str;
+			}
 		}
 		size_t nmget = (b->n + MGET_CHUNK - 1) / MGET_CHUNK;
 		/* SCAN's COUNT is a hint: a reply may hold many more keys. */
@@ -1367,87 +1462,206 @@ replay(struct mg_kv_sync *s, struct cl *c, struct rmap *shadow, char *last, size
 	}
 }
 
-/*
- * Full sync of @c: read everything into a shadow and publish the diff.
- * Uses the cluster config the last verification read (c->cfg_*), so a
- * verification must come first. 0 synced, -EAGAIN not now (c->why says
- * why; a cluster holding a copy is stale meanwhile), -ENOTCONN, -ENOMEM.
- */
-static int
-resync(struct mg_kv_sync *s, struct cl *c)
-{
-	struct rmap shadow = {0};
-	char buf[1024], epoch[128] = "";
-	struct sinfo si;
-	uint64_t consumed = 0;
-	struct rkey *dels = NULL;
-	size_t ndel = 0, capdel = 0;
-	unsigned old_cid = c->cid;
-	enum mg_kv_scope old_scope = c->scope;
-	int rc;
+/* ---- full sync of clusters ---- */
 
+/* One cluster's part of a resync. */
+struct rjob {
+	struct cl *c;
+	struct rmap shadow;
+	char epoch[128];
+	struct sinfo si;
+	unsigned old_cid;
+	enum mg_kv_scope old_scope;
+	int rc; /* 0 while it goes on; -EAGAIN (c->why says why), -ENOTCONN, -ENOMEM */
+};
+
+/* Resyncs of at least this many clusters of the per-cluster layout share one SCAN. */
+#define GROUP_SCAN_MIN 4
+
+/*
+ * The checks that need no Redis: the config the last verification read
+ * (a verification always comes first) must be there and usable. Sets the
+ * keys and ranges the config names; rjob_restore undoes that when the
+ * live copy stays.
+ */
+static void
+rjob_prepare(struct rjob *j)
+{
+	struct cl *c = j->c;
+
+	j->old_cid = c->cid;
+	j->old_scope = c->scope;
 	if (!c->present) {
 		snprintf(c->why, sizeof(c->why), "cluster config %.100s is missing", c->cfg_key);
 		stale_set(c, MG_KV_STALE_NO_CONFIG);
-		return -EAGAIN;
+		j->rc = -EAGAIN;
+		return;
 	}
 	if (!c->cfg_ok) {
 		snprintf(c->why, sizeof(c->why), "%s", c->cfg_why);
 		stale_set(c, MG_KV_STALE_BAD_CONFIG);
-		return -EAGAIN;
+		j->rc = -EAGAIN;
+		return;
 	}
-	/* Keys and ranges as the config now says; back to the old ones if
-	 * the live copy stays. */
 	c->cid = c->vid;
 	c->scope = c->vcached ? MG_KV_SCOPE_CACHE : MG_KV_SCOPE_STATE;
-	if (c->vcanaries) {
-		const char *pfx[2] = {c->vcached ? MG_KV_CACHE_IDENTITIES : MG_KV_STATE_IDENTITIES,
-		                      c->vcached ? MG_KV_CACHE_IP : MG_KV_STATE_IP};
-		for (int i = 0; i < 2; i++) {
-			char key[MG_KV_KEY_MAX];
-			if (mg_kv_synced_key(key, sizeof(key), c->name, pfx[i]) < 0) {
-				rc = -EINVAL;
-				goto out;
-			}
-			rc = get_str(s, key, buf, sizeof(buf));
-			if (rc <= 0) {
-				if (rc == 0) {
-					snprintf(c->why, sizeof(c->why), "waiting for %.100s", key);
-					stale_set(c, MG_KV_STALE_CANARIES);
-					rc = -EAGAIN;
-				}
-				goto out;
+}
+
+static void
+rjob_restore(struct rjob *j)
+{
+	j->c->cid = j->old_cid;
+	j->c->scope = j->old_scope;
+}
+
+/*
+ * One pipelined round trip for every job still going: its canaries (when
+ * its config has syncedCanaries), its epoch, its log (XINFO STREAM).
+ * A job whose canary is missing stops (-EAGAIN). 0, -ENOTCONN, -ENOMEM.
+ */
+static int
+rjob_probe(struct mg_kv_sync *s, struct rjob *jobs, size_t n)
+{
+	char(*ckeys)[2][MG_KV_KEY_MAX] = calloc(n ? n : 1, sizeof(*ckeys));
+	size_t sent = 0;
+	int rc = 0;
+
+	if (ckeys == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		struct rjob *j = &jobs[i];
+		struct cl *c = j->c;
+		if (j->rc != 0)
+			continue;
+		if (c->vcanaries) {
+			const char *pfx[2] = {c->vcached ? MG_KV_CACHE_IDENTITIES
+			                                 : MG_KV_STATE_IDENTITIES,
+			                      c->vcached ? MG_KV_CACHE_IP : MG_KV_STATE_IP};
+			for (int k = 0; k < 2; k++) {
+				const char *argv[2] = {"EXISTS", ckeys[i][k]};
+				mg_kv_synced_key(ckeys[i][k], sizeof(ckeys[i][k]), c->name, pfx[k]);
+				redisAppendCommandArgv(s->ctx, 2, argv, NULL);
+				sent++;
 			}
 		}
+		const char *a0[2] = {"GET", c->epoch_key}, *a1[3] = {"XINFO", "STREAM", c->log_key};
+		redisAppendCommandArgv(s->ctx, 2, a0, NULL);
+		redisAppendCommandArgv(s->ctx, 3, a1, NULL);
+		sent += 2;
 	}
-	if ((rc = get_str(s, c->epoch_key, epoch, sizeof(epoch))) < 0)
-		goto out;
-	if ((rc = stream_info(s, c, &si)) < 0)
-		goto out;
-	consumed = si.added;
-	/*
-	 * One walk of the keyspace for both prefixes (identities/v1 and
-	 * ip/v1: "i[dp]*"), not one per prefix: SCAN visits every key
-	 * whatever the pattern. key_decode keeps only the keys we sync.
-	 */
-	char pat[MG_KV_KEY_MAX + 4];
-	if (c->scope == MG_KV_SCOPE_CACHE)
-		snprintf(pat, sizeof(pat), "cilium/cache/i[dp]*/v1/%s/*", c->name);
-	else
-		snprintf(pat, sizeof(pat), "cilium/state/i[dp]*");
-	if ((rc = scan_prefix(s, c, pat, &shadow)) < 0)
-		goto out;
+	for (size_t i = 0; i < n && sent > 0; i++) {
+		struct rjob *j = &jobs[i];
+		struct cl *c = j->c;
+		redisReply *r[4] = {NULL, NULL, NULL, NULL};
+		int m = 0;
+		if (j->rc != 0)
+			continue;
+		int want = c->vcanaries ? 4 : 2;
+		for (m = 0; m < want; m++, sent--)
+			if (redisGetReply(s->ctx, (void **)&r[m]) != REDIS_OK || r[m] == NULL)
+				break;
+		if (m < want) {
+			for (int k = 0; k < m; k++)
+				freeReplyObject(r[k]);
+			disconnect(s);
+			rc = -ENOTCONN;
+			break;
+		}
+		int at = 0;
+		if (c->vcanaries) {
+			for (int k = 0; k < 2 && j->rc == 0; k++)
+				if (r[k]->type != REDIS_REPLY_INTEGER || r[k]->integer != 1) {
+					snprintf(c->why, sizeof(c->why), "waiting for %.100s",
+					         ckeys[i][k]);
+					stale_set(c, MG_KV_STALE_CANARIES);
+					j->rc = -EAGAIN;
+				}
+			at = 2;
+		}
+		if (r[at]->type == REDIS_REPLY_STRING)
+			snprintf(j->epoch, sizeof(j->epoch), "%.*s", (int)r[at]->len, r[at]->str);
+		stream_info_parse(r[at + 1], &j->si);
+		for (int k = 0; k < want; k++)
+			freeReplyObject(r[k]);
+	}
+	free(ckeys);
+	return rc;
+}
+
+/* Compare jobs by cluster name (scan_route's binary search). */
+static int
+target_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct scan_target *)a)->c->name,
+	              ((const struct scan_target *)b)->c->name);
+}
+
+/*
+ * SCAN the keys of every job still going into its shadow: the
+ * single-cluster layout (at most one such cluster) with its own walk;
+ * the per-cluster layout with one walk per cluster, or, for
+ * GROUP_SCAN_MIN clusters or more, one walk of the whole cilium/cache/
+ * keyspace shared by them (SCAN visits every key whatever its pattern:
+ * 255 walks of a 255-cluster Redis would visit each key 255 times).
+ */
+static int
+rjob_scan(struct mg_kv_sync *s, struct rjob *jobs, size_t n)
+{
+	struct scan_target *tg = calloc(n ? n : 1, sizeof(*tg));
+	char pat[MG_KV_KEY_MAX + 32];
+	size_t nt = 0;
+	int rc = 0;
+
+	if (tg == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		struct rjob *j = &jobs[i];
+		if (j->rc != 0)
+			continue;
+		if (j->c->scope == MG_KV_SCOPE_STATE) {
+			struct scan_target one = {j->c, &j->shadow};
+			rc = scan_prefix(s, &one, 1, "cilium/state/i[dp]*");
+		} else {
+			tg[nt++] = (struct scan_target){j->c, &j->shadow};
+		}
+	}
+	if (rc == 0 && nt >= GROUP_SCAN_MIN) {
+		qsort(tg, nt, sizeof(*tg), target_cmp);
+		rc = scan_prefix(s, tg, nt, "cilium/cache/i[dp]*");
+	} else {
+		for (size_t i = 0; i < nt && rc == 0; i++) {
+			snprintf(pat, sizeof(pat), "cilium/cache/i[dp]*/v1/%s/*", tg[i].c->name);
+			rc = scan_prefix(s, &tg[i], 1, pat);
+		}
+	}
+	free(tg);
+	return rc;
+}
+
+/*
+ * The rest of one cluster's resync once its shadow holds the scan:
+ * replay the log from the noted id, diff against the live copy, refuse a
+ * mass delete, apply as one step. 0, -EAGAIN (refused), -ENOTCONN, -ENOMEM.
+ */
+static int
+rjob_finish(struct mg_kv_sync *s, struct rjob *j)
+{
+	struct cl *c = j->c;
+	struct rkey *dels = NULL;
+	size_t ndel = 0, capdel = 0;
+	uint64_t consumed = j->si.added;
+	int rc;
+
 	/* The publish below adds most of the shadow to the live copy. */
-	size_t more = shadow.n > c->live.n ? shadow.n - c->live.n : 0;
+	size_t more = j->shadow.n > c->live.n ? j->shadow.n - c->live.n : 0;
 	if ((rc = rmap_reserve(&c->live, more)) < 0)
 		goto out;
-	if ((rc = replay(s, c, &shadow, si.last, sizeof(si.last), &consumed)) < 0)
+	if ((rc = replay(s, c, &j->shadow, j->si.last, sizeof(j->si.last), &consumed)) < 0)
 		goto out;
-
 	/* Diff: what the live copy has and the shadow does not. */
 	for (size_t i = 0; i < c->live.cap; i++) {
 		const struct rec *r = &c->live.v[i];
-		if (r->st != 1 || rmap_find(&shadow, &r->k) != NULL)
+		if (r->st != 1 || rmap_find(&j->shadow, &r->k) != NULL)
 			continue;
 		if (mg_grow(&dels, &capdel, ndel, sizeof(*dels), 64) < 0) {
 			rc = -ENOMEM;
@@ -1469,8 +1683,8 @@ resync(struct mg_kv_sync *s, struct cl *c)
 	}
 	/* Apply as one step: identity puts, ipcache puts/dels staged, identity deletions. */
 	sort_order(s);
-	for (size_t i = 0; i < shadow.cap; i++) {
-		struct rec *r = &shadow.v[i];
+	for (size_t i = 0; i < j->shadow.cap; i++) {
+		struct rec *r = &j->shadow.v[i];
 		if (r->st != 1)
 			continue;
 		struct decoded d = {r->k, r->identity, r->n_np, r->np};
@@ -1489,8 +1703,8 @@ resync(struct mg_kv_sync *s, struct cl *c)
 	c->need_resync = false;
 	c->removed = false;
 	snprintf(c->cfg, sizeof(c->cfg), "%s", c->vraw);
-	snprintf(c->epoch, sizeof(c->epoch), "%s", epoch);
-	snprintf(c->last_id, sizeof(c->last_id), "%s", si.last);
+	snprintf(c->epoch, sizeof(c->epoch), "%s", j->epoch);
+	snprintf(c->last_id, sizeof(c->last_id), "%s", j->si.last);
 	c->consumed = consumed;
 	c->synced = true;
 	c->why[0] = '\0';
@@ -1500,11 +1714,49 @@ resync(struct mg_kv_sync *s, struct cl *c)
 	goto applied;
 out:
 	/* Nothing applied: the live copy keeps the keys and ranges it has. */
-	c->cid = old_cid;
-	c->scope = old_scope;
+	rjob_restore(j);
 applied:
-	rmap_clear(&shadow);
 	free(dels);
+	return rc;
+}
+
+/*
+ * Full sync of the clusters @cs: read everything into shadows and publish
+ * each one's diff. -ENOTCONN and -ENOMEM stop them all; a cluster that
+ * cannot sync now (-EAGAIN: c->why says why; stale when it holds a copy)
+ * does not stop the others.
+ */
+static int
+resync_group(struct mg_kv_sync *s, struct cl **cs, size_t n)
+{
+	struct rjob *jobs = calloc(n ? n : 1, sizeof(*jobs));
+	int rc = 0;
+
+	if (jobs == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		jobs[i].c = cs[i];
+		rjob_prepare(&jobs[i]);
+	}
+	rc = rjob_probe(s, jobs, n);
+	if (rc == 0)
+		rc = rjob_scan(s, jobs, n);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		struct rjob *j = &jobs[i];
+		if (j->rc == 0) {
+			j->rc = rjob_finish(s, j);
+			if (j->rc == -ENOTCONN || j->rc == -ENOMEM)
+				rc = j->rc;
+		} else {
+			rjob_restore(j);
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (rc != 0 && jobs[i].rc == 0)
+			rjob_restore(&jobs[i]);
+		rmap_clear(&jobs[i].shadow);
+	}
+	free(jobs);
 	return rc;
 }
 
@@ -1827,19 +2079,28 @@ out:
 	return rc;
 }
 
-/* Resync every cluster that needs it (or is not synced yet). */
+/* Resync every cluster that needs it (or is not synced yet), together. */
 static int
 resync_due(struct mg_kv_sync *s)
 {
+	struct cl **cs;
+	size_t n = 0;
+	int rc;
+
+	if (s->n == 0)
+		return 0;
+	cs = malloc(s->n * sizeof(*cs));
+	if (cs == NULL)
+		return -ENOMEM;
 	for (size_t i = 0; i < s->n; i++) {
 		struct cl *c = &s->c[i];
 		if ((c->synced && !c->need_resync) || (c->removed && !c->need_resync))
 			continue;
-		int rc = resync(s, c);
-		if (rc == -ENOTCONN || rc == -ENOMEM)
-			return rc;
+		cs[n++] = c;
 	}
-	return 0;
+	rc = n > 0 ? resync_group(s, cs, n) : 0;
+	free(cs);
+	return rc;
 }
 
 static int
@@ -1997,6 +2258,7 @@ mg_kv_sync_create(const struct mg_kv_sync_params *p, struct mg_identity_table *i
 		cl_init(&s->c[i], &p->clusters[i]);
 		s->order[i] = i;
 	}
+	s->track_owners = s->n > 1;
 	return s;
 inval:
 	mg_kv_sync_free(s);
@@ -2019,6 +2281,7 @@ mg_kv_sync_free(struct mg_kv_sync *s)
 	for (size_t i = 0; s->c && i < s->n; i++)
 		rmap_clear(&s->c[i].live);
 	free(s->c);
+	rmap_clear(&s->owners);
 	free(s->gone);
 	np_free(s);
 	free(s->order);
@@ -2171,7 +2434,7 @@ mg_kv_sync_rebind(struct mg_kv_sync *s, struct mg_identity_table *ids, struct mg
 		for (size_t j = 0; j < c->live.cap && rc == 0; j++) {
 			const struct rec *r = &c->live.v[j];
 			if (r->st == 1 && r->k.kind == REC_IP)
-				rc = ip_recompute(s, &r->k);
+				rc = ip_recompute(s, &r->k, c);
 		}
 	}
 	/* Left staged for the caller's commit or publish. */
@@ -2272,6 +2535,7 @@ mg_kv_sync_reconfigure(struct mg_kv_sync *s, const struct mg_kv_sync_params *p, 
 	s->p.removal_grace_ms = p->removal_grace_ms;
 	s->next_verify_ms = 0; /* new clusters start at the next poll */
 	sort_order(s);
+	owners_rebuild(s); /* on failure it falls back to walking the clusters */
 	update_stats(s);
 	rc = 0;
 out:
