@@ -581,7 +581,15 @@ spec:
             - {port: "5432", protocol: TCP}
 POL
 if hup_and_wait 'meshgate: info: reload: done'; then
-	pass reload_done
+	# The summary after it names the new policy's memory (it said 0 bytes
+	# once: it was read after the policy had gone to the data path).
+	sleep 0.2
+	mem=$(grep -oE 'policy memory [0-9]+ bytes' "$MG_WORK/meshgate.err" | tail -n 1)
+	if [[ $mem =~ ^policy\ memory\ [1-9][0-9]*\ bytes$ ]]; then
+		pass reload_done
+	else
+		fail reload_done "the reload's summary says '$mem'"
+	fi
 else
 	fail reload_done "no 'reload: done' line within 20 s"
 	sed 's/^/  | /' "$MG_WORK/meshgate.err" | tail -n 10

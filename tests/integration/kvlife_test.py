@@ -167,8 +167,10 @@ def main():
     sock = os.path.join(workdir, "meshgate.sock")
     proc = None
     try:
+        # cluster-c is in the same Redis but not in the daemon's config.
         for cl, cid, app, ip in (("cluster-a", 1, "web", "10.1.0.1"),
-                                 ("cluster-b", 2, "db", "10.2.0.1")):
+                                 ("cluster-b", 2, "db", "10.2.0.1"),
+                                 ("cluster-c", 3, "cache", "10.3.0.1")):
             path = os.path.join(workdir, cl + ".yaml")
             with open(path, "w") as f:
                 f.write(IDENTITIES % {"id": (cid << 16) + 100, "app": app, "cluster": cl,
@@ -188,6 +190,10 @@ def main():
             return 1
         result("remote_entry", ip_identity(ctl, sock, "10.2.0.1") == (131172, "cluster-b"),
                ip_identity(ctl, sock, "10.2.0.1"))
+        ips = ctl_json(ctl, sock, "ip", "list")
+        result("unconfigured_cluster_apart", ip_identity(ctl, sock, "10.3.0.1")[0] == 9
+               and ips.get("total") == 2 and ctl_json(ctl, sock, "identity", "get",
+                                                       "196708").get("rc") == 1, ips)
 
         # The removal marker: removing (kept), then removed.
         r.cli("SET", "meshgate/removed/cluster-b", "2026-12-07T00:00:00Z")
@@ -232,6 +238,15 @@ def main():
             cluster_state(ctl, sock, "cluster-b")), 10) or {}
         result("reload_adds_cluster", p.returncode == 0 and c.get("entries") == 2
                and ip_identity(ctl, sock, "10.2.0.1")[0] == 131172, f"{p.stderr} {c}")
+
+        # An operator's resync is counted as such (not as an epoch change).
+        p = subprocess.run([ctl, "--socket", sock, "sync", "resync"], capture_output=True,
+                           text=True, timeout=30)
+        c = wait_for(lambda: (lambda x: x if x.get("full_syncs", 0) >= 2 else None)(
+            cluster_state(ctl, sock, "cluster-a")), 10) or {}
+        rs = c.get("resyncs", {})
+        result("operator_resync_cause", p.returncode == 0 and rs.get("operator") == 1
+               and rs.get("epoch") == 0, c)
 
         # Lost data: the cluster config goes; the state stays, stale.
         r.cli("DEL", "cilium/cluster-config/cluster-b")
