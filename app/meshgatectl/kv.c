@@ -60,6 +60,7 @@ struct kv_ip {
 	struct mg_kv_ip_pair p;
 	char key[MG_KV_KEY_MAX];
 	char where[300]; /* file:line:col of the address, for duplicates */
+	char addr[64];   /* as written */
 };
 
 struct kv_input {
@@ -589,7 +590,6 @@ kv_add_addr(struct kv_input *in, const struct mg_yaml_node *n, uint32_t id, cons
 {
 	struct kv_ip *ip;
 	const char *s;
-	size_t i;
 	int rc;
 
 	if ((rc = mg_yaml_str(n, "address", &s, err)) < 0)
@@ -616,14 +616,8 @@ kv_add_addr(struct kv_input *in, const struct mg_yaml_node *n, uint32_t id, cons
 		return rc;
 	}
 	mg_kv_ip_key(ip->key, sizeof(ip->key), in->scope, in->cluster, &ip->p.prefix, true);
-	for (i = 0; i < in->n_ips; i++) {
-		if (strcmp(in->ips[i].key, ip->key) == 0) {
-			mg_kv_ip_pair_clear(&ip->p);
-			return mg_yaml_error(err, n, "address %s already given at %s", s,
-			                     in->ips[i].where);
-		}
-	}
-	in->n_ips++;
+	snprintf(ip->addr, sizeof(ip->addr), "%s", s);
+	in->n_ips++; /* an address given twice is found once all is read (kv_check_dups) */
 	return 0;
 }
 
@@ -730,6 +724,48 @@ kv_keep(const char *key, void *arg)
 	const struct kv_input *in = arg;
 
 	return bsearch(&key, in->keys, in->n_keys, sizeof(*in->keys), kv_cmp_str) != NULL;
+}
+
+static int
+kv_ip_cmp(const void *a, const void *b)
+{
+	const struct kv_ip *x = *(const struct kv_ip *const *)a,
+	                   *y = *(const struct kv_ip *const *)b;
+	int c = strcmp(x->key, y->key);
+
+	/* equal keys: input order, so the later one is reported */
+	return c != 0 ? c : (x < y ? -1 : x > y);
+}
+
+/*
+ * An address given twice (by two endpoints, or twice by one) is an error
+ * at its second place, naming the first: sorted, not pairwise, so a dump
+ * of many endpoints costs n log n. 0, -EINVAL (@p err set), -ENOMEM.
+ */
+static int
+kv_check_dups(struct kv_input *in, struct mg_error *err)
+{
+	struct kv_ip **v;
+	int rc = 0;
+
+	if (in->n_ips < 2)
+		return 0;
+	v = malloc(in->n_ips * sizeof(*v));
+	if (v == NULL) {
+		mg_error_set(err, NULL, 0, 0, "out of memory");
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < in->n_ips; i++)
+		v[i] = &in->ips[i];
+	qsort(v, in->n_ips, sizeof(*v), kv_ip_cmp);
+	for (size_t i = 1; i < in->n_ips && rc == 0; i++)
+		if (strcmp(v[i]->key, v[i - 1]->key) == 0) {
+			mg_error_set(err, NULL, 0, 0, "%s: address %s already given at %s",
+			             v[i]->where, v[i]->addr, v[i - 1]->where);
+			rc = -EINVAL;
+		}
+	free(v);
+	return rc;
 }
 
 static int
@@ -864,6 +900,10 @@ ctl_kv_import(int argc, char **argv)
 			code = CTL_EXIT_FAIL;
 			goto out;
 		}
+	}
+	if (kv_check_dups(&in, &err) < 0) {
+		code = CTL_EXIT_FAIL;
+		goto out;
 	}
 	if (kv_index_keys(&in) < 0) {
 		mg_error_set(&err, NULL, 0, 0, "out of memory");

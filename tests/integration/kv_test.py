@@ -478,6 +478,18 @@ def test_ctl_layouts(binary, r):
         rc, out, err = ctl(binary, r, "import", "--cluster", "c002", "--cluster-id", "2", path)
         result("layout_no_cluster_label_warned", rc == 0 and "warning" in err
                and "remote cluster refuse it" in err, f"rc {rc} {err!r}")
+        # An address two endpoints claim: refused at the second, naming the first.
+        with open(path, "w") as f:
+            for i, name in enumerate(("a", "b")):
+                f.write(f"---\napiVersion: cilium.io/v2\nkind: CiliumEndpoint\nmetadata:\n"
+                        f"  name: {name}\n  namespace: ns\nstatus:\n"
+                        f"  identity: {{id: {(2 << 16) + 5 + i}}}\n"
+                        f"  networking:\n    addressing: [{{ipv4: 10.2.7.7}}]\n")
+        rc, out, err = ctl(binary, r, "import", "--cluster", "c002", "--cluster-id", "2", path)
+        result("layout_duplicate_address", rc == 1 and "wrong.yaml:20:25:" in err
+               and "address 10.2.7.7 already given at" in err and "wrong.yaml:10:25" in err
+               and r.cli("EXISTS", "cilium/cache/ip/v1/c002/10.2.7.7") == "0",
+               f"rc {rc} {err!r}")
         # 511-cluster meshes
         path = os.path.join(tmp, "c300.yaml")
         write_identities(path, "c300", [(300 << 15) + 9])
