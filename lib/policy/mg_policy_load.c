@@ -86,13 +86,14 @@ key_node(const struct mg_yaml_node *map, const char *key)
 
 /*
  * @p map must be a mapping whose keys are in @p ok; keys in @p unsup are
- * Cilium fields this cut does not implement. Errors sit on the key.
+ * Cilium fields this cut does not implement. Errors sit on the key. (Two
+ * equal keys never reach here: the YAML tree builder refuses them.)
  */
 static int
 check_keys(const struct mg_yaml_node *map, const char *what, const char *const *ok,
            const char *const *unsup, struct mg_error *err)
 {
-	size_t i, j;
+	size_t i;
 	int rc;
 
 	rc = mg_yaml_map(map, what, err);
@@ -107,11 +108,6 @@ check_keys(const struct mg_yaml_node *map, const char *what, const char *const *
 			return mg_yaml_error(err, k, "%s.%s: not supported yet", what, k->str);
 		if (!in_list(k->str, ok))
 			return mg_yaml_error(err, k, "%s.%s: unknown field", what, k->str);
-		for (j = 0; j < i; j++)
-			if (streq(map->pairs[j].key->str, k->str))
-				return mg_yaml_error(err, k,
-				                     "%s: duplicate key '%s' (first at line %u)",
-				                     what, k->str, map->pairs[j].key->line);
 	}
 	return 0;
 }

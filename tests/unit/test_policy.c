@@ -813,6 +813,73 @@ test_unknown_fields(void)
 	check_errors(c, MG_ARRAY_SIZE(c));
 }
 
+/* Two equal keys at any level of a policy: refused at the second, naming the first. */
+static void
+test_duplicate_keys(void)
+{
+	static const struct err_case c[] = {
+	        /* the case: two labels ANDed would select nothing, leaving db open */
+	        {HDR_CNP("p", "a") "spec:\n  endpointSelector:\n    matchLabels:\n"
+	                           "      app: db\n      app: backend\n  ingress: [{}]\n",
+	         "t.yaml:8:7: ", "duplicate key 'app' (first at line 7)"},
+	        {HDR_CNP("p",
+	                 "a") "spec:\n  endpointSelector: {matchLabels: {app: db, \"app\": x}}\n"
+	                      "  ingress: [{}]\n",
+	         "t.yaml:5:45: ", "duplicate key 'app' (first at line 5)"},
+	        {RULE_HDR "  ingress:\n  - fromEndpoints:\n    - matchLabels:\n        app: web\n"
+	                  "        'app': api\n",
+	         "t.yaml:10:9: ", "duplicate key 'app' (first at line 9)"},
+	        /* a matchExpressions item */
+	        {HDR_CNP("p", "a") "spec:\n  endpointSelector:\n    matchExpressions:\n"
+	                           "    - key: app\n      operator: In\n      values: [db]\n"
+	                           "      operator: NotIn\n  ingress: [{}]\n",
+	         "t.yaml:10:7: ", "duplicate key 'operator' (first at line 8)"},
+	        /* a toPorts item, and a port of it */
+	        {RULE_HDR "  ingress:\n  - toPorts:\n    - ports: [{port: \"80\"}]\n"
+	                  "      ports: [{port: \"443\"}]\n",
+	         "t.yaml:9:7: ", "duplicate key 'ports' (first at line 8)"},
+	        {RULE_HDR "  egress:\n  - toPorts: [{ports: [{port: \"80\", protocol: TCP, port: "
+	                  "\"443\"}]}]\n",
+	         "t.yaml:7:52: ", "duplicate key 'port' (first at line 7)"},
+	        /* an entry, the rule, enableDefaultDeny */
+	        {RULE_HDR "  egress:\n  - toEndpoints: [{}]\n    toEndpoints: []\n",
+	         "t.yaml:8:5: ", "duplicate key 'toEndpoints' (first at line 7)"},
+	        {RULE_HDR "  ingress: [{}]\n  ingress: []\n",
+	         "t.yaml:7:3: ", "duplicate key 'ingress' (first at line 6)"},
+	        {RULE_HDR "  ingress: [{}]\n  enableDefaultDeny: {ingress: false, ingress: true}\n",
+	         "t.yaml:7:39: ", "duplicate key 'ingress' (first at line 7)"},
+	        /* metadata, and the document itself */
+	        {"apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata:\n  name: p\n"
+	         "  namespace: a\n  namespace: b\nspec: {endpointSelector: {}, ingress: [{}]}\n",
+	         "t.yaml:6:3: ", "duplicate key 'namespace' (first at line 5)"},
+	        {HDR_CNP("p", "a") "spec: {endpointSelector: {}, ingress: [{}]}\nkind: List\n",
+	         "t.yaml:5:1: ", "duplicate key 'kind' (first at line 2)"},
+	        /* inside a List item */
+	        {"apiVersion: v1\nkind: List\nitems:\n- apiVersion: cilium.io/v2\n"
+	         "  kind: CiliumNetworkPolicy\n  metadata: {name: p}\n"
+	         "  spec: {endpointSelector: {}, ingress: [{}]}\n  metadata: {name: q}\n",
+	         "t.yaml:8:3: ", "duplicate key 'metadata' (first at line 6)"},
+	};
+
+	check_errors(c, MG_ARRAY_SIZE(c));
+}
+
+/* A source prefix makes a different key: both requirements hold (Cilium's own semantics). */
+static void
+test_prefixed_keys_not_duplicates(void)
+{
+	struct fx f;
+
+	fx_init(&f);
+	CU_ASSERT_EQUAL_FATAL(load(&f, HDR_CNP("p", "a") "spec:\n  endpointSelector:\n"
+	                                                 "    matchLabels: {k8s:app: db, app: db}\n"
+	                                                 "  ingress: [{}]\n"),
+	                      1);
+	CU_ASSERT_EQUAL(verdict(&f, A_WEB, A_DB, TCP, 80), DENY_I);
+	CU_ASSERT_EQUAL(verdict(&f, A_DB, A_WEB, TCP, 80), ALLOW);
+	fx_fini(&f);
+}
+
 static void
 test_type_errors(void)
 {
@@ -3292,6 +3359,8 @@ static CU_TestInfo tests[] = {
         {"skip_keeps_other_entries", test_skip_keeps_other_entries},
         {"node_selector_skipped", test_node_selector_skipped},
         {"unknown_fields", test_unknown_fields},
+        {"duplicate_keys", test_duplicate_keys},
+        {"prefixed_keys_not_duplicates", test_prefixed_keys_not_duplicates},
         {"type_errors", test_type_errors},
         {"limits", test_limits},
         {"bad_args", test_bad_args},
