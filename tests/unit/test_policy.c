@@ -1768,6 +1768,59 @@ test_trace_names_rule(void)
 	fx_fini(&f);
 }
 
+/*
+ * A subject that only rules with enableDefaultDeny false select is open in
+ * that direction, yet selected: the trace says so (selected), so that it
+ * is not described as a subject no policy selects.
+ */
+static void
+test_trace_selected_without_default_deny(void)
+{
+	struct mg_policy_trace t;
+	struct fx f;
+
+	fx_init(&f);
+	CU_ASSERT_EQUAL_FATAL(load(&f,
+	                           HDR_CNP("web-add", "a") "spec:\n  endpointSelector:\n"
+	                                                   "    matchLabels: {app: web}\n"
+	                                                   "  enableDefaultDeny: {ingress: false}\n"
+	                                                   "  ingress:\n  - fromEndpoints:\n"
+	                                                   "    - matchLabels: {app: api}\n"),
+	                      1);
+	/* selected, not default deny, no rule allows: open */
+	CU_ASSERT_EQUAL(mg_policy_trace(f.set, f.ids, &f.params, A_DB, A_WEB, TCP, 22, &t), 0);
+	CU_ASSERT_EQUAL(t.verdict, ALLOW);
+	CU_ASSERT_TRUE(t.ingress.allowed);
+	CU_ASSERT_FALSE(t.ingress.enforced);
+	CU_ASSERT_TRUE(t.ingress.selected);
+	CU_ASSERT_EQUAL(t.ingress.name[0], '\0');
+	/* the rule's allow is named, the direction still open */
+	CU_ASSERT_EQUAL(mg_policy_trace(f.set, f.ids, &f.params, A_API, A_WEB, TCP, 22, &t), 0);
+	CU_ASSERT_STRING_EQUAL(t.ingress.name, "web-add");
+	CU_ASSERT_FALSE(t.ingress.enforced);
+	CU_ASSERT_TRUE(t.ingress.selected);
+	/* nothing selects db's ingress nor web's egress */
+	CU_ASSERT_EQUAL(mg_policy_trace(f.set, f.ids, &f.params, A_WEB, A_DB, TCP, 22, &t), 0);
+	CU_ASSERT_FALSE(t.ingress.selected);
+	CU_ASSERT_FALSE(t.ingress.enforced);
+	CU_ASSERT_FALSE(t.egress.selected);
+	/* enforcement always: default deny without being selected */
+	f.params.enforcement = MG_ENFORCE_ALWAYS;
+	CU_ASSERT_EQUAL(mg_policy_trace(f.set, f.ids, &f.params, A_WEB, A_DB, TCP, 22, &t), 0);
+	CU_ASSERT_TRUE(t.ingress.enforced);
+	CU_ASSERT_FALSE(t.ingress.selected);
+	f.params.enforcement = MG_ENFORCE_DEFAULT;
+	/* another rule without the flag: selected and default deny */
+	CU_ASSERT_EQUAL_FATAL(load(&f, HDR_CNP("web-strict", "a") "spec:\n  endpointSelector: {}\n"
+	                                                          "  ingress: [{}]\n"),
+	                      1);
+	CU_ASSERT_EQUAL(mg_policy_trace(f.set, f.ids, &f.params, A_DB, A_WEB, TCP, 22, &t), 0);
+	CU_ASSERT_EQUAL(t.verdict, DENY_I);
+	CU_ASSERT_TRUE(t.ingress.enforced);
+	CU_ASSERT_TRUE(t.ingress.selected);
+	fx_fini(&f);
+}
+
 static void
 test_enforcement_names(void)
 {
@@ -3528,6 +3581,7 @@ static CU_TestInfo tests[] = {
         {"to_ports_empty_item", test_to_ports_empty_item},
         {"ccnp_namespace_ignored", test_ccnp_namespace_ignored},
         {"trace_names_rule", test_trace_names_rule},
+        {"trace_selected_without_default_deny", test_trace_selected_without_default_deny},
         {"enforcement_names", test_enforcement_names},
         {"memory_and_revision", test_memory_and_revision},
         {"entities", test_entities},
