@@ -106,6 +106,19 @@ spec:
     - toGroups: [{aws: {securityGroupsIds: [sg-123]}}]
 """
 
+# selects api for ingress without switching it to default deny
+POLICY_ADDITIVE = """\
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: api-add, namespace: prod}
+spec:
+  endpointSelector: {matchLabels: {app: api}}
+  enableDefaultDeny: {ingress: false}
+  ingress:
+    - fromEndpoints: [{matchLabels: {app: web}}]
+      toPorts: [{ports: [{port: "80", protocol: TCP}]}]
+"""
+
 IDENTITIES = """\
 apiVersion: v1
 kind: List
@@ -200,6 +213,10 @@ def setup(tmp):
     write(tmp, "cfg/identities.yaml", IDENTITIES)
     write(tmp, "cfg/endpoints.yaml", ENDPOINTS)
     write(tmp, "badcfg/meshgate.yaml", CONFIG_BAD)
+    write(tmp, "addcfg/meshgate.yaml", CONFIG)
+    write(tmp, "addcfg/policies/api.yaml", POLICY_ADDITIVE)
+    write(tmp, "addcfg/identities.yaml", IDENTITIES)
+    write(tmp, "addcfg/endpoints.yaml", ENDPOINTS)
     write(tmp, "flows.txt", "# flows\n"
           "--src 10.1.0.1 --dst 10.1.0.2 --proto tcp --dport 80\n"
           "\n"
@@ -413,6 +430,38 @@ def checks(ctl, tmp):
     except (ValueError, KeyError) as x:
         e.append("bad JSON (%s): %s" % (x, r.why()))
     report("trace-identity-and-icmp-name", e)
+
+    # a rule selects api for ingress with enableDefaultDeny {ingress: false}:
+    # open, but not "no policy selects it"
+    add = ["policy", "trace", "--config", "addcfg/meshgate.yaml", "--src", "10.1.0.1",
+           "--dst", "10.1.0.2", "--proto", "tcp", "--dport", "22"]
+    r = run(*add)
+    e = []
+    ing = [l for l in r.lines() if l.startswith("ingress")]
+    eg = [l for l in r.lines() if l.startswith("egress")]
+    if r.rc != 0 or "ALLOWED" not in r.out:
+        e.append(r.why())
+    if len(ing) != 1 or "no policy selects it" in ing[0] or \
+            "not default deny for ingress (the rules that select it have enableDefaultDeny " \
+            "ingress: false) (open)" not in ing[0]:
+        e.append("ingress line %r" % ing)
+    if len(eg) != 1 or "no policy selects it for egress (open)" not in eg[0]:
+        e.append("egress line %r" % eg)
+    report("trace-text-selected-without-default-deny", e)
+
+    r = run(*(add + ["-o", "json"]))
+    e = []
+    try:
+        d = json.loads(r.out)
+        ing, eg = d["ingress"], d["egress"]
+        if (ing["allowed"], ing["enforced"], ing["selected"], ing["reason"], ing["rule"]) != \
+                (True, False, True, "open", None):
+            e.append("ingress %r" % ing)
+        if (eg["enforced"], eg["selected"]) != (False, False):
+            e.append("egress %r" % eg)
+    except (ValueError, KeyError) as x:
+        e.append("bad JSON (%s): %s" % (x, r.why()))
+    report("trace-json-selected-without-default-deny", e)
 
     r = run("policy", "trace", "--config", cfg, "--flows", "flows.txt", "-o", "json")
     e = []
