@@ -1379,6 +1379,45 @@ test_endpoint_named_ports(void)
 	mg_ipcache_free(ipc);
 }
 
+/*
+ * What docs/configuration.md says of named ports: an endpoint with an
+ * identity but no address yet still gives them to its identity; one
+ * without an identity is skipped before they are read (not even checked).
+ */
+static void
+test_endpoint_named_ports_of_skipped(void)
+{
+	struct mg_identity_table *t = mg_identity_table_create(MG_CLUSTER_MODE_255);
+	struct mg_ipcache *ipc = new_ipcache();
+	struct mg_labels ls = MG_LABELS_INIT;
+	struct mg_error err = {{0}};
+	const struct mg_identity *e;
+	const char *text = CEP_HEAD "status:\n  identity: {id: 300}\n"
+	                            "  named-ports: [{name: http, port: 8080}]\n"
+	                            "---\n" CEP_HEAD "status:\n  identity: {id: 0}\n"
+	                            "  named-ports: [{name: bad, port: 0, protocol: ICMP}]\n";
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ipc);
+	CU_ASSERT_EQUAL(mg_labels_add_str(&ls, "k8s:app=x"), 0);
+	CU_ASSERT_EQUAL(mg_identity_table_put(t, 300, &ls, 0), 0);
+	mg_log_set_level(MG_LOG_ERR);
+	CU_ASSERT_EQUAL(
+	        mg_config_load_endpoints_ids_buf("eps.yaml", text, strlen(text), ipc, t, 1, &err),
+	        0);
+	mg_log_set_level(MG_LOG_INFO);
+	CU_ASSERT_EQUAL(mg_ipcache_pending(ipc), 0);
+	e = mg_identity_table_get(t, 300);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+	CU_ASSERT_EQUAL_FATAL(e->n_named_ports, 1);
+	CU_ASSERT_STRING_EQUAL(e->named_ports[0].name, "http");
+	CU_ASSERT_EQUAL(e->named_ports[0].port, 8080);
+	CU_ASSERT_EQUAL(e->named_ports[0].proto, 6);
+	mg_labels_clear(&ls);
+	mg_identity_table_free(t);
+	mg_ipcache_free(ipc);
+}
+
 static void
 test_endpoint_named_port_errors(void)
 {
@@ -1620,6 +1659,7 @@ static CU_TestInfo tests[] = {
         {"endpoints_multi", test_endpoints_multi},
         {"endpoints_list", test_endpoints_list},
         {"endpoint_named_ports", test_endpoint_named_ports},
+        {"endpoint_named_ports_of_skipped", test_endpoint_named_ports_of_skipped},
         {"endpoint_named_port_errors", test_endpoint_named_port_errors},
         {"endpoint_errors", test_endpoint_errors},
         {"endpoint_duplicate_keys", test_endpoint_duplicate_keys},
