@@ -1947,15 +1947,20 @@ mg_policy_set_rules(const struct mg_policy_set *s)
 
 /*
  * Split "file:line:col: message" (what mg_yaml_error and friends write)
- * into a problem; a message without a position keeps @p file.
+ * into a problem; a message without a position keeps @p file, and loses
+ * its own "file: " prefix (what an I/O or size error of the file starts
+ * with), so that the file is named once.
  */
 static void
 report_error(struct loader *L, const char *file, const char *text)
 {
 	struct mg_policy_problem pr = {.warning = false, .file = file, .msg = text};
+	size_t flen = strlen(file);
 	char *copy = strdup(text);
 	size_t i;
 
+	if (flen > 0 && strncmp(text, file, flen) == 0 && strncmp(text + flen, ": ", 2) == 0)
+		pr.msg = text + flen + 2;
 	if (copy != NULL) {
 		for (i = 0; copy[i] != '\0'; i++) {
 			unsigned line, col;

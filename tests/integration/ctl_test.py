@@ -222,6 +222,9 @@ def setup(tmp):
           "\n"
           "--src=10.1.0.1 --dst=10.1.0.2 --proto=tcp --dport=81\n"
           "--src fd00:1::1 --dst fd00:1::2 --proto icmpv6 --icmp-type EchoRequest\n")
+    # over MG_YAML_MAX_BYTES (64 MiB); sparse, so it costs no disk
+    with open(os.path.join(tmp, "big.yaml"), "wb") as f:
+        f.truncate((64 << 20) + 1)
     write(tmp, "badflows.txt", "--src 10.1.0.1 --dst 10.1.0.2 --proto tcp --dport 80\n"
           "--src 10.1.0.1 --dst 10.1.0.2 --proto tcp --icmp-type 8\n")
 
@@ -334,8 +337,23 @@ def checks(ctl, tmp):
     report("validate-json-valid", e)
 
     r = run("policy", "validate", "nonexistent.yaml")
-    report("validate-missing-file", [] if r.rc != 0 and "nonexistent.yaml" in r.out + r.err
-           else [r.why()])
+    report("validate-missing-file", [] if r.rc != 0 and r.lines() == [
+        "nonexistent.yaml: No such file or directory"] else [r.why()])
+
+    # a file over the size limit: one line, the file named once
+    r = run("policy", "validate", "big.yaml")
+    report("validate-oversized-file", [] if r.rc == 1 and r.lines() == [
+        "big.yaml: larger than 67108864 bytes"] else [r.why()])
+    r = run("policy", "validate", "-o", "json", "big.yaml")
+    e = []
+    try:
+        p = json.loads(r.out)["problems"]
+        if r.rc != 1 or len(p) != 1 or p[0]["file"] != "big.yaml" or \
+                p[0]["message"] != "larger than 67108864 bytes":
+            e.append("problems %r, exit %d" % (p, r.rc))
+    except (ValueError, KeyError) as x:
+        e.append("bad JSON (%s): %s" % (x, r.why()))
+    report("validate-oversized-file-json", e)
     r = run("policy", "validate")
     report("validate-no-path", [] if r.rc == 2 else [r.why()])
     r = run("policy", "validate", "--bogus", "valid/ok.yaml")

@@ -2544,6 +2544,8 @@ test_check_path(void)
 	snprintf(path, sizeof(path), "%s/nope", dir);
 	CU_ASSERT_EQUAL(mg_policy_set_check_path(NULL, "c1", path, collect_problem, &p), -ENOENT);
 	CU_ASSERT_EQUAL(p.n, 1);
+	/* the problem names the file once: as its file, not again in its message */
+	CU_ASSERT_STRING_EQUAL(p.text[0], "E nope:0:0: No such file or directory");
 	/* a normal load of the same directory stops at the first error, all or nothing */
 	s = mg_policy_set_create();
 	CU_ASSERT(mg_policy_set_load_path(s, "c1", dir, &(struct mg_error){{0}}) < 0);
