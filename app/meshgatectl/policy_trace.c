@@ -230,6 +230,11 @@ print_decision_text(const char *enforcement, const char *dir, const char *whose,
 	} else if (allowed) {
 		if (strcmp(enforcement, "never") == 0)
 			fprintf(out, ": enforcement never");
+		else if (json_is_true(json_object_get(d, "selected")))
+			fprintf(out,
+			        ": not default deny for %s (the rules that select it have "
+			        "enableDefaultDeny %s: false) (open)",
+			        dir, dir);
 		else
 			fprintf(out, ": no policy selects it for %s (open)", dir);
 	} else {

@@ -445,9 +445,9 @@ decision_json(const struct mg_policy_decision *d)
 		                 (int)d->line, "kind",
 		                 d->ns[0] ? "CiliumNetworkPolicy"
 		                          : "CiliumClusterwideNetworkPolicy");
-	return json_pack("{s:b, s:b, s:b, s:s, s:o}", "allowed", d->allowed, "enforced",
-	                 d->enforced, "by_deny_rule", d->by_deny_rule, "reason", reason(d), "rule",
-	                 rule);
+	return json_pack("{s:b, s:b, s:b, s:b, s:s, s:o}", "allowed", d->allowed, "enforced",
+	                 d->enforced, "selected", d->selected, "by_deny_rule", d->by_deny_rule,
+	                 "reason", reason(d), "rule", rule);
 }
 
 static const char *

@@ -3,7 +3,16 @@
  * Builds an mg_yaml tree from libyaml's event stream. Events rather than
  * libyaml's document API so that aliases can be refused where they appear
  * and the nesting depth is bounded while parsing, before any memory is
- * spent on a hostile input.
+ * spent on a hostile input. The builder also refuses a mapping with two
+ * equal scalar keys, at whatever level, as soon as the second key is
+ * read: a loader that reads the first value and never sees the second
+ * would silently apply half of what the file says (two matchLabels keys
+ * ANDed into a selector that matches nothing, say). Keys are compared as
+ * the strings they spell, whatever their quoting. Small mappings are
+ * searched linearly; from MAP_LINEAR_MAX pairs on, a mapping gets an
+ * open-addressing hash table of its keys (seeded per load, so a crafted
+ * file cannot count on collisions), which keeps a mapping of a million
+ * keys linear.
  */
 #include "mg_yaml.h"
 
@@ -11,13 +20,28 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <yaml.h>
+
+/* Up to this many pairs, a mapping's keys are searched linearly. */
+#define MAP_LINEAR_MAX 16
+
+/* The keys of one open mapping: pair index + 1 per slot, 0 = empty. */
+struct keyset {
+	uint32_t *slot;
+	size_t cap; /* a power of two; 0 while the mapping is searched linearly */
+	size_t used;
+};
 
 struct builder {
 	struct mg_yaml_node *stack[MG_YAML_MAX_DEPTH];
 	struct mg_yaml_node *pending_key[MG_YAML_MAX_DEPTH];
+	struct keyset keys[MG_YAML_MAX_DEPTH];
+	size_t cap[MG_YAML_MAX_DEPTH]; /* room in the open container's items or pairs */
+	size_t doccap;
 	unsigned depth;
 	const char *name;
+	uint64_t seed;
 };
 
 static void
@@ -69,42 +93,142 @@ node_new(enum mg_yaml_type type, const yaml_mark_t *m, const char *file)
 	return n;
 }
 
-/* Attach @p child to the container on top of the stack, or make it a document. */
+static uint64_t
+key_hash(const struct builder *b, const struct mg_yaml_node *k)
+{
+	uint64_t h = b->seed ^ ((uint64_t)k->len * 0x9e3779b97f4a7c15ull);
+	size_t i;
+
+	for (i = 0; i < k->len; i++) {
+		h ^= (unsigned char)k->str[i];
+		h *= 0x100000001b3ull;
+	}
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	return h;
+}
+
+static bool
+key_equal(const struct mg_yaml_node *a, const struct mg_yaml_node *b)
+{
+	return a->type == MG_YAML_SCALAR && b->type == MG_YAML_SCALAR && a->len == b->len &&
+	       memcmp(a->str, b->str, a->len) == 0;
+}
+
+/* Put pair @p idx of @p map into @p ks (which has room). */
+static void
+keyset_put(const struct builder *b, struct keyset *ks, const struct mg_yaml_node *map, size_t idx)
+{
+	size_t i = (size_t)key_hash(b, map->pairs[idx].key) & (ks->cap - 1);
+
+	while (ks->slot[i] != 0)
+		i = (i + 1) & (ks->cap - 1);
+	ks->slot[i] = (uint32_t)idx + 1;
+	ks->used++;
+}
+
+/*
+ * Pair @p idx of @p map (the newest) has a scalar key: index it once the
+ * mapping is too large for a linear search, growing the table at half
+ * full. A table that cannot grow only costs speed: the mapping goes back
+ * to linear search.
+ */
+static void
+keyset_add(const struct builder *b, struct keyset *ks, const struct mg_yaml_node *map, size_t idx)
+{
+	size_t cap, i;
+	uint32_t *slot;
+
+	if (map->n <= MAP_LINEAR_MAX)
+		return;
+	if (ks->cap != 0 && (ks->used + 1) * 2 <= ks->cap) {
+		keyset_put(b, ks, map, idx);
+		return;
+	}
+	cap = ks->cap ? ks->cap * 2 : 4 * MAP_LINEAR_MAX;
+	slot = calloc(cap, sizeof(*slot));
+	free(ks->slot);
+	ks->slot = slot;
+	ks->cap = slot != NULL ? cap : 0;
+	ks->used = 0;
+	for (i = 0; slot != NULL && i < map->n; i++)
+		if (map->pairs[i].key->type == MG_YAML_SCALAR)
+			keyset_put(b, ks, map, i);
+}
+
+static void
+keyset_clear(struct keyset *ks)
+{
+	free(ks->slot);
+	memset(ks, 0, sizeof(*ks));
+}
+
+/* The earlier key of @p map equal to scalar @p k, or NULL. */
+static const struct mg_yaml_node *
+key_seen(const struct builder *b, const struct keyset *ks, const struct mg_yaml_node *map,
+         const struct mg_yaml_node *k)
+{
+	size_t i;
+
+	if (ks->cap == 0) {
+		for (i = 0; i < map->n; i++)
+			if (key_equal(map->pairs[i].key, k))
+				return map->pairs[i].key;
+		return NULL;
+	}
+	for (i = (size_t)key_hash(b, k) & (ks->cap - 1); ks->slot[i] != 0;
+	     i = (i + 1) & (ks->cap - 1))
+		if (key_equal(map->pairs[ks->slot[i] - 1].key, k))
+			return map->pairs[ks->slot[i] - 1].key;
+	return NULL;
+}
+
+/*
+ * Attach @p child to the container on top of the stack, or make it a
+ * document. A mapping key equal to an earlier key of its mapping is an
+ * error (-EINVAL, @p err set) and is not attached.
+ */
 static int
-attach(struct builder *b, struct mg_yaml_file *f, struct mg_yaml_node *child)
+attach(struct builder *b, struct mg_yaml_file *f, struct mg_yaml_node *child, struct mg_error *err)
 {
 	struct mg_yaml_node *top;
-	void *p;
 
 	if (b->depth == 0) {
-		p = realloc(f->docs, (f->ndocs + 1) * sizeof(*f->docs));
-		if (p == NULL)
+		if (mg_grow(&f->docs, &b->doccap, f->ndocs, sizeof(*f->docs), 4) != 0)
 			return -ENOMEM;
-		f->docs = p;
 		f->docs[f->ndocs++] = child;
 		return 0;
 	}
 	top = b->stack[b->depth - 1];
 	if (top->type == MG_YAML_SEQ) {
-		p = realloc(top->items, (top->n + 1) * sizeof(*top->items));
-		if (p == NULL)
+		if (mg_grow(&top->items, &b->cap[b->depth - 1], top->n, sizeof(*top->items), 4) !=
+		    0)
 			return -ENOMEM;
-		top->items = p;
 		top->items[top->n++] = child;
 		return 0;
 	}
 	if (b->pending_key[b->depth - 1] == NULL) {
+		const struct mg_yaml_node *first;
+
+		if (child->type == MG_YAML_SCALAR &&
+		    (first = key_seen(b, &b->keys[b->depth - 1], top, child)) != NULL) {
+			mg_error_set(err, child->file, child->line, child->col,
+			             "duplicate key '%.100s' (first at line %u)", child->str,
+			             first->line);
+			return -EINVAL;
+		}
 		b->pending_key[b->depth - 1] = child;
 		return 0;
 	}
-	p = realloc(top->pairs, (top->n + 1) * sizeof(*top->pairs));
-	if (p == NULL)
+	if (mg_grow(&top->pairs, &b->cap[b->depth - 1], top->n, sizeof(*top->pairs), 4) != 0)
 		return -ENOMEM;
-	top->pairs = p;
 	top->pairs[top->n].key = b->pending_key[b->depth - 1];
 	top->pairs[top->n].value = child;
 	top->n++;
 	b->pending_key[b->depth - 1] = NULL;
+	if (top->pairs[top->n - 1].key->type == MG_YAML_SCALAR)
+		keyset_add(b, &b->keys[b->depth - 1], top, top->n - 1);
 	return 0;
 }
 
@@ -131,6 +255,8 @@ mg_yaml_load_buf(const char *name, const void *buf, size_t len, struct mg_error 
 		return NULL;
 	}
 	b.name = f->name;
+	if (getrandom(&b.seed, sizeof(b.seed), GRND_NONBLOCK) != (ssize_t)sizeof(b.seed))
+		b.seed = (uint64_t)(uintptr_t)&b ^ ((uint64_t)len << 17); /* early boot */
 	if (!yaml_parser_initialize(&parser)) {
 		mg_yaml_free(f);
 		mg_error_set(err, NULL, 0, 0, "%s: cannot initialise the YAML parser", name);
@@ -171,7 +297,7 @@ mg_yaml_load_buf(const char *name, const void *buf, size_t len, struct mg_error 
 			n->str[ev.data.scalar.length] = '\0';
 			n->len = ev.data.scalar.length;
 			n->plain = ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
-			rc = attach(&b, f, n);
+			rc = attach(&b, f, n, err);
 			if (rc)
 				node_free(n);
 			break;
@@ -191,18 +317,19 @@ mg_yaml_load_buf(const char *name, const void *buf, size_t len, struct mg_error 
 				rc = -ENOMEM;
 				break;
 			}
-			rc = attach(&b, f, n);
+			rc = attach(&b, f, n, err);
 			if (rc) {
 				node_free(n);
 				break;
 			}
 			b.pending_key[b.depth] = NULL;
+			b.cap[b.depth] = 0;
 			b.stack[b.depth++] = n;
 			break;
 		case YAML_SEQUENCE_END_EVENT:
 		case YAML_MAPPING_END_EVENT:
 			if (b.depth > 0)
-				b.depth--;
+				keyset_clear(&b.keys[--b.depth]);
 			break;
 		default:
 			break;
@@ -213,6 +340,7 @@ mg_yaml_load_buf(const char *name, const void *buf, size_t len, struct mg_error 
 	while (b.depth > 0) {
 		b.depth--;
 		node_free(b.pending_key[b.depth]);
+		keyset_clear(&b.keys[b.depth]);
 	}
 	yaml_parser_delete(&parser);
 	if (rc) {
@@ -323,7 +451,7 @@ int
 mg_yaml_check_map(const struct mg_yaml_node *map, const char *what, const char *const *allowed,
                   struct mg_error *err)
 {
-	size_t i, j;
+	size_t i;
 	int rc;
 
 	rc = mg_yaml_map(map, what, err);
@@ -340,11 +468,6 @@ mg_yaml_check_map(const struct mg_yaml_node *map, const char *what, const char *
 				break;
 		if (*a == NULL)
 			return mg_yaml_error(err, k, "%s: unknown key '%s'", what, k->str);
-		for (j = 0; j < i; j++)
-			if (strcmp(map->pairs[j].key->str, k->str) == 0)
-				return mg_yaml_error(err, k,
-				                     "%s: duplicate key '%s' (first at line %u)",
-				                     what, k->str, map->pairs[j].key->line);
 	}
 	return 0;
 }

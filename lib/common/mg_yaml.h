@@ -7,7 +7,11 @@
  * Deliberate limits, each an error with its position: aliases and anchors
  * (Kubernetes manifests never need them, and they allow exponential
  * documents), nesting deeper than MG_YAML_MAX_DEPTH, files larger than
- * MG_YAML_MAX_BYTES.
+ * MG_YAML_MAX_BYTES, and a mapping with two equal scalar keys at any level
+ * ("file:line:col: duplicate key 'app' (first at line 4)", at the second
+ * key; "app" and app are the same key, k8s:app and app are not). So every
+ * mapping of a tree has distinct scalar keys, and no loader can read one
+ * value of a key and miss another.
  */
 #ifndef MG_YAML_H
 #define MG_YAML_H
@@ -59,8 +63,10 @@ struct mg_yaml_file {
 
 /**
  * Parse the file at @p path.
- * @return the documents, or NULL with errno set and @p err filled
- *   ("path:line:col: ..." for syntax errors, "path: ..." for I/O errors).
+ * @return the documents, or NULL with errno set and @p err filled:
+ *   EINVAL for syntax errors, aliases, nesting and duplicate keys
+ *   ("path:line:col: ..."), EFBIG for a file over MG_YAML_MAX_BYTES,
+ *   ENOMEM, or the errno of the failed open or read ("path: ...").
  */
 struct mg_yaml_file *mg_yaml_load_file(const char *path, struct mg_error *err);
 
@@ -79,7 +85,8 @@ bool mg_yaml_is_null(const struct mg_yaml_node *n);
 
 /**
  * Check that @p map is a mapping whose keys are all in the NULL-terminated
- * list @p allowed, each at most once, and that every key is a scalar.
+ * list @p allowed, and that every key is a scalar. (That no key is there
+ * twice, the tree builder already made sure.)
  * @p what names the map in messages ("datapath", "toPorts[0]").
  * @return 0, or -EINVAL with @p err set at the offending key.
  */

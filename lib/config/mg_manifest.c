@@ -204,7 +204,7 @@ identity_object(const struct mg_yaml_node *obj, void *arg, struct mg_error *err)
 	const struct mg_yaml_node *name_node, *sl;
 	const char *name;
 	uint64_t id;
-	size_t i, j;
+	size_t i;
 	int rc;
 
 	rc = mg_yaml_check_map(obj, "CiliumIdentity", keys, err);
@@ -253,16 +253,10 @@ identity_object(const struct mg_yaml_node *obj, void *arg, struct mg_error *err)
 		const char *ks, *vs = "", *colon;
 		char *source;
 
+		/* two equal labels never get here: the YAML tree builder refuses them */
 		rc = mg_yaml_str(k, "security-labels", &ks, err);
 		if (rc)
 			return rc;
-		for (j = 0; j < i; j++)
-			if (strcmp(sl->pairs[j].key->str, ks) == 0)
-				return mg_yaml_error(
-				        err, k,
-				        "security-labels: duplicate label '%s' (first at "
-				        "line %u)",
-				        ks, sl->pairs[j].key->line);
 		if (!mg_yaml_is_null(v)) {
 			rc = mg_yaml_str(v, "security-labels value", &vs, err);
 			if (rc)

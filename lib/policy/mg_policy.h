@@ -209,7 +209,18 @@ enum mg_verdict mg_policy_verdict(const struct mg_policy *pol, uint32_t src, uin
 /** What decided one direction. */
 struct mg_policy_decision {
 	bool allowed;
-	bool enforced;     /**< false: the direction is open (no rule selects the subject) */
+	/**
+	 * The direction is default deny: enforcement `always`, or a rule with
+	 * entries in it selects the subject and does not set enableDefaultDeny
+	 * to false for it. false: the direction is open.
+	 */
+	bool enforced;
+	/**
+	 * A rule with entries in this direction selects the subject, whether
+	 * or not it switches it to default deny. selected && !enforced: every
+	 * such rule has enableDefaultDeny false for the direction.
+	 */
+	bool selected;
 	bool by_deny_rule; /**< denied by an explicit deny rule */
 	/** The deciding rule; name[0] == '\0' when none (open, or default deny). */
 	char name[128];

@@ -86,13 +86,14 @@ key_node(const struct mg_yaml_node *map, const char *key)
 
 /*
  * @p map must be a mapping whose keys are in @p ok; keys in @p unsup are
- * Cilium fields this cut does not implement. Errors sit on the key.
+ * Cilium fields this cut does not implement. Errors sit on the key. (Two
+ * equal keys never reach here: the YAML tree builder refuses them.)
  */
 static int
 check_keys(const struct mg_yaml_node *map, const char *what, const char *const *ok,
            const char *const *unsup, struct mg_error *err)
 {
-	size_t i, j;
+	size_t i;
 	int rc;
 
 	rc = mg_yaml_map(map, what, err);
@@ -107,11 +108,6 @@ check_keys(const struct mg_yaml_node *map, const char *what, const char *const *
 			return mg_yaml_error(err, k, "%s.%s: not supported yet", what, k->str);
 		if (!in_list(k->str, ok))
 			return mg_yaml_error(err, k, "%s.%s: unknown field", what, k->str);
-		for (j = 0; j < i; j++)
-			if (streq(map->pairs[j].key->str, k->str))
-				return mg_yaml_error(err, k,
-				                     "%s: duplicate key '%s' (first at line %u)",
-				                     what, k->str, map->pairs[j].key->line);
 	}
 	return 0;
 }
@@ -459,13 +455,25 @@ parse_protocol(const struct mg_yaml_node *n, const char *what, uint8_t *mask, st
 		*mask = 1u << PIDX_UDP;
 	else if (streq(str, "SCTP"))
 		*mask = 1u << PIDX_SCTP;
-	else if (streq(str, "ICMP") || streq(str, "ICMPv6") || streq(str, "VRRP") ||
-	         streq(str, "IGMP"))
+	else if (streq(str, "ICMP") || streq(str, "ICMPv6"))
 		/* Cilium allows these in toPorts only for its own generated rules */
 		return mg_yaml_error(err, n,
 		                     "%s: protocol %s is not accepted in toPorts (use icmps for "
 		                     "ICMP types)",
 		                     what, str);
+	else if (streq(str, "VRRP") || streq(str, "IGMP"))
+		/*
+		 * Cilium takes these (port empty or 0) only when its agent runs with
+		 * --enable-extended-ip-protocols (PortProtocol.Validate); without
+		 * it the policy is refused. The gateway has no such option, and its
+		 * ANY covers TCP, UDP and SCTP only.
+		 */
+		return mg_yaml_error(
+		        err, n,
+		        "%s: protocol %s is accepted by Cilium only when its agent runs "
+		        "with --enable-extended-ip-protocols; meshgate does not enforce "
+		        "it",
+		        what, str);
 	else
 		return mg_yaml_error(err, n,
 		                     "%s: unknown protocol '%s' (expected TCP, UDP, SCTP or ANY)",
@@ -585,6 +593,80 @@ has_content(const struct mg_yaml_node *n)
 	return true;
 }
 
+/* A non-empty list under `rules` (Cilium's L7Rules.Len() counts its items). */
+static bool
+l7_list(const struct mg_yaml_node *rules, const char *key)
+{
+	const struct mg_yaml_node *v = mg_yaml_get(rules, key);
+
+	return v != NULL && v->type == MG_YAML_SEQ && v->n > 0;
+}
+
+/*
+ * What Cilium's PortRule validation refuses about the L7 `rules` of one
+ * toPorts item @p pr of an allow entry, whose ports are already checked
+ * (an allow entry with L7 rules is skipped, but a policy Cilium refuses
+ * must not load here either). Rules without items are no L7 rules; with
+ * items: DNS rules on ingress; two kinds of rules side by side; other L7
+ * rules (http, kafka, l7) on a port whose protocol is not TCP (absent and
+ * ANY included). DNS rules may sit on any protocol.
+ */
+static int
+check_l7_rules(struct entry_ctx *c, const struct mg_yaml_node *pr, const char *what)
+{
+	static const char *const kinds[] = {"http", "kafka", "dns"};
+	const struct mg_yaml_node *rules = mg_yaml_get(pr, "rules"), *ports;
+	struct mg_error *err = c->L->err;
+	unsigned nkinds = 0;
+	bool dns, other;
+	size_t j;
+
+	if (mg_yaml_is_null(rules))
+		return 0;
+	if (rules->type != MG_YAML_MAP)
+		return mg_yaml_error(err, rules, "%s.rules: expected a mapping", what);
+	dns = l7_list(rules, "dns");
+	other = l7_list(rules, "http") || l7_list(rules, "kafka") || l7_list(rules, "l7");
+	if (!dns && !other)
+		return 0;
+	if (dns && c->sec == SEC_INGRESS)
+		return mg_yaml_error(err, key_node(rules, "dns"),
+		                     "%s.rules.dns: DNS rules are not allowed on ingress (Cilium "
+		                     "refuses the policy)",
+		                     what);
+	/* Cilium counts a kind that is there at all, even as an empty list */
+	for (j = 0; j < MG_ARRAY_SIZE(kinds); j++)
+		if (!mg_yaml_is_null(mg_yaml_get(rules, kinds[j])))
+			nkinds++;
+	if (has_content(mg_yaml_get(rules, "l7proto")))
+		nkinds++;
+	if (nkinds > 1)
+		return mg_yaml_error(
+		        err, rules,
+		        "%s.rules: multiple L7 protocol rule types in one rule (Cilium "
+		        "refuses the policy)",
+		        what);
+	if (dns)
+		return 0;
+	ports = mg_yaml_get(pr, "ports");
+	for (j = 0; ports != NULL && ports->type == MG_YAML_SEQ && j < ports->n; j++) {
+		const struct mg_yaml_node *pp = ports->items[j];
+		const struct mg_yaml_node *proto = mg_yaml_get(pp, "protocol");
+		const char *name = "ANY";
+
+		if (proto != NULL && proto->type == MG_YAML_SCALAR && !mg_yaml_is_null(proto) &&
+		    proto->str[0] != '\0')
+			name = proto->str;
+		if (!streq(name, "TCP"))
+			return mg_yaml_error(
+			        err, proto != NULL ? proto : pp,
+			        "%s.ports[%zu]: L7 rules can only apply to TCP (not %s), "
+			        "except for DNS rules (Cilium refuses the policy)",
+			        what, j, name);
+	}
+	return 0;
+}
+
 static int
 parse_to_ports(struct entry_ctx *c, const struct mg_yaml_node *n, const char *what)
 {
@@ -647,6 +729,12 @@ parse_to_ports(struct entry_ctx *c, const struct mg_yaml_node *n, const char *wh
 		for (j = 0; j < npp; j++) {
 			pathf(w, sizeof(w), "%s[%zu].ports[%zu]", what, i, j);
 			rc = parse_port(e, ports->items[j], w, err);
+			if (rc)
+				return rc;
+		}
+		if (!sec_deny(c->sec)) {
+			pathf(w, sizeof(w), "%s[%zu]", what, i);
+			rc = check_l7_rules(c, pr, w);
 			if (rc)
 				return rc;
 		}
@@ -1540,6 +1628,27 @@ parse_rule(struct loader *L, uint32_t pidx, unsigned index, const struct mg_yaml
 	if (rc)
 		return rc;
 
+	/*
+	 * Cilium's rule validation (Rule.Validate) refuses a rule whose
+	 * ingress, ingressDeny, egress and egressDeny are all empty or absent,
+	 * whatever enableDefaultDeny says; `ingress: [{}]` is the way to select
+	 * subjects and allow nothing. Cilium checks it first; here it comes
+	 * after the errors of the fields present, which say more. A non-list
+	 * is a type error, reported below.
+	 */
+	for (sec = 0; sec < SEC_N; sec++) {
+		const struct mg_yaml_node *list = mg_yaml_get(n, pol_section_names[sec]);
+
+		if (!mg_yaml_is_null(list) && (list->type != MG_YAML_SEQ || list->n > 0))
+			break;
+	}
+	if (sec == SEC_N)
+		return mg_yaml_error(
+		        L->err, n,
+		        "%s: a rule needs at least one of ingress, ingressDeny, egress "
+		        "and egressDeny with an entry (Cilium refuses the policy; "
+		        "`ingress: [{}]` selects the subjects and allows nothing)",
+		        what);
 	for (sec = 0; sec < SEC_N; sec++) {
 		const struct mg_yaml_node *list = mg_yaml_get(n, pol_section_names[sec]);
 
@@ -1838,15 +1947,20 @@ mg_policy_set_rules(const struct mg_policy_set *s)
 
 /*
  * Split "file:line:col: message" (what mg_yaml_error and friends write)
- * into a problem; a message without a position keeps @p file.
+ * into a problem; a message without a position keeps @p file, and loses
+ * its own "file: " prefix (what an I/O or size error of the file starts
+ * with), so that the file is named once.
  */
 static void
 report_error(struct loader *L, const char *file, const char *text)
 {
 	struct mg_policy_problem pr = {.warning = false, .file = file, .msg = text};
+	size_t flen = strlen(file);
 	char *copy = strdup(text);
 	size_t i;
 
+	if (flen > 0 && strncmp(text, file, flen) == 0 && strncmp(text + flen, ": ", 2) == 0)
+		pr.msg = text + flen + 2;
 	if (copy != NULL) {
 		for (i = 0; copy[i] != '\0'; i++) {
 			unsigned line, col;

@@ -6,8 +6,10 @@
  * classes, no tables): `meshgatectl policy trace` uses it to explain, and
  * the unit tests compare it with the compiled tables over grids of flows.
  * Skipped allow entries (L7, toFQDNs, ...) never decide: they match no
- * peer, but their rule still switches its subjects to default deny. Also
- * the enforcement mode names.
+ * peer, but their rule still switches its subjects to default deny. A
+ * direction that rules select only with enableDefaultDeny false stays
+ * open, and the decision says it was selected (so the trace need not
+ * claim that no policy selects it). Also the enforcement mode names.
  */
 #include <stdio.h>
 #include <string.h>
@@ -77,7 +79,7 @@ eval_dir(const struct mg_policy_set *s, const struct mg_policy_params *p, unsign
 	const struct rule *allow_r = NULL, *deny_r = NULL;
 	size_t allow_i = 0, deny_i = 0, i, k;
 	bool dlc = p->default_local_cluster;
-	bool enforced = p->enforcement == MG_ENFORCE_ALWAYS;
+	bool enforced = p->enforcement == MG_ENFORCE_ALWAYS, selected = false;
 
 	memset(d, 0, sizeof(*d));
 	if (p->enforcement == MG_ENFORCE_NEVER) {
@@ -92,6 +94,7 @@ eval_dir(const struct mg_policy_set *s, const struct mg_policy_params *p, unsign
 			continue;
 		if (!pol_sel_match(s->sel[r->subject], subj, dlc))
 			continue;
+		selected = true;
 		if (!r->no_default_deny[dir])
 			enforced = true;
 		for (k = 0; deny_r == NULL && k < r->nent[ds]; k++)
@@ -108,6 +111,7 @@ eval_dir(const struct mg_policy_set *s, const struct mg_policy_params *p, unsign
 			}
 	}
 	d->enforced = enforced;
+	d->selected = selected;
 	if (deny_r != NULL) {
 		d->by_deny_rule = true;
 		describe(s, deny_r, dir + 2, deny_i, d);

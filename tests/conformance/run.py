@@ -59,8 +59,10 @@ Case format (YAML):
           ingress: EXP                       # optional
 
 EXP is "open" (no rule selects the subject in that direction, and no rule
-allows the flow), "default-deny", "allowed", "denied", "allowed-open" (allowed
-by a rule while the direction is not default deny), or
+allows the flow), "selected-open" (rules select the subject in that direction,
+all with enableDefaultDeny false for it, and none allows the flow: still
+open), "default-deny", "allowed", "denied", "allowed-open" (allowed by a rule
+while the direction is not default deny), or
 "POLICY:SECTION[:RULE[:ENTRY]]" naming the deciding rule (RULE is the index
 in spec/specs, ENTRY the index in the section's list).
 """
@@ -249,10 +251,11 @@ def flow_name(fl):
 def describe(got):
     """One decision of the trace, in the words of the expectations."""
     rule = got.get("rule")
-    return "%s(%s%s)" % (got["reason"], "" if rule is None else
-                         "%s:%s:%s:%s " % (rule["name"], rule["section"],
-                                           rule["rule_index"], rule["entry_index"]),
-                         "enforced" if got["enforced"] else "not enforced")
+    return "%s(%s%s%s)" % (got["reason"], "" if rule is None else
+                           "%s:%s:%s:%s " % (rule["name"], rule["section"],
+                                             rule["rule_index"], rule["entry_index"]),
+                           "enforced" if got["enforced"] else "not enforced",
+                           ", selected" if got.get("selected") else "")
 
 
 def check_dir(exp, got, where):
@@ -261,7 +264,11 @@ def check_dir(exp, got, where):
     rule = got.get("rule")
     desc = describe(got)
     if exp == "open":
-        ok = got["allowed"] and not got["enforced"] and rule is None
+        ok = got["allowed"] and not got["enforced"] and rule is None and \
+            not got.get("selected", False)
+    elif exp == "selected-open":
+        ok = got["allowed"] and not got["enforced"] and rule is None and \
+            got.get("selected") is True
     elif exp == "default-deny":
         ok = got["reason"] == "default-deny" and not got["allowed"]
     elif exp == "allowed":

@@ -106,6 +106,19 @@ spec:
     - toGroups: [{aws: {securityGroupsIds: [sg-123]}}]
 """
 
+# selects api for ingress without switching it to default deny
+POLICY_ADDITIVE = """\
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: api-add, namespace: prod}
+spec:
+  endpointSelector: {matchLabels: {app: api}}
+  enableDefaultDeny: {ingress: false}
+  ingress:
+    - fromEndpoints: [{matchLabels: {app: web}}]
+      toPorts: [{ports: [{port: "80", protocol: TCP}]}]
+"""
+
 IDENTITIES = """\
 apiVersion: v1
 kind: List
@@ -200,11 +213,18 @@ def setup(tmp):
     write(tmp, "cfg/identities.yaml", IDENTITIES)
     write(tmp, "cfg/endpoints.yaml", ENDPOINTS)
     write(tmp, "badcfg/meshgate.yaml", CONFIG_BAD)
+    write(tmp, "addcfg/meshgate.yaml", CONFIG)
+    write(tmp, "addcfg/policies/api.yaml", POLICY_ADDITIVE)
+    write(tmp, "addcfg/identities.yaml", IDENTITIES)
+    write(tmp, "addcfg/endpoints.yaml", ENDPOINTS)
     write(tmp, "flows.txt", "# flows\n"
           "--src 10.1.0.1 --dst 10.1.0.2 --proto tcp --dport 80\n"
           "\n"
           "--src=10.1.0.1 --dst=10.1.0.2 --proto=tcp --dport=81\n"
           "--src fd00:1::1 --dst fd00:1::2 --proto icmpv6 --icmp-type EchoRequest\n")
+    # over MG_YAML_MAX_BYTES (64 MiB); sparse, so it costs no disk
+    with open(os.path.join(tmp, "big.yaml"), "wb") as f:
+        f.truncate((64 << 20) + 1)
     write(tmp, "badflows.txt", "--src 10.1.0.1 --dst 10.1.0.2 --proto tcp --dport 80\n"
           "--src 10.1.0.1 --dst 10.1.0.2 --proto tcp --icmp-type 8\n")
 
@@ -317,8 +337,23 @@ def checks(ctl, tmp):
     report("validate-json-valid", e)
 
     r = run("policy", "validate", "nonexistent.yaml")
-    report("validate-missing-file", [] if r.rc != 0 and "nonexistent.yaml" in r.out + r.err
-           else [r.why()])
+    report("validate-missing-file", [] if r.rc != 0 and r.lines() == [
+        "nonexistent.yaml: No such file or directory"] else [r.why()])
+
+    # a file over the size limit: one line, the file named once
+    r = run("policy", "validate", "big.yaml")
+    report("validate-oversized-file", [] if r.rc == 1 and r.lines() == [
+        "big.yaml: larger than 67108864 bytes"] else [r.why()])
+    r = run("policy", "validate", "-o", "json", "big.yaml")
+    e = []
+    try:
+        p = json.loads(r.out)["problems"]
+        if r.rc != 1 or len(p) != 1 or p[0]["file"] != "big.yaml" or \
+                p[0]["message"] != "larger than 67108864 bytes":
+            e.append("problems %r, exit %d" % (p, r.rc))
+    except (ValueError, KeyError) as x:
+        e.append("bad JSON (%s): %s" % (x, r.why()))
+    report("validate-oversized-file-json", e)
     r = run("policy", "validate")
     report("validate-no-path", [] if r.rc == 2 else [r.why()])
     r = run("policy", "validate", "--bogus", "valid/ok.yaml")
@@ -413,6 +448,38 @@ def checks(ctl, tmp):
     except (ValueError, KeyError) as x:
         e.append("bad JSON (%s): %s" % (x, r.why()))
     report("trace-identity-and-icmp-name", e)
+
+    # a rule selects api for ingress with enableDefaultDeny {ingress: false}:
+    # open, but not "no policy selects it"
+    add = ["policy", "trace", "--config", "addcfg/meshgate.yaml", "--src", "10.1.0.1",
+           "--dst", "10.1.0.2", "--proto", "tcp", "--dport", "22"]
+    r = run(*add)
+    e = []
+    ing = [l for l in r.lines() if l.startswith("ingress")]
+    eg = [l for l in r.lines() if l.startswith("egress")]
+    if r.rc != 0 or "ALLOWED" not in r.out:
+        e.append(r.why())
+    if len(ing) != 1 or "no policy selects it" in ing[0] or \
+            "not default deny for ingress (the rules that select it have enableDefaultDeny " \
+            "ingress: false) (open)" not in ing[0]:
+        e.append("ingress line %r" % ing)
+    if len(eg) != 1 or "no policy selects it for egress (open)" not in eg[0]:
+        e.append("egress line %r" % eg)
+    report("trace-text-selected-without-default-deny", e)
+
+    r = run(*(add + ["-o", "json"]))
+    e = []
+    try:
+        d = json.loads(r.out)
+        ing, eg = d["ingress"], d["egress"]
+        if (ing["allowed"], ing["enforced"], ing["selected"], ing["reason"], ing["rule"]) != \
+                (True, False, True, "open", None):
+            e.append("ingress %r" % ing)
+        if (eg["enforced"], eg["selected"]) != (False, False):
+            e.append("egress %r" % eg)
+    except (ValueError, KeyError) as x:
+        e.append("bad JSON (%s): %s" % (x, r.why()))
+    report("trace-json-selected-without-default-deny", e)
 
     r = run("policy", "trace", "--config", cfg, "--flows", "flows.txt", "-o", "json")
     e = []

@@ -444,15 +444,26 @@ test_unknown_keys(void)
 	             "t.yaml:8:25: metrics: unknown key 'path'");
 }
 
+/* Two equal keys, at any level: refused at the second (the YAML tree builder). */
 static void
 test_duplicate_keys(void)
 {
 	EXPECT_ERROR(BASE_HEAD "  burst: 32\n  burst: 64\n" BASE_CLUSTER,
-	             "t.yaml:8:3: datapath: duplicate key 'burst' (first at line 7)");
-	EXPECT_ERROR(BASE "version: 1\n",
-	             "t.yaml:8:1: config: duplicate key 'version' (first at line 1)");
+	             "t.yaml:8:3: duplicate key 'burst' (first at line 7)");
+	EXPECT_ERROR(BASE "version: 1\n", "t.yaml:8:1: duplicate key 'version' (first at line 1)");
 	EXPECT_ERROR(BASE_HEAD "cluster: {name: c1, id: 1, name: c2}\n",
-	             "t.yaml:7:28: cluster: duplicate key 'name' (first at line 7)");
+	             "t.yaml:7:28: duplicate key 'name' (first at line 7)");
+	/* nested: a port of datapath.ports, a policy source, conntrack.timeouts */
+	EXPECT_ERROR("version: 1\neal: [\"-l\", \"0\"]\ndatapath:\n  ports:\n"
+	             "    - {name: a, device: d0, peer: b, device: d2}\n"
+	             "    - {name: b, device: d1, peer: a}\n" BASE_CLUSTER,
+	             "t.yaml:5:38: duplicate key 'device' (first at line 5)");
+	EXPECT_ERROR(BASE "policy:\n  sources:\n    - cluster: c1\n      path: a/\n"
+	                  "      \"cluster\": c2\n",
+	             "t.yaml:12:7: duplicate key 'cluster' (first at line 10)");
+	EXPECT_ERROR(BASE "conntrack:\n  timeouts:\n    tcp_established: 10\n"
+	                  "    tcp_established: 20\n",
+	             "t.yaml:11:5: duplicate key 'tcp_established' (first at line 10)");
 }
 
 static void
@@ -1112,6 +1123,43 @@ test_identity_errors(void)
 	                 "ids.yaml:4:18: security-labels: expected a mapping");
 }
 
+/* Two equal keys anywhere in a CiliumIdentity: refused at the second. */
+static void
+test_identity_duplicate_keys(void)
+{
+	EXPECT_IDS_ERROR(IDENT_HEAD "metadata: {name: \"300\"}\nsecurity-labels:\n"
+	                            "  k8s:app: db\n  k8s:io.kubernetes.pod.namespace: a\n"
+	                            "  k8s:app: backend\n",
+	                 "ids.yaml:7:3: duplicate key 'k8s:app' (first at line 5)");
+	EXPECT_IDS_ERROR(IDENT_HEAD "metadata:\n  name: \"300\"\n  labels: {a: b}\n"
+	                            "  name: \"301\"\n",
+	                 "ids.yaml:6:3: duplicate key 'name' (first at line 4)");
+	EXPECT_IDS_ERROR(IDENT_HEAD "metadata: {name: \"300\", labels: {x: 1, x: 2}}\n",
+	                 "ids.yaml:3:40: duplicate key 'x' (first at line 3)");
+	EXPECT_IDS_ERROR(IDENT_HEAD "metadata: {name: \"300\"}\nkind: CiliumIdentity\n",
+	                 "ids.yaml:4:1: duplicate key 'kind' (first at line 2)");
+}
+
+/* ... and a source prefix makes a different label. */
+static void
+test_identity_prefixed_labels(void)
+{
+	struct mg_identity_table *t = mg_identity_table_create(MG_CLUSTER_MODE_255);
+	const char *text = IDENT_HEAD "metadata: {name: \"300\"}\nsecurity-labels:\n"
+	                              "  k8s:app: db\n  app: other\n";
+	struct mg_error err = {{0}};
+	const struct mg_identity *id;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+	CU_ASSERT_EQUAL(load_ids_text(t, text, &err), 1);
+	id = mg_identity_table_get(t, 300);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(id);
+	CU_ASSERT_EQUAL(id->labels.n, 2);
+	CU_ASSERT_PTR_NOT_NULL(mg_labels_find(&id->labels, "k8s", "app"));
+	CU_ASSERT_PTR_NOT_NULL(mg_labels_find(&id->labels, "unspec", "app"));
+	mg_identity_table_free(t);
+}
+
 static void
 test_identities_missing_file(void)
 {
@@ -1248,6 +1296,28 @@ test_endpoint_errors(void)
 	EXPECT_EPS_ERROR(CEP_HEAD "spec: {}\n", "eps.yaml:4:1: CiliumEndpoint: unknown key 'spec'");
 }
 
+/* Two equal keys anywhere in a CiliumEndpoint: refused at the second. */
+static void
+test_endpoint_duplicate_keys(void)
+{
+	EXPECT_EPS_ERROR(CEP_HEAD "status:\n  identity: {id: 300}\n"
+	                          "  networking: {addressing: [{ipv4: 10.1.1.1}]}\n"
+	                          "  identity: {id: 400}\n",
+	                 "eps.yaml:7:3: duplicate key 'identity' (first at line 5)");
+	EXPECT_EPS_ERROR(CEP_HEAD "status:\n  identity: {id: 300, id: 400}\n",
+	                 "eps.yaml:5:23: duplicate key 'id' (first at line 5)");
+	EXPECT_EPS_ERROR(CEP_HEAD "status:\n  identity: {id: 300}\n"
+	                          "  networking:\n    addressing:\n    - ipv4: 10.1.1.1\n"
+	                          "      ipv4: 10.1.1.2\n",
+	                 "eps.yaml:9:7: duplicate key 'ipv4' (first at line 8)");
+	EXPECT_EPS_ERROR(CEP_HEAD "status:\n  identity: {id: 300}\n"
+	                          "  named-ports: [{name: http, port: 80, port: 8080}]\n",
+	                 "eps.yaml:6:40: duplicate key 'port' (first at line 6)");
+	EXPECT_EPS_ERROR("apiVersion: cilium.io/v2\nkind: CiliumEndpoint\n"
+	                 "metadata:\n  name: p\n  namespace: a\n  namespace: b\n",
+	                 "eps.yaml:6:3: duplicate key 'namespace' (first at line 5)");
+}
+
 /* status.named-ports go to the endpoint's identity when a table is given. */
 static void
 test_endpoint_named_ports(void)
@@ -1304,6 +1374,45 @@ test_endpoint_named_ports(void)
 	CU_ASSERT_EQUAL_FATAL(e->n_named_ports, 1);
 	CU_ASSERT_STRING_EQUAL(e->named_ports[0].name, "http");
 	CU_ASSERT_EQUAL(e->named_ports[0].port, 8080);
+	mg_labels_clear(&ls);
+	mg_identity_table_free(t);
+	mg_ipcache_free(ipc);
+}
+
+/*
+ * What docs/configuration.md says of named ports: an endpoint with an
+ * identity but no address yet still gives them to its identity; one
+ * without an identity is skipped before they are read (not even checked).
+ */
+static void
+test_endpoint_named_ports_of_skipped(void)
+{
+	struct mg_identity_table *t = mg_identity_table_create(MG_CLUSTER_MODE_255);
+	struct mg_ipcache *ipc = new_ipcache();
+	struct mg_labels ls = MG_LABELS_INIT;
+	struct mg_error err = {{0}};
+	const struct mg_identity *e;
+	const char *text = CEP_HEAD "status:\n  identity: {id: 300}\n"
+	                            "  named-ports: [{name: http, port: 8080}]\n"
+	                            "---\n" CEP_HEAD "status:\n  identity: {id: 0}\n"
+	                            "  named-ports: [{name: bad, port: 0, protocol: ICMP}]\n";
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ipc);
+	CU_ASSERT_EQUAL(mg_labels_add_str(&ls, "k8s:app=x"), 0);
+	CU_ASSERT_EQUAL(mg_identity_table_put(t, 300, &ls, 0), 0);
+	mg_log_set_level(MG_LOG_ERR);
+	CU_ASSERT_EQUAL(
+	        mg_config_load_endpoints_ids_buf("eps.yaml", text, strlen(text), ipc, t, 1, &err),
+	        0);
+	mg_log_set_level(MG_LOG_INFO);
+	CU_ASSERT_EQUAL(mg_ipcache_pending(ipc), 0);
+	e = mg_identity_table_get(t, 300);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+	CU_ASSERT_EQUAL_FATAL(e->n_named_ports, 1);
+	CU_ASSERT_STRING_EQUAL(e->named_ports[0].name, "http");
+	CU_ASSERT_EQUAL(e->named_ports[0].port, 8080);
+	CU_ASSERT_EQUAL(e->named_ports[0].proto, 6);
 	mg_labels_clear(&ls);
 	mg_identity_table_free(t);
 	mg_ipcache_free(ipc);
@@ -1544,12 +1653,16 @@ static CU_TestInfo tests[] = {
         {"identities_multi", test_identities_multi},
         {"identities_list", test_identities_list},
         {"identity_errors", test_identity_errors},
+        {"identity_duplicate_keys", test_identity_duplicate_keys},
+        {"identity_prefixed_labels", test_identity_prefixed_labels},
         {"identities_missing_file", test_identities_missing_file},
         {"endpoints_multi", test_endpoints_multi},
         {"endpoints_list", test_endpoints_list},
         {"endpoint_named_ports", test_endpoint_named_ports},
+        {"endpoint_named_ports_of_skipped", test_endpoint_named_ports_of_skipped},
         {"endpoint_named_port_errors", test_endpoint_named_port_errors},
         {"endpoint_errors", test_endpoint_errors},
+        {"endpoint_duplicate_keys", test_endpoint_duplicate_keys},
         {"endpoint_skips", test_endpoint_skips},
         {"load_static", test_load_static},
         {"load_policies", test_load_policies},

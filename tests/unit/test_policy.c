@@ -271,7 +271,8 @@ test_load_single(void)
 	struct fx f;
 
 	fx_init(&f);
-	CU_ASSERT_EQUAL(load(&f, HDR_CNP("p", "a") "spec:\n  endpointSelector: {}\n"), 1);
+	CU_ASSERT_EQUAL(
+	        load(&f, HDR_CNP("p", "a") "spec:\n  endpointSelector: {}\n  egress: [{}]\n"), 1);
 	CU_ASSERT_EQUAL(mg_policy_set_count(f.set), 1);
 	CU_ASSERT_EQUAL(mg_policy_set_rules(f.set), 1);
 	fx_fini(&f);
@@ -286,12 +287,12 @@ test_load_multi_doc(void)
 	CU_ASSERT_EQUAL(
 	        load(&f, "---\n" HDR_CNP(
 	                         "p1",
-	                         "a") "spec: {endpointSelector: {}}\n"
+	                         "a") "spec: {endpointSelector: {}, ingress: [{}]}\n"
 	                              "---\n---\n" HDR_CCNP(
-	                                      "p2") "spec: {endpointSelector: {}}\n"
-	                                            "---\n" HDR_CNP(
-	                                                    "p3",
-	                                                    "b") "spec: {endpointSelector: {}}\n"),
+	                                      "p2") "spec: {endpointSelector: {}, ingress: [{}]}\n"
+	                                            "---\n" HDR_CNP("p3",
+	                                                            "b") "spec: {endpointSelector: "
+	                                                                 "{}, ingress: [{}]}\n"),
 	        3);
 	CU_ASSERT_EQUAL(mg_policy_set_count(f.set), 3);
 	CU_ASSERT_EQUAL(mg_policy_set_rules(f.set), 3);
@@ -308,11 +309,12 @@ test_load_list(void)
 	                         "items:\n"
 	                         "- apiVersion: cilium.io/v2\n  kind: CiliumNetworkPolicy\n"
 	                         "  metadata: {name: x, namespace: a, uid: u, generation: 2}\n"
-	                         "  spec: {endpointSelector: {}}\n  status: {}\n"
+	                         "  spec: {endpointSelector: {}, ingress: [{}]}\n  status: {}\n"
 	                         "- apiVersion: cilium.io/v2\n"
 	                         "  kind: CiliumClusterwideNetworkPolicy\n"
 	                         "  metadata: {name: y}\n"
-	                         "  specs: [{endpointSelector: {}}, {endpointSelector: {}}]\n"),
+	                         "  specs: [{endpointSelector: {}, egress: [{}]},\n"
+	                         "          {endpointSelector: {}, ingressDeny: [{}]}]\n"),
 	                2);
 	CU_ASSERT_EQUAL(mg_policy_set_rules(f.set), 3);
 	fx_fini(&f);
@@ -324,11 +326,13 @@ test_load_specs(void)
 	struct fx f;
 
 	fx_init(&f);
-	CU_ASSERT_EQUAL(load(&f, HDR_CNP("p", "a") "spec: {endpointSelector: {}}\n"
+	CU_ASSERT_EQUAL(load(&f, HDR_CNP("p", "a") "spec: {endpointSelector: {}, ingress: [{}]}\n"
 	                                           "specs:\n- endpointSelector: {}\n"
+	                                           "  egress: [{}]\n"
 	                                           "  description: second\n"
 	                                           "  labels: [{key: k, value: v}]\n"
-	                                           "- endpointSelector: {}\n"),
+	                                           "- endpointSelector: {}\n"
+	                                           "  egressDeny: [{toEntities: [world]}]\n"),
 	                1);
 	CU_ASSERT_EQUAL(mg_policy_set_rules(f.set), 3);
 	fx_fini(&f);
@@ -377,7 +381,11 @@ test_load_error_leaves_set_unchanged(void)
 	struct fx f;
 
 	fx_init(&f);
-	CU_ASSERT_EQUAL(load(&f, HDR_CNP("ok", "a") "spec: {endpointSelector: {}}\n"), 1);
+	/* selects nobody */
+	CU_ASSERT_EQUAL(load(&f,
+	                     HDR_CNP("ok", "a") "spec:\n  endpointSelector: {matchLabels: {x: y}}\n"
+	                                        "  ingress: [{}]\n"),
+	                1);
 	/* first document fine, second broken: nothing of this load stays */
 	CU_ASSERT(load(&f,
 	               HDR_CNP("p1", "a") "spec:\n  endpointSelector: {}\n  ingress: [{}]\n"
@@ -507,8 +515,8 @@ test_load_dir_order_and_rollback(void)
 
 	fx_init(&f);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
-	write_file(dir, "b.yml", HDR_CNP("b", "a") "spec: {endpointSelector: {}}\n");
-	write_file(dir, "a.yaml", HDR_CNP("a", "a") "spec: {endpointSelector: {}}\n");
+	write_file(dir, "b.yml", HDR_CNP("b", "a") "spec: {endpointSelector: {}, ingress: [{}]}\n");
+	write_file(dir, "a.yaml", HDR_CNP("a", "a") "spec: {endpointSelector: {}, egress: [{}]}\n");
 	write_file(dir, "c.txt", "not: a policy\n");
 	snprintf(sub, sizeof(sub), "%s/sub.yaml", dir);
 	CU_ASSERT_EQUAL(mkdir(sub, 0700), 0);
@@ -641,6 +649,115 @@ test_rejected_fields(void)
 	check_errors(c, MG_ARRAY_SIZE(c));
 }
 
+/*
+ * What Cilium's rule validation refuses (pkg/policy/api/rule_validation.go)
+ * is refused here too, with the reason: a rule without entries in any
+ * section; L7 rules other than DNS on a port that is not TCP; DNS rules on
+ * ingress; two kinds of L7 rules in one port rule; the protocols only
+ * Cilium's extended IP protocols option accepts.
+ */
+static void
+test_cilium_rule_validation(void)
+{
+	static const struct err_case c[] = {
+	        /* no section with an entry: only the selector, only enableDefaultDeny,
+	         * only empty lists or nulls; a host rule too */
+	        {RULE_HDR, "t.yaml:5:3: ",
+	         "spec: a rule needs at least one of ingress, ingressDeny, egress and egressDeny "
+	         "with an entry (Cilium refuses the policy; `ingress: [{}]` selects the subjects "
+	         "and allows nothing)"},
+	        {RULE_HDR "  enableDefaultDeny: {ingress: true, egress: true}\n", "t.yaml:5:3: ",
+	         "spec: a rule needs at least one of ingress, ingressDeny, egress and egressDeny"},
+	        {RULE_HDR "  ingress: []\n  egress: []\n  ingressDeny: ~\n  egressDeny:\n",
+	         "t.yaml:5:3: ", "spec: a rule needs at least one of"},
+	        {HDR_CCNP("h") "spec:\n  nodeSelector: {}\n  ingress: []\n",
+	         "t.yaml:5:3: ", "spec: a rule needs at least one of"},
+	        {HDR_CNP("p", "a") "specs:\n- {endpointSelector: {}, ingress: [{}]}\n"
+	                           "- {endpointSelector: {}, egress: []}\n",
+	         "t.yaml:6:3: ", "specs[1]: a rule needs at least one of"},
+	        /* L7 rules other than DNS on a port that is not TCP */
+	        {RULE_HDR "  ingress:\n  - toPorts:\n    - ports: [{port: \"80\", protocol: UDP}]\n"
+	                  "      rules: {http: [{method: GET}]}\n",
+	         "t.yaml:8:38: ",
+	         "spec.ingress[0].toPorts[0].ports[0]: L7 rules can only apply to TCP (not UDP), "
+	         "except for DNS rules (Cilium refuses the policy)"},
+	        {RULE_HDR "  egress:\n  - toPorts:\n    - ports: [{port: \"80\", protocol: ANY}]\n"
+	                  "      rules: {http: [{}]}\n",
+	         "t.yaml:8:38: ",
+	         "spec.egress[0].toPorts[0].ports[0]: L7 rules can only apply to "
+	         "TCP (not ANY)"},
+	        {RULE_HDR "  egress:\n  - toPorts:\n    - ports: [{port: \"80\", protocol: TCP}, "
+	                  "{port: \"81\"}]\n      rules: {http: [{}]}\n",
+	         "t.yaml:8:44: ",
+	         "spec.egress[0].toPorts[0].ports[1]: L7 rules can only apply to "
+	         "TCP (not ANY)"},
+	        {RULE_HDR
+	         "  ingress:\n  - toPorts:\n    - ports: [{port: \"9092\", protocol: SCTP}]\n"
+	         "      rules: {kafka: [{topic: t}]}\n",
+	         "t.yaml:8:40: ", "L7 rules can only apply to TCP (not SCTP)"},
+	        {RULE_HDR "  egress:\n  - toPorts:\n    - ports: [{port: \"7\", protocol: UDP}]\n"
+	                  "      rules: {l7proto: echo, l7: [{k: v}]}\n",
+	         "t.yaml:8:37: ", "L7 rules can only apply to TCP (not UDP)"},
+	        /* DNS rules on ingress, whatever the protocol */
+	        {RULE_HDR "  ingress:\n  - toPorts:\n    - ports: [{port: \"53\", protocol: TCP}]\n"
+	                  "      rules:\n        dns: [{matchPattern: \"*\"}]\n",
+	         "t.yaml:10:9: ",
+	         "spec.ingress[0].toPorts[0].rules.dns: DNS rules are not allowed on ingress "
+	         "(Cilium refuses the policy)"},
+	        /* two kinds in one port rule */
+	        {RULE_HDR "  egress:\n  - toPorts:\n    - ports: [{port: \"53\", protocol: UDP}]\n"
+	                  "      rules: {dns: [{matchName: a.com}], http: []}\n",
+	         "t.yaml:9:14: ",
+	         "spec.egress[0].toPorts[0].rules: multiple L7 protocol rule types in one rule"},
+	        {RULE_HDR "  egress:\n  - toPorts:\n    - ports: [{port: \"53\", protocol: UDP}]\n"
+	                  "      rules: [dns]\n",
+	         "t.yaml:9:14: ", "spec.egress[0].toPorts[0].rules: expected a mapping"},
+	        /* protocols Cilium takes only with --enable-extended-ip-protocols */
+	        {RULE_HDR "  ingress:\n  - toPorts: [{ports: [{port: \"0\", protocol: VRRP}]}]\n",
+	         "t.yaml:7:46: ",
+	         "spec.ingress[0].toPorts[0].ports[0].protocol: protocol VRRP is accepted by "
+	         "Cilium only when its agent runs with --enable-extended-ip-protocols; meshgate "
+	         "does not enforce it"},
+	        {RULE_HDR "  egressDeny:\n  - toPorts: [{ports: [{protocol: IGMP}]}]\n",
+	         "t.yaml:7:35: ",
+	         "protocol IGMP is accepted by Cilium only when its agent runs "
+	         "with --enable-extended-ip-protocols"},
+	        /* ICMP keeps its hint */
+	        {RULE_HDR "  ingress:\n  - toPorts: [{ports: [{port: \"0\", protocol: ICMPv6}]}]\n",
+	         "t.yaml:7:46: ",
+	         "protocol ICMPv6 is not accepted in toPorts (use icmps for ICMP "
+	         "types)"},
+	};
+	static const char *const ok[] = {
+	        /* one entry anywhere is enough, an empty list beside it is fine */
+	        RULE_HDR "  ingress: [{}]\n",
+	        RULE_HDR "  egressDeny: [{}]\n  enableDefaultDeny: {egress: false}\n",
+	        RULE_HDR "  ingress: []\n  egress: [{}]\n",
+	        RULE_HDR "  ingressDeny: [null]\n",
+	        /* DNS rules on UDP or ANY in egress; HTTP on TCP; rules without items */
+	        RULE_HDR "  egress:\n  - toPorts:\n    - ports: [{port: \"53\", protocol: UDP}, "
+	                 "{port: \"53\", protocol: ANY}]\n"
+	                 "      rules: {dns: [{matchPattern: \"*\"}]}\n",
+	        RULE_HDR "  ingress:\n  - toPorts:\n    - ports: [{port: \"80\", protocol: TCP}]\n"
+	                 "      rules: {http: [{method: GET}]}\n",
+	        RULE_HDR "  ingress:\n  - toPorts:\n    - ports: [{port: \"80\", protocol: UDP}]\n"
+	                 "      rules: {http: []}\n",
+	        RULE_HDR "  ingress:\n  - toPorts:\n    - rules: {http: [{method: GET}]}\n",
+	};
+	size_t i;
+
+	check_errors(c, MG_ARRAY_SIZE(c));
+	for (i = 0; i < MG_ARRAY_SIZE(ok); i++) {
+		struct fx f;
+
+		fx_init(&f);
+		if (load(&f, ok[i]) != 1)
+			printf("  ok case %zu refused\n", i);
+		CU_ASSERT_EQUAL(mg_policy_set_count(f.set), 1);
+		fx_fini(&f);
+	}
+}
+
 struct warn_list {
 	size_t n;
 	char text[8][256];
@@ -678,7 +795,7 @@ test_skipped_allow_rules(void)
 	         "t.yaml:7:5: spec.ingress[0].fromNodes: not enforced"},
 	        {RULE_HDR "  ingress:\n  - fromGroups: [{aws: {}}]\n",
 	         "t.yaml:7:5: spec.ingress[0].fromGroups: not enforced"},
-	        {RULE_HDR "  ingress:\n  - toPorts:\n    - ports: [{port: 80}]\n"
+	        {RULE_HDR "  ingress:\n  - toPorts:\n    - ports: [{port: 80, protocol: TCP}]\n"
 	                  "      rules: {http: [{method: GET}]}\n",
 	         "t.yaml:9:7: spec.ingress[0].toPorts[0].rules: not enforced by a layer-4 "
 	         "gateway; this allow rule is skipped"},
@@ -731,16 +848,16 @@ test_skip_keeps_other_entries(void)
 	struct fx f;
 
 	fx_init(&f);
-	CU_ASSERT_EQUAL_FATAL(load(&f,
-	                           RULE_HDR "  egress:\n"
-	                                    "  - toEndpoints: [{matchLabels: {app: db}}]\n"
-	                                    "    toPorts:\n    - ports: [{port: 80}]\n"
-	                                    "      rules: {http: [{method: GET}]}\n"
-	                                    "  - toEndpoints: [{matchLabels: {app: db}}]\n"
-	                                    "    toPorts: [{ports: [{port: 5432}]}]\n"
-	                                    "  - toEntities: [world]\n"
-	                                    "  log: {value: audit}\n"
-	                                    "  description: an L7 rule, a plain one, an entity\n"),
+	CU_ASSERT_EQUAL_FATAL(load(&f, RULE_HDR
+	                           "  egress:\n"
+	                           "  - toEndpoints: [{matchLabels: {app: db}}]\n"
+	                           "    toPorts:\n    - ports: [{port: 80, protocol: TCP}]\n"
+	                           "      rules: {http: [{method: GET}]}\n"
+	                           "  - toEndpoints: [{matchLabels: {app: db}}]\n"
+	                           "    toPorts: [{ports: [{port: 5432}]}]\n"
+	                           "  - toEntities: [world]\n"
+	                           "  log: {value: audit}\n"
+	                           "  description: an L7 rule, a plain one, an entity\n"),
 	                      1);
 	CU_ASSERT_EQUAL(mg_policy_set_warnings(f.set, collect_warning, &w), 1);
 	/* the L7-filtered port is never plainly open */
@@ -811,6 +928,73 @@ test_unknown_fields(void)
 	};
 
 	check_errors(c, MG_ARRAY_SIZE(c));
+}
+
+/* Two equal keys at any level of a policy: refused at the second, naming the first. */
+static void
+test_duplicate_keys(void)
+{
+	static const struct err_case c[] = {
+	        /* the case: two labels ANDed would select nothing, leaving db open */
+	        {HDR_CNP("p", "a") "spec:\n  endpointSelector:\n    matchLabels:\n"
+	                           "      app: db\n      app: backend\n  ingress: [{}]\n",
+	         "t.yaml:8:7: ", "duplicate key 'app' (first at line 7)"},
+	        {HDR_CNP("p",
+	                 "a") "spec:\n  endpointSelector: {matchLabels: {app: db, \"app\": x}}\n"
+	                      "  ingress: [{}]\n",
+	         "t.yaml:5:45: ", "duplicate key 'app' (first at line 5)"},
+	        {RULE_HDR "  ingress:\n  - fromEndpoints:\n    - matchLabels:\n        app: web\n"
+	                  "        'app': api\n",
+	         "t.yaml:10:9: ", "duplicate key 'app' (first at line 9)"},
+	        /* a matchExpressions item */
+	        {HDR_CNP("p", "a") "spec:\n  endpointSelector:\n    matchExpressions:\n"
+	                           "    - key: app\n      operator: In\n      values: [db]\n"
+	                           "      operator: NotIn\n  ingress: [{}]\n",
+	         "t.yaml:10:7: ", "duplicate key 'operator' (first at line 8)"},
+	        /* a toPorts item, and a port of it */
+	        {RULE_HDR "  ingress:\n  - toPorts:\n    - ports: [{port: \"80\"}]\n"
+	                  "      ports: [{port: \"443\"}]\n",
+	         "t.yaml:9:7: ", "duplicate key 'ports' (first at line 8)"},
+	        {RULE_HDR "  egress:\n  - toPorts: [{ports: [{port: \"80\", protocol: TCP, port: "
+	                  "\"443\"}]}]\n",
+	         "t.yaml:7:52: ", "duplicate key 'port' (first at line 7)"},
+	        /* an entry, the rule, enableDefaultDeny */
+	        {RULE_HDR "  egress:\n  - toEndpoints: [{}]\n    toEndpoints: []\n",
+	         "t.yaml:8:5: ", "duplicate key 'toEndpoints' (first at line 7)"},
+	        {RULE_HDR "  ingress: [{}]\n  ingress: []\n",
+	         "t.yaml:7:3: ", "duplicate key 'ingress' (first at line 6)"},
+	        {RULE_HDR "  ingress: [{}]\n  enableDefaultDeny: {ingress: false, ingress: true}\n",
+	         "t.yaml:7:39: ", "duplicate key 'ingress' (first at line 7)"},
+	        /* metadata, and the document itself */
+	        {"apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata:\n  name: p\n"
+	         "  namespace: a\n  namespace: b\nspec: {endpointSelector: {}, ingress: [{}]}\n",
+	         "t.yaml:6:3: ", "duplicate key 'namespace' (first at line 5)"},
+	        {HDR_CNP("p", "a") "spec: {endpointSelector: {}, ingress: [{}]}\nkind: List\n",
+	         "t.yaml:5:1: ", "duplicate key 'kind' (first at line 2)"},
+	        /* inside a List item */
+	        {"apiVersion: v1\nkind: List\nitems:\n- apiVersion: cilium.io/v2\n"
+	         "  kind: CiliumNetworkPolicy\n  metadata: {name: p}\n"
+	         "  spec: {endpointSelector: {}, ingress: [{}]}\n  metadata: {name: q}\n",
+	         "t.yaml:8:3: ", "duplicate key 'metadata' (first at line 6)"},
+	};
+
+	check_errors(c, MG_ARRAY_SIZE(c));
+}
+
+/* A source prefix makes a different key: both requirements hold (Cilium's own semantics). */
+static void
+test_prefixed_keys_not_duplicates(void)
+{
+	struct fx f;
+
+	fx_init(&f);
+	CU_ASSERT_EQUAL_FATAL(load(&f, HDR_CNP("p", "a") "spec:\n  endpointSelector:\n"
+	                                                 "    matchLabels: {k8s:app: db, app: db}\n"
+	                                                 "  ingress: [{}]\n"),
+	                      1);
+	CU_ASSERT_EQUAL(verdict(&f, A_WEB, A_DB, TCP, 80), DENY_I);
+	CU_ASSERT_EQUAL(verdict(&f, A_DB, A_WEB, TCP, 80), ALLOW);
+	fx_fini(&f);
 }
 
 static void
@@ -1532,19 +1716,21 @@ test_trace_names_rule(void)
 
 	fx_init(&f);
 	CU_ASSERT_EQUAL(
-	        load(&f, HDR_CNP("first",
-	                         "a") "spec:\n  endpointSelector: {}\n"
-	                              "  ingress:\n"
-	                              "  - fromEndpoints: [{matchLabels: {app: "
-	                              "db}}]\n"
-	                              "  - fromEndpoints: [{matchLabels: {app: "
-	                              "api}}]\n"
-	                              "---\n" HDR_CCNP(
-	                                      "second") "specs:\n"
-	                                                "- endpointSelector: {}\n"
-	                                                "- endpointSelector: {}\n"
-	                                                "  ingressDeny:\n"
-	                                                "  - toPorts: [{ports: [{port: 99}]}]\n"),
+	        load(&f,
+	             HDR_CNP("first",
+	                     "a") "spec:\n  endpointSelector: {}\n"
+	                          "  ingress:\n"
+	                          "  - fromEndpoints: [{matchLabels: {app: "
+	                          "db}}]\n"
+	                          "  - fromEndpoints: [{matchLabels: {app: "
+	                          "api}}]\n"
+	                          "---\n" HDR_CCNP(
+	                                  "second") "specs:\n"
+	                                            "- {endpointSelector: {}, ingressDeny: "
+	                                            "[{toPorts: [{ports: [{port: \"98\"}]}]}]}\n"
+	                                            "- endpointSelector: {}\n"
+	                                            "  ingressDeny:\n"
+	                                            "  - toPorts: [{ports: [{port: 99}]}]\n"),
 	        2);
 	CU_ASSERT_EQUAL(mg_policy_trace(f.set, f.ids, &f.params, A_API, A_WEB, TCP, 80, &t), 0);
 	CU_ASSERT_EQUAL(t.verdict, ALLOW);
@@ -1579,6 +1765,59 @@ test_trace_names_rule(void)
 	CU_ASSERT_TRUE(t.ingress.enforced);
 	CU_ASSERT_FALSE(t.ingress.by_deny_rule);
 	CU_ASSERT_EQUAL(t.ingress.name[0], '\0');
+	fx_fini(&f);
+}
+
+/*
+ * A subject that only rules with enableDefaultDeny false select is open in
+ * that direction, yet selected: the trace says so (selected), so that it
+ * is not described as a subject no policy selects.
+ */
+static void
+test_trace_selected_without_default_deny(void)
+{
+	struct mg_policy_trace t;
+	struct fx f;
+
+	fx_init(&f);
+	CU_ASSERT_EQUAL_FATAL(load(&f,
+	                           HDR_CNP("web-add", "a") "spec:\n  endpointSelector:\n"
+	                                                   "    matchLabels: {app: web}\n"
+	                                                   "  enableDefaultDeny: {ingress: false}\n"
+	                                                   "  ingress:\n  - fromEndpoints:\n"
+	                                                   "    - matchLabels: {app: api}\n"),
+	                      1);
+	/* selected, not default deny, no rule allows: open */
+	CU_ASSERT_EQUAL(mg_policy_trace(f.set, f.ids, &f.params, A_DB, A_WEB, TCP, 22, &t), 0);
+	CU_ASSERT_EQUAL(t.verdict, ALLOW);
+	CU_ASSERT_TRUE(t.ingress.allowed);
+	CU_ASSERT_FALSE(t.ingress.enforced);
+	CU_ASSERT_TRUE(t.ingress.selected);
+	CU_ASSERT_EQUAL(t.ingress.name[0], '\0');
+	/* the rule's allow is named, the direction still open */
+	CU_ASSERT_EQUAL(mg_policy_trace(f.set, f.ids, &f.params, A_API, A_WEB, TCP, 22, &t), 0);
+	CU_ASSERT_STRING_EQUAL(t.ingress.name, "web-add");
+	CU_ASSERT_FALSE(t.ingress.enforced);
+	CU_ASSERT_TRUE(t.ingress.selected);
+	/* nothing selects db's ingress nor web's egress */
+	CU_ASSERT_EQUAL(mg_policy_trace(f.set, f.ids, &f.params, A_WEB, A_DB, TCP, 22, &t), 0);
+	CU_ASSERT_FALSE(t.ingress.selected);
+	CU_ASSERT_FALSE(t.ingress.enforced);
+	CU_ASSERT_FALSE(t.egress.selected);
+	/* enforcement always: default deny without being selected */
+	f.params.enforcement = MG_ENFORCE_ALWAYS;
+	CU_ASSERT_EQUAL(mg_policy_trace(f.set, f.ids, &f.params, A_WEB, A_DB, TCP, 22, &t), 0);
+	CU_ASSERT_TRUE(t.ingress.enforced);
+	CU_ASSERT_FALSE(t.ingress.selected);
+	f.params.enforcement = MG_ENFORCE_DEFAULT;
+	/* another rule without the flag: selected and default deny */
+	CU_ASSERT_EQUAL_FATAL(load(&f, HDR_CNP("web-strict", "a") "spec:\n  endpointSelector: {}\n"
+	                                                          "  ingress: [{}]\n"),
+	                      1);
+	CU_ASSERT_EQUAL(mg_policy_trace(f.set, f.ids, &f.params, A_DB, A_WEB, TCP, 22, &t), 0);
+	CU_ASSERT_EQUAL(t.verdict, DENY_I);
+	CU_ASSERT_TRUE(t.ingress.enforced);
+	CU_ASSERT_TRUE(t.ingress.selected);
 	fx_fini(&f);
 }
 
@@ -2261,7 +2500,7 @@ test_check_path(void)
 	write_file(dir, "2-multi.yaml",
 	           RULE_HDR
 	           "  ingress: [{fromEntities: [moon]}]\n"
-	           "---\n" HDR_CNP("ok2", "a") "spec: {endpointSelector: {}}\n"
+	           "---\n" HDR_CNP("ok2", "a") "spec: {endpointSelector: {}, ingress: [{}]}\n"
 	                                       "---\n" HDR_CNP(
 	                                               "bad3",
 	                                               "a") "spec:\n  endpointSelector: {}\n"
@@ -2271,7 +2510,7 @@ test_check_path(void)
 	write_file(dir, "3-list.yaml",
 	           "apiVersion: v1\nkind: List\nitems:\n"
 	           "- {apiVersion: cilium.io/v2, kind: CiliumNetworkPolicy, metadata: {name: l1},\n"
-	           "   spec: {endpointSelector: {}}}\n"
+	           "   spec: {endpointSelector: {}, egress: [{}]}}\n"
 	           "- {apiVersion: cilium.io/v2, kind: CiliumNetworkPolicy, metadata: {name: l2},\n"
 	           "   spec: {endpointSelector: {}, ingress: [{toPorts: [{ports: [{port: "
 	           "99999}]}]}]}}\n"
@@ -2305,6 +2544,8 @@ test_check_path(void)
 	snprintf(path, sizeof(path), "%s/nope", dir);
 	CU_ASSERT_EQUAL(mg_policy_set_check_path(NULL, "c1", path, collect_problem, &p), -ENOENT);
 	CU_ASSERT_EQUAL(p.n, 1);
+	/* the problem names the file once: as its file, not again in its message */
+	CU_ASSERT_STRING_EQUAL(p.text[0], "E nope:0:0: No such file or directory");
 	/* a normal load of the same directory stops at the first error, all or nothing */
 	s = mg_policy_set_create();
 	CU_ASSERT(mg_policy_set_load_path(s, "c1", dir, &(struct mg_error){{0}}) < 0);
@@ -2673,13 +2914,14 @@ rand_l3(struct out *o, unsigned s)
 }
 
 static void
-rand_l4(struct out *o, bool allow)
+rand_l4(struct out *o, unsigned sec)
 {
 	static const char *const protos[] = {"TCP", "UDP", "SCTP", "ANY", "\"\""};
 	static const char *const ports[] = {"0",    "22",   "53", "80",  "443",
 	                                    "8080", "http", "pg", "dns", "metrics"};
 	static const char *const icmp[] = {"8", "EchoRequest", "3", "DestinationUnreachable",
 	                                   "0", "128"};
+	bool all_tcp = true;
 	unsigned k;
 
 	if (rnd(4) == 0) {
@@ -2699,16 +2941,22 @@ rand_l4(struct out *o, bool allow)
 	}
 	put(o, "toPorts: [{ports: [");
 	for (k = 0; k <= rnd(2); k++) {
-		unsigned pi = rnd(MG_ARRAY_SIZE(ports));
+		unsigned pi = rnd(MG_ARRAY_SIZE(ports)), pr = rnd(5);
 
-		put(o, "%s{port: %s, protocol: %s", k ? ", " : "", ports[pi], protos[rnd(5)]);
+		all_tcp = all_tcp && pr == 0;
+		put(o, "%s{port: %s, protocol: %s", k ? ", " : "", ports[pi], protos[pr]);
 		if (pi > 0 && pi < 6 && rnd(3) == 0)
 			put(o, ", endPort: %u", (unsigned)atoi(ports[pi]) + 5);
 		put(o, "}");
 	}
 	put(o, "]");
-	if (allow && rnd(10) == 0)
-		put(o, ", rules: {http: [{method: GET}]}");
+	/* L7 rules as Cilium takes them: HTTP on TCP only, DNS on egress only */
+	if (sec < 2 && rnd(10) == 0) {
+		if (all_tcp)
+			put(o, ", rules: {http: [{method: GET}]}");
+		else if (sec == 1)
+			put(o, ", rules: {dns: [{matchPattern: \"*\"}]}");
+	}
 	put(o, "}]");
 }
 
@@ -2716,7 +2964,8 @@ static void
 rand_policy(struct out *o, unsigned idx)
 {
 	static const char *const sec[] = {"ingress", "egress", "ingressDeny", "egressDeny"};
-	unsigned s, e, ne;
+	unsigned s, e, ne[4], total = 0;
+	bool present[4];
 
 	if (rnd(4) == 0)
 		put(o, "---\n" HDR_CCNP("r%u"), idx);
@@ -2729,11 +2978,21 @@ rand_policy(struct out *o, unsigned idx)
 		put(o, "  enableDefaultDeny: {ingress: %s, egress: %s}\n",
 		    rnd(2) ? "true" : "false", rnd(2) ? "true" : "false");
 	for (s = 0; s < 4; s++) {
-		if (rnd(5) < 3)
+		present[s] = rnd(5) >= 3;
+		ne[s] = present[s] ? rnd(3) : 0;
+		total += ne[s];
+	}
+	if (total == 0) {
+		/* Cilium refuses a rule without entries: give one section one */
+		s = rnd(4);
+		present[s] = true;
+		ne[s] = 1;
+	}
+	for (s = 0; s < 4; s++) {
+		if (!present[s])
 			continue;
-		ne = rnd(3);
-		put(o, "  %s:%s\n", sec[s], ne ? "" : " []");
-		for (e = 0; e < ne; e++) {
+		put(o, "  %s:%s\n", sec[s], ne[s] ? "" : " []");
+		for (e = 0; e < ne[s]; e++) {
 			unsigned l3 = rnd(3), l4 = rnd(2);
 
 			put(o, "  - {");
@@ -2746,7 +3005,7 @@ rand_policy(struct out *o, unsigned idx)
 			if (l3 > 0 && l4)
 				put(o, ", ");
 			if (l4)
-				rand_l4(o, s < 2);
+				rand_l4(o, s);
 			put(o, "}\n");
 		}
 	}
@@ -2816,8 +3075,8 @@ static const char *const grid_language = HDR_CNP(
                                               "  ingress:\n  - fromEndpoints: [{}]\n"
                                               "    toPorts: [{ports: [{port: http, protocol: "
                                               "ANY}], rules: {}}]\n"
-                                              "  - toPorts: [{ports: [{port: 80}], rules: {http: "
-                                              "[{path: /}]}}]\n"
+                                              "  - toPorts: [{ports: [{port: 80, protocol: TCP}], "
+                                              "rules: {http: [{path: /}]}}]\n"
                                               "  egress:\n  - toEntities: [all]\n"
                                               "  egressDeny:\n  - toEntities: [kube-apiserver, "
                                               "world-ipv4]\n"
@@ -3094,7 +3353,8 @@ test_incremental_branches(void)
 	mg_policy_free(full);
 	mg_policy_free(p1);
 	/* a set that changed since the compile is refused */
-	CU_ASSERT_EQUAL(load(&f, HDR_CNP("q", "b") "spec: {endpointSelector: {}}\n"), 1);
+	CU_ASSERT_EQUAL(load(&f, HDR_CNP("q", "b") "spec: {endpointSelector: {}, ingress: [{}]}\n"),
+	                1);
 	CU_ASSERT_PTR_NULL(mg_policy_update_identities(f.pol, f.set, f.ids, &id1, 1, &f.err));
 	CU_ASSERT_EQUAL(errno, EINVAL);
 	CU_ASSERT_PTR_NOT_NULL(strstr(f.err.msg, "compile again"));
@@ -3182,10 +3442,11 @@ test_policy_walk(void)
 	fx_init(&f);
 	CU_ASSERT_EQUAL_FATAL(
 	        load(&f, HDR_CNP("p1", "a") "specs:\n"
-	                                    "- endpointSelector: {}\n"
-	                                    "- endpointSelector: {}\n"
+	                                    "- {endpointSelector: {}, ingress: [{}]}\n"
+	                                    "- {endpointSelector: {}, egress: [{}]}\n"
 	                                    "---\n" HDR_CCNP("p2") "spec:\n"
-	                                                           "  endpointSelector: {}\n"),
+	                                                           "  endpointSelector: {}\n"
+	                                                           "  ingressDeny: [{}]\n"),
 	        2);
 	CU_ASSERT_EQUAL(mg_policy_set_walk(f.set, walk_policy, &w), 0);
 	CU_ASSERT_EQUAL_FATAL(w.n, 2);
@@ -3288,10 +3549,13 @@ static CU_TestInfo tests[] = {
         {"load_dir_fixtures", test_load_dir_fixtures},
         {"load_dir_order_and_rollback", test_load_dir_order_and_rollback},
         {"rejected_fields", test_rejected_fields},
+        {"cilium_rule_validation", test_cilium_rule_validation},
         {"skipped_allow_rules", test_skipped_allow_rules},
         {"skip_keeps_other_entries", test_skip_keeps_other_entries},
         {"node_selector_skipped", test_node_selector_skipped},
         {"unknown_fields", test_unknown_fields},
+        {"duplicate_keys", test_duplicate_keys},
+        {"prefixed_keys_not_duplicates", test_prefixed_keys_not_duplicates},
         {"type_errors", test_type_errors},
         {"limits", test_limits},
         {"bad_args", test_bad_args},
@@ -3319,6 +3583,7 @@ static CU_TestInfo tests[] = {
         {"to_ports_empty_item", test_to_ports_empty_item},
         {"ccnp_namespace_ignored", test_ccnp_namespace_ignored},
         {"trace_names_rule", test_trace_names_rule},
+        {"trace_selected_without_default_deny", test_trace_selected_without_default_deny},
         {"enforcement_names", test_enforcement_names},
         {"memory_and_revision", test_memory_and_revision},
         {"entities", test_entities},
