@@ -33,7 +33,9 @@
  * bytes wait in it, the connection's further requests are not read
  * (back-pressure), so a client that does not read stalls itself and ends
  * at the idle timeout; a subscriber's events are dropped and counted
- * instead. Nothing a client does blocks the server.
+ * instead. A request the client ends with the end of its stream
+ * (shutdown of its sending side) instead of a newline is answered too.
+ * Nothing a client does blocks the server.
  *
  * Threading: a server and everything given to it belong to one thread
  * (the control thread); no function here is for the data path. The

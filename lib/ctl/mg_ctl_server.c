@@ -408,16 +408,24 @@ handle_input(struct mg_ctl_conn *c)
 
 	while (!c->dead && pending(c) <= s->max_output) {
 		char *nl = memchr(c->in + start, '\n', c->in_len - start);
-		size_t len;
+		size_t len, next;
 
-		if (nl == NULL)
+		if (nl != NULL) {
+			len = (size_t)(nl - (c->in + start));
+			next = (size_t)(nl - c->in) + 1;
+		} else if (c->closing && start < c->in_len && c->in_len - start <= s->max_request) {
+			/* the client shut down its side: the end of the stream
+			 * ends its last line, as `printf '...' | nc -U` sends it */
+			len = c->in_len - start;
+			next = c->in_len;
+		} else {
 			break;
-		len = (size_t)(nl - (c->in + start));
+		}
 		if (len > 0 && c->in[start + len - 1] == '\r')
 			len--;
 		if (len > 0) /* blank lines are ignored, for hand-typed sessions */
 			handle_line(c, c->in + start, len);
-		start = (size_t)(nl - c->in) + 1;
+		start = next;
 	}
 	if (start > 0) {
 		memmove(c->in, c->in + start, c->in_len - start);

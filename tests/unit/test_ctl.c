@@ -960,6 +960,46 @@ test_disconnect_mid_stream(void)
 	stop();
 }
 
+/* A last request ended by the end of the stream instead of a newline. */
+static void
+test_eof_ends_last_line(void)
+{
+	struct mg_ctl_params p = params();
+	json_t *r;
+	int fd;
+
+	CU_ASSERT_FATAL(start(&p));
+	fd = cconnect();
+	CU_ASSERT_FATAL(fd >= 0);
+	/* a complete line, then one without its newline, then the half-close */
+	csend(fd, "{\"command\":\"echo\",\"id\":1}\n{\"command\":\"echo\",\"args\":{\"x\":2},"
+	          "\"id\":2}");
+	CU_ASSERT_EQUAL(shutdown(fd, SHUT_WR), 0);
+	for (int want = 1; want <= 2; want++) {
+		r = cjson(fd);
+		CU_ASSERT_TRUE(reply_ok(r));
+		CU_ASSERT_EQUAL(json_integer_value(json_object_get(r, "id")), want);
+		json_decref(r);
+	}
+	/* answered, then closed */
+	CU_ASSERT_TRUE(closed_by_server(fd));
+	close(fd);
+	/* the same with nothing else before it, and a \r before the end */
+	fd = cconnect();
+	csend(fd, "{\"command\":\"nope\",\"id\":3}\r");
+	shutdown(fd, SHUT_WR);
+	r = cjson(fd);
+	CU_ASSERT_FALSE(reply_ok(r));
+	CU_ASSERT_STRING_EQUAL(reply_code(r), "ENOENT");
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(r, "id")), 3);
+	json_decref(r);
+	CU_ASSERT_TRUE(closed_by_server(fd));
+	close(fd);
+	CU_ASSERT_TRUE(wait_clients(0));
+	CU_ASSERT_EQUAL(stats().requests, 3);
+	stop();
+}
+
 static void
 test_client_errors(void)
 {
@@ -1075,6 +1115,7 @@ static CU_TestInfo tests[] = {
         {"stream_client", test_stream_client},
         {"slow_subscriber", test_slow_subscriber},
         {"disconnect_mid_stream", test_disconnect_mid_stream},
+        {"eof_ends_last_line", test_eof_ends_last_line},
         {"client_errors", test_client_errors},
         {"client_timeout", test_client_timeout},
         {"params_and_register", test_params_and_register},
