@@ -388,11 +388,12 @@ config_json(const struct mg_config *c)
 	                              (json_int_t)c->ct.timeouts.other, "fragment",
 	                              (json_int_t)c->ct.timeouts.fragment));
 	json_object_set_new(root, "control",
-	                    json_pack("{s:o, s:o, s:o, s:i, s:I, s:i, s:I}", "socket",
+	                    json_pack("{s:o, s:o, s:o, s:i, s:i, s:I, s:i, s:I}", "socket",
 	                              json_str_or_null(c->control_socket), "group",
 	                              json_str_or_null(c->control_group), "admin_group",
 	                              json_str_or_null(c->control_admin_group), "max_clients",
-	                              (int)c->control_max_clients, "max_request_bytes",
+	                              (int)c->control_max_clients, "admin_reserve",
+	                              (int)c->control_reserve, "max_request_bytes",
 	                              (json_int_t)c->control_max_request, "idle_timeout",
 	                              (int)c->control_idle_timeout, "max_output_bytes",
 	                              (json_int_t)c->control_max_output));
@@ -1340,6 +1341,7 @@ control_start(struct daemon *d, struct mg_error *err)
 	        .group = cfg->control_group,
 	        .admin_group = cfg->control_admin_group,
 	        .max_clients = cfg->control_max_clients,
+	        .admin_reserve = cfg->control_reserve,
 	        .max_request = cfg->control_max_request,
 	        .idle_ms = cfg->control_idle_timeout * 1000u,
 	        .max_output = cfg->control_max_output,

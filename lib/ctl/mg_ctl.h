@@ -27,8 +27,10 @@
  *
  * Bounds. A request line is at most max_request bytes (more: an E2BIG
  * reply, then the connection is closed); at most max_clients connections
- * (one more gets an EBUSY reply and is closed); a connection that makes
- * no progress for idle_ms is closed (subscribers excepted). Replies go
+ * (one more gets an EBUSY reply and is closed), of which the last
+ * admin_reserve are kept for peers allowed mutating commands, so that
+ * readers cannot lock the administrators out; a connection that makes no
+ * progress for idle_ms is closed (subscribers excepted). Replies go
  * through a per-connection output buffer: while more than max_output
  * bytes wait in it, the connection's further requests are not read
  * (back-pressure), so a client that does not read stalls itself and ends
@@ -61,12 +63,19 @@
 struct mg_ctl_server;
 struct mg_ctl_conn;
 
-/** What mg_ctl_server_create() needs. Zero numbers take the defaults above. */
+/**
+ * What mg_ctl_server_create() needs. Zero numbers take the defaults above,
+ * except admin_reserve: of max_clients, how many only peers allowed
+ * mutating commands (root, admin_group) may take; the others are refused
+ * once max_clients - admin_reserve connections are open. 0 keeps none;
+ * it must be below max_clients.
+ */
 struct mg_ctl_params {
 	const char *path;  /**< socket path, < 108 bytes */
 	const char *group; /**< group of the socket (who may connect), or NULL: the daemon's */
 	const char *admin_group; /**< group allowed mutating commands besides root, or NULL */
 	unsigned max_clients;    /**< connections at once */
+	unsigned admin_reserve;  /**< of max_clients, for root and admin_group only; 0: none */
 	size_t max_request;      /**< bytes of one request line, newline excluded */
 	unsigned idle_ms;        /**< close a connection idle this long; UINT32_MAX: never */
 	size_t max_output;       /**< bytes waiting for a slow reader before back-pressure */
@@ -106,7 +115,7 @@ struct mg_ctl_stats {
 	uint64_t requests;        /**< request lines handled */
 	uint64_t errors;          /**< error replies sent (denied ones included) */
 	uint64_t denied;          /**< mutating commands refused with EPERM */
-	uint64_t refused_busy;    /**< connections refused beyond max_clients */
+	uint64_t refused_busy;    /**< connections refused: max_clients, or the admin reserve */
 	uint64_t closed_oversize; /**< closed for a request over max_request */
 	uint64_t closed_idle;     /**< closed by the idle timeout, output drained */
 	uint64_t closed_slow;     /**< closed by the idle timeout with output unread */
@@ -130,8 +139,9 @@ struct mg_ctl_stats {
  * registered.
  *
  * @return the server, or NULL with errno set and @p err filled:
- *   EINVAL (bad params), ENAMETOOLONG, ENOENT (unknown group, or no
- *   parent folder), EADDRINUSE, EEXIST, ENOMEM, or a socket call's errno.
+ *   EINVAL (bad params; admin_reserve not below max_clients),
+ *   ENAMETOOLONG, ENOENT (unknown group, or no parent folder), EADDRINUSE,
+ *   EEXIST, ENOMEM, or a socket call's errno.
  */
 struct mg_ctl_server *mg_ctl_server_create(const struct mg_ctl_params *params,
                                            struct mg_error *err);
@@ -207,9 +217,12 @@ int mg_ctl_server_publish(struct mg_ctl_server *srv, const char *stream, const j
  * On success return 0 and, when @p result is not NULL, set *@p result to
  * a new reference to the reply's result. An error reply becomes the
  * negative errno its code names (-EIO when unknown) with err->msg set to
- * the server's message. Failing to connect gives a message naming the
- * path and asking whether meshgate runs (ENOENT, ECONNREFUSED) or whether
- * the user is in the socket's group (EACCES).
+ * the server's message; that includes the reply of a server that refused
+ * the connection and closed it before the request was sent (EBUSY: "too
+ * many clients ..."), rather than the failed send's EPIPE. Failing to
+ * connect gives a message naming the path and asking whether meshgate
+ * runs (ENOENT, ECONNREFUSED) or whether the user is in the socket's
+ * group (EACCES).
  * @return 0 or a negative errno (-ETIMEDOUT, -EPROTO for a reply that is
  *   not the protocol) with @p err filled.
  */

@@ -14,7 +14,10 @@
  * in may read, only root and the admin group may change state, as
  * HAProxy's runtime API separates its "user" and "admin" levels; the
  * admin check (an NSS lookup) runs once per connection, on its first
- * mutating command.
+ * mutating command, or when it connects while only the connections kept
+ * for administrators are free (as PostgreSQL keeps
+ * superuser_reserved_connections), so that readers cannot lock the
+ * administrators out.
  */
 #include <fcntl.h>
 #include <grp.h>
@@ -63,6 +66,7 @@ struct mg_ctl_server {
 	gid_t admin_gid;
 	char admin_group[64];
 	unsigned max_clients;
+	unsigned admin_reserve; /* of max_clients: for administrators only */
 	size_t max_request;
 	uint64_t idle_ns; /* UINT64_MAX: never */
 	size_t max_output;
@@ -240,17 +244,19 @@ out:
 	return in;
 }
 
+/* May a peer with these credentials change state? Root, or the admin group. */
+static bool
+peer_is_admin(const struct mg_ctl_server *s, uid_t uid, gid_t gid)
+{
+	return uid == 0 ||
+	       (s->has_admin && (gid == s->admin_gid || user_in_group(uid, s->admin_gid)));
+}
+
 static bool
 conn_is_admin(struct mg_ctl_conn *c)
 {
-	const struct mg_ctl_server *s = c->srv;
-
-	if (c->admin < 0) {
-		/* membership is read once: a connection is short-lived */
-		c->admin = c->peer.uid == 0 ||
-		           (s->has_admin && (c->peer.gid == s->admin_gid ||
-		                             user_in_group(c->peer.uid, s->admin_gid)));
-	}
+	if (c->admin < 0) /* membership is read once: a connection is short-lived */
+		c->admin = peer_is_admin(c->srv, c->peer.uid, c->peer.gid);
 	return c->admin > 0;
 }
 
@@ -522,11 +528,20 @@ conn_free(struct mg_ctl_conn *c)
 static void
 refuse_busy(struct mg_ctl_server *s, int fd)
 {
-	char msg[160];
-	int n = snprintf(msg, sizeof(msg),
-	                 "{\"ok\":false,\"error\":\"too many clients (%u); try again later\","
-	                 "\"code\":\"EBUSY\"}\n",
-	                 s->max_clients);
+	char msg[256];
+	int n;
+
+	if (s->n_conns < s->max_clients) /* only the administrators' slots are free */
+		n = snprintf(msg, sizeof(msg),
+		             "{\"ok\":false,\"error\":\"too many clients (%u, and %u more "
+		             "kept for root and the admin group); try again later\","
+		             "\"code\":\"EBUSY\"}\n",
+		             s->max_clients - s->admin_reserve, s->admin_reserve);
+	else
+		n = snprintf(msg, sizeof(msg),
+		             "{\"ok\":false,\"error\":\"too many clients (%u); try again later\","
+		             "\"code\":\"EBUSY\"}\n",
+		             s->max_clients);
 
 	if (send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 		MG_DEBUG("ctl: busy reply not sent: %s", strerror(errno));
@@ -541,7 +556,7 @@ accept_clients(struct mg_ctl_server *s)
 		struct mg_ctl_conn *c;
 		struct ucred cr;
 		socklen_t crlen = sizeof(cr);
-		int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), admin = -1;
 
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
@@ -551,14 +566,18 @@ accept_clients(struct mg_ctl_server *s)
 			return;
 		}
 		s->st.accepted++;
-		if (s->n_conns >= s->max_clients) {
-			refuse_busy(s, fd);
-			continue;
-		}
 		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) != 0) {
 			MG_WARN("ctl: SO_PEERCRED: %s", strerror(errno));
 			close(fd);
 			continue;
+		}
+		if (s->n_conns >= s->max_clients - s->admin_reserve) {
+			/* only the reserve is left: administrators may take it */
+			admin = s->n_conns < s->max_clients && peer_is_admin(s, cr.uid, cr.gid);
+			if (!admin) {
+				refuse_busy(s, fd);
+				continue;
+			}
 		}
 		c = calloc(1, sizeof(*c));
 		if (c != NULL)
@@ -574,7 +593,7 @@ accept_clients(struct mg_ctl_server *s)
 		c->peer.pid = cr.pid;
 		c->peer.uid = cr.uid;
 		c->peer.gid = cr.gid;
-		c->admin = -1;
+		c->admin = admin;
 		c->last_ns = mg_time_ns();
 		s->conns[s->n_conns++] = c;
 	}
@@ -756,12 +775,21 @@ mg_ctl_server_create(const struct mg_ctl_params *p, struct mg_error *err)
 		             MIN_REQUEST);
 		goto err;
 	}
+	if (p->admin_reserve >= (p->max_clients ? p->max_clients : MG_CTL_DEFAULT_MAX_CLIENTS)) {
+		mg_error_set(err, NULL, 0, 0,
+		             "control socket: admin_reserve %u leaves no connection for readers "
+		             "(max_clients %u)",
+		             p->admin_reserve,
+		             p->max_clients ? p->max_clients : MG_CTL_DEFAULT_MAX_CLIENTS);
+		goto err;
+	}
 	s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		goto oom;
 	s->lfd = -1;
 	snprintf(s->path, sizeof(s->path), "%s", p->path);
 	s->max_clients = p->max_clients ? p->max_clients : MG_CTL_DEFAULT_MAX_CLIENTS;
+	s->admin_reserve = p->admin_reserve;
 	s->max_request = p->max_request ? p->max_request : MG_CTL_DEFAULT_MAX_REQUEST;
 	s->max_output = p->max_output ? p->max_output : MG_CTL_DEFAULT_MAX_OUTPUT;
 	if (p->idle_ms == UINT32_MAX)

@@ -6,7 +6,8 @@
  * read one byte at a time (so no reply is ever hidden in a client-side
  * buffer) or the library's own client. The permission tests need root:
  * a forked child drops to nobody (65534) and must be refused mutating
- * commands; without root they are reported as SKIP.
+ * commands, or fills the table up to the connections kept for
+ * administrators; without root they are reported as SKIP.
  */
 #include <grp.h>
 #include <pthread.h>
@@ -640,6 +641,126 @@ test_mutating_allowed_for_admin_group(void)
 	chmod(dir, 0700);
 }
 
+/* In a child running as nobody: open @p n connections ("echo" on each);
+ * report on @p out "A R msg" (accepted, refused, first refusal), then hold
+ * them until @p in is closed. @p other_out and @p other_in are the
+ * parent's ends of the pipes. */
+static pid_t
+nobody_holds(unsigned n, int out, int in, int other_out, int other_in)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		char line[512] = "";
+		unsigned acc = 0, ref = 0;
+		int dummy;
+
+		close(other_out);
+		close(other_in);
+		if (setgroups(0, NULL) || setgid(NOBODY) || setuid(NOBODY))
+			_exit(10);
+		for (unsigned i = 0; i < n; i++) {
+			int fd = cconnect();
+			json_t *r;
+
+			if (fd < 0)
+				_exit(11);
+			csend(fd, "{\"command\":\"echo\"}\n");
+			r = cjson(fd);
+			if (reply_ok(r)) {
+				acc++;
+			} else {
+				if (ref++ == 0)
+					snprintf(line, sizeof(line), "%s",
+					         json_string_value(json_object_get(r, "error")));
+				close(fd);
+			}
+			json_decref(r);
+		}
+		dprintf(out, "%u %u %s\n", acc, ref, line);
+		close(out);
+		while (read(in, &dummy, sizeof(dummy)) > 0)
+			;
+		_exit(0);
+	}
+	return pid;
+}
+
+/* Start nobody_holds(); its report in @p report; the write end to release it in *@p release. */
+static pid_t
+hold_as_nobody(unsigned n, char *report, size_t size, int *release)
+{
+	int up[2], down[2];
+	pid_t pid;
+	ssize_t got;
+
+	if (pipe(up) || pipe(down))
+		return -1;
+	pid = nobody_holds(n, up[1], down[0], up[0], down[1]);
+	close(up[1]);
+	close(down[0]);
+	got = read(up[0], report, size - 1);
+	report[got > 0 ? got : 0] = '\0';
+	close(up[0]);
+	*release = down[1];
+	return pid;
+}
+
+/*
+ * Readers cannot lock the administrators out: of max_clients, the last
+ * admin_reserve connections are for root and the admin group. Readers that
+ * fill the rest get EBUSY (saying why); root still gets in and is served.
+ */
+static void
+test_admin_reserve(void)
+{
+	struct mg_ctl_params p = params();
+	struct mg_error err = {.msg = ""};
+	char report[600];
+	json_t *res = NULL;
+	int release, status, root1;
+	pid_t pid;
+
+	CU_ASSERT_EQUAL_FATAL(chmod(dir, 0755), 0);
+	p.group = "nogroup";
+	p.max_clients = 3;
+	p.admin_reserve = 1;
+	CU_ASSERT_FATAL(start(&p));
+	pid = hold_as_nobody(3, report, sizeof(report), &release);
+	CU_ASSERT_FATAL(pid > 0);
+	CU_ASSERT_STRING_EQUAL(report, "2 1 too many clients (2, and 1 more kept for root and "
+	                               "the admin group); try again later\n");
+	CU_ASSERT_EQUAL(stats().clients, 2);
+	/* root: in, and served (a mutating command too) */
+	CU_ASSERT_EQUAL(mg_ctl_call(sock_path, "set", NULL, 2000, &res, &err), 0);
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(res, "uid")), 0);
+	json_decref(res);
+	CU_ASSERT_TRUE(wait_clients(2));
+	/* the reserve taken too: the table is full, for root as well */
+	root1 = cconnect();
+	CU_ASSERT_TRUE(expect_code(root1, "{\"command\":\"echo\"}\n", NULL));
+	CU_ASSERT_EQUAL(mg_ctl_call(sock_path, "echo", NULL, 2000, NULL, &err), -EBUSY);
+	CU_ASSERT_STRING_EQUAL(err.msg, "too many clients (3); try again later");
+	CU_ASSERT_EQUAL(stats().refused_busy, 2);
+	close(root1);
+	close(release);
+	CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
+	CU_ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CU_ASSERT_TRUE(wait_clients(0));
+	stop();
+
+	/* members of the admin group may use the reserve too */
+	p.admin_group = "nogroup";
+	CU_ASSERT_FATAL(start(&p));
+	pid = hold_as_nobody(3, report, sizeof(report), &release);
+	CU_ASSERT_FATAL(pid > 0);
+	CU_ASSERT_STRING_EQUAL(report, "3 0 \n");
+	close(release);
+	waitpid(pid, &status, 0);
+	stop();
+	chmod(dir, 0700);
+}
+
 static void
 test_socket_mode_and_group(void)
 {
@@ -1000,6 +1121,43 @@ test_eof_ends_last_line(void)
 	stop();
 }
 
+/*
+ * A server that refuses the connection answers before it reads the
+ * request: when the request cannot be sent (the server closed), the
+ * client still reports the server's reason, not a broken pipe.
+ */
+static void
+test_client_shows_busy_reply(void)
+{
+	struct mg_ctl_params p = params();
+	struct mg_error err = {.msg = ""};
+	static char big[4 << 20];
+	json_t *args;
+	int hold, rc;
+
+	p.max_clients = 1;
+	CU_ASSERT_FATAL(start(&p));
+	hold = cconnect();
+	CU_ASSERT_TRUE(expect_code(hold, "{\"command\":\"echo\"}\n", NULL));
+	/* far more than a socket buffer: the send is still going when the
+	 * server answers and closes */
+	memset(big, 'b', sizeof(big) - 1);
+	args = json_pack("{s:s}", "pad", big);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(args);
+	rc = mg_ctl_call(sock_path, "echo", args, 5000, NULL, &err);
+	if (rc != -EBUSY)
+		printf("big request to a full server: %d %s\n", rc, err.msg);
+	CU_ASSERT_EQUAL(rc, -EBUSY);
+	CU_ASSERT_STRING_EQUAL(err.msg, "too many clients (1); try again later");
+	/* and the small request that races the close: the same */
+	rc = mg_ctl_call(sock_path, "echo", NULL, 5000, NULL, &err);
+	CU_ASSERT_EQUAL(rc, -EBUSY);
+	CU_ASSERT_STRING_EQUAL(err.msg, "too many clients (1); try again later");
+	json_decref(args);
+	close(hold);
+	stop();
+}
+
 static void
 test_client_errors(void)
 {
@@ -1065,6 +1223,15 @@ test_params_and_register(void)
 	CU_ASSERT_PTR_NULL(mg_ctl_server_create(&p, &err));
 	CU_ASSERT_EQUAL(errno, EINVAL);
 	p = params();
+	p.max_clients = 4;
+	p.admin_reserve = 4; /* no connection left for readers */
+	CU_ASSERT_PTR_NULL(mg_ctl_server_create(&p, &err));
+	CU_ASSERT_EQUAL(errno, EINVAL);
+	p.max_clients = 0;
+	p.admin_reserve = MG_CTL_DEFAULT_MAX_CLIENTS; /* against the default */
+	CU_ASSERT_PTR_NULL(mg_ctl_server_create(&p, &err));
+	CU_ASSERT_EQUAL(errno, EINVAL);
+	p = params();
 	p.group = "no-such-group-mg";
 	CU_ASSERT_PTR_NULL(mg_ctl_server_create(&p, &err));
 	CU_ASSERT_EQUAL(errno, ENOENT);
@@ -1116,6 +1283,7 @@ static CU_TestInfo tests[] = {
         {"slow_subscriber", test_slow_subscriber},
         {"disconnect_mid_stream", test_disconnect_mid_stream},
         {"eof_ends_last_line", test_eof_ends_last_line},
+        {"client_shows_busy_reply", test_client_shows_busy_reply},
         {"client_errors", test_client_errors},
         {"client_timeout", test_client_timeout},
         {"params_and_register", test_params_and_register},
@@ -1125,6 +1293,7 @@ static CU_TestInfo tests[] = {
 static CU_TestInfo root_tests[] = {
         {"mutating_refused_for_nobody", test_mutating_refused_for_nobody},
         {"mutating_allowed_for_admin_group", test_mutating_allowed_for_admin_group},
+        {"admin_reserve", test_admin_reserve},
         {"socket_mode_and_group", test_socket_mode_and_group},
         CU_TEST_INFO_NULL,
 };
