@@ -35,9 +35,10 @@
  * bytes wait in it, the connection's further requests are not read
  * (back-pressure), so a client that does not read stalls itself and ends
  * at the idle timeout; a subscriber's events are dropped and counted
- * instead. A request the client ends with the end of its stream
- * (shutdown of its sending side) instead of a newline is answered too.
- * Nothing a client does blocks the server.
+ * instead, and a subscriber that reads nothing of its waiting output for
+ * idle_ms is closed. A request the client ends with the end of its
+ * stream (shutdown of its sending side) instead of a newline is answered
+ * too. Nothing a client does blocks the server.
  *
  * Threading: a server and everything given to it belong to one thread
  * (the control thread); no function here is for the data path. The
@@ -121,6 +122,7 @@ struct mg_ctl_stats {
 	uint64_t closed_slow;     /**< closed by the idle timeout with output unread */
 	uint64_t events;          /**< event lines queued to subscribers */
 	uint64_t events_dropped;  /**< events lost to slow subscribers */
+	uint64_t closed_stuck;    /**< subscribers closed: read nothing waiting for idle_ms */
 };
 
 /* ---- server ---- */
@@ -182,8 +184,10 @@ const struct mg_ctl_peer *mg_ctl_conn_peer(const struct mg_ctl_conn *conn);
  * subscriber of @p stream: after the reply, it receives the events
  * published on @p stream whose kinds intersect @p kinds (a bit mask;
  * its meaning belongs to the stream). A subscriber is exempt from the
- * idle timeout and stays until the client closes. Subscribing again
- * replaces the stream and mask.
+ * idle timeout and stays until the client closes, unless output waits
+ * for it and it reads none of it for idle_ms (then it is closed and
+ * counted in closed_stuck). Subscribing again replaces the stream and
+ * mask.
  * @return 0, or -EINVAL (bad name or empty mask).
  */
 int mg_ctl_conn_subscribe(struct mg_ctl_conn *conn, const char *stream, uint64_t kinds);
@@ -206,6 +210,33 @@ bool mg_ctl_server_has_subscribers(const struct mg_ctl_server *srv, const char *
  */
 int mg_ctl_server_publish(struct mg_ctl_server *srv, const char *stream, const json_t *event,
                           uint64_t kinds);
+
+/** Builds an event for mg_ctl_server_publish_fn(): a new reference, or NULL (no memory). */
+typedef json_t *mg_ctl_event_make_fn(void *arg);
+
+/**
+ * As mg_ctl_server_publish(), but the event is built by @p make (called
+ * once, with @p arg) only when a subscriber has room for it: when every
+ * subscriber it is for is full, each loses it (counted as above) and
+ * nothing is built or encoded, so a flood of events costs little while
+ * nobody reads. The reference @p make returns is released here.
+ * @return the number of subscribers the event was queued to (0 when
+ *   nobody could take it), or -EINVAL (bad name, no @p make, event not
+ *   serialisable) / -ENOMEM (@p make returned NULL); on these errors the
+ *   subscribers that had room lose the event.
+ */
+int mg_ctl_server_publish_fn(struct mg_ctl_server *srv, const char *stream, uint64_t kinds,
+                             mg_ctl_event_make_fn *make, void *arg);
+
+/**
+ * Tell the subscribers of @p stream whose mask meets @p kinds that @p n
+ * events were lost before they reached the server (the producer's queue
+ * was full): they are added to each one's next {"stream":..,"dropped":N}
+ * line. Not counted in events_dropped (the producer counts them).
+ * @return the number of subscribers told, or -EINVAL (bad name).
+ */
+int mg_ctl_server_stream_lost(struct mg_ctl_server *srv, const char *stream, uint64_t kinds,
+                              uint64_t n);
 
 /* ---- client ---- */
 

@@ -10,6 +10,7 @@
  * administrators; without root they are reported as SKIP.
  */
 #include <grp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -241,6 +242,62 @@ closed_by_server(int fd)
 	ssize_t r = recv(fd, &ch, 1, 0);
 
 	return r == 0 || (r < 0 && errno == ECONNRESET);
+}
+
+/* Does the server close @p fd within 5 s? Reads (and discards) what
+ * was queued before the close. */
+static bool
+closed_after_data(int fd)
+{
+	static char buf[65536];
+
+	for (;;) {
+		ssize_t r = recv(fd, buf, sizeof(buf), 0);
+
+		if (r == 0 || (r < 0 && errno == ECONNRESET))
+			return true;
+		if (r < 0)
+			return false; /* SO_RCVTIMEO: still open */
+	}
+}
+
+/* Has the server closed @p fd (seen without reading what it queued)? */
+static bool
+hung_up(int fd, int timeout_ms)
+{
+	struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+
+	return poll(&p, 1, timeout_ms) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+/* Read lines from @p fd until the event {"n":@p n} (true) or the end. */
+static bool
+find_event(int fd, json_int_t n)
+{
+	json_t *r;
+
+	while ((r = cjson(fd)) != NULL) {
+		bool found =
+		        json_integer_value(json_object_get(json_object_get(r, "event"), "n")) == n;
+
+		json_decref(r);
+		if (found)
+			return true;
+	}
+	return false;
+}
+
+/* Read whatever @p fd has now, without waiting; the bytes read. */
+static size_t
+drain_now(int fd)
+{
+	static char buf[65536];
+	size_t total = 0;
+	ssize_t r;
+
+	while ((r = recv(fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0)
+		total += (size_t)r;
+	return total;
 }
 
 static bool
@@ -1122,6 +1179,172 @@ test_eof_ends_last_line(void)
 }
 
 /*
+ * A subscriber that reads nothing while its output waits is closed after
+ * idle_ms (it loses every event already, and holds a slot); one that
+ * reads slowly but reads stays.
+ */
+static void
+test_stuck_subscriber_closed(void)
+{
+	struct mg_ctl_params p = params();
+	char ev[1100];
+	uint64_t t0;
+	int stuck, slow;
+	bool closed = false;
+
+	p.idle_ms = 300;
+	p.max_output = 4096;
+	CU_ASSERT_FATAL(start(&p));
+	stuck = cconnect();
+	slow = cconnect();
+	CU_ASSERT_TRUE(expect_code(stuck, "{\"command\":\"sub\"}\n", NULL));
+	CU_ASSERT_TRUE(expect_code(slow, "{\"command\":\"sub\"}\n", NULL));
+	snprintf(ev, sizeof(ev), "{\"pad\":\"%01000d\"}", 0);
+	/* enough to fill the socket buffers of both */
+	for (int i = 0; i < 600; i++)
+		publish(ev, 1);
+	CU_ASSERT_TRUE(stats().events_dropped > 0);
+	/* then a trickle, for up to 5 s: the slow one reads now and then */
+	t0 = mg_time_ns();
+	while (mg_time_ns() - t0 < 5000000000ull) {
+		for (int i = 0; i < 10; i++)
+			publish(ev, 1);
+		drain_now(slow);
+		usleep(20000);
+		if (!closed && stats().closed_stuck == 1) {
+			closed = true;
+			t0 = mg_time_ns() - 4000000000ull; /* one more second of trickle */
+		}
+	}
+	CU_ASSERT_TRUE(closed);
+	CU_ASSERT_EQUAL(stats().closed_stuck, 1);
+	CU_ASSERT_TRUE(hung_up(stuck, 0));
+	CU_ASSERT_TRUE(closed_after_data(stuck));
+	close(stuck);
+	/* the slow reader is still served: it catches up and gets the next event */
+	CU_ASSERT_EQUAL(stats().clients, 1);
+	CU_ASSERT_FALSE(hung_up(slow, 0));
+	CU_ASSERT_EQUAL(publish("{\"n\":9}", 1), 1);
+	CU_ASSERT_TRUE(find_event(slow, 9));
+	close(slow);
+	CU_ASSERT_TRUE(wait_clients(0));
+	stop();
+}
+
+static int make_calls;
+
+static json_t *
+make_pad(void *arg)
+{
+	make_calls++;
+	return json_pack("{s:s}", "pad", (const char *)arg);
+}
+
+/*
+ * mg_ctl_server_publish_fn: the event is built only when a subscriber can
+ * take it; when every one is full, each loses it and nothing is built.
+ */
+static void
+test_full_subscribers_cost_nothing(void)
+{
+	struct mg_ctl_params p = params();
+	static char pad[1001];
+	uint64_t dropped;
+	int full, reader, rc = 0;
+	json_t *r;
+
+	memset(pad, 'p', sizeof(pad) - 1);
+	p.max_output = 4096;
+	CU_ASSERT_FATAL(start(&p));
+	full = cconnect();
+	CU_ASSERT_TRUE(expect_code(full, "{\"command\":\"sub\",\"args\":{\"kinds\":1}}\n", NULL));
+	pthread_mutex_lock(&srv_mu);
+	/* nobody subscribes to kind 2: nothing built */
+	CU_ASSERT_EQUAL(mg_ctl_server_publish_fn(srv, "monitor", 2, make_pad, pad), 0);
+	CU_ASSERT_EQUAL(make_calls, 0);
+	CU_ASSERT_EQUAL(mg_ctl_server_publish_fn(srv, "monitor", 1, NULL, pad), -EINVAL);
+	CU_ASSERT_EQUAL(mg_ctl_server_publish_fn(srv, "Bad Name", 1, make_pad, pad), -EINVAL);
+	pthread_mutex_unlock(&srv_mu);
+	/* fill it, socket buffer and all: 3 MB at a subscriber that does not
+	 * read, the server sending what the socket takes in between */
+	for (int i = 0; i < 3000; i++) {
+		pthread_mutex_lock(&srv_mu);
+		rc = mg_ctl_server_publish_fn(srv, "monitor", 1, make_pad, pad);
+		pthread_mutex_unlock(&srv_mu);
+		if (i % 50 == 0)
+			usleep(1000);
+	}
+	usleep(100000);
+	CU_ASSERT_EQUAL(rc, 0);
+	dropped = stats().events_dropped;
+	CU_ASSERT_TRUE(dropped > 0);
+	CU_ASSERT_EQUAL((uint64_t)make_calls, stats().events);
+	/* full: each publish is one more loss and no build */
+	make_calls = 0;
+	pthread_mutex_lock(&srv_mu);
+	for (int i = 0; i < 100; i++)
+		CU_ASSERT_EQUAL(mg_ctl_server_publish_fn(srv, "monitor", 1, make_pad, pad), 0);
+	pthread_mutex_unlock(&srv_mu);
+	CU_ASSERT_EQUAL(make_calls, 0);
+	CU_ASSERT_EQUAL(stats().events_dropped, dropped + 100);
+	/* one subscriber with room: built once, queued to it alone */
+	reader = cconnect();
+	CU_ASSERT_TRUE(expect_code(reader, "{\"command\":\"sub\",\"args\":{\"kinds\":1}}\n", NULL));
+	pthread_mutex_lock(&srv_mu);
+	CU_ASSERT_EQUAL(mg_ctl_server_publish_fn(srv, "monitor", 1, make_pad, pad), 1);
+	pthread_mutex_unlock(&srv_mu);
+	CU_ASSERT_EQUAL(make_calls, 1);
+	CU_ASSERT_EQUAL(stats().events_dropped, dropped + 101);
+	r = cjson(reader);
+	CU_ASSERT_EQUAL(json_string_length(json_object_get(json_object_get(r, "event"), "pad")),
+	                1000);
+	json_decref(r);
+	close(full);
+	close(reader);
+	stop();
+}
+
+/* Events lost before they reached the server are told in a "dropped" line. */
+static void
+test_stream_lost(void)
+{
+	struct mg_ctl_params p = params();
+	int drop, verdict;
+	json_t *r;
+
+	CU_ASSERT_FATAL(start(&p));
+	drop = cconnect();
+	verdict = cconnect();
+	CU_ASSERT_TRUE(expect_code(drop, "{\"command\":\"sub\",\"args\":{\"kinds\":1}}\n", NULL));
+	CU_ASSERT_TRUE(
+	        expect_code(verdict, "{\"command\":\"sub\",\"args\":{\"kinds\":2}}\n", NULL));
+	pthread_mutex_lock(&srv_mu);
+	CU_ASSERT_EQUAL(mg_ctl_server_stream_lost(srv, "monitor", 1, 7), 1);
+	CU_ASSERT_EQUAL(mg_ctl_server_stream_lost(srv, "other", 1, 7), 0);
+	CU_ASSERT_EQUAL(mg_ctl_server_stream_lost(srv, "Bad Name", 1, 7), -EINVAL);
+	pthread_mutex_unlock(&srv_mu);
+	/* told at once (it has caught up), then the next event */
+	r = cjson(drop);
+	CU_ASSERT_TRUE(json_is_string(json_object_get(r, "stream")) &&
+	               strcmp(json_string_value(json_object_get(r, "stream")), "monitor") == 0);
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(r, "dropped")), 7);
+	json_decref(r);
+	CU_ASSERT_EQUAL(publish("{\"n\":1}", 3), 2);
+	r = cjson(drop);
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(json_object_get(r, "event"), "n")), 1);
+	json_decref(r);
+	/* the other kind's subscriber was not told */
+	r = cjson(verdict);
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(json_object_get(r, "event"), "n")), 1);
+	json_decref(r);
+	/* not the server's own loss */
+	CU_ASSERT_EQUAL(stats().events_dropped, 0);
+	close(drop);
+	close(verdict);
+	stop();
+}
+
+/*
  * A server that refuses the connection answers before it reads the
  * request: when the request cannot be sent (the server closed), the
  * client still reports the server's reason, not a broken pipe.
@@ -1283,6 +1506,9 @@ static CU_TestInfo tests[] = {
         {"slow_subscriber", test_slow_subscriber},
         {"disconnect_mid_stream", test_disconnect_mid_stream},
         {"eof_ends_last_line", test_eof_ends_last_line},
+        {"stuck_subscriber_closed", test_stuck_subscriber_closed},
+        {"full_subscribers_cost_nothing", test_full_subscribers_cost_nothing},
+        {"stream_lost", test_stream_lost},
         {"client_shows_busy_reply", test_client_shows_busy_reply},
         {"client_errors", test_client_errors},
         {"client_timeout", test_client_timeout},
