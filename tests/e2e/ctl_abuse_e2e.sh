@@ -250,9 +250,14 @@ fi
 
 # ---- 2. readers fill the table ----
 
+# Start from an empty table: the connections above are gone once status
+# counts its own only.
+only_me() { [ "$(status_json | jq_py 's["control"]["clients"]')" = 1 ]; }
+wait_for 10 only_me
 asnobody() { setpriv --reuid=$NOBODY --regid=$NOGROUP --clear-groups "$@"; }
-bg asnobody "$PY" "$CLIENTS" hold "$SOCK" --count $MAX_CLIENTS --keepalive 0.5 --seconds 120 \
-	>"$MG_WORK/hold.out" 2>&1
+# setpriv itself in the background (not the function): its pid is the client's
+bg setpriv --reuid=$NOBODY --regid=$NOGROUP --clear-groups "$PY" "$CLIENTS" hold "$SOCK" \
+	--count $MAX_CLIENTS --keepalive 0.5 --seconds 120 >"$MG_WORK/hold.out" 2>&1
 HOLD=$!
 mg_wait_grep "$MG_WORK/hold.out" '^held' 20
 l=$(grep '^held' "$MG_WORK/hold.out")

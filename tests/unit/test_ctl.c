@@ -1192,7 +1192,7 @@ test_stuck_subscriber_closed(void)
 	int stuck, slow;
 	bool closed = false;
 
-	p.idle_ms = 300;
+	p.idle_ms = 1000; /* the slow reader reads every 20 ms: margins for a loaded machine */
 	p.max_output = 4096;
 	CU_ASSERT_FATAL(start(&p));
 	stuck = cconnect();
@@ -1204,16 +1204,16 @@ test_stuck_subscriber_closed(void)
 	for (int i = 0; i < 600; i++)
 		publish(ev, 1);
 	CU_ASSERT_TRUE(stats().events_dropped > 0);
-	/* then a trickle, for up to 5 s: the slow one reads now and then */
+	/* then a trickle, for up to 8 s: the slow one reads now and then */
 	t0 = mg_time_ns();
-	while (mg_time_ns() - t0 < 5000000000ull) {
+	while (mg_time_ns() - t0 < 8000000000ull) {
 		for (int i = 0; i < 10; i++)
 			publish(ev, 1);
 		drain_now(slow);
 		usleep(20000);
 		if (!closed && stats().closed_stuck == 1) {
 			closed = true;
-			t0 = mg_time_ns() - 4000000000ull; /* one more second of trickle */
+			t0 = mg_time_ns() - 6500000000ull; /* 1.5 s more of trickle */
 		}
 	}
 	CU_ASSERT_TRUE(closed);
