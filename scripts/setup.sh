@@ -10,7 +10,7 @@ PKGS=(
 	libyaml-dev libhiredis-dev libjemalloc-dev libcunit1-dev
 	libjansson-dev libmicrohttpd-dev libpcap-dev libnuma-dev
 	python3 python3-scapy python3-prometheus-client
-	iproute2 ethtool netcat-openbsd iputils-ping procps tcpdump
+	iproute2 ethtool netcat-openbsd iputils-ping procps tcpdump strace
 	redis-server redis-tools
 	clang clang-format libclang-rt-14-dev llvm
 )

@@ -13,7 +13,8 @@
 # redis-servers the tests start, the policy conformance suite); and the
 # network-namespace end-to-end tests (real TCP/ICMP through the daemon
 # with static and with Redis-only identities, every online command
-# against the live daemon, reloads under continuous traffic).
+# against the live daemon, the control socket against hostile clients
+# under a flood of frames, reloads under continuous traffic).
 #
 # Every test program prints "PASS: name", "FAIL: name: reason" or
 # "SKIP: name: reason" lines; this script counts them (names from the
@@ -255,6 +256,10 @@ if want e2e; then
 	# every meshgatectl online command against the live daemon, permissions, raw protocol
 	run_prog e2e/ctl "" "$TIMEOUT" bash tests/e2e/ctl_e2e.sh "$BUILD/app/meshgate/meshgate" \
 		"$BUILD/app/meshgatectl/meshgatectl"
+	# monitors that never read and readers filling the control socket, under a
+	# flood: commands, reloads and SIGTERM still answered in bounded time
+	run_prog e2e/ctl-abuse "" "$TIMEOUT" bash tests/e2e/ctl_abuse_e2e.sh \
+		"$BUILD/app/meshgate/meshgate" "$BUILD/app/meshgatectl/meshgatectl"
 	# reloads under continuous traffic: nothing lost, nothing wrongly passed
 	run_prog e2e/reload "" "$TIMEOUT" bash tests/e2e/reload_test.sh "$BUILD/app/meshgate/meshgate" \
 		"$BUILD/app/meshgatectl/meshgatectl"
@@ -263,6 +268,8 @@ if want e2e; then
 		"$BUILD/app/meshgate/meshgate" "$BUILD/app/meshgatectl/meshgatectl"
 	# the control thread's commands and the reload path under the sanitizers
 	run_prog e2e/ctl "san:" "$TIMEOUT" env "${SAN_ENV[@]}" bash tests/e2e/ctl_e2e.sh \
+		"$BUILD_SAN/app/meshgate/meshgate" "$BUILD_SAN/app/meshgatectl/meshgatectl"
+	run_prog e2e/ctl-abuse "san:" "$TIMEOUT" env "${SAN_ENV[@]}" bash tests/e2e/ctl_abuse_e2e.sh \
 		"$BUILD_SAN/app/meshgate/meshgate" "$BUILD_SAN/app/meshgatectl/meshgatectl"
 	run_prog e2e/reload "san:" "$TIMEOUT" env "${SAN_ENV[@]}" bash tests/e2e/reload_test.sh \
 		"$BUILD_SAN/app/meshgate/meshgate" "$BUILD_SAN/app/meshgatectl/meshgatectl"

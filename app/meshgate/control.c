@@ -40,6 +40,14 @@
 /* How often the slow parts of the snapshot (walks over tables) are redone. */
 #define SNAP_SLOW_NS 1000000000ull
 
+/*
+ * Monitor events handed on per turn of the control loop, at most (about a
+ * worker ring's worth). The rest waits in the workers' rings, and what
+ * they cannot hold the workers count as lost: a flood of events never
+ * keeps the loop from the socket, reloads, the sync or a stop.
+ */
+#define MON_EVENTS_PER_TURN 2048
+
 /* ---- small helpers ---- */
 
 static int fail(struct mg_error *err, int rc, const char *fmt, ...)
@@ -279,6 +287,29 @@ memory_json(const struct daemon *d)
 	return m;
 }
 
+/* The control socket's counters, and the monitor's: what clients cost. */
+static json_t *
+control_json(const struct daemon *d, struct mg_ctl_stats *st)
+{
+	mg_ctl_server_stats(d->ctl, st);
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "clients",
+	                 (json_int_t)st->clients, "accepted", (json_int_t)st->accepted, "requests",
+	                 (json_int_t)st->requests, "errors", (json_int_t)st->errors, "denied",
+	                 (json_int_t)st->denied, "refused_busy", (json_int_t)st->refused_busy,
+	                 "closed_idle", (json_int_t)st->closed_idle, "closed_slow",
+	                 (json_int_t)st->closed_slow, "closed_oversize",
+	                 (json_int_t)st->closed_oversize, "closed_stuck",
+	                 (json_int_t)st->closed_stuck);
+}
+
+static json_t *
+monitor_json(const struct daemon *d, const struct mg_ctl_stats *st)
+{
+	return json_pack("{s:I, s:I, s:I}", "events", (json_int_t)st->events, "dropped",
+	                 (json_int_t)st->events_dropped, "ring_lost",
+	                 (json_int_t)mg_datapath_monitor_lost(d->dp));
+}
+
 static int
 cmd_status(void *arg, struct mg_ctl_conn *conn, const json_t *args, json_t **result,
            struct mg_error *err)
@@ -310,8 +341,13 @@ cmd_status(void *arg, struct mg_ctl_conn *conn, const json_t *args, json_t **res
 	        (json_int_t)mg_identity_table_count(d->st.ids), "conntrack", "entries",
 	        (json_int_t)ct.entries, "created", (json_int_t)ct.created, "expired",
 	        (json_int_t)ct.expired, "kvstore", kv_summary_json(d), "ready", true);
-	if (*result != NULL)
+	if (*result != NULL) {
+		struct mg_ctl_stats st;
+
 		json_object_set_new(*result, "memory", memory_json(d));
+		json_object_set_new(*result, "control", control_json(d, &st));
+		json_object_set_new(*result, "monitor", monitor_json(d, &st));
+	}
 	return *result != NULL ? 0 : -ENOMEM;
 }
 
@@ -391,11 +427,12 @@ config_json(const struct mg_config *c)
 	                              (json_int_t)c->ct.timeouts.other, "fragment",
 	                              (json_int_t)c->ct.timeouts.fragment));
 	json_object_set_new(root, "control",
-	                    json_pack("{s:o, s:o, s:o, s:i, s:I, s:i, s:I}", "socket",
+	                    json_pack("{s:o, s:o, s:o, s:i, s:i, s:I, s:i, s:I}", "socket",
 	                              json_str_or_null(c->control_socket), "group",
 	                              json_str_or_null(c->control_group), "admin_group",
 	                              json_str_or_null(c->control_admin_group), "max_clients",
-	                              (int)c->control_max_clients, "max_request_bytes",
+	                              (int)c->control_max_clients, "admin_reserve",
+	                              (int)c->control_reserve, "max_request_bytes",
 	                              (json_int_t)c->control_max_request, "idle_timeout",
 	                              (int)c->control_idle_timeout, "max_output_bytes",
 	                              (json_int_t)c->control_max_output));
@@ -1083,15 +1120,35 @@ event_json(const struct daemon *d, const struct mg_dp_event *ev)
 	return o;
 }
 
+struct event_src {
+	const struct daemon *d;
+	const struct mg_dp_event *ev;
+};
+
+static json_t *
+make_event(void *arg)
+{
+	const struct event_src *e = arg;
+
+	return event_json(e->d, e->ev);
+}
+
 /*
  * Keep the workers' sampling in line with the subscribers, and pass what
- * they recorded on. Events are only turned into JSON for someone.
+ * they recorded on: at most MON_EVENTS_PER_TURN events, each turned into
+ * JSON only when a subscriber has room for it (mg_ctl_server_publish_fn),
+ * so subscribers that do not read cost a counter per event. Events the
+ * rings lost are announced to the subscribers in their "dropped" lines.
+ * @return true when the turn's budget ran out while someone was taking
+ *   events: the loop should come back without waiting.
  */
-static void
+static bool
 monitor_tick(struct daemon *d)
 {
 	struct mg_dp_event ev[256];
-	unsigned mask = 0, n;
+	unsigned mask = 0, n, want, done = 0;
+	uint64_t kinds = 0, lost;
+	bool delivered = false;
 
 	if (mg_ctl_server_has_subscribers(d->ctl, "monitor", MON_DROP))
 		mask |= MG_DP_MON_DROPS;
@@ -1101,22 +1158,38 @@ monitor_tick(struct daemon *d)
 		mg_datapath_monitor_set(d->dp, mask);
 		d->monitor_mask = mask;
 	}
-	if (mask == 0)
-		return;
-	while ((n = mg_datapath_monitor_drain(d->dp, ev, MG_ARRAY_SIZE(ev))) > 0) {
-		for (unsigned i = 0; i < n; i++) {
-			json_t *o = event_json(d, &ev[i]);
-
-			if (o == NULL)
-				continue;
-			mg_ctl_server_publish(d->ctl, "monitor", o,
-			                      ev[i].reason == MG_DROP_NONE ? MON_VERDICT
-			                                                   : MON_DROP);
-			json_decref(o);
-		}
-		if (n < MG_ARRAY_SIZE(ev))
-			break;
+	lost = mg_datapath_monitor_lost(d->dp);
+	if (mask == 0) {
+		/* what the last subscriber left behind is nobody's: an old
+		 * session's events must not reach the next one */
+		mg_datapath_monitor_drain(d->dp, ev, MG_ARRAY_SIZE(ev));
+		d->monitor_lost = lost;
+		return false;
 	}
+	kinds = ((mask & MG_DP_MON_DROPS) ? MON_DROP : 0) |
+	        ((mask & MG_DP_MON_VERDICTS) ? MON_VERDICT : 0);
+	if (lost > d->monitor_lost) {
+		mg_ctl_server_stream_lost(d->ctl, "monitor", kinds, lost - d->monitor_lost);
+		d->monitor_lost = lost;
+	}
+	while (done < MON_EVENTS_PER_TURN) {
+		want = MON_EVENTS_PER_TURN - done < MG_ARRAY_SIZE(ev) ? MON_EVENTS_PER_TURN - done
+		                                                      : MG_ARRAY_SIZE(ev);
+		n = mg_datapath_monitor_drain(d->dp, ev, want);
+		for (unsigned i = 0; i < n; i++) {
+			struct event_src src = {.d = d, .ev = &ev[i]};
+
+			if (mg_ctl_server_publish_fn(d->ctl, "monitor",
+			                             ev[i].reason == MG_DROP_NONE ? MON_VERDICT
+			                                                          : MON_DROP,
+			                             make_event, &src) > 0)
+				delivered = true;
+		}
+		done += n;
+		if (n < want)
+			return false; /* the rings are empty */
+	}
+	return delivered;
 }
 
 /* ---- metrics ---- */
@@ -1356,13 +1429,18 @@ static void *
 control_main(void *arg)
 {
 	struct daemon *d = arg;
+	bool events_wait = false;
 
 	d->last_change = mg_time_ns();
+	/* Every step of a turn is bounded (the socket never blocks, a reload is
+	 * one compile, the sync's read waits at most 10 ms, the monitor hands
+	 * on MON_EVENTS_PER_TURN events), so a stop is seen within a turn. */
 	while (!*d->stop) {
 		uint64_t now;
 
-		/* With a sync client its XREAD is the wait; without, the socket's poll. */
-		mg_ctl_server_poll(d->ctl, d->kv != NULL ? 0 : 10);
+		/* With a sync client its XREAD is the wait; without, the socket's
+		 * poll, unless monitor events wait for subscribers that read. */
+		mg_ctl_server_poll(d->ctl, d->kv != NULL || events_wait ? 0 : 10);
 		if (*d->reload_requested) {
 			struct mg_error err = {{0}};
 
@@ -1371,7 +1449,7 @@ control_main(void *arg)
 		}
 		if (d->kv != NULL)
 			daemon_kv_tick(d);
-		monitor_tick(d);
+		events_wait = monitor_tick(d);
 		now = mg_time_ns();
 		snapshot_refresh(d, now >= d->snap_next_ns);
 		if (now >= d->snap_next_ns)
@@ -1391,6 +1469,7 @@ control_start(struct daemon *d, struct mg_error *err)
 	        .group = cfg->control_group,
 	        .admin_group = cfg->control_admin_group,
 	        .max_clients = cfg->control_max_clients,
+	        .admin_reserve = cfg->control_reserve,
 	        .max_request = cfg->control_max_request,
 	        .idle_ms = cfg->control_idle_timeout * 1000u,
 	        .max_output = cfg->control_max_output,

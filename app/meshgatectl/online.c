@@ -338,6 +338,7 @@ text_status(const json_t *r)
 	const json_t *cl = json_object_get(r, "cluster"), *pol = json_object_get(r, "policy");
 	const json_t *rl = json_object_get(r, "reloads"), *ipc = json_object_get(r, "ipcache");
 	const json_t *ct = json_object_get(r, "conntrack"), *kv = json_object_get(r, "kvstore");
+	const json_t *ctl = json_object_get(r, "control"), *mon = json_object_get(r, "monitor");
 	const json_t *v;
 	char up[64], pct[32];
 	struct tbl t;
@@ -372,6 +373,14 @@ text_status(const json_t *r)
 		                               : "NOT connected (fail-static)");
 	} else
 		printf("%-12s not configured\n", "kvstore:");
+	if (json_is_object(ctl))
+		printf("%-12s %s clients; %s accepted, %s refused (too many clients), %s closed "
+		       "idle, %s stuck monitors closed\n",
+		       "control:", jf(ctl, "clients"), jf(ctl, "accepted"), jf(ctl, "refused_busy"),
+		       jf(ctl, "closed_idle"), jf(ctl, "closed_stuck"));
+	if (json_is_object(mon))
+		printf("%-12s %s events sent, %s dropped (slow readers), %s lost (rings full)\n",
+		       "monitor:", jf(mon, "events"), jf(mon, "dropped"), jf(mon, "ring_lost"));
 	{
 		const json_t *mem = json_object_get(r, "memory");
 

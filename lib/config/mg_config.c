@@ -29,6 +29,7 @@
 #define DEFAULT_CONTROL_SOCKET "/run/meshgate/meshgate.sock"
 #define DEFAULT_METRICS_LISTEN "127.0.0.1:9470"
 #define DEFAULT_CONTROL_MAX_CLIENTS 16
+#define DEFAULT_CONTROL_ADMIN_RESERVE 2
 #define DEFAULT_CONTROL_MAX_REQUEST 65536
 #define DEFAULT_CONTROL_IDLE_TIMEOUT 60
 #define DEFAULT_CONTROL_MAX_OUTPUT 1048576
@@ -58,6 +59,7 @@ static const char *const keys_control[] = {"socket",
                                            "group",
                                            "admin_group",
                                            "max_clients",
+                                           "admin_reserve",
                                            "max_request_bytes",
                                            "idle_timeout",
                                            "max_output_bytes",
@@ -906,6 +908,36 @@ get_group(struct ctx *x, const struct mg_yaml_node *map, const char *key, const 
 	return 0;
 }
 
+/*
+ * control.admin_reserve: below max_clients, so that readers keep one
+ * connection at least. Without the key, the default shrinks with a small
+ * max_clients (2, 1 when max_clients is 2, 0 when it is 1).
+ */
+static int
+parse_admin_reserve(struct ctx *x, const struct mg_yaml_node *s)
+{
+	const struct mg_yaml_node *n = mg_yaml_get(s, "admin_reserve");
+	struct mg_config *c = x->c;
+	uint64_t v;
+	int rc;
+
+	if (n == NULL) {
+		if (c->control_reserve >= c->control_max_clients)
+			c->control_reserve = c->control_max_clients - 1;
+		return 0;
+	}
+	rc = mg_yaml_u64(n, "control.admin_reserve", 0, 1023, &v, x->err);
+	if (rc)
+		return rc;
+	if (v >= c->control_max_clients)
+		return mg_yaml_error(x->err, n,
+		                     "control.admin_reserve: %u leaves no connection for the "
+		                     "other users (control.max_clients is %u)",
+		                     (unsigned)v, c->control_max_clients);
+	c->control_reserve = (unsigned)v;
+	return 0;
+}
+
 static int
 parse_control(struct ctx *x, const struct mg_yaml_node *root)
 {
@@ -928,6 +960,8 @@ parse_control(struct ctx *x, const struct mg_yaml_node *root)
 	if (rc == 0)
 		rc = get_uint(x, s, "max_clients", "control.max_clients", 1, 1024,
 		              &c->control_max_clients);
+	if (rc == 0)
+		rc = parse_admin_reserve(x, s);
 	if (rc == 0)
 		rc = get_uint(x, s, "max_request_bytes", "control.max_request_bytes", 1024,
 		              16777216, &c->control_max_request);
@@ -1132,6 +1166,7 @@ config_new(const char *file)
 	c->dir = config_dir(file);
 	c->control_socket = strdup(DEFAULT_CONTROL_SOCKET);
 	c->control_max_clients = DEFAULT_CONTROL_MAX_CLIENTS;
+	c->control_reserve = DEFAULT_CONTROL_ADMIN_RESERVE;
 	c->control_max_request = DEFAULT_CONTROL_MAX_REQUEST;
 	c->control_idle_timeout = DEFAULT_CONTROL_IDLE_TIMEOUT;
 	c->control_max_output = DEFAULT_CONTROL_MAX_OUTPUT;

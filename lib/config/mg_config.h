@@ -105,6 +105,7 @@ struct mg_config {
 	char *control_group;           /**< group of the socket (who may connect), or NULL */
 	char *control_admin_group;     /**< group allowed mutating commands besides root, or NULL */
 	unsigned control_max_clients;  /**< control.max_clients (16) */
+	unsigned control_reserve;      /**< control.admin_reserve (2): of max_clients, for admins */
 	unsigned control_max_request;  /**< control.max_request_bytes (65536) */
 	unsigned control_idle_timeout; /**< control.idle_timeout, seconds (60) */
 	unsigned control_max_output;   /**< control.max_output_bytes (1048576) */

@@ -27,13 +27,18 @@
  *
  * Bounds. A request line is at most max_request bytes (more: an E2BIG
  * reply, then the connection is closed); at most max_clients connections
- * (one more gets an EBUSY reply and is closed); a connection that makes
- * no progress for idle_ms is closed (subscribers excepted). Replies go
+ * (one more gets an EBUSY reply and is closed), of which the last
+ * admin_reserve are kept for peers allowed mutating commands, so that
+ * readers cannot lock the administrators out; a connection that makes no
+ * progress for idle_ms is closed (subscribers excepted). Replies go
  * through a per-connection output buffer: while more than max_output
  * bytes wait in it, the connection's further requests are not read
  * (back-pressure), so a client that does not read stalls itself and ends
  * at the idle timeout; a subscriber's events are dropped and counted
- * instead. Nothing a client does blocks the server.
+ * instead, and a subscriber that reads nothing of its waiting output for
+ * idle_ms is closed. A request the client ends with the end of its
+ * stream (shutdown of its sending side) instead of a newline is answered
+ * too. Nothing a client does blocks the server.
  *
  * Threading: a server and everything given to it belong to one thread
  * (the control thread); no function here is for the data path. The
@@ -59,12 +64,19 @@
 struct mg_ctl_server;
 struct mg_ctl_conn;
 
-/** What mg_ctl_server_create() needs. Zero numbers take the defaults above. */
+/**
+ * What mg_ctl_server_create() needs. Zero numbers take the defaults above,
+ * except admin_reserve: of max_clients, how many only peers allowed
+ * mutating commands (root, admin_group) may take; the others are refused
+ * once max_clients - admin_reserve connections are open. 0 keeps none;
+ * it must be below max_clients.
+ */
 struct mg_ctl_params {
 	const char *path;  /**< socket path, < 108 bytes */
 	const char *group; /**< group of the socket (who may connect), or NULL: the daemon's */
 	const char *admin_group; /**< group allowed mutating commands besides root, or NULL */
 	unsigned max_clients;    /**< connections at once */
+	unsigned admin_reserve;  /**< of max_clients, for root and admin_group only; 0: none */
 	size_t max_request;      /**< bytes of one request line, newline excluded */
 	unsigned idle_ms;        /**< close a connection idle this long; UINT32_MAX: never */
 	size_t max_output;       /**< bytes waiting for a slow reader before back-pressure */
@@ -104,12 +116,13 @@ struct mg_ctl_stats {
 	uint64_t requests;        /**< request lines handled */
 	uint64_t errors;          /**< error replies sent (denied ones included) */
 	uint64_t denied;          /**< mutating commands refused with EPERM */
-	uint64_t refused_busy;    /**< connections refused beyond max_clients */
+	uint64_t refused_busy;    /**< connections refused: max_clients, or the admin reserve */
 	uint64_t closed_oversize; /**< closed for a request over max_request */
 	uint64_t closed_idle;     /**< closed by the idle timeout, output drained */
 	uint64_t closed_slow;     /**< closed by the idle timeout with output unread */
 	uint64_t events;          /**< event lines queued to subscribers */
 	uint64_t events_dropped;  /**< events lost to slow subscribers */
+	uint64_t closed_stuck;    /**< subscribers closed: read nothing waiting for idle_ms */
 };
 
 /* ---- server ---- */
@@ -128,8 +141,9 @@ struct mg_ctl_stats {
  * registered.
  *
  * @return the server, or NULL with errno set and @p err filled:
- *   EINVAL (bad params), ENAMETOOLONG, ENOENT (unknown group, or no
- *   parent folder), EADDRINUSE, EEXIST, ENOMEM, or a socket call's errno.
+ *   EINVAL (bad params; admin_reserve not below max_clients),
+ *   ENAMETOOLONG, ENOENT (unknown group, or no parent folder), EADDRINUSE,
+ *   EEXIST, ENOMEM, or a socket call's errno.
  */
 struct mg_ctl_server *mg_ctl_server_create(const struct mg_ctl_params *params,
                                            struct mg_error *err);
@@ -170,8 +184,10 @@ const struct mg_ctl_peer *mg_ctl_conn_peer(const struct mg_ctl_conn *conn);
  * subscriber of @p stream: after the reply, it receives the events
  * published on @p stream whose kinds intersect @p kinds (a bit mask;
  * its meaning belongs to the stream). A subscriber is exempt from the
- * idle timeout and stays until the client closes. Subscribing again
- * replaces the stream and mask.
+ * idle timeout and stays until the client closes, unless output waits
+ * for it and it reads none of it for idle_ms (then it is closed and
+ * counted in closed_stuck). Subscribing again replaces the stream and
+ * mask.
  * @return 0, or -EINVAL (bad name or empty mask).
  */
 int mg_ctl_conn_subscribe(struct mg_ctl_conn *conn, const char *stream, uint64_t kinds);
@@ -195,6 +211,33 @@ bool mg_ctl_server_has_subscribers(const struct mg_ctl_server *srv, const char *
 int mg_ctl_server_publish(struct mg_ctl_server *srv, const char *stream, const json_t *event,
                           uint64_t kinds);
 
+/** Builds an event for mg_ctl_server_publish_fn(): a new reference, or NULL (no memory). */
+typedef json_t *mg_ctl_event_make_fn(void *arg);
+
+/**
+ * As mg_ctl_server_publish(), but the event is built by @p make (called
+ * once, with @p arg) only when a subscriber has room for it: when every
+ * subscriber it is for is full, each loses it (counted as above) and
+ * nothing is built or encoded, so a flood of events costs little while
+ * nobody reads. The reference @p make returns is released here.
+ * @return the number of subscribers the event was queued to (0 when
+ *   nobody could take it), or -EINVAL (bad name, no @p make, event not
+ *   serialisable) / -ENOMEM (@p make returned NULL); on these errors the
+ *   subscribers that had room lose the event.
+ */
+int mg_ctl_server_publish_fn(struct mg_ctl_server *srv, const char *stream, uint64_t kinds,
+                             mg_ctl_event_make_fn *make, void *arg);
+
+/**
+ * Tell the subscribers of @p stream whose mask meets @p kinds that @p n
+ * events were lost before they reached the server (the producer's queue
+ * was full): they are added to each one's next {"stream":..,"dropped":N}
+ * line. Not counted in events_dropped (the producer counts them).
+ * @return the number of subscribers told, or -EINVAL (bad name).
+ */
+int mg_ctl_server_stream_lost(struct mg_ctl_server *srv, const char *stream, uint64_t kinds,
+                              uint64_t n);
+
 /* ---- client ---- */
 
 /**
@@ -205,9 +248,12 @@ int mg_ctl_server_publish(struct mg_ctl_server *srv, const char *stream, const j
  * On success return 0 and, when @p result is not NULL, set *@p result to
  * a new reference to the reply's result. An error reply becomes the
  * negative errno its code names (-EIO when unknown) with err->msg set to
- * the server's message. Failing to connect gives a message naming the
- * path and asking whether meshgate runs (ENOENT, ECONNREFUSED) or whether
- * the user is in the socket's group (EACCES).
+ * the server's message; that includes the reply of a server that refused
+ * the connection and closed it before the request was sent (EBUSY: "too
+ * many clients ..."), rather than the failed send's EPIPE. Failing to
+ * connect gives a message naming the path and asking whether meshgate
+ * runs (ENOENT, ECONNREFUSED) or whether the user is in the socket's
+ * group (EACCES).
  * @return 0 or a negative errno (-ETIMEDOUT, -EPROTO for a reply that is
  *   not the protocol) with @p err filled.
  */

@@ -7,7 +7,9 @@
  * exits; the one bound that matters is time, so every wait is a poll()
  * against a single deadline, and the one thing users need from a failure
  * is what to do next, so a socket that is missing or refuses us says so
- * in words rather than as a bare errno.
+ * in words rather than as a bare errno. A server that refuses a
+ * connection (too many clients) answers and closes without reading the
+ * request, so a failed send is followed by a look for that answer.
  */
 #include <poll.h>
 #include <stdio.h>
@@ -284,8 +286,17 @@ request(const char *path, const char *command, json_t *args, uint64_t deadline, 
 	}
 	*fdp = fd;
 	rc = send_all(fd, text, len + 1, deadline, err);
-	if (rc == 0)
+	if (rc == -EPIPE || rc == -ECONNRESET) {
+		struct mg_error rerr = {.msg = ""};
+
+		/* The server may have answered and closed before reading the
+		 * request (too many clients: EBUSY): its reason, if it gave
+		 * one, is what the user needs, not our broken pipe. */
+		if (read_line(fd, b, deadline, &reply, &rerr) == 0)
+			rc = 0;
+	} else if (rc == 0) {
 		rc = read_line(fd, b, deadline, &reply, err);
+	}
 	if (rc == 0)
 		rc = decode_reply(reply, result, err);
 	goto out;

@@ -9,12 +9,18 @@
  * buffer that is drained with non-blocking sends. Back-pressure instead of
  * buffering: while a connection has more than max_output bytes unsent, its
  * further requests are not read; subscribers, which a server must never
- * wait for, lose events instead and are told how many. Permission is
- * decided per command, not per connection: anyone the socket's mode lets
- * in may read, only root and the admin group may change state, as
- * HAProxy's runtime API separates its "user" and "admin" levels; the
- * admin check (an NSS lookup) runs once per connection, on its first
- * mutating command.
+ * wait for, lose events instead and are told how many, and one that
+ * reads nothing of what waits for it for idle_ms is closed. Building an
+ * event is left to the caller's callback, called only when some subscriber
+ * has room for it, so a flood of events for subscribers that are all full
+ * costs a counter each. Permission is decided per command, not per
+ * connection: anyone the socket's mode lets in may read, only root and the
+ * admin group may change state, as HAProxy's runtime API separates its
+ * "user" and "admin" levels; the admin check (an NSS lookup) runs once per
+ * connection, on its first mutating command, or when it connects while
+ * only the slots kept for administrators are free (as PostgreSQL keeps
+ * superuser_reserved_connections), so that readers cannot lock the
+ * administrators out.
  */
 #include <fcntl.h>
 #include <grp.h>
@@ -46,6 +52,7 @@ struct mg_ctl_conn {
 	char *out; /* bytes [out_off, out_len) wait to be sent */
 	size_t out_off, out_len, out_cap;
 	uint64_t last_ns;             /* last read or write that moved bytes */
+	uint64_t out_wait_ns;         /* output waits, nothing sent since; 0: none waits */
 	bool closing;                 /* read nothing more; close once the output is sent */
 	bool dead;                    /* close at the end of this step */
 	bool in_handler;              /* its request is being handled: no events yet */
@@ -63,6 +70,7 @@ struct mg_ctl_server {
 	gid_t admin_gid;
 	char admin_group[64];
 	unsigned max_clients;
+	unsigned admin_reserve; /* of max_clients: for administrators only */
 	size_t max_request;
 	uint64_t idle_ns; /* UINT64_MAX: never */
 	size_t max_output;
@@ -240,17 +248,19 @@ out:
 	return in;
 }
 
+/* May a peer with these credentials change state? Root, or the admin group. */
+static bool
+peer_is_admin(const struct mg_ctl_server *s, uid_t uid, gid_t gid)
+{
+	return uid == 0 ||
+	       (s->has_admin && (gid == s->admin_gid || user_in_group(uid, s->admin_gid)));
+}
+
 static bool
 conn_is_admin(struct mg_ctl_conn *c)
 {
-	const struct mg_ctl_server *s = c->srv;
-
-	if (c->admin < 0) {
-		/* membership is read once: a connection is short-lived */
-		c->admin = c->peer.uid == 0 ||
-		           (s->has_admin && (c->peer.gid == s->admin_gid ||
-		                             user_in_group(c->peer.uid, s->admin_gid)));
-	}
+	if (c->admin < 0) /* membership is read once: a connection is short-lived */
+		c->admin = peer_is_admin(c->srv, c->peer.uid, c->peer.gid);
 	return c->admin > 0;
 }
 
@@ -408,16 +418,24 @@ handle_input(struct mg_ctl_conn *c)
 
 	while (!c->dead && pending(c) <= s->max_output) {
 		char *nl = memchr(c->in + start, '\n', c->in_len - start);
-		size_t len;
+		size_t len, next;
 
-		if (nl == NULL)
+		if (nl != NULL) {
+			len = (size_t)(nl - (c->in + start));
+			next = (size_t)(nl - c->in) + 1;
+		} else if (c->closing && start < c->in_len && c->in_len - start <= s->max_request) {
+			/* the client shut down its side: the end of the stream
+			 * ends its last line, as `printf '...' | nc -U` sends it */
+			len = c->in_len - start;
+			next = c->in_len;
+		} else {
 			break;
-		len = (size_t)(nl - (c->in + start));
+		}
 		if (len > 0 && c->in[start + len - 1] == '\r')
 			len--;
 		if (len > 0) /* blank lines are ignored, for hand-typed sessions */
 			handle_line(c, c->in + start, len);
-		start = (size_t)(nl - c->in) + 1;
+		start = next;
 	}
 	if (start > 0) {
 		memmove(c->in, c->in + start, c->in_len - start);
@@ -450,6 +468,8 @@ out_dropped(struct mg_ctl_conn *c)
 static void
 flush_output(struct mg_ctl_conn *c)
 {
+	bool moved = false;
+
 	while (pending(c) > 0) {
 		ssize_t n =
 		        send(c->fd, c->out + c->out_off, pending(c), MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -462,12 +482,18 @@ flush_output(struct mg_ctl_conn *c)
 			break;
 		}
 		c->out_off += (size_t)n;
-		c->last_ns = mg_time_ns();
+		moved = true;
 	}
+	if (moved)
+		c->last_ns = mg_time_ns();
 	if (pending(c) == 0) {
 		c->out_off = c->out_len = 0;
+		c->out_wait_ns = 0;
 		if (c->dropped > 0 && c->stream[0] != '\0')
 			out_dropped(c); /* caught up: tell it what it missed */
+	} else if (moved || c->out_wait_ns == 0) {
+		/* the socket is full: from now on the client must read */
+		c->out_wait_ns = moved ? c->last_ns : mg_time_ns();
 	}
 }
 
@@ -514,11 +540,20 @@ conn_free(struct mg_ctl_conn *c)
 static void
 refuse_busy(struct mg_ctl_server *s, int fd)
 {
-	char msg[160];
-	int n = snprintf(msg, sizeof(msg),
-	                 "{\"ok\":false,\"error\":\"too many clients (%u); try again later\","
-	                 "\"code\":\"EBUSY\"}\n",
-	                 s->max_clients);
+	char msg[256];
+	int n;
+
+	if (s->n_conns < s->max_clients) /* only the administrators' slots are free */
+		n = snprintf(msg, sizeof(msg),
+		             "{\"ok\":false,\"error\":\"too many clients (%u, and %u more "
+		             "kept for root and the admin group); try again later\","
+		             "\"code\":\"EBUSY\"}\n",
+		             s->max_clients - s->admin_reserve, s->admin_reserve);
+	else
+		n = snprintf(msg, sizeof(msg),
+		             "{\"ok\":false,\"error\":\"too many clients (%u); try again later\","
+		             "\"code\":\"EBUSY\"}\n",
+		             s->max_clients);
 
 	if (send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 		MG_DEBUG("ctl: busy reply not sent: %s", strerror(errno));
@@ -533,7 +568,7 @@ accept_clients(struct mg_ctl_server *s)
 		struct mg_ctl_conn *c;
 		struct ucred cr;
 		socklen_t crlen = sizeof(cr);
-		int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), admin = -1;
 
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
@@ -543,14 +578,18 @@ accept_clients(struct mg_ctl_server *s)
 			return;
 		}
 		s->st.accepted++;
-		if (s->n_conns >= s->max_clients) {
-			refuse_busy(s, fd);
-			continue;
-		}
 		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) != 0) {
 			MG_WARN("ctl: SO_PEERCRED: %s", strerror(errno));
 			close(fd);
 			continue;
+		}
+		if (s->n_conns >= s->max_clients - s->admin_reserve) {
+			/* only the reserve is left: administrators may take it */
+			admin = s->n_conns < s->max_clients && peer_is_admin(s, cr.uid, cr.gid);
+			if (!admin) {
+				refuse_busy(s, fd);
+				continue;
+			}
 		}
 		c = calloc(1, sizeof(*c));
 		if (c != NULL)
@@ -566,7 +605,7 @@ accept_clients(struct mg_ctl_server *s)
 		c->peer.pid = cr.pid;
 		c->peer.uid = cr.uid;
 		c->peer.gid = cr.gid;
-		c->admin = -1;
+		c->admin = admin;
 		c->last_ns = mg_time_ns();
 		s->conns[s->n_conns++] = c;
 	}
@@ -748,12 +787,21 @@ mg_ctl_server_create(const struct mg_ctl_params *p, struct mg_error *err)
 		             MIN_REQUEST);
 		goto err;
 	}
+	if (p->admin_reserve >= (p->max_clients ? p->max_clients : MG_CTL_DEFAULT_MAX_CLIENTS)) {
+		mg_error_set(err, NULL, 0, 0,
+		             "control socket: admin_reserve %u leaves no connection for readers "
+		             "(max_clients %u)",
+		             p->admin_reserve,
+		             p->max_clients ? p->max_clients : MG_CTL_DEFAULT_MAX_CLIENTS);
+		goto err;
+	}
 	s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		goto oom;
 	s->lfd = -1;
 	snprintf(s->path, sizeof(s->path), "%s", p->path);
 	s->max_clients = p->max_clients ? p->max_clients : MG_CTL_DEFAULT_MAX_CLIENTS;
+	s->admin_reserve = p->admin_reserve;
 	s->max_request = p->max_request ? p->max_request : MG_CTL_DEFAULT_MAX_REQUEST;
 	s->max_output = p->max_output ? p->max_output : MG_CTL_DEFAULT_MAX_OUTPUT;
 	if (p->idle_ms == UINT32_MAX)
@@ -857,11 +905,13 @@ poll_timeout(const struct mg_ctl_server *s, int timeout_ms, uint64_t now)
 		return t;
 	for (size_t i = 0; i < s->n_conns; i++) {
 		const struct mg_ctl_conn *c = s->conns[i];
-		uint64_t end = c->last_ns + s->idle_ns;
+		uint64_t end;
 		int ms;
 
-		if (c->stream[0] != '\0')
+		/* a subscriber's clock runs only while its output waits */
+		if (c->stream[0] != '\0' && c->out_wait_ns == 0)
 			continue;
+		end = (c->stream[0] != '\0' ? c->out_wait_ns : c->last_ns) + s->idle_ns;
 		ms = end <= now ? 0 : (int)((end - now + 999999) / 1000000);
 		if (t < 0 || ms < t)
 			t = ms;
@@ -931,6 +981,14 @@ mg_ctl_server_poll(struct mg_ctl_server *s, int timeout_ms)
 			else
 				s->st.closed_idle++;
 		}
+		/* a subscriber that read nothing of its waiting output for idle_ms:
+		 * it is losing every event already, and holds a slot */
+		if (!c->dead && c->stream[0] != '\0' && s->idle_ns != UINT64_MAX &&
+		    c->out_wait_ns != 0 && now > c->out_wait_ns &&
+		    now - c->out_wait_ns >= s->idle_ns) {
+			c->dead = true;
+			s->st.closed_stuck++;
+		}
 		if (c->dead)
 			conn_free(c);
 		else
@@ -984,35 +1042,64 @@ mg_ctl_server_has_subscribers(const struct mg_ctl_server *s, const char *stream,
 	return false;
 }
 
-int
-mg_ctl_server_publish(struct mg_ctl_server *s, const char *stream, const json_t *event,
-                      uint64_t kinds)
+/* Would @p c get an event of @p stream and @p kinds now (room or not)? */
+static bool
+takes(const struct mg_ctl_conn *c, const char *stream, uint64_t kinds)
+{
+	return (c->kinds & kinds) && !c->in_handler && !c->dead && !c->closing &&
+	       strcmp(c->stream, stream) == 0;
+}
+
+static void
+lose(struct mg_ctl_server *s, struct mg_ctl_conn *c)
+{
+	c->dropped++;
+	s->st.events_dropped++;
+}
+
+/* mg_ctl_server_publish and _publish_fn: @p event, or else make(arg). */
+static int
+publish(struct mg_ctl_server *s, const char *stream, uint64_t kinds, const json_t *event,
+        mg_ctl_event_make_fn *make, void *arg)
 {
 	char *body = NULL, head[MG_CTL_NAME_MAX + 32];
-	size_t blen = 0;
+	json_t *made = NULL;
+	size_t blen = 0, room = 0;
 	int hlen, queued = 0;
 
-	if (!valid_name(stream) || event == NULL)
-		return mg_errno_set(EINVAL);
-	if (!mg_ctl_server_has_subscribers(s, stream, kinds))
-		return 0;
-	body = json_dumps(event, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
-	if (body == NULL)
-		return mg_errno_set(EINVAL);
+	/* first the subscribers that are full: they lose it, whatever it is */
+	for (size_t i = 0; i < s->n_conns; i++) {
+		struct mg_ctl_conn *c = s->conns[i];
+
+		if (!takes(c, stream, kinds))
+			continue;
+		if (pending(c) > s->max_output)
+			lose(s, c);
+		else
+			room++;
+	}
+	if (room == 0)
+		return 0; /* nobody to build it for */
+	if (event == NULL)
+		event = made = make(arg);
+	if (event != NULL)
+		body = json_dumps(event, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+	json_decref(made);
+	if (body == NULL) {
+		for (size_t i = 0; i < s->n_conns; i++)
+			if (takes(s->conns[i], stream, kinds) &&
+			    pending(s->conns[i]) <= s->max_output)
+				lose(s, s->conns[i]);
+		return event == NULL ? -ENOMEM : -EINVAL;
+	}
 	blen = strlen(body);
 	hlen = snprintf(head, sizeof(head), "{\"stream\":\"%s\",\"event\":", stream);
 	for (size_t i = 0; i < s->n_conns; i++) {
 		struct mg_ctl_conn *c = s->conns[i];
 		size_t mark;
 
-		if (!(c->kinds & kinds) || strcmp(c->stream, stream) != 0 || c->in_handler ||
-		    c->dead || c->closing)
+		if (!takes(c, stream, kinds) || pending(c) > s->max_output)
 			continue;
-		if (pending(c) > s->max_output) {
-			c->dropped++;
-			s->st.events_dropped++;
-			continue;
-		}
 		if (c->dropped > 0)
 			out_dropped(c);
 		mark = pending(c);
@@ -1020,8 +1107,7 @@ mg_ctl_server_publish(struct mg_ctl_server *s, const char *stream, const json_t 
 		    out_append(c, "}\n", 2)) {
 			/* drop the partial line (a compaction may have moved the start) */
 			c->out_len = c->out_off + mark;
-			c->dropped++;
-			s->st.events_dropped++;
+			lose(s, c);
 			continue;
 		}
 		s->st.events++;
@@ -1029,4 +1115,40 @@ mg_ctl_server_publish(struct mg_ctl_server *s, const char *stream, const json_t 
 	}
 	free(body);
 	return queued;
+}
+
+int
+mg_ctl_server_publish(struct mg_ctl_server *s, const char *stream, const json_t *event,
+                      uint64_t kinds)
+{
+	if (!valid_name(stream) || event == NULL)
+		return mg_errno_set(EINVAL);
+	return publish(s, stream, kinds, event, NULL, NULL);
+}
+
+int
+mg_ctl_server_publish_fn(struct mg_ctl_server *s, const char *stream, uint64_t kinds,
+                         mg_ctl_event_make_fn *make, void *arg)
+{
+	if (!valid_name(stream) || make == NULL)
+		return mg_errno_set(EINVAL);
+	return publish(s, stream, kinds, NULL, make, arg);
+}
+
+int
+mg_ctl_server_stream_lost(struct mg_ctl_server *s, const char *stream, uint64_t kinds, uint64_t n)
+{
+	int told = 0;
+
+	if (!valid_name(stream))
+		return mg_errno_set(EINVAL);
+	for (size_t i = 0; n > 0 && i < s->n_conns; i++) {
+		struct mg_ctl_conn *c = s->conns[i];
+
+		if (takes(c, stream, kinds)) {
+			c->dropped += n;
+			told++;
+		}
+	}
+	return told;
 }

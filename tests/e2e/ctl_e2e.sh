@@ -196,7 +196,7 @@ keys = """version eal datapath.mode datapath.ports datapath.non_ip datapath.burs
 datapath.rx_desc datapath.tx_desc datapath.mbufs cluster.name cluster.id
 cluster.max_connected_clusters policy.enforcement policy.default_local_cluster
 policy.sources identities.files ipcache.files ipcache.entries ipcache.split_world
-control.socket control.group control.admin_group control.max_clients
+control.socket control.group control.admin_group control.max_clients control.admin_reserve
 control.max_request_bytes control.idle_timeout control.max_output_bytes metrics.listen
 conntrack.max_entries conntrack.max_fragments conntrack.tcp_pickup
 conntrack.timeouts.tcp_syn conntrack.timeouts.tcp_established conntrack.timeouts.tcp_fin

@@ -16,7 +16,8 @@ entries) and send_denied() (a drop event to monitors).
 Run as a script, it starts the fake, runs every check of ctl_online_test.py
 against it, then the client checks only a fake can provoke (refused
 mutating commands, replies that are not the protocol, lost monitor events,
-the daemon going away):
+the daemon going away, a full server that refuses the connection before it
+reads the request):
 
     tests/integration/fake_ctl_server.py --meshgatectl build/app/meshgatectl/meshgatectl
 """
@@ -72,10 +73,17 @@ class FakeServer:
         self.lock = threading.Lock()
         self.deny_mutating = False  # answer EPERM to mutating commands
         self.garbage = False  # answer status with a line that is not JSON
+        self.busy = False  # refuse every connection as a full daemon does
         fake = self
 
         class Handler(socketserver.StreamRequestHandler):
             def handle(self):
+                if fake.busy:
+                    # as lib/ctl's server: the reason at once, then close,
+                    # reading nothing of the request
+                    self.wfile.write(b'{"ok":false,"error":"too many clients (16); try '
+                                     b'again later","code":"EBUSY"}\n')
+                    return
                 for raw in self.rfile:
                     if fake.garbage:
                         self.wfile.write(b"this is not json\n")
@@ -304,6 +312,26 @@ def fake_only_checks(ctl, fake, sock, report):
     r = run("identity", "get", "424242")
     report("fake-enoent-message", [] if r.rc == 1 and "no identity 424242" in r.err
            else [r.why()])
+
+    # A full daemon answers EBUSY and closes before it reads the request.
+    # Under strace, meshgatectl's send is held back 300 ms, so it always
+    # comes after the close (a broken pipe); the reason must still show.
+    fake.busy = True
+    busy = "meshgatectl reload: too many clients (16); try again later\n"
+    r = run("reload")
+    report("fake-busy-reason", [] if r.rc == 1 and r.err == busy and r.out == "" else
+           [r.why()])
+    strace = shutil.which("strace")
+    if strace is None:
+        ctl_online_test.skip("fake-busy-reason-after-broken-pipe",
+                             "strace is not installed (it delays the send)")
+    else:
+        r = ctl_online_test.Run(strace, ["-f", "-o", "/dev/null", "-e", "trace=sendto",
+                                         "-e", "inject=sendto:delay_enter=300000", ctl,
+                                         "--socket", sock, "reload"])
+        report("fake-busy-reason-after-broken-pipe",
+               [] if r.rc == 1 and r.err == busy and r.out == "" else [r.why()])
+    fake.busy = False
 
     fake.garbage = True
     r = run("status")

@@ -842,6 +842,47 @@ test_control_keys(void)
 	             "t.yaml:8:11: control: unknown key 'max_client'");
 }
 
+/* control.admin_reserve: connections kept for root and the admin group. */
+static void
+test_control_admin_reserve(void)
+{
+	struct mg_config *c = load_ok(BASE);
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_EQUAL(c->control_reserve, 2);
+	mg_config_free(c);
+	c = load_ok(BASE "control: {admin_reserve: 0}\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_EQUAL(c->control_reserve, 0);
+	mg_config_free(c);
+	/* either order of the keys */
+	c = load_ok(BASE "control: {admin_reserve: 7, max_clients: 8}\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_EQUAL(c->control_reserve, 7);
+	CU_ASSERT_EQUAL(c->control_max_clients, 8);
+	mg_config_free(c);
+	/* the default leaves readers one connection at least */
+	c = load_ok(BASE "control: {max_clients: 2}\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_EQUAL(c->control_reserve, 1);
+	mg_config_free(c);
+	c = load_ok(BASE "control: {max_clients: 1}\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_EQUAL(c->control_reserve, 0);
+	mg_config_free(c);
+
+	EXPECT_ERROR(BASE "control: {admin_reserve: 16}\n",
+	             "t.yaml:8:26: control.admin_reserve: 16 leaves no connection for the other "
+	             "users (control.max_clients is 16)");
+	EXPECT_ERROR(BASE "control: {max_clients: 4, admin_reserve: 5}\n",
+	             "t.yaml:8:42: control.admin_reserve: 5 leaves no connection for the other "
+	             "users (control.max_clients is 4)");
+	EXPECT_ERROR(BASE "control: {admin_reserve: 1024}\n",
+	             "t.yaml:8:26: control.admin_reserve: 1024 is out of range [0, 1023]");
+	EXPECT_ERROR(BASE "control: {admin_reserve: -1}\n",
+	             "t.yaml:8:26: control.admin_reserve: expected an integer");
+}
+
 static void
 test_ipcache_entries(void)
 {
@@ -1645,6 +1686,7 @@ static CU_TestInfo tests[] = {
         {"metrics_listen", test_metrics_listen},
         {"control_socket", test_control_socket},
         {"control_keys", test_control_keys},
+        {"control_admin_reserve", test_control_admin_reserve},
         {"ipcache_entries", test_ipcache_entries},
         {"relative_paths", test_relative_paths},
         {"relative_config_path", test_relative_config_path},

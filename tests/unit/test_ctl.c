@@ -6,9 +6,11 @@
  * read one byte at a time (so no reply is ever hidden in a client-side
  * buffer) or the library's own client. The permission tests need root:
  * a forked child drops to nobody (65534) and must be refused mutating
- * commands; without root they are reported as SKIP.
+ * commands, or fills the table up to the connections kept for
+ * administrators; without root they are reported as SKIP.
  */
 #include <grp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -240,6 +242,62 @@ closed_by_server(int fd)
 	ssize_t r = recv(fd, &ch, 1, 0);
 
 	return r == 0 || (r < 0 && errno == ECONNRESET);
+}
+
+/* Does the server close @p fd within 5 s? Reads (and discards) what
+ * was queued before the close. */
+static bool
+closed_after_data(int fd)
+{
+	static char buf[65536];
+
+	for (;;) {
+		ssize_t r = recv(fd, buf, sizeof(buf), 0);
+
+		if (r == 0 || (r < 0 && errno == ECONNRESET))
+			return true;
+		if (r < 0)
+			return false; /* SO_RCVTIMEO: still open */
+	}
+}
+
+/* Has the server closed @p fd (seen without reading what it queued)? */
+static bool
+hung_up(int fd, int timeout_ms)
+{
+	struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+
+	return poll(&p, 1, timeout_ms) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+/* Read lines from @p fd until the event {"n":@p n} (true) or the end. */
+static bool
+find_event(int fd, json_int_t n)
+{
+	json_t *r;
+
+	while ((r = cjson(fd)) != NULL) {
+		bool found =
+		        json_integer_value(json_object_get(json_object_get(r, "event"), "n")) == n;
+
+		json_decref(r);
+		if (found)
+			return true;
+	}
+	return false;
+}
+
+/* Read whatever @p fd has now, without waiting; the bytes read. */
+static size_t
+drain_now(int fd)
+{
+	static char buf[65536];
+	size_t total = 0;
+	ssize_t r;
+
+	while ((r = recv(fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0)
+		total += (size_t)r;
+	return total;
 }
 
 static bool
@@ -640,6 +698,126 @@ test_mutating_allowed_for_admin_group(void)
 	chmod(dir, 0700);
 }
 
+/* In a child running as nobody: open @p n connections ("echo" on each);
+ * report on @p out "A R msg" (accepted, refused, first refusal), then hold
+ * them until @p in is closed. @p other_out and @p other_in are the
+ * parent's ends of the pipes. */
+static pid_t
+nobody_holds(unsigned n, int out, int in, int other_out, int other_in)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		char line[512] = "";
+		unsigned acc = 0, ref = 0;
+		int dummy;
+
+		close(other_out);
+		close(other_in);
+		if (setgroups(0, NULL) || setgid(NOBODY) || setuid(NOBODY))
+			_exit(10);
+		for (unsigned i = 0; i < n; i++) {
+			int fd = cconnect();
+			json_t *r;
+
+			if (fd < 0)
+				_exit(11);
+			csend(fd, "{\"command\":\"echo\"}\n");
+			r = cjson(fd);
+			if (reply_ok(r)) {
+				acc++;
+			} else {
+				if (ref++ == 0)
+					snprintf(line, sizeof(line), "%s",
+					         json_string_value(json_object_get(r, "error")));
+				close(fd);
+			}
+			json_decref(r);
+		}
+		dprintf(out, "%u %u %s\n", acc, ref, line);
+		close(out);
+		while (read(in, &dummy, sizeof(dummy)) > 0)
+			;
+		_exit(0);
+	}
+	return pid;
+}
+
+/* Start nobody_holds(); its report in @p report; the write end to release it in *@p release. */
+static pid_t
+hold_as_nobody(unsigned n, char *report, size_t size, int *release)
+{
+	int up[2], down[2];
+	pid_t pid;
+	ssize_t got;
+
+	if (pipe(up) || pipe(down))
+		return -1;
+	pid = nobody_holds(n, up[1], down[0], up[0], down[1]);
+	close(up[1]);
+	close(down[0]);
+	got = read(up[0], report, size - 1);
+	report[got > 0 ? got : 0] = '\0';
+	close(up[0]);
+	*release = down[1];
+	return pid;
+}
+
+/*
+ * Readers cannot lock the administrators out: of max_clients, the last
+ * admin_reserve connections are for root and the admin group. Readers that
+ * fill the rest get EBUSY (saying why); root still gets in and is served.
+ */
+static void
+test_admin_reserve(void)
+{
+	struct mg_ctl_params p = params();
+	struct mg_error err = {.msg = ""};
+	char report[600];
+	json_t *res = NULL;
+	int release, status, root1;
+	pid_t pid;
+
+	CU_ASSERT_EQUAL_FATAL(chmod(dir, 0755), 0);
+	p.group = "nogroup";
+	p.max_clients = 3;
+	p.admin_reserve = 1;
+	CU_ASSERT_FATAL(start(&p));
+	pid = hold_as_nobody(3, report, sizeof(report), &release);
+	CU_ASSERT_FATAL(pid > 0);
+	CU_ASSERT_STRING_EQUAL(report, "2 1 too many clients (2, and 1 more kept for root and "
+	                               "the admin group); try again later\n");
+	CU_ASSERT_EQUAL(stats().clients, 2);
+	/* root: in, and served (a mutating command too) */
+	CU_ASSERT_EQUAL(mg_ctl_call(sock_path, "set", NULL, 2000, &res, &err), 0);
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(res, "uid")), 0);
+	json_decref(res);
+	CU_ASSERT_TRUE(wait_clients(2));
+	/* the reserve taken too: the table is full, for root as well */
+	root1 = cconnect();
+	CU_ASSERT_TRUE(expect_code(root1, "{\"command\":\"echo\"}\n", NULL));
+	CU_ASSERT_EQUAL(mg_ctl_call(sock_path, "echo", NULL, 2000, NULL, &err), -EBUSY);
+	CU_ASSERT_STRING_EQUAL(err.msg, "too many clients (3); try again later");
+	CU_ASSERT_EQUAL(stats().refused_busy, 2);
+	close(root1);
+	close(release);
+	CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
+	CU_ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CU_ASSERT_TRUE(wait_clients(0));
+	stop();
+
+	/* members of the admin group may use the reserve too */
+	p.admin_group = "nogroup";
+	CU_ASSERT_FATAL(start(&p));
+	pid = hold_as_nobody(3, report, sizeof(report), &release);
+	CU_ASSERT_FATAL(pid > 0);
+	CU_ASSERT_STRING_EQUAL(report, "3 0 \n");
+	close(release);
+	waitpid(pid, &status, 0);
+	stop();
+	chmod(dir, 0700);
+}
+
 static void
 test_socket_mode_and_group(void)
 {
@@ -960,6 +1138,249 @@ test_disconnect_mid_stream(void)
 	stop();
 }
 
+/* A last request ended by the end of the stream instead of a newline. */
+static void
+test_eof_ends_last_line(void)
+{
+	struct mg_ctl_params p = params();
+	json_t *r;
+	int fd;
+
+	CU_ASSERT_FATAL(start(&p));
+	fd = cconnect();
+	CU_ASSERT_FATAL(fd >= 0);
+	/* a complete line, then one without its newline, then the half-close */
+	csend(fd, "{\"command\":\"echo\",\"id\":1}\n{\"command\":\"echo\",\"args\":{\"x\":2},"
+	          "\"id\":2}");
+	CU_ASSERT_EQUAL(shutdown(fd, SHUT_WR), 0);
+	for (int want = 1; want <= 2; want++) {
+		r = cjson(fd);
+		CU_ASSERT_TRUE(reply_ok(r));
+		CU_ASSERT_EQUAL(json_integer_value(json_object_get(r, "id")), want);
+		json_decref(r);
+	}
+	/* answered, then closed */
+	CU_ASSERT_TRUE(closed_by_server(fd));
+	close(fd);
+	/* the same with nothing else before it, and a \r before the end */
+	fd = cconnect();
+	csend(fd, "{\"command\":\"nope\",\"id\":3}\r");
+	shutdown(fd, SHUT_WR);
+	r = cjson(fd);
+	CU_ASSERT_FALSE(reply_ok(r));
+	CU_ASSERT_STRING_EQUAL(reply_code(r), "ENOENT");
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(r, "id")), 3);
+	json_decref(r);
+	CU_ASSERT_TRUE(closed_by_server(fd));
+	close(fd);
+	CU_ASSERT_TRUE(wait_clients(0));
+	CU_ASSERT_EQUAL(stats().requests, 3);
+	stop();
+}
+
+/*
+ * A subscriber that reads nothing while its output waits is closed after
+ * idle_ms (it loses every event already, and holds a slot); one that
+ * reads slowly but reads stays.
+ */
+static void
+test_stuck_subscriber_closed(void)
+{
+	struct mg_ctl_params p = params();
+	char ev[1100];
+	uint64_t t0;
+	int stuck, slow;
+	bool closed = false;
+
+	p.idle_ms = 1000; /* the slow reader reads every 20 ms: margins for a loaded machine */
+	p.max_output = 4096;
+	CU_ASSERT_FATAL(start(&p));
+	stuck = cconnect();
+	slow = cconnect();
+	CU_ASSERT_TRUE(expect_code(stuck, "{\"command\":\"sub\"}\n", NULL));
+	CU_ASSERT_TRUE(expect_code(slow, "{\"command\":\"sub\"}\n", NULL));
+	snprintf(ev, sizeof(ev), "{\"pad\":\"%01000d\"}", 0);
+	/* enough to fill the socket buffers of both */
+	for (int i = 0; i < 600; i++)
+		publish(ev, 1);
+	CU_ASSERT_TRUE(stats().events_dropped > 0);
+	/* then a trickle, for up to 8 s: the slow one reads now and then */
+	t0 = mg_time_ns();
+	while (mg_time_ns() - t0 < 8000000000ull) {
+		for (int i = 0; i < 10; i++)
+			publish(ev, 1);
+		drain_now(slow);
+		usleep(20000);
+		if (!closed && stats().closed_stuck == 1) {
+			closed = true;
+			t0 = mg_time_ns() - 6500000000ull; /* 1.5 s more of trickle */
+		}
+	}
+	CU_ASSERT_TRUE(closed);
+	CU_ASSERT_EQUAL(stats().closed_stuck, 1);
+	CU_ASSERT_TRUE(hung_up(stuck, 0));
+	CU_ASSERT_TRUE(closed_after_data(stuck));
+	close(stuck);
+	/* the slow reader is still served: it catches up and gets the next event */
+	CU_ASSERT_EQUAL(stats().clients, 1);
+	CU_ASSERT_FALSE(hung_up(slow, 0));
+	CU_ASSERT_EQUAL(publish("{\"n\":9}", 1), 1);
+	CU_ASSERT_TRUE(find_event(slow, 9));
+	close(slow);
+	CU_ASSERT_TRUE(wait_clients(0));
+	stop();
+}
+
+static int make_calls;
+
+static json_t *
+make_pad(void *arg)
+{
+	make_calls++;
+	return json_pack("{s:s}", "pad", (const char *)arg);
+}
+
+/*
+ * mg_ctl_server_publish_fn: the event is built only when a subscriber can
+ * take it; when every one is full, each loses it and nothing is built.
+ */
+static void
+test_full_subscribers_cost_nothing(void)
+{
+	struct mg_ctl_params p = params();
+	static char pad[1001];
+	uint64_t dropped;
+	int full, reader, rc = 0;
+	json_t *r;
+
+	memset(pad, 'p', sizeof(pad) - 1);
+	p.max_output = 4096;
+	CU_ASSERT_FATAL(start(&p));
+	full = cconnect();
+	CU_ASSERT_TRUE(expect_code(full, "{\"command\":\"sub\",\"args\":{\"kinds\":1}}\n", NULL));
+	pthread_mutex_lock(&srv_mu);
+	/* nobody subscribes to kind 2: nothing built */
+	CU_ASSERT_EQUAL(mg_ctl_server_publish_fn(srv, "monitor", 2, make_pad, pad), 0);
+	CU_ASSERT_EQUAL(make_calls, 0);
+	CU_ASSERT_EQUAL(mg_ctl_server_publish_fn(srv, "monitor", 1, NULL, pad), -EINVAL);
+	CU_ASSERT_EQUAL(mg_ctl_server_publish_fn(srv, "Bad Name", 1, make_pad, pad), -EINVAL);
+	pthread_mutex_unlock(&srv_mu);
+	/* fill it, socket buffer and all: 3 MB at a subscriber that does not
+	 * read, the server sending what the socket takes in between */
+	for (int i = 0; i < 3000; i++) {
+		pthread_mutex_lock(&srv_mu);
+		rc = mg_ctl_server_publish_fn(srv, "monitor", 1, make_pad, pad);
+		pthread_mutex_unlock(&srv_mu);
+		if (i % 50 == 0)
+			usleep(1000);
+	}
+	usleep(100000);
+	CU_ASSERT_EQUAL(rc, 0);
+	dropped = stats().events_dropped;
+	CU_ASSERT_TRUE(dropped > 0);
+	CU_ASSERT_EQUAL((uint64_t)make_calls, stats().events);
+	/* full: each publish is one more loss and no build */
+	make_calls = 0;
+	pthread_mutex_lock(&srv_mu);
+	for (int i = 0; i < 100; i++)
+		CU_ASSERT_EQUAL(mg_ctl_server_publish_fn(srv, "monitor", 1, make_pad, pad), 0);
+	pthread_mutex_unlock(&srv_mu);
+	CU_ASSERT_EQUAL(make_calls, 0);
+	CU_ASSERT_EQUAL(stats().events_dropped, dropped + 100);
+	/* one subscriber with room: built once, queued to it alone */
+	reader = cconnect();
+	CU_ASSERT_TRUE(expect_code(reader, "{\"command\":\"sub\",\"args\":{\"kinds\":1}}\n", NULL));
+	pthread_mutex_lock(&srv_mu);
+	CU_ASSERT_EQUAL(mg_ctl_server_publish_fn(srv, "monitor", 1, make_pad, pad), 1);
+	pthread_mutex_unlock(&srv_mu);
+	CU_ASSERT_EQUAL(make_calls, 1);
+	CU_ASSERT_EQUAL(stats().events_dropped, dropped + 101);
+	r = cjson(reader);
+	CU_ASSERT_EQUAL(json_string_length(json_object_get(json_object_get(r, "event"), "pad")),
+	                1000);
+	json_decref(r);
+	close(full);
+	close(reader);
+	stop();
+}
+
+/* Events lost before they reached the server are told in a "dropped" line. */
+static void
+test_stream_lost(void)
+{
+	struct mg_ctl_params p = params();
+	int drop, verdict;
+	json_t *r;
+
+	CU_ASSERT_FATAL(start(&p));
+	drop = cconnect();
+	verdict = cconnect();
+	CU_ASSERT_TRUE(expect_code(drop, "{\"command\":\"sub\",\"args\":{\"kinds\":1}}\n", NULL));
+	CU_ASSERT_TRUE(
+	        expect_code(verdict, "{\"command\":\"sub\",\"args\":{\"kinds\":2}}\n", NULL));
+	pthread_mutex_lock(&srv_mu);
+	CU_ASSERT_EQUAL(mg_ctl_server_stream_lost(srv, "monitor", 1, 7), 1);
+	CU_ASSERT_EQUAL(mg_ctl_server_stream_lost(srv, "other", 1, 7), 0);
+	CU_ASSERT_EQUAL(mg_ctl_server_stream_lost(srv, "Bad Name", 1, 7), -EINVAL);
+	pthread_mutex_unlock(&srv_mu);
+	/* told at once (it has caught up), then the next event */
+	r = cjson(drop);
+	CU_ASSERT_TRUE(json_is_string(json_object_get(r, "stream")) &&
+	               strcmp(json_string_value(json_object_get(r, "stream")), "monitor") == 0);
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(r, "dropped")), 7);
+	json_decref(r);
+	CU_ASSERT_EQUAL(publish("{\"n\":1}", 3), 2);
+	r = cjson(drop);
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(json_object_get(r, "event"), "n")), 1);
+	json_decref(r);
+	/* the other kind's subscriber was not told */
+	r = cjson(verdict);
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(json_object_get(r, "event"), "n")), 1);
+	json_decref(r);
+	/* not the server's own loss */
+	CU_ASSERT_EQUAL(stats().events_dropped, 0);
+	close(drop);
+	close(verdict);
+	stop();
+}
+
+/*
+ * A server that refuses the connection answers before it reads the
+ * request: when the request cannot be sent (the server closed), the
+ * client still reports the server's reason, not a broken pipe.
+ */
+static void
+test_client_shows_busy_reply(void)
+{
+	struct mg_ctl_params p = params();
+	struct mg_error err = {.msg = ""};
+	static char big[4 << 20];
+	json_t *args;
+	int hold, rc;
+
+	p.max_clients = 1;
+	CU_ASSERT_FATAL(start(&p));
+	hold = cconnect();
+	CU_ASSERT_TRUE(expect_code(hold, "{\"command\":\"echo\"}\n", NULL));
+	/* far more than a socket buffer: the send is still going when the
+	 * server answers and closes */
+	memset(big, 'b', sizeof(big) - 1);
+	args = json_pack("{s:s}", "pad", big);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(args);
+	rc = mg_ctl_call(sock_path, "echo", args, 5000, NULL, &err);
+	if (rc != -EBUSY)
+		printf("big request to a full server: %d %s\n", rc, err.msg);
+	CU_ASSERT_EQUAL(rc, -EBUSY);
+	CU_ASSERT_STRING_EQUAL(err.msg, "too many clients (1); try again later");
+	/* and the small request that races the close: the same */
+	rc = mg_ctl_call(sock_path, "echo", NULL, 5000, NULL, &err);
+	CU_ASSERT_EQUAL(rc, -EBUSY);
+	CU_ASSERT_STRING_EQUAL(err.msg, "too many clients (1); try again later");
+	json_decref(args);
+	close(hold);
+	stop();
+}
+
 static void
 test_client_errors(void)
 {
@@ -1025,6 +1446,15 @@ test_params_and_register(void)
 	CU_ASSERT_PTR_NULL(mg_ctl_server_create(&p, &err));
 	CU_ASSERT_EQUAL(errno, EINVAL);
 	p = params();
+	p.max_clients = 4;
+	p.admin_reserve = 4; /* no connection left for readers */
+	CU_ASSERT_PTR_NULL(mg_ctl_server_create(&p, &err));
+	CU_ASSERT_EQUAL(errno, EINVAL);
+	p.max_clients = 0;
+	p.admin_reserve = MG_CTL_DEFAULT_MAX_CLIENTS; /* against the default */
+	CU_ASSERT_PTR_NULL(mg_ctl_server_create(&p, &err));
+	CU_ASSERT_EQUAL(errno, EINVAL);
+	p = params();
 	p.group = "no-such-group-mg";
 	CU_ASSERT_PTR_NULL(mg_ctl_server_create(&p, &err));
 	CU_ASSERT_EQUAL(errno, ENOENT);
@@ -1075,6 +1505,11 @@ static CU_TestInfo tests[] = {
         {"stream_client", test_stream_client},
         {"slow_subscriber", test_slow_subscriber},
         {"disconnect_mid_stream", test_disconnect_mid_stream},
+        {"eof_ends_last_line", test_eof_ends_last_line},
+        {"stuck_subscriber_closed", test_stuck_subscriber_closed},
+        {"full_subscribers_cost_nothing", test_full_subscribers_cost_nothing},
+        {"stream_lost", test_stream_lost},
+        {"client_shows_busy_reply", test_client_shows_busy_reply},
         {"client_errors", test_client_errors},
         {"client_timeout", test_client_timeout},
         {"params_and_register", test_params_and_register},
@@ -1084,6 +1519,7 @@ static CU_TestInfo tests[] = {
 static CU_TestInfo root_tests[] = {
         {"mutating_refused_for_nobody", test_mutating_refused_for_nobody},
         {"mutating_allowed_for_admin_group", test_mutating_allowed_for_admin_group},
+        {"admin_reserve", test_admin_reserve},
         {"socket_mode_and_group", test_socket_mode_and_group},
         CU_TEST_INFO_NULL,
 };
