@@ -450,6 +450,10 @@ def tel_to_series(cmd, d):
             for k in ("lcore", "busy_ratio_ppm"):
                 if not isinstance(w.get(k), int):
                     errs.append("workers: %s.%s is %r" % (key, k, w.get(k)))
+    elif cmd == "/meshgate/metrics_http":
+        c = d.get("connections_cut") if isinstance(d.get("connections_cut"), dict) else {}
+        for reason in CUT_REASONS:
+            put(CUT, c.get(reason), reason=reason)
     else:
         errs.append("%s: a command this test does not know" % cmd)
     return out, errs
@@ -478,6 +482,7 @@ def mg_families(cmd):
                                 "meshgate_conntrack_fragments_full_total"),
         "/meshgate/kvstore": ("meshgate_kvstore_connected",),
         "/meshgate/workers": ("meshgate_worker_loops_total", "meshgate_worker_busy_loops_total"),
+        "/meshgate/metrics_http": (CUT,),
     }.get(cmd, ())
 
 
@@ -845,7 +850,7 @@ def compare_json_snapshot(doc, live):
 TELEMETRY_COMMANDS = ("/meshgate/info", "/meshgate/ports", "/meshgate/verdicts",
                       "/meshgate/drops", "/meshgate/ipcache", "/meshgate/identities",
                       "/meshgate/policy", "/meshgate/conntrack", "/meshgate/kvstore",
-                      "/meshgate/workers")
+                      "/meshgate/workers", "/meshgate/metrics_http")
 
 
 def remap_identities(got, live):
@@ -1008,6 +1013,21 @@ def check_exit(d, case, live, want_stats, idle_ms):
     report("forwarded_frames", errs)
 
 
+# ---------------------------------------------------------------- slow clients
+
+CUT = "meshgate_metrics_http_connections_cut_total"
+CUT_REASONS = ("request_timeout", "response_timeout", "evicted", "refused")
+
+
+def check_no_cuts(live):
+    """A normal run: the family is there, every reason, all zero."""
+    got = family(live, CUT)
+    want = {frozenset({"reason": r}.items()): 0 for r in CUT_REASONS}
+    report("http_no_cuts", [] if got == want else
+           ["%s is %s, expected every reason at 0" % (CUT, {dict(k)["reason"]: v
+                                                            for k, v in got.items()})])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--meshgate", default=os.path.join(mgtest.ROOT, "build", "app", "meshgate",
@@ -1056,6 +1076,7 @@ def main():
         check_telemetry(prefix, d.proc.pid, live, base)
         check_ctl(ctl, d.socket, live)
         check_http_errors(base, live)
+        check_no_cuts(live)
         check_dpdk_telemetry_tool(prefix, live)
         check_prom_check_tool(base, want_stats)
         report("alive_during_checks", [] if d.proc.poll() is None else
