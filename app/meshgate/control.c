@@ -1373,8 +1373,12 @@ control_start(struct daemon *d, struct mg_error *err)
 		}
 	}
 	if (cfg->metrics_listen != NULL && cfg->metrics_listen[0] != '\0') {
+		struct mg_metrics_http_params hp = {
+		        .max_connections = cfg->metrics_max_connections,
+		        .timeout_ms = cfg->metrics_request_timeout * 1000u,
+		};
 		struct mg_metrics_http *h =
-		        mg_metrics_http_start(cfg->metrics_listen, NULL, collect, d, err);
+		        mg_metrics_http_start(cfg->metrics_listen, &hp, collect, d, err);
 
 		if (h == NULL) {
 			rc = -errno;
