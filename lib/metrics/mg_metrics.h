@@ -266,6 +266,8 @@ struct mg_metrics_http_params {
 	 * Milliseconds a connection gets for a request's line and headers,
 	 * from its accept or the end of its previous exchange; and as long
 	 * again, from there, for the rest of the exchange (body, response).
+	 * A kept-alive connection that receives nothing after an exchange
+	 * is idle: closed at its deadline too, but not counted as cut.
 	 * Default MG_METRICS_HTTP_TIMEOUT_S seconds.
 	 */
 	unsigned timeout_ms;

@@ -17,7 +17,8 @@
  * exchange (since its head arrived, seen by the access handler; back to
  * waiting when libmicrohttpd reports the request completed). A watchdog
  * thread cuts a connection whose current state has lasted longer than the
- * timeout; a newcomer that finds the table full, or its peer address
+ * timeout (a kept-alive one that has received nothing since its last
+ * exchange is merely idle: closed, not counted); a newcomer that finds the table full, or its peer address
  * holding half of it, has the connection that has waited longest for a
  * request cut instead of being turned away (one in a long exchange comes
  * next; a young exchange, a scrape being answered, is never cut). Peers
@@ -40,6 +41,7 @@
 
 #include <arpa/inet.h>
 #include <inttypes.h>
+#include <linux/tcp.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -77,8 +79,10 @@ struct conn {
 	bool used;
 	bool cut;  /* shut down by us; libmicrohttpd has yet to close it */
 	bool busy; /* its request head arrived: in an exchange */
+	bool kept; /* an exchange ended on it, and rx_mark was read then */
 	int fd;
 	uint64_t since;       /* ns: start of the current state (accept, head, end of exchange) */
+	uint64_t rx_mark;     /* bytes the kernel had received when its last exchange ended */
 	struct in6_addr peer; /* IPv4 as v4-mapped */
 };
 
@@ -331,6 +335,35 @@ cut(struct mg_metrics_http *h, struct conn *e, enum mg_metrics_http_cut why)
 	h->cut[why]++;
 }
 
+/* Bytes received on TCP socket @p fd so far (TCP_INFO), or false. */
+static bool
+rx_bytes(int fd, uint64_t *out)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	memset(&ti, 0, sizeof(ti));
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
+	    len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof(ti.tcpi_bytes_received))
+		return false;
+	*out = ti.tcpi_bytes_received;
+	return true;
+}
+
+/*
+ * A kept-alive connection that has received nothing since its last
+ * exchange ended: it is idle, not slow, and closing it is no cut (a
+ * scraper keeps its connection between scrapes further apart than the
+ * timeout). h->lock held.
+ */
+static bool
+idle(const struct conn *e)
+{
+	uint64_t rx;
+
+	return !e->busy && e->kept && rx_bytes(e->fd, &rx) && rx == e->rx_mark;
+}
+
 /*
  * The end of a request head is in @p fd's receive queue, not yet read by
  * libmicrohttpd: the request has arrived, it just has not been parsed (a
@@ -473,6 +506,7 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	pthread_mutex_lock(&h->lock);
 	e->busy = false;
 	e->since = mg_time_ns();
+	e->kept = rx_bytes(e->fd, &e->rx_mark);
 	pthread_mutex_unlock(&h->lock);
 }
 
@@ -480,7 +514,9 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
  * The watchdog: cut every connection whose state (waiting for a head, or
  * in an exchange) has lasted timeout_ns, then sleep until the next one
  * can be due. States only ever start later than this pass, so the next
- * deadline is at most a timeout away.
+ * deadline is at most a timeout away. An idle kept-alive connection is
+ * closed instead, gracefully and uncounted, as libmicrohttpd's own idle
+ * timeout would.
  */
 static void *
 watchdog_main(void *arg)
@@ -499,11 +535,14 @@ watchdog_main(void *arg)
 			if (!e->used || e->cut)
 				continue;
 			due = e->since + h->timeout_ns;
-			if (due <= now)
+			if (due <= now && idle(e)) {
+				(void)shutdown(e->fd, SHUT_RDWR);
+				e->cut = true;
+			} else if (due <= now) {
 				cut(h, e,
 				    e->busy ? MG_METRICS_HTTP_CUT_RESPONSE_TIMEOUT
 				            : MG_METRICS_HTTP_CUT_REQUEST_TIMEOUT);
-			else if (due < next)
+			} else if (due < next)
 				next = due;
 		}
 		ts.tv_sec = (time_t)(next / 1000000000ull);

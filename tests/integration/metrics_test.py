@@ -19,11 +19,12 @@ Then a second daemon with small /metrics limits (metrics.max_connections
 12, metrics.request_timeout 1) meets slow clients from the scraper's own
 address: silent ones, ones that trickle header lines, ones that ask for
 answers and never read them. Below the address's share each is cut after
-the timeout (not before) and counted by reason; at the share the surplus
-is evicted; in a flood of 52 that reconnect as soon as they are cut,
-fresh scrapes are each answered within 5 s and every connection the
-server ended is a counted cut; the daemon then stops cleanly with slow
-clients still connected.
+the timeout (not before) and counted by reason, while a scraper that
+keeps its connection after its answer is closed then as idle, uncounted;
+at the share the surplus is evicted; in a flood of 52 that reconnect as
+soon as they are cut, fresh scrapes are each answered within 5 s and
+every connection the server ended is a counted cut; the daemon then
+stops cleanly with slow clients still connected.
 
     metrics_test.py --meshgate build/app/meshgate/meshgate \\
                     --meshgatectl build/app/meshgatectl/meshgatectl [--tag T] [--keep]
@@ -1065,10 +1066,29 @@ def delta(after, before):
     return {r: (after[r] or 0) - (before[r] or 0) for r in CUT_REASONS}
 
 
+def read_answer(s):
+    """Read one whole answer (by its Content-Length) from @s; its status."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise OSError("the server closed before its answer was whole")
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    m = re.search(rb"\r\ncontent-length:\s*(\d+)", head, re.I)
+    while m and len(body) < int(m.group(1)):
+        chunk = s.recv(65536)
+        if not chunk:
+            raise OSError("the server closed before its answer was whole")
+        body += chunk
+    return int(head.split()[1])
+
+
 def slow_client(port, kind):
     """A connection that is slow in its own way, its opening done: one
     that sends nothing, one that sends a request line (header lines
-    follow, see trickle), one that asks for 200 answers and never reads."""
+    follow, see trickle), one that asks for 200 answers and never reads;
+    or a scraper that keeps its connection open after its answer."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     if kind == "non_reader":
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -1078,6 +1098,10 @@ def slow_client(port, kind):
         s.sendall(b"GET /metrics HTTP/1.1\r\n")
     elif kind == "non_reader":
         s.sendall(PIPELINED)
+    elif kind == "kept_alive":
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        if read_answer(s) != 200:
+            raise OSError("a kept-alive scrape was not answered 200")
     return s
 
 
@@ -1135,12 +1159,16 @@ class Attacker(threading.Thread):
 def hostile_timeouts(d, base):
     """Below the share: two silent clients, two tricklers (a header line
     every 0.25 s: never idle) and a non-reader are each cut after the
-    timeout, not before, and counted by reason."""
+    timeout, not before, and counted by reason; a scraper that keeps its
+    connection after its answer is closed as idle, and not counted."""
     before = cuts(base)
     opened = []
-    for kind in ("silent", "silent", "trickler", "trickler", "non_reader"):
+    for kind in ("silent", "silent", "trickler", "trickler", "non_reader", "kept_alive"):
         t = time.monotonic()
-        opened.append([kind, slow_client(d.port, kind), t, None])
+        s = slow_client(d.port, kind)
+        if kind == "kept_alive":
+            t = time.monotonic()  # its wait starts at the end of its answer
+        opened.append([kind, s, t, None])
     deadline = time.monotonic() + TIMEOUT_S + SLACK_S
     n = 0
     while time.monotonic() < deadline and any(o[3] is None for o in opened):

@@ -1010,6 +1010,71 @@ test_http_slow_timeouts(void)
 	mg_metrics_http_stop(h);
 }
 
+/* Read one whole response from @p fd (its Content-Length): its status, or -1. */
+static int
+read_response(int fd)
+{
+	static char buf[1 << 16];
+	size_t n = 0, want = 0;
+
+	while (want == 0 || n < want) {
+		char *end, *cl;
+		ssize_t r = recv(fd, buf + n, sizeof(buf) - n - 1, 0);
+
+		if (r <= 0)
+			return -1;
+		n += (size_t)r;
+		buf[n] = '\0';
+		end = strstr(buf, "\r\n\r\n");
+		cl = strcasestr(buf, "\r\nContent-Length:");
+		if (want == 0 && end != NULL && cl != NULL)
+			want = (size_t)(end + 4 - buf) + strtoul(cl + 17, NULL, 10);
+	}
+	return status_of(buf);
+}
+
+/*
+ * A kept-alive scraper that goes quiet after its answer is closed after
+ * the timeout, and that is no cut; one that starts its next request and
+ * trickles it is cut and counted.
+ */
+static void
+test_http_slow_kept_alive(void)
+{
+	struct mg_metrics_http_params p = {.max_connections = 16, .timeout_ms = 500};
+	const char *get = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+	struct mg_error err = {{0}};
+	struct mg_metrics_http *h;
+	bool trickled_out = false;
+	uint16_t port;
+	int fd;
+
+	h = mg_metrics_http_start("127.0.0.1:0", &p, collect, NULL, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+	port = mg_metrics_http_port(h);
+	fd = tcp_open(port, 0);
+	CU_ASSERT_TRUE_FATAL(fd >= 0);
+	CU_ASSERT_TRUE(send_str(fd, get));
+	CU_ASSERT_EQUAL(read_response(fd), 200);
+	CU_ASSERT_TRUE(ended_by_server(fd, 3000));
+	for (unsigned r = 0; r < MG_METRICS_HTTP_CUT_N; r++)
+		CU_ASSERT_EQUAL(cuts(h, r), 0);
+
+	fd = tcp_open(port, 0);
+	CU_ASSERT_TRUE_FATAL(fd >= 0);
+	CU_ASSERT_TRUE(send_str(fd, get));
+	CU_ASSERT_EQUAL(read_response(fd), 200);
+	CU_ASSERT_TRUE(send_str(fd, "GET /metrics HTTP/1.1\r\n"));
+	for (int i = 0; i < 20 && !trickled_out; i++) {
+		usleep(100000);
+		trickled_out = !send_str(fd, "X-Slow: 1\r\n");
+	}
+	CU_ASSERT_TRUE(trickled_out);
+	CU_ASSERT_TRUE(ended_by_server(fd, 3000));
+	CU_ASSERT_EQUAL(wait_cuts(h, MG_METRICS_HTTP_CUT_REQUEST_TIMEOUT, 1, 3000), 1);
+	mg_metrics_http_stop(h);
+}
+
 /*
  * With the default limits, more slow clients from the scraper's own
  * address than there are slots: the oldest make room, every scrape is
@@ -1524,6 +1589,7 @@ static CU_TestInfo tests[] = {
         {"http_bind", test_http_bind},
         {"http_prom_check", test_http_prom_check},
         {"http_slow_timeouts", test_http_slow_timeouts},
+        {"http_slow_kept_alive", test_http_slow_kept_alive},
         {"http_slow_evicted", test_http_slow_evicted},
         {"http_slow_refused", test_http_slow_refused},
         {"parse_listen", test_parse_listen},
