@@ -1219,6 +1219,8 @@ collect(void *arg, struct mg_metrics_snapshot *out)
 	mg_metrics_snapshot_set_counters(out, &c, mg_datapath_nb_ports(d->dp));
 	mg_datapath_ct_stats(d->dp, &ct);
 	mg_metrics_snapshot_set_ct(out, &ct, mg_datapath_ct_memory(d->dp));
+	/* the endpoint's own figures, for telemetry and meshgatectl too */
+	mg_metrics_snapshot_set_http(out, d->http);
 	/* the workers' loop counts live, like every counter; the busy ratio
 	 * over the last interval comes from the control thread's refresh */
 	for (unsigned i = 0; i < out->n_workers; i++) {
@@ -1501,11 +1503,21 @@ control_start(struct daemon *d, struct mg_error *err)
 		}
 	}
 	if (cfg->metrics_listen != NULL && cfg->metrics_listen[0] != '\0') {
-		d->http = mg_metrics_http_start(cfg->metrics_listen, collect, d, err);
-		if (d->http == NULL) {
+		struct mg_metrics_http_params hp = {
+		        .max_connections = cfg->metrics_max_connections,
+		        .timeout_ms = cfg->metrics_request_timeout * 1000u,
+		};
+		struct mg_metrics_http *h =
+		        mg_metrics_http_start(cfg->metrics_listen, &hp, collect, d, err);
+
+		if (h == NULL) {
 			rc = -errno;
 			goto err;
 		}
+		/* collect reads it under the lock, maybe on h's own thread already */
+		pthread_mutex_lock(&d->snap_lock);
+		d->http = h;
+		pthread_mutex_unlock(&d->snap_lock);
 	}
 	rc = mg_metrics_telemetry_register(collect, d);
 	if (rc < 0)
@@ -1527,8 +1539,15 @@ control_start(struct daemon *d, struct mg_error *err)
 		MG_INFO("control socket %s", mg_ctl_server_path(d->ctl));
 	return 0;
 err:
-	mg_metrics_http_stop(d->http);
-	d->http = NULL;
+	if (d->http != NULL) {
+		struct mg_metrics_http *h = d->http;
+
+		/* telemetry may already be asking collect, which reads d->http */
+		pthread_mutex_lock(&d->snap_lock);
+		d->http = NULL;
+		pthread_mutex_unlock(&d->snap_lock);
+		mg_metrics_http_stop(h);
+	}
 	mg_ctl_server_free(d->ctl);
 	d->ctl = NULL;
 	return rc;

@@ -33,6 +33,8 @@
 #define DEFAULT_CONTROL_MAX_REQUEST 65536
 #define DEFAULT_CONTROL_IDLE_TIMEOUT 60
 #define DEFAULT_CONTROL_MAX_OUTPUT 1048576
+#define DEFAULT_METRICS_MAX_CONNECTIONS 16
+#define DEFAULT_METRICS_REQUEST_TIMEOUT 5
 
 /* Parsing state: the config being filled and where errors go. */
 struct ctx {
@@ -64,7 +66,7 @@ static const char *const keys_control[] = {"socket",
                                            "idle_timeout",
                                            "max_output_bytes",
                                            NULL};
-static const char *const keys_metrics[] = {"listen", NULL};
+static const char *const keys_metrics[] = {"listen", "max_connections", "request_timeout", NULL};
 static const char *const keys_conntrack[] = {"max_entries", "max_fragments", "tcp_pickup",
                                              "timeouts", NULL};
 static const char *const keys_conntrack_timeouts[] = {
@@ -1042,6 +1044,12 @@ parse_metrics(struct ctx *x, const struct mg_yaml_node *root)
 	if (s == NULL || mg_yaml_is_null(s))
 		return 0;
 	rc = mg_yaml_check_map(s, "metrics", keys, x->err);
+	if (rc == 0)
+		rc = get_uint(x, s, "max_connections", "metrics.max_connections", 1, 1024,
+		              &x->c->metrics_max_connections);
+	if (rc == 0)
+		rc = get_uint(x, s, "request_timeout", "metrics.request_timeout", 1, 3600,
+		              &x->c->metrics_request_timeout);
 	if (rc)
 		return rc;
 	n = mg_yaml_get(s, "listen");
@@ -1171,6 +1179,8 @@ config_new(const char *file)
 	c->control_idle_timeout = DEFAULT_CONTROL_IDLE_TIMEOUT;
 	c->control_max_output = DEFAULT_CONTROL_MAX_OUTPUT;
 	c->metrics_listen = strdup(DEFAULT_METRICS_LISTEN);
+	c->metrics_max_connections = DEFAULT_METRICS_MAX_CONNECTIONS;
+	c->metrics_request_timeout = DEFAULT_METRICS_REQUEST_TIMEOUT;
 	if (c->file == NULL || c->dir == NULL || c->control_socket == NULL ||
 	    c->metrics_listen == NULL) {
 		mg_config_free(c);

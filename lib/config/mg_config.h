@@ -112,6 +112,8 @@ struct mg_config {
 
 	/* metrics */
 	char *metrics_listen;
+	unsigned metrics_max_connections; /**< metrics.max_connections (16) */
+	unsigned metrics_request_timeout; /**< metrics.request_timeout, seconds (5) */
 };
 
 /**

@@ -546,6 +546,18 @@ render_workers(const struct mg_metrics_snapshot *s, struct mg_metrics_buf *b)
 		                        s->workers[i].busy_ratio);
 }
 
+static void
+render_http(const struct mg_metrics_snapshot *s, struct mg_metrics_buf *b)
+{
+	FAMILY(b, "metrics_http_connections_cut_total", MG_METRICS_COUNTER,
+	       "Connections the /metrics endpoint cut, by reason: request_timeout (no request "
+	       "head in time), response_timeout (exchange not done in time), evicted (slot given "
+	       "to a newcomer), refused (newcomer closed, no slot).");
+	for (unsigned r = 0; r < MG_METRICS_HTTP_CUT_N; r++)
+		U64(b, "metrics_http_connections_cut_total",
+		    L("reason", mg_metrics_http_cut_label(r)), s->http_cut[r]);
+}
+
 int
 mg_metrics_render(const struct mg_metrics_snapshot *s, struct mg_metrics_buf *b)
 {
@@ -556,5 +568,6 @@ mg_metrics_render(const struct mg_metrics_snapshot *s, struct mg_metrics_buf *b)
 	render_tables(s, b);
 	render_kvstore(s, b);
 	render_workers(s, b);
+	render_http(s, b);
 	return b->err ? -b->err : 0;
 }

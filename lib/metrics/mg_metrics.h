@@ -3,7 +3,8 @@
  * lib/metrics: the gateway's figures for the outside world, in two forms
  * that carry the same numbers under the same names (docs/metrics.md):
  *  - Prometheus text (exposition format 0.0.4) served over HTTP at
- *    /metrics by libmicrohttpd's own polling thread;
+ *    /metrics by libmicrohttpd's own polling thread (and a watchdog
+ *    thread that cuts slow clients);
  *  - DPDK telemetry commands under /meshgate/ (dpdk-telemetry.py), and the
  *    same dicts as JSON for the control socket.
  *
@@ -41,9 +42,23 @@
 /** Longest port or cluster name, NUL included (MG_CONFIG_NAME_MAX). */
 #define MG_METRICS_NAME_MAX 64
 #define MG_METRICS_VERSION_MAX 32
-/** Connections the HTTP endpoint serves at once, and their idle timeout. */
+/** Default slots of the HTTP endpoint (metrics.max_connections). */
 #define MG_METRICS_HTTP_MAX_CONN 16
-#define MG_METRICS_HTTP_TIMEOUT_S 10
+/** Default seconds for a request's head, and again for its answer (metrics.request_timeout). */
+#define MG_METRICS_HTTP_TIMEOUT_S 5
+
+/** Why the HTTP endpoint cut a connection (label reason of meshgate_metrics_http_connections_cut_total). */
+enum mg_metrics_http_cut {
+	/** its request's line and headers had not arrived in time */
+	MG_METRICS_HTTP_CUT_REQUEST_TIMEOUT,
+	/** its request arrived, but the exchange (body, response) did not end in time */
+	MG_METRICS_HTTP_CUT_RESPONSE_TIMEOUT,
+	/** closed to give its slot to a newcomer: the oldest one still waiting for a request */
+	MG_METRICS_HTTP_CUT_EVICTED,
+	/** a newcomer closed at once: no slot, and none could be freed */
+	MG_METRICS_HTTP_CUT_REFUSED,
+	MG_METRICS_HTTP_CUT_N,
+};
 
 /* ---- the snapshot ---- */
 
@@ -148,6 +163,9 @@ struct mg_metrics_snapshot {
 
 	unsigned n_workers;
 	struct mg_metrics_worker workers[MG_METRICS_MAX_WORKERS];
+
+	/** Connections the /metrics endpoint cut, by reason (mg_metrics_snapshot_set_http). */
+	uint64_t http_cut[MG_METRICS_HTTP_CUT_N];
 };
 
 /**
@@ -249,22 +267,60 @@ struct mg_metrics_http;
 int mg_metrics_parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *len,
                             struct mg_error *err);
 
+/** Limits of the HTTP endpoint; a zero field takes its default. */
+struct mg_metrics_http_params {
+	/** Connections served at once (MG_METRICS_HTTP_MAX_CONN); one peer address holds half at most. */
+	unsigned max_connections;
+	/**
+	 * Milliseconds a connection gets for a request's line and headers,
+	 * from its accept or the end of its previous exchange; and as long
+	 * again, from there, for the rest of the exchange (body, response).
+	 * A kept-alive connection that receives nothing after an exchange
+	 * is idle: closed at its deadline too, but not counted as cut.
+	 * Default MG_METRICS_HTTP_TIMEOUT_S seconds.
+	 */
+	unsigned timeout_ms;
+};
+
 /**
  * Serve GET/HEAD /metrics on @p listen from libmicrohttpd's internal
  * polling thread, which calls @p collect for every scrape (on a heap
- * snapshot). Other paths: 404; other methods: 405. At most
- * MG_METRICS_HTTP_MAX_CONN connections, idle ones closed after
- * MG_METRICS_HTTP_TIMEOUT_S.
+ * snapshot) and adds the endpoint's own figures to it
+ * (mg_metrics_snapshot_set_http). Other paths: 404; other methods: 405.
+ *
+ * Slow clients cannot hold the endpoint: a watchdog thread cuts a
+ * connection whose request head, or whose exchange, takes longer than
+ * @p p->timeout_ms; a newcomer that finds every slot taken (or its peer
+ * address holding half of them) takes the slot of the connection that
+ * has waited longest for a request (one whose head is queued, unparsed,
+ * counts as arrived), else of the oldest exchange running for a second
+ * or more, and is refused only when every slot is in a younger exchange.
+ * So a scrape gets through even when slow clients from its own address
+ * fill the table. Cut connections are reset (nothing left in kernel
+ * buffers); each cut is counted by reason.
+ * @param p  limits, or NULL for the defaults
  * @return the endpoint, or NULL with errno set (EINVAL for a bad address,
- *   the bind/listen errno such as EADDRINUSE, ENOMEM) and @p err filled.
+ *   the bind/listen errno such as EADDRINUSE, ENOMEM, or a thread's
+ *   error) and @p err filled.
  */
-struct mg_metrics_http *mg_metrics_http_start(const char *listen, mg_metrics_collect_fn collect,
-                                              void *arg, struct mg_error *err);
+struct mg_metrics_http *mg_metrics_http_start(const char *listen,
+                                              const struct mg_metrics_http_params *p,
+                                              mg_metrics_collect_fn collect, void *arg,
+                                              struct mg_error *err);
+
+/**
+ * Copy the connections @p h has cut into s->http_cut (thread-safe; any
+ * thread). A NULL @p h leaves @p s as it is.
+ */
+void mg_metrics_snapshot_set_http(struct mg_metrics_snapshot *s, struct mg_metrics_http *h);
+
+/** Label of cut reason @p r ("request_timeout", ...), or NULL when out of range. */
+const char *mg_metrics_http_cut_label(unsigned r);
 
 /** The TCP port the endpoint listens on (the one picked for port 0). */
 uint16_t mg_metrics_http_port(const struct mg_metrics_http *h);
 
-/** Stop the thread, close the socket and free @p h (NULL is fine). */
+/** Stop the threads, close every connection and the socket, free @p h (NULL is fine). */
 void mg_metrics_http_stop(struct mg_metrics_http *h);
 
 /* ---- DPDK telemetry and JSON ---- */

@@ -492,6 +492,26 @@ cmd_workers(const struct out *o, void *d, const struct mg_metrics_snapshot *s, c
 	return 0;
 }
 
+static int
+cmd_metrics_http(const struct out *o, void *d, const struct mg_metrics_snapshot *s,
+                 const char *params)
+{
+	void *cuts;
+	int rc = 0;
+
+	(void)params;
+	cuts = o->dict_new();
+	if (cuts == NULL)
+		return -ENOMEM;
+	for (unsigned r = 0; r < MG_METRICS_HTTP_CUT_N && rc == 0; r++)
+		rc = o->u64(cuts, mg_metrics_http_cut_label(r), s->http_cut[r]);
+	if (rc < 0) {
+		o->dict_free(cuts);
+		return rc;
+	}
+	return o->dict_add(d, "connections_cut", cuts);
+}
+
 /* ---- the table ---- */
 
 static const struct command {
@@ -508,20 +528,15 @@ static const struct command {
         {"/meshgate/conntrack", "Conntrack table figures. No parameters", cmd_conntrack},
         {"/meshgate/kvstore", "kvstore sync per cluster. Parameter: cluster name", cmd_kvstore},
         {"/meshgate/workers", "Worker loops and busy ratio. Parameter: worker index", cmd_workers},
+        {"/meshgate/metrics_http", "Connections the /metrics endpoint cut. No parameters",
+         cmd_metrics_http},
 };
 
 static const char *const command_names[] = {
-        "/meshgate/info",
-        "/meshgate/ports",
-        "/meshgate/verdicts",
-        "/meshgate/drops",
-        "/meshgate/ipcache",
-        "/meshgate/identities",
-        "/meshgate/policy",
-        "/meshgate/conntrack",
-        "/meshgate/kvstore",
-        "/meshgate/workers",
-        NULL,
+        "/meshgate/info",    "/meshgate/ports",        "/meshgate/verdicts",
+        "/meshgate/drops",   "/meshgate/ipcache",      "/meshgate/identities",
+        "/meshgate/policy",  "/meshgate/conntrack",    "/meshgate/kvstore",
+        "/meshgate/workers", "/meshgate/metrics_http", NULL,
 };
 
 _Static_assert(MG_ARRAY_SIZE(command_names) == MG_ARRAY_SIZE(commands) + 1,

@@ -15,6 +15,17 @@ with every /meshgate/* telemetry command (raw socket, and DPDK's own
 dpdk-telemetry.py once), and 404/405 answers are checked. After the
 daemon exits, its --stats-file must hold the same counters.
 
+Then a second daemon with small /metrics limits (metrics.max_connections
+12, metrics.request_timeout 1) meets slow clients from the scraper's own
+address: silent ones, ones that trickle header lines, ones that ask for
+answers and never read them. Below the address's share each is cut after
+the timeout (not before) and counted by reason, while a scraper that
+keeps its connection after its answer is closed then as idle, uncounted;
+at the share the surplus is evicted; in a flood of 52 that reconnect as
+soon as they are cut, fresh scrapes are each answered within 5 s and
+every connection the server ended is a counted cut; the daemon then
+stops cleanly with slow clients still connected.
+
     metrics_test.py --meshgate build/app/meshgate/meshgate \\
                     --meshgatectl build/app/meshgatectl/meshgatectl [--tag T] [--keep]
 
@@ -28,11 +39,14 @@ import io
 import json
 import os
 import re
+import select
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -337,8 +351,8 @@ def http(method, url, timeout=10):
         return e.code, e.headers, e.read()
 
 
-def scrape(base):
-    status, headers, body = http("GET", base + "/metrics")
+def scrape(base, timeout=10):
+    status, headers, body = http("GET", base + "/metrics", timeout)
     if status != 200:
         raise RuntimeError("GET /metrics: status %d" % status)
     text = body.decode("utf-8")
@@ -450,6 +464,10 @@ def tel_to_series(cmd, d):
             for k in ("lcore", "busy_ratio_ppm"):
                 if not isinstance(w.get(k), int):
                     errs.append("workers: %s.%s is %r" % (key, k, w.get(k)))
+    elif cmd == "/meshgate/metrics_http":
+        c = d.get("connections_cut") if isinstance(d.get("connections_cut"), dict) else {}
+        for reason in CUT_REASONS:
+            put(CUT, c.get(reason), reason=reason)
     else:
         errs.append("%s: a command this test does not know" % cmd)
     return out, errs
@@ -478,6 +496,7 @@ def mg_families(cmd):
                                 "meshgate_conntrack_fragments_full_total"),
         "/meshgate/kvstore": ("meshgate_kvstore_connected",),
         "/meshgate/workers": ("meshgate_worker_loops_total", "meshgate_worker_busy_loops_total"),
+        "/meshgate/metrics_http": (CUT,),
     }.get(cmd, ())
 
 
@@ -486,12 +505,12 @@ def mg_families(cmd):
 class Daemon:
     """The daemon, started in @workdir over @case's frames."""
 
-    def __init__(self, meshgate, case, prefix, workdir, idle_ms):
+    def __init__(self, meshgate, case, prefix, workdir, idle_ms, metrics=None):
         self.workdir, self.prefix = workdir, prefix
         mgtest.write_pcap(os.path.join(workdir, "inside-in.pcap"), [x.frame for x in case.inside])
         mgtest.write_pcap(os.path.join(workdir, "outside-in.pcap"),
                           [x.frame for x in case.outside])
-        self.cfg = mgtest.write_config(workdir, prefix, case, telemetry=True)
+        self.cfg = mgtest.write_config(workdir, prefix, case, telemetry=True, metrics=metrics)
         self.stats = os.path.join(workdir, "stats.json")
         self.socket = os.path.join(workdir, "meshgate.sock")
         self.err_path = os.path.join(workdir, "stderr.log")
@@ -845,7 +864,7 @@ def compare_json_snapshot(doc, live):
 TELEMETRY_COMMANDS = ("/meshgate/info", "/meshgate/ports", "/meshgate/verdicts",
                       "/meshgate/drops", "/meshgate/ipcache", "/meshgate/identities",
                       "/meshgate/policy", "/meshgate/conntrack", "/meshgate/kvstore",
-                      "/meshgate/workers")
+                      "/meshgate/workers", "/meshgate/metrics_http")
 
 
 def remap_identities(got, live):
@@ -1008,6 +1027,300 @@ def check_exit(d, case, live, want_stats, idle_ms):
     report("forwarded_frames", errs)
 
 
+# ---------------------------------------------------------------- slow clients
+
+CUT = "meshgate_metrics_http_connections_cut_total"
+CUT_REASONS = ("request_timeout", "response_timeout", "evicted", "refused")
+# The hostile run's limits: one address (on loopback, everyone's) holds
+# half the slots; a second for a request head, and again for the rest.
+HOSTILE_LIMITS = {"max_connections": 12, "request_timeout": 1}
+SHARE = HOSTILE_LIMITS["max_connections"] // 2
+TIMEOUT_S = HOSTILE_LIMITS["request_timeout"]
+# Bounds for liveness only (the machine may be loaded): a cut comes this
+# long after its deadline at the latest, and a scrape is answered within.
+SLACK_S = 3
+SCRAPE_S = 5
+# Asked for in one write and never read: the answers fill every buffer on
+# the way (the client's receive buffer is kept small), so the exchange
+# never ends.
+PIPELINED = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" * 200
+KINDS = ("silent", "trickler", "non_reader")
+
+
+def check_no_cuts(live):
+    """A normal run: the family is there, every reason, all zero."""
+    got = family(live, CUT)
+    want = {frozenset({"reason": r}.items()): 0 for r in CUT_REASONS}
+    report("http_no_cuts", [] if got == want else
+           ["%s is %s, expected every reason at 0" % (CUT, {dict(k)["reason"]: v
+                                                            for k, v in got.items()})])
+
+
+def cuts(base):
+    """{reason: connections cut so far}, from a scrape."""
+    series = scrape(base, SCRAPE_S)[1]
+    return {r: val(series, CUT, reason=r) for r in CUT_REASONS}
+
+
+def delta(after, before):
+    return {r: (after[r] or 0) - (before[r] or 0) for r in CUT_REASONS}
+
+
+def read_answer(s):
+    """Read one whole answer (by its Content-Length) from @s; its status."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise OSError("the server closed before its answer was whole")
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    m = re.search(rb"\r\ncontent-length:\s*(\d+)", head, re.I)
+    while m and len(body) < int(m.group(1)):
+        chunk = s.recv(65536)
+        if not chunk:
+            raise OSError("the server closed before its answer was whole")
+        body += chunk
+    return int(head.split()[1])
+
+
+def slow_client(port, kind):
+    """A connection that is slow in its own way, its opening done: one
+    that sends nothing, one that sends a request line (header lines
+    follow, see trickle), one that asks for 200 answers and never reads;
+    or a scraper that keeps its connection open after its answer."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if kind == "non_reader":
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(SCRAPE_S)
+    s.connect(("127.0.0.1", port))
+    if kind == "trickler":
+        s.sendall(b"GET /metrics HTTP/1.1\r\n")
+    elif kind == "non_reader":
+        s.sendall(PIPELINED)
+    elif kind == "kept_alive":
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        if read_answer(s) != 200:
+            raise OSError("a kept-alive scrape was not answered 200")
+    return s
+
+
+def trickle(s, n):
+    """One more header line; False when the server has ended the connection."""
+    try:
+        s.sendall(b"X-Slow-%d: 1\r\n" % n)
+        return True
+    except OSError:
+        return False
+
+
+def ended(s, timeout):
+    """The server has ended @s (its FIN or a reset) within @timeout s.
+    Nothing is read: a non-reader's answers stay unread."""
+    p = select.poll()
+    p.register(s, select.POLLRDHUP)  # POLLHUP and POLLERR come unasked
+    return bool(p.poll(max(0, int(timeout * 1000))))
+
+
+class Attacker(threading.Thread):
+    """One slow client of @kind, again and again until @stop: it counts
+    its connections and those the server ended."""
+
+    def __init__(self, port, kind, stop):
+        super().__init__(daemon=True)
+        self.port, self.kind, self.stop = port, kind, stop
+        self.connects = self.ended = 0
+        self.error = None
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                s = slow_client(self.port, self.kind)
+            except OSError as e:
+                self.error = "connect: %s" % e
+                self.stop.wait(0.2)
+                continue
+            self.connects += 1
+            n = 0
+            try:
+                while not self.stop.is_set():
+                    if ended(s, 1.0):
+                        self.ended += 1
+                        break
+                    n += 1
+                    if self.kind == "trickler" and not trickle(s, n):
+                        self.ended += 1
+                        break
+            finally:
+                s.close()
+            self.stop.wait(0.2)
+
+
+def hostile_timeouts(d, base):
+    """Below the share: two silent clients, two tricklers (a header line
+    every 0.25 s: never idle) and a non-reader are each cut after the
+    timeout, not before, and counted by reason; a scraper that keeps its
+    connection after its answer is closed as idle, and not counted."""
+    before = cuts(base)
+    opened = []
+    for kind in ("silent", "silent", "trickler", "trickler", "non_reader", "kept_alive"):
+        t = time.monotonic()
+        s = slow_client(d.port, kind)
+        if kind == "kept_alive":
+            t = time.monotonic()  # its wait starts at the end of its answer
+        opened.append([kind, s, t, None])
+    deadline = time.monotonic() + TIMEOUT_S + SLACK_S
+    n = 0
+    while time.monotonic() < deadline and any(o[3] is None for o in opened):
+        n += 1
+        for o in opened:
+            if o[3] is None and (ended(o[1], 0) or
+                                 (o[0] == "trickler" and not trickle(o[1], n))):
+                o[3] = time.monotonic()
+        time.sleep(0.25)
+    errs = []
+    for kind, s, t0, t1 in opened:
+        s.close()
+        if t1 is None:
+            errs.append("a %s connection was still open %d s after it was made"
+                        % (kind, TIMEOUT_S + SLACK_S))
+        elif t1 - t0 < TIMEOUT_S:
+            errs.append("a %s connection was cut after %.2f s, before request_timeout (%d s)"
+                        % (kind, t1 - t0, TIMEOUT_S))
+    got = delta(cuts(base), before)
+    want = {"request_timeout": 4, "response_timeout": 1, "evicted": 0, "refused": 0}
+    if got != want:
+        errs.append("cuts %s, expected %s" % (got, want))
+    report("hostile_timeouts", errs)
+
+
+def hostile_share(d, base):
+    """Twenty silent clients at once from one address: all but its share
+    (half of metrics.max_connections) are evicted, the rest time out."""
+    before = cuts(base)
+    t0 = time.monotonic()
+    socks = [slow_client(d.port, "silent") for _ in range(20)]
+    quick = time.monotonic() - t0 < 0.5 * TIMEOUT_S  # all made before any deadline
+    errs = []
+    for s in socks:
+        if not ended(s, TIMEOUT_S + SLACK_S):
+            errs.append("a silent connection was still open %d s after it was made"
+                        % (TIMEOUT_S + SLACK_S))
+        s.close()
+    got = delta(cuts(base), before)
+    if got["evicted"] + got["request_timeout"] != 20 or got["response_timeout"] or \
+            got["refused"]:
+        errs.append("cuts %s: expected 20 evicted or timed out" % got)
+    elif quick and got["evicted"] != 20 - SHARE:
+        errs.append("%d evicted, expected %d: one address holds %d of %d slots"
+                    % (got["evicted"], 20 - SHARE, SHARE, HOSTILE_LIMITS["max_connections"]))
+    report("hostile_share", errs[:3])
+
+
+def hostile_flood(d, base):
+    """40 tricklers (a header line a second), 8 silent clients and 4
+    non-readers, all from the scraper's own address and each back soon
+    after it is cut: several fresh scrapes in a row are each answered
+    within SCRAPE_S, and afterwards every connection the server ended is
+    a counted cut."""
+    before = cuts(base)
+    stop = threading.Event()
+    attackers = [Attacker(d.port, kind, stop)
+                 for kind, n in (("trickler", 40), ("silent", 8), ("non_reader", 4))
+                 for _ in range(n)]
+    errs = []
+    try:
+        for a in attackers:
+            a.start()
+        time.sleep(1.5)  # every slot taken, and the churn going
+        for i in range(6):
+            t = time.monotonic()
+            try:
+                status, _h, body = http("GET", base + "/metrics", SCRAPE_S)
+                if status != 200 or b"\nmeshgate_build_info{" not in body:
+                    errs.append("scrape %d during the flood: status %d" % (i, status))
+            except Exception as e:  # a timeout or a reset is the failure looked for
+                errs.append("scrape %d during the flood: no answer after %.1f s: %r"
+                            % (i, time.monotonic() - t, e))
+            time.sleep(0.5)
+    finally:
+        stop.set()
+        for a in attackers:
+            a.join(SCRAPE_S)
+    time.sleep(TIMEOUT_S + 0.5)  # the attackers' last connections are closed by now
+    try:
+        got = delta(cuts(base), before)
+    except Exception as e:  # no answer: the flood's own errors still count
+        got = {r: 0 for r in CUT_REASONS}
+        errs.append("no scrape after the flood: %r" % (e,))
+    by_kind = {k: sum(a.ended for a in attackers if a.kind == k) for k in KINDS}
+    made = sum(a.connects for a in attackers)
+    for k in KINDS:
+        if by_kind[k] == 0:
+            errs.append("no %s connection was ever cut (%d made in all)" % (k, made))
+    if sum(by_kind.values()) > sum(got.values()):
+        errs.append("the attackers saw %d connections ended, /metrics counts %d cuts (%s)"
+                    % (sum(by_kind.values()), sum(got.values()), got))
+    if got["evicted"] == 0:
+        errs.append("nothing evicted with %d slow clients for %d slots: %s"
+                    % (len(attackers), HOSTILE_LIMITS["max_connections"], got))
+    if any(a.is_alive() for a in attackers):
+        errs.append("an attacker thread did not stop")
+    report("hostile_flood", errs)
+    print("  (flood: %d connections made, ended by the server: %s; cuts %s)"
+          % (made, by_kind, got))
+
+
+def check_hostile(meshgate, tag):
+    """A second daemon with small limits (HOSTILE_LIMITS), against slow
+    clients: below its share, at its share, and a flood; then it must
+    stop cleanly with slow clients still connected."""
+    case = mgtest.Case("hostile", lcores="0-1")
+    prefix = "mgh%d%s" % (os.getpid(), tag)
+    workdir = tempfile.mkdtemp(prefix="mgmetrics-hostile-")
+    d = None
+    try:
+        d = Daemon(meshgate, case, prefix, workdir, 600000, metrics=HOSTILE_LIMITS)
+        if d.wait_port(60) is None:
+            report("hostile_start", ["no metrics port; status %r" % d.proc.poll()] +
+                   d.stderr().strip().splitlines()[-15:])
+            return
+        base = "http://127.0.0.1:%d" % d.port
+        report("hostile_start", [])
+        for phase in (hostile_timeouts, hostile_share, hostile_flood):
+            try:
+                phase(d, base)
+            except Exception as e:  # a scrape that failed, most likely: this phase fails
+                report(phase.__name__, ["%r" % (e,)])
+
+        # Stopping with slow clients connected: every connection closed, no leak.
+        left = [slow_client(d.port, k) for k in ("silent", "trickler", "non_reader")]
+        time.sleep(0.2)
+        d.proc.send_signal(signal.SIGTERM)
+        rc = d.wait(mgtest.DAEMON_TIMEOUT)
+        errs = [] if rc == 0 else ["exit status %r after SIGTERM with slow clients connected"
+                                   % rc]
+        for s in left:
+            if not ended(s, SCRAPE_S):
+                errs.append("a slow client's connection outlived the daemon")
+            s.close()
+        logged = sum(1 for line in d.stderr().splitlines() if "metrics http:" in line)
+        if logged > 60:
+            errs.append("%d lines of libmicrohttpd messages: the log was flooded" % logged)
+        report("hostile_exit", errs)
+    except Exception:
+        import traceback
+        report("hostile_harness", ["harness error"] + traceback.format_exc().splitlines())
+    finally:
+        if d is not None:
+            d.stop()
+            if results["fail"]:
+                for line in d.stderr().strip().splitlines()[-20:]:
+                    print("  | " + line)
+        mgtest.cleanup_runtime_dir(prefix)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--meshgate", default=os.path.join(mgtest.ROOT, "build", "app", "meshgate",
@@ -1056,11 +1369,14 @@ def main():
         check_telemetry(prefix, d.proc.pid, live, base)
         check_ctl(ctl, d.socket, live)
         check_http_errors(base, live)
+        check_no_cuts(live)
         check_dpdk_telemetry_tool(prefix, live)
         check_prom_check_tool(base, want_stats)
         report("alive_during_checks", [] if d.proc.poll() is None else
                ["the daemon exited before the live checks were done (raise --idle-exit)"])
         check_exit(d, case, live, want_stats, args.idle_exit)
+        # Slow clients, against a daemon of their own.
+        check_hostile(meshgate, args.tag)
     except Exception:
         import traceback
         report("harness", ["harness error"] + traceback.format_exc().splitlines())

@@ -156,10 +156,12 @@ def yaml_str(s):
     return json.dumps(s)
 
 
-def write_config(workdir, prefix, case, identities=None, endpoints=None, telemetry=False):
+def write_config(workdir, prefix, case, identities=None, endpoints=None, telemetry=False,
+                 metrics=None):
     """meshgate.yaml for @case in @workdir, pcap files beside it. Returns its path.
     @telemetry keeps EAL telemetry on (its socket is
-    /var/run/dpdk/<prefix>/dpdk_telemetry.v2); by default it is disabled."""
+    /var/run/dpdk/<prefix>/dpdk_telemetry.v2); by default it is disabled.
+    @metrics: more keys of the metrics section ({"request_timeout": 1})."""
     p = lambda n: os.path.join(workdir, n)  # noqa: E731
     eal = ["-l", case.lcores, "--no-huge", "-m", "512", "--no-pci"]
     if not telemetry:
@@ -200,6 +202,8 @@ ipcache:
     # may run at once, and none may take the production defaults.
     text += "control:\n  socket: %s\nmetrics:\n  listen: 127.0.0.1:0\n" % yaml_str(
         p("meshgate.sock"))
+    for key, value in (metrics or {}).items():
+        text += "  %s: %s\n" % (key, json.dumps(value))
     if case.conntrack is not None:
         text += "conntrack:\n" + "".join("  " + line + "\n"
                                          for line in case.conntrack.strip("\n").split("\n"))

@@ -758,6 +758,41 @@ test_metrics_listen(void)
 	}
 }
 
+/* The /metrics endpoint's limits: defaults, values, errors with their place. */
+static void
+test_metrics_limits(void)
+{
+	struct mg_config *c = load_ok(BASE);
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_EQUAL(c->metrics_max_connections, 16);
+	CU_ASSERT_EQUAL(c->metrics_request_timeout, 5);
+	mg_config_free(c);
+
+	c = load_ok(BASE "metrics:\n"
+	                 "  listen: 127.0.0.1:0\n"
+	                 "  max_connections: 1024\n"
+	                 "  request_timeout: 1\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_STRING_EQUAL(c->metrics_listen, "127.0.0.1:0");
+	CU_ASSERT_EQUAL(c->metrics_max_connections, 1024);
+	CU_ASSERT_EQUAL(c->metrics_request_timeout, 1);
+	mg_config_free(c);
+
+	EXPECT_ERROR(BASE "metrics: {max_connections: 0}\n",
+	             "t.yaml:8:28: metrics.max_connections: 0 is out of range [1, 1024]");
+	EXPECT_ERROR(BASE "metrics: {max_connections: 1025}\n",
+	             "t.yaml:8:28: metrics.max_connections: 1025 is out of range [1, 1024]");
+	EXPECT_ERROR(BASE "metrics: {request_timeout: 0}\n",
+	             "t.yaml:8:28: metrics.request_timeout: 0 is out of range [1, 3600]");
+	EXPECT_ERROR(BASE "metrics: {request_timeout: 3601}\n",
+	             "t.yaml:8:28: metrics.request_timeout: 3601 is out of range [1, 3600]");
+	EXPECT_ERROR(BASE "metrics: {request_timeout: 5s}\n",
+	             "t.yaml:8:28: metrics.request_timeout: expected an integer, got '5s'");
+	EXPECT_ERROR(BASE "metrics:\n  listen: \":1\"\n  max_connections: [1]\n",
+	             "t.yaml:10:20: metrics.max_connections: expected an integer");
+}
+
 static void
 test_control_socket(void)
 {
@@ -1684,6 +1719,7 @@ static CU_TestInfo tests[] = {
         {"documents", test_documents},
         {"kvstore", test_kvstore},
         {"metrics_listen", test_metrics_listen},
+        {"metrics_limits", test_metrics_limits},
         {"control_socket", test_control_socket},
         {"control_keys", test_control_keys},
         {"control_admin_reserve", test_control_admin_reserve},

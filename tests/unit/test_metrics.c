@@ -2,7 +2,8 @@
 /*
  * lib/metrics: the Prometheus writer and renderer (exact text for a small
  * snapshot, escaping, every drop reason), the HTTP endpoint through a
- * plain socket client (GET, HEAD, 404, 405, 503, bind errors), the
+ * plain socket client (GET, HEAD, 404, 405, 503, bind errors; slow
+ * clients cut after the timeout, evicted or refused, and counted), the
  * telemetry dicts (through the JSON back end, which shares every line of
  * the commands with the rte_tel_data one) and, when running as root, one
  * real DPDK telemetry socket after an EAL init with --no-huge.
@@ -11,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +68,10 @@ fill(struct mg_metrics_snapshot *s)
 	s->n_workers = 2;
 	s->workers[0] = (struct mg_metrics_worker){1, 1000, 250, 0.25};
 	s->workers[1] = (struct mg_metrics_worker){2, 0, 0, 0.0};
+	s->http_cut[MG_METRICS_HTTP_CUT_REQUEST_TIMEOUT] = 31;
+	s->http_cut[MG_METRICS_HTTP_CUT_RESPONSE_TIMEOUT] = 32;
+	s->http_cut[MG_METRICS_HTTP_CUT_EVICTED] = 33;
+	s->http_cut[MG_METRICS_HTTP_CUT_REFUSED] = 34;
 }
 
 static char *
@@ -257,6 +263,11 @@ test_render_exact(void)
 	        "# TYPE meshgate_worker_busy_ratio gauge",
 	        "meshgate_worker_busy_ratio{worker=\"0\"} 0.25",
 	        "meshgate_worker_busy_ratio{worker=\"1\"} 0",
+	        "# TYPE meshgate_metrics_http_connections_cut_total counter",
+	        "meshgate_metrics_http_connections_cut_total{reason=\"request_timeout\"} 31",
+	        "meshgate_metrics_http_connections_cut_total{reason=\"response_timeout\"} 32",
+	        "meshgate_metrics_http_connections_cut_total{reason=\"evicted\"} 33",
+	        "meshgate_metrics_http_connections_cut_total{reason=\"refused\"} 34",
 	};
 	for (size_t i = 0; i < MG_ARRAY_SIZE(lines); i++) {
 		if (!has_line(t, lines[i]))
@@ -356,9 +367,9 @@ test_render_structure(void)
 			samples++;
 		}
 	}
-	/* 30 drop reasons, 2 ports, 1 kvstore cluster, 2 workers, 2 identity clusters. */
-	CU_ASSERT_EQUAL(families, 46);
-	CU_ASSERT_EQUAL(samples, 73 + MG_DROP__MAX - 1);
+	/* 30 drop reasons, 2 ports, 1 kvstore cluster, 2 workers, 2 identity clusters, 4 cut reasons. */
+	CU_ASSERT_EQUAL(families, 47);
+	CU_ASSERT_EQUAL(samples, 77 + MG_DROP__MAX - 1);
 	free(t);
 	free(s);
 }
@@ -707,7 +718,7 @@ test_http_get(void)
 	size_t len = 0;
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-	h = mg_metrics_http_start("127.0.0.1:0", collect, NULL, &err);
+	h = mg_metrics_http_start("127.0.0.1:0", NULL, collect, NULL, &err);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(h);
 	CU_ASSERT_NOT_EQUAL(mg_metrics_http_port(h), 0);
 	atomic_store(&collects, 0);
@@ -719,6 +730,8 @@ test_http_get(void)
 	CU_ASSERT_STRING_EQUAL(v, "text/plain; version=0.0.4; charset=utf-8");
 	CU_ASSERT_EQUAL(atomic_load(&collects), 1);
 	fill(s);
+	/* the endpoint puts its own figures in: it has cut nothing */
+	memset(s->http_cut, 0, sizeof(s->http_cut));
 	want = render(s);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(want);
 	CU_ASSERT_PTR_NOT_NULL(strstr(resp, "\r\n\r\n"));
@@ -760,7 +773,7 @@ test_http_errors(void)
 	char *resp, v[64];
 	size_t len;
 
-	h = mg_metrics_http_start("127.0.0.1:0", collect, NULL, &err);
+	h = mg_metrics_http_start("127.0.0.1:0", NULL, collect, NULL, &err);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(h);
 	atomic_store(&collects, 0);
 	resp = http(mg_metrics_http_port(h),
@@ -808,11 +821,11 @@ test_http_bind(void)
 	char listen[64], *resp;
 	size_t len;
 
-	h = mg_metrics_http_start("127.0.0.1:0", collect, NULL, &err);
+	h = mg_metrics_http_start("127.0.0.1:0", NULL, collect, NULL, &err);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(h);
 	snprintf(listen, sizeof(listen), "127.0.0.1:%u", mg_metrics_http_port(h));
 	errno = 0;
-	h2 = mg_metrics_http_start(listen, collect, NULL, &err);
+	h2 = mg_metrics_http_start(listen, NULL, collect, NULL, &err);
 	CU_ASSERT_PTR_NULL(h2);
 	CU_ASSERT_EQUAL(errno, EADDRINUSE);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, listen));
@@ -820,12 +833,12 @@ test_http_bind(void)
 	mg_metrics_http_stop(h);
 
 	/* The port is free again once stopped: the socket was closed. */
-	h = mg_metrics_http_start(listen, collect, NULL, &err);
+	h = mg_metrics_http_start(listen, NULL, collect, NULL, &err);
 	CU_ASSERT_PTR_NOT_NULL(h);
 	mg_metrics_http_stop(h);
 
 	/* ":0": every address (dual-stack or IPv4), reachable on 127.0.0.1. */
-	h = mg_metrics_http_start(":0", collect, NULL, &err);
+	h = mg_metrics_http_start(":0", NULL, collect, NULL, &err);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(h);
 	resp = http(mg_metrics_http_port(h),
 	            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &len);
@@ -834,10 +847,10 @@ test_http_bind(void)
 	mg_metrics_http_stop(h);
 
 	errno = 0;
-	CU_ASSERT_PTR_NULL(mg_metrics_http_start("nonsense", collect, NULL, &err));
+	CU_ASSERT_PTR_NULL(mg_metrics_http_start("nonsense", NULL, collect, NULL, &err));
 	CU_ASSERT_EQUAL(errno, EINVAL);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "nonsense"));
-	CU_ASSERT_PTR_NULL(mg_metrics_http_start("127.0.0.1:0", NULL, NULL, &err));
+	CU_ASSERT_PTR_NULL(mg_metrics_http_start("127.0.0.1:0", NULL, NULL, NULL, &err));
 	CU_ASSERT_EQUAL(errno, EINVAL);
 }
 
@@ -855,7 +868,7 @@ test_http_prom_check(void)
 		printf("SKIP: metrics/http_prom_check: no python3-prometheus-client\n");
 		return;
 	}
-	h = mg_metrics_http_start("127.0.0.1:0", collect, NULL, &err);
+	h = mg_metrics_http_start("127.0.0.1:0", NULL, collect, NULL, &err);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(h);
 	snprintf(cmd, sizeof(cmd),
 	         "/usr/bin/python3 %s/tests/integration/prom_check.py http://127.0.0.1:%u/metrics "
@@ -875,6 +888,319 @@ test_http_prom_check(void)
 	         MG_SOURCE_ROOT, mg_metrics_http_port(h));
 	rc = system(cmd);
 	CU_ASSERT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 1);
+	mg_metrics_http_stop(h);
+}
+
+/* ---- slow clients ---- */
+
+/* A blocking loopback connection to @p port (receive buffer @p rcvbuf when not 0), or -1. */
+static int
+tcp_open(uint16_t port, int rcvbuf)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0)
+		return -1;
+	if (rcvbuf > 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static bool
+send_str(int fd, const char *s)
+{
+	return send(fd, s, strlen(s), MSG_NOSIGNAL) == (ssize_t)strlen(s);
+}
+
+/*
+ * The server ended @p fd within @p ms: reading (and dropping what was
+ * sent) reaches the end of the stream or a reset. Closes @p fd.
+ */
+static bool
+ended_by_server(int fd, unsigned ms)
+{
+	struct timeval tv = {.tv_sec = 0, .tv_usec = 100000};
+	uint64_t deadline = mg_time_ns() + (uint64_t)ms * 1000000ull;
+	char buf[16384];
+	bool ended = false;
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	while (mg_time_ns() < deadline) {
+		ssize_t r = recv(fd, buf, sizeof(buf), 0);
+
+		if (r == 0 ||
+		    (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+			ended = true;
+			break;
+		}
+	}
+	close(fd);
+	return ended;
+}
+
+/* The server ended @p fd within @p ms (its FIN or a reset), seen without reading anything. */
+static bool
+hup_by_server(int fd, unsigned ms)
+{
+	struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+
+	return poll(&p, 1, (int)ms) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
+/* A client that asks for the metrics @p n times in one write and never reads. */
+static int
+non_reader(uint16_t port, unsigned n)
+{
+	const char *req = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+	size_t len = strlen(req);
+	char *all = malloc(len * n + 1);
+	int fd = tcp_open(port, 4096);
+
+	if (all == NULL || fd < 0) {
+		free(all);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	for (unsigned i = 0; i < n; i++)
+		memcpy(all + i * len, req, len);
+	all[len * n] = '\0';
+	if (!send_str(fd, all)) {
+		close(fd);
+		fd = -1;
+	}
+	free(all);
+	return fd;
+}
+
+static uint64_t
+cuts(struct mg_metrics_http *h, enum mg_metrics_http_cut r)
+{
+	struct mg_metrics_snapshot *s = calloc(1, sizeof(*s));
+	uint64_t v = 0;
+
+	if (s != NULL) {
+		mg_metrics_snapshot_set_http(s, h);
+		v = s->http_cut[r];
+		free(s);
+	}
+	return v;
+}
+
+/* Wait up to @p ms for cuts(@p r) to reach @p n (liveness only); its last value. */
+static uint64_t
+wait_cuts(struct mg_metrics_http *h, enum mg_metrics_http_cut r, uint64_t n, unsigned ms)
+{
+	uint64_t deadline = mg_time_ns() + (uint64_t)ms * 1000000ull, v;
+
+	while ((v = cuts(h, r)) < n && mg_time_ns() < deadline)
+		usleep(20000);
+	return v;
+}
+
+/*
+ * A connection that sends nothing, one that trickles header lines faster
+ * than any idle timeout and one that never reads its answers are each
+ * ended once they take longer than the timeout, and counted.
+ */
+static void
+test_http_slow_timeouts(void)
+{
+	struct mg_metrics_http_params p = {.max_connections = 16, .timeout_ms = 500};
+	struct mg_error err = {{0}};
+	struct mg_metrics_http *h;
+	int silent, trickler, reader;
+	uint16_t port;
+
+	h = mg_metrics_http_start("127.0.0.1:0", &p, collect, NULL, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+	port = mg_metrics_http_port(h);
+	silent = tcp_open(port, 0);
+	trickler = tcp_open(port, 0);
+	CU_ASSERT_TRUE_FATAL(silent >= 0 && trickler >= 0);
+	CU_ASSERT_TRUE(send_str(trickler, "GET /metrics HTTP/1.1\r\n"));
+	reader = non_reader(port, 300);
+	CU_ASSERT_TRUE_FATAL(reader >= 0);
+	/* A header line every 100 ms for 2 s: idle never, done never. */
+	bool trickled_out = false;
+	for (int i = 0; i < 20 && !trickled_out; i++) {
+		usleep(100000);
+		trickled_out = !send_str(trickler, "X-Slow: 1\r\n");
+	}
+	CU_ASSERT_TRUE(trickled_out);
+	/* first, without reading: a read would take the answers the server is stuck on */
+	CU_ASSERT_TRUE(hup_by_server(reader, 3000));
+	close(reader);
+	CU_ASSERT_TRUE(ended_by_server(trickler, 3000));
+	CU_ASSERT_TRUE(ended_by_server(silent, 3000));
+	CU_ASSERT_EQUAL(wait_cuts(h, MG_METRICS_HTTP_CUT_REQUEST_TIMEOUT, 2, 3000), 2);
+	CU_ASSERT_EQUAL(wait_cuts(h, MG_METRICS_HTTP_CUT_RESPONSE_TIMEOUT, 1, 3000), 1);
+	CU_ASSERT_EQUAL(cuts(h, MG_METRICS_HTTP_CUT_EVICTED), 0);
+	CU_ASSERT_EQUAL(cuts(h, MG_METRICS_HTTP_CUT_REFUSED), 0);
+	mg_metrics_http_stop(h);
+}
+
+/* Read one whole response from @p fd (its Content-Length): its status, or -1. */
+static int
+read_response(int fd)
+{
+	static char buf[1 << 16];
+	size_t n = 0, want = 0;
+
+	while (want == 0 || n < want) {
+		char *end, *cl;
+		ssize_t r = recv(fd, buf + n, sizeof(buf) - n - 1, 0);
+
+		if (r <= 0)
+			return -1;
+		n += (size_t)r;
+		buf[n] = '\0';
+		end = strstr(buf, "\r\n\r\n");
+		cl = strcasestr(buf, "\r\nContent-Length:");
+		if (want == 0 && end != NULL && cl != NULL)
+			want = (size_t)(end + 4 - buf) + strtoul(cl + 17, NULL, 10);
+	}
+	return status_of(buf);
+}
+
+/*
+ * A kept-alive scraper that goes quiet after its answer is closed after
+ * the timeout, and that is no cut; one that starts its next request and
+ * trickles it is cut and counted.
+ */
+static void
+test_http_slow_kept_alive(void)
+{
+	struct mg_metrics_http_params p = {.max_connections = 16, .timeout_ms = 500};
+	const char *get = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+	struct mg_error err = {{0}};
+	struct mg_metrics_http *h;
+	bool trickled_out = false;
+	uint16_t port;
+	int fd;
+
+	h = mg_metrics_http_start("127.0.0.1:0", &p, collect, NULL, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+	port = mg_metrics_http_port(h);
+	fd = tcp_open(port, 0);
+	CU_ASSERT_TRUE_FATAL(fd >= 0);
+	CU_ASSERT_TRUE(send_str(fd, get));
+	CU_ASSERT_EQUAL(read_response(fd), 200);
+	CU_ASSERT_TRUE(ended_by_server(fd, 3000));
+	for (unsigned r = 0; r < MG_METRICS_HTTP_CUT_N; r++)
+		CU_ASSERT_EQUAL(cuts(h, r), 0);
+
+	fd = tcp_open(port, 0);
+	CU_ASSERT_TRUE_FATAL(fd >= 0);
+	CU_ASSERT_TRUE(send_str(fd, get));
+	CU_ASSERT_EQUAL(read_response(fd), 200);
+	CU_ASSERT_TRUE(send_str(fd, "GET /metrics HTTP/1.1\r\n"));
+	for (int i = 0; i < 20 && !trickled_out; i++) {
+		usleep(100000);
+		trickled_out = !send_str(fd, "X-Slow: 1\r\n");
+	}
+	CU_ASSERT_TRUE(trickled_out);
+	CU_ASSERT_TRUE(ended_by_server(fd, 3000));
+	CU_ASSERT_EQUAL(wait_cuts(h, MG_METRICS_HTTP_CUT_REQUEST_TIMEOUT, 1, 3000), 1);
+	mg_metrics_http_stop(h);
+}
+
+/*
+ * With the default limits, more slow clients from the scraper's own
+ * address than there are slots: the oldest make room, every scrape is
+ * answered (within the client's 5 s) and shows the evictions.
+ */
+static void
+test_http_slow_evicted(void)
+{
+	enum {
+		N = 24
+	};
+	struct mg_error err = {{0}};
+	struct mg_metrics_http *h;
+	int fds[N];
+	char want[128];
+	uint16_t port;
+	size_t len;
+
+	h = mg_metrics_http_start("127.0.0.1:0", NULL, collect, NULL, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+	port = mg_metrics_http_port(h);
+	for (int i = 0; i < N; i++) {
+		fds[i] = tcp_open(port, 0);
+		CU_ASSERT(fds[i] >= 0);
+		if (fds[i] >= 0 && i % 6 != 0) /* every sixth sends nothing at all */
+			send_str(fds[i], "GET /metrics HTTP/1.1\r\n");
+	}
+	/* one address holds half the slots at most: the rest were evicted */
+	CU_ASSERT_TRUE(wait_cuts(h, MG_METRICS_HTTP_CUT_EVICTED, N - MG_METRICS_HTTP_MAX_CONN / 2,
+	                         5000) >= N - MG_METRICS_HTTP_MAX_CONN / 2);
+	for (int round = 0; round < 3; round++) {
+		char *resp, *at;
+
+		for (int i = 0; i < N; i++)
+			if (fds[i] >= 0 && i % 6 != 0)
+				send_str(fds[i], "X-Slow: 1\r\n");
+		resp = http(port, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		            &len);
+		CU_ASSERT_EQUAL(status_of(resp), 200);
+		snprintf(want, sizeof(want),
+		         "\nmeshgate_metrics_http_connections_cut_total{reason=\"evicted\"} ");
+		at = resp != NULL ? strstr(resp, want) : NULL;
+		CU_ASSERT_PTR_NOT_NULL(at);
+		if (at != NULL)
+			CU_ASSERT_TRUE(strtoull(at + strlen(want), NULL, 10) >=
+			               N - MG_METRICS_HTTP_MAX_CONN / 2);
+		free(resp);
+	}
+	CU_ASSERT_EQUAL(cuts(h, MG_METRICS_HTTP_CUT_REFUSED), 0);
+	for (int i = 0; i < N; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	mg_metrics_http_stop(h);
+}
+
+/*
+ * A newcomer is refused only while every slot is in a young exchange;
+ * an exchange stuck for a second gives its slot to the next newcomer.
+ */
+static void
+test_http_slow_refused(void)
+{
+	struct mg_metrics_http_params p = {.max_connections = 1, .timeout_ms = 30000};
+	struct mg_error err = {{0}};
+	struct mg_metrics_http *h;
+	int stuck, late;
+	uint16_t port;
+	char *resp;
+	size_t len;
+
+	h = mg_metrics_http_start("127.0.0.1:0", &p, collect, NULL, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+	port = mg_metrics_http_port(h);
+	stuck = non_reader(port, 300);
+	CU_ASSERT_TRUE_FATAL(stuck >= 0);
+	usleep(200000); /* its exchange has started (the order only: the grace is 1 s) */
+	late = tcp_open(port, 0);
+	CU_ASSERT_TRUE(late >= 0);
+	if (late >= 0)
+		CU_ASSERT_TRUE(ended_by_server(late, 3000));
+	CU_ASSERT_EQUAL(cuts(h, MG_METRICS_HTTP_CUT_REFUSED), 1);
+	CU_ASSERT_EQUAL(cuts(h, MG_METRICS_HTTP_CUT_EVICTED), 0);
+	usleep(1000000);
+	resp = http(port, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &len);
+	CU_ASSERT_EQUAL(status_of(resp), 200);
+	free(resp);
+	CU_ASSERT_TRUE(hup_by_server(stuck, 3000));
+	close(stuck);
+	CU_ASSERT_EQUAL(cuts(h, MG_METRICS_HTTP_CUT_EVICTED), 1);
+	CU_ASSERT_EQUAL(cuts(h, MG_METRICS_HTTP_CUT_RESPONSE_TIMEOUT), 0);
 	mg_metrics_http_stop(h);
 }
 
@@ -999,6 +1325,9 @@ test_json_commands(void)
 	           "{\"0\":{\"busy_loops\":250,\"busy_ratio_ppm\":250000,\"lcore\":1,"
 	           "\"loops\":1000},\"1\":{\"busy_loops\":0,\"busy_ratio_ppm\":0,\"lcore\":2,"
 	           "\"loops\":0}}");
+	check_json(s, "/meshgate/metrics_http", NULL,
+	           "{\"connections_cut\":{\"evicted\":33,\"refused\":34,"
+	           "\"request_timeout\":31,\"response_timeout\":32}}");
 
 	/* Drops: every reason but "none", by label. */
 	json_t *d = mg_metrics_json("/meshgate/drops", NULL, s);
@@ -1302,6 +1631,10 @@ static CU_TestInfo tests[] = {
         {"http_errors", test_http_errors},
         {"http_bind", test_http_bind},
         {"http_prom_check", test_http_prom_check},
+        {"http_slow_timeouts", test_http_slow_timeouts},
+        {"http_slow_kept_alive", test_http_slow_kept_alive},
+        {"http_slow_evicted", test_http_slow_evicted},
+        {"http_slow_refused", test_http_slow_refused},
         {"parse_listen", test_parse_listen},
         {"json_commands", test_json_commands},
         {"json_params", test_json_params},
