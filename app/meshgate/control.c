@@ -1289,6 +1289,26 @@ snapshot_refresh(struct daemon *d, bool slow)
 		if (mg_kv_sync_stats(d->kv, i, &ks) == 0)
 			mg_metrics_snapshot_add_kvstore(s, &ks);
 	}
+	if (d->ctl != NULL) {
+		struct mg_ctl_stats cs;
+
+		mg_ctl_server_stats(d->ctl, &cs);
+		s->control = (struct mg_metrics_control){
+		        .clients = cs.clients,
+		        .accepted = cs.accepted,
+		        .requests = cs.requests,
+		        .errors = cs.errors,
+		        .denied = cs.denied,
+		        .refused_busy = cs.refused_busy,
+		        .closed_idle = cs.closed_idle,
+		        .closed_slow = cs.closed_slow,
+		        .closed_oversize = cs.closed_oversize,
+		        .closed_stuck = cs.closed_stuck,
+		        .monitor_events = cs.events,
+		        .monitor_dropped = cs.events_dropped,
+		};
+	}
+	s->control.monitor_ring_lost = mg_datapath_monitor_lost(d->dp);
 	if (slow) {
 		struct cluster_names cn;
 		struct ids_by_cluster w = {.cn = &cn, .s = s};

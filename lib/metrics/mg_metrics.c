@@ -558,6 +558,47 @@ render_http(const struct mg_metrics_snapshot *s, struct mg_metrics_buf *b)
 		    L("reason", mg_metrics_http_cut_label(r)), s->http_cut[r]);
 }
 
+static void
+render_control(const struct mg_metrics_snapshot *s, struct mg_metrics_buf *b)
+{
+	const struct mg_metrics_control *c = &s->control;
+	const struct {
+		const char *reason;
+		uint64_t v;
+	} closed[] = {
+	        {"busy", c->refused_busy},  {"idle", c->closed_idle},
+	        {"slow", c->closed_slow},   {"oversize", c->closed_oversize},
+	        {"stuck", c->closed_stuck},
+	};
+
+	single(b, "meshgate_control_clients", MG_METRICS_GAUGE,
+	       "Connections to the control socket open now.", c->clients);
+	single(b, "meshgate_control_connections_total", MG_METRICS_COUNTER,
+	       "Connections to the control socket accepted (refused ones included).", c->accepted);
+	FAMILY(b, "control_connections_closed_total", MG_METRICS_COUNTER,
+	       "Control connections the daemon ended, by reason: busy (refused: max_clients or "
+	       "the admin reserve), idle (idle timeout), slow (idle timeout, replies unread), "
+	       "oversize (request too long), stuck (a subscriber that read none of its events).");
+	for (size_t i = 0; i < MG_ARRAY_SIZE(closed); i++)
+		U64(b, "control_connections_closed_total", L("reason", closed[i].reason),
+		    closed[i].v);
+	single(b, "meshgate_control_requests_total", MG_METRICS_COUNTER,
+	       "Control requests handled.", c->requests);
+	FAMILY(b, "control_request_errors_total", MG_METRICS_COUNTER,
+	       "Control requests answered with an error: denied (a command that changes state, "
+	       "not allowed for the peer) and the others.");
+	U64(b, "control_request_errors_total", L("reason", "denied"), c->denied);
+	U64(b, "control_request_errors_total", L("reason", "other"),
+	    c->errors > c->denied ? c->errors - c->denied : 0);
+	single(b, "meshgate_monitor_events_total", MG_METRICS_COUNTER,
+	       "Monitor events handed to subscribers.", c->monitor_events);
+	FAMILY(b, "monitor_events_lost_total", MG_METRICS_COUNTER,
+	       "Monitor events lost: subscriber (one that read too slowly; it is told how "
+	       "many), ring (the workers' event rings were full).");
+	U64(b, "monitor_events_lost_total", L("where", "subscriber"), c->monitor_dropped);
+	U64(b, "monitor_events_lost_total", L("where", "ring"), c->monitor_ring_lost);
+}
+
 int
 mg_metrics_render(const struct mg_metrics_snapshot *s, struct mg_metrics_buf *b)
 {
@@ -569,5 +610,6 @@ mg_metrics_render(const struct mg_metrics_snapshot *s, struct mg_metrics_buf *b)
 	render_kvstore(s, b);
 	render_workers(s, b);
 	render_http(s, b);
+	render_control(s, b);
 	return b->err ? -b->err : 0;
 }

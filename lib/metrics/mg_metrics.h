@@ -131,6 +131,23 @@ struct mg_metrics_kvstore {
 	unsigned stale_reason; /**< enum mg_kv_stale_reason */
 };
 
+/** The control socket (lib/ctl's figures) and the drop monitor. */
+struct mg_metrics_control {
+	uint64_t clients;           /**< connections open now (gauge) */
+	uint64_t accepted;          /**< connections accepted, refused ones included */
+	uint64_t requests;          /**< request lines handled */
+	uint64_t errors;            /**< error replies, denied ones included */
+	uint64_t denied;            /**< commands that change state refused (EPERM) */
+	uint64_t refused_busy;      /**< connections refused: max_clients or the admin reserve */
+	uint64_t closed_idle;       /**< closed by the idle timeout */
+	uint64_t closed_slow;       /**< closed by the idle timeout with replies unread */
+	uint64_t closed_oversize;   /**< closed for a request over max_request_bytes */
+	uint64_t closed_stuck;      /**< subscribers closed: read none of their waiting output */
+	uint64_t monitor_events;    /**< monitor events handed to subscribers */
+	uint64_t monitor_dropped;   /**< monitor events a slow subscriber lost */
+	uint64_t monitor_ring_lost; /**< events the workers' rings could not hold */
+};
+
 struct mg_metrics_worker {
 	unsigned lcore; /**< EAL lcore id (documentation only: the label is the index) */
 	uint64_t loops;
@@ -163,6 +180,8 @@ struct mg_metrics_snapshot {
 
 	unsigned n_workers;
 	struct mg_metrics_worker workers[MG_METRICS_MAX_WORKERS];
+
+	struct mg_metrics_control control;
 
 	/** Connections the /metrics endpoint cut, by reason (mg_metrics_snapshot_set_http). */
 	uint64_t http_cut[MG_METRICS_HTTP_CUT_N];

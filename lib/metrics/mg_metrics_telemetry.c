@@ -512,6 +512,29 @@ cmd_metrics_http(const struct out *o, void *d, const struct mg_metrics_snapshot 
 	return o->dict_add(d, "connections_cut", cuts);
 }
 
+static int
+cmd_control(const struct out *o, void *d, const struct mg_metrics_snapshot *s, const char *params)
+{
+	const struct mg_metrics_control *c = &s->control;
+	int rc;
+
+	(void)params;
+	TRY(o->u64(d, "clients", c->clients));
+	TRY(o->u64(d, "accepted", c->accepted));
+	TRY(o->u64(d, "requests", c->requests));
+	TRY(o->u64(d, "errors", c->errors));
+	TRY(o->u64(d, "denied", c->denied));
+	TRY(o->u64(d, "refused_busy", c->refused_busy));
+	TRY(o->u64(d, "closed_idle", c->closed_idle));
+	TRY(o->u64(d, "closed_slow", c->closed_slow));
+	TRY(o->u64(d, "closed_oversize", c->closed_oversize));
+	TRY(o->u64(d, "closed_stuck", c->closed_stuck));
+	TRY(o->u64(d, "monitor_events", c->monitor_events));
+	TRY(o->u64(d, "monitor_dropped", c->monitor_dropped));
+	TRY(o->u64(d, "monitor_ring_lost", c->monitor_ring_lost));
+	return 0;
+}
+
 /* ---- the table ---- */
 
 static const struct command {
@@ -530,13 +553,24 @@ static const struct command {
         {"/meshgate/workers", "Worker loops and busy ratio. Parameter: worker index", cmd_workers},
         {"/meshgate/metrics_http", "Connections the /metrics endpoint cut. No parameters",
          cmd_metrics_http},
+        {"/meshgate/control", "Control socket connections and the monitor. No parameters",
+         cmd_control},
 };
 
 static const char *const command_names[] = {
-        "/meshgate/info",    "/meshgate/ports",        "/meshgate/verdicts",
-        "/meshgate/drops",   "/meshgate/ipcache",      "/meshgate/identities",
-        "/meshgate/policy",  "/meshgate/conntrack",    "/meshgate/kvstore",
-        "/meshgate/workers", "/meshgate/metrics_http", NULL,
+        "/meshgate/info",
+        "/meshgate/ports",
+        "/meshgate/verdicts",
+        "/meshgate/drops",
+        "/meshgate/ipcache",
+        "/meshgate/identities",
+        "/meshgate/policy",
+        "/meshgate/conntrack",
+        "/meshgate/kvstore",
+        "/meshgate/workers",
+        "/meshgate/metrics_http",
+        "/meshgate/control",
+        NULL,
 };
 
 _Static_assert(MG_ARRAY_SIZE(command_names) == MG_ARRAY_SIZE(commands) + 1,

@@ -73,8 +73,14 @@ FRONTEND6, BACKEND6 = "fd00:1::1", "fd00:2::1"
 WORLD_A, WORLD_B = "192.0.2.9", "198.51.100.7"
 
 # Families whose value moves by itself while the daemon idles.
+# The control socket's figures move with every meshgatectl call, the
+# comparisons' own included.
+CONTROL_FAMILIES = ("meshgate_control_clients", "meshgate_control_connections_total",
+                    "meshgate_control_connections_closed_total",
+                    "meshgate_control_requests_total", "meshgate_control_request_errors_total",
+                    "meshgate_monitor_events_total", "meshgate_monitor_events_lost_total")
 MOVING = ("meshgate_uptime_seconds", "meshgate_worker_loops_total",
-          "meshgate_worker_busy_loops_total", "meshgate_worker_busy_ratio")
+          "meshgate_worker_busy_loops_total", "meshgate_worker_busy_ratio") + CONTROL_FAMILIES
 
 # ---------------------------------------------------------------- results
 
@@ -468,6 +474,21 @@ def tel_to_series(cmd, d):
         c = d.get("connections_cut") if isinstance(d.get("connections_cut"), dict) else {}
         for reason in CUT_REASONS:
             put(CUT, c.get(reason), reason=reason)
+    elif cmd == "/meshgate/control":
+        put("meshgate_control_clients", d.get("clients"))
+        put("meshgate_control_connections_total", d.get("accepted"))
+        put("meshgate_control_requests_total", d.get("requests"))
+        for reason, k in (("busy", "refused_busy"), ("idle", "closed_idle"),
+                          ("slow", "closed_slow"), ("oversize", "closed_oversize"),
+                          ("stuck", "closed_stuck")):
+            put("meshgate_control_connections_closed_total", d.get(k), reason=reason)
+        put("meshgate_control_request_errors_total", d.get("denied"), reason="denied")
+        if isinstance(d.get("errors"), int) and isinstance(d.get("denied"), int):
+            put("meshgate_control_request_errors_total", d["errors"] - d["denied"],
+                reason="other")
+        put("meshgate_monitor_events_total", d.get("monitor_events"))
+        put("meshgate_monitor_events_lost_total", d.get("monitor_dropped"), where="subscriber")
+        put("meshgate_monitor_events_lost_total", d.get("monitor_ring_lost"), where="ring")
     else:
         errs.append("%s: a command this test does not know" % cmd)
     return out, errs
@@ -497,6 +518,7 @@ def mg_families(cmd):
         "/meshgate/kvstore": ("meshgate_kvstore_connected",),
         "/meshgate/workers": ("meshgate_worker_loops_total", "meshgate_worker_busy_loops_total"),
         "/meshgate/metrics_http": (CUT,),
+        "/meshgate/control": CONTROL_FAMILIES,
     }.get(cmd, ())
 
 
@@ -864,7 +886,7 @@ def compare_json_snapshot(doc, live):
 TELEMETRY_COMMANDS = ("/meshgate/info", "/meshgate/ports", "/meshgate/verdicts",
                       "/meshgate/drops", "/meshgate/ipcache", "/meshgate/identities",
                       "/meshgate/policy", "/meshgate/conntrack", "/meshgate/kvstore",
-                      "/meshgate/workers", "/meshgate/metrics_http")
+                      "/meshgate/workers", "/meshgate/metrics_http", "/meshgate/control")
 
 
 def remap_identities(got, live):

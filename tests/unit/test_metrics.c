@@ -72,6 +72,19 @@ fill(struct mg_metrics_snapshot *s)
 	s->http_cut[MG_METRICS_HTTP_CUT_RESPONSE_TIMEOUT] = 32;
 	s->http_cut[MG_METRICS_HTTP_CUT_EVICTED] = 33;
 	s->http_cut[MG_METRICS_HTTP_CUT_REFUSED] = 34;
+	s->control = (struct mg_metrics_control){.clients = 3,
+	                                         .accepted = 40,
+	                                         .requests = 50,
+	                                         .errors = 7,
+	                                         .denied = 2,
+	                                         .refused_busy = 4,
+	                                         .closed_idle = 5,
+	                                         .closed_slow = 6,
+	                                         .closed_oversize = 1,
+	                                         .closed_stuck = 9,
+	                                         .monitor_events = 600,
+	                                         .monitor_dropped = 70,
+	                                         .monitor_ring_lost = 80};
 }
 
 static char *
@@ -267,6 +280,15 @@ test_render_exact(void)
 	        "meshgate_metrics_http_connections_cut_total{reason=\"request_timeout\"} 31",
 	        "meshgate_metrics_http_connections_cut_total{reason=\"response_timeout\"} 32",
 	        "meshgate_metrics_http_connections_cut_total{reason=\"evicted\"} 33",
+	        "meshgate_control_clients 3",
+	        "meshgate_control_connections_total 40",
+	        "meshgate_control_connections_closed_total{reason=\"busy\"} 4",
+	        "meshgate_control_connections_closed_total{reason=\"stuck\"} 9",
+	        "meshgate_control_request_errors_total{reason=\"denied\"} 2",
+	        "meshgate_control_request_errors_total{reason=\"other\"} 5",
+	        "meshgate_monitor_events_total 600",
+	        "meshgate_monitor_events_lost_total{where=\"subscriber\"} 70",
+	        "meshgate_monitor_events_lost_total{where=\"ring\"} 80",
 	        "meshgate_metrics_http_connections_cut_total{reason=\"refused\"} 34",
 	};
 	for (size_t i = 0; i < MG_ARRAY_SIZE(lines); i++) {
@@ -368,8 +390,8 @@ test_render_structure(void)
 		}
 	}
 	/* 30 drop reasons, 2 ports, 1 kvstore cluster, 2 workers, 2 identity clusters, 4 cut reasons. */
-	CU_ASSERT_EQUAL(families, 47);
-	CU_ASSERT_EQUAL(samples, 77 + MG_DROP__MAX - 1);
+	CU_ASSERT_EQUAL(families, 54);
+	CU_ASSERT_EQUAL(samples, 90 + MG_DROP__MAX - 1);
 	free(t);
 	free(s);
 }
