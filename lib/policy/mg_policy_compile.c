@@ -1482,7 +1482,22 @@ make_np(struct builder *b, unsigned dir, const struct mg_identity *ident)
 	for (i = 1, o = 0; i < n; i++)
 		if (out[i] != out[o])
 			out[++o] = out[i];
-	return o + 1;
+	n = o + 1;
+	/*
+	 * A name the identity's endpoints give two port numbers (for one
+	 * protocol) resolves to neither, as Cilium's named-port lookup refuses
+	 * duplicates: the sorted words of one (name, protocol) are adjacent.
+	 */
+	for (i = 0, o = 0; i < n;) {
+		size_t j = i + 1;
+
+		while (j < n && out[j] >> 16 == out[i] >> 16)
+			j++;
+		if (j == i + 1)
+			out[o++] = out[i];
+		i = j;
+	}
+	return o;
 }
 
 static int

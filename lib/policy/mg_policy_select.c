@@ -322,6 +322,20 @@ pol_named_port_match(const struct port_range *r, const struct mg_named_port *np)
 	return pi >= 0 && (r->protos & (1u << pi)) && strcmp(r->name, np->name) == 0;
 }
 
+/* Does @p id give the name and protocol of its named port @p k another number too? */
+static bool
+named_port_ambiguous(const struct mg_identity *id, size_t k)
+{
+	const struct mg_named_port *np = &id->named_ports[k];
+
+	for (size_t i = 0; i < id->n_named_ports; i++)
+		if (i != k && id->named_ports[i].proto == np->proto &&
+		    id->named_ports[i].port != np->port &&
+		    strcmp(id->named_ports[i].name, np->name) == 0)
+			return true;
+	return false;
+}
+
 bool
 pol_entry_l4_match(const struct entry *e, uint8_t proto, uint16_t port,
                    const struct mg_identity *dst)
@@ -344,11 +358,14 @@ pol_entry_l4_match(const struct entry *e, uint8_t proto, uint16_t port,
 				return true;
 			continue;
 		}
-		/* a named port: the destination's port of that name and protocol */
+		/* a named port: the destination's port of that name and protocol,
+		 * when it has exactly one (two numbers for one name resolve to
+		 * neither, as in Cilium) */
 		for (j = 0; dst != NULL && j < dst->n_named_ports; j++)
 			if (dst->named_ports[j].port == port &&
 			    dst->named_ports[j].proto == proto &&
-			    pol_named_port_match(r, &dst->named_ports[j]))
+			    pol_named_port_match(r, &dst->named_ports[j]) &&
+			    !named_port_ambiguous(dst, j))
 				return true;
 	}
 	return false;

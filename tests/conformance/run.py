@@ -155,7 +155,9 @@ def materialise(case, tmp):
     for p in case.get("pods") or []:
         if "id" not in p:
             raise CaseError("pod without id: %r" % p)
-        idents.append((int(p["id"]), pod_labels(p, cluster)))
+        # Two pods of one identity (same id, same labels): one CiliumIdentity.
+        if (int(p["id"]), pod_labels(p, cluster)) not in idents:
+            idents.append((int(p["id"]), pod_labels(p, cluster)))
         if p.get("name"):
             pods[p["name"]] = p
         ips = p.get("ips") or []

@@ -2283,8 +2283,10 @@ test_named_ports(void)
 	CU_ASSERT_EQUAL(verdict(&f, C_WEB, A_DB, TCP, 8080), ALLOW);
 	CU_ASSERT_EQUAL(verdict(&f, C_WEB, A_DB, TCP, 80), DENY_I);
 	CU_ASSERT_EQUAL(verdict(&f, C_WEB, A_DB, UDP, 8080), DENY_I);
-	CU_ASSERT_EQUAL(verdict(&f, C_WEB, B_DB, TCP, 80), ALLOW);
-	CU_ASSERT_EQUAL(verdict(&f, C_WEB, B_DB, TCP, 8085), ALLOW);
+	/* B_DB's endpoints call two ports http: the name resolves to neither (Cilium's
+	 * ErrDuplicateNamedPorts) */
+	CU_ASSERT_EQUAL(verdict(&f, C_WEB, B_DB, TCP, 80), DENY_I);
+	CU_ASSERT_EQUAL(verdict(&f, C_WEB, B_DB, TCP, 8085), DENY_I);
 	CU_ASSERT_EQUAL(verdict(&f, C_WEB, B_DB, TCP, 8080), DENY_I);
 	/* a subject without that name: the entry allows it nothing */
 	CU_ASSERT_EQUAL(verdict(&f, C_WEB, A_API, TCP, 80), DENY_I);
@@ -2336,6 +2338,40 @@ test_named_ports_deny_and_update(void)
 	mg_policy_free(f.pol);
 	f.pol = p2;
 	CU_ASSERT_EQUAL(verdict(&f, A_DB, C_WEB, TCP, 9091), DENY_I);
+	fx_fini(&f);
+}
+
+/*
+ * A name an identity's endpoints give two numbers (for one protocol)
+ * resolves to neither, in the compiled verdict and in the trace alike, as
+ * Cilium's named-port lookup refuses duplicates: an allow opens nothing,
+ * a deny closes nothing. Another protocol's entry of the name stays.
+ */
+static void
+test_named_ports_ambiguous(void)
+{
+	struct fx f;
+
+	fx_init(&f);
+	CU_ASSERT_EQUAL(mg_identity_table_add_named_port(f.ids, C_WEB, "www", TCP, 80), 0);
+	CU_ASSERT_EQUAL(mg_identity_table_add_named_port(f.ids, C_WEB, "www", TCP, 8080), 0);
+	CU_ASSERT_EQUAL(mg_identity_table_add_named_port(f.ids, C_WEB, "www", UDP, 8443), 0);
+	CU_ASSERT_EQUAL_FATAL(
+	        load(&f, HDR_CCNP("www-in") "spec:\n  endpointSelector: {matchLabels: {app: web}}\n"
+	                                    "  ingress:\n  - toPorts: [{ports: [{port: www, "
+	                                    "protocol: ANY}]}]\n"),
+	        1);
+	CU_ASSERT_EQUAL(verdict(&f, A_DB, C_WEB, TCP, 80), DENY_I);
+	CU_ASSERT_EQUAL(verdict(&f, A_DB, C_WEB, TCP, 8080), DENY_I);
+	CU_ASSERT_EQUAL(verdict(&f, A_DB, C_WEB, UDP, 8443), ALLOW);
+	{
+		struct mg_policy_trace t;
+
+		mg_policy_trace(f.set, f.ids, &f.params, A_DB, C_WEB, TCP, 80, &t);
+		CU_ASSERT(!t.ingress.allowed);
+		mg_policy_trace(f.set, f.ids, &f.params, A_DB, C_WEB, UDP, 8443, &t);
+		CU_ASSERT(t.ingress.allowed);
+	}
 	fx_fini(&f);
 }
 
@@ -3595,6 +3631,7 @@ static CU_TestInfo tests[] = {
         {"cidr_sync_fresh_tables", test_cidr_sync_fresh_tables},
         {"named_ports", test_named_ports},
         {"named_ports_deny_and_update", test_named_ports_deny_and_update},
+        {"named_ports_ambiguous", test_named_ports_ambiguous},
         {"icmp_rules", test_icmp_rules},
         {"icmp_type_names", test_icmp_type_names},
         {"check_path", test_check_path},
