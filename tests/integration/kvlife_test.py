@@ -190,6 +190,10 @@ def main():
             return 1
         result("remote_entry", ip_identity(ctl, sock, "10.2.0.1") == (131172, "cluster-b"),
                ip_identity(ctl, sock, "10.2.0.1"))
+        # No IPv6 entry at all: an empty listing (the sanitized daemon
+        # once reported qsort on a NULL array here).
+        v6 = ctl_json(ctl, sock, "ip", "list", "--family", "ipv6")
+        result("ip_list_empty", v6.get("total") == 0 and v6.get("entries") == [], v6)
         ips = ctl_json(ctl, sock, "ip", "list")
         result("unconfigured_cluster_apart", ip_identity(ctl, sock, "10.3.0.1")[0] == 9
                and ips.get("total") == 2 and ctl_json(ctl, sock, "identity", "get",
