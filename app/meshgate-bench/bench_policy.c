@@ -44,20 +44,11 @@
 #include <unistd.h>
 
 #include "bench_policy.h"
+#include "bench_policy_priv.h"
 #include "mg_identity.h"
 #include "mg_ipcache.h"
 #include "mg_pkt.h"
 #include "mg_policy.h"
-
-#define N_CLUSTERS 2
-#define APPS 20     /* apps per namespace */
-#define VERSIONS 10 /* identities per app */
-#define N_SPECIAL 2 /* per cluster: kube-dns, prometheus */
-#define SPECIAL_DNS 0
-#define SPECIAL_PROM 1
-/* Local parts 256..65535 of a cluster in 255-cluster mode. */
-#define MAX_PER_CLUSTER (65536u - MG_ID_MIN_CLUSTER_LOCAL - N_SPECIAL)
-#define BURST 32
 
 static const char *const cluster_name[N_CLUSTERS] = {"cluster-a", "cluster-b"};
 static const char *const tier_name[3] = {"frontend", "backend", "db"};
@@ -68,9 +59,8 @@ static const char *const tier_name[3] = {"frontend", "backend", "db"};
  * same verdict, which is what lets the ACL expansion ask one port per
  * interval. Keep in step with policy_yaml().
  */
-static const uint16_t port_starts[] = {0,    53,   54,   80,   90,   5432, 5433,
-                                       8080, 8081, 8443, 8444, 9090, 9091};
-#define N_INTERVALS (sizeof(port_starts) / sizeof(port_starts[0]))
+const uint16_t bp_port_starts[] = {0,    53,   54,   80,   90,   5432, 5433,
+                                   8080, 8081, 8443, 8444, 9090, 9091};
 
 static uint64_t rng_state = 0x2545f4914f6cdd1dull;
 
@@ -95,15 +85,15 @@ tsc_measure(void)
 	tsc_hz = (rte_rdtsc() - t0) * 1000000000ull / (n1 - n0);
 }
 
-static double
-secs_since(uint64_t ns0)
+double
+bp_secs_since(uint64_t ns0)
 {
 	return (double)(mg_time_ns() - ns0) / 1e9;
 }
 
 /* @p secs as "1.23 s" or "4.5 ms" into @p buf. */
-static const char *
-fmt_secs(char *buf, size_t size, double secs)
+const char *
+bp_fmt_secs(char *buf, size_t size, double secs)
 {
 	if (secs >= 1)
 		snprintf(buf, size, "%.2f s", secs);
@@ -175,13 +165,6 @@ sb_printf(struct sbuf *b, const char *fmt, ...)
 
 /* ---- identities ---- */
 
-/* The identities of one instance: pods[c] pod identities in cluster c. */
-struct world {
-	unsigned pods[N_CLUSTERS];
-	unsigned added[N_CLUSTERS]; /* identities added after the start (rollouts) */
-	struct mg_identity_table *ids;
-};
-
 static uint32_t
 local_id(unsigned c, unsigned local)
 {
@@ -201,8 +184,8 @@ pod_id(unsigned c, unsigned p)
 }
 
 /* One IPv4 address per identity, scattered over 10.<c+1>.0.0/16 as pod IPs are. */
-static uint32_t
-addr_of(uint32_t id)
+uint32_t
+bp_addr_of(uint32_t id)
 {
 	uint32_t c = id >> 16, local = (id & 0xffff) - MG_ID_MIN_CLUSTER_LOCAL;
 
@@ -247,16 +230,16 @@ put_pod(struct world *w, unsigned c, unsigned local, unsigned group, const char 
 	                    version);
 }
 
-static void
-world_free(struct world *w)
+void
+bp_world_free(struct world *w)
 {
 	mg_identity_table_free(w->ids);
 	memset(w, 0, sizeof(*w));
 }
 
 /* @p n pod identities split over the clusters, plus the specials. */
-static int
-world_build(struct world *w, unsigned n)
+int
+bp_world_build(struct world *w, unsigned n)
 {
 	unsigned c, p;
 	int rc = 0;
@@ -282,7 +265,7 @@ world_build(struct world *w, unsigned n)
 		}
 	}
 	if (rc != 0)
-		world_free(w);
+		bp_world_free(w);
 	return rc;
 }
 
@@ -357,8 +340,8 @@ policy_yaml(struct sbuf *b, unsigned group)
  * A set of @p n CNPs, one per app, spread over the clusters; in each
  * cluster they cover the apps in order. Returns the load time in *secs.
  */
-static struct mg_policy_set *
-policies_load(unsigned n, double *secs, size_t *yaml_bytes, struct mg_error *err)
+struct mg_policy_set *
+bp_policies_load(unsigned n, double *secs, size_t *yaml_bytes, struct mg_error *err)
 {
 	struct mg_policy_set *s = mg_policy_set_create();
 	struct sbuf b = {0};
@@ -384,7 +367,7 @@ policies_load(unsigned n, double *secs, size_t *yaml_bytes, struct mg_error *err
 		snprintf(name, sizeof(name), "bench-%s.yaml", cluster_name[c]);
 		t0 = mg_time_ns();
 		rc = mg_policy_set_load_buf(s, cluster_name[c], name, b.p, b.n, err);
-		total += secs_since(t0);
+		total += bp_secs_since(t0);
 		if (rc < 0)
 			goto err;
 		*yaml_bytes += b.n;
@@ -401,30 +384,18 @@ err:
 static const struct mg_policy_params params = {
         .enforcement = MG_ENFORCE_DEFAULT, .default_local_cluster = true, .revision = 1};
 
-struct compiled {
-	struct mg_policy *pol;
-	double secs;
-};
-
-static int
-compile_timed(const struct mg_policy_set *s, const struct mg_identity_table *ids,
-              struct compiled *out, struct mg_error *err)
+int
+bp_compile_timed(const struct mg_policy_set *s, const struct mg_identity_table *ids,
+                 struct compiled *out, struct mg_error *err)
 {
 	uint64_t t0 = mg_time_ns();
 
 	out->pol = mg_policy_compile(s, ids, &params, err);
-	out->secs = secs_since(t0);
+	out->secs = bp_secs_since(t0);
 	return out->pol != NULL ? 0 : -errno;
 }
 
 /* ---- flows ---- */
-
-struct flow {
-	uint32_t src, dst; /* identities */
-	uint8_t saddr[4], daddr[4];
-	uint16_t sport, dport;
-	uint8_t proto;
-};
 
 /*
  * Flows towards random pods: half from the app the destination's policy
@@ -432,8 +403,8 @@ struct flow {
  * prometheus or anywhere; ports those policies name and random ones. DNS
  * flows go to kube-dns.
  */
-static struct flow *
-flows_build(const struct world *w, unsigned n)
+struct flow *
+bp_flows_build(const struct world *w, unsigned n)
 {
 	static const struct {
 		uint8_t proto;
@@ -475,8 +446,8 @@ flows_build(const struct world *w, unsigned n)
 		if (ports[pi].proto == MG_IPPROTO_UDP)
 			f[i].dst = special_id(c, SPECIAL_DNS);
 		f[i].sport = (uint16_t)(32768 + rng() % 28000);
-		sa = __builtin_bswap32(addr_of(f[i].src));
-		da = __builtin_bswap32(addr_of(f[i].dst));
+		sa = __builtin_bswap32(bp_addr_of(f[i].src));
+		da = __builtin_bswap32(bp_addr_of(f[i].dst));
 		memcpy(f[i].saddr, &sa, 4);
 		memcpy(f[i].daddr, &da, 4);
 	}
@@ -502,12 +473,11 @@ verdict_pass(const struct mg_policy *pol, const struct flow *f, unsigned n)
  * preempts spoils one block, not the figure. The blocks still run in
  * order, so the caches hold what a continuous pass leaves in them.
  */
-#define CHUNK 1024
 
 /* Best of @p rounds passes (after one warm-up pass), in cycles per verdict. */
-static double
-verdict_cycles(const struct mg_policy *pol, const struct flow *f, unsigned n, unsigned rounds,
-               unsigned *allowed)
+double
+bp_verdict_cycles(const struct mg_policy *pol, const struct flow *f, unsigned n, unsigned rounds,
+                  unsigned *allowed)
 {
 	unsigned r, c, nc = (n + CHUNK - 1) / CHUNK;
 	uint64_t t0, sum = 0, *best = malloc(nc * sizeof(*best));
@@ -555,11 +525,11 @@ pipeline_pass(const struct mg_ipcache_view *v, const struct mg_policy *pol, cons
 	return allowed;
 }
 
-static double
-pipeline_cycles(const struct mg_ipcache_view *v, const struct mg_policy *pol, const struct flow *f,
-                unsigned n, unsigned rounds, unsigned *wrong)
+double
+bp_pipeline_cycles(const struct mg_ipcache_view *v, const struct mg_policy *pol,
+                   const struct flow *f, unsigned n, unsigned rounds, unsigned *wrong)
 {
-	const uint8_t **sp = malloc(n * sizeof(*sp)), **dp = malloc(n * sizeof(*dp));
+	const uint8_t **sp = calloc(n, sizeof(*sp)), **dp = calloc(n, sizeof(*dp));
 	unsigned r, i, c, nc = (n + CHUNK - 1) / CHUNK;
 	uint64_t t0, sum = 0, *best = malloc(nc * sizeof(*best));
 
@@ -596,20 +566,6 @@ pipeline_cycles(const struct mg_ipcache_view *v, const struct mg_policy *pol, co
 	return (double)sum / (n - n % BURST);
 }
 
-/* ---- options ---- */
-
-struct opts {
-	unsigned identities;
-	unsigned policies[3];
-	unsigned flows;
-	unsigned rounds;
-	unsigned adds;
-	unsigned acl_identities[4]; /* sizes of the ACL comparison, 0-terminated */
-	unsigned acl_iter;
-	const char *test_acl;
-	const char *keep_dir; /* write the ACL files here and keep them */
-};
-
 /* ---- compile, verdict ---- */
 
 /*
@@ -627,7 +583,7 @@ compile_and_verdict(const struct opts *o, const struct mg_policy_set *s, const s
 	struct compiled cp;
 	char t[32];
 
-	if (compile_timed(s, w->ids, &cp, &err) != 0) {
+	if (bp_compile_timed(s, w->ids, &cp, &err) != 0) {
 		printf("compile   %5zu rules over %6zu identities: FAILED after %.1f s: %s\n",
 		       mg_policy_set_rules(s), mg_identity_table_count(w->ids), cp.secs, err.msg);
 		fflush(stdout);
@@ -635,9 +591,9 @@ compile_and_verdict(const struct opts *o, const struct mg_policy_set *s, const s
 	}
 	printf("compile   %5zu rules over %6zu identities: %9s, policy %8zu KiB\n",
 	       mg_policy_set_rules(s), mg_identity_table_count(w->ids),
-	       fmt_secs(t, sizeof(t), cp.secs), mg_policy_memory(cp.pol) / 1024);
+	       bp_fmt_secs(t, sizeof(t), cp.secs), mg_policy_memory(cp.pol) / 1024);
 	fflush(stdout);
-	*cycles = verdict_cycles(cp.pol, flows, o->flows, o->rounds, allowed);
+	*cycles = bp_verdict_cycles(cp.pol, flows, o->flows, o->rounds, allowed);
 	if (keep != NULL)
 		*keep = cp;
 	else
@@ -666,7 +622,7 @@ bench_compile_and_verdict(const struct opts *o, struct world *w, struct mg_polic
 		nsizes++;
 	sizes[nsizes++] = o->identities;
 	for (i = 0; i < 3; i++) {
-		sets[i] = policies_load(o->policies[i], &load[i], &yaml[i], &err);
+		sets[i] = bp_policies_load(o->policies[i], &load[i], &yaml[i], &err);
 		if (sets[i] == NULL) {
 			fprintf(stderr, "policy: load: %s\n", err.msg);
 			rc = -EINVAL;
@@ -680,13 +636,13 @@ bench_compile_and_verdict(const struct opts *o, struct world *w, struct mg_polic
 		struct flow *flows;
 
 		if (sizes[z] != o->identities) {
-			rc = world_build(&small, sizes[z]);
+			rc = bp_world_build(&small, sizes[z]);
 			if (rc != 0)
 				break;
 			x = &small;
 		}
 		nids[z] = mg_identity_table_count(x->ids);
-		flows = flows_build(x, o->flows);
+		flows = bp_flows_build(x, o->flows);
 		for (i = 0; i < 3 && flows != NULL; i++) {
 			struct compiled cp;
 
@@ -704,7 +660,7 @@ bench_compile_and_verdict(const struct opts *o, struct world *w, struct mg_polic
 			rc = -ENOMEM;
 		free(flows);
 		if (x != w)
-			world_free(&small);
+			bp_world_free(&small);
 	}
 	if (rc != 0)
 		goto out;
@@ -750,7 +706,7 @@ static unsigned
 incremental_check(const struct world *w, const struct mg_policy *a, const struct mg_policy *b,
                   const uint32_t *added, unsigned nadded, unsigned *checked)
 {
-	struct flow *f = flows_build(w, 65536);
+	struct flow *f = bp_flows_build(w, 65536);
 	unsigned i, wrong = 0;
 
 	*checked = 0;
@@ -819,384 +775,21 @@ bench_incremental(const struct opts *o, struct world *w, const struct mg_policy_
 	       "p99 %.0f us, max %.0f us per update (policy now %zu KiB)\n",
 	       mg_policy_set_rules(s), done, n0, us[done / 2], us[(done * 99) / 100], us[done - 1],
 	       mg_policy_memory(pol) / 1024);
-	if (compile_timed(s, w->ids, &full, &err) != 0) {
+	if (bp_compile_timed(s, w->ids, &full, &err) != 0) {
 		printf("incremental  full compile FAILED: %s\n", err.msg);
 		goto out;
 	}
 	wrong = incremental_check(w, pol, full.pol, added, done, &checked);
 	printf("incremental  vs one full compile over %zu: %s (the first compile: %s); "
 	       "verdicts differ on %u of %u flows touching the new identities\n",
-	       mg_identity_table_count(w->ids), fmt_secs(t[0], sizeof(t[0]), full.secs),
-	       fmt_secs(t[1], sizeof(t[1]), full_secs), wrong, checked);
+	       mg_identity_table_count(w->ids), bp_fmt_secs(t[0], sizeof(t[0]), full.secs),
+	       bp_fmt_secs(t[1], sizeof(t[1]), full_secs), wrong, checked);
 	mg_policy_free(full.pol);
 out:
 	fflush(stdout);
 	mg_policy_free(pol);
 	free(us);
 	free(added);
-	return rc;
-}
-
-/* ---- dpdk-test-acl ---- */
-
-/*
- * Expand the compiled policy to 5-tuple rules: for every ordered pair of
- * identities and each of TCP and UDP, ask the verdict once per elementary
- * port interval, merge adjacent allowed intervals, and emit one rule per
- * (source address, destination address, port range, protocol); a pair
- * allowed on every port of both protocols becomes one any-protocol rule. A
- * final catch-all rule is the default deny. Returns the allow rules.
- */
-static long
-acl_rules_write(FILE *out, const struct mg_policy *pol, const uint32_t *idv, unsigned n,
-                unsigned *any_rules)
-{
-	static const uint8_t protos[2] = {MG_IPPROTO_TCP, MG_IPPROTO_UDP};
-	long rules = 0;
-	unsigned a, b, pi, e;
-
-	*any_rules = 0;
-	for (a = 0; a < n; a++) {
-		uint32_t sa = addr_of(idv[a]);
-
-		for (b = 0; b < n; b++) {
-			uint32_t da = addr_of(idv[b]);
-			bool ok[2][N_INTERVALS], all = true;
-			char s[20], d[20];
-
-			for (pi = 0; pi < 2; pi++)
-				for (e = 0; e < N_INTERVALS; e++) {
-					ok[pi][e] = mg_policy_verdict(pol, idv[a], idv[b],
-					                              protos[pi], port_starts[e]) ==
-					            MG_VERDICT_ALLOW;
-					all = all && ok[pi][e];
-				}
-			snprintf(s, sizeof(s), "%u.%u.%u.%u", sa >> 24, (sa >> 16) & 255,
-			         (sa >> 8) & 255, sa & 255);
-			snprintf(d, sizeof(d), "%u.%u.%u.%u", da >> 24, (da >> 16) & 255,
-			         (da >> 8) & 255, da & 255);
-			if (all) {
-				fprintf(out, "@%s/32 %s/32 0 : 65535 0 : 65535 0x00/0x00\n", s, d);
-				rules++;
-				(*any_rules)++;
-				continue;
-			}
-			for (pi = 0; pi < 2; pi++)
-				for (e = 0; e < N_INTERVALS; e++) {
-					unsigned last = e;
-
-					if (!ok[pi][e])
-						continue;
-					while (last + 1 < N_INTERVALS && ok[pi][last + 1])
-						last++;
-					fprintf(out, "@%s/32 %s/32 0 : 65535 %u : %u %u/0xff\n", s,
-					        d, port_starts[e],
-					        last + 1 < N_INTERVALS ? port_starts[last + 1] - 1u
-					                               : 65535u,
-					        protos[pi]);
-					rules++;
-					e = last;
-				}
-		}
-	}
-	fprintf(out, "@0.0.0.0/0 0.0.0.0/0 0 : 65535 0 : 65535 0x00/0x00\n");
-	return ferror(out) ? -EIO : rules;
-}
-
-struct acl_result {
-	bool ran;           /* the program started and printed its summary */
-	int build_rc;       /* rte_acl_build's return */
-	double wall;        /* seconds, whole process */
-	double cycles;      /* classify cycles per packet */
-	size_t runtime_mem; /* bytes of the runtime structures */
-	size_t build_mem;   /* bytes the build phase consumed */
-	int alg;
-	unsigned tries;
-	char why[256]; /* last error line */
-};
-
-static const char *
-acl_alg_name(int alg)
-{
-	/* enum rte_acl_classify_alg of DPDK 22.11 */
-	static const char *const names[] = {"default", "scalar",  "sse",       "avx2",
-	                                    "neon",    "altivec", "avx512x16", "avx512x32"};
-
-	return alg >= 0 && alg < (int)(sizeof(names) / sizeof(names[0])) ? names[alg] : "?";
-}
-
-/*
- * One run of dpdk-test-acl. With @p results, every classify result is
- * stored there (verbose level 2, one iteration).
- */
-static void
-acl_run(const struct opts *o, const char *rules, unsigned nrules, const char *trace,
-        unsigned ntrace, unsigned iter, uint32_t *results, struct acl_result *r)
-{
-	char cmd[2048], line[512];
-	uint64_t t0;
-	FILE *p;
-
-	memset(r, 0, sizeof(*r));
-	r->build_rc = -1;
-	r->alg = -1;
-	snprintf(cmd, sizeof(cmd),
-	         "%s --no-huge -m 4096 --no-pci -l 0 --file-prefix mgbench-acl "
-	         "--log-level=lib.eal:error --log-level=lib.acl:debug -- --rulesf=%s "
-	         "--rulenum=%u%s%s --tracenum=%u --iter=%u --verbose=%u 2>&1 </dev/null",
-	         o->test_acl, rules, nrules + 1, trace ? " --tracef=" : "", trace ? trace : "",
-	         ntrace ? ntrace : 1, iter, results ? 2 : 0);
-	t0 = mg_time_ns();
-	p = popen(cmd, "r");
-	if (p == NULL) {
-		snprintf(r->why, sizeof(r->why), "popen: %s", strerror(errno));
-		return;
-	}
-	while (fgets(line, sizeof(line), p) != NULL) {
-		unsigned u, v, res;
-		unsigned long long x;
-		char *s;
-
-		if (results != NULL &&
-		    sscanf(line, "ipv4_5tuple: %u, category: %u, result: %u", &u, &v, &res) == 3) {
-			if (u >= 1 && u <= ntrace && v == 0)
-				results[u - 1] = res;
-			continue;
-		}
-		if (sscanf(line, "rte_acl_build(%u) finished with %d", &u, &r->build_rc) == 2)
-			continue;
-		if (sscanf(line, " alg=%d", &r->alg) == 1 ||
-		    sscanf(line, " num_tries=%u", &r->tries) == 1)
-			continue;
-		if (sscanf(line, "total: %llu bytes", &x) == 1) {
-			r->runtime_mem = (size_t)x;
-			continue;
-		}
-		if (sscanf(line, "memory consumed: %llu", &x) == 1) {
-			r->build_mem = (size_t)x;
-			continue;
-		}
-		s = strstr(line, " cycles/pkt");
-		if (strncmp(line, "search_ip5tuples ", 17) == 0 && s != NULL) {
-			while (s > line && s[-1] != ' ')
-				s--;
-			r->cycles = strtod(s, NULL);
-			r->ran = true;
-			continue;
-		}
-		if (strstr(line, "rror") != NULL || strstr(line, "ause:") != NULL ||
-		    strstr(line, "ailed") != NULL || strstr(line, "not found") != NULL) {
-			line[strcspn(line, "\n")] = '\0';
-			snprintf(r->why, sizeof(r->why), "%.200s", line);
-		}
-	}
-	{
-		int st = pclose(p);
-
-		if (st != 0 && r->why[0] == '\0')
-			snprintf(r->why, sizeof(r->why), "exit status %d", st);
-	}
-	r->wall = secs_since(t0);
-}
-
-static int
-collect_id(const struct mg_identity *e, void *arg)
-{
-	uint32_t **v = arg;
-
-	if (!mg_identity_is_reserved(e->id))
-		*(*v)++ = e->id;
-	return 0;
-}
-
-static int
-bench_acl(const struct opts *o, unsigned acl_identities)
-{
-	char dir[] = "/tmp/mgbench-acl.XXXXXX", rules[300], trace[300];
-	const char *d = o->keep_dir;
-	char t[2][32];
-	struct mg_ipcache_params ip = {.split_world = true};
-	struct mg_error err = {{0}};
-	struct mg_ipcache *ipc = NULL;
-	struct mg_policy_set *s = NULL;
-	struct acl_result base, build, run, check;
-	struct compiled cp = {0};
-	struct world w;
-	struct flow *flows = NULL;
-	uint32_t *idv = NULL, *res = NULL, *cur;
-	unsigned n, i, any, agree = 0, wrong_ids = 0, allowed;
-	size_t yaml;
-	double load, ours, ours_ipc, ours_best_build;
-	long nrules;
-	FILE *f;
-	int rc;
-
-	if (d == NULL) {
-		if (mkdtemp(dir) == NULL)
-			return -errno;
-		d = dir;
-	} else {
-		mkdir(d, 0755);
-	}
-	snprintf(rules, sizeof(rules), "%s/policy-%u.rules", d, acl_identities);
-	snprintf(trace, sizeof(trace), "%s/flows-%u.trace", d, acl_identities);
-	rc = world_build(&w, acl_identities);
-	if (rc != 0)
-		goto out_dir;
-	s = policies_load((acl_identities + VERSIONS - 1) / VERSIONS, &load, &yaml, &err);
-	if (s == NULL || compile_timed(s, w.ids, &cp, &err) != 0) {
-		printf("acl       policy: %s\n", err.msg);
-		rc = -EINVAL;
-		goto out;
-	}
-	n = (unsigned)mg_identity_table_count(w.ids);
-	idv = calloc(n, sizeof(*idv));
-	flows = flows_build(&w, o->flows);
-	res = calloc(o->flows, sizeof(*res));
-	ip.entries_hint = n;
-	ipc = mg_ipcache_create(&ip);
-	if (idv == NULL || flows == NULL || res == NULL || ipc == NULL) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	cur = idv;
-	mg_identity_table_walk(w.ids, collect_id, &cur);
-	n = (unsigned)(cur - idv);
-	for (i = 0; i < n; i++) {
-		struct mg_ipcache_entry e = {.family = MG_AF_INET, .plen = 32};
-		uint32_t be = __builtin_bswap32(addr_of(idv[i]));
-
-		memcpy(e.addr, &be, 4);
-		e.identity = idv[i];
-		e.cluster_id = idv[i] >> 16;
-		rc = mg_ipcache_put(ipc, &e);
-		if (rc < 0)
-			goto out;
-	}
-	rc = mg_ipcache_commit(ipc);
-	if (rc < 0)
-		goto out;
-
-	f = fopen(rules, "w");
-	if (f == NULL) {
-		rc = -errno;
-		goto out;
-	}
-	nrules = acl_rules_write(f, cp.pol, idv, n, &any);
-	if (fclose(f) != 0 || nrules < 0) {
-		rc = -EIO;
-		goto out;
-	}
-	f = fopen(trace, "w");
-	if (f == NULL) {
-		rc = -errno;
-		goto out;
-	}
-	for (i = 0; i < o->flows; i++)
-		fprintf(f, "%u %u %u %u %u\n", addr_of(flows[i].src), addr_of(flows[i].dst),
-		        flows[i].sport, flows[i].dport, flows[i].proto);
-	if (fclose(f) != 0) {
-		rc = -EIO;
-		goto out;
-	}
-	printf("\nacl       the same kind of policy, smaller: %zu rules over %u identities (one "
-	       "IPv4 address each), expanded to %ld allow rules + 1 default deny (%u pairs open "
-	       "on every port: one any-protocol rule each; the rest one rule per address "
-	       "pair, protocol and port range)\n",
-	       mg_policy_set_rules(s), n, nrules, any);
-	ours = verdict_cycles(cp.pol, flows, o->flows, o->rounds, &allowed);
-	ours_ipc = pipeline_cycles(mg_ipcache_reader(ipc), cp.pol, flows, o->flows, o->rounds,
-	                           &wrong_ids);
-	/* our compile, best of three, to set against the ACL build */
-	ours_best_build = cp.secs;
-	for (i = 0; i < 2; i++) {
-		struct compiled again;
-
-		if (compile_timed(s, w.ids, &again, &err) == 0) {
-			if (again.secs < ours_best_build)
-				ours_best_build = again.secs;
-			mg_policy_free(again.pol);
-		}
-	}
-	printf("meshgate  compile %s (best of 3; YAML load %s), policy %zu KiB\n",
-	       fmt_secs(t[0], sizeof(t[0]), ours_best_build), fmt_secs(t[1], sizeof(t[1]), load),
-	       mg_policy_memory(cp.pol) / 1024);
-	printf("meshgate  verdict only %.1f cycles/packet, ipcache + verdict %.1f cycles/packet  "
-	       "(ipcache bulk lookups by bursts of %u; blocks of %u flows, best of %u rounds "
-	       "each; allowed %.0f%%)\n",
-	       ours, ours_ipc, BURST, CHUNK, o->rounds, 100.0 * allowed / o->flows);
-	fflush(stdout);
-
-	/* the start-up cost of the program: one rule, no trace */
-	{
-		char one[320];
-		FILE *g;
-
-		snprintf(one, sizeof(one), "%s/one.rules", d);
-		g = fopen(one, "w");
-		if (g == NULL) {
-			rc = -errno;
-			goto out;
-		}
-		fprintf(g, "@0.0.0.0/0 0.0.0.0/0 0 : 65535 0 : 65535 0x00/0x00\n");
-		fclose(g);
-		acl_run(o, one, 1, NULL, 0, 1, NULL, &base);
-		if (o->keep_dir == NULL)
-			unlink(one);
-	}
-	if (!base.ran) {
-		printf("acl       dpdk-test-acl (%s) did not run: %s\n", o->test_acl,
-		       base.why[0] ? base.why : "no summary line in its output");
-		goto done;
-	}
-	acl_run(o, rules, (unsigned)nrules, NULL, 0, 1, NULL, &build);
-	if (!build.ran || build.build_rc != 0) {
-		printf("acl       dpdk-test-acl could not build the %ld rules (rte_acl_build %d): "
-		       "%s\n",
-		       nrules + 1, build.build_rc, build.why);
-		goto done;
-	}
-	acl_run(o, rules, (unsigned)nrules, trace, o->flows, o->acl_iter, NULL, &run);
-	acl_run(o, rules, (unsigned)nrules, trace, o->flows, 1, res, &check);
-	if (check.ran)
-		for (i = 0; i < o->flows; i++) {
-			bool acl_allows = res[i] < (uint32_t)nrules;
-			bool we_allow = mg_policy_verdict(cp.pol, flows[i].src, flows[i].dst,
-			                                  flows[i].proto,
-			                                  flows[i].dport) == MG_VERDICT_ALLOW;
-
-			agree += acl_allows == we_allow;
-		}
-	printf("acl       dpdk-test-acl: build %s (process time %.2f s minus %.2f s for a "
-	       "one-rule run), runtime %zu KiB (build phase %zu MiB), %u trie(s), alg %s\n",
-	       fmt_secs(t[0], sizeof(t[0]), build.wall - base.wall), build.wall, base.wall,
-	       build.runtime_mem / 1024, build.build_mem >> 20, build.tries,
-	       acl_alg_name(build.alg));
-	printf("acl       dpdk-test-acl: classify %.1f cycles/packet  (%u flows, %u iterations, "
-	       "256 per call, mean)\n",
-	       run.cycles, o->flows, o->acl_iter);
-	printf("check     dpdk-test-acl and meshgate agree on %u of %u flows; ipcache gave the "
-	       "flow's identities for all but %u\n",
-	       agree, check.ran ? o->flows : 0, wrong_ids);
-done:
-	rc = 0;
-out:
-	if (rc != 0)
-		printf("acl       error: %s\n", err.msg[0] ? err.msg : strerror(-rc));
-	fflush(stdout);
-	mg_ipcache_free(ipc);
-	mg_policy_free(cp.pol);
-	mg_policy_set_free(s);
-	free(flows);
-	free(idv);
-	free(res);
-	world_free(&w);
-out_dir:
-	if (o->keep_dir == NULL) {
-		unlink(rules);
-		unlink(trace);
-		rmdir(dir);
-	}
 	return rc;
 }
 
@@ -1305,7 +898,7 @@ mg_bench_policy(int argc, char **argv)
 	}
 	o.flows -= o.flows % BURST;
 	tsc_measure();
-	rc = world_build(&w, o.identities);
+	rc = bp_world_build(&w, o.identities);
 	if (rc != 0) {
 		fprintf(stderr, "policy: identities: %s\n", strerror(-rc));
 		return 1;
@@ -1322,8 +915,8 @@ mg_bench_policy(int argc, char **argv)
 	else
 		mg_policy_free(kept.pol);
 	mg_policy_set_free(kept_set);
-	world_free(&w);
+	bp_world_free(&w);
 	for (i = 0; rc == 0 && o.acl_identities[i] >= N_CLUSTERS; i++)
-		rc = bench_acl(&o, o.acl_identities[i]);
+		rc = bp_bench_acl(&o, o.acl_identities[i]);
 	return rc == 0 ? 0 : 1;
 }
