@@ -10,6 +10,7 @@
  * an entry is live while now <= expires.
  */
 #include "mg_ct.h"
+#include "mg_hash.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +33,6 @@
 struct ct_table {
 	struct mg_ct_entry *slot;
 	uint64_t mask;   /* nslots - 1 */
-	unsigned shift;  /* 64 - log2(nslots): home = hash >> shift */
 	uint64_t count;  /* occupied slots, dead or alive */
 	uint64_t max;    /* most occupied slots allowed */
 	uint64_t cursor; /* next slot mg_ct_expire() examines */
@@ -77,25 +77,13 @@ ct_alloc(size_t *size)
 _Static_assert(sizeof(struct mg_ct_key) == 40, "key is five 64-bit words");
 _Static_assert(sizeof(struct mg_ct_entry) == 64, "entry is one cache line");
 
-/* 64x64 -> 128 multiply folded to 64 bits: every input bit reaches every
- * output bit, at the cost of one multiply instruction. */
-static inline uint64_t
-mum(uint64_t a, uint64_t b)
-{
-	__uint128_t r = (__uint128_t)a * b;
-
-	return (uint64_t)r ^ (uint64_t)(r >> 64);
-}
-
+/* The key's five words through the shared hash (mg_hash.h): it unrolls to
+ * three multiplies, and its low bits pick the slot. */
 static inline uint64_t
 ct_hash(const struct mg_ct_key *k)
 {
-	uint64_t w[5], h;
-
-	memcpy(w, k, sizeof(w));
-	h = mum(w[0] ^ 0xa0761d6478bd642fULL, w[1] ^ 0xe7037ed1a0b428dbULL);
-	h = mum(h ^ w[2], w[3] ^ 0x8ebc6af09c88c6e3ULL);
-	return mum(h ^ w[4], 0x589965cc75374cc3ULL);
+	_Static_assert(sizeof(*k) == 40, "the conntrack key is five words");
+	return mg_hash_words(k, sizeof(*k) / 8);
 }
 
 static inline bool
@@ -111,8 +99,7 @@ key_eq(const struct mg_ct_key *x, const struct mg_ct_key *y)
 static inline uint64_t
 home_of(const struct ct_table *t, uint64_t hash)
 {
-	/* the top bits: the best mixed ones of the fold */
-	return hash >> t->shift;
+	return mg_probe_home(hash, t->mask);
 }
 
 static inline bool
@@ -174,19 +161,13 @@ frag_key_make(const struct mg_flow_key *k, uint32_t ip_id, uint8_t zone, struct 
 static int
 tbl_init(struct ct_table *t, uint32_t max)
 {
-	uint64_t n = 2;
-	unsigned bits = 1;
+	uint64_t n = mg_probe_capacity(max, 2);
 
-	while (n < 2 * (uint64_t)max) {
-		n <<= 1;
-		bits++;
-	}
 	t->bytes = n * sizeof(struct mg_ct_entry);
 	t->slot = ct_alloc(&t->bytes);
 	if (t->slot == NULL)
 		return -ENOMEM;
 	t->mask = n - 1;
-	t->shift = 64 - bits;
 	t->max = max;
 	t->count = 0;
 	t->cursor = 0;
@@ -196,7 +177,7 @@ tbl_init(struct ct_table *t, uint32_t max)
 static inline struct mg_ct_entry *
 tbl_find_from(const struct ct_table *t, uint64_t i, const struct mg_ct_key *key, uint64_t now)
 {
-	for (;; i = (i + 1) & t->mask) {
+	for (;; i = mg_probe_next(i, t->mask)) {
 		struct mg_ct_entry *e = &t->slot[i];
 
 		if (e->state == 0)
@@ -222,7 +203,7 @@ tbl_claim(struct ct_table *t, const struct mg_ct_key *key, uint64_t now, bool *r
 	uint64_t i = home_of(t, ct_hash(key));
 
 	*replaced = false;
-	for (;; i = (i + 1) & t->mask) {
+	for (;; i = mg_probe_next(i, t->mask)) {
 		struct mg_ct_entry *e = &t->slot[i];
 
 		if (e->state == 0)
@@ -256,13 +237,10 @@ tbl_delete(struct ct_table *t, uint64_t i)
 	uint64_t j = i;
 
 	for (;;) {
-		j = (j + 1) & t->mask;
+		j = mg_probe_next(j, t->mask);
 		if (t->slot[j].state == 0)
 			break;
-		uint64_t h = home_of(t, ct_hash(&t->slot[j].key));
-
-		/* distance from home to j >= distance from hole to j: may move */
-		if (((j - h) & t->mask) >= ((j - i) & t->mask)) {
+		if (mg_probe_may_fill(home_of(t, ct_hash(&t->slot[j].key)), i, j, t->mask)) {
 			t->slot[i] = t->slot[j];
 			i = j;
 		}
@@ -289,7 +267,7 @@ tbl_expire(struct ct_table *t, uint64_t now, unsigned budget)
 			 * examine it again (it costs budget like any slot) */
 			continue;
 		}
-		i = (i + 1) & t->mask;
+		i = mg_probe_next(i, t->mask);
 	}
 	t->cursor = i;
 	return removed;

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "mg_identity.h"
+#include "mg_hash.h"
 
 /* ---- numeric layout ---- */
 
@@ -376,8 +377,8 @@ mg_labels_reserved(struct mg_labels *ls, uint32_t id)
 /* ---- the identity table ---- */
 
 /*
- * Open addressing with linear probing; id 0 (never a valid identity) marks
- * a free slot. Deletion shifts the following run back, so there are no
+ * Open addressing with linear probing (mg_hash.h); id 0 (never a valid
+ * identity) marks a free slot. Deletion shifts the following run back, so there are no
  * tombstones and lookups stay short however the table churns. Entries are
  * separate allocations so that a pointer returned by get survives the
  * table growing.
@@ -397,12 +398,9 @@ struct mg_identity_table {
 #define TABLE_MIN_CAP 64
 
 static size_t
-id_hash(uint32_t id, size_t cap)
+id_home(uint32_t id, size_t cap)
 {
-	/* Fibonacci hashing: the high bits of the product depend on every bit of the id. */
-	uint64_t h = (uint64_t)id * 0x9e3779b97f4a7c15ull;
-
-	return (size_t)(h >> 32) & (cap - 1);
+	return mg_probe_home(mg_hash_u64(id), cap - 1);
 }
 
 static struct id_slot *
@@ -410,7 +408,7 @@ table_find(const struct mg_identity_table *t, uint32_t id)
 {
 	size_t mask = t->cap - 1;
 
-	for (size_t i = id_hash(id, t->cap);; i = (i + 1) & mask) {
+	for (size_t i = id_home(id, t->cap);; i = mg_probe_next(i, mask)) {
 		if (t->slots[i].id == id)
 			return &t->slots[i];
 		if (t->slots[i].id == 0)
@@ -422,10 +420,10 @@ table_find(const struct mg_identity_table *t, uint32_t id)
 static void
 table_place(struct id_slot *slots, size_t cap, struct mg_identity *e)
 {
-	size_t i = id_hash(e->id, cap);
+	size_t i = id_home(e->id, cap);
 
 	while (slots[i].id != 0)
-		i = (i + 1) & (cap - 1);
+		i = mg_probe_next(i, cap - 1);
 	slots[i].id = e->id;
 	slots[i].e = e;
 }
@@ -618,15 +616,10 @@ mg_identity_table_del(struct mg_identity_table *t, uint32_t id)
 		return mg_errno_set(ENOENT);
 	identity_free(s->e);
 	t->count--;
-	/*
-	 * Backward-shift deletion: walk the run after the hole and move back
-	 * every entry whose home slot does not lie cyclically in (hole, i].
-	 */
+	/* backward-shift deletion: no tombstones */
 	hole = (size_t)(s - t->slots);
-	for (i = (hole + 1) & mask; t->slots[i].id != 0; i = (i + 1) & mask) {
-		size_t home = id_hash(t->slots[i].id, t->cap);
-
-		if (((i - home) & mask) >= ((i - hole) & mask)) {
+	for (i = mg_probe_next(hole, mask); t->slots[i].id != 0; i = mg_probe_next(i, mask)) {
+		if (mg_probe_may_fill(id_home(t->slots[i].id, t->cap), hole, i, mask)) {
 			t->slots[hole] = t->slots[i];
 			hole = i;
 		}
