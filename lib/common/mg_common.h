@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -74,6 +75,30 @@ void mg_error_prefix(struct mg_error *err, const char *prefix);
  * is unchanged).
  */
 int mg_grow(void *vp, size_t *cap, size_t n, size_t esz, size_t min);
+
+/** An address to listen on or connect to, split by mg_hostport_parse(). */
+struct mg_hostport {
+	char host[256]; /**< brackets removed; "" when the string had none */
+	uint16_t port;  /**< 0 when absent (MG_HOSTPORT_PORT_OPTIONAL) */
+	bool has_port;
+	bool bracketed; /**< the host was "[...]": an IPv6 address, checked */
+};
+
+/** "host" and "[v6addr]" without a port are accepted (port then 0). */
+#define MG_HOSTPORT_PORT_OPTIONAL 0x1u
+/** An empty host (":port", every address) is refused. */
+#define MG_HOSTPORT_HOST_REQUIRED 0x2u
+
+/**
+ * The one host:port parser: split @p s ("host:port", "[v6addr]:port",
+ * ":port") into @p hp. An IPv6 address goes in brackets (an unbracketed
+ * host holds no ':') and what is in brackets must be one; a host holds no
+ * space or control character and is at most 255 bytes; the port is
+ * decimal digits, 0 to 65535. Names are not resolved here.
+ * @return 0, or -EINVAL with *@p why (a static phrase, as "the port is not
+ * a number from 0 to 65535") saying what is wrong.
+ */
+int mg_hostport_parse(const char *s, unsigned flags, struct mg_hostport *hp, const char **why);
 
 /** Monotonic time in nanoseconds (control path). */
 uint64_t mg_time_ns(void);

@@ -127,85 +127,46 @@ int
 mg_metrics_parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *len,
                         struct mg_error *err)
 {
-	char host[256];
-	const char *colon, *port_s;
-	unsigned long port;
-	char *end;
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC};
+	struct addrinfo *res = NULL;
+	struct mg_hostport hp;
+	const char *why;
+	int rc;
 
 	memset(ss, 0, sizeof(*ss));
-	if (listen == NULL || *listen == '\0')
-		goto bad;
-	if (listen[0] == '[') {
-		const char *rb = strchr(listen, ']');
-
-		if (rb == NULL || rb[1] != ':' || (size_t)(rb - listen - 1) >= sizeof(host))
-			goto bad;
-		memcpy(host, listen + 1, (size_t)(rb - listen - 1));
-		host[rb - listen - 1] = '\0';
-		port_s = rb + 2;
-		if (host[0] == '\0')
-			goto bad;
-	} else {
-		colon = strrchr(listen, ':');
-		if (colon == NULL || (size_t)(colon - listen) >= sizeof(host))
-			goto bad;
-		memcpy(host, listen, (size_t)(colon - listen));
-		host[colon - listen] = '\0';
-		if (strchr(host, ':') != NULL) {
-			mg_error_set(err, NULL, 0, 0,
-			             "metrics listen '%s': put an IPv6 address in brackets, as "
-			             "[::1]:9100",
-			             listen);
-			return mg_errno_set(EINVAL);
-		}
-		port_s = colon + 1;
+	if (mg_hostport_parse(listen, 0, &hp, &why) != 0) {
+		mg_error_set(err, NULL, 0, 0,
+		             "metrics listen '%s': %s (expected host:port, [v6]:port or :port)",
+		             listen ? listen : "", why);
+		return mg_errno_set(EINVAL);
 	}
-	if (*port_s < '0' || *port_s > '9')
-		goto bad;
-	errno = 0;
-	port = strtoul(port_s, &end, 10);
-	if (errno != 0 || *end != '\0' || port > 65535)
-		goto bad;
-
-	if (host[0] == '\0') {
+	if (hp.host[0] == '\0') {
 		/* Every address: dual-stack IPv6 (mg_metrics_http_start falls back to IPv4). */
 		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
 
 		a->sin6_family = AF_INET6;
 		a->sin6_addr = in6addr_any;
-		a->sin6_port = htons((uint16_t)port);
+		a->sin6_port = htons(hp.port);
 		*len = sizeof(*a);
 		return 0;
 	}
-	{
-		struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC};
-		struct addrinfo *res = NULL;
-		int rc = getaddrinfo(host, NULL, &hints, &res);
-
-		if (rc != 0 || res == NULL || res->ai_addrlen > sizeof(*ss)) {
-			mg_error_set(err, NULL, 0, 0,
-			             "metrics listen '%s': cannot resolve '%s': %s", listen, host,
-			             rc != 0 ? gai_strerror(rc) : "no address");
-			if (res != NULL)
-				freeaddrinfo(res);
-			return mg_errno_set(EINVAL);
-		}
-		memcpy(ss, res->ai_addr, res->ai_addrlen);
-		*len = res->ai_addrlen;
-		freeaddrinfo(res);
-		if (ss->ss_family == AF_INET)
-			((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
-		else if (ss->ss_family == AF_INET6)
-			((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
-		else
-			goto bad;
+	rc = getaddrinfo(hp.host, NULL, &hints, &res);
+	if (rc != 0 || res == NULL || res->ai_addrlen > sizeof(*ss) ||
+	    (res->ai_family != AF_INET && res->ai_family != AF_INET6)) {
+		mg_error_set(err, NULL, 0, 0, "metrics listen '%s': cannot resolve '%s': %s", listen,
+		             hp.host, rc != 0 ? gai_strerror(rc) : "no address");
+		if (res != NULL)
+			freeaddrinfo(res);
+		return mg_errno_set(EINVAL);
 	}
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*len = res->ai_addrlen;
+	freeaddrinfo(res);
+	if (ss->ss_family == AF_INET)
+		((struct sockaddr_in *)ss)->sin_port = htons(hp.port);
+	else
+		((struct sockaddr_in6 *)ss)->sin6_port = htons(hp.port);
 	return 0;
-bad:
-	mg_error_set(err, NULL, 0, 0,
-	             "metrics listen '%s': expected host:port, [v6]:port or :port (port 0-65535)",
-	             listen ? listen : "");
-	return mg_errno_set(EINVAL);
 }
 
 /* A bound, listening, close-on-exec TCP socket, or -errno. */
