@@ -9,7 +9,7 @@
  * toFQDNs, ...) is kept but allows nothing, with a warning; anything whose
  * omission would allow more than Cilium does (a deny rule's unenforceable
  * content, fromRequires, authentication) refuses the policy. Fields Cilium
- * does not know are "unknown field" errors. A load is a transaction: on
+ * does not know are "unknown key" errors. A load is a transaction: on
  * error the set is truncated back to where it was. The check mode
  * (mg_policy_set_check_path) runs one transaction per document instead and
  * reports every problem.
@@ -82,34 +82,6 @@ key_node(const struct mg_yaml_node *map, const char *key)
 			    streq(map->pairs[i].key->str, key))
 				return map->pairs[i].key;
 	return map;
-}
-
-/*
- * @p map must be a mapping whose keys are in @p ok; keys in @p unsup are
- * Cilium fields this cut does not implement. Errors sit on the key. (Two
- * equal keys never reach here: the YAML tree builder refuses them.)
- */
-static int
-check_keys(const struct mg_yaml_node *map, const char *what, const char *const *ok,
-           const char *const *unsup, struct mg_error *err)
-{
-	size_t i;
-	int rc;
-
-	rc = mg_yaml_map(map, what, err);
-	if (rc)
-		return rc;
-	for (i = 0; i < map->n; i++) {
-		const struct mg_yaml_node *k = map->pairs[i].key;
-
-		if (k->type != MG_YAML_SCALAR)
-			return mg_yaml_error(err, k, "%s: keys must be scalars", what);
-		if (in_list(k->str, unsup))
-			return mg_yaml_error(err, k, "%s.%s: not supported yet", what, k->str);
-		if (!in_list(k->str, ok))
-			return mg_yaml_error(err, k, "%s.%s: unknown field", what, k->str);
-	}
-	return 0;
 }
 
 /* A sequence, or absent / null (then *n == 0). */
@@ -188,7 +160,7 @@ parse_expression(struct selector *sel, const struct mg_yaml_node *n, const char 
 	size_t nv, i;
 	int rc;
 
-	rc = check_keys(n, what, ok, NULL, err);
+	rc = mg_yaml_check_map(n, what, ok, err);
 	if (rc)
 		return rc;
 	if (k == NULL)
@@ -266,7 +238,7 @@ parse_selector(const struct mg_yaml_node *n, const char *what, struct selector *
 	}
 	if (mg_yaml_is_null(n))
 		goto done;
-	rc = check_keys(n, what, ok, NULL, err);
+	rc = mg_yaml_check_map(n, what, ok, err);
 	if (rc)
 		goto err;
 	ml = mg_yaml_get(n, "matchLabels");
@@ -518,7 +490,7 @@ parse_port(struct entry *e, const struct mg_yaml_node *n, const char *what, stru
 	uint64_t v;
 	int rc;
 
-	rc = check_keys(n, what, ok, NULL, err);
+	rc = mg_yaml_check_map(n, what, ok, err);
 	if (rc)
 		return rc;
 	pathf(w, sizeof(w), "%s.port", what);
@@ -696,7 +668,7 @@ parse_to_ports(struct entry_ctx *c, const struct mg_yaml_node *n, const char *wh
 				return rc;
 			continue;
 		}
-		rc = check_keys(pr, w, ok_allow, NULL, err);
+		rc = mg_yaml_check_map(pr, w, ok_allow, err);
 		if (rc)
 			return rc;
 		for (k = 0; l7[k] != NULL; k++) {
@@ -712,7 +684,7 @@ parse_to_ports(struct entry_ctx *c, const struct mg_yaml_node *n, const char *wh
 		if (sec_deny(c->sec)) {
 			/* a deny port rule has nothing but ports in Cilium */
 			pathf(w, sizeof(w), "%s[%zu]", what, i);
-			rc = check_keys(pr, w, ok_deny, NULL, err);
+			rc = mg_yaml_check_map(pr, w, ok_deny, err);
 			if (rc)
 				return rc;
 		}
@@ -843,7 +815,7 @@ parse_icmp_field(struct entry *e, const struct mg_yaml_node *n, const char *what
 	size_t i, len;
 	int rc;
 
-	rc = check_keys(n, what, ok, NULL, err);
+	rc = mg_yaml_check_map(n, what, ok, err);
 	if (rc)
 		return rc;
 	pathf(w, sizeof(w), "%s.family", what);
@@ -900,7 +872,7 @@ parse_icmps(struct entry *e, const struct mg_yaml_node *n, const char *what, str
 
 		pathf(w, sizeof(w), "%s[%zu]", what, i);
 		if (!mg_yaml_is_null(it)) {
-			rc = check_keys(it, w, ok, NULL, err);
+			rc = mg_yaml_check_map(it, w, ok, err);
 			if (rc)
 				return rc;
 		}
@@ -1185,8 +1157,8 @@ static int
 parse_cidr_set(struct loader *L, struct entry *e, const struct policy_obj *p,
                const struct mg_yaml_node *n, const char *what)
 {
-	static const char *const ok[] = {"cidr", "except", "cidrGroupRef", "cidrGroupSelector",
-	                                 NULL};
+	static const char *const ok[] = {"cidr", "except", NULL};
+	/* CIDR groups: Cilium resolves them from CiliumCIDRGroup objects */
 	static const char *const unsup[] = {"cidrGroupRef", "cidrGroupSelector", NULL};
 	struct pol_prefix *exc = NULL;
 	char w[PATH_LEN + 64];
@@ -1201,12 +1173,7 @@ parse_cidr_set(struct loader *L, struct entry *e, const struct policy_obj *p,
 		struct pol_prefix pf;
 
 		pathf(w, sizeof(w), "%s[%zu]", what, i);
-		rc = check_keys(it, w, ok, NULL, L->err);
-		for (j = 0; rc == 0 && unsup[j] != NULL; j++)
-			if (mg_yaml_get(it, unsup[j]) != NULL)
-				rc = mg_yaml_error(L->err, key_node(it, unsup[j]),
-				                   "%s.%s: CIDR groups are not supported", w,
-				                   unsup[j]);
+		rc = mg_yaml_check_keys(it, w, ok, unsup, L->err);
 		if (rc)
 			break;
 		cn = mg_yaml_get(it, "cidr");
@@ -1386,7 +1353,7 @@ parse_entry(struct loader *L, const struct policy_obj *p, unsigned sec, struct e
 	ok[nok++] = "toPorts";
 	ok[nok++] = "icmps";
 	ok[nok] = NULL;
-	rc = check_keys(n, what, ok, NULL, L->err);
+	rc = mg_yaml_check_map(n, what, ok, L->err);
 	if (rc)
 		return rc;
 
@@ -1511,7 +1478,7 @@ parse_default_deny(struct rule *r, const struct mg_yaml_node *n, const char *wha
 
 	if (mg_yaml_is_null(n))
 		return 0;
-	rc = check_keys(n, what, ok, NULL, err);
+	rc = mg_yaml_check_map(n, what, ok, err);
 	if (rc)
 		return rc;
 	for (d = 0; d < 2; d++) {
@@ -1541,7 +1508,7 @@ parse_log(const struct mg_yaml_node *n, const char *what, struct mg_error *err)
 
 	if (mg_yaml_is_null(n))
 		return 0;
-	rc = check_keys(n, what, ok, NULL, err);
+	rc = mg_yaml_check_map(n, what, ok, err);
 	if (rc)
 		return rc;
 	v = mg_yaml_get(n, "value");
@@ -1571,7 +1538,7 @@ parse_rule(struct loader *L, uint32_t pidx, unsigned index, const struct mg_yaml
 	if (s->nrules >= POL_MAX_RULES)
 		return mg_yaml_error(L->err, n, "too many rules in the policy set (limit %u)",
 		                     POL_MAX_RULES);
-	rc = check_keys(n, what, ok, NULL, L->err);
+	rc = mg_yaml_check_map(n, what, ok, L->err);
 	if (rc)
 		return rc;
 	if (s->nrules == s->caprules) {
@@ -1724,7 +1691,7 @@ parse_metadata(const struct mg_yaml_node *md, const char **name, const char **ns
 	const struct mg_yaml_node *n;
 	int rc;
 
-	rc = check_keys(md, "metadata", ok, NULL, err);
+	rc = mg_yaml_check_map(md, "metadata", ok, err);
 	if (rc)
 		return rc;
 	n = mg_yaml_get(md, "name");
@@ -1763,8 +1730,8 @@ parse_policy(struct loader *L, const struct mg_yaml_node *doc, bool ccnp)
 	uint32_t pidx;
 	int rc;
 
-	rc = check_keys(doc, ccnp ? "CiliumClusterwideNetworkPolicy" : "CiliumNetworkPolicy", ok,
-	                NULL, L->err);
+	rc = mg_yaml_check_map(doc, ccnp ? "CiliumClusterwideNetworkPolicy" : "CiliumNetworkPolicy",
+	                       ok, L->err);
 	if (rc)
 		return rc;
 	av = mg_yaml_get(doc, "apiVersion");
@@ -1860,7 +1827,7 @@ parse_doc(struct loader *L, const struct mg_yaml_node *doc, bool in_list)
 		                     kind);
 	if (in_list)
 		return mg_yaml_error(L->err, k, "kind: a List inside a List");
-	rc = check_keys(doc, "List", list_ok, NULL, L->err);
+	rc = mg_yaml_check_map(doc, "List", list_ok, L->err);
 	if (rc)
 		return rc;
 	items = mg_yaml_get(doc, "items");
