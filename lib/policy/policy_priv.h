@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "mg_identity.h"
 #include "mg_policy.h"
@@ -287,6 +288,130 @@ int pol_prefix_cmp(const struct pol_prefix *a, const struct pol_prefix *b);
 
 /** Does @p outer contain @p inner's address (Cilium's check for except)? */
 bool pol_prefix_contains_addr(const struct pol_prefix *outer, const struct pol_prefix *inner);
+
+/* ================= the loader ================= */
+
+/*
+ * What the loader's files share: mg_policy_load.c (documents, files, the
+ * set, YAML helpers), mg_policy_load_rule.c (rules and entries),
+ * mg_policy_load_peer.c (the L3 part: selectors, entities, CIDRs) and
+ * mg_policy_load_port.c (the L4 part: toPorts, icmps).
+ */
+
+struct mg_yaml_node;
+
+#define PATH_LEN 192 /* room for a field path in messages */
+
+/** One load (of a path or a buffer) into a set. */
+struct loader {
+	struct mg_policy_set *s;
+	const char *cluster;
+	struct mg_error *err;
+	int loaded; /* policies added by this load */
+	/* check mode (mg_policy_set_check_path): go on past a bad document */
+	void (*report)(const struct mg_policy_problem *, void *);
+	void *arg;
+	int errors;
+};
+
+/** The entry being parsed, and the first field of it a layer-4 gateway cannot enforce. */
+struct entry_ctx {
+	struct loader *L;
+	unsigned sec;
+	struct entry *e;
+	const struct mg_yaml_node *skip_at; /* first unenforceable field seen */
+	char skip_what[PATH_LEN + 64];
+};
+
+static inline bool
+streq(const char *a, const char *b)
+{
+	return strcmp(a, b) == 0;
+}
+
+/** Is @p k in the NULL-terminated @p list (NULL: empty)? */
+static inline bool
+in_list(const char *k, const char *const *list)
+{
+	for (; list != NULL && *list != NULL; list++)
+		if (streq(k, *list))
+			return true;
+	return false;
+}
+
+/* ---- mg_policy_load.c ---- */
+
+/** Format a field path for messages into @p buf; a very long one is truncated. */
+void pol_pathf(char *buf, size_t size, const char *fmt, ...) MG_PRINTF(3, 4);
+
+/** The key node of @p key in mapping @p map (for positions), or @p map itself. */
+const struct mg_yaml_node *pol_key_node(const struct mg_yaml_node *map, const char *key);
+
+/**
+ * @p n must be a sequence of at most @p max items, or absent / null (then
+ * *@p count is 0). 0 or -EINVAL with @p err set.
+ */
+int pol_get_seq(const struct mg_yaml_node *n, const char *what, size_t max, size_t *count,
+                struct mg_error *err);
+
+/** Is @p n present with content (not null, not an empty sequence or mapping)? */
+bool pol_has_content(const struct mg_yaml_node *n);
+
+/* ---- mg_policy_load_rule.c ---- */
+
+/**
+ * Parse rule @p n (element @p index of spec + specs of policy @p pidx) and
+ * append it to the set; @p what is its path ("spec", "specs[1]"). The rule
+ * is counted at once, so a rollback frees what it holds. 0 or a negative
+ * errno with L->err set.
+ */
+int pol_parse_rule(struct loader *L, uint32_t pidx, unsigned index, const struct mg_yaml_node *n,
+                   const char *what);
+
+/** Free what rule @p r holds and zero it. */
+void pol_rule_clear(struct rule *r);
+
+/**
+ * Entry @p c holds @p at, which a layer-4 gateway cannot enforce: an allow
+ * entry notes it (and is skipped), a deny entry is refused (-EINVAL).
+ */
+int pol_unenforceable(struct entry_ctx *c, const struct mg_yaml_node *at, const char *what);
+
+/* ---- mg_policy_load_peer.c: the L3 part ---- */
+
+/**
+ * The subject of a rule (endpointSelector, or with @p node nodeSelector)
+ * at @p n, appended to the set as *@p idx. 0 or a negative errno.
+ */
+int pol_parse_subject(struct loader *L, const struct policy_obj *p, const struct mg_yaml_node *n,
+                      bool node, const char *what, uint32_t *idx);
+
+/* Each adds the peers of one L3 field at @p n to entry @p e. 0 or a negative errno. */
+
+/** fromEndpoints / toEndpoints. */
+int pol_parse_endpoints(struct loader *L, struct entry *e, const struct policy_obj *p,
+                        const struct mg_yaml_node *n, const char *what);
+
+/** fromEntities / toEntities. */
+int pol_parse_entities(struct loader *L, struct entry *e, const struct policy_obj *p,
+                       const struct mg_yaml_node *n, const char *what);
+
+/** fromCIDR / toCIDR. */
+int pol_parse_cidrs(struct loader *L, struct entry *e, const struct policy_obj *p,
+                    const struct mg_yaml_node *n, const char *what);
+
+/** fromCIDRSet / toCIDRSet. */
+int pol_parse_cidr_set(struct loader *L, struct entry *e, const struct policy_obj *p,
+                       const struct mg_yaml_node *n, const char *what);
+
+/* ---- mg_policy_load_port.c: the L4 part ---- */
+
+/** toPorts of entry c->e, whose section decides what is allowed in it. 0 or a negative errno. */
+int pol_parse_to_ports(struct entry_ctx *c, const struct mg_yaml_node *n, const char *what);
+
+/** icmps of entry @p e. 0 or a negative errno with @p err set. */
+int pol_parse_icmps(struct entry *e, const struct mg_yaml_node *n, const char *what,
+                    struct mg_error *err);
 
 /* ================= the compiled policy ================= */
 
