@@ -82,15 +82,8 @@ pol_itab_intern(struct itab *t, const void *key, size_t len, uint32_t *idx, bool
 			return 0;
 		}
 	}
-	if (t->n == t->kcap) {
-		size_t kcap = t->kcap ? t->kcap * 2 : 64;
-		void *v = realloc(t->keys, kcap * sizeof(*t->keys));
-
-		if (v == NULL)
-			return -ENOMEM;
-		t->keys = v;
-		t->kcap = kcap;
-	}
+	if (mg_grow(&t->keys, &t->kcap, t->n, sizeof(*t->keys), 64))
+		return -ENOMEM;
 	t->keys[t->n].data = malloc(len ? len : 1);
 	if (t->keys[t->n].data == NULL)
 		return -ENOMEM;

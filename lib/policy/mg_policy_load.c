@@ -185,15 +185,8 @@ parse_policy(struct loader *L, const struct mg_yaml_node *doc, bool ccnp)
 		return mg_yaml_error(L->err, doc, "policy '%s' has neither spec nor specs", name);
 	if (s->npol >= POL_MAX_POLICIES)
 		return mg_yaml_error(L->err, doc, "too many policies (limit %u)", POL_MAX_POLICIES);
-	if (s->npol == s->cappol) {
-		size_t cap = s->cappol ? s->cappol * 2 : 16;
-		void *v = realloc(s->pol, cap * sizeof(*s->pol));
-
-		if (v == NULL)
-			goto oom;
-		s->pol = v;
-		s->cappol = cap;
-	}
+	if (mg_grow(&s->pol, &s->cappol, s->npol, sizeof(*s->pol), 16))
+		goto oom;
 	pidx = (uint32_t)s->npol;
 	p = &s->pol[s->npol++];
 	memset(p, 0, sizeof(*p));

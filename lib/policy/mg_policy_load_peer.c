@@ -231,17 +231,8 @@ add_selector(struct loader *L, struct selector *sel, enum sel_scope scope,
 	}
 	if (rc == 0)
 		rc = pol_sel_finish(sel);
-	if (rc == 0 && s->nsel == s->capsel) {
-		size_t cap = s->capsel ? s->capsel * 2 : 64;
-		void *v = realloc(s->sel, cap * sizeof(*s->sel));
-
-		if (v == NULL) {
-			rc = -ENOMEM;
-		} else {
-			s->sel = v;
-			s->capsel = cap;
-		}
-	}
+	if (rc == 0)
+		rc = mg_grow(&s->sel, &s->capsel, s->nsel, sizeof(*s->sel), 64);
 	if (rc) {
 		pol_sel_free(sel);
 		if (rc == -E2BIG)
@@ -298,27 +289,6 @@ add_entry_peer(struct loader *L, struct entry *e, struct selector *sel, bool sco
 	return 0;
 }
 
-/* fromEndpoints / toEndpoints: LabelSelectors, each scoped as a peer. */
-int
-pol_parse_endpoints(struct loader *L, struct entry *e, const struct policy_obj *p,
-                    const struct mg_yaml_node *n, const char *what)
-{
-	char w[PATH_LEN + 48];
-	size_t i, np;
-	int rc;
-
-	rc = pol_get_seq(n, what, POL_MAX_PEERS, &np, L->err);
-	for (i = 0; rc == 0 && i < np; i++) {
-		struct selector *sel;
-
-		pol_pathf(w, sizeof(w), "%s[%zu]", what, i);
-		rc = parse_selector(n->items[i], w, &sel, L->err);
-		if (rc == 0)
-			rc = add_entry_peer(L, e, sel, true, p, n->items[i]);
-	}
-	return rc;
-}
-
 /* A new unscoped selector with one requirement (NULL: none yet). */
 static struct selector *
 sel_new(const char *source, const char *key, enum sel_op op, const char *val)
@@ -335,12 +305,11 @@ sel_new(const char *source, const char *key, enum sel_op op, const char *val)
 	return sel;
 }
 
+/* Add unscoped selector @p sel (NULL: its allocation failed) as a peer of @p e. */
 static int
-add_reserved_peer(struct loader *L, struct entry *e, const char *name, const struct policy_obj *p,
-                  const struct mg_yaml_node *at)
+add_unscoped_peer(struct loader *L, struct entry *e, struct selector *sel,
+                  const struct policy_obj *p, const struct mg_yaml_node *at)
 {
-	struct selector *sel = sel_new("reserved", name, SEL_EXISTS, NULL);
-
 	if (sel == NULL) {
 		mg_error_set(L->err, NULL, 0, 0, "out of memory");
 		return -ENOMEM;
@@ -348,76 +317,75 @@ add_reserved_peer(struct loader *L, struct entry *e, const char *name, const str
 	return add_entry_peer(L, e, sel, false, p, at);
 }
 
+static int
+add_reserved_peer(struct loader *L, struct entry *e, const char *name, const struct policy_obj *p,
+                  const struct mg_yaml_node *at)
+{
+	return add_unscoped_peer(L, e, sel_new("reserved", name, SEL_EXISTS, NULL), p, at);
+}
+
+/* One item of fromEndpoints / toEndpoints: a LabelSelector, scoped as a peer. */
+static int
+endpoint_item(struct loader *L, struct entry *e, const struct policy_obj *p,
+              const struct mg_yaml_node *it, const char *what)
+{
+	struct selector *sel;
+	int rc;
+
+	rc = parse_selector(it, what, &sel, L->err);
+	if (rc)
+		return rc;
+	return add_entry_peer(L, e, sel, true, p, it);
+}
+
 /*
  * Entities (pkg/policy/api/entity.go): selectors over reserved labels,
  * never scoped to a namespace or cluster. `cluster` adds the pods of the
  * policy's own cluster; `all` is the empty selector; `none` adds nothing.
  */
-int
-pol_parse_entities(struct loader *L, struct entry *e, const struct policy_obj *p,
-                   const struct mg_yaml_node *n, const char *what)
+static int
+entity_item(struct loader *L, struct entry *e, const struct policy_obj *p,
+            const struct mg_yaml_node *it, const char *what)
 {
 	static const char *const simple[] = {
 	        "host", "remote-node", "kube-apiserver", "ingress",    "health",
 	        "init", "unmanaged",   "world-ipv4",     "world-ipv6", NULL};
 	static const char *const cluster[] = {"host",      "remote-node",    "init",    "health",
 	                                      "unmanaged", "kube-apiserver", "ingress", NULL};
-	char w[PATH_LEN + 48];
-	size_t i, k, ne;
+	const char *name;
+	size_t k;
 	int rc;
 
-	rc = pol_get_seq(n, what, POL_MAX_PEERS, &ne, L->err);
+	rc = mg_yaml_str(it, what, &name, L->err);
 	if (rc)
 		return rc;
-	for (i = 0; i < ne; i++) {
-		const struct mg_yaml_node *it = n->items[i];
-		const char *name;
-
-		pol_pathf(w, sizeof(w), "%s[%zu]", what, i);
-		rc = mg_yaml_str(it, w, &name, L->err);
-		if (rc)
-			return rc;
-		if (in_list(name, simple)) {
-			rc = add_reserved_peer(L, e, name, p, it);
-		} else if (streq(name, "world")) {
-			rc = add_reserved_peer(L, e, "world", p, it);
-			if (rc == 0)
-				rc = add_reserved_peer(L, e, "world-ipv4", p, it);
-			if (rc == 0)
-				rc = add_reserved_peer(L, e, "world-ipv6", p, it);
-		} else if (streq(name, "cluster")) {
-			struct selector *sel;
-
-			for (k = 0; rc == 0 && cluster[k] != NULL; k++)
-				rc = add_reserved_peer(L, e, cluster[k], p, it);
-			if (rc)
-				return rc;
-			sel = sel_new("k8s", POL_CLUSTER_KEY, SEL_IN, p->cluster);
-			if (sel == NULL) {
-				mg_error_set(L->err, NULL, 0, 0, "out of memory");
-				return -ENOMEM;
-			}
-			rc = add_entry_peer(L, e, sel, false, p, it);
-		} else if (streq(name, "all")) {
-			struct selector *sel = sel_new(NULL, NULL, SEL_IN, NULL);
-
-			if (sel == NULL) {
-				mg_error_set(L->err, NULL, 0, 0, "out of memory");
-				return -ENOMEM;
-			}
-			rc = add_entry_peer(L, e, sel, false, p, it);
-		} else if (!streq(name, "none")) {
-			return mg_yaml_error(
-			        L->err, it,
-			        "%s: unsupported entity '%s' (expected host, "
-			        "remote-node, kube-apiserver, ingress, health, init, "
-			        "unmanaged, world, world-ipv4, world-ipv6, cluster, all "
-			        "or none)",
-			        w, name);
-		}
-		if (rc)
-			return rc;
+	if (in_list(name, simple))
+		return add_reserved_peer(L, e, name, p, it);
+	if (streq(name, "world")) {
+		rc = add_reserved_peer(L, e, "world", p, it);
+		if (rc == 0)
+			rc = add_reserved_peer(L, e, "world-ipv4", p, it);
+		if (rc == 0)
+			rc = add_reserved_peer(L, e, "world-ipv6", p, it);
+		return rc;
 	}
+	if (streq(name, "cluster")) {
+		for (k = 0; rc == 0 && cluster[k] != NULL; k++)
+			rc = add_reserved_peer(L, e, cluster[k], p, it);
+		if (rc)
+			return rc;
+		return add_unscoped_peer(L, e, sel_new("k8s", POL_CLUSTER_KEY, SEL_IN, p->cluster),
+		                         p, it);
+	}
+	if (streq(name, "all"))
+		return add_unscoped_peer(L, e, sel_new(NULL, NULL, SEL_IN, NULL), p, it);
+	if (!streq(name, "none"))
+		return mg_yaml_error(L->err, it,
+		                     "%s: unsupported entity '%s' (expected host, "
+		                     "remote-node, kube-apiserver, ingress, health, init, "
+		                     "unmanaged, world, world-ipv4, world-ipv6, cluster, all "
+		                     "or none)",
+		                     what, name);
 	return 0;
 }
 
@@ -513,11 +481,7 @@ add_cidr_peer(struct loader *L, struct entry *e, const struct policy_obj *p,
 	sel = cidr_selector(pf, exc, nexc, &none);
 	if (none)
 		return 0;
-	if (sel == NULL) {
-		mg_error_set(L->err, NULL, 0, 0, "out of memory");
-		return -ENOMEM;
-	}
-	rc = add_entry_peer(L, e, sel, false, p, at);
+	rc = add_unscoped_peer(L, e, sel, p, at);
 	if (rc == 0)
 		rc = add_prefix(L, e, pf, at);
 	for (i = 0; rc == 0 && i < nexc; i++)
@@ -525,94 +489,104 @@ add_cidr_peer(struct loader *L, struct entry *e, const struct policy_obj *p,
 	return rc;
 }
 
-int
-pol_parse_cidrs(struct loader *L, struct entry *e, const struct policy_obj *p,
-                const struct mg_yaml_node *n, const char *what)
+/* One item of fromCIDR / toCIDR: an address or a prefix. */
+static int
+cidr_item(struct loader *L, struct entry *e, const struct policy_obj *p,
+          const struct mg_yaml_node *it, const char *what)
 {
-	char w[PATH_LEN + 48];
-	size_t i, nc;
+	struct pol_prefix pf;
 	int rc;
 
-	rc = pol_get_seq(n, what, POL_MAX_PEERS, &nc, L->err);
+	rc = parse_prefix_at(L, it, what, &pf);
 	if (rc)
 		return rc;
-	for (i = 0; i < nc; i++) {
-		struct pol_prefix pf;
-
-		pol_pathf(w, sizeof(w), "%s[%zu]", what, i);
-		rc = parse_prefix_at(L, n->items[i], w, &pf);
-		if (rc == 0)
-			rc = add_cidr_peer(L, e, p, &pf, NULL, 0, n->items[i]);
-		if (rc)
-			return rc;
-	}
-	return 0;
+	return add_cidr_peer(L, e, p, &pf, NULL, 0, it);
 }
 
-int
-pol_parse_cidr_set(struct loader *L, struct entry *e, const struct policy_obj *p,
-                   const struct mg_yaml_node *n, const char *what)
+/* A CIDRRule's cidr or except: <address>/<length> only (unlike fromCIDR). */
+static int
+parse_cidr_rule_prefix(struct loader *L, const struct mg_yaml_node *n, const char *what,
+                       struct pol_prefix *pf)
+{
+	int rc = parse_prefix_at(L, n, what, pf);
+
+	if (rc == 0 && strchr(n->str, '/') == NULL)
+		rc = mg_yaml_error(L->err, n, "%s: '%s' is not a CIDR prefix", what, n->str);
+	return rc;
+}
+
+/* One item of fromCIDRSet / toCIDRSet: a CIDRRule (cidr and its excepts). */
+static int
+cidr_set_item(struct loader *L, struct entry *e, const struct policy_obj *p,
+              const struct mg_yaml_node *it, const char *what)
 {
 	static const char *const ok[] = {"cidr", "except", NULL};
 	/* CIDR groups: Cilium resolves them from CiliumCIDRGroup objects */
 	static const char *const unsup[] = {"cidrGroupRef", "cidrGroupSelector", NULL};
-	struct pol_prefix *exc = NULL;
-	char w[PATH_LEN + 64];
-	size_t i, j, nc, nx;
-	int rc = 0;
+	const struct mg_yaml_node *cn, *xn;
+	struct pol_prefix pf, *exc;
+	char w[PATH_LEN + 96];
+	size_t j, nx;
+	int rc;
 
-	rc = pol_get_seq(n, what, POL_MAX_PEERS, &nc, L->err);
+	rc = mg_yaml_check_keys(it, what, ok, unsup, L->err);
 	if (rc)
 		return rc;
-	for (i = 0; i < nc && rc == 0; i++) {
-		const struct mg_yaml_node *it = n->items[i], *cn, *xn;
-		struct pol_prefix pf;
-
-		pol_pathf(w, sizeof(w), "%s[%zu]", what, i);
-		rc = mg_yaml_check_keys(it, w, ok, unsup, L->err);
-		if (rc)
-			break;
-		cn = mg_yaml_get(it, "cidr");
-		if (mg_yaml_is_null(cn)) {
-			rc = mg_yaml_error(L->err, cn ? cn : it, "%s.cidr is required", w);
-			break;
-		}
-		pol_pathf(w, sizeof(w), "%s[%zu].cidr", what, i);
-		rc = parse_prefix_at(L, cn, w, &pf);
-		if (rc)
-			break;
-		if (strchr(cn->str, '/') == NULL) {
-			/* a CIDRRule takes <address>/<length> only (unlike fromCIDR) */
-			rc = mg_yaml_error(L->err, cn, "%s: '%s' is not a CIDR prefix", w, cn->str);
-			break;
-		}
-		xn = mg_yaml_get(it, "except");
-		pol_pathf(w, sizeof(w), "%s[%zu].except", what, i);
-		rc = pol_get_seq(xn, w, POL_MAX_PREFIXES, &nx, L->err);
-		if (rc)
-			break;
-		free(exc);
-		exc = calloc(nx ? nx : 1, sizeof(*exc));
-		if (exc == NULL) {
-			mg_error_set(L->err, NULL, 0, 0, "out of memory");
-			rc = -ENOMEM;
-			break;
-		}
-		for (j = 0; j < nx && rc == 0; j++) {
-			pol_pathf(w, sizeof(w), "%s[%zu].except[%zu]", what, i, j);
-			rc = parse_prefix_at(L, xn->items[j], w, &exc[j]);
-			if (rc == 0 && strchr(xn->items[j]->str, '/') == NULL)
-				rc = mg_yaml_error(L->err, xn->items[j],
-				                   "%s: '%s' is not a CIDR prefix", w,
-				                   xn->items[j]->str);
-			if (rc == 0 && !pol_prefix_contains_addr(&pf, &exc[j]))
-				rc = mg_yaml_error(L->err, xn->items[j],
-				                   "%s: %s is not within the allowed prefix %s", w,
-				                   xn->items[j]->str, cn->str);
-		}
-		if (rc == 0)
-			rc = add_cidr_peer(L, e, p, &pf, exc, nx, it);
+	cn = mg_yaml_get(it, "cidr");
+	if (mg_yaml_is_null(cn))
+		return mg_yaml_error(L->err, cn ? cn : it, "%s.cidr is required", what);
+	pol_pathf(w, sizeof(w), "%s.cidr", what);
+	rc = parse_cidr_rule_prefix(L, cn, w, &pf);
+	if (rc)
+		return rc;
+	xn = mg_yaml_get(it, "except");
+	pol_pathf(w, sizeof(w), "%s.except", what);
+	rc = pol_get_seq(xn, w, POL_MAX_PREFIXES, &nx, L->err);
+	if (rc)
+		return rc;
+	exc = calloc(nx ? nx : 1, sizeof(*exc));
+	if (exc == NULL) {
+		mg_error_set(L->err, NULL, 0, 0, "out of memory");
+		return -ENOMEM;
 	}
+	for (j = 0; j < nx && rc == 0; j++) {
+		pol_pathf(w, sizeof(w), "%s.except[%zu]", what, j);
+		rc = parse_cidr_rule_prefix(L, xn->items[j], w, &exc[j]);
+		if (rc == 0 && !pol_prefix_contains_addr(&pf, &exc[j]))
+			rc = mg_yaml_error(L->err, xn->items[j],
+			                   "%s: %s is not within the allowed prefix %s", w,
+			                   xn->items[j]->str, cn->str);
+	}
+	if (rc == 0)
+		rc = add_cidr_peer(L, e, p, &pf, exc, nx, it);
 	free(exc);
+	return rc;
+}
+
+/* ---- the L3 fields: lists of peers, one item function per shape ---- */
+
+/* One function per item shape, indexed by enum pol_l3. */
+static int (*const peer_items[POL_L3_N])(struct loader *L, struct entry *e,
+                                         const struct policy_obj *p, const struct mg_yaml_node *it,
+                                         const char *what) = {
+        [POL_L3_ENDPOINTS] = endpoint_item,
+        [POL_L3_ENTITIES] = entity_item,
+        [POL_L3_CIDR] = cidr_item,
+        [POL_L3_CIDR_SET] = cidr_set_item,
+};
+
+int
+pol_parse_peers(struct loader *L, struct entry *e, const struct policy_obj *p, enum pol_l3 kind,
+                const struct mg_yaml_node *n, const char *what)
+{
+	char w[PATH_LEN + 48];
+	size_t i, count;
+	int rc;
+
+	rc = pol_get_seq(n, what, POL_MAX_PEERS, &count, L->err);
+	for (i = 0; rc == 0 && i < count; i++) {
+		pol_pathf(w, sizeof(w), "%s[%zu]", what, i);
+		rc = peer_items[kind](L, e, p, n->items[i], w);
+	}
 	return rc;
 }

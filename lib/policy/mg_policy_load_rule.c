@@ -71,15 +71,8 @@ add_warning(struct loader *L, const struct mg_yaml_node *at, const char *fmt, ..
 	va_list ap;
 	int n;
 
-	if (s->nwarn == s->capwarn) {
-		size_t cap = s->capwarn ? s->capwarn * 2 : 8;
-		void *v = realloc(s->warn, cap * sizeof(*s->warn));
-
-		if (v == NULL)
-			goto oom;
-		s->warn = v;
-		s->capwarn = cap;
-	}
+	if (mg_grow(&s->warn, &s->capwarn, s->nwarn, sizeof(*s->warn), 8))
+		goto oom;
 	w = &s->warn[s->nwarn];
 	memset(w, 0, sizeof(*w));
 	w->line = at->line;
@@ -146,6 +139,7 @@ parse_entry(struct loader *L, const struct policy_obj *p, unsigned sec, struct e
 	e->col = n->col;
 	if (mg_yaml_is_null(n))
 		return 0; /* like {}: selects nothing */
+	/* l3[0 .. POL_L3_N): the peer fields the loader reads, in enum pol_l3's order */
 	l3[nl3++] = f->endpoints;
 	l3[nl3++] = f->entities;
 	l3[nl3++] = f->cidr;
@@ -205,26 +199,19 @@ parse_entry(struct loader *L, const struct policy_obj *p, unsigned sec, struct e
 	}
 
 	/* null is absent; an explicit [] is an L3 part that selects nobody */
-	for (i = 0; i < 4; i++) {
+	for (i = 0; i < POL_L3_N; i++) {
 		const struct mg_yaml_node *v = mg_yaml_get(n, l3[i]);
 
 		if (v == NULL || mg_yaml_is_null(v))
 			continue;
 		e->has_l3 = true;
 		pol_pathf(w, sizeof(w), "%s.%s", what, l3[i]);
-		if (i == 0)
-			rc = pol_parse_endpoints(L, e, p, v, w);
-		else if (i == 1)
-			rc = pol_parse_entities(L, e, p, v, w);
-		else if (i == 2)
-			rc = pol_parse_cidrs(L, e, p, v, w);
-		else
-			rc = pol_parse_cidr_set(L, e, p, v, w);
+		rc = pol_parse_peers(L, e, p, (enum pol_l3)i, v, w);
 		if (rc)
 			return rc;
 	}
 	/* a skipped peer kind (toFQDNs, ...) is an L3 part too */
-	for (i = 4; i < nl3; i++)
+	for (i = POL_L3_N; i < nl3; i++)
 		if (mg_yaml_get(n, l3[i]) != NULL)
 			e->has_l3 = true;
 	pol_pathf(w, sizeof(w), "%s.toPorts", what);
@@ -341,16 +328,9 @@ pol_parse_rule(struct loader *L, uint32_t pidx, unsigned index, const struct mg_
 	rc = mg_yaml_check_map(n, what, ok, L->err);
 	if (rc)
 		return rc;
-	if (s->nrules == s->caprules) {
-		size_t cap = s->caprules ? s->caprules * 2 : 16;
-		void *v = realloc(s->rules, cap * sizeof(*s->rules));
-
-		if (v == NULL) {
-			mg_error_set(L->err, NULL, 0, 0, "out of memory");
-			return -ENOMEM;
-		}
-		s->rules = v;
-		s->caprules = cap;
+	if (mg_grow(&s->rules, &s->caprules, s->nrules, sizeof(*s->rules), 16)) {
+		mg_error_set(L->err, NULL, 0, 0, "out of memory");
+		return -ENOMEM;
 	}
 	/* the rule is counted at once so that a rollback frees what it holds */
 	r = &s->rules[s->nrules++];

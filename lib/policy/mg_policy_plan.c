@@ -106,15 +106,9 @@ plan_dir_build(struct pol_plan *pl, unsigned dir)
 							break;
 					if (q < pd->nnames)
 						continue;
-					if (pd->nnames == cap) {
-						void *v;
-
-						cap = cap ? cap * 2 : 8;
-						v = realloc(pd->names, cap * sizeof(*pd->names));
-						if (v == NULL)
-							return -ENOMEM;
-						pd->names = v;
-					}
+					if (mg_grow(&pd->names, &cap, pd->nnames,
+					            sizeof(*pd->names), 8))
+						return -ENOMEM;
 					memcpy(pd->names[pd->nnames++], e->ports[k].name,
 					       sizeof(pname_t));
 				}

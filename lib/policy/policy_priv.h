@@ -386,23 +386,22 @@ int pol_unenforceable(struct entry_ctx *c, const struct mg_yaml_node *at, const 
 int pol_parse_subject(struct loader *L, const struct policy_obj *p, const struct mg_yaml_node *n,
                       bool node, const char *what, uint32_t *idx);
 
-/* Each adds the peers of one L3 field at @p n to entry @p e. 0 or a negative errno. */
+/* The L3 fields of an entry, in the order of struct section_fields. */
+enum pol_l3 {
+	POL_L3_ENDPOINTS, /* fromEndpoints / toEndpoints */
+	POL_L3_ENTITIES,  /* fromEntities / toEntities */
+	POL_L3_CIDR,      /* fromCIDR / toCIDR */
+	POL_L3_CIDR_SET,  /* fromCIDRSet / toCIDRSet */
+	POL_L3_N
+};
 
-/** fromEndpoints / toEndpoints. */
-int pol_parse_endpoints(struct loader *L, struct entry *e, const struct policy_obj *p,
-                        const struct mg_yaml_node *n, const char *what);
-
-/** fromEntities / toEntities. */
-int pol_parse_entities(struct loader *L, struct entry *e, const struct policy_obj *p,
-                       const struct mg_yaml_node *n, const char *what);
-
-/** fromCIDR / toCIDR. */
-int pol_parse_cidrs(struct loader *L, struct entry *e, const struct policy_obj *p,
+/**
+ * Add the peers of the L3 field @p kind at @p n (a list; absent or null:
+ * none) to entry @p e of policy @p p. Ingress and egress, allow and deny
+ * entries alike. 0 or a negative errno with L->err set.
+ */
+int pol_parse_peers(struct loader *L, struct entry *e, const struct policy_obj *p, enum pol_l3 kind,
                     const struct mg_yaml_node *n, const char *what);
-
-/** fromCIDRSet / toCIDRSet. */
-int pol_parse_cidr_set(struct loader *L, struct entry *e, const struct policy_obj *p,
-                       const struct mg_yaml_node *n, const char *what);
 
 /* ---- mg_policy_load_port.c: the L4 part ---- */
 
