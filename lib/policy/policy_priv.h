@@ -272,7 +272,7 @@ bool pol_entry_l4_match(const struct entry *e, uint8_t proto, uint16_t port,
 /** Does port range @p r hold a named port @p np (name and protocol)? */
 bool pol_named_port_match(const struct port_range *r, const struct mg_named_port *np);
 
-/* ---- mg_policy_cidr.c / mg_policy_load.c ---- */
+/* ---- mg_policy_prefix.c, for mg_policy_cidr.c and the loader ---- */
 
 /** Cilium's label key of a prefix: "10.0.0.0/8", "fd00--0/64" (':' as '-'). */
 void pol_prefix_label(const struct pol_prefix *p, char *buf, size_t size);
