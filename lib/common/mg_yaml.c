@@ -447,9 +447,18 @@ mg_yaml_error(struct mg_error *err, const struct mg_yaml_node *n, const char *fm
 	return -EINVAL;
 }
 
+static bool
+listed(const char *k, const char *const *list)
+{
+	for (; list != NULL && *list != NULL; list++)
+		if (strcmp(*list, k) == 0)
+			return true;
+	return false;
+}
+
 int
-mg_yaml_check_map(const struct mg_yaml_node *map, const char *what, const char *const *allowed,
-                  struct mg_error *err)
+mg_yaml_check_keys(const struct mg_yaml_node *map, const char *what, const char *const *allowed,
+                   const char *const *unsupported, struct mg_error *err)
 {
 	size_t i;
 	int rc;
@@ -459,17 +468,26 @@ mg_yaml_check_map(const struct mg_yaml_node *map, const char *what, const char *
 		return rc;
 	for (i = 0; i < map->n; i++) {
 		const struct mg_yaml_node *k = map->pairs[i].key;
-		const char *const *a;
 
 		if (k->type != MG_YAML_SCALAR)
 			return mg_yaml_error(err, k, "%s: keys must be scalars", what);
-		for (a = allowed; *a != NULL; a++)
-			if (strcmp(*a, k->str) == 0)
-				break;
-		if (*a == NULL)
+		if (!listed(k->str, allowed) && !listed(k->str, unsupported))
 			return mg_yaml_error(err, k, "%s: unknown key '%s'", what, k->str);
 	}
+	for (; unsupported != NULL && *unsupported != NULL; unsupported++)
+		for (i = 0; i < map->n; i++)
+			if (strcmp(map->pairs[i].key->str, *unsupported) == 0)
+				return mg_yaml_error(err, map->pairs[i].key,
+				                     "%s: key '%s' is not supported", what,
+				                     *unsupported);
 	return 0;
+}
+
+int
+mg_yaml_check_map(const struct mg_yaml_node *map, const char *what, const char *const *allowed,
+                  struct mg_error *err)
+{
+	return mg_yaml_check_keys(map, what, allowed, NULL, err);
 }
 
 int

@@ -86,12 +86,26 @@ bool mg_yaml_is_null(const struct mg_yaml_node *n);
 /**
  * Check that @p map is a mapping whose keys are all in the NULL-terminated
  * list @p allowed, and that every key is a scalar. (That no key is there
- * twice, the tree builder already made sure.)
+ * twice, the tree builder already made sure.) The one key check of every
+ * loader: mg_yaml_check_keys() with no unsupported keys.
  * @p what names the map in messages ("datapath", "toPorts[0]").
- * @return 0, or -EINVAL with @p err set at the offending key.
+ * @return 0, or -EINVAL with @p err set at the offending key:
+ *   "<what>: expected a mapping", "<what>: keys must be scalars",
+ *   "<what>: unknown key 'k'".
  */
 int mg_yaml_check_map(const struct mg_yaml_node *map, const char *what, const char *const *allowed,
                       struct mg_error *err);
+
+/**
+ * mg_yaml_check_map(), where the NULL-terminated list @p unsupported (NULL:
+ * none) names keys the format has but this reader refuses. Every key is
+ * checked for being known (in @p allowed or @p unsupported) first, so a
+ * misspelt key is reported before an unsupported one; then the first key
+ * of @p unsupported that @p map holds is "<what>: key 'k' is not supported",
+ * at that key.
+ */
+int mg_yaml_check_keys(const struct mg_yaml_node *map, const char *what, const char *const *allowed,
+                       const char *const *unsupported, struct mg_error *err);
 
 /** Set @p err at @p n's position: "file:line:col: <fmt>". Returns -EINVAL. */
 int mg_yaml_error(struct mg_error *err, const struct mg_yaml_node *n, const char *fmt, ...)

@@ -162,7 +162,6 @@ struct mg_policy_params {
 	enum mg_enforcement enforcement;
 	/** Scope peer selectors to the policy's own cluster unless they name one. */
 	bool default_local_cluster;
-	/** Cluster names by id, to recognise identities' cluster labels (optional). */
 	uint64_t revision; /**< stored in the result; the caller counts reloads */
 };
 

@@ -174,15 +174,8 @@ to_entry(const struct pol_prefix *pf, uint32_t id, struct mg_ipcache_entry *e)
 static int
 push_id(uint32_t **v, size_t *n, size_t *cap, uint32_t id)
 {
-	if (*n == *cap) {
-		size_t nc = *cap ? *cap * 2 : 16;
-		void *p = realloc(*v, nc * sizeof(**v));
-
-		if (p == NULL)
-			return -ENOMEM;
-		*v = p;
-		*cap = nc;
-	}
+	if (mg_grow(v, cap, *n, sizeof(**v), 16))
+		return -ENOMEM;
 	(*v)[(*n)++] = id;
 	return 0;
 }

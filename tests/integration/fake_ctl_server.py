@@ -266,7 +266,7 @@ class FakeServer:
             self.mutating("reload")
             if self.broken:
                 self.reloads_failed += 1
-                self.last_error = "policies/broken.yaml:3:5: spec: unknown field 'bogus'"
+                self.last_error = "policies/broken.yaml:3:5: spec: unknown key 'bogus'"
                 raise CtlError("EINVAL", self.last_error)
             self.revision += 1
             self.reloads += 1

@@ -594,7 +594,7 @@ test_rejected_fields(void)
 	         "t.yaml:8:7: ", "spec.egressDeny[0].toPorts[0].rules: not enforced"},
 	        /* Cilium has no toFQDNs in deny rules */
 	        {RULE_HDR "  egressDeny:\n  - toFQDNs: [{matchName: x.com}]\n",
-	         "t.yaml:7:5: ", "toFQDNs: unknown field"},
+	         "t.yaml:7:5: ", "unknown key 'toFQDNs'"},
 	        /* what Cilium's rule validation refuses */
 	        {RULE_HDR "  ingress:\n  - fromEndpoints: [{}]\n    fromCIDR: [10.0.0.0/8]\n",
 	         "t.yaml:8:5: ", "combining fromEndpoints and fromCIDR is not supported"},
@@ -622,7 +622,7 @@ test_rejected_fields(void)
 	        {RULE_HDR "  egress:\n  - toCIDRSet: [{cidr: 10.0.0.1}]\n",
 	         "t.yaml:7:24: ", "toCIDRSet[0].cidr: '10.0.0.1' is not a CIDR prefix"},
 	        {RULE_HDR "  egress:\n  - toCIDRSet: [{cidrGroupRef: office}]\n",
-	         "t.yaml:7:18: ", "toCIDRSet[0].cidrGroupRef: CIDR groups are not supported"},
+	         "t.yaml:7:18: ", "toCIDRSet[0]: key 'cidrGroupRef' is not supported"},
 	        {RULE_HDR "  egress:\n  - toCIDRSet: [{except: [10.0.0.0/8]}]\n",
 	         "t.yaml:7:17: ", "toCIDRSet[0].cidr is required"},
 	        {RULE_HDR "  ingress:\n  - icmps: [{fields: [{type: PacketTooBig}]}]\n",
@@ -636,14 +636,14 @@ test_rejected_fields(void)
 	        {RULE_HDR "  ingress:\n  - icmps: [{fields: [{family: IPv4}]}]\n",
 	         "t.yaml:7:23: ", "an ICMP type is required"},
 	        {RULE_HDR "  ingress:\n  - icmps: [{fields: [{type: 8, code: 0}]}]\n",
-	         "t.yaml:7:33: ", "code: unknown field"},
+	         "t.yaml:7:33: ", "fields[0]: unknown key 'code'"},
 	        {RULE_HDR "  ingress:\n  - toPorts: [{ports: [{port: 1, protocol: ICMP}]}]\n",
 	         "t.yaml:7:44: ", "protocol ICMP is not accepted in toPorts"},
 	        /* a rule has exactly one of endpointSelector and nodeSelector */
 	        {HDR_CNP("p", "a") "spec:\n  endpointSelector: {}\n  nodeSelector: {}\n",
 	         "t.yaml:6:3: ", "cannot have both endpointSelector and nodeSelector"},
 	        {RULE_HDR "  log: {value: a, level: b}\n",
-	         "t.yaml:6:19: ", "log.level: unknown field"},
+	         "t.yaml:6:19: ", "log: unknown key 'level'"},
 	};
 
 	check_errors(c, MG_ARRAY_SIZE(c));
@@ -909,20 +909,20 @@ static void
 test_unknown_fields(void)
 {
 	static const struct err_case c[] = {
-	        {RULE_HDR "  ingres: []\n", "t.yaml:6:3: ", "spec.ingres: unknown field"},
+	        {RULE_HDR "  ingres: []\n", "t.yaml:6:3: ", "spec: unknown key 'ingres'"},
 	        {RULE_HDR "  ingress:\n  - fromEndpoint: [{}]\n",
-	         "t.yaml:7:5: ", "spec.ingress[0].fromEndpoint: unknown field"},
+	         "t.yaml:7:5: ", "spec.ingress[0]: unknown key 'fromEndpoint'"},
 	        /* toEndpoints is an egress field */
-	        {RULE_HDR "  ingress:\n  - toEndpoints: [{}]\n", "t.yaml:7:5: ", "unknown field"},
+	        {RULE_HDR "  ingress:\n  - toEndpoints: [{}]\n", "t.yaml:7:5: ", "unknown key"},
 	        {RULE_HDR "  egress:\n  - toPorts: [{ports: [{port: 80, proto: TCP}]}]\n",
-	         "t.yaml:7:35: ", "proto: unknown field"},
+	         "t.yaml:7:35: ", "ports[0]: unknown key 'proto'"},
 	        {HDR_CNP("p", "a") "spec:\n  endpointSelector: {matchLabel: {a: b}}\n",
-	         "t.yaml:5:22: ", "matchLabel: unknown field"},
+	         "t.yaml:5:22: ", "endpointSelector: unknown key 'matchLabel'"},
 	        {"apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\n"
 	         "metadata: {name: p, nmespace: a}\nspec: {endpointSelector: {}}\n",
-	         "t.yaml:3:21: ", "metadata.nmespace: unknown field"},
+	         "t.yaml:3:21: ", "metadata: unknown key 'nmespace'"},
 	        {HDR_CNP("p", "a") "spec: {endpointSelector: {}}\nextra: 1\n",
-	         "t.yaml:5:1: ", "extra: unknown field"},
+	         "t.yaml:5:1: ", "unknown key 'extra'"},
 	        {HDR_CNP("p", "a") "spec:\n  endpointSelector: {}\n  endpointSelector: {}\n",
 	         "t.yaml:6:3: ", "duplicate key"},
 	};

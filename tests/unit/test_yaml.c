@@ -105,6 +105,35 @@ test_check_map(void)
 	CU_ASSERT_PTR_NULL(load("a: 1\nb: 2\na: 3\n", &err));
 }
 
+/* Keys the format has but the reader refuses: known, so reported after a misspelt one. */
+static void
+test_check_keys_unsupported(void)
+{
+	static const char *const allowed[] = {"a", "b", NULL};
+	static const char *const unsup[] = {"u", "v", NULL};
+	struct mg_error err = {{0}};
+	struct mg_yaml_file *f;
+
+	f = load("a: 1\nb: 2\n", &err);
+	CU_ASSERT_EQUAL(mg_yaml_check_keys(f->docs[0], "top", allowed, unsup, &err), 0);
+	mg_yaml_free(f);
+
+	f = load("a: 1\nv: 2\nu: 3\n", &err);
+	CU_ASSERT_EQUAL(mg_yaml_check_keys(f->docs[0], "top", allowed, unsup, &err), -EINVAL);
+	CU_ASSERT_STRING_EQUAL(err.msg, "t.yaml:3:1: top: key 'u' is not supported");
+	mg_yaml_free(f);
+
+	f = load("u: 1\nzz: 2\n", &err);
+	CU_ASSERT_EQUAL(mg_yaml_check_keys(f->docs[0], "top", allowed, unsup, &err), -EINVAL);
+	CU_ASSERT_STRING_EQUAL(err.msg, "t.yaml:2:1: top: unknown key 'zz'");
+	mg_yaml_free(f);
+
+	f = load("[u]: 1\n", &err);
+	CU_ASSERT_EQUAL(mg_yaml_check_keys(f->docs[0], "top", allowed, NULL, &err), -EINVAL);
+	CU_ASSERT_STRING_EQUAL(err.msg, "t.yaml:1:1: top: keys must be scalars");
+	mg_yaml_free(f);
+}
+
 /* The file must fail to load with exactly @p want (reported with the caller's line). */
 static void
 expect_load_error_at(int line, const char *text, const char *want)
@@ -267,6 +296,7 @@ static CU_TestInfo tests[] = {
         {"alias_refused", test_alias_refused},
         {"depth_capped", test_depth_capped},
         {"check_map", test_check_map},
+        {"check_keys_unsupported", test_check_keys_unsupported},
         {"duplicate_keys", test_duplicate_keys},
         {"duplicate_keys_big_map", test_duplicate_keys_big_map},
         {"scalars", test_scalars},
