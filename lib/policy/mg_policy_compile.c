@@ -85,7 +85,7 @@ finalize(struct mg_policy *pol)
 	size_t mem = sizeof(*pol);
 	unsigned d;
 
-	pol->shift = 32 - pol->map->bits;
+	pol->shift = 64 - pol->map->bits;
 	pol->leaves = pol->map->leaf;
 	pol->psv = (const struct pol_portset *)pol->ps->data;
 	pol->bmv = pol->bm->data;

@@ -89,7 +89,7 @@ cells_place(struct pol_cells *c, uint64_t v)
 	size_t i = pol_cell_slot((uint32_t)(v >> 32), c->mask);
 
 	while (c->s[i] != CELL_EMPTY)
-		i = (i + 1) & c->mask;
+		i = mg_probe_next(i, c->mask);
 	__atomic_store_n(&c->s[i], v, __ATOMIC_RELAXED);
 	c->n++;
 }

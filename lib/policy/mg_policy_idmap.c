@@ -60,10 +60,10 @@ leaf_bytes(const struct pol_leaf *l)
 static void
 leaf_place(struct pol_leaf *l, const struct pol_slot *sl)
 {
-	uint32_t i = pol_id_hash(sl->key) & l->mask;
+	uint32_t i = (uint32_t)mg_probe_home(pol_id_hash(sl->key), l->mask);
 
 	while (l->s[i].key != 0)
-		i = (i + 1) & l->mask;
+		i = (uint32_t)mg_probe_next(i, l->mask);
 	l->s[i] = *sl;
 	l->n++;
 }
@@ -156,7 +156,7 @@ map_grow(struct pol_idmap **mp)
 
 			if (sl->key == 0)
 				continue;
-			li = pol_id_hash(sl->key) >> (32 - m->bits);
+			li = pol_leaf_of(pol_id_hash(sl->key), m->bits);
 			t = m->leaf[li];
 			if (t == NULL || (t->n + 1) * 2 > t->mask + 1) {
 				t = leaf_copy(t, t ? (t->mask + 1) * 2 : LEAF_MIN_CAP);
@@ -183,7 +183,8 @@ leaf_find(const struct pol_leaf *l, uint32_t key)
 
 	if (l == NULL)
 		return -1;
-	for (i = pol_id_hash(key) & l->mask;; i = (i + 1) & l->mask) {
+	for (i = (uint32_t)mg_probe_home(pol_id_hash(key), l->mask);;
+	     i = (uint32_t)mg_probe_next(i, l->mask)) {
 		if (l->s[i].key == key)
 			return (int32_t)i;
 		if (l->s[i].key == 0)
@@ -214,7 +215,7 @@ pol_map_insert(struct pol_idmap **mp, uint32_t id, const uint16_t cls[4])
 {
 	struct pol_idmap *m = *mp;
 	struct pol_slot sl = {.key = id + 1};
-	size_t li = pol_id_hash(sl.key) >> (32 - m->bits);
+	size_t li = pol_leaf_of(pol_id_hash(sl.key), m->bits);
 	int32_t at = leaf_find(m->leaf[li], sl.key);
 
 	memcpy(sl.cls, cls, sizeof(sl.cls));
@@ -236,7 +237,7 @@ int
 pol_map_remove(struct pol_idmap *m, uint32_t id)
 {
 	uint32_t key = id + 1, hole, i;
-	size_t li = pol_id_hash(key) >> (32 - m->bits);
+	size_t li = pol_leaf_of(pol_id_hash(key), m->bits);
 	struct pol_leaf *l;
 	int32_t at;
 
@@ -248,10 +249,10 @@ pol_map_remove(struct pol_idmap *m, uint32_t id)
 	at = leaf_find(l, key);
 	/* backward-shift deletion inside the leaf: no tombstones */
 	hole = (uint32_t)at;
-	for (i = (hole + 1) & l->mask; l->s[i].key != 0; i = (i + 1) & l->mask) {
-		uint32_t home = pol_id_hash(l->s[i].key) & l->mask;
-
-		if (((i - home) & l->mask) >= ((i - hole) & l->mask)) {
+	for (i = (uint32_t)mg_probe_next(hole, l->mask); l->s[i].key != 0;
+	     i = (uint32_t)mg_probe_next(i, l->mask)) {
+		if (mg_probe_may_fill(mg_probe_home(pol_id_hash(l->s[i].key), l->mask), hole, i,
+		                      l->mask)) {
 			l->s[hole] = l->s[i];
 			hole = i;
 		}

@@ -14,20 +14,6 @@
 
 #include "policy_priv.h"
 
-static uint64_t
-hash_bytes(const void *p, size_t len)
-{
-	const unsigned char *c = p;
-	uint64_t h = 0xcbf29ce484222325ull;
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		h ^= c[i];
-		h *= 0x100000001b3ull;
-	}
-	return h ^ (h >> 29);
-}
-
 void
 pol_itab_free(struct itab *t)
 {
@@ -49,9 +35,9 @@ itab_grow(struct itab *t)
 	if (slot == NULL)
 		return -ENOMEM;
 	for (i = 0; i < t->n; i++) {
-		j = t->keys[i].h & (cap - 1);
+		j = mg_probe_home(t->keys[i].h, cap - 1);
 		while (slot[j] != 0)
-			j = (j + 1) & (cap - 1);
+			j = mg_probe_next(j, cap - 1);
 		slot[j] = (uint32_t)i + 1;
 	}
 	free(t->slot);
@@ -69,11 +55,11 @@ pol_itab_intern(struct itab *t, const void *key, size_t len, uint32_t *idx, bool
 
 	if (len == 0)
 		key = ""; /* an empty key may come with a NULL pointer */
-	h = hash_bytes(key, len);
+	h = mg_hash_bytes(key, len, 0);
 
 	if ((t->n + 1) * 2 > t->cap && itab_grow(t) != 0)
 		return -ENOMEM;
-	for (j = h & (t->cap - 1); t->slot[j] != 0; j = (j + 1) & (t->cap - 1)) {
+	for (j = mg_probe_home(h, t->cap - 1); t->slot[j] != 0; j = mg_probe_next(j, t->cap - 1)) {
 		const struct ikey *k = &t->keys[t->slot[j] - 1];
 
 		if (k->h == h && k->len == len && memcmp(k->data, key, len) == 0) {
@@ -106,8 +92,8 @@ pol_itab_find(const struct itab *t, const void *key, size_t len)
 
 	if (t->cap == 0)
 		return -1;
-	h = hash_bytes(key, len);
-	for (j = h & (t->cap - 1); t->slot[j] != 0; j = (j + 1) & (t->cap - 1)) {
+	h = mg_hash_bytes(key, len, 0);
+	for (j = mg_probe_home(h, t->cap - 1); t->slot[j] != 0; j = mg_probe_next(j, t->cap - 1)) {
 		const struct ikey *k = &t->keys[t->slot[j] - 1];
 
 		if (k->h == h && k->len == len && memcmp(k->data, key, len) == 0)

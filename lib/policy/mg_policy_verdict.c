@@ -16,11 +16,12 @@
 static inline const struct pol_slot *
 slot_find(const struct mg_policy *pol, uint32_t id)
 {
-	uint32_t key = id + 1, h = pol_id_hash(key), i;
+	uint32_t key = id + 1;
+	uint64_t h = pol_id_hash(key);
 	const struct pol_leaf *l = pol->leaves[h >> pol->shift];
 
 	if (l != NULL)
-		for (i = h & l->mask;; i = (i + 1) & l->mask) {
+		for (size_t i = mg_probe_home(h, l->mask);; i = mg_probe_next(i, l->mask)) {
 			if (l->s[i].key == key)
 				return &l->s[i];
 			if (l->s[i].key == 0)
@@ -48,7 +49,7 @@ cell_get(const struct pol_dirtab *d, uint16_t sc, uint16_t pc)
 			return (uint32_t)v;
 		if (v == CELL_EMPTY)
 			return d->rdefv[sc];
-		i = (i + 1) & d->cmask;
+		i = mg_probe_next(i, d->cmask);
 	}
 }
 

@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "mg_hash.h"
 #include "mg_identity.h"
 #include "mg_policy.h"
 
@@ -533,9 +534,7 @@ int pol_shv_reserve(struct shv **v, size_t len, size_t need);
 static inline size_t
 pol_cell_slot(uint32_t key, size_t mask)
 {
-	uint64_t h = (uint64_t)key * 0x9e3779b97f4a7c15ull;
-
-	return (size_t)(h >> 32 ^ h) & mask;
+	return mg_probe_home(mg_hash_u64(key), mask);
 }
 
 /** An empty table of @p slots slots (a power of two), one reference, or NULL. */
@@ -581,14 +580,22 @@ struct pol_idmap {
 	struct pol_leaf *leaf[];
 };
 
-/** Hash of an identity's key (identity + 1), for the map and the data path's lookup. */
-static inline uint32_t
+/**
+ * Hash of an identity's key (identity + 1), for the map and the data path's
+ * lookup: the top bits pick the leaf (h >> (64 - bits)), the low bits the
+ * slot in it (mg_probe_home).
+ */
+static inline uint64_t
 pol_id_hash(uint32_t key)
 {
-	uint32_t h = key * 0x9e3779b1u;
+	return mg_hash_u64(key);
+}
 
-	/* the top bits pick the leaf, the mixed low bits the slot in it */
-	return h ^ (h >> 16);
+/** The leaf of hash @p h in a directory of 2^@p bits leaves. */
+static inline size_t
+pol_leaf_of(uint64_t h, unsigned bits)
+{
+	return (size_t)(h >> (64 - bits));
 }
 
 /** An empty map with a directory sized for @p count identities (one reference), or NULL. */
@@ -690,7 +697,7 @@ struct mg_policy {
 	bool never;
 	struct pol_plan *plan;
 	struct pol_idmap *map;
-	unsigned shift;                 /* 32 - map->bits */
+	unsigned shift;                 /* 64 - map->bits */
 	struct pol_leaf *const *leaves; /* map->leaf */
 	struct pol_slot nolabels;       /* classes of unknown identities */
 	struct pol_dirtab dir[2];
