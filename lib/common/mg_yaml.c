@@ -15,6 +15,7 @@
  * keys linear.
  */
 #include "mg_yaml.h"
+#include "mg_hash.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,17 +97,7 @@ node_new(enum mg_yaml_type type, const yaml_mark_t *m, const char *file)
 static uint64_t
 key_hash(const struct builder *b, const struct mg_yaml_node *k)
 {
-	uint64_t h = b->seed ^ ((uint64_t)k->len * 0x9e3779b97f4a7c15ull);
-	size_t i;
-
-	for (i = 0; i < k->len; i++) {
-		h ^= (unsigned char)k->str[i];
-		h *= 0x100000001b3ull;
-	}
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	return h;
+	return mg_hash_bytes(k->str, k->len, b->seed);
 }
 
 static bool
@@ -120,10 +111,10 @@ key_equal(const struct mg_yaml_node *a, const struct mg_yaml_node *b)
 static void
 keyset_put(const struct builder *b, struct keyset *ks, const struct mg_yaml_node *map, size_t idx)
 {
-	size_t i = (size_t)key_hash(b, map->pairs[idx].key) & (ks->cap - 1);
+	size_t i = mg_probe_home(key_hash(b, map->pairs[idx].key), ks->cap - 1);
 
 	while (ks->slot[i] != 0)
-		i = (i + 1) & (ks->cap - 1);
+		i = mg_probe_next(i, ks->cap - 1);
 	ks->slot[i] = (uint32_t)idx + 1;
 	ks->used++;
 }
@@ -177,8 +168,8 @@ key_seen(const struct builder *b, const struct keyset *ks, const struct mg_yaml_
 				return map->pairs[i].key;
 		return NULL;
 	}
-	for (i = (size_t)key_hash(b, k) & (ks->cap - 1); ks->slot[i] != 0;
-	     i = (i + 1) & (ks->cap - 1))
+	for (i = mg_probe_home(key_hash(b, k), ks->cap - 1); ks->slot[i] != 0;
+	     i = mg_probe_next(i, ks->cap - 1))
 		if (key_equal(map->pairs[ks->slot[i] - 1].key, k))
 			return map->pairs[ks->slot[i] - 1].key;
 	return NULL;
