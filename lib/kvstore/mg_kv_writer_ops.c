@@ -52,6 +52,21 @@ mg_kv_writer_del(struct mg_kv_writer *w, const char *key, struct mg_error *err)
 	return kv_fcall(w, "FCALL mg_del", 8, argv, err);
 }
 
+/*
+ * mg_put of @p val at @p key, at once or (@p queue) queued and counted in
+ * @p c: the single and the queued form of a built change. Frees @p val.
+ */
+static int
+kv_send(struct mg_kv_writer *w, const char *key, char *val, bool queue,
+        struct mg_kv_batch_counts *c, struct mg_error *err)
+{
+	int rc = queue ? mg_kv_writer_queue_put(w, key, val, c, err)
+	               : mg_kv_writer_put(w, key, val, err);
+
+	free(val);
+	return rc;
+}
+
 /* Key and canonical value of an identity; *@p val is free()d by the caller. */
 static int
 kv_identity_kv(const struct mg_kv_writer *w, uint32_t id, const char *labels, char *key, char **val,
@@ -94,14 +109,9 @@ mg_kv_writer_put_identity(struct mg_kv_writer *w, uint32_t id, const char *label
 {
 	char key[MG_KV_KEY_MAX];
 	char *val;
-	int rc;
+	int rc = kv_identity_kv(w, id, labels, key, &val, err);
 
-	rc = kv_identity_kv(w, id, labels, key, &val, err);
-	if (rc < 0)
-		return rc;
-	rc = mg_kv_writer_put(w, key, val, err);
-	free(val);
-	return rc;
+	return rc < 0 ? rc : kv_send(w, key, val, false, NULL, err);
 }
 
 int
@@ -110,14 +120,9 @@ mg_kv_writer_queue_identity(struct mg_kv_writer *w, uint32_t id, const char *lab
 {
 	char key[MG_KV_KEY_MAX];
 	char *val;
-	int rc;
+	int rc = kv_identity_kv(w, id, labels, key, &val, err);
 
-	rc = kv_identity_kv(w, id, labels, key, &val, err);
-	if (rc < 0)
-		return rc;
-	rc = mg_kv_writer_queue_put(w, key, val, c, err);
-	free(val);
-	return rc;
+	return rc < 0 ? rc : kv_send(w, key, val, true, c, err);
 }
 
 int
@@ -157,14 +162,9 @@ mg_kv_writer_put_ip(struct mg_kv_writer *w, const struct mg_kv_ip_pair *p, struc
 {
 	char key[MG_KV_KEY_MAX];
 	char *val;
-	int rc;
+	int rc = kv_ip_kv(w, p, key, &val, err);
 
-	rc = kv_ip_kv(w, p, key, &val, err);
-	if (rc < 0)
-		return rc;
-	rc = mg_kv_writer_put(w, key, val, err);
-	free(val);
-	return rc;
+	return rc < 0 ? rc : kv_send(w, key, val, false, NULL, err);
 }
 
 int
@@ -173,14 +173,9 @@ mg_kv_writer_queue_ip(struct mg_kv_writer *w, const struct mg_kv_ip_pair *p,
 {
 	char key[MG_KV_KEY_MAX];
 	char *val;
-	int rc;
+	int rc = kv_ip_kv(w, p, key, &val, err);
 
-	rc = kv_ip_kv(w, p, key, &val, err);
-	if (rc < 0)
-		return rc;
-	rc = mg_kv_writer_queue_put(w, key, val, c, err);
-	free(val);
-	return rc;
+	return rc < 0 ? rc : kv_send(w, key, val, true, c, err);
 }
 
 int
@@ -211,9 +206,7 @@ mg_kv_writer_cluster_config(struct mg_kv_writer *w, const struct mg_kv_cluster_c
 		mg_error_set(err, NULL, 0, 0, "invalid cluster config: %s", strerror(errno));
 		return rc;
 	}
-	rc = mg_kv_writer_put(w, key, val, err);
-	free(val);
-	return rc;
+	return kv_send(w, key, val, false, NULL, err);
 }
 
 int
