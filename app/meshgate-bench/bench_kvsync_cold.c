@@ -139,7 +139,7 @@ out:
 static int
 fill_multi(redisContext *c, unsigned ncl, uint32_t per, const char *lua, size_t lua_len)
 {
-	char key[MG_KV_KEY_MAX], logk[MG_KV_KEY_MAX], epk[MG_KV_KEY_MAX], name[16], now[32];
+	char key[MG_KV_KEY_MAX], name[16], now[32];
 	unsigned pending = 0;
 	time_t t = time(NULL);
 	struct tm tm;
@@ -147,14 +147,10 @@ fill_multi(redisContext *c, unsigned ncl, uint32_t per, const char *lua, size_t 
 
 	gmtime_r(&t, &tm);
 	strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	rc = kvsync_command_ok(c, redisCommand(c, "FLUSHDB"));
-	if (rc == 0)
-		rc = kvsync_command_ok(c,
-		                       redisCommand(c, "FUNCTION LOAD REPLACE %b", lua, lua_len));
+	rc = kvsync_fill_begin(c, lua, lua_len);
 	for (unsigned cl = 1; cl <= ncl && rc == 0; cl++) {
 		struct mg_kv_cluster_config cc = {
 		        .id = cl, .synced_canaries = true, .cached = true};
-		char *val;
 
 		snprintf(name, sizeof(name), "c%03u", cl);
 		for (unsigned k = 0; k < 10; k++) {
@@ -179,40 +175,14 @@ fill_multi(redisContext *c, unsigned ncl, uint32_t per, const char *lua, size_t 
 			p.prefix.plen = 32;
 			memcpy(p.prefix.addr, &be, 4);
 			p.prefix.identity = (cl << 16) | (MG_ID_MIN_CLUSTER_LOCAL + i % 10);
-			val = mg_kv_ip_pair_encode(&p);
-			if (val == NULL || mg_kv_ip_key(key, sizeof(key), MG_KV_SCOPE_CACHE, name,
-			                                &p.prefix, true) < 0) {
-				free(val);
-				rc = -EINVAL;
-				break;
-			}
-			redisAppendCommand(c, "SET %s %s", key, val);
-			free(val);
-			if (++pending == PIPE_CHUNK) {
-				rc = kvsync_drain(c, pending);
-				pending = 0;
-			}
+			rc = kvsync_fill_entry(c, &p, MG_KV_SCOPE_CACHE, name, &pending);
 		}
 		if (rc == 0 && pending > 0) {
 			rc = kvsync_drain(c, pending);
 			pending = 0;
 		}
-		val = mg_kv_cluster_config_encode(&cc);
-		if (rc == 0 &&
-		    (val == NULL || mg_kv_cluster_config_key(key, sizeof(key), name) < 0 ||
-		     mg_kv_log_key(logk, sizeof(logk), name) < 0 ||
-		     mg_kv_epoch_key(epk, sizeof(epk), name) < 0))
-			rc = -EINVAL;
 		if (rc == 0)
-			rc = kvsync_command_ok(
-			        c, redisCommand(c, "FCALL mg_put 3 %s %s %s %s %s %s", key, logk,
-			                        epk, val, MAXLEN, "bench-epoch-1"));
-		free(val);
-		if (rc == 0 &&
-		    mg_kv_synced_key(key, sizeof(key), name, MG_KV_CACHE_IDENTITIES) >= 0)
-			rc = kvsync_command_ok(c, redisCommand(c, "SET %s %s", key, now));
-		if (rc == 0 && mg_kv_synced_key(key, sizeof(key), name, MG_KV_CACHE_IP) >= 0)
-			rc = kvsync_command_ok(c, redisCommand(c, "SET %s %s", key, now));
+			rc = kvsync_fill_config(c, name, &cc, now);
 	}
 	return rc;
 }

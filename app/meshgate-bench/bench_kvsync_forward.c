@@ -58,6 +58,21 @@ struct fwd_writer {
 };
 
 /*
+ * Key and value of put number @p seq of writer @p w, which goes round its
+ * entries: round 0 moves each to the client, round 1 to a filler, ...:
+ * every put changes the value.
+ */
+static void
+fwd_put_of(const struct fwd_writer *w, uint64_t seq, const char **key, const char **val)
+{
+	uint32_t k = (uint32_t)(seq % w->n);
+	unsigned v = (unsigned)((seq / w->n) % 2);
+
+	*key = w->keys[w->first + k];
+	*val = w->vals[2 * (w->first + k) + v];
+}
+
+/*
  * A writer as meshgatectl's are: lib/kvstore's batch API, each change
  * queued, sent in FCALL mg_batch calls of w->batch changes with up to
  * MG_KV_WRITER_PIPELINE calls in flight. Whenever it is ahead of its rate
@@ -102,13 +117,10 @@ fwd_writer_batch_main(struct fwd_writer *w)
 		if (w->limit != 0 && end - seq < nb)
 			nb = (unsigned)(end - seq);
 		for (i = 0; i < nb; i++, seq++) {
-			uint32_t k = (uint32_t)(seq % w->n);
-			/* round 0 moves the entry to the client, round 1 to a filler, ...:
-			 * every put changes the value */
-			unsigned v = (unsigned)((seq / w->n) % 2);
+			const char *key, *val;
 
-			if (mg_kv_writer_queue_put(kw, w->keys[w->first + k],
-			                           w->vals[2 * (w->first + k) + v], &c, &err) < 0)
+			fwd_put_of(w, seq, &key, &val);
+			if (mg_kv_writer_queue_put(kw, key, val, &c, &err) < 0)
 				goto done;
 		}
 		atomic_store(&w->written, base + c.written);
@@ -158,13 +170,10 @@ fwd_writer_main(void *arg)
 		if (w->limit != 0 && end - seq < nb)
 			nb = (unsigned)(end - seq);
 		for (i = 0; i < nb; i++, seq++) {
-			uint32_t k = (uint32_t)(seq % w->n);
-			/* round 0 moves the entry to the client, round 1 to a filler, ...:
-			 * every put changes the value */
-			unsigned v = (unsigned)((seq / w->n) % 2);
+			const char *key, *val;
 
-			redisAppendCommand(c, "FCALL mg_put 2 %s %s %s %s", w->keys[w->first + k],
-			                   logk, w->vals[2 * (w->first + k) + v], MAXLEN);
+			fwd_put_of(w, seq, &key, &val);
+			redisAppendCommand(c, "FCALL mg_put 2 %s %s %s %s", key, logk, val, MAXLEN);
 		}
 		for (i = 0; i < nb; i++) {
 			redisReply *r = NULL;

@@ -35,6 +35,35 @@ struct writer {
 	int rc;
 };
 
+/*
+ * Wait until mg_time_ns() reaches @p due: in nanosleeps of 20 us while more
+ * than 100 us are left, then spinning. Returns the time it is then.
+ */
+static uint64_t
+wait_until(uint64_t due)
+{
+	uint64_t now;
+
+	while ((now = mg_time_ns()) < due) {
+		struct timespec ts = {.tv_nsec = 20000};
+
+		if (due - now > 100000)
+			nanosleep(&ts, NULL);
+	}
+	return now;
+}
+
+/* FCALL mg_put of @p val at @p key, logged in @p logk; frees @p val. 0 or < 0. */
+static int
+put_logged(redisContext *c, const char *logk, const char *key, char *val)
+{
+	int rc = kvsync_command_ok(
+	        c, redisCommand(c, "FCALL mg_put 2 %s %s %s %s", key, logk, val, MAXLEN));
+
+	free(val);
+	return rc;
+}
+
 static void *
 writer_main(void *arg)
 {
@@ -57,27 +86,17 @@ writer_main(void *arg)
 		int rc;
 
 		due = t0 + (uint64_t)k * 1000000000ull / w->rate;
-		while (mg_time_ns() < due) {
-			struct timespec ts = {.tv_nsec = 20000};
-
-			if (due - mg_time_ns() > 100000)
-				nanosleep(&ts, NULL);
-		}
+		wait_until(due);
 		kvsync_entry_of(slot_entry(s), &p);
 		p.prefix.identity = ID_CLIENT;
-		val = mg_kv_ip_pair_encode(&p);
-		if (val == NULL || mg_kv_ip_key(key, sizeof(key), MG_KV_SCOPE_STATE, CLUSTER,
-		                                &p.prefix, true) < 0) {
-			free(val);
+		if (kvsync_entry_kv(&p, MG_KV_SCOPE_STATE, CLUSTER, key, &val) < 0) {
 			w->rc = -EINVAL;
 			break;
 		}
 		/* The send time is published before the put, so a reader that sees the put sees it. */
 		w->sent[s] = mg_time_ns();
 		atomic_store_explicit(&w->n_sent, k + 1, memory_order_release);
-		rc = kvsync_command_ok(
-		        c, redisCommand(c, "FCALL mg_put 2 %s %s %s %s", key, logk, val, MAXLEN));
-		free(val);
+		rc = put_logged(c, logk, key, val);
 		if (rc < 0) {
 			w->rc = rc;
 			break;
@@ -263,12 +282,7 @@ lf_writer_main(void *arg)
 		bool restore = false;
 		int rc;
 
-		while ((now = mg_time_ns()) < due) {
-			struct timespec ts = {.tv_nsec = 20000};
-
-			if (due - now > 100000)
-				nanosleep(&ts, NULL);
-		}
+		now = wait_until(due);
 		if (head != tail) {
 			const struct lf_upd *d = &w->u[fifo[head % LF_IPS]];
 			uint64_t pub = atomic_load_explicit(&d->pub, memory_order_acquire);
@@ -301,19 +315,14 @@ lf_writer_main(void *arg)
 		kvsync_entry_of(slot_entry(u->slot), &p); /* the fill's value: a filler, denied */
 		if (!u->deny)
 			p.prefix.identity = ID_CLIENT;
-		val = mg_kv_ip_pair_encode(&p);
-		if (val == NULL || mg_kv_ip_key(key, sizeof(key), MG_KV_SCOPE_STATE, CLUSTER,
-		                                &p.prefix, true) < 0) {
-			free(val);
+		if (kvsync_entry_kv(&p, MG_KV_SCOPE_STATE, CLUSTER, key, &val) < 0) {
 			w->rc = -EINVAL;
 			break;
 		}
 		/* Published before the put: the control loop sees the put only after this. */
 		u->sent = mg_time_ns();
 		atomic_store_explicit(&w->n_sent, ++k, memory_order_release);
-		rc = kvsync_command_ok(
-		        c, redisCommand(c, "FCALL mg_put 2 %s %s %s %s", key, logk, val, MAXLEN));
-		free(val);
+		rc = put_logged(c, logk, key, val);
 		if (rc < 0) {
 			w->rc = rc;
 			break;
@@ -583,15 +592,13 @@ kvsync_lf_preset(redisContext *c)
 
 		kvsync_entry_of(slot_entry(s), &p);
 		p.prefix.identity = ID_CLIENT;
-		val = mg_kv_ip_pair_encode(&p);
-		if (val == NULL ||
-		    mg_kv_ip_key(key, sizeof(key), MG_KV_SCOPE_STATE, CLUSTER, &p.prefix, true) < 0)
+		if (kvsync_entry_kv(&p, MG_KV_SCOPE_STATE, CLUSTER, key, &val) < 0) {
 			rc = -EINVAL;
-		else {
+		} else {
 			redisAppendCommand(c, "SET %s %s", key, val);
 			pending++;
+			free(val);
 		}
-		free(val);
 	}
 	if (pending > 0) {
 		int r2 = kvsync_drain(c, pending);

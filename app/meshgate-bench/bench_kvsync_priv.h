@@ -96,6 +96,20 @@ void kvsync_server_stop(struct server *s);
 int kvsync_drain(redisContext *c, unsigned n);
 /* 0, or -EIO / -EPROTO (said on stderr) for a failed or error reply, which is freed. */
 int kvsync_command_ok(redisContext *c, redisReply *r);
+/* FLUSHDB, then FUNCTION LOAD REPLACE of @p lua. 0 or < 0. */
+int kvsync_fill_begin(redisContext *c, const char *lua, size_t lua_len);
+/* Key (MG_KV_KEY_MAX bytes at @p key) and JSON value (new string) of host route @p p of
+ * @p cluster in layout @p scope. 0 or -EINVAL (nothing to free). */
+int kvsync_entry_kv(const struct mg_kv_ip_pair *p, enum mg_kv_scope scope, const char *cluster,
+                    char *key, char **val);
+/* SET host route @p p as kvsync_entry_kv builds it, pipelined: every PIPE_CHUNK commands
+ * (*@p pending counts them) the replies are read. 0 or < 0. */
+int kvsync_fill_entry(redisContext *c, const struct mg_kv_ip_pair *p, enum mg_kv_scope scope,
+                      const char *cluster, unsigned *pending);
+/* Cluster @p name's config @p cc through mg_put (creating its log and epoch), then the
+ * canaries of its layout, set to @p now. 0 or < 0. */
+int kvsync_fill_config(redisContext *c, const char *name, const struct mg_kv_cluster_config *cc,
+                       const char *now);
 /* Flush, then write cluster-a: its identities, @p n entries, config, log, epoch, canaries. */
 int kvsync_fill(redisContext *c, uint32_t n, const char *lua, size_t lua_len);
 /* redis-benchmark's pipelined GET rate on the server (0 when it cannot run). */

@@ -197,10 +197,83 @@ identity_value(uint32_t id, char **out)
 }
 
 int
+kvsync_fill_begin(redisContext *c, const char *lua, size_t lua_len)
+{
+	int rc = kvsync_command_ok(c, redisCommand(c, "FLUSHDB"));
+
+	if (rc == 0)
+		rc = kvsync_command_ok(c,
+		                       redisCommand(c, "FUNCTION LOAD REPLACE %b", lua, lua_len));
+	return rc;
+}
+
+int
+kvsync_entry_kv(const struct mg_kv_ip_pair *p, enum mg_kv_scope scope, const char *cluster,
+                char *key, char **val)
+{
+	*val = mg_kv_ip_pair_encode(p);
+	if (*val == NULL ||
+	    mg_kv_ip_key(key, MG_KV_KEY_MAX, scope, cluster, &p->prefix, true) < 0) {
+		free(*val);
+		*val = NULL;
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int
+kvsync_fill_entry(redisContext *c, const struct mg_kv_ip_pair *p, enum mg_kv_scope scope,
+                  const char *cluster, unsigned *pending)
+{
+	char key[MG_KV_KEY_MAX], *val;
+	int rc = kvsync_entry_kv(p, scope, cluster, key, &val);
+
+	if (rc < 0)
+		return rc;
+	redisAppendCommand(c, "SET %s %s", key, val);
+	free(val);
+	if (++*pending == PIPE_CHUNK) {
+		rc = kvsync_drain(c, *pending);
+		*pending = 0;
+	}
+	return rc;
+}
+
+int
+kvsync_fill_config(redisContext *c, const char *name, const struct mg_kv_cluster_config *cc,
+                   const char *now)
+{
+	char key[MG_KV_KEY_MAX], logk[MG_KV_KEY_MAX], epk[MG_KV_KEY_MAX];
+	char *val = mg_kv_cluster_config_encode(cc);
+	int rc = 0;
+
+	/*
+	 * The config goes through mg_put with the epoch key and a token, as the
+	 * writer's first write does: that creates the log and sets the epoch.
+	 */
+	if (val == NULL || mg_kv_cluster_config_key(key, sizeof(key), name) < 0 ||
+	    mg_kv_log_key(logk, sizeof(logk), name) < 0 ||
+	    mg_kv_epoch_key(epk, sizeof(epk), name) < 0)
+		rc = -EINVAL;
+	if (rc == 0)
+		rc = kvsync_command_ok(c, redisCommand(c, "FCALL mg_put 3 %s %s %s %s %s %s", key,
+		                                       logk, epk, val, MAXLEN, "bench-epoch-1"));
+	free(val);
+	if (rc == 0 &&
+	    mg_kv_synced_key(key, sizeof(key), name,
+	                     cc->cached ? MG_KV_CACHE_IDENTITIES : MG_KV_STATE_IDENTITIES) >= 0)
+		rc = kvsync_command_ok(c, redisCommand(c, "SET %s %s", key, now));
+	if (rc == 0 && mg_kv_synced_key(key, sizeof(key), name,
+	                                cc->cached ? MG_KV_CACHE_IP : MG_KV_STATE_IP) >= 0)
+		rc = kvsync_command_ok(c, redisCommand(c, "SET %s %s", key, now));
+	return rc;
+}
+
+int
 kvsync_fill(redisContext *c, uint32_t n, const char *lua, size_t lua_len)
 {
 	struct mg_kv_cluster_config cc = {.id = CLUSTER_ID, .synced_canaries = true};
-	char key[MG_KV_KEY_MAX], logk[MG_KV_KEY_MAX], epk[MG_KV_KEY_MAX], now[32];
+	char key[MG_KV_KEY_MAX], now[32];
 	unsigned pending = 0;
 	char *val = NULL;
 	uint32_t i;
@@ -208,10 +281,7 @@ kvsync_fill(redisContext *c, uint32_t n, const char *lua, size_t lua_len)
 	struct tm tm;
 	int rc;
 
-	rc = kvsync_command_ok(c, redisCommand(c, "FLUSHDB"));
-	if (rc == 0)
-		rc = kvsync_command_ok(c,
-		                       redisCommand(c, "FUNCTION LOAD REPLACE %b", lua, lua_len));
+	rc = kvsync_fill_begin(c, lua, lua_len);
 	if (rc < 0)
 		return rc;
 	for (i = 0; i < N_FILLER + 2 && rc == 0; i++) {
@@ -231,19 +301,7 @@ kvsync_fill(redisContext *c, uint32_t n, const char *lua, size_t lua_len)
 		struct mg_kv_ip_pair p;
 
 		kvsync_entry_of(i, &p);
-		val = mg_kv_ip_pair_encode(&p);
-		if (val == NULL || mg_kv_ip_key(key, sizeof(key), MG_KV_SCOPE_STATE, CLUSTER,
-		                                &p.prefix, true) < 0) {
-			free(val);
-			rc = -EINVAL;
-			break;
-		}
-		redisAppendCommand(c, "SET %s %s", key, val);
-		free(val);
-		if (++pending == PIPE_CHUNK) {
-			rc = kvsync_drain(c, pending);
-			pending = 0;
-		}
+		rc = kvsync_fill_entry(c, &p, MG_KV_SCOPE_STATE, CLUSTER, &pending);
 	}
 	if (pending > 0) {
 		int r2 = kvsync_drain(c, pending);
@@ -252,27 +310,9 @@ kvsync_fill(redisContext *c, uint32_t n, const char *lua, size_t lua_len)
 	}
 	if (rc < 0)
 		return rc;
-	/*
-	 * The config goes through mg_put with the epoch key and a token, as the
-	 * writer's first write does: that creates the log and sets the epoch.
-	 */
-	val = mg_kv_cluster_config_encode(&cc);
-	if (val == NULL || mg_kv_cluster_config_key(key, sizeof(key), CLUSTER) < 0 ||
-	    mg_kv_log_key(logk, sizeof(logk), CLUSTER) < 0 ||
-	    mg_kv_epoch_key(epk, sizeof(epk), CLUSTER) < 0) {
-		free(val);
-		return -EINVAL;
-	}
-	rc = kvsync_command_ok(c, redisCommand(c, "FCALL mg_put 3 %s %s %s %s %s %s", key, logk,
-	                                       epk, val, MAXLEN, "bench-epoch-1"));
-	free(val);
 	gmtime_r(&t, &tm);
 	strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	if (rc == 0 && mg_kv_synced_key(key, sizeof(key), CLUSTER, MG_KV_STATE_IDENTITIES) >= 0)
-		rc = kvsync_command_ok(c, redisCommand(c, "SET %s %s", key, now));
-	if (rc == 0 && mg_kv_synced_key(key, sizeof(key), CLUSTER, MG_KV_STATE_IP) >= 0)
-		rc = kvsync_command_ok(c, redisCommand(c, "SET %s %s", key, now));
-	return rc;
+	return kvsync_fill_config(c, CLUSTER, &cc, now);
 }
 
 /* ---- redis-benchmark ---- */
