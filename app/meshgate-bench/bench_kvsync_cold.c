@@ -18,6 +18,9 @@
 
 #include "bench_kvsync_priv.h"
 
+/* ---- cold sync of one cluster ---- */
+
+/* A fresh table and ipcache, filled by mg_kv_sync_initial and committed; its time in *@p secs. */
 static int
 cold_sync(unsigned port, uint32_t n, struct mg_identity_table **ids_out,
           struct mg_ipcache **ipc_out, struct mg_kv_sync **s_out, double *secs)
