@@ -6,7 +6,8 @@
  * connection and runs commands, mg_kv_writer_batch.c queues changes into
  * FCALL mg_batch calls, mg_kv_writer_ops.c makes single changes and builds
  * the keys and values of identities, ipcache entries, configs and
- * canaries, mg_kv_writer_scan.c prunes and checks the layout.
+ * canaries, mg_kv_writer_scan.c prunes and checks the layout. The helpers
+ * shared between the files carry the kvw_ prefix.
  */
 #ifndef MG_KV_WRITER_PRIV_H
 #define MG_KV_WRITER_PRIV_H
@@ -57,13 +58,13 @@ struct mg_kv_writer {
 };
 
 /* Turn a failed or error reply into -errno with @p err set; frees @p r. */
-int kv_reply_error(struct mg_kv_writer *w, redisReply *r, const char *what, struct mg_error *err);
+int kvw_reply_error(struct mg_kv_writer *w, redisReply *r, const char *what, struct mg_error *err);
 /* Run a command (after the queued changes) expecting a non-error reply; returns it or NULL with
  * *@p rc set. */
-redisReply *kv_cmd(struct mg_kv_writer *w, const char *what, int *rc, struct mg_error *err,
-                   int argc, const char **argv);
-/* As kv_cmd, the reply dropped: 0 or < 0. */
-int kv_cmd_ok(struct mg_kv_writer *w, const char *what, struct mg_error *err, int argc,
-              const char **argv);
+redisReply *kvw_cmd(struct mg_kv_writer *w, const char *what, int *rc, struct mg_error *err,
+                    int argc, const char **argv);
+/* As kvw_cmd, the reply dropped: 0 or < 0. */
+int kvw_cmd_ok(struct mg_kv_writer *w, const char *what, struct mg_error *err, int argc,
+               const char **argv);
 
 #endif /* MG_KV_WRITER_PRIV_H */

@@ -68,7 +68,7 @@ mg_kv_cluster_config_decode(const char *json, size_t len, struct mg_kv_cluster_c
 	int rc = -EINVAL;
 
 	memset(c, 0, sizeof(*c));
-	o = kv_load_object("cluster config", json, len, err);
+	o = kvm_load_object("cluster config", json, len, err);
 	if (o == NULL)
 		return -EINVAL;
 	caps = json_object_get(o, "capabilities");
@@ -80,8 +80,8 @@ mg_kv_cluster_config_decode(const char *json, size_t len, struct mg_kv_cluster_c
 		}
 		if (kv_get_bool(caps, "syncedCanaries", &c->synced_canaries, err) < 0 ||
 		    kv_get_bool(caps, "cached", &c->cached, err) < 0 ||
-		    kv_get_int(caps, "cluster config", "maxConnectedClusters", 0, 511, false, &max,
-		               err) < 0)
+		    kvm_get_int(caps, "cluster config", "maxConnectedClusters", 0, 511, false, &max,
+		                err) < 0)
 			goto err;
 		if (max == 0)
 			max = 255;
@@ -91,7 +91,7 @@ mg_kv_cluster_config_decode(const char *json, size_t len, struct mg_kv_cluster_c
 			goto err;
 		}
 	}
-	if (kv_get_int(o, "cluster config", "id", 1, max, true, &id, err) < 0)
+	if (kvm_get_int(o, "cluster config", "id", 1, max, true, &id, err) < 0)
 		goto err;
 	c->id = (unsigned)id;
 	c->max_connected_clusters = (unsigned)max;

@@ -16,7 +16,7 @@
 static const char b64_alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 void
-kv_b64_encode(const uint8_t *in, size_t n, char *out)
+kvm_b64_encode(const uint8_t *in, size_t n, char *out)
 {
 	size_t i, o = 0;
 
@@ -46,7 +46,7 @@ kv_b64_val(char c)
 
 /* Decode padded base64 into out (at most cap bytes). Length or -EINVAL. */
 int
-kv_b64_decode(const char *s, uint8_t *out, size_t cap)
+kvm_b64_decode(const char *s, uint8_t *out, size_t cap)
 {
 	size_t n = strlen(s), o = 0;
 
@@ -80,7 +80,7 @@ kv_b64_decode(const char *s, uint8_t *out, size_t cap)
 /* ---- protocols of named ports ---- */
 
 const char *
-kv_proto_name(uint8_t proto)
+kvm_proto_name(uint8_t proto)
 {
 	switch (proto) {
 	case 6:
@@ -95,7 +95,7 @@ kv_proto_name(uint8_t proto)
 }
 
 int
-kv_proto_parse(const char *s, uint8_t *proto)
+kvm_proto_parse(const char *s, uint8_t *proto)
 {
 	if (strcasecmp(s, "TCP") == 0)
 		*proto = 6;
@@ -112,7 +112,7 @@ kv_proto_parse(const char *s, uint8_t *proto)
 
 /* Load JSON text strictly: one value, an object, no duplicate keys. */
 json_t *
-kv_load_object(const char *what, const char *text, size_t len, struct mg_error *err)
+kvm_load_object(const char *what, const char *text, size_t len, struct mg_error *err)
 {
 	json_error_t je;
 	json_t *o;
@@ -133,8 +133,8 @@ kv_load_object(const char *what, const char *text, size_t len, struct mg_error *
 
 /* Integer field in [min, max]. */
 int
-kv_get_int(json_t *o, const char *what, const char *field, json_int_t min, json_int_t max,
-           bool required, json_int_t *out, struct mg_error *err)
+kvm_get_int(json_t *o, const char *what, const char *field, json_int_t min, json_int_t max,
+            bool required, json_int_t *out, struct mg_error *err)
 {
 	json_t *v = json_object_get(o, field);
 

@@ -156,7 +156,7 @@ kv_fast_port(struct kv_scan *s, struct mg_kv_ip_pair *p, size_t *cap)
 		seen |= bit;
 	} while (kv_lit(s, ','));
 	if (!kv_lit(s, '}') || seen != 7 || port < 1 || port > 65535 ||
-	    kv_proto_parse(proto, &pr) < 0 || p->n_named_ports >= MG_KV_IP_MAX_NAMED_PORTS)
+	    kvm_proto_parse(proto, &pr) < 0 || p->n_named_ports >= MG_KV_IP_MAX_NAMED_PORTS)
 		return 0;
 	for (size_t i = 0; i < p->n_named_ports; i++)
 		if (strcmp(p->named_ports[i].name, name) == 0)
@@ -205,7 +205,7 @@ enum {
 
 /* 1 decoded into zeroed @p p, 0 leave it to the jansson path (p cleared), -ENOMEM. */
 int
-kv_ip_pair_fast(const char *json, size_t len, struct mg_kv_ip_pair *p)
+kvm_ip_pair_fast(const char *json, size_t len, struct mg_kv_ip_pair *p)
 {
 	struct kv_scan s = {json, json + len};
 	char ip[64] = "", mask[32] = "";
@@ -269,12 +269,12 @@ kv_ip_pair_fast(const char *json, size_t len, struct mg_kv_ip_pair *p)
 	if (s.p != s.end || !(seen & KV_F_IP) || !(seen & KV_F_ID) || id < 1 || id > MG_ID_MAX ||
 	    key > 255)
 		goto slow;
-	if (kv_parse_addr(ip, &p->prefix) < 0)
+	if (kvm_parse_addr(ip, &p->prefix) < 0)
 		goto slow;
 	if (!mask_null) {
 		uint8_t m[16];
 		unsigned alen = p->prefix.family == KV_AF_INET ? 4 : 16, plen = 0;
-		int mn = kv_b64_decode(mask, m, sizeof(m));
+		int mn = kvm_b64_decode(mask, m, sizeof(m));
 
 		if (mn < 0 || (unsigned)mn != alen)
 			goto slow;
@@ -288,12 +288,12 @@ kv_ip_pair_fast(const char *json, size_t len, struct mg_kv_ip_pair *p)
 		p->prefix.plen = (uint8_t)plen;
 	}
 	p->host_route = mask_null;
-	if (!kv_prefix_valid(&p->prefix))
+	if (!kvm_prefix_valid(&p->prefix))
 		goto slow;
 	if (p->host_ip[0]) {
 		struct mg_ipcache_entry h;
 
-		if (kv_parse_addr(p->host_ip, &h) < 0)
+		if (kvm_parse_addr(p->host_ip, &h) < 0)
 			goto slow;
 	}
 	p->prefix.identity = (uint32_t)id;

@@ -40,8 +40,8 @@ mg_kv_ip_pair_encode(const struct mg_kv_ip_pair *p)
 	char *s = NULL;
 	int rc = -ENOMEM;
 
-	if (!kv_prefix_valid(&p->prefix) || (p->host_route && !kv_full_len(&p->prefix)) ||
-	    !kv_id_valid(p->prefix.identity)) {
+	if (!kvm_prefix_valid(&p->prefix) || (p->host_route && !kvm_full_len(&p->prefix)) ||
+	    !kvm_id_valid(p->prefix.identity)) {
 		rc = -EINVAL;
 		goto err;
 	}
@@ -53,7 +53,7 @@ mg_kv_ip_pair_encode(const struct mg_kv_ip_pair *p)
 	memset(mask, 0, sizeof(mask));
 	for (unsigned i = 0; i < p->prefix.plen; i++)
 		mask[i / 8] |= (uint8_t)(0x80u >> (i % 8));
-	kv_b64_encode(mask, alen, mask64);
+	kvm_b64_encode(mask, alen, mask64);
 
 	o = json_object();
 	if (o == NULL)
@@ -75,7 +75,7 @@ mg_kv_ip_pair_encode(const struct mg_kv_ip_pair *p)
 			goto err;
 		for (size_t i = 0; i < p->n_named_ports; i++) {
 			const struct mg_named_port *np = &p->named_ports[i];
-			const char *pn = kv_proto_name(np->proto);
+			const char *pn = kvm_proto_name(np->proto);
 			json_t *e;
 
 			if (pn == NULL || np->name[0] == '\0') {
@@ -155,7 +155,7 @@ kv_add_port(struct mg_kv_ip_pair *p, size_t *cap, const char *name, json_t *port
 		return rc;
 	np = &p->named_ports[p->n_named_ports];
 	memset(np, 0, sizeof(*np));
-	if (!json_is_string(proto) || kv_proto_parse(json_string_value(proto), &np->proto) < 0) {
+	if (!json_is_string(proto) || kvm_proto_parse(json_string_value(proto), &np->proto) < 0) {
 		mg_error_set(err, NULL, 0, 0,
 		             "IPIdentityPair: named port \"%s\": Protocol must be TCP, UDP or SCTP",
 		             name);
@@ -241,7 +241,7 @@ kv_decode_mask(json_t *o, struct mg_kv_ip_pair *p, struct mg_error *err)
 		mg_error_set(err, NULL, 0, 0, "IPIdentityPair: \"Mask\" must be base64 or null");
 		return -EINVAL;
 	}
-	n = kv_b64_decode(json_string_value(v), mask, sizeof(mask));
+	n = kvm_b64_decode(json_string_value(v), mask, sizeof(mask));
 	if (n < 0 || (unsigned)n != alen) {
 		mg_error_set(err, NULL, 0, 0,
 		             "IPIdentityPair: \"Mask\" must be base64 of %u bytes for this address",
@@ -273,23 +273,23 @@ mg_kv_ip_pair_decode(const char *json, size_t len, struct mg_kv_ip_pair *p, stru
 	int rc = -EINVAL;
 
 	memset(p, 0, sizeof(*p));
-	rc = kv_ip_pair_fast(json, len, p);
+	rc = kvm_ip_pair_fast(json, len, p);
 	if (rc != 0)
 		return rc == 1 ? 0 : rc;
 	rc = -EINVAL;
-	o = kv_load_object("IPIdentityPair", json, len, err);
+	o = kvm_load_object("IPIdentityPair", json, len, err);
 	if (o == NULL)
 		return -EINVAL;
 	if (kv_get_str(o, "IP", ip, sizeof(ip), true, err) < 0)
 		goto err;
-	if (kv_parse_addr(ip, &p->prefix) < 0) {
+	if (kvm_parse_addr(ip, &p->prefix) < 0) {
 		mg_error_set(err, NULL, 0, 0, "IPIdentityPair: \"IP\" \"%s\" is not an address",
 		             ip);
 		goto err;
 	}
 	if (kv_decode_mask(o, p, err) < 0)
 		goto err;
-	if (!kv_prefix_valid(&p->prefix)) {
+	if (!kvm_prefix_valid(&p->prefix)) {
 		mg_error_set(err, NULL, 0, 0, "IPIdentityPair: \"IP\" %s has bits set beyond /%u",
 		             ip, p->prefix.plen);
 		goto err;
@@ -298,15 +298,15 @@ mg_kv_ip_pair_decode(const char *json, size_t len, struct mg_kv_ip_pair *p, stru
 		goto err;
 	if (p->host_ip[0]) {
 		struct mg_ipcache_entry h;
-		if (kv_parse_addr(p->host_ip, &h) < 0) {
+		if (kvm_parse_addr(p->host_ip, &h) < 0) {
 			mg_error_set(err, NULL, 0, 0,
 			             "IPIdentityPair: \"HostIP\" \"%s\" is not an address",
 			             p->host_ip);
 			goto err;
 		}
 	}
-	if (kv_get_int(o, "IPIdentityPair", "ID", 1, MG_ID_MAX, true, &id, err) < 0 ||
-	    kv_get_int(o, "IPIdentityPair", "Key", 0, 255, false, &key, err) < 0)
+	if (kvm_get_int(o, "IPIdentityPair", "ID", 1, MG_ID_MAX, true, &id, err) < 0 ||
+	    kvm_get_int(o, "IPIdentityPair", "Key", 0, 255, false, &key, err) < 0)
 		goto err;
 	p->prefix.identity = (uint32_t)id;
 	p->key = (uint8_t)key;

@@ -54,7 +54,7 @@ static int MG_PRINTF(3, 4) kv_fmt(char *buf, size_t size, const char *fmt, ...)
 int
 mg_kv_identity_key(char *buf, size_t size, enum mg_kv_scope scope, const char *cluster, uint32_t id)
 {
-	if (!kv_id_valid(id))
+	if (!kvm_id_valid(id))
 		return -EINVAL;
 	if (scope == MG_KV_SCOPE_STATE)
 		return kv_fmt(buf, size, MG_KV_STATE_IDENTITIES "/id/%u", id);
@@ -65,7 +65,7 @@ mg_kv_identity_key(char *buf, size_t size, enum mg_kv_scope scope, const char *c
 
 /* family valid, plen in range, host bits zero */
 bool
-kv_prefix_valid(const struct mg_ipcache_entry *e)
+kvm_prefix_valid(const struct mg_ipcache_entry *e)
 {
 	unsigned bits, alen;
 
@@ -92,7 +92,7 @@ mg_kv_ip_key(char *buf, size_t size, enum mg_kv_scope scope, const char *cluster
 	char pfx[MG_KV_KEY_MAX];
 	int n;
 
-	if (!kv_prefix_valid(e) || (host_route && !kv_full_len(e)))
+	if (!kvm_prefix_valid(e) || (host_route && !kvm_full_len(e)))
 		return -EINVAL;
 	if (inet_ntop(e->family == KV_AF_INET ? AF_INET : AF_INET6, e->addr, addr, sizeof(addr)) ==
 	    NULL)
@@ -211,7 +211,7 @@ mg_kv_identity_key_parse(const char *key, enum mg_kv_scope scope, const char *cl
 
 /* Parse an address literal of either family into e (plen = full). */
 int
-kv_parse_addr(const char *s, struct mg_ipcache_entry *e)
+kvm_parse_addr(const char *s, struct mg_ipcache_entry *e)
 {
 	memset(e->addr, 0, sizeof(e->addr));
 	if (strchr(s, ':') == NULL) {
@@ -255,13 +255,13 @@ mg_kv_ip_key_parse(const char *key, enum mg_kv_scope scope, const char *cluster,
 	memcpy(addr, rest, n);
 	addr[n] = '\0';
 	memset(&t, 0, sizeof(t));
-	if (kv_parse_addr(addr, &t) < 0)
+	if (kvm_parse_addr(addr, &t) < 0)
 		return -EINVAL;
 	if (slash) {
 		if (kv_parse_uint(slash + 1, t.plen, &plen) < 0)
 			return -EINVAL;
 		t.plen = (uint8_t)plen;
-		if (!kv_prefix_valid(&t))
+		if (!kvm_prefix_valid(&t))
 			return -EINVAL;
 	}
 	e->family = t.family;

@@ -21,7 +21,7 @@
 
 /* Turn a failed or error reply into -errno with @p err set; frees @p r. */
 int
-kv_reply_error(struct mg_kv_writer *w, redisReply *r, const char *what, struct mg_error *err)
+kvw_reply_error(struct mg_kv_writer *w, redisReply *r, const char *what, struct mg_error *err)
 {
 	int rc;
 
@@ -46,8 +46,8 @@ kv_reply_error(struct mg_kv_writer *w, redisReply *r, const char *what, struct m
 
 /* Run a command expecting a non-error reply; returns it or NULL with rc. */
 redisReply *
-kv_cmd(struct mg_kv_writer *w, const char *what, int *rc, struct mg_error *err, int argc,
-       const char **argv)
+kvw_cmd(struct mg_kv_writer *w, const char *what, int *rc, struct mg_error *err, int argc,
+        const char **argv)
 {
 	redisReply *r;
 
@@ -60,18 +60,18 @@ kv_cmd(struct mg_kv_writer *w, const char *what, int *rc, struct mg_error *err, 
 	r = redisCommandArgv(w->c, argc, argv, NULL);
 
 	if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-		*rc = kv_reply_error(w, r, what, err);
+		*rc = kvw_reply_error(w, r, what, err);
 		return NULL;
 	}
 	return r;
 }
 
 int
-kv_cmd_ok(struct mg_kv_writer *w, const char *what, struct mg_error *err, int argc,
-          const char **argv)
+kvw_cmd_ok(struct mg_kv_writer *w, const char *what, struct mg_error *err, int argc,
+           const char **argv)
 {
 	int rc = 0;
-	redisReply *r = kv_cmd(w, what, &rc, err, argc, argv);
+	redisReply *r = kvw_cmd(w, what, &rc, err, argc, argv);
 
 	if (r != NULL)
 		freeReplyObject(r);
@@ -102,7 +102,7 @@ kv_load_functions(struct mg_kv_writer *w, const char *path, struct mg_error *err
 	}
 	buf[len] = '\0';
 	argv[3] = buf;
-	rc = kv_cmd_ok(w, "FUNCTION LOAD", err, 4, argv);
+	rc = kvw_cmd_ok(w, "FUNCTION LOAD", err, 4, argv);
 out:
 	free(buf);
 	fclose(f);
@@ -214,7 +214,7 @@ mg_kv_writer_open(const struct mg_kv_writer_opts *o, struct mg_error *err)
 	if (password != NULL) {
 		const char *av[3] = {"AUTH", user ? user : password, password};
 
-		rc = kv_cmd_ok(w, "AUTH", err, user ? 3 : 2, av);
+		rc = kvw_cmd_ok(w, "AUTH", err, user ? 3 : 2, av);
 		if (rc < 0) {
 			rc = -EACCES;
 			goto err;
@@ -224,7 +224,7 @@ mg_kv_writer_open(const struct mg_kv_writer_opts *o, struct mg_error *err)
 		const char *av[2] = {"SELECT", dbs};
 
 		snprintf(dbs, sizeof(dbs), "%u", u.db);
-		rc = kv_cmd_ok(w, "SELECT", err, 2, av);
+		rc = kvw_cmd_ok(w, "SELECT", err, 2, av);
 		if (rc < 0)
 			goto err;
 	}

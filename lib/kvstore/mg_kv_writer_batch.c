@@ -27,7 +27,7 @@ kv_batch_reply(struct mg_kv_writer *w, struct mg_error *err)
 	if (redisGetReply(w->c, (void **)&r) != REDIS_OK)
 		r = NULL;
 	if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-		rc = kv_reply_error(w, r, "FCALL mg_batch", err);
+		rc = kvw_reply_error(w, r, "FCALL mg_batch", err);
 		goto out;
 	}
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != f->n) {
@@ -124,12 +124,12 @@ kv_batch_send(struct mg_kv_writer *w, struct mg_error *err)
 		w->argvlen[a++] = w->queued[i].val_len;
 	}
 	if (redisAppendCommandArgv(w->c, (int)a, w->argv, w->argvlen) != REDIS_OK)
-		return kv_reply_error(w, NULL, "FCALL mg_batch", err);
+		return kvw_reply_error(w, NULL, "FCALL mg_batch", err);
 	/* Send it now, not when a reply is next read: Redis works on this
 	 * call while the caller queues the next one. */
 	while (!done)
 		if (redisBufferWrite(w->c, &done) != REDIS_OK)
-			return kv_reply_error(w, NULL, "FCALL mg_batch", err);
+			return kvw_reply_error(w, NULL, "FCALL mg_batch", err);
 	f = &w->inflight[(w->head + w->n_inflight) % MG_KV_WRITER_PIPELINE];
 	f->n = n;
 	for (i = 0; i < n; i++)

@@ -22,7 +22,7 @@ kv_fcall(struct mg_kv_writer *w, const char *what, int argc, const char **argv,
 	redisReply *r;
 	int rc = 0;
 
-	r = kv_cmd(w, what, &rc, err, argc, argv);
+	r = kvw_cmd(w, what, &rc, err, argc, argv);
 	if (r == NULL)
 		return rc;
 	if (r->type != REDIS_REPLY_INTEGER || (r->integer != 0 && r->integer != 1)) {
@@ -228,7 +228,7 @@ mg_kv_writer_canaries(struct mg_kv_writer *w, struct mg_error *err)
 		const char *argv[3] = {"SET", key, now};
 
 		mg_kv_synced_key(key, sizeof(key), w->cluster, prefixes[i]);
-		rc = kv_cmd_ok(w, "SET", err, 3, argv);
+		rc = kvw_cmd_ok(w, "SET", err, 3, argv);
 		if (rc < 0)
 			return rc;
 	}

@@ -41,7 +41,7 @@ kv_scan(struct mg_kv_writer *w, const char *pattern,
 	do {
 		const char *argv[6] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"};
 
-		r = kv_cmd(w, "SCAN", &rc, err, 6, argv);
+		r = kvw_cmd(w, "SCAN", &rc, err, 6, argv);
 		if (r == NULL)
 			return rc;
 		if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
@@ -119,7 +119,7 @@ kv_layout_key(struct mg_kv_writer *w, const char *key, void *arg, struct mg_erro
 	if (!mg_kv_cluster_name_valid(name))
 		return 0;
 	mine = strcmp(name, w->cluster) == 0;
-	v = kv_cmd(w, "GET", &rc, err, 2, argv);
+	v = kvw_cmd(w, "GET", &rc, err, 2, argv);
 	if (v == NULL)
 		return rc;
 	if (v->type == REDIS_REPLY_STRING &&
