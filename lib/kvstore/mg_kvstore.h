@@ -171,7 +171,7 @@ char *mg_kv_cluster_config_encode(const struct mg_kv_cluster_config *c);
 int mg_kv_cluster_config_decode(const char *json, size_t len, struct mg_kv_cluster_config *c,
                                 struct mg_error *err);
 
-/* ==== writer (mg_kv_writer.c): hiredis, synchronous ==== */
+/* ==== writer (mg_kv_writer*.c): hiredis, synchronous ==== */
 
 /*
  * A writer is one connection to a cluster's Redis. Every key change goes

@@ -1,0 +1,163 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Shared parts of `meshgate-bench kvsync` (bench_kvsync.c says what it
+ * measures): the test data (cluster "cluster-a", its identities and
+ * entries), the redis-server the bench starts, and the measurements, one
+ * file each:
+ *
+ *   bench_kvsync.c          the driver: options, the redis-server, the runs
+ *   bench_kvsync_util.c     redis-server start/stop, the fill, redis-benchmark,
+ *                           the server's policy
+ *   bench_kvsync_cold.c     cold sync of one cluster, a start in front of
+ *                           many clusters
+ *   bench_kvsync_latency.c  write-to-effective latency, alone and while a
+ *                           worker forwards
+ *   bench_kvsync_forward.c  updates while forwarding, and the data path both
+ *                           forwarding runs use
+ */
+#ifndef BENCH_KVSYNC_PRIV_H
+#define BENCH_KVSYNC_PRIV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <hiredis/hiredis.h>
+
+#include "mg_datapath.h"
+#include "mg_identity.h"
+#include "mg_ipcache.h"
+#include "mg_kv_sync.h"
+#include "mg_kvstore.h"
+#include "mg_policy.h"
+
+#define CLUSTER "cluster-a"
+#define CLUSTER_ID 1u
+#define N_FILLER 300u   /* filler identities besides server and client */
+#define PIPE_CHUNK 2000 /* commands in flight per pipelined round */
+#define N_SLOTS 32768u  /* test IPs: the first IPv4 entries of the fill */
+#define LAT_SECS 2
+#define LAT_FWD_SECS 3 /* --latency-while-forwarding: seconds per rate */
+/* The log's MAXLEN ~: room for the catch-up's backlog on top of what the
+ * measured phase wrote, so the client's position is never trimmed. */
+#define MAXLEN "2000000"
+
+/* Identity number @p local of the cluster's own range. */
+static inline uint32_t
+ident(unsigned local)
+{
+	return (CLUSTER_ID << 16) | (MG_ID_MIN_CLUSTER_LOCAL + local);
+}
+
+#define ID_SERVER ident(0)
+#define ID_CLIENT ident(1)
+#define ID_FILLER(i) ident(2 + (i))
+
+/* Test slot s: fill entry 2 * (s + 1) (IPv4; entry 0 is the server). */
+static inline uint32_t
+slot_entry(uint32_t s)
+{
+	return 2 * (s + 1);
+}
+
+/* --updates-while-forwarding: frames in the pcap, FCALLs per writer round (--batch 0). */
+#define FWD_FRAMES 4096
+#define FWD_BATCH 256 /* FCALLs in flight per writer round */
+
+/* --latency-while-forwarding: test IPs, one frame each in the pcap. */
+#define LF_IPS 1024
+
+/* Frames the two ports received. */
+static inline uint64_t
+fwd_rx(const struct mg_dp_counters *c)
+{
+	return c->rx_pkts[0] + c->rx_pkts[1];
+}
+
+/* ---- bench_kvsync_util.c ---- */
+
+struct server {
+	pid_t pid;
+	char dir[64];
+	unsigned port;
+};
+
+extern const struct mg_kv_sync_cluster_params kvsync_cluster_params[1];
+
+/* Entry @p i of the fill: even i IPv4 10.x.y.z, odd i IPv6 fd00::i. */
+void kvsync_entry_of(uint32_t i, struct mg_kv_ip_pair *p);
+/* A connection to 127.0.0.1:@p port (30 s timeouts), or NULL. */
+redisContext *kvsync_connect_port(unsigned port);
+/* Start /usr/bin/redis-server on a free loopback port, without persistence. */
+int kvsync_server_start(struct server *s);
+void kvsync_server_stop(struct server *s);
+/* Read @p n pending replies; -EPROTO on an error reply. */
+int kvsync_drain(redisContext *c, unsigned n);
+/* 0, or -EIO / -EPROTO (said on stderr) for a failed or error reply, which is freed. */
+int kvsync_command_ok(redisContext *c, redisReply *r);
+/* FLUSHDB, then FUNCTION LOAD REPLACE of @p lua. 0 or < 0. */
+int kvsync_fill_begin(redisContext *c, const char *lua, size_t lua_len);
+/* Key (MG_KV_KEY_MAX bytes at @p key) and JSON value (new string) of host route @p p of
+ * @p cluster in layout @p scope. 0 or -EINVAL (nothing to free). */
+int kvsync_entry_kv(const struct mg_kv_ip_pair *p, enum mg_kv_scope scope, const char *cluster,
+                    char *key, char **val);
+/* SET host route @p p as kvsync_entry_kv builds it, pipelined: every PIPE_CHUNK commands
+ * (*@p pending counts them) the replies are read. 0 or < 0. */
+int kvsync_fill_entry(redisContext *c, const struct mg_kv_ip_pair *p, enum mg_kv_scope scope,
+                      const char *cluster, unsigned *pending);
+/* Cluster @p name's config @p cc through mg_put (creating its log and epoch), then the
+ * canaries of its layout, set to @p now. 0 or < 0. */
+int kvsync_fill_config(redisContext *c, const char *name, const struct mg_kv_cluster_config *cc,
+                       const char *now);
+/* Flush, then write cluster-a: its identities, @p n entries, config, log, epoch, canaries. */
+int kvsync_fill(redisContext *c, uint32_t n, const char *lua, size_t lua_len);
+/* redis-benchmark's pipelined GET rate on the server (0 when it cannot run). */
+double kvsync_redis_benchmark_get(unsigned port, uint32_t n);
+/* The server's ingress policy: client to server TCP 8080 allowed, the fillers denied. */
+struct mg_policy *kvsync_server_policy(const struct mg_identity_table *ids,
+                                       struct mg_policy_set **set);
+
+/* ---- bench_kvsync_cold.c ---- */
+
+/* Fill @p n entries, the cold sync, then (@p with_latency) the latency runs. */
+int kvsync_run_size(unsigned port, uint32_t n, const char *lua, size_t lua_len, bool with_latency);
+/* A gateway's start in front of @p ncl clusters of @p per entries each. */
+int kvsync_multi_run(unsigned port, unsigned ncl, uint32_t per, const char *lua, size_t lua_len);
+
+/* ---- bench_kvsync_latency.c ---- */
+
+/* Write-to-effective latency of @p rate puts/s, test slots from @p first on. */
+int kvsync_latency_run(unsigned port, struct mg_kv_sync *s, struct mg_ipcache *ipc,
+                       const struct mg_policy *pol, unsigned rate, uint32_t first, uint64_t *sent);
+
+struct lf_run {
+	struct mg_kv_sync *s;
+	struct mg_ipcache *ipc;
+	unsigned port, secs;
+	uint64_t hz;
+	int rc;
+};
+
+/*
+ * The redis-server this bench started (0: --redis-port): pinned to the
+ * main lcore's CPU for --latency-while-forwarding, so Redis, the writer
+ * and the control loop share one vCPU and the worker has the other.
+ */
+extern pid_t kvsync_lf_redis_pid;
+
+/* Pin kvsync_lf_redis_pid's threads to the calling thread's CPUs. */
+void kvsync_lf_pin_redis(void);
+/* The main lcore's run of --latency-while-forwarding (an lf_run as @p arg). */
+int kvsync_lf_tick(struct mg_datapath *dp, void *arg);
+/* Move the test IPs to the client identity before the initial sync. */
+int kvsync_lf_preset(redisContext *c);
+
+/* ---- bench_kvsync_forward.c ---- */
+
+/* The data path runs: updates while forwarding, or (@p lat) latency while forwarding. */
+int kvsync_forward_run(unsigned port, uint32_t n, const char *lua, size_t lua_len, unsigned secs,
+                       unsigned rate, unsigned nw, const char *lcores, unsigned batch,
+                       unsigned read_count, unsigned backlog, bool lat);
+
+#endif /* BENCH_KVSYNC_PRIV_H */

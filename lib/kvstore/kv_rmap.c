@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The record map of the sync client (kv_rmap.h): a fixed-size key of three
+ * 64-bit words hashed with one multiply-xorshift mix per word, linear
+ * probing over a power-of-two table, deletions as tombstones that the next
+ * resize drops. It is private to the sync client; all of its hashing and
+ * probing is in this file so that a shared table in lib/common can take
+ * its place by replacing this file alone.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kv_rmap.h"
+
+/* The key is three 64-bit words; one multiply-xorshift mix per word. */
+static uint64_t
+rkey_hash(const struct rkey *k)
+{
+	uint64_t w[3], h;
+	_Static_assert(sizeof(*k) == sizeof(w), "rkey is three words");
+	memcpy(w, k, sizeof(w));
+	h = w[0] * 0x9e3779b97f4a7c15ull ^ w[1] * 0xc2b2ae3d27d4eb4full ^
+	    w[2] * 0x165667b19e3779f9ull;
+	h ^= h >> 31;
+	h *= 0xbf58476d1ce4e5b9ull;
+	return h ^ (h >> 29);
+}
+
+struct rec *
+rmap_find(const struct rmap *m, const struct rkey *k)
+{
+	if (m->cap == 0)
+		return NULL;
+	for (size_t i = rkey_hash(k) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+		struct rec *r = &m->v[i];
+		if (r->st == 0)
+			return NULL;
+		if (r->st == 1 && memcmp(&r->k, k, sizeof(*k)) == 0)
+			return r;
+	}
+}
+
+static int
+rmap_resize(struct rmap *m, size_t cap)
+{
+	struct rec *nv = calloc(cap, sizeof(*nv));
+	if (nv == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < m->cap; i++) {
+		if (m->v[i].st != 1)
+			continue;
+		size_t j = rkey_hash(&m->v[i].k) & (cap - 1);
+		while (nv[j].st != 0)
+			j = (j + 1) & (cap - 1);
+		nv[j] = m->v[i];
+	}
+	free(m->v);
+	m->v = nv;
+	m->cap = cap;
+	m->tomb = 0;
+	return 0;
+}
+
+/*
+ * Room for @n more records without a resize on the way (0 or -ENOMEM).
+ * Sized as rmap_put grows (load <= 1/2), so a map filled from another
+ * one's slot order is never smaller than it: copying a linear-probing
+ * table in slot order into a smaller one with the same hash piles the
+ * keys into long runs.
+ */
+int
+rmap_reserve(struct rmap *m, size_t n)
+{
+	size_t cap = m->cap ? m->cap : 64;
+	while ((m->n + n + 1) * 2 > cap)
+		cap *= 2;
+	return cap == m->cap ? 0 : rmap_resize(m, cap);
+}
+
+/* Insert or replace; takes ownership of @value and @np (freed on failure too). */
+int
+rmap_put(struct rmap *m, const struct rkey *k, uint32_t identity, char *value,
+         struct mg_named_port *np, uint8_t n_np)
+{
+	struct rec *r = rmap_find(m, k);
+	if (r != NULL) {
+		free(r->value);
+		free(r->np);
+		r->value = value;
+		r->np = np;
+		r->n_np = n_np;
+		r->identity = identity;
+		return 0;
+	}
+	if ((m->n + m->tomb + 1) * 4 > m->cap * 3) {
+		size_t cap = m->cap ? m->cap : 64;
+		while ((m->n + 1) * 2 > cap)
+			cap *= 2;
+		if (rmap_resize(m, cap) < 0) {
+			free(value);
+			free(np);
+			return -ENOMEM;
+		}
+	}
+	size_t i = rkey_hash(k) & (m->cap - 1);
+	while (m->v[i].st == 1)
+		i = (i + 1) & (m->cap - 1);
+	if (m->v[i].st == 2)
+		m->tomb--;
+	m->v[i].k = *k;
+	m->v[i].st = 1;
+	m->v[i].identity = identity;
+	m->v[i].value = value;
+	m->v[i].np = np;
+	m->v[i].n_np = n_np;
+	m->n++;
+	return 0;
+}
+
+void
+rmap_del(struct rmap *m, const struct rkey *k)
+{
+	struct rec *r = rmap_find(m, k);
+	if (r == NULL)
+		return;
+	free(r->value);
+	free(r->np);
+	r->value = NULL;
+	r->np = NULL;
+	r->n_np = 0;
+	r->st = 2;
+	m->n--;
+	m->tomb++;
+}
+
+void
+rmap_clear(struct rmap *m)
+{
+	for (size_t i = 0; i < m->cap; i++) {
+		free(m->v[i].value);
+		free(m->v[i].np);
+	}
+	free(m->v);
+	memset(m, 0, sizeof(*m));
+}

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Private shape of the kvstore writer (mg_kvstore.h, "writer"): the
+ * connection with its batch queue and its ring of calls in flight, and the
+ * command helpers its files share. mg_kv_writer.c opens and closes the
+ * connection and runs commands, mg_kv_writer_batch.c queues changes into
+ * FCALL mg_batch calls, mg_kv_writer_ops.c makes single changes and builds
+ * the keys and values of identities, ipcache entries, configs and
+ * canaries, mg_kv_writer_scan.c prunes and checks the layout. The helpers
+ * shared between the files carry the kvw_ prefix.
+ */
+#ifndef MG_KV_WRITER_PRIV_H
+#define MG_KV_WRITER_PRIV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <hiredis/hiredis.h>
+
+#include "mg_kvstore.h"
+
+/* One queued change: key and value are offsets into the arena. */
+struct kv_change {
+	size_t key, key_len, val, val_len;
+	bool del;
+	struct mg_kv_batch_counts *counts;
+};
+
+/* A sent mg_batch call: its changes' counters, in order. */
+struct kv_inflight {
+	unsigned n;
+	struct mg_kv_batch_counts **counts;
+};
+
+struct mg_kv_writer {
+	redisContext *c;
+	/* The batch being built (n_queued of batch) and its strings. */
+	unsigned batch, n_queued;
+	struct kv_change *queued;
+	char *arena;
+	size_t arena_len, arena_cap;
+	/* FCALL mg_batch arguments, built per call (7 + 3 * batch). */
+	const char **argv;
+	size_t *argvlen;
+	/* Ring of calls in flight: inflight[(head + i) % PIPELINE]. */
+	struct kv_inflight inflight[MG_KV_WRITER_PIPELINE];
+	unsigned head, n_inflight;
+	char cluster[MG_KV_CLUSTER_NAME_MAX + 1];
+	/* Where the cluster's keys go: cilium/cache/.../<cluster>/ (the
+	 * per-cluster layout), or cilium/state/... (this Redis holds this one
+	 * cluster alone, as its clustermesh-apiserver's etcd does). */
+	enum mg_kv_scope scope;
+	char log[MG_KV_KEY_MAX];
+	char epoch[MG_KV_KEY_MAX];
+	char maxlen[16];
+	/* Renews the epoch when a put/del finds the log missing. */
+	char token[33];
+};
+
+/* Turn a failed or error reply into -errno with @p err set; frees @p r. */
+int kvw_reply_error(struct mg_kv_writer *w, redisReply *r, const char *what, struct mg_error *err);
+/* Run a command (after the queued changes) expecting a non-error reply; returns it or NULL with
+ * *@p rc set. */
+redisReply *kvw_cmd(struct mg_kv_writer *w, const char *what, int *rc, struct mg_error *err,
+                    int argc, const char **argv);
+/* As kvw_cmd, the reply dropped: 0 or < 0. */
+int kvw_cmd_ok(struct mg_kv_writer *w, const char *what, struct mg_error *err, int argc,
+               const char **argv);
+
+#endif /* MG_KV_WRITER_PRIV_H */

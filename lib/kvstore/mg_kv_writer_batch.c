@@ -1,0 +1,218 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The writer's batches: changes are queued (keys and values copied into one
+ * arena) and sent as FCALL mg_batch calls of up to opts.batch changes, with
+ * up to MG_KV_WRITER_PIPELINE calls in flight on the connection, because
+ * Redis spends most of a single change's time on the function call itself,
+ * not on the SET and XADD. Each change is counted as written or unchanged
+ * only when its call's whole reply is known good; after an error the queue
+ * is dropped and the calls in flight are read, so the counts say exactly
+ * what Redis applied.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kv_writer_priv.h"
+
+/* Read the oldest call's reply and count its changes. */
+static int
+kv_batch_reply(struct mg_kv_writer *w, struct mg_error *err)
+{
+	struct kv_inflight *f = &w->inflight[w->head];
+	redisReply *r = NULL;
+	int rc = 0;
+
+	if (redisGetReply(w->c, (void **)&r) != REDIS_OK)
+		r = NULL;
+	if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+		rc = kvw_reply_error(w, r, "FCALL mg_batch", err);
+		goto out;
+	}
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != f->n) {
+		rc = -EPROTO;
+		goto bad;
+	}
+	for (unsigned i = 0; i < f->n; i++) {
+		const redisReply *e = r->element[i];
+
+		if (e->type != REDIS_REPLY_INTEGER || (e->integer != 0 && e->integer != 1)) {
+			rc = -EPROTO;
+			goto bad;
+		}
+	}
+	/* Counted only once the whole reply is known good. */
+	for (unsigned i = 0; i < f->n; i++) {
+		if (f->counts[i] == NULL)
+			continue;
+		if (r->element[i]->integer)
+			f->counts[i]->written++;
+		else
+			f->counts[i]->unchanged++;
+	}
+	freeReplyObject(r);
+	goto out;
+bad:
+	mg_error_set(err, NULL, 0, 0, "redis FCALL mg_batch: unexpected reply");
+	freeReplyObject(r);
+out:
+	w->head = (w->head + 1) % MG_KV_WRITER_PIPELINE;
+	w->n_inflight--;
+	return rc;
+}
+
+/*
+ * After an error: drop the queue, and read the replies in flight while the
+ * connection works (an error reply leaves it usable), so the counters say
+ * what Redis applied and the next command gets its own reply.
+ */
+static void
+kv_batch_abort(struct mg_kv_writer *w)
+{
+	struct mg_error scratch;
+
+	w->n_queued = 0;
+	w->arena_len = 0;
+	while (w->n_inflight != 0) {
+		if (w->c->err != 0) {
+			w->n_inflight = 0;
+			break;
+		}
+		kv_batch_reply(w, &scratch);
+	}
+}
+
+/* Send the queued changes as one mg_batch call (room in the ring first). */
+static int
+kv_batch_send(struct mg_kv_writer *w, struct mg_error *err)
+{
+	struct kv_inflight *f;
+	unsigned n = w->n_queued, i;
+	size_t a = 0;
+	int rc, done = 0;
+	char nkeys[16];
+
+	if (w->n_inflight == MG_KV_WRITER_PIPELINE) {
+		rc = kv_batch_reply(w, err);
+		if (rc < 0)
+			return rc;
+	}
+	snprintf(nkeys, sizeof(nkeys), "%u", 2 + n);
+	w->argv[a] = "FCALL";
+	w->argvlen[a++] = 5;
+	w->argv[a] = "mg_batch";
+	w->argvlen[a++] = 8;
+	w->argv[a] = nkeys;
+	w->argvlen[a++] = strlen(nkeys);
+	w->argv[a] = w->log;
+	w->argvlen[a++] = strlen(w->log);
+	w->argv[a] = w->epoch;
+	w->argvlen[a++] = strlen(w->epoch);
+	for (i = 0; i < n; i++) {
+		w->argv[a] = w->arena + w->queued[i].key;
+		w->argvlen[a++] = w->queued[i].key_len;
+	}
+	w->argv[a] = w->maxlen;
+	w->argvlen[a++] = strlen(w->maxlen);
+	w->argv[a] = w->token;
+	w->argvlen[a++] = strlen(w->token);
+	for (i = 0; i < n; i++) {
+		w->argv[a] = w->queued[i].del ? "del" : "put";
+		w->argvlen[a++] = 3;
+		w->argv[a] = w->arena + w->queued[i].val;
+		w->argvlen[a++] = w->queued[i].val_len;
+	}
+	if (redisAppendCommandArgv(w->c, (int)a, w->argv, w->argvlen) != REDIS_OK)
+		return kvw_reply_error(w, NULL, "FCALL mg_batch", err);
+	/* Send it now, not when a reply is next read: Redis works on this
+	 * call while the caller queues the next one. */
+	while (!done)
+		if (redisBufferWrite(w->c, &done) != REDIS_OK)
+			return kvw_reply_error(w, NULL, "FCALL mg_batch", err);
+	f = &w->inflight[(w->head + w->n_inflight) % MG_KV_WRITER_PIPELINE];
+	f->n = n;
+	for (i = 0; i < n; i++)
+		f->counts[i] = w->queued[i].counts;
+	w->n_inflight++;
+	w->n_queued = 0;
+	w->arena_len = 0;
+	return 0;
+}
+
+/* Copy @p s (with its NUL) into the arena; its offset in *@p off. */
+static int
+kv_arena_add(struct mg_kv_writer *w, const char *s, size_t len, size_t *off)
+{
+	if (w->arena_len + len + 1 > w->arena_cap) {
+		size_t cap = w->arena_cap ? w->arena_cap : 65536;
+		char *a;
+
+		while (cap < w->arena_len + len + 1)
+			cap *= 2;
+		a = realloc(w->arena, cap);
+		if (a == NULL)
+			return -ENOMEM;
+		w->arena = a;
+		w->arena_cap = cap;
+	}
+	memcpy(w->arena + w->arena_len, s, len + 1);
+	*off = w->arena_len;
+	w->arena_len += len + 1;
+	return 0;
+}
+
+static int
+kv_queue(struct mg_kv_writer *w, const char *key, const char *value, bool del,
+         struct mg_kv_batch_counts *c, struct mg_error *err)
+{
+	struct kv_change *q = &w->queued[w->n_queued];
+	int rc;
+
+	q->key_len = strlen(key);
+	q->val_len = strlen(value);
+	if (kv_arena_add(w, key, q->key_len, &q->key) < 0 ||
+	    kv_arena_add(w, value, q->val_len, &q->val) < 0) {
+		mg_error_set(err, NULL, 0, 0, "out of memory");
+		rc = -ENOMEM;
+		goto err;
+	}
+	q->del = del;
+	q->counts = c;
+	if (++w->n_queued < w->batch)
+		return 0;
+	rc = kv_batch_send(w, err);
+	if (rc == 0)
+		return 0;
+err:
+	kv_batch_abort(w);
+	return rc;
+}
+
+int
+mg_kv_writer_queue_put(struct mg_kv_writer *w, const char *key, const char *value,
+                       struct mg_kv_batch_counts *c, struct mg_error *err)
+{
+	return kv_queue(w, key, value, false, c, err);
+}
+
+int
+mg_kv_writer_queue_del(struct mg_kv_writer *w, const char *key, struct mg_kv_batch_counts *c,
+                       struct mg_error *err)
+{
+	return kv_queue(w, key, "", true, c, err);
+}
+
+int
+mg_kv_writer_flush(struct mg_kv_writer *w, struct mg_error *err)
+{
+	int rc = 0;
+
+	if (w->n_queued != 0)
+		rc = kv_batch_send(w, err);
+	while (rc == 0 && w->n_inflight != 0)
+		rc = kv_batch_reply(w, err);
+	if (rc < 0)
+		kv_batch_abort(w);
+	return rc;
+}
