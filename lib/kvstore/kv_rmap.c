@@ -1,30 +1,23 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The record map of the sync client (kv_rmap.h): a fixed-size key of three
- * 64-bit words hashed with one multiply-xorshift mix per word, linear
- * probing over a power-of-two table, deletions as tombstones that the next
- * resize drops. It is private to the sync client; all of its hashing and
- * probing is in this file so that a shared table in lib/common can take
- * its place by replacing this file alone.
+ * 64-bit words hashed and probed as every table of the project is
+ * (mg_hash.h), deletions as tombstones that the next resize drops: a
+ * record never moves between resizes, whatever is deleted around it.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kv_rmap.h"
+#include "mg_hash.h"
 
-/* The key is three 64-bit words; one multiply-xorshift mix per word. */
+/* The key is three 64-bit words, hashed with lib/common's mg_hash_words. */
 static uint64_t
 rkey_hash(const struct rkey *k)
 {
-	uint64_t w[3], h;
-	_Static_assert(sizeof(*k) == sizeof(w), "rkey is three words");
-	memcpy(w, k, sizeof(w));
-	h = w[0] * 0x9e3779b97f4a7c15ull ^ w[1] * 0xc2b2ae3d27d4eb4full ^
-	    w[2] * 0x165667b19e3779f9ull;
-	h ^= h >> 31;
-	h *= 0xbf58476d1ce4e5b9ull;
-	return h ^ (h >> 29);
+	_Static_assert(sizeof(*k) == 24, "rkey is three words");
+	return mg_hash_words(k, 3);
 }
 
 struct rec *
@@ -32,7 +25,8 @@ rmap_find(const struct rmap *m, const struct rkey *k)
 {
 	if (m->cap == 0)
 		return NULL;
-	for (size_t i = rkey_hash(k) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+	for (size_t i = mg_probe_home(rkey_hash(k), m->cap - 1);;
+	     i = mg_probe_next(i, m->cap - 1)) {
 		struct rec *r = &m->v[i];
 		if (r->st == 0)
 			return NULL;
@@ -50,9 +44,9 @@ rmap_resize(struct rmap *m, size_t cap)
 	for (size_t i = 0; i < m->cap; i++) {
 		if (m->v[i].st != 1)
 			continue;
-		size_t j = rkey_hash(&m->v[i].k) & (cap - 1);
+		size_t j = mg_probe_home(rkey_hash(&m->v[i].k), cap - 1);
 		while (nv[j].st != 0)
-			j = (j + 1) & (cap - 1);
+			j = mg_probe_next(j, cap - 1);
 		nv[j] = m->v[i];
 	}
 	free(m->v);
@@ -103,9 +97,9 @@ rmap_put(struct rmap *m, const struct rkey *k, uint32_t identity, char *value,
 			return -ENOMEM;
 		}
 	}
-	size_t i = rkey_hash(k) & (m->cap - 1);
+	size_t i = mg_probe_home(rkey_hash(k), m->cap - 1);
 	while (m->v[i].st == 1)
-		i = (i + 1) & (m->cap - 1);
+		i = mg_probe_next(i, m->cap - 1);
 	if (m->v[i].st == 2)
 		m->tomb--;
 	m->v[i].k = *k;

@@ -3,9 +3,8 @@
  * The sync client's record map (private to lib/kvstore): an open-addressing
  * table of fixed-size keys (linear probing, tombstones, load at most 3/4,
  * grown to load 1/2). Each cluster's live copy is one, each resync's shadow
- * another, and one more counts the clusters that hold each prefix. The hash
- * and the probing are kv_rmap.c's alone, so that a shared table can take
- * its place without touching the users; those do walk the slots
+ * another, and one more counts the clusters that hold each prefix. Hash
+ * and probing are lib/common's (mg_hash.h); the users walk the slots
  * (v[0..cap), st 1 = used) in slot order.
  */
 #ifndef MG_KV_RMAP_H
