@@ -168,17 +168,8 @@ void mg_datapath_stop(struct mg_datapath *dp);
  */
 int mg_datapath_publish(struct mg_datapath *dp, struct mg_ipcache *ipc, struct mg_policy *policy);
 
-/** mg_datapath_publish(dp, NULL, policy): cannot fail. */
-void mg_datapath_set_policy(struct mg_datapath *dp, struct mg_policy *policy);
-
-/** mg_datapath_publish(dp, NULL, NULL): a new generation, flows are re-checked. */
-void mg_datapath_bump_generation(struct mg_datapath *dp);
-
 /** The policy the workers use now (control thread only). */
 const struct mg_policy *mg_datapath_policy(const struct mg_datapath *dp);
-
-/** The generation the workers use now (control thread only). */
-uint32_t mg_datapath_generation(const struct mg_datapath *dp);
 
 /** Conntrack figures summed over the workers. */
 void mg_datapath_ct_stats(const struct mg_datapath *dp, struct mg_ct_stats *out);
@@ -219,15 +210,6 @@ int mg_datapath_worker_counters(const struct mg_datapath *dp, unsigned w, unsign
  * session left in the rings. 0, or -EINVAL for unknown bits.
  */
 int mg_datapath_monitor_set(struct mg_datapath *dp, unsigned mask);
-
-/**
- * Record 1 in @p one_in forwarded frames per worker (1 ..
- * MG_DP_MON_ONE_IN_MAX; default MG_DP_MON_ONE_IN_DEFAULT). 0 or -EINVAL.
- */
-int mg_datapath_monitor_sampling(struct mg_datapath *dp, unsigned one_in);
-
-/** The current mask; @p one_in (may be NULL) gets the sampling rate. */
-unsigned mg_datapath_monitor_get(const struct mg_datapath *dp, unsigned *one_in);
 
 /**
  * Move up to @p max events from the workers' rings to @p out (each
