@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The data path: port setup, the worker loop and the per-burst pipeline
- * (parse -> ipcache -> policy -> counters -> tx / drop).
+ * (parse -> conntrack -> ipcache -> policy -> counters -> tx / drop).
  *
  * Two layers, as every module here:
  *  - mg_dp_classify(): the pipeline over plain byte buffers. No EAL, no
@@ -16,8 +16,8 @@
  * once per loop iteration. mg_datapath_publish() replaces the snapshot:
  * an ipcache batch (split commit, see mg_ipcache.h), a new policy, or
  * both, go out as one step, so a worker never pairs a view with a policy
- * that was not published with it (ARCHITECTURE.md §3); the old policy is
- * freed after a grace period. Counters are per worker,
+ * that was not published with it (docs/architecture.md, "Updates"); the
+ * old policy is freed after a grace period. Counters are per worker,
  * plain uint64_t, summed by readers (a reader may see a count a few
  * packets old, never a torn one on 64-bit targets).
  */
