@@ -223,6 +223,11 @@ if want integration; then
 	run_prog integration/kvsync "" "$TIMEOUT" bash tests/integration/kvsync_test.sh "$BUILD/tests/kvsync_test"
 	run_prog integration/kvsync "san:" "$TIMEOUT" env "${SAN_ENV[@]}" \
 		bash tests/integration/kvsync_test.sh "$BUILD_SAN/tests/kvsync_test"
+	# lib/gateway's sync: batches, derived policies, a reload with changes waiting
+	run_prog integration/gateway-sync "" "$TIMEOUT" bash tests/integration/kvsync_test.sh \
+		"$BUILD/tests/gateway_sync_test"
+	run_prog integration/gateway-sync "san:" "$TIMEOUT" env "${SAN_ENV[@]}" \
+		bash tests/integration/kvsync_test.sh "$BUILD_SAN/tests/gateway_sync_test"
 	run_prog integration/kvd "" "$TIMEOUT" "$PY" tests/integration/kvd_test.py \
 		--meshgate "$BUILD/app/meshgate/meshgate" --meshgatectl "$BUILD/app/meshgatectl/meshgatectl"
 	# a cluster's lifecycle in the daemon: removal marker, reload, lost data

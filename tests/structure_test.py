@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: BSD-3-Clause
-"""The source tree's structure, checked rather than hoped (README.md, "Layout";
-docs/architecture.md, "Pieces"):
+"""The source tree's structure, checked rather than hoped (docs/architecture.md,
+"Layout"):
 
 - layering: lib/meson.build lists the modules in order; a module may include
   the public header of a module listed before it, never of one after it

@@ -105,29 +105,4 @@ int ctl_kv_del_ip(int argc, char **argv);
 int ctl_kv_put_identity(int argc, char **argv);
 int ctl_kv_del_identity(int argc, char **argv);
 
-/* ---- offline state (offline.c) ---- */
-
-/** What the daemon builds from its config, for offline commands. */
-struct ctl_state {
-	struct mg_config *cfg;
-	struct mg_identity_table *ids;
-	struct mg_policy_set *set;
-	struct mg_ipcache *ipc;
-	struct mg_cidr_ids *cidr;
-	struct mg_policy *policy;
-	struct mg_policy_params params;
-};
-
-/**
- * Load @p config_path and everything it names, as the daemon does: the
- * config, the policy sources, static identities and endpoints,
- * ipcache.entries, the CIDR identities the policies need; then compile.
- * @return 0, or a negative errno with @p err holding the message
- *   ("file:line:column: message" for input errors).
- */
-int ctl_state_load(struct ctl_state *st, const char *config_path, struct mg_error *err);
-
-/** Free everything @p st holds (a partly loaded state is fine). */
-void ctl_state_free(struct ctl_state *st);
-
 #endif /* MG_MESHGATECTL_CTL_H */

@@ -2,11 +2,11 @@
 /*
  * `meshgatectl policy trace`: the verdict the gateway gives a flow, and
  * why. With --config FILE it is computed offline from the daemon's own
- * config, loaded as the daemon loads it (offline.c); without, the running
- * daemon is asked over its control socket (`policy.trace`) and answers
- * from the state its workers use.
+ * config, loaded by the daemon's own code (lib/gateway, without Redis);
+ * without, the running daemon is asked over its control socket
+ * (`policy.trace`) and answers from the state its workers use.
  *
- * Both ways go through trace_json.c: the offline trace builds the trace
+ * Both ways go through lib/gateway's trace document: the offline trace builds the trace
  * document with the same function the daemon calls, and the text output
  * is printed from that document alone, so the two modes print the same
  * words and the same JSON. The trace checks the rule-by-rule explanation
@@ -26,7 +26,7 @@
 #include <string.h>
 
 #include "ctl.h"
-#include "trace_json.h"
+#include "mg_gateway.h"
 
 /* ---- options ---- */
 
@@ -286,7 +286,7 @@ print_doc(const json_t *doc, enum ctl_output out, bool batch)
 
 /* Where traces come from: a loaded offline state, or the daemon's socket. */
 struct trace_src {
-	const struct ctl_state *st; /* offline when not NULL */
+	const struct mg_gateway *gw; /* offline when not NULL */
 	const char *socket;
 };
 
@@ -299,13 +299,13 @@ static int
 trace_one(const struct trace_src *src, const struct mg_trace_flow *f, enum ctl_output out,
           bool batch, const char *cmd)
 {
-	const struct ctl_state *st = src->st;
 	json_t *doc = NULL, *args;
+	struct mg_policy_params params;
 	struct mg_trace_ctx ctx;
 	char why[1024];
 	int rc, ret;
 
-	if (st == NULL) {
+	if (src->gw == NULL) {
 		args = mg_trace_flow_to_json(f);
 		if (args == NULL) {
 			fprintf(stderr, "meshgatectl %s: out of memory\n", cmd);
@@ -320,13 +320,7 @@ trace_one(const struct trace_src *src, const struct mg_trace_flow *f, enum ctl_o
 		return CTL_EXIT_OK;
 	}
 
-	ctx = (struct mg_trace_ctx){
-	        .set = st->set,
-	        .ids = st->ids,
-	        .ipc = st->ipc,
-	        .policy = st->policy,
-	        .params = &st->params,
-	};
+	mg_gateway_trace_ctx(src->gw, &ctx, &params);
 
 	rc = mg_trace_json(&ctx, f, &doc, why, sizeof(why));
 	if (doc == NULL) {
@@ -425,7 +419,7 @@ ctl_policy_trace(int argc, char **argv)
 	struct trace_src src = {0};
 	struct mg_trace_req req;
 	struct mg_trace_flow f;
-	struct ctl_state st;
+	struct mg_gateway *gw = NULL;
 	char why[512];
 	int rc, ret;
 
@@ -449,19 +443,23 @@ ctl_policy_trace(int argc, char **argv)
 	if (o.config == NULL) {
 		src.socket = ctl_socket_path(o.socket);
 	} else {
-		rc = ctl_state_load(&st, o.config, &err);
+		/* What the daemon builds at start on that config (lib/gateway), no Redis. */
+		struct mg_config *cfg = mg_config_load(o.config, &err);
+
+		gw = cfg != NULL ? mg_gateway_create(cfg, NULL, &err) : NULL;
+		rc = gw != NULL ? mg_gateway_compile(gw, &err) : -EINVAL;
 		if (rc < 0) {
 			fprintf(stderr, "meshgatectl %s: %s\n", cmd,
 			        err.msg[0] ? err.msg : strerror(-rc));
+			mg_gateway_free(gw);
 			return CTL_EXIT_FAIL;
 		}
-		src.st = &st;
+		src.gw = gw;
 	}
 	if (o.flows != NULL)
 		ret = trace_batch(&src, o.flows, o.out, cmd);
 	else
 		ret = trace_one(&src, &f, o.out, false, cmd);
-	if (src.st != NULL)
-		ctl_state_free(&st);
+	mg_gateway_free(gw);
 	return ret;
 }

@@ -51,6 +51,17 @@ mg_error_set(struct mg_error *err, const char *file, unsigned line, unsigned col
 	va_end(ap);
 }
 
+void
+mg_error_prefix(struct mg_error *err, const char *prefix)
+{
+	char tmp[sizeof(err->msg)];
+
+	if (err == NULL || err->msg[0] == '\0')
+		return;
+	snprintf(tmp, sizeof(tmp), "%s%s", prefix, err->msg);
+	memcpy(err->msg, tmp, sizeof(err->msg));
+}
+
 int
 mg_grow(void *vp, size_t *cap, size_t n, size_t esz, size_t min)
 {

@@ -64,6 +64,9 @@ struct mg_error {
 void mg_error_set(struct mg_error *err, const char *file, unsigned line, unsigned col,
                   const char *fmt, ...) MG_PRINTF(5, 6);
 
+/** Put @p prefix ("kvstore: ") before @p err's message (an empty one stays empty). */
+void mg_error_prefix(struct mg_error *err, const char *prefix);
+
 /**
  * Make room for one more element in the growing array *@p vp (of *@p cap
  * elements of @p esz bytes, @p n of them used): when full, its capacity

@@ -159,6 +159,15 @@ void mg_ctl_server_free(struct mg_ctl_server *srv);
 int mg_ctl_register(struct mg_ctl_server *srv, const struct mg_ctl_command *cmd);
 
 /**
+ * Register @p n commands of @p cmds (one area's table), each with @p arg
+ * as its handler's argument (their own arg is ignored).
+ * @return 0, or the first error of mg_ctl_register with @p err saying
+ *   which command.
+ */
+int mg_ctl_register_table(struct mg_ctl_server *srv, const struct mg_ctl_command *cmds, size_t n,
+                          void *arg, struct mg_error *err);
+
+/**
  * One step of the server: poll() the listener and the connections for
  * at most @p timeout_ms (0: do not wait; negative: until something
  * happens, or the next idle deadline), accept, read, run the complete

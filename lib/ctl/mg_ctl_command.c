@@ -236,6 +236,25 @@ mg_ctl_register(struct mg_ctl_server *s, const struct mg_ctl_command *cmd)
 }
 
 int
+mg_ctl_register_table(struct mg_ctl_server *srv, const struct mg_ctl_command *cmds, size_t n,
+                      void *arg, struct mg_error *err)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct mg_ctl_command c = cmds[i];
+		int rc;
+
+		c.arg = arg;
+		rc = mg_ctl_register(srv, &c);
+		if (rc < 0) {
+			mg_error_set(err, NULL, 0, 0, "control: cannot register %s: %s", c.name,
+			             strerror(-rc));
+			return rc;
+		}
+	}
+	return 0;
+}
+
+int
 ctl_register_builtins(struct mg_ctl_server *s)
 {
 	static const struct mg_ctl_command help = {

@@ -25,6 +25,7 @@
 
 #include <ctype.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -557,28 +558,22 @@ static const struct command {
          cmd_control},
 };
 
-static const char *const command_names[] = {
-        "/meshgate/info",
-        "/meshgate/ports",
-        "/meshgate/verdicts",
-        "/meshgate/drops",
-        "/meshgate/ipcache",
-        "/meshgate/identities",
-        "/meshgate/policy",
-        "/meshgate/conntrack",
-        "/meshgate/kvstore",
-        "/meshgate/workers",
-        "/meshgate/metrics_http",
-        "/meshgate/control",
-        NULL,
-};
+/* The names alone, in the table's order: derived once from it. */
+static const char *command_names[MG_ARRAY_SIZE(commands) + 1];
+static pthread_once_t command_names_once = PTHREAD_ONCE_INIT;
 
-_Static_assert(MG_ARRAY_SIZE(command_names) == MG_ARRAY_SIZE(commands) + 1,
-               "command_names lists every command");
+static void
+command_names_fill(void)
+{
+	for (size_t i = 0; i < MG_ARRAY_SIZE(commands); i++)
+		command_names[i] = commands[i].name;
+	command_names[MG_ARRAY_SIZE(commands)] = NULL;
+}
 
 const char *const *
 mg_metrics_telemetry_commands(void)
 {
+	pthread_once(&command_names_once, command_names_fill);
 	return command_names;
 }
 

@@ -4,8 +4,8 @@
  * (`policy trace --config`, offline) and the daemon (the `policy.trace`
  * control command), so that both explain a verdict with the same words
  * and the same fields. meshgatectl's text output is printed from this
- * document too (policy_trace.c), which makes the offline and the online
- * text identical by construction.
+ * document too (app/meshgatectl/policy_trace.c), which makes the offline
+ * and the online text identical by construction.
  *
  * Addresses resolve through the ipcache by longest prefix, a miss giving
  * the world identity, exactly as in the data path. The explanation comes
@@ -15,9 +15,6 @@
  * semantics, so every trace checks one against the other and reports a
  * disagreement (-EPROTO): a trace that hid it would explain a verdict the
  * gateway does not give.
- *
- * Nothing here may depend on the rest of meshgatectl (the daemon compiles
- * this file): only the control-plane libraries and jansson.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -26,8 +23,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "mg_gateway.h"
 #include "mg_pkt.h"
-#include "trace_json.h"
 
 /* ---- ICMP type names: the policy module's, so a trace speaks the words of the policy ---- */
 
