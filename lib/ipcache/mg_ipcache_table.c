@@ -374,6 +374,31 @@ ipc_grow_free(struct grow *g)
 }
 
 /*
+ * A new array for table @t when @puts more keys will not fit in it (or
+ * it does not exist yet: @first_cap slots at least), into *@e and *@cap;
+ * nothing when it has room. 0, or -ENOMEM (a table past 2^31 slots too).
+ */
+static int
+grow_table(const struct dtab *t, uint32_t puts, uint32_t first_cap, size_t esize, void **e,
+           uint32_t *cap)
+{
+	uint32_t c;
+
+	if (puts == 0)
+		return 0;
+	c = dtab_target_cap(t, (size_t)t->count + puts, first_cap);
+	if (c == 0 && t->e == NULL)
+		return -ENOMEM;
+	if (c != 0) {
+		*cap = c;
+		*e = ipc_dp_alloc((size_t)c * esize);
+		if (*e == NULL)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/*
  * New table arrays for one copy, big enough for the puts of the batch.
  * Only the allocation happens here; dtab_install() moves the entries in
  * later, when the copy is idle.
@@ -383,40 +408,14 @@ ipc_grow_prepare(const struct mg_ipcache *ipc, const struct mg_ipcache_view *v,
                  const uint32_t *puts4, const uint32_t *puts6, struct grow *g)
 {
 	memset(g, 0, sizeof(*g));
-	for (unsigned l = 0; l < V4_LENS; l++) {
-		const struct dtab *t = &v->t4[l];
-		uint32_t cap;
-
-		if (puts4[l] == 0)
-			continue;
-		cap = dtab_target_cap(t, (size_t)t->count + puts4[l],
-		                      l == 32 ? ipc->host_cap_hint : DTAB_MIN_CAP);
-		if (cap == 0 && t->e == NULL)
+	for (unsigned l = 0; l < V4_LENS; l++)
+		if (grow_table(&v->t4[l], puts4[l], l == 32 ? ipc->host_cap_hint : DTAB_MIN_CAP,
+		               sizeof(struct e4), &g->e4[l], &g->cap4[l]) < 0)
 			goto err;
-		if (cap != 0) {
-			g->cap4[l] = cap;
-			g->e4[l] = ipc_dp_alloc((size_t)cap * sizeof(struct e4));
-			if (g->e4[l] == NULL)
-				goto err;
-		}
-	}
-	for (unsigned l = 0; l < V6_LENS; l++) {
-		const struct dtab *t = &v->t6[l];
-		uint32_t cap;
-
-		if (puts6[l] == 0)
-			continue;
-		cap = dtab_target_cap(t, (size_t)t->count + puts6[l],
-		                      l == 128 ? ipc->host_cap_hint : DTAB_MIN_CAP);
-		if (cap == 0 && t->e == NULL)
+	for (unsigned l = 0; l < V6_LENS; l++)
+		if (grow_table(&v->t6[l], puts6[l], l == 128 ? ipc->host_cap_hint : DTAB_MIN_CAP,
+		               sizeof(struct e6), &g->e6[l], &g->cap6[l]) < 0)
 			goto err;
-		if (cap != 0) {
-			g->cap6[l] = cap;
-			g->e6[l] = ipc_dp_alloc((size_t)cap * sizeof(struct e6));
-			if (g->e6[l] == NULL)
-				goto err;
-		}
-	}
 	return 0;
 err:
 	ipc_grow_free(g);
