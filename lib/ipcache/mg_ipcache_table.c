@@ -280,35 +280,32 @@ filt_apply(struct mg_ipcache *ipc, struct mg_ipcache_view *v, const struct pkey 
 	}
 }
 
+/*
+ * Free the tables of @t[0 .. @lens) that became empty and list the
+ * lengths still in use, longest first, in @order. @return their number.
+ */
+static uint8_t
+refresh_lengths(struct dtab *t, unsigned lens, uint8_t *order)
+{
+	uint8_t n = 0;
+
+	for (int l = (int)lens - 1; l >= 0; l--) {
+		if (t[l].e != NULL && t[l].count == 0) {
+			ipc_dp_free(t[l].e);
+			memset(&t[l], 0, sizeof(t[l]));
+		}
+		if (t[l].e != NULL)
+			order[n++] = (uint8_t)l;
+	}
+	return n;
+}
+
 /* Rebuild the lists of lengths in use, freeing tables that became empty. */
 static void
 view_refresh(struct mg_ipcache_view *v)
 {
-	uint8_t n = 0;
-
-	for (int l = V4_LENS - 1; l >= 0; l--) {
-		struct dtab *t = &v->t4[l];
-
-		if (t->e != NULL && t->count == 0) {
-			ipc_dp_free(t->e);
-			memset(t, 0, sizeof(*t));
-		}
-		if (t->e != NULL)
-			v->order4[n++] = (uint8_t)l;
-	}
-	v->n4 = n;
-	n = 0;
-	for (int l = V6_LENS - 1; l >= 0; l--) {
-		struct dtab *t = &v->t6[l];
-
-		if (t->e != NULL && t->count == 0) {
-			ipc_dp_free(t->e);
-			memset(t, 0, sizeof(*t));
-		}
-		if (t->e != NULL)
-			v->order6[n++] = (uint8_t)l;
-	}
-	v->n6 = n;
+	v->n4 = refresh_lengths(v->t4, V4_LENS, v->order4);
+	v->n6 = refresh_lengths(v->t6, V6_LENS, v->order6);
 }
 
 struct mg_ipcache_view *
