@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The gateway's YAML configuration (conf/meshgate.yaml documents every
- * key; ../CONFIG.md is the contract) and the static inputs it names:
- * CiliumIdentity and CiliumEndpoint manifests and `ipcache.entries`.
+ * key, docs/configuration.md is the reference) and the static inputs it
+ * names: CiliumIdentity and CiliumEndpoint manifests and `ipcache.entries`.
  *
  * Loading is strict: unknown keys, duplicate keys, wrong types and
  * out-of-range values are errors with "file:line:column: message".

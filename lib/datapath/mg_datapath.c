@@ -97,7 +97,6 @@ struct mg_datapath {
 	bool launched;
 	/* monitor: set by the control thread, read by workers once per burst */
 	uint32_t mon_mask;          /* MG_DP_MON_*; 0: no events */
-	uint32_t mon_one_in;        /* forwarded-frame sample: 1 in mon_one_in */
 	unsigned mon_next;          /* first worker of the next drain (fairness) */
 	uint64_t mon_tsc0, mon_ns0; /* TSC and CLOCK_REALTIME at arming */
 };
@@ -229,7 +228,6 @@ mg_datapath_create(const struct mg_config *cfg, struct mg_ipcache *ipc, struct m
 	dp->burst = RTE_MIN(cfg->burst, (unsigned)MG_DP_MAX_BURST);
 	dp->non_ip_drop = cfg->non_ip == MG_NON_IP_DROP;
 	dp->split_world = cfg->split_world;
-	dp->mon_one_in = MG_DP_MON_ONE_IN_DEFAULT;
 	dp->nb_workers = rte_lcore_count() - 1;
 	dp->main_forwards = dp->nb_workers == 0;
 	if (dp->main_forwards)
@@ -346,7 +344,7 @@ monitor_arm(struct dp_worker *w)
 
 	if (MG_LIKELY(mask == 0))
 		return NULL;
-	mg_dp_mon_arm(w->mon, mask, __atomic_load_n(&w->dp->mon_one_in, __ATOMIC_RELAXED));
+	mg_dp_mon_arm(w->mon, mask, MG_DP_MON_ONE_IN_DEFAULT);
 	return w->mon;
 }
 
@@ -586,29 +584,10 @@ mg_datapath_publish(struct mg_datapath *dp, struct mg_ipcache *ipc, struct mg_po
 	return rc;
 }
 
-void
-mg_datapath_set_policy(struct mg_datapath *dp, struct mg_policy *policy)
-{
-	/* Without an ipcache batch the publication cannot fail. */
-	(void)mg_datapath_publish(dp, NULL, policy);
-}
-
-void
-mg_datapath_bump_generation(struct mg_datapath *dp)
-{
-	(void)mg_datapath_publish(dp, NULL, NULL);
-}
-
 const struct mg_policy *
 mg_datapath_policy(const struct mg_datapath *dp)
 {
 	return dp->snap->policy;
-}
-
-uint32_t
-mg_datapath_generation(const struct mg_datapath *dp)
-{
-	return dp->snap->gen;
 }
 
 void
@@ -716,23 +695,6 @@ mg_datapath_monitor_set(struct mg_datapath *dp, unsigned mask)
 	}
 	__atomic_store_n(&dp->mon_mask, (uint32_t)mask, __ATOMIC_RELAXED);
 	return 0;
-}
-
-int
-mg_datapath_monitor_sampling(struct mg_datapath *dp, unsigned one_in)
-{
-	if (one_in == 0 || one_in > MG_DP_MON_ONE_IN_MAX)
-		return -EINVAL;
-	__atomic_store_n(&dp->mon_one_in, (uint32_t)one_in, __ATOMIC_RELAXED);
-	return 0;
-}
-
-unsigned
-mg_datapath_monitor_get(const struct mg_datapath *dp, unsigned *one_in)
-{
-	if (one_in != NULL)
-		*one_in = __atomic_load_n(&dp->mon_one_in, __ATOMIC_RELAXED);
-	return __atomic_load_n(&dp->mon_mask, __ATOMIC_RELAXED);
 }
 
 /* TSC ticks since arming -> CLOCK_REALTIME ns (seconds and remainder

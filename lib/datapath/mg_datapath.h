@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The data path: port setup, the worker loop and the per-burst pipeline
- * (parse -> ipcache -> policy -> counters -> tx / drop).
+ * (parse -> conntrack -> ipcache -> policy -> counters -> tx / drop).
  *
  * Two layers, as every module here:
  *  - mg_dp_classify(): the pipeline over plain byte buffers. No EAL, no
@@ -16,8 +16,8 @@
  * once per loop iteration. mg_datapath_publish() replaces the snapshot:
  * an ipcache batch (split commit, see mg_ipcache.h), a new policy, or
  * both, go out as one step, so a worker never pairs a view with a policy
- * that was not published with it (ARCHITECTURE.md §3); the old policy is
- * freed after a grace period. Counters are per worker,
+ * that was not published with it (docs/architecture.md, "Updates"); the
+ * old policy is freed after a grace period. Counters are per worker,
  * plain uint64_t, summed by readers (a reader may see a count a few
  * packets old, never a torn one on 64-bit targets).
  */
@@ -168,17 +168,8 @@ void mg_datapath_stop(struct mg_datapath *dp);
  */
 int mg_datapath_publish(struct mg_datapath *dp, struct mg_ipcache *ipc, struct mg_policy *policy);
 
-/** mg_datapath_publish(dp, NULL, policy): cannot fail. */
-void mg_datapath_set_policy(struct mg_datapath *dp, struct mg_policy *policy);
-
-/** mg_datapath_publish(dp, NULL, NULL): a new generation, flows are re-checked. */
-void mg_datapath_bump_generation(struct mg_datapath *dp);
-
 /** The policy the workers use now (control thread only). */
 const struct mg_policy *mg_datapath_policy(const struct mg_datapath *dp);
-
-/** The generation the workers use now (control thread only). */
-uint32_t mg_datapath_generation(const struct mg_datapath *dp);
 
 /** Conntrack figures summed over the workers. */
 void mg_datapath_ct_stats(const struct mg_datapath *dp, struct mg_ct_stats *out);
@@ -219,15 +210,6 @@ int mg_datapath_worker_counters(const struct mg_datapath *dp, unsigned w, unsign
  * session left in the rings. 0, or -EINVAL for unknown bits.
  */
 int mg_datapath_monitor_set(struct mg_datapath *dp, unsigned mask);
-
-/**
- * Record 1 in @p one_in forwarded frames per worker (1 ..
- * MG_DP_MON_ONE_IN_MAX; default MG_DP_MON_ONE_IN_DEFAULT). 0 or -EINVAL.
- */
-int mg_datapath_monitor_sampling(struct mg_datapath *dp, unsigned one_in);
-
-/** The current mask; @p one_in (may be NULL) gets the sampling rate. */
-unsigned mg_datapath_monitor_get(const struct mg_datapath *dp, unsigned *one_in);
 
 /**
  * Move up to @p max events from the workers' rings to @p out (each

@@ -34,14 +34,12 @@
 #define MG_DP_MON_ALL (MG_DP_MON_DROPS | MG_DP_MON_VERDICTS)
 
 /**
- * Default N of the forwarded-frame sample. One event per 64 frames keeps
+ * N of the workers' forwarded-frame sample. One event per 64 frames keeps
  * a worker forwarding 10 Mpps at ~150k events/s, which one drain every
  * 10 ms of a ring of MG_DP_MON_RING events still keeps up with; drops are
  * not sampled (they are what an operator looks for).
  */
 #define MG_DP_MON_ONE_IN_DEFAULT 64
-/** Largest N accepted. */
-#define MG_DP_MON_ONE_IN_MAX (1u << 24)
 
 /** Events per worker ring (a power of two). */
 #define MG_DP_MON_RING 2048

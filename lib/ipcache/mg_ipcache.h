@@ -5,7 +5,7 @@
  * thread changes it.
  *
  * Shape. Each family keeps one exact-match hash table per prefix length
- * that is in use, plus a bitmap of those lengths; a lookup probes the
+ * that is in use, plus the list of those lengths; a lookup probes the
  * lengths present from longest to shortest. Host routes (/32, /128) are
  * the common case and cost one probe; the cost of a lookup depends on the
  * number of distinct prefix lengths, never on the number of entries. A

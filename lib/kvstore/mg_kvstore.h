@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * lib/kvstore: the Redis data model (Cilium's kvstore key layout and JSON
- * values, stored in Redis instead of etcd) and, later, the writer and the
- * sync client. This part is pure C over strings: key builders and parsers
- * for every key kind, and strict encoders/decoders for the values, so that
- * the writer tools, the replicator and the gateway agree on one format and
- * garbage read from Redis is rejected with a clear message, never trusted.
+ * values, stored in Redis instead of etcd) and the writer; the gateway's
+ * sync client has its own header, mg_kv_sync.h. The data model is pure C
+ * over strings: key builders and parsers for every key kind, and strict
+ * encoders/decoders for the values, so that the writer tools, the
+ * replicator and the gateway agree on one format and garbage read from
+ * Redis is rejected with a clear message, never trusted.
  *
  * Keys (see docs/kvstore.md):
  *   cilium/state/identities/v1/id/<ID>             label string

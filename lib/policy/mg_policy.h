@@ -21,7 +21,7 @@
  * test on the protocol and port. Its cost does not depend on the number of
  * rules or identities.
  *
- * Semantics: ../POLICY.md as documented in docs/policy.md. A packet from S
+ * Semantics: docs/policy.md (Cilium's, at layers 3 and 4). A packet from S
  * to D is allowed iff S's egress allows it and D's ingress allows it; deny
  * rules win over allow rules; default deny per direction once a rule with
  * entries in that direction selects the subject.

@@ -5,7 +5,7 @@ Each file in cases/ holds cases of one topic. A case declares the inputs a
 gateway reads (config settings, policy sources per cluster, identities, pods
 with addresses and named ports, ipcache prefix entries) and flows with the
 verdict Cilium gives them, and, where it is meaningful, what decided each
-direction. The expectations come from the semantics (design/POLICY.md and
+direction. The expectations come from the semantics (docs/policy.md and
 Cilium's documentation), never from what the implementation prints.
 
 The runner materialises each case as the files a daemon reads (meshgate.yaml,
