@@ -102,6 +102,7 @@ main(int argc, char **argv)
 	struct mg_config *cfg;
 	struct rte_rcu_qsbr *qsbr = NULL;
 	struct mg_datapath *dp = NULL;
+	struct mg_policy *pol;
 	struct mg_dp_counters c;
 	bool check = false;
 	char **eal_argv = NULL, summary[512];
@@ -208,9 +209,11 @@ main(int argc, char **argv)
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGHUP, on_signal);
-	dp = mg_datapath_create(mg_gateway_config(d.gw), mg_gateway_ipcache(d.gw),
-	                        mg_gateway_take_policy(d.gw), qsbr, &err);
+	pol = mg_gateway_take_policy(d.gw);
+	dp = mg_datapath_create(mg_gateway_config(d.gw), mg_gateway_ipcache(d.gw), pol, qsbr,
+	                        &err);
 	if (dp == NULL) {
+		mg_gateway_return_policy(d.gw, pol);
 		MG_ERR("%s", err.msg);
 		goto out;
 	}

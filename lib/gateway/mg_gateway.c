@@ -217,6 +217,13 @@ mg_gateway_take_policy(struct mg_gateway *gw)
 }
 
 void
+mg_gateway_return_policy(struct mg_gateway *gw, struct mg_policy *pol)
+{
+	gw->st.policy = pol;
+	gw->running = pol;
+}
+
+void
 mg_gateway_set_publish(struct mg_gateway *gw, mg_gateway_publish_fn fn, void *arg)
 {
 	gw->p.publish = fn;

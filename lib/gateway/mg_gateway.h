@@ -102,6 +102,13 @@ int mg_gateway_start(struct mg_gateway *gw, struct mg_error *err);
  */
 struct mg_policy *mg_gateway_take_policy(struct mg_gateway *gw);
 
+/**
+ * Give back the policy mg_gateway_take_policy() handed over, when its
+ * taker failed and kept ownership (the data path's creation did): the
+ * gateway owns and frees it again.
+ */
+void mg_gateway_return_policy(struct mg_gateway *gw, struct mg_policy *pol);
+
 /** Set (or change) the publication callback. */
 void mg_gateway_set_publish(struct mg_gateway *gw, mg_gateway_publish_fn fn, void *arg);
 

@@ -335,6 +335,29 @@ test_no_readers(void)
 	CU_ASSERT_PTR_NULL(mg_config_load(path, &err));
 }
 
+/*
+ * A taker that fails (the data path's creation) gives the policy back: the
+ * gateway owns it again, still runs it, and frees it (the sanitized run
+ * would report the leak).
+ */
+static void
+test_return_policy(void)
+{
+	struct readers r;
+	struct mg_gateway *gw;
+
+	files_v1();
+	gw = start(&r);
+	mg_gateway_return_policy(gw, r.policy);
+	CU_ASSERT_PTR_EQUAL(mg_gateway_policy(gw), r.policy);
+	CU_ASSERT_EQUAL(mg_policy_verdict(mg_gateway_policy(gw), WEB, DB, 6, 5432),
+	                MG_VERDICT_ALLOW);
+	/* and it can be taken again */
+	CU_ASSERT_PTR_EQUAL(mg_gateway_take_policy(gw), r.policy);
+	mg_gateway_return_policy(gw, r.policy);
+	mg_gateway_free(gw);
+}
+
 static int
 setup(void)
 {
@@ -357,6 +380,7 @@ static CU_TestInfo tests[] = {
         {"reload_failures", test_reload_failures},
         {"reload_publish_fails", test_reload_publish_fails},
         {"no_readers", test_no_readers},
+        {"return_policy", test_return_policy},
         CU_TEST_INFO_NULL,
 };
 
