@@ -273,33 +273,10 @@ cfg_parse_control(struct ctx *x, const struct mg_yaml_node *root)
 static bool
 valid_listen(const char *s)
 {
-	const char *colon = strrchr(s, ':'), *h;
-	char *end;
-	unsigned long port;
-	size_t hl;
+	struct mg_hostport hp;
+	const char *why;
 
-	if (colon == NULL || colon[1] == '\0')
-		return false;
-	if (colon[1] < '0' || colon[1] > '9')
-		return false;
-	errno = 0;
-	port = strtoul(colon + 1, &end, 10);
-	if (errno || *end != '\0' || port > 65535)
-		return false;
-	h = s;
-	hl = (size_t)(colon - s);
-	if (hl > 0 && h[0] == '[') {
-		char buf[INET6_ADDRSTRLEN];
-		uint8_t a[16];
-
-		if (hl < 3 || h[hl - 1] != ']' || hl - 2 >= sizeof(buf))
-			return false;
-		memcpy(buf, h + 1, hl - 2);
-		buf[hl - 2] = '\0';
-		return inet_pton(AF_INET6, buf, a) == 1;
-	}
-	/* an unbracketed host may not hold ':' (that would be IPv6 without brackets) */
-	return memchr(h, ':', hl) == NULL && memchr(h, ' ', hl) == NULL;
+	return mg_hostport_parse(s, 0, &hp, &why) == 0;
 }
 
 int

@@ -35,8 +35,8 @@ int
 mg_kv_url_parse(char *s, struct mg_kv_url *u, struct mg_error *err)
 {
 	char *rest, *at, *slash, *colon, *q;
-	char *end;
-	unsigned long port;
+	const char *why = NULL;
+	struct mg_hostport hp;
 
 	memset(u, 0, sizeof(*u));
 	u->port = 6379;
@@ -73,34 +73,24 @@ mg_kv_url_parse(char *s, struct mg_kv_url *u, struct mg_error *err)
 		if (kv_parse_db(slash + 1, &u->db) < 0)
 			goto bad;
 	}
-	if (rest[0] == '[') { /* [v6]:port */
-		u->host = rest + 1;
-		end = strchr(u->host, ']');
-		if (end == NULL)
-			goto bad;
-		*end = '\0';
-		colon = end[1] == ':' ? end + 1 : NULL;
-		if (end[1] != '\0' && colon == NULL)
-			goto bad;
-	} else {
-		u->host = rest;
-		colon = strchr(rest, ':');
-	}
-	if (colon != NULL) {
-		*colon = '\0';
-		errno = 0;
-		port = strtoul(colon + 1, &end, 10);
-		if (errno != 0 || *end != '\0' || port < 1 || port > 65535 || colon[1] == '\0')
-			goto bad;
-		u->port = (int)port;
-	}
-	if (u->host[0] == '\0')
+	if (mg_hostport_parse(rest, MG_HOSTPORT_PORT_OPTIONAL | MG_HOSTPORT_HOST_REQUIRED, &hp,
+	                      &why) != 0)
 		goto bad;
+	if (hp.has_port && hp.port == 0) {
+		why = "the port is not a number from 1 to 65535";
+		goto bad;
+	}
+	if (hp.has_port)
+		u->port = hp.port;
+	/* the host without brackets, in place: never longer than what held it */
+	memmove(rest, hp.host, strlen(hp.host) + 1);
+	u->host = rest;
 	return 0;
 bad:
 	mg_error_set(err, NULL, 0, 0,
-	             "bad Redis URL: want redis://[user[:password]@]host[:port][/db] or "
-	             "unix:///path[?db=N] (db 0-15)");
+	             "bad Redis URL%s%s%s: want redis://[user[:password]@]host[:port][/db] or "
+	             "unix:///path[?db=N] (db 0-15)",
+	             why ? " (" : "", why ? why : "", why ? ")" : "");
 	return mg_errno_set(EINVAL);
 }
 

@@ -6,6 +6,7 @@
  * strict decoders.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -514,6 +515,64 @@ test_cluster_config(void)
 	CU_ASSERT_PTR_NULL(mg_kv_cluster_config_encode(&c));
 }
 
+/* Redis URLs: the host:port part is lib/common's parser; user, password, db around it. */
+static void
+test_url(void)
+{
+	static const struct {
+		const char *url, *host, *path, *user, *password;
+		int port;
+		unsigned db;
+	} good[] = {
+	        {"redis://127.0.0.1", "127.0.0.1", NULL, NULL, NULL, 6379, 0},
+	        {"redis://redis.kube-system:6380/3", "redis.kube-system", NULL, NULL, NULL, 6380, 3},
+	        {"redis://[::1]:7000", "::1", NULL, NULL, NULL, 7000, 0},
+	        {"redis://[fd00::5]/15", "fd00::5", NULL, NULL, NULL, 6379, 15},
+	        {"redis://meshgate:s3cr:t@h:1", "h", NULL, "meshgate", "s3cr:t", 1, 0},
+	        {"redis://:pw@h", "h", NULL, NULL, "pw", 6379, 0},
+	        {"redis://u:p@ss@[::1]:65535/", "::1", NULL, "u", "p@ss", 65535, 0},
+	        {"unix:///run/redis.sock?db=2", NULL, "/run/redis.sock", NULL, NULL, 6379, 2},
+	};
+	static const char *const bad[] = {
+	        "redis://",        "redis://:6379",     "redis://h:0",      "redis://h:65536",
+	        "redis://h:",      "redis://h:x",       "redis://::1:6379", "redis://[::1",
+	        "redis://[zz]:80", "redis://[::1]6379", "redis://a b:1",    "redis://h/16",
+	        "redis://h/x",     "rediss://h",        "unix://relative",  "unix:///s?db=99",
+	        "http://h:80",     "",
+	};
+	struct mg_error err;
+	struct mg_kv_url u;
+	char buf[256];
+	size_t i;
+
+	for (i = 0; i < MG_ARRAY_SIZE(good); i++) {
+		snprintf(buf, sizeof(buf), "%s", good[i].url);
+		memset(&err, 0, sizeof(err));
+		if (mg_kv_url_parse(buf, &u, &err) != 0)
+			fprintf(stderr, "%s: %s\n", good[i].url, err.msg);
+		CU_ASSERT_EQUAL_FATAL(mg_kv_url_parse(strcpy(buf, good[i].url), &u, &err), 0);
+#define STR_EQ(a, b) ((a) == NULL ? (b) == NULL : (b) != NULL && strcmp((a), (b)) == 0)
+		CU_ASSERT_TRUE(STR_EQ(good[i].host, u.host));
+		CU_ASSERT_TRUE(STR_EQ(good[i].path, u.path));
+		CU_ASSERT_TRUE(STR_EQ(good[i].user, u.user));
+		CU_ASSERT_TRUE(STR_EQ(good[i].password, u.password));
+#undef STR_EQ
+		CU_ASSERT_EQUAL(u.port, good[i].port);
+		CU_ASSERT_EQUAL(u.db, good[i].db);
+	}
+	for (i = 0; i < MG_ARRAY_SIZE(bad); i++) {
+		snprintf(buf, sizeof(buf), "%s", bad[i]);
+		memset(&err, 0, sizeof(err));
+		if (mg_kv_url_parse(buf, &u, &err) != -EINVAL)
+			fprintf(stderr, "%s was accepted\n", bad[i]);
+		CU_ASSERT_EQUAL(mg_kv_url_parse(strcpy(buf, bad[i]), &u, &err), -EINVAL);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "bad Redis URL"));
+	}
+	/* the reason from the host:port parser is in the message */
+	CU_ASSERT_EQUAL(mg_kv_url_parse(strcpy(buf, "redis://::1:6379"), &u, &err), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "brackets"));
+}
+
 static CU_TestInfo tests[] = {
         {"cluster_names", test_cluster_names},
         {"identity_keys", test_identity_keys},
@@ -525,6 +584,7 @@ static CU_TestInfo tests[] = {
         {"ip_pair_rejects", test_ip_pair_rejects},
         {"ip_pair_fast_path", test_ip_pair_fast_path},
         {"cluster_config", test_cluster_config},
+        {"url", test_url},
         CU_TEST_INFO_NULL,
 };
 
