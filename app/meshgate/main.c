@@ -210,8 +210,7 @@ main(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	signal(SIGHUP, on_signal);
 	pol = mg_gateway_take_policy(d.gw);
-	dp = mg_datapath_create(mg_gateway_config(d.gw), mg_gateway_ipcache(d.gw), pol, qsbr,
-	                        &err);
+	dp = mg_datapath_create(mg_gateway_config(d.gw), mg_gateway_ipcache(d.gw), pol, qsbr, &err);
 	if (dp == NULL) {
 		mg_gateway_return_policy(d.gw, pol);
 		MG_ERR("%s", err.msg);

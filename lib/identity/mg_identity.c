@@ -16,8 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mg_identity.h"
 #include "mg_hash.h"
+#include "mg_identity.h"
 
 /* ---- numeric layout ---- */
 

@@ -153,8 +153,8 @@ mg_metrics_parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
 	rc = getaddrinfo(hp.host, NULL, &hints, &res);
 	if (rc != 0 || res == NULL || res->ai_addrlen > sizeof(*ss) ||
 	    (res->ai_family != AF_INET && res->ai_family != AF_INET6)) {
-		mg_error_set(err, NULL, 0, 0, "metrics listen '%s': cannot resolve '%s': %s", listen,
-		             hp.host, rc != 0 ? gai_strerror(rc) : "no address");
+		mg_error_set(err, NULL, 0, 0, "metrics listen '%s': cannot resolve '%s': %s",
+		             listen, hp.host, rc != 0 ? gai_strerror(rc) : "no address");
 		if (res != NULL)
 			freeaddrinfo(res);
 		return mg_errno_set(EINVAL);

@@ -40,7 +40,9 @@ chi2(const uint64_t *h, size_t n)
 static void
 test_spread(void)
 {
-	enum { N = 1 << 17 };
+	enum {
+		N = 1 << 17
+	};
 	uint64_t *h = calloc(N, sizeof(*h));
 	struct {
 		uint8_t a[16], b[16];
@@ -128,7 +130,8 @@ test_avalanche(void)
 	CU_ASSERT_TRUE(worst_low >= 28);
 	CU_ASSERT_TRUE(worst_high <= 36);
 	for (bit = 0; bit < 64; bit++)
-		CU_ASSERT_TRUE(__builtin_popcountll(mg_hash_u64(1ull << bit) ^ mg_hash_u64(0)) >= 12);
+		CU_ASSERT_TRUE(__builtin_popcountll(mg_hash_u64(1ull << bit) ^ mg_hash_u64(0)) >=
+		               12);
 }
 
 static void

@@ -525,7 +525,8 @@ test_url(void)
 		unsigned db;
 	} good[] = {
 	        {"redis://127.0.0.1", "127.0.0.1", NULL, NULL, NULL, 6379, 0},
-	        {"redis://redis.kube-system:6380/3", "redis.kube-system", NULL, NULL, NULL, 6380, 3},
+	        {"redis://redis.kube-system:6380/3", "redis.kube-system", NULL, NULL, NULL, 6380,
+	         3},
 	        {"redis://[::1]:7000", "::1", NULL, NULL, NULL, 7000, 0},
 	        {"redis://[fd00::5]/15", "fd00::5", NULL, NULL, NULL, 6379, 15},
 	        {"redis://meshgate:s3cr:t@h:1", "h", NULL, "meshgate", "s3cr:t", 1, 0},
@@ -534,11 +535,12 @@ test_url(void)
 	        {"unix:///run/redis.sock?db=2", NULL, "/run/redis.sock", NULL, NULL, 6379, 2},
 	};
 	static const char *const bad[] = {
-	        "redis://",        "redis://:6379",     "redis://h:0",      "redis://h:65536",
-	        "redis://h:",      "redis://h:x",       "redis://::1:6379", "redis://[::1",
-	        "redis://[zz]:80", "redis://[::1]6379", "redis://a b:1",    "redis://h/16",
-	        "redis://h/x",     "rediss://h",        "unix://relative",  "unix:///s?db=99",
-	        "http://h:80",     "",
+	        "redis://",          "redis://:6379", "redis://h:0",
+	        "redis://h:65536",   "redis://h:",    "redis://h:x",
+	        "redis://::1:6379",  "redis://[::1",  "redis://[zz]:80",
+	        "redis://[::1]6379", "redis://a b:1", "redis://h/16",
+	        "redis://h/x",       "rediss://h",    "unix://relative",
+	        "unix:///s?db=99",   "http://h:80",   "",
 	};
 	struct mg_error err;
 	struct mg_kv_url u;
