@@ -51,7 +51,8 @@ lookup4(const struct mg_ipcache_view *v, const uint8_t *addr)
 		const struct e4 *e = t->e;
 		uint32_t key = a & v->mask4[l];
 
-		for (uint32_t i = hash4(key, t->shift); e[i].id != 0; i = (i + 1) & t->mask)
+		for (uint32_t i = hash4(key, t->shift); e[i].id != 0;
+		     i = (uint32_t)mg_probe_next(i, t->mask))
 			if (e[i].key == key)
 				return e[i].id;
 	}
@@ -71,7 +72,8 @@ lookup6(const struct mg_ipcache_view *v, const uint8_t *addr)
 		const struct e6 *e = t->e;
 		uint64_t ka = a & v->mask6[l][0], kb = b & v->mask6[l][1];
 
-		for (uint32_t i = hash6(ka, kb, t->shift); e[i].id != 0; i = (i + 1) & t->mask)
+		for (uint32_t i = hash6(ka, kb, t->shift); e[i].id != 0;
+		     i = (uint32_t)mg_probe_next(i, t->mask))
 			if (load64(e[i].key) == ka && load64(e[i].key + 8) == kb)
 				return e[i].id;
 	}

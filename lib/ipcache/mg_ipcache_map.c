@@ -3,7 +3,8 @@
  * The ipcache's control-side keys and map. A prefix key (struct pkey) is
  * the family, the length and the address masked to that length; the map
  * (struct cmap) is a plain open-addressing table of records keyed by it,
- * with linear probing and backward-shift deletion. Two maps use it: the
+ * hashed and probed as every table of the project (mg_hash.h), with
+ * backward-shift deletion. Two maps use it: the
  * committed records (get, walk, count) and the index of the staged log.
  * It lives apart from the data-plane tables because it serves the control
  * thread alone: no reader ever sees it, so it may rehash in place.
@@ -14,20 +15,11 @@
 
 #include "ipcache_priv.h"
 
+/* The whole key (pkey_make zeroes what the length masks out). */
 static size_t
 pkey_hash(const struct pkey *k, size_t cap)
 {
-	uint64_t a = load64(k->addr), b = load64(k->addr + 8);
-	uint64_t x = a ^ (b * HASH_C2) ^ ((uint64_t)k->plen << 8 | k->family);
-
-	/* A full avalanche (the finaliser of MurmurHash3): addresses that differ
-	 * in a few bytes only (pod ranges) must not crowd into runs of slots. */
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdull;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ull;
-	x ^= x >> 33;
-	return (size_t)x & (cap - 1);
+	return mg_probe_home(mg_hash_bytes(k, sizeof(*k), 0), cap - 1);
 }
 
 static bool
@@ -85,7 +77,7 @@ ipc_cmap_find(const struct cmap *m, const struct pkey *k)
 {
 	size_t mask = m->cap - 1;
 
-	for (size_t i = pkey_hash(k, m->cap);; i = (i + 1) & mask) {
+	for (size_t i = pkey_hash(k, m->cap);; i = mg_probe_next(i, mask)) {
 		if (m->r[i].k.family == 0)
 			return NULL;
 		if (pkey_eq(&m->r[i].k, k))
@@ -112,7 +104,8 @@ ipc_cmap_reserve(struct cmap *m, size_t entries)
 
 		if (m->r[i].k.family == 0)
 			continue;
-		for (j = pkey_hash(&m->r[i].k, cap); nr[j].k.family != 0; j = (j + 1) & (cap - 1))
+		for (j = pkey_hash(&m->r[i].k, cap); nr[j].k.family != 0;
+		     j = mg_probe_next(j, cap - 1))
 			;
 		nr[j] = m->r[i];
 	}
@@ -129,7 +122,7 @@ ipc_cmap_set(struct cmap *m, const struct pkey *k, uint32_t val, uint32_t val2)
 	size_t mask = m->cap - 1;
 	size_t i;
 
-	for (i = pkey_hash(k, m->cap); m->r[i].k.family != 0; i = (i + 1) & mask)
+	for (i = pkey_hash(k, m->cap); m->r[i].k.family != 0; i = mg_probe_next(i, mask))
 		if (pkey_eq(&m->r[i].k, k))
 			break;
 	if (m->r[i].k.family == 0)
@@ -146,10 +139,9 @@ ipc_cmap_del(struct cmap *m, struct rec *r)
 	size_t hole = (size_t)(r - m->r);
 
 	/* Backward shift: pull back every entry of the run that may move into the hole. */
-	for (size_t i = (hole + 1) & mask; m->r[i].k.family != 0; i = (i + 1) & mask) {
-		size_t home = pkey_hash(&m->r[i].k, m->cap);
-
-		if (((i - home) & mask) >= ((i - hole) & mask)) {
+	for (size_t i = mg_probe_next(hole, mask); m->r[i].k.family != 0;
+	     i = mg_probe_next(i, mask)) {
+		if (mg_probe_may_fill(pkey_hash(&m->r[i].k, m->cap), hole, i, mask)) {
 			m->r[hole] = m->r[i];
 			hole = i;
 		}

@@ -155,7 +155,8 @@ dtab_install(struct dtab *t, uint8_t family, void *ne, uint32_t cap)
 		if (slot_id(family, src) == 0)
 			continue;
 		for (j = dtab_home(&nt, family, src);
-		     slot_id(family, dtab_slot(&nt, family, j)) != 0; j = (j + 1) & nt.mask)
+		     slot_id(family, dtab_slot(&nt, family, j)) != 0;
+		     j = (uint32_t)mg_probe_next(j, nt.mask))
 			;
 		memcpy(dtab_slot(&nt, family, j), src, esize);
 	}
@@ -176,7 +177,7 @@ dtab_apply(struct dtab *t, const struct pkey *k, uint32_t id)
 
 	if (t->e == NULL)
 		return 0; /* a delete of a prefix whose length has no table */
-	for (i = dtab_home_key(t, k);; i = (i + 1) & t->mask) {
+	for (i = dtab_home_key(t, k);; i = (uint32_t)mg_probe_next(i, t->mask)) {
 		e = dtab_slot(t, family, i);
 		if (slot_id(family, e) == 0 || slot_key_eq(k, e))
 			break;
@@ -202,11 +203,12 @@ dtab_apply(struct dtab *t, const struct pkey *k, uint32_t id)
 		uint32_t hole = i;
 		size_t esize = dtab_esize(family);
 
-		for (i = (hole + 1) & t->mask; slot_id(family, dtab_slot(t, family, i)) != 0;
-		     i = (i + 1) & t->mask) {
+		for (i = (uint32_t)mg_probe_next(hole, t->mask);
+		     slot_id(family, dtab_slot(t, family, i)) != 0;
+		     i = (uint32_t)mg_probe_next(i, t->mask)) {
 			uint32_t home = dtab_home(t, family, dtab_slot(t, family, i));
 
-			if (((i - home) & t->mask) >= ((i - hole) & t->mask)) {
+			if (mg_probe_may_fill(home, hole, i, t->mask)) {
 				memcpy(dtab_slot(t, family, hole), dtab_slot(t, family, i), esize);
 				hole = i;
 			}
@@ -454,7 +456,7 @@ dtab_find(const struct dtab *t, const struct pkey *k)
 {
 	if (t->e == NULL)
 		return 0;
-	for (uint32_t i = dtab_home_key(t, k);; i = (i + 1) & t->mask) {
+	for (uint32_t i = dtab_home_key(t, k);; i = (uint32_t)mg_probe_next(i, t->mask)) {
 		const void *e = dtab_slot(t, k->family, i);
 
 		if (slot_id(k->family, e) == 0)
