@@ -200,6 +200,9 @@ fi
 
 if want format; then
 	run_prog format "" 120 bash scripts/check-format.sh
+	# The layering (lib/meson.build's order, no app including another's
+	# files) and the size limits of files and functions.
+	run_prog structure "" 120 "$PY" tests/structure_test.py
 fi
 
 if want unit; then
