@@ -110,7 +110,7 @@ kv_named_port_parse(const char *s, struct mg_named_port *np)
 	np->proto = KV_PROTO_TCP;
 	if (slash != NULL) {
 		*slash = '\0';
-		if (kv_proto_parse(slash + 1, &np->proto) < 0)
+		if (mg_kv_proto_parse(slash + 1, &np->proto) < 0)
 			return -EINVAL;
 	}
 	if (kv_ulong(colon + 1, 1, 65535, &port) < 0)

@@ -51,9 +51,6 @@ struct kv_input {
 /* A decimal number in [@p min, @p max] into @p out. 0 or -EINVAL. */
 int kv_ulong(const char *s, unsigned long min, unsigned long max, unsigned long *out);
 
-/* "tcp" / "udp" / "sctp" (any case) into @p proto. 0 or -EINVAL. */
-int kv_proto_parse(const char *s, uint8_t *proto);
-
 void kv_input_free(struct kv_input *in);
 
 /*

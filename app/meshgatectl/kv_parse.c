@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "ctl.h"
 #include "kv.h"
@@ -30,20 +29,6 @@ kv_ulong(const char *s, unsigned long min, unsigned long max, unsigned long *out
 	if (errno != 0 || *end != '\0' || v < min || v > max)
 		return -EINVAL;
 	*out = v;
-	return 0;
-}
-
-int
-kv_proto_parse(const char *s, uint8_t *proto)
-{
-	if (strcasecmp(s, "tcp") == 0)
-		*proto = KV_PROTO_TCP;
-	else if (strcasecmp(s, "udp") == 0)
-		*proto = KV_PROTO_UDP;
-	else if (strcasecmp(s, "sctp") == 0)
-		*proto = KV_PROTO_SCTP;
-	else
-		return -EINVAL;
 	return 0;
 }
 
@@ -264,7 +249,7 @@ kv_parse_ports(const struct mg_yaml_node *seq, struct mg_kv_ip_pair *p, struct m
 			if ((rc = mg_yaml_str(mg_yaml_get(it, "protocol"), "protocol", &s, err)) <
 			    0)
 				return rc;
-			if (kv_proto_parse(s, &np->proto) < 0)
+			if (mg_kv_proto_parse(s, &np->proto) < 0)
 				return mg_yaml_error(err, mg_yaml_get(it, "protocol"),
 				                     "bad protocol '%s' (TCP, UDP or SCTP)", s);
 		}

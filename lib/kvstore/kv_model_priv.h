@@ -50,10 +50,6 @@ int kvm_parse_addr(const char *s, struct mg_ipcache_entry *e);
 void kvm_b64_encode(const uint8_t *in, size_t n, char *out);
 /* Decode padded base64 into out (at most cap bytes). Length or -EINVAL. */
 int kvm_b64_decode(const char *s, uint8_t *out, size_t cap);
-/* "TCP", "UDP", "SCTP" of a protocol number, or NULL. */
-const char *kvm_proto_name(uint8_t proto);
-/* A protocol name (any case) into its number. 0 or -EINVAL. */
-int kvm_proto_parse(const char *s, uint8_t *proto);
 /* Load JSON text strictly: one value, an object, no duplicate keys. */
 json_t *kvm_load_object(const char *what, const char *text, size_t len, struct mg_error *err);
 /* Integer field in [min, max]; a missing one is an error when @required. */

@@ -80,7 +80,7 @@ kvm_b64_decode(const char *s, uint8_t *out, size_t cap)
 /* ---- protocols of named ports ---- */
 
 const char *
-kvm_proto_name(uint8_t proto)
+mg_kv_proto_name(uint8_t proto)
 {
 	switch (proto) {
 	case 6:
@@ -95,7 +95,7 @@ kvm_proto_name(uint8_t proto)
 }
 
 int
-kvm_proto_parse(const char *s, uint8_t *proto)
+mg_kv_proto_parse(const char *s, uint8_t *proto)
 {
 	if (strcasecmp(s, "TCP") == 0)
 		*proto = 6;

@@ -156,7 +156,7 @@ kv_fast_port(struct kv_scan *s, struct mg_kv_ip_pair *p, size_t *cap)
 		seen |= bit;
 	} while (kv_lit(s, ','));
 	if (!kv_lit(s, '}') || seen != 7 || port < 1 || port > 65535 ||
-	    kvm_proto_parse(proto, &pr) < 0 || p->n_named_ports >= MG_KV_IP_MAX_NAMED_PORTS)
+	    mg_kv_proto_parse(proto, &pr) < 0 || p->n_named_ports >= MG_KV_IP_MAX_NAMED_PORTS)
 		return 0;
 	for (size_t i = 0; i < p->n_named_ports; i++)
 		if (strcmp(p->named_ports[i].name, name) == 0)

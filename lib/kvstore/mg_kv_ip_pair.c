@@ -75,7 +75,7 @@ mg_kv_ip_pair_encode(const struct mg_kv_ip_pair *p)
 			goto err;
 		for (size_t i = 0; i < p->n_named_ports; i++) {
 			const struct mg_named_port *np = &p->named_ports[i];
-			const char *pn = kvm_proto_name(np->proto);
+			const char *pn = mg_kv_proto_name(np->proto);
 			json_t *e;
 
 			if (pn == NULL || np->name[0] == '\0') {
@@ -155,7 +155,7 @@ kv_add_port(struct mg_kv_ip_pair *p, size_t *cap, const char *name, json_t *port
 		return rc;
 	np = &p->named_ports[p->n_named_ports];
 	memset(np, 0, sizeof(*np));
-	if (!json_is_string(proto) || kvm_proto_parse(json_string_value(proto), &np->proto) < 0) {
+	if (!json_is_string(proto) || mg_kv_proto_parse(json_string_value(proto), &np->proto) < 0) {
 		mg_error_set(err, NULL, 0, 0,
 		             "IPIdentityPair: named port \"%s\": Protocol must be TCP, UDP or SCTP",
 		             name);

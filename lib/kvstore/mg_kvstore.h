@@ -144,6 +144,12 @@ void mg_kv_ip_pair_clear(struct mg_kv_ip_pair *p);
  */
 char *mg_kv_ip_pair_encode(const struct mg_kv_ip_pair *p);
 
+/** "TCP", "UDP" or "SCTP" of a protocol number (as Cilium's NamedPorts write them), or NULL. */
+const char *mg_kv_proto_name(uint8_t proto);
+
+/** A protocol name of NamedPorts (TCP, UDP, SCTP; any case) into its number. 0 or -EINVAL. */
+int mg_kv_proto_parse(const char *s, uint8_t *proto);
+
 /**
  * Decode Cilium's JSON of @p len bytes into zeroed @p p. Strict: IP must
  * be an address without host bits beyond Mask, Mask null or a contiguous
