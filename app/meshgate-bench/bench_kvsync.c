@@ -16,12 +16,17 @@
  *               The ipcache count must equal N, or the run fails.
  *   latency     a writer thread on its own connection FCALLs mg_put to move
  *               test IPs to another identity at a fixed rate, noting the
- *               send time of each put; the main thread runs mg_kv_sync_poll
- *               and after each applied batch (one ipcache commit) computes
- *               the verdict a worker would compute now (mg_ipcache_lookup of
- *               the test IP, then mg_policy_verdict towards a server). The
- *               time it first sees the new verdict is "effective"; latency
- *               = effective - sent, p50 and p99 per rate.
+ *               send time of each put; the main thread runs the daemon's
+ *               sync step on a gateway started on the same data
+ *               (lib/gateway's mg_gateway_sync_tick: a poll of the sync
+ *               client, the policy derived for the identities the batch
+ *               changed, one ipcache commit: the gateway has no data path)
+ *               and after each tick computes the verdict a worker would
+ *               compute now (mg_ipcache_lookup of the test IP in the
+ *               gateway's ipcache, then mg_policy_verdict of its policy
+ *               towards a server). The time it first sees the new verdict
+ *               is "effective"; latency = effective - sent, p50 and p99 per
+ *               rate.
  *
  * Each put goes to a test IP not touched before, whose identity moves from
  * a filler identity (denied by the server's ingress policy) to the client
@@ -33,16 +38,27 @@
  *               the data path forwards crafted frames (EAL, one worker,
  *               net_pcap ports) while writers (lib/kvstore's batch API:
  *               FCALL mg_batch, pipelined) change ipcache entries at a
- *               fixed rate and the main lcore polls and publishes each batch
- *               (mg_datapath_publish); then a backlog the client catches up
- *               on. Described in bench_kvsync_forward.c.
+ *               fixed rate and the main lcore runs the daemon's sync step:
+ *               each batch goes through lib/gateway (mg_gateway_sync_tick:
+ *               the batch and the policy derived for the identities it
+ *               changed, published with mg_datapath_publish); then a
+ *               backlog the client catches up on. Described in
+ *               bench_kvsync_forward.c.
  *
  *   --latency-while-forwarding
  *               the latency above with that data path running: puts at 1k
- *               and 10k/s, each batch published with mg_datapath_publish;
+ *               and 10k/s, each batch going through lib/gateway
+ *               (mg_gateway_sync_tick, published with mg_datapath_publish);
  *               latency to the publish's return and, for denies, to the
  *               first frame the worker drops by the new verdict (monitor
  *               ring). Described in bench_kvsync_latency.c.
+ *
+ * The gateway of these runs is set up as the daemon sets its own up
+ * (mg_config_load, mg_gateway_create, mg_gateway_start, the data path
+ * created with the policy the start compiled): its config names the
+ * bench's Redis (kvstore.block_ms 1 with a data path, 5 without) and the
+ * server's policy. Its sync client reads with the daemon's XREAD COUNT
+ * (1000; there is no kvstore key for it).
  *
  * The bench starts its own redis-server (no persistence, temporary
  * directory, free loopback port) unless --redis-port names one; the data
@@ -69,13 +85,15 @@ usage(FILE *out)
 	        "[--functions meshgate.lua]\n"
 	        "       meshgate-bench kvsync --updates-while-forwarding [--entries N] "
 	        "[--seconds S] [--update-rate R] [--writers W] [--lcores L] [--batch B] "
-	        "[--read-count C] [--backlog K]\n"
+	        "[--backlog K]\n"
 	        "  The second form forwards crafted frames through the data path (EAL, net_pcap\n"
 	        "  ports, L = main,worker lcores, default 0,1) while W writer connections\n"
 	        "  (default 2) put R updates per second (default 150000) in total, in FCALL\n"
 	        "  mg_batch calls of B changes (default 256; 0: one FCALL mg_put each),\n"
-	        "  applied by the sync client (XREAD COUNT C, default 10000) and published\n"
-	        "  with mg_datapath_publish. Then the client holds off while the writers put\n"
+	        "  applied as the daemon applies them (XREAD COUNT 1000): each batch goes\n"
+	        "  through lib/gateway (mg_gateway_sync_tick, the policy derived for the\n"
+	        "  identities it changed, published with mg_datapath_publish). Then the\n"
+	        "  client holds off while the writers put\n"
 	        "  K updates (default 1200000, at most 1500000) into the log as fast as Redis\n"
 	        "  takes them, and catches up on them while the worker forwards.\n"
 	        "       meshgate-bench kvsync --clusters C [--entries-per-cluster N]\n"
@@ -85,8 +103,9 @@ usage(FILE *out)
 	        "       meshgate-bench kvsync --latency-while-forwarding [--entries N] "
 	        "[--seconds S] [--lcores L]\n"
 	        "  The third form measures write-to-effective latency at 1k and 10k puts/s\n"
-	        "  (S seconds each, default 3) while a worker forwards, every batch published\n"
-	        "  with mg_datapath_publish (see bench_kvsync.c).\n"
+	        "  (S seconds each, default 3) while a worker forwards, every batch going\n"
+	        "  through lib/gateway and published with mg_datapath_publish (see\n"
+	        "  bench_kvsync.c).\n"
 	        "  Without --redis-port, starts /usr/bin/redis-server on a free loopback port.\n"
 	        "  With it, FLUSHES database 0 of that server.\n");
 }
@@ -112,6 +131,75 @@ read_all(const char *path, size_t *len)
 	return buf;
 }
 
+/* --updates-while-forwarding or (@p o->lat) --latency-while-forwarding. */
+static int
+run_forward(unsigned port, const char *lua, size_t lua_len, const struct kvsync_fwd_opts *o)
+{
+	int rc;
+
+	if (o->n < 2 * (FWD_FRAMES + 1)) {
+		fprintf(stderr, "kvsync: --entries must be >= %u\n", 2 * (FWD_FRAMES + 1));
+		return -EINVAL;
+	}
+	if (o->lat) {
+		printf("latency+worker %" PRIu32 " entries, %u s per rate, lcores %s (main: "
+		       "poll + mg_datapath_publish, then the monitor drain; one worker), "
+		       "%u "
+		       "test IPs in the frames\n"
+		       "  one update = one FCALL mg_put moving a test IP between the "
+		       "client "
+		       "(allowed) and a filler (denied) identity\n",
+		       o->n, o->secs, o->lcores, LF_IPS);
+		fflush(stdout);
+		rc = kvsync_forward_run(port, lua, lua_len, o);
+		if (rc < 0)
+			fprintf(stderr, "kvsync: latency while forwarding: %s\n", strerror(-rc));
+		return rc;
+	}
+	printf("forward   %" PRIu32 " entries, %u s per phase, %u writer connection(s) at "
+	       "%u updates/s in total, lcores %s\n",
+	       o->n, o->secs, o->writers, o->rate, o->lcores);
+	if (o->batch != 0)
+		printf("          writers: FCALL mg_batch of %u changes, up to %u calls in "
+		       "flight per connection; sync client: XREAD COUNT %u\n",
+		       o->batch, MG_KV_WRITER_PIPELINE, KV_READ_COUNT);
+	else
+		printf("          writers: FCALL mg_put, pipelined rounds of %u; sync "
+		       "client: "
+		       "XREAD COUNT %u\n",
+		       FWD_BATCH, KV_READ_COUNT);
+	fflush(stdout);
+	rc = kvsync_forward_run(port, lua, lua_len, o);
+	if (rc < 0)
+		fprintf(stderr, "kvsync: forward: %s\n", strerror(-rc));
+	return rc;
+}
+
+/* The cold sync of each size of @p entries; the latency runs after the first. */
+static int
+run_sizes(unsigned port, const char *entries, const char *lua, size_t lua_len)
+{
+	char *list = strdup(entries), *save = NULL, *tok;
+	int rc = list != NULL ? 0 : -ENOMEM;
+
+	for (tok = list ? strtok_r(list, ",", &save) : NULL; tok && rc == 0;
+	     tok = strtok_r(NULL, ",", &save)) {
+		uint32_t n = (uint32_t)strtoul(tok, NULL, 0);
+
+		if (n < 2 * (N_SLOTS + 1)) {
+			fprintf(stderr, "kvsync: --entries: each size must be >= %u\n",
+			        2 * (N_SLOTS + 1));
+			rc = -EINVAL;
+			break;
+		}
+		/* latency on the first size's data: the sync's tail cost barely depends on N */
+		rc = kvsync_run_size(port, n, lua, lua_len, tok == list);
+		fflush(stdout);
+	}
+	free(list);
+	return rc;
+}
+
 int
 mg_bench_kvsync(int argc, char **argv)
 {
@@ -126,20 +214,24 @@ mg_bench_kvsync(int argc, char **argv)
 	        {"writers", required_argument, NULL, 'w'},
 	        {"lcores", required_argument, NULL, 'l'},
 	        {"batch", required_argument, NULL, 'b'},
-	        {"read-count", required_argument, NULL, 'c'},
 	        {"backlog", required_argument, NULL, 'k'},
 	        {"clusters", required_argument, NULL, 'C'},
 	        {"entries-per-cluster", required_argument, NULL, 'P'},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
-	const char *entries = NULL, *functions = MG_FUNCTIONS_DEFAULT, *lcores = "0,1";
-	unsigned secs = 5, rate = 150000, writers = 2, batch = MG_KV_WRITER_BATCH_DEFAULT;
-	unsigned read_count = 10000, backlog = 1200000, nclusters = 0, per_cluster = 1000;
-	bool forward = false, lat = false, secs_set = false;
+	struct kvsync_fwd_opts o = {.secs = 5,
+	                            .rate = 150000,
+	                            .writers = 2,
+	                            .batch = MG_KV_WRITER_BATCH_DEFAULT,
+	                            .backlog = 1200000,
+	                            .lcores = "0,1"};
+	const char *entries = NULL, *functions = MG_FUNCTIONS_DEFAULT;
+	unsigned nclusters = 0, per_cluster = 1000;
+	bool forward = false, secs_set = false;
 	struct server srv = {0};
 	unsigned port = 0;
-	char *list = NULL, *save = NULL, *tok, *lua = NULL;
+	char *lua = NULL;
 	size_t lua_len = 0;
 	int opt, rc = 0;
 
@@ -159,29 +251,26 @@ mg_bench_kvsync(int argc, char **argv)
 			forward = true;
 			break;
 		case 'L':
-			forward = lat = true;
+			forward = o.lat = true;
 			break;
 		case 's':
-			secs = (unsigned)strtoul(optarg, NULL, 0);
+			o.secs = (unsigned)strtoul(optarg, NULL, 0);
 			secs_set = true;
 			break;
 		case 'r':
-			rate = (unsigned)strtoul(optarg, NULL, 0);
+			o.rate = (unsigned)strtoul(optarg, NULL, 0);
 			break;
 		case 'w':
-			writers = (unsigned)strtoul(optarg, NULL, 0);
+			o.writers = (unsigned)strtoul(optarg, NULL, 0);
 			break;
 		case 'l':
-			lcores = optarg;
+			o.lcores = optarg;
 			break;
 		case 'b':
-			batch = (unsigned)strtoul(optarg, NULL, 0);
-			break;
-		case 'c':
-			read_count = (unsigned)strtoul(optarg, NULL, 0);
+			o.batch = (unsigned)strtoul(optarg, NULL, 0);
 			break;
 		case 'k':
-			backlog = (unsigned)strtoul(optarg, NULL, 0);
+			o.backlog = (unsigned)strtoul(optarg, NULL, 0);
 			break;
 		case 'C':
 			nclusters = (unsigned)strtoul(optarg, NULL, 0);
@@ -197,13 +286,12 @@ mg_bench_kvsync(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (lat && !secs_set)
-		secs = LAT_FWD_SECS;
+	if (o.lat && !secs_set)
+		o.secs = LAT_FWD_SECS;
 	if (entries == NULL)
 		entries = forward ? "100000" : "100000,1000000";
-	if (forward &&
-	    (secs == 0 || rate == 0 || writers == 0 || writers > 16 || batch > MG_KV_BATCH_MAX ||
-	     read_count == 0 || backlog == 0 || backlog > 1500000)) {
+	if (forward && (o.secs == 0 || o.rate == 0 || o.writers == 0 || o.writers > 16 ||
+	                o.batch > MG_KV_BATCH_MAX || o.backlog == 0 || o.backlog > 1500000)) {
 		usage(stderr);
 		return 2;
 	}
@@ -237,70 +325,12 @@ mg_bench_kvsync(int argc, char **argv)
 		goto out;
 	}
 	if (forward) {
-		uint32_t n = (uint32_t)strtoul(entries, NULL, 0);
-
-		if (n < 2 * (FWD_FRAMES + 1)) {
-			fprintf(stderr, "kvsync: --entries must be >= %u\n", 2 * (FWD_FRAMES + 1));
-			rc = -EINVAL;
-			goto out;
-		}
-		if (lat) {
-			printf("latency+worker %" PRIu32
-			       " entries, %u s per rate, lcores %s (main: "
-			       "poll + mg_datapath_publish, then the monitor drain; one worker), "
-			       "%u "
-			       "test IPs in the frames\n"
-			       "  one update = one FCALL mg_put moving a test IP between the "
-			       "client "
-			       "(allowed) and a filler (denied) identity\n",
-			       n, secs, lcores, LF_IPS);
-			fflush(stdout);
-			rc = kvsync_forward_run(port, n, lua, lua_len, secs, rate, writers, lcores,
-			                        batch, read_count, backlog, true);
-			if (rc < 0)
-				fprintf(stderr, "kvsync: latency while forwarding: %s\n",
-				        strerror(-rc));
-			goto out;
-		}
-		printf("forward   %" PRIu32 " entries, %u s per phase, %u writer connection(s) at "
-		       "%u updates/s in total, lcores %s\n",
-		       n, secs, writers, rate, lcores);
-		if (batch != 0)
-			printf("          writers: FCALL mg_batch of %u changes, up to %u calls in "
-			       "flight per connection; sync client: XREAD COUNT %u\n",
-			       batch, MG_KV_WRITER_PIPELINE, read_count);
-		else
-			printf("          writers: FCALL mg_put, pipelined rounds of %u; sync "
-			       "client: "
-			       "XREAD COUNT %u\n",
-			       FWD_BATCH, read_count);
-		fflush(stdout);
-		rc = kvsync_forward_run(port, n, lua, lua_len, secs, rate, writers, lcores, batch,
-		                        read_count, backlog, false);
-		if (rc < 0)
-			fprintf(stderr, "kvsync: forward: %s\n", strerror(-rc));
-		goto out;
-	}
-	list = strdup(entries);
-	if (list == NULL) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	for (tok = strtok_r(list, ",", &save); tok && rc == 0; tok = strtok_r(NULL, ",", &save)) {
-		uint32_t n = (uint32_t)strtoul(tok, NULL, 0);
-
-		if (n < 2 * (N_SLOTS + 1)) {
-			fprintf(stderr, "kvsync: --entries: each size must be >= %u\n",
-			        2 * (N_SLOTS + 1));
-			rc = -EINVAL;
-			break;
-		}
-		/* latency with the first size's state: the sync client's tail cost barely depends on N */
-		rc = kvsync_run_size(port, n, lua, lua_len, tok == list);
-		fflush(stdout);
+		o.n = (uint32_t)strtoul(entries, NULL, 0);
+		rc = run_forward(port, lua, lua_len, &o);
+	} else {
+		rc = run_sizes(port, entries, lua, lua_len);
 	}
 out:
-	free(list);
 	free(lua);
 	kvsync_server_stop(&srv);
 	return rc == 0 ? 0 : 1;

@@ -1,9 +1,14 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
+ * These two measure the sync client library alone (lib/kvstore's
+ * mg_kv_sync API, no lib/gateway): its cold sync and its start in front
+ * of many clusters, not the daemon's sync step.
+ *
  * Cold sync: a fresh identity table and ipcache filled by
  * mg_kv_sync_initial from one cluster of N entries (entries/s, next to
  * redis-benchmark's GET rate on the same server: how close the sync gets to
- * what Redis can serve), then, for the first size, the latency runs. And a
+ * what Redis can serve), then, for the first size, the latency runs
+ * (bench_kvsync_latency.c, through a gateway). And a
  * gateway's start in front of a whole mesh: many clusters in the
  * per-cluster layout of one Redis, the initial sync of all of them, then a
  * full resync of every one, as each verification round would pay it.
@@ -20,6 +25,8 @@
 
 /* ---- cold sync of one cluster ---- */
 
+static const struct mg_kv_sync_cluster_params cluster_params[] = {{.name = CLUSTER}};
+
 /* A fresh table and ipcache, filled by mg_kv_sync_initial and committed; its time in *@p secs. */
 static int
 cold_sync(unsigned port, uint32_t n, struct mg_identity_table **ids_out,
@@ -29,7 +36,7 @@ cold_sync(unsigned port, uint32_t n, struct mg_identity_table **ids_out,
 	char url[64];
 	struct mg_kv_sync_params sp = {.url = url,
 	                               .n_clusters = 1,
-	                               .clusters = kvsync_cluster_params,
+	                               .clusters = cluster_params,
 	                               .block_ms = 5,
 	                               .command_ms = 60000};
 	struct mg_error err = {0};
@@ -84,9 +91,7 @@ kvsync_run_size(unsigned port, uint32_t n, const char *lua, size_t lua_len, bool
 	struct mg_identity_table *ids = NULL;
 	struct mg_ipcache *ipc = NULL;
 	struct mg_kv_sync *s = NULL;
-	struct mg_policy_set *set = NULL;
-	struct mg_policy *pol = NULL;
-	uint64_t *sent = NULL, t0;
+	uint64_t t0;
 	double secs = 0, fill_secs, rb;
 	int rc;
 
@@ -110,24 +115,13 @@ kvsync_run_size(unsigned port, uint32_t n, const char *lua, size_t lua_len, bool
 	       "%.0f entries/s | redis-benchmark GET -P 64: %.0f req/s | ratio %.3f\n",
 	       n, N_FILLER + 2, fill_secs, secs, (double)n / secs, rb,
 	       rb > 0 ? (double)n / secs / rb : 0.0);
-	if (!with_latency)
-		goto out;
-	pol = kvsync_server_policy(ids, &set);
-	sent = calloc(N_SLOTS, sizeof(*sent));
-	if (pol == NULL || sent == NULL) {
-		rc = -EINVAL;
-		goto out;
-	}
-	rc = kvsync_latency_run(port, s, ipc, pol, 1000, 0, sent);
-	if (rc == 0)
-		rc = kvsync_latency_run(port, s, ipc, pol, 10000, 1000 * LAT_SECS, sent);
 out:
-	free(sent);
-	mg_policy_free(pol);
-	mg_policy_set_free(set);
 	mg_kv_sync_free(s);
 	mg_ipcache_free(ipc);
 	mg_identity_table_free(ids);
+	/* The latency runs sync the same data through a gateway of their own. */
+	if (rc == 0 && with_latency)
+		rc = kvsync_latency_runs(port);
 	return rc;
 }
 

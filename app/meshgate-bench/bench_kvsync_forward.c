@@ -2,10 +2,12 @@
 /*
  * Updates while forwarding: the data path (EAL, one worker lcore, two
  * net_pcap ports replaying crafted frames) forwards while writers change
- * ipcache entries through the Function library and the main lcore polls
- * the sync client and publishes each batch, as the daemon does; then a
- * backlog the client catches up on. The EAL, the config, the tables and the
- * data path are set up here for --latency-while-forwarding too.
+ * ipcache entries through the Function library and the main lcore runs the
+ * daemon's sync step, lib/gateway's mg_gateway_sync_tick (a poll of the
+ * sync client, then its batch and the policy derived for the identities
+ * it changed published with mg_datapath_publish); then a backlog the
+ * client catches up on. The EAL, the gateway and the data path are set up
+ * here for --latency-while-forwarding too, as the daemon sets them up.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -34,8 +36,9 @@
  * fixed rate (one connection per writer, lib/kvstore's batch API: FCALL
  * mg_batch of --batch changes, several calls in flight; --batch 0 is the
  * old way, pipelined FCALL mg_put), and the
- * main lcore's tick (every ~10 ms) runs mg_kv_sync_poll and publishes
- * each batch with mg_datapath_publish, as the daemon does. Measured: the
+ * main lcore's tick (every ~10 ms) runs mg_gateway_sync_tick, the
+ * daemon's step: the batch and the policy derived for the identities it
+ * changed go out with mg_datapath_publish. Measured: the
  * updates applied per second (log entries the sync client applied, then
  * published) and the frames handled per second, first without updates,
  * then with them. The frames come from test IPs whose identity the
@@ -261,14 +264,14 @@ struct fwd_mark {
 };
 
 struct fwd_run {
-	struct mg_kv_sync *s;
-	struct mg_ipcache *ipc;
+	struct mg_gateway *gw;
+	const struct kvsync_pub *pub; /* publications: counts and times */
 	struct fwd_writer *w;
 	unsigned nw, secs;
 	int phase, rc;
-	bool hold;    /* no polls: the writers build a backlog */
+	bool hold;    /* no ticks: the writers build a backlog */
 	bool running; /* writer threads started, not joined */
-	uint64_t next, applied, published, publishes, max_publish_ns, backlog;
+	uint64_t next, applied, backlog;
 	uint64_t backlog_t0, backlog_w0; /* when the backlog's writing began */
 	/* baseline start/end, updates start/end, catch-up start/end */
 	struct fwd_mark m[6];
@@ -291,8 +294,8 @@ fwd_mark(struct mg_datapath *dp, struct fwd_run *k, struct fwd_mark *m)
 	m->t = mg_time_ns();
 	m->applied = k->applied;
 	m->written = fwd_written(k);
-	m->published = k->published;
-	m->publishes = k->publishes;
+	m->published = k->pub->published;
+	m->publishes = k->pub->publishes;
 }
 
 static int
@@ -370,10 +373,10 @@ fwd_catch_up(struct mg_datapath *dp, struct fwd_run *k, uint64_t now)
 }
 
 /*
- * Main lcore, every ~10 ms: sync polls, each batch published, for as long
- * as entries keep arriving (at most 50 ms: mg_datapath_run sleeps 10 ms
- * between ticks, which would otherwise cap the rate at one read_count per
- * tick), then the phases.
+ * Main lcore, every ~10 ms: the gateway's sync ticks (poll, then the
+ * batch published), for as long as entries keep arriving (at most 50 ms:
+ * mg_datapath_run sleeps 10 ms between ticks, which would otherwise cap
+ * the rate at one XREAD COUNT per tick), then the phases.
  */
 static int
 fwd_tick(struct mg_datapath *dp, void *arg)
@@ -384,27 +387,11 @@ fwd_tick(struct mg_datapath *dp, void *arg)
 	do {
 		if (k->hold)
 			break;
-		uint32_t *changed = NULL;
-		size_t n_changed = 0;
-		int n = mg_kv_sync_poll(k->s, &changed, &n_changed);
+		int n = kvsync_tick(k->gw);
 
-		free(changed);
 		if (n < 0) {
 			k->rc = n;
 			return 1;
-		}
-		if (mg_ipcache_pending(k->ipc) > 0) {
-			uint64_t t0 = mg_time_ns();
-			int p = mg_datapath_publish(dp, k->ipc, NULL);
-
-			if (p < 0) {
-				k->rc = p;
-				return 1;
-			}
-			if (mg_time_ns() - t0 > k->max_publish_ns)
-				k->max_publish_ns = mg_time_ns() - t0;
-			k->published += (uint64_t)p;
-			k->publishes++;
 		}
 		k->applied += (uint64_t)n;
 		if (n == 0)
@@ -446,71 +433,218 @@ fwd_rate(uint64_t a, uint64_t b, uint64_t t0, uint64_t t1)
 	return t1 > t0 ? (double)(b - a) / ((double)(t1 - t0) / 1e9) : 0;
 }
 
-int
-kvsync_forward_run(unsigned port, uint32_t n, const char *lua, size_t lua_len, unsigned secs,
-                   unsigned rate, unsigned nw, const char *lcores, unsigned batch,
-                   unsigned read_count, unsigned backlog, bool lat)
+/* The figures of a finished updates-while-forwarding run (phase 5 on). */
+static void
+fwd_report(const struct fwd_run *k)
 {
-	char dir[] = "/tmp/mgbench-kvf.XXXXXX", pcap[128], cfgpath[128], vdev[2][256];
-	char url[64];
-	struct mg_kv_sync_params sp = {.url = url,
-	                               .n_clusters = 1,
-	                               .clusters = kvsync_cluster_params,
-	                               .block_ms = 1,
-	                               .command_ms = 60000,
-	                               .read_count = read_count};
-	struct fwd_writer *w = NULL;
-	struct fwd_run k = {0};
-	struct mg_error err = {0};
-	struct mg_identity_table *ids = NULL;
-	struct mg_ipcache *ipc = NULL;
-	struct mg_kv_sync *s = NULL;
-	struct mg_policy_set *set = NULL;
-	struct mg_policy *pol = NULL;
-	struct mg_config *cfg = NULL;
-	struct rte_rcu_qsbr *qsbr = NULL;
-	struct mg_datapath *dp = NULL;
-	uint32_t *changed = NULL;
-	size_t n_changed = 0;
-	char *eal_argv[16];
-	int eal_argc = 0, rc;
-	redisContext *c;
-	FILE *f;
+	const struct fwd_mark *m = k->m;
+	uint64_t written = fwd_written(k);
+	struct mg_kv_sync_stats st;
 
-	if (mkdtemp(dir) == NULL)
-		return -errno;
-	snprintf(pcap, sizeof(pcap), "%s/frames.pcap", dir);
-	snprintf(cfgpath, sizeof(cfgpath), "%s/gw.yaml", dir);
-	for (int i = 0; i < 2; i++)
-		snprintf(vdev[i], sizeof(vdev[i]), "--vdev=net_pcap%d,rx_pcap=%s,infinite_rx=1", i,
-		         pcap);
-	rc = fwd_pcap(pcap, lat ? LF_IPS : FWD_FRAMES);
-	f = rc == 0 ? fopen(cfgpath, "w") : NULL;
-	if (f == NULL) {
-		rc = rc < 0 ? rc : -errno;
-		goto out;
+	mg_kv_sync_stats(mg_gateway_sync(k->gw), 0, &st);
+	printf("forward   without updates  %10.0f frames/s (allowed %.0f/s, denied "
+	       "%.0f/s)\n",
+	       fwd_rate(fwd_rx(&m[0].c), fwd_rx(&m[1].c), m[0].t, m[1].t),
+	       fwd_rate(m[0].c.allowed, m[1].c.allowed, m[0].t, m[1].t),
+	       fwd_rate(m[0].c.denied_ingress + m[0].c.denied_egress,
+	                m[1].c.denied_ingress + m[1].c.denied_egress, m[0].t, m[1].t));
+	printf("forward   with updates     %10.0f frames/s (allowed %.0f/s, denied "
+	       "%.0f/s)\n",
+	       fwd_rate(fwd_rx(&m[2].c), fwd_rx(&m[3].c), m[2].t, m[3].t),
+	       fwd_rate(m[2].c.allowed, m[3].c.allowed, m[2].t, m[3].t),
+	       fwd_rate(m[2].c.denied_ingress + m[2].c.denied_egress,
+	                m[3].c.denied_ingress + m[3].c.denied_egress, m[2].t, m[3].t));
+	printf("updates   written %10.0f/s  applied %10.0f/s  ipcache changes published "
+	       "%10.0f/s  in %.0f publications/s (largest publish %.2f ms)\n",
+	       fwd_rate(m[2].written, m[3].written, m[2].t, m[3].t),
+	       fwd_rate(m[2].applied, m[3].applied, m[2].t, m[3].t),
+	       fwd_rate(m[2].published, m[3].published, m[2].t, m[3].t),
+	       fwd_rate(m[2].publishes, m[3].publishes, m[2].t, m[3].t),
+	       (double)k->pub->max_ns / 1e6);
+	printf("          after the writers stopped: written %" PRIu64 ", applied %" PRIu64
+	       " (%s); resyncs %" PRIu64 "\n",
+	       written, k->applied, k->applied >= written ? "all applied" : "NOT all applied",
+	       st.resyncs[0] + st.resyncs[1] + st.resyncs[2] + st.resyncs[3]);
+	if (k->phase != 7) {
+		printf("catch-up  not finished (phase %d)\n", k->phase);
+		return;
 	}
-	fprintf(f, "version: 1\neal: [\"--no-huge\"]\n"
-	           "datapath:\n  mode: wire\n  mbufs: 16383\n  ports:\n"
-	           "    - {name: a, device: net_pcap0, peer: b}\n"
-	           "    - {name: b, device: net_pcap1, peer: a}\n"
-	           "cluster: {name: " CLUSTER ", id: 1}\nconntrack: {max_entries: 8192}\n");
-	if (fclose(f) != 0) {
-		rc = -errno;
-		goto out;
+	printf("catch-up  %" PRIu64 " updates written while the client held off, "
+	       "in %.2f s: %10.0f updates/s written\n",
+	       m[4].written - k->backlog_w0, (double)(m[4].t - k->backlog_t0) / 1e9,
+	       fwd_rate(k->backlog_w0, m[4].written, k->backlog_t0, m[4].t));
+	printf("catch-up  %" PRIu64 " updates applied in %.2f s: %10.0f updates/s "
+	       "applied and published in %.0f publications/s, forwarding %10.0f "
+	       "frames/s meanwhile (allowed %.0f/s, denied %.0f/s)\n",
+	       m[5].applied - m[4].applied, (double)(m[5].t - m[4].t) / 1e9,
+	       fwd_rate(m[4].applied, m[5].applied, m[4].t, m[5].t),
+	       fwd_rate(m[4].publishes, m[5].publishes, m[4].t, m[5].t),
+	       fwd_rate(fwd_rx(&m[4].c), fwd_rx(&m[5].c), m[4].t, m[5].t),
+	       fwd_rate(m[4].c.allowed, m[5].c.allowed, m[4].t, m[5].t),
+	       fwd_rate(m[4].c.denied_ingress + m[4].c.denied_egress,
+	                m[5].c.denied_ingress + m[5].c.denied_egress, m[4].t, m[5].t));
+}
+
+/* The writers' keys and values (see fwd_writer), encoded before the clock starts. */
+struct fwd_keys {
+	uint32_t n;
+	char **keys, **vals;
+};
+
+static void
+fwd_keys_free(struct fwd_keys *kv)
+{
+	for (uint32_t i = 0; i < kv->n && kv->keys != NULL && kv->vals != NULL; i++) {
+		free(kv->keys[i]);
+		free(kv->vals[2 * i]);
+		free(kv->vals[2 * i + 1]);
 	}
-	c = kvsync_connect_port(port);
-	if (c == NULL) {
-		rc = -ECONNREFUSED;
-		goto out;
+	free(kv->keys);
+	free(kv->vals);
+}
+
+static int
+fwd_keys_make(struct fwd_keys *kv, uint32_t n)
+{
+	kv->n = n;
+	kv->keys = calloc(n, sizeof(*kv->keys));
+	kv->vals = calloc(2 * (size_t)n, sizeof(*kv->vals));
+	if (kv->keys == NULL || kv->vals == NULL)
+		return -ENOMEM;
+	/* entry 0 is the server: the writers change 1 .. n-1 */
+	for (uint32_t i = 1; i < n; i++) {
+		struct mg_kv_ip_pair p;
+		char key[MG_KV_KEY_MAX];
+
+		kvsync_entry_of(i, &p);
+		if (mg_kv_ip_key(key, sizeof(key), MG_KV_SCOPE_STATE, CLUSTER, &p.prefix, true) <
+		            0 ||
+		    (kv->keys[i] = strdup(key)) == NULL)
+			return -ENOMEM;
+		p.prefix.identity = ID_CLIENT;
+		if ((kv->vals[2 * i] = mg_kv_ip_pair_encode(&p)) == NULL)
+			return -ENOMEM;
+		p.prefix.identity = ID_FILLER((i + 1) % N_FILLER);
+		if ((kv->vals[2 * i + 1] = mg_kv_ip_pair_encode(&p)) == NULL)
+			return -ENOMEM;
 	}
+	return 0;
+}
+
+/* `--updates-while-forwarding` on the started gateway and the created data path. */
+static int
+fwd_updates(struct mg_datapath *dp, struct mg_gateway *gw, const struct kvsync_pub *pub,
+            unsigned port, const struct kvsync_fwd_opts *o)
+{
+	struct fwd_writer *w = calloc(o->writers, sizeof(*w));
+	struct fwd_keys kv = {0};
+	struct fwd_run k = {0};
+	volatile int never = 0;
+	int rc = w != NULL ? fwd_keys_make(&kv, o->n) : -ENOMEM;
+
+	for (unsigned i = 0; i < o->writers && rc == 0; i++) {
+		/* entry 0 is the server: writers share 1 .. n-1 */
+		w[i].port = port;
+		w[i].rate = o->rate / o->writers;
+		w[i].batch = o->batch;
+		w[i].first = 1 + (uint32_t)((uint64_t)(o->n - 1) * i / o->writers);
+		w[i].n = 1 + (uint32_t)((uint64_t)(o->n - 1) * (i + 1) / o->writers) - w[i].first;
+		w[i].keys = kv.keys;
+		w[i].vals = kv.vals;
+	}
+	if (rc < 0)
+		goto out;
+	k.gw = gw;
+	k.pub = pub;
+	k.w = w;
+	k.nw = o->writers;
+	k.secs = o->secs;
+	k.backlog = o->backlog;                /* below the log's MAXLEN */
+	k.next = mg_time_ns() + 1000000000ull; /* warm-up */
+	rc = mg_datapath_start(dp);
+	if (rc == 0)
+		mg_datapath_run(dp, &never, fwd_tick, &k);
+	mg_datapath_stop(dp);
+	fwd_writers_stop(&k); /* stopped early: the writers may run */
+	rc = rc < 0 ? rc : k.rc;
+	if (rc == 0 && k.phase < 5) {
+		fprintf(stderr, "kvsync: forward: the updates were not all applied (phase %d)\n",
+		        k.phase);
+		rc = -ETIMEDOUT;
+	}
+	if (rc == 0) {
+		fwd_report(&k);
+		if (k.applied < fwd_written(&k))
+			rc = -ETIMEDOUT;
+	}
+out:
+	fwd_keys_free(&kv);
+	free(w);
+	return rc;
+}
+
+/* `--latency-while-forwarding` (bench_kvsync_latency.c) on the same setup. */
+static int
+fwd_latency(struct mg_datapath *dp, struct mg_gateway *gw, struct kvsync_pub *pub, unsigned port,
+            unsigned secs)
+{
+	struct lf_run r = {.gw = gw, .pub = pub, .port = port, .secs = secs};
+	volatile int never = 0;
+	int rc;
+
+	kvsync_lf_pin_redis();
+	rc = mg_datapath_start(dp);
+	if (rc == 0)
+		mg_datapath_run(dp, &never, kvsync_lf_tick, &r);
+	mg_datapath_stop(dp);
+	return rc < 0 ? rc : r.rc;
+}
+
+/* The daemon's publication (mg_datapath_publish), timed and counted. */
+int
+kvsync_publish(void *arg, struct mg_ipcache *ipc, struct mg_policy *policy)
+{
+	struct kvsync_pub *p = arg;
+	uint64_t t0 = mg_time_ns();
+	int rc = mg_datapath_publish(p->dp, ipc, policy);
+
+	p->last_ns = mg_time_ns();
+	if (rc < 0)
+		return rc;
+	if (p->last_ns - t0 > p->max_ns)
+		p->max_ns = p->last_ns - t0;
+	p->published += (uint64_t)rc;
+	p->publishes++;
+	return rc;
+}
+
+/* The fill, and for --latency-while-forwarding the test IPs moved to the client. */
+static int
+fwd_fill(unsigned port, uint32_t n, const char *lua, size_t lua_len, bool lat)
+{
+	redisContext *c = kvsync_connect_port(port);
+	int rc;
+
+	if (c == NULL)
+		return -ECONNREFUSED;
 	rc = kvsync_fill(c, n, lua, lua_len);
 	if (rc == 0 && lat)
 		rc = kvsync_lf_preset(c);
 	redisFree(c);
-	if (rc < 0)
-		goto out;
+	return rc;
+}
 
+/* The EAL: lcores @p lcores, no hugepages, two net_pcap ports replaying @p pcap. */
+static int
+fwd_eal_init(const char *lcores, const char *pcap)
+{
+	static char vdev[2][256];
+	char *eal_argv[16];
+	int eal_argc = 0;
+
+	for (int i = 0; i < 2; i++)
+		snprintf(vdev[i], sizeof(vdev[i]), "--vdev=net_pcap%d,rx_pcap=%s,infinite_rx=1", i,
+		         pcap);
 	eal_argv[eal_argc++] = (char *)"meshgate-bench";
 	eal_argv[eal_argc++] = (char *)"-l";
 	eal_argv[eal_argc++] = (char *)lcores;
@@ -525,179 +659,62 @@ kvsync_forward_run(unsigned port, uint32_t n, const char *lua, size_t lua_len, u
 	eal_argv[eal_argc++] = vdev[1];
 	if (rte_eal_init(eal_argc, eal_argv) < 0) {
 		fprintf(stderr, "kvsync: EAL: %s\n", rte_strerror(rte_errno));
-		rc = -EINVAL;
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * The daemon's start: the gateway's initial sync and first compile, the
+ * data path created with the policy it compiled, then every later batch
+ * published through the gateway's callback (kvsync_publish).
+ */
+int
+kvsync_forward_run(unsigned port, const char *lua, size_t lua_len, const struct kvsync_fwd_opts *o)
+{
+	char dir[] = "/tmp/mgbench-kvf.XXXXXX", pcap[128];
+	struct kvsync_gw g = {0};
+	struct kvsync_pub pub = {0};
+	struct mg_error err = {0};
+	struct rte_rcu_qsbr *qsbr;
+	struct mg_policy *pol;
+	int rc;
+
+	if (mkdtemp(dir) == NULL)
+		return -errno;
+	snprintf(pcap, sizeof(pcap), "%s/frames.pcap", dir);
+	rc = fwd_pcap(pcap, o->lat ? LF_IPS : FWD_FRAMES);
+	if (rc == 0)
+		rc = fwd_fill(port, o->n, lua, lua_len, o->lat);
+	if (rc == 0)
+		rc = fwd_eal_init(o->lcores, pcap);
+	if (rc < 0)
 		goto out;
-	}
-	cfg = mg_config_load(cfgpath, &err);
 	qsbr = mg_datapath_qsbr_create();
-	ids = mg_identity_table_create(MG_CLUSTER_MODE_255);
-	{
-		struct mg_ipcache_params ip = {.entries_hint = n, .qsbr = qsbr};
-
-		ipc = qsbr ? mg_ipcache_create(&ip) : NULL;
-	}
-	if (cfg == NULL || ids == NULL || ipc == NULL) {
-		fprintf(stderr, "kvsync: %s\n", cfg == NULL ? err.msg : "out of memory");
-		rc = -ENOMEM;
+	rc = qsbr != NULL ? kvsync_gateway_open(&g, port, 1, qsbr) : -ENOMEM;
+	if (rc < 0)
 		goto eal;
-	}
-	snprintf(url, sizeof(url), "127.0.0.1:%u", port);
-	s = mg_kv_sync_create(&sp, ids, ipc, &err);
-	if (s == NULL || mg_kv_sync_initial(s, 120000, &changed, &n_changed, &err) < 0 ||
-	    mg_ipcache_commit(ipc) < 0) {
-		fprintf(stderr, "kvsync: sync: %s\n", err.msg);
-		rc = -EIO;
-		goto eal;
-	}
-	free(changed);
-	pol = kvsync_server_policy(ids, &set);
-	dp = pol ? mg_datapath_create(cfg, ipc, pol, qsbr, &err) : NULL;
-	if (dp == NULL) {
+	pol = mg_gateway_take_policy(g.gw);
+	pub.dp = mg_datapath_create(mg_gateway_config(g.gw), mg_gateway_ipcache(g.gw), pol, qsbr,
+	                            &err);
+	if (pub.dp == NULL) {
+		mg_gateway_return_policy(g.gw, pol);
 		fprintf(stderr, "kvsync: data path: %s\n", err.msg);
-		mg_policy_free(pol);
 		rc = -EIO;
 		goto eal;
 	}
-	if (lat) {
-		struct lf_run r = {.s = s, .ipc = ipc, .port = port, .secs = secs};
-		volatile int never = 0;
-
-		kvsync_lf_pin_redis();
-		rc = mg_datapath_start(dp);
-		if (rc == 0)
-			mg_datapath_run(dp, &never, kvsync_lf_tick, &r);
-		mg_datapath_stop(dp);
-		rc = rc < 0 ? rc : r.rc;
-		goto dp;
-	}
-	/* The writers' keys and values, encoded before the clock starts. */
-	w = calloc(nw, sizeof(*w));
-	char **keys = calloc(n, sizeof(*keys)), **vals = calloc(2 * (size_t)n, sizeof(*vals));
-	if (w == NULL || keys == NULL || vals == NULL) {
-		free(keys);
-		free(vals);
-		rc = -ENOMEM;
-		goto dp;
-	}
-	for (uint32_t i = 1; i < n && rc == 0; i++) {
-		struct mg_kv_ip_pair p;
-		char key[MG_KV_KEY_MAX];
-
-		kvsync_entry_of(i, &p);
-		if (mg_kv_ip_key(key, sizeof(key), MG_KV_SCOPE_STATE, CLUSTER, &p.prefix, true) <
-		            0 ||
-		    (keys[i] = strdup(key)) == NULL)
-			rc = -ENOMEM;
-		p.prefix.identity = ID_CLIENT;
-		if (rc == 0 && (vals[2 * i] = mg_kv_ip_pair_encode(&p)) == NULL)
-			rc = -ENOMEM;
-		p.prefix.identity = ID_FILLER((i + 1) % N_FILLER);
-		if (rc == 0 && (vals[2 * i + 1] = mg_kv_ip_pair_encode(&p)) == NULL)
-			rc = -ENOMEM;
-	}
-	for (unsigned i = 0; i < nw; i++) {
-		/* entry 0 is the server: writers share 1 .. n-1 */
-		w[i].port = port;
-		w[i].rate = rate / nw;
-		w[i].batch = batch;
-		w[i].first = 1 + (uint32_t)((uint64_t)(n - 1) * i / nw);
-		w[i].n = 1 + (uint32_t)((uint64_t)(n - 1) * (i + 1) / nw) - w[i].first;
-		w[i].keys = keys;
-		w[i].vals = vals;
-	}
-	if (rc == 0) {
-		volatile int never = 0;
-
-		k.s = s;
-		k.ipc = ipc;
-		k.w = w;
-		k.nw = nw;
-		k.secs = secs;
-		k.backlog = backlog;                   /* below the log's MAXLEN */
-		k.next = mg_time_ns() + 1000000000ull; /* warm-up */
-		rc = mg_datapath_start(dp);
-		if (rc == 0)
-			mg_datapath_run(dp, &never, fwd_tick, &k);
-		mg_datapath_stop(dp);
-		fwd_writers_stop(&k); /* stopped early: the writers may run */
-		rc = rc < 0 ? rc : k.rc;
-	}
-	if (rc == 0 && k.phase < 5) {
-		fprintf(stderr, "kvsync: forward: the updates were not all applied (phase %d)\n",
-		        k.phase);
-		rc = -ETIMEDOUT;
-	}
-	if (rc == 0 && k.phase >= 5) {
-		const struct fwd_mark *m = k.m;
-		uint64_t written = fwd_written(&k);
-		struct mg_kv_sync_stats st;
-
-		mg_kv_sync_stats(s, 0, &st);
-		printf("forward   without updates  %10.0f frames/s (allowed %.0f/s, denied "
-		       "%.0f/s)\n",
-		       fwd_rate(fwd_rx(&m[0].c), fwd_rx(&m[1].c), m[0].t, m[1].t),
-		       fwd_rate(m[0].c.allowed, m[1].c.allowed, m[0].t, m[1].t),
-		       fwd_rate(m[0].c.denied_ingress + m[0].c.denied_egress,
-		                m[1].c.denied_ingress + m[1].c.denied_egress, m[0].t, m[1].t));
-		printf("forward   with updates     %10.0f frames/s (allowed %.0f/s, denied "
-		       "%.0f/s)\n",
-		       fwd_rate(fwd_rx(&m[2].c), fwd_rx(&m[3].c), m[2].t, m[3].t),
-		       fwd_rate(m[2].c.allowed, m[3].c.allowed, m[2].t, m[3].t),
-		       fwd_rate(m[2].c.denied_ingress + m[2].c.denied_egress,
-		                m[3].c.denied_ingress + m[3].c.denied_egress, m[2].t, m[3].t));
-		printf("updates   written %10.0f/s  applied %10.0f/s  ipcache changes published "
-		       "%10.0f/s  in %.0f publications/s (largest publish %.2f ms)\n",
-		       fwd_rate(m[2].written, m[3].written, m[2].t, m[3].t),
-		       fwd_rate(m[2].applied, m[3].applied, m[2].t, m[3].t),
-		       fwd_rate(m[2].published, m[3].published, m[2].t, m[3].t),
-		       fwd_rate(m[2].publishes, m[3].publishes, m[2].t, m[3].t),
-		       (double)k.max_publish_ns / 1e6);
-		printf("          after the writers stopped: written %" PRIu64 ", applied %" PRIu64
-		       " (%s); resyncs %" PRIu64 "\n",
-		       written, k.applied, k.applied >= written ? "all applied" : "NOT all applied",
-		       st.resyncs[0] + st.resyncs[1] + st.resyncs[2] + st.resyncs[3]);
-		if (k.phase == 7) {
-			printf("catch-up  %" PRIu64 " updates written while the client held off, "
-			       "in %.2f s: %10.0f updates/s written\n",
-			       m[4].written - k.backlog_w0, (double)(m[4].t - k.backlog_t0) / 1e9,
-			       fwd_rate(k.backlog_w0, m[4].written, k.backlog_t0, m[4].t));
-			printf("catch-up  %" PRIu64 " updates applied in %.2f s: %10.0f updates/s "
-			       "applied and published in %.0f publications/s, forwarding %10.0f "
-			       "frames/s meanwhile (allowed %.0f/s, denied %.0f/s)\n",
-			       m[5].applied - m[4].applied, (double)(m[5].t - m[4].t) / 1e9,
-			       fwd_rate(m[4].applied, m[5].applied, m[4].t, m[5].t),
-			       fwd_rate(m[4].publishes, m[5].publishes, m[4].t, m[5].t),
-			       fwd_rate(fwd_rx(&m[4].c), fwd_rx(&m[5].c), m[4].t, m[5].t),
-			       fwd_rate(m[4].c.allowed, m[5].c.allowed, m[4].t, m[5].t),
-			       fwd_rate(m[4].c.denied_ingress + m[4].c.denied_egress,
-			                m[5].c.denied_ingress + m[5].c.denied_egress, m[4].t,
-			                m[5].t));
-		} else
-			printf("catch-up  not finished (phase %d)\n", k.phase);
-		if (k.applied < written)
-			rc = -ETIMEDOUT;
-	}
-	for (uint32_t i = 0; i < n; i++) {
-		free(keys[i]);
-		free(vals[2 * i]);
-		free(vals[2 * i + 1]);
-	}
-	free(keys);
-	free(vals);
-dp:
-	mg_datapath_free(dp);
+	mg_gateway_set_publish(g.gw, kvsync_publish, &pub);
+	if (o->lat)
+		rc = fwd_latency(pub.dp, g.gw, &pub, port, o->secs);
+	else
+		rc = fwd_updates(pub.dp, g.gw, &pub, port, o);
+	mg_datapath_free(pub.dp);
 eal:
-	mg_kv_sync_free(s);
-	mg_ipcache_free(ipc);
+	kvsync_gateway_close(&g); /* after the data path, which reads its tables */
 	rte_free(qsbr);
-	mg_policy_set_free(set);
-	mg_identity_table_free(ids);
-	mg_config_free(cfg);
 	rte_eal_cleanup();
 out:
-	free(w);
 	unlink(pcap);
-	unlink(cfgpath);
 	rmdir(dir);
 	return rc;
 }

@@ -3,9 +3,13 @@
  * Write-to-effective latency: a writer thread on its own connection FCALLs
  * mg_put at a fixed rate, each put moving a test IP to another identity so
  * that it changes a verdict, and the time it takes until a worker would
- * judge by the new verdict is measured, p50 and p99 per rate. Alone (the
- * main thread polls, commits and looks the verdict up), and while a worker
- * forwards (--latency-while-forwarding: each batch published with
+ * judge by the new verdict is measured, p50 and p99 per rate. Both runs
+ * sync through lib/gateway, as the daemon does: mg_gateway_sync_tick polls
+ * the sync client, derives the policy for the identities a batch changed
+ * and publishes them together. Alone (a gateway without a data path: it
+ * commits the batch itself; the main thread then looks the verdict up in
+ * the gateway's ipcache and policy), and while a worker forwards
+ * (--latency-while-forwarding: each batch published with
  * mg_datapath_publish, and denies seen in the frames the worker drops).
  */
 #include <dirent.h>
@@ -125,9 +129,9 @@ allowed(const struct mg_ipcache *ipc, const struct mg_policy *pol, uint32_t s)
 	return mg_policy_verdict(pol, src, ID_SERVER, MG_IPPROTO_TCP, 8080) == MG_VERDICT_ALLOW;
 }
 
-int
-kvsync_latency_run(unsigned port, struct mg_kv_sync *s, struct mg_ipcache *ipc,
-                   const struct mg_policy *pol, unsigned rate, uint32_t first, uint64_t *sent)
+/* Write-to-effective latency of @p rate puts/s, test slots from @p first on. */
+static int
+latency_run(unsigned port, struct mg_gateway *gw, unsigned rate, uint32_t first, uint64_t *sent)
 {
 	struct writer w = {.port = port, .rate = rate, .first = first, .sent = sent};
 	uint64_t *lat, deadline;
@@ -139,7 +143,7 @@ kvsync_latency_run(unsigned port, struct mg_kv_sync *s, struct mg_ipcache *ipc,
 	if (first + w.count > N_SLOTS)
 		return -E2BIG;
 	for (k = 0; k < w.count; k++)
-		if (allowed(ipc, pol, first + k)) {
+		if (allowed(mg_gateway_ipcache(gw), mg_gateway_policy(gw), first + k)) {
 			fprintf(stderr, "kvsync: FAIL: test IP %u allowed before its update\n", k);
 			return -EPROTO;
 		}
@@ -153,23 +157,19 @@ kvsync_latency_run(unsigned port, struct mg_kv_sync *s, struct mg_ipcache *ipc,
 	}
 	deadline = mg_time_ns() + (LAT_SECS + 10) * 1000000000ull;
 	while (next < w.count && mg_time_ns() < deadline) {
-		uint32_t *changed = NULL;
-		size_t n_changed = 0;
 		uint32_t n_sent;
 		uint64_t now;
 
-		rc = mg_kv_sync_poll(s, &changed, &n_changed);
-		free(changed);
-		/* The batch is staged: commit it (the daemon publishes it with its policy). */
-		if (mg_ipcache_commit(ipc) < 0 && rc >= 0)
-			rc = -ENOMEM;
+		/* The gateway has no publish callback: it commits the batch itself. */
+		rc = kvsync_tick(gw);
 		if (rc < 0)
 			break;
 		rc = 0;
 		/* effective: the verdict a worker computes after this batch's commit */
 		now = mg_time_ns();
 		n_sent = atomic_load_explicit(&w.n_sent, memory_order_acquire);
-		while (next < n_sent && allowed(ipc, pol, first + next)) {
+		while (next < n_sent &&
+		       allowed(mg_gateway_ipcache(gw), mg_gateway_policy(gw), first + next)) {
 			lat[next] = now - sent[first + next];
 			next++;
 		}
@@ -197,15 +197,33 @@ kvsync_latency_run(unsigned port, struct mg_kv_sync *s, struct mg_ipcache *ipc,
 	return rc;
 }
 
+/* The gateway has kvstore.block_ms 5, as the cold sync's client. */
+int
+kvsync_latency_runs(unsigned port)
+{
+	struct kvsync_gw g = {0};
+	uint64_t *sent = calloc(N_SLOTS, sizeof(*sent));
+	int rc = sent != NULL ? kvsync_gateway_open(&g, port, 5, NULL) : -ENOMEM;
+
+	if (rc == 0)
+		rc = latency_run(port, g.gw, 1000, 0, sent);
+	if (rc == 0)
+		rc = latency_run(port, g.gw, 10000, 1000 * LAT_SECS, sent);
+	kvsync_gateway_close(&g);
+	free(sent);
+	return rc;
+}
+
 /* ---- write-to-effective latency while forwarding ---- */
 
 /*
  * `--latency-while-forwarding`: the latency above, but with the data path
  * of `--updates-while-forwarding` running (EAL, one worker lcore, two
  * net_pcap ports replaying LF_IPS TCP SYNs, one per test IP, to the
- * server's port 8080) and every batch published with mg_datapath_publish,
- * as the daemon's kvstore tick does (poll, then publish; here in a tight
- * loop on the main lcore, the daemon's control thread does the same).
+ * server's port 8080) and every batch going through the daemon's step,
+ * mg_gateway_sync_tick (poll, then the batch and the policy derived for
+ * the identities it changed published with mg_datapath_publish; here in a
+ * tight loop on the main lcore, the daemon's control thread does the same).
  *
  * Every test IP starts allowed (client identity). A writer thread FCALLs
  * mg_put at a fixed rate; each put moves one test IP between the client
@@ -385,18 +403,176 @@ lf_print(const char *what, uint64_t *v, size_t n, size_t of)
 	       (double)v[n / 2] / 1e6, (double)v[n * 99 / 100] / 1e6, (double)v[n - 1] / 1e6);
 }
 
-/* One rate: writer on, poll + publish + drain until every put is published. */
+/* The control loop's state for one rate. */
+struct lf_ctl {
+	struct lf_run *r;
+	struct mg_datapath *dp;
+	struct lf_writer *w;
+	uint64_t applied, seen, bad;
+	uint32_t wait_deny[LF_IPS]; /* update index + 1 of a deny to spot in the frames */
+};
+
+/*
+ * One sync tick: the log is applied in write order, so the entries it
+ * applied are the next puts, all carried by the publication that just
+ * returned (the callback noted when): note that time and check the
+ * ipcache gives each updated IP its new identity. Entries applied, or < 0.
+ */
+static int
+lf_tick(struct lf_ctl *c)
+{
+	struct lf_writer *w = c->w;
+	uint64_t pubs = c->r->pub->publishes;
+	int n = kvsync_tick(c->r->gw);
+
+	if (n <= 0)
+		return n;
+	if (c->r->pub->publishes == pubs)
+		return -EPROTO; /* applied, and not published */
+	for (uint64_t j = c->applied; j < c->applied + (uint64_t)n && j < w->cap; j++) {
+		struct lf_upd *u = &w->u[j];
+		uint32_t want = u->deny ? ID_FILLER(slot_entry(u->slot) % N_FILLER) : ID_CLIENT;
+
+		if (lf_identity(mg_gateway_ipcache(c->r->gw), u->slot) != want)
+			c->bad++;
+		atomic_store_explicit(&u->pub, c->r->pub->last_ns, memory_order_release);
+	}
+	c->applied += (uint64_t)n;
+	return n;
+}
+
+/* Drain the monitor rings: the first drop of each deny's IP by its denied identity. */
+static void
+lf_drain(struct lf_ctl *c)
+{
+	static struct mg_dp_event ev[4096];
+	struct lf_writer *w = c->w;
+	uint32_t n_sent = atomic_load_explicit(&w->n_sent, memory_order_acquire);
+	unsigned got;
+
+	/* Register the denies to spot before reading the frames' events. */
+	for (; c->seen < n_sent; c->seen++)
+		c->wait_deny[w->u[c->seen].slot] = w->u[c->seen].deny ? (uint32_t)c->seen + 1 : 0;
+	/* TSC -> CLOCK_MONOTONIC from a pair read now: the events are recent, so
+	 * an error in the TSC rate estimate barely matters. */
+	uint64_t mono1 = mg_time_ns(), tsc1 = rte_get_tsc_cycles(), khz = c->r->hz / 1000;
+
+	while ((got = mg_datapath_monitor_drain(c->dp, ev, MG_ARRAY_SIZE(ev))) > 0)
+		for (unsigned i = 0; i < got; i++) {
+			uint32_t ip, s, k;
+			uint64_t t;
+
+			if (ev[i].family != MG_AF_INET)
+				continue;
+			memcpy(&ip, ev[i].src, 4);
+			s = ntohl(ip) - ((10u << 24) | 2u);
+			if (s >= LF_IPS || (k = c->wait_deny[s]) == 0 ||
+			    ev[i].src_id != ID_FILLER(slot_entry(s) % N_FILLER))
+				continue;
+			if (ev[i].tsc <= tsc1)
+				t = mono1 - (tsc1 - ev[i].tsc) * 1000000ull / khz;
+			else /* drained after the pair was read */
+				t = mono1 + (ev[i].tsc - tsc1) * 1000000ull / khz;
+			if (t < w->u[k - 1].sent)
+				continue; /* a frame of an earlier deny of this IP */
+			atomic_store(&w->u[k - 1].mon, t);
+			c->wait_deny[s] = 0;
+		}
+}
+
+/* The three latencies of the @p n_sent puts of @p w. */
+static int
+lf_latencies(const struct lf_writer *w, uint32_t n_sent)
+{
+	uint64_t *a = calloc(n_sent, sizeof(*a)), *b = calloc(n_sent, sizeof(*b));
+	uint64_t *m = calloc(n_sent, sizeof(*m));
+	size_t na = 0, nb = 0, nm = 0;
+	int rc = a != NULL && b != NULL && m != NULL ? 0 : -ENOMEM;
+
+	for (uint32_t j = 0; j < n_sent && rc == 0; j++) {
+		uint64_t pub = atomic_load(&w->u[j].pub), mon = atomic_load(&w->u[j].mon);
+
+		if (pub == 0) {
+			fprintf(stderr, "kvsync: FAIL: put %u never published\n", j);
+			rc = -EPROTO;
+			break;
+		}
+		a[na++] = pub - w->u[j].sent;
+		if (!w->u[j].deny)
+			continue;
+		b[nb++] = pub - w->u[j].sent;
+		if (mon != 0)
+			m[nm++] = mon - w->u[j].sent;
+	}
+	if (rc == 0) {
+		lf_print("put -> publish returned, all", a, na, n_sent);
+		lf_print("put -> publish returned, denies", b, nb, nb);
+		lf_print("put -> first frame dropped, denies", m, nm, nb);
+	}
+	free(a);
+	free(b);
+	free(m);
+	return rc;
+}
+
+/* The control loop: sync ticks and monitor drains until every put is published. */
+static int
+lf_loop(struct lf_ctl *c)
+{
+	uint64_t deadline = mg_time_ns() + ((uint64_t)c->r->secs + 30) * 1000000000ull;
+
+	for (;;) {
+		int n = lf_tick(c);
+
+		if (n < 0)
+			return n;
+		lf_drain(c);
+		if (atomic_load(&c->w->done) && c->applied >= atomic_load(&c->w->n_sent))
+			return 0;
+		if (mg_time_ns() > deadline)
+			return -ETIMEDOUT;
+	}
+}
+
+/* The run's summary lines, then the latencies. */
+static int
+lf_report(const struct lf_ctl *c, unsigned rate, uint64_t publishes, double secs,
+          const struct mg_dp_counters *c0, const struct mg_dp_counters *c1, uint64_t lost)
+{
+	uint32_t n_sent = atomic_load(&c->w->n_sent);
+	size_t nd = 0;
+
+	if (c->applied != n_sent || c->bad != 0) {
+		fprintf(stderr,
+		        "kvsync: FAIL: %u puts, %" PRIu64 " applied, %" PRIu64
+		        " published with a wrong identity\n",
+		        n_sent, c->applied, c->bad);
+		return -EPROTO;
+	}
+	for (uint32_t j = 0; j < n_sent; j++)
+		nd += c->w->u[j].deny;
+	printf("latency+worker %5u updates/s: %u puts (%zu deny, %zu allow) in %.2f s (%.0f/s), "
+	       "all %" PRIu64 " applied and published in %" PRIu64
+	       " publications, ipcache checked\n",
+	       rate, n_sent, nd, n_sent - nd, secs, n_sent / secs, c->applied, publishes);
+	printf("  worker forwarded %.0f frames/s meanwhile (allowed %.0f/s, denied %.0f/s); "
+	       "monitor events lost %" PRIu64 "\n",
+	       (double)(fwd_rx(c1) - fwd_rx(c0)) / secs, (double)(c1->allowed - c0->allowed) / secs,
+	       (double)(c1->denied_ingress + c1->denied_egress - c0->denied_ingress -
+	                c0->denied_egress) /
+	               secs,
+	       lost);
+	return lf_latencies(c->w, n_sent);
+}
+
+/* One rate: writer on, sync ticks + drains until every put is published. */
 static int
 lf_rate(struct mg_datapath *dp, struct lf_run *r, unsigned rate)
 {
-	static struct mg_dp_event ev[4096];
-	static uint32_t wait_deny[LF_IPS]; /* control: update index + 1 of a deny to spot */
 	struct lf_writer w = {.port = r->port, .rate = rate};
-	uint64_t applied = 0, seen = 0, lost0 = mg_datapath_monitor_lost(dp), deadline;
-	uint64_t *a = NULL, *b = NULL, *m = NULL, publishes = 0, bad = 0;
+	struct lf_ctl c = {.r = r, .dp = dp, .w = &w};
+	uint64_t lost0 = mg_datapath_monitor_lost(dp), pubs0 = r->pub->publishes, t_start;
 	struct mg_dp_counters c0, c1;
-	size_t na = 0, nb = 0, nm = 0, nd = 0;
-	uint64_t t_start;
 	pthread_t th;
 	int rc = 0;
 
@@ -405,9 +581,8 @@ lf_rate(struct mg_datapath *dp, struct lf_run *r, unsigned rate)
 	w.u = calloc(w.cap, sizeof(*w.u));
 	if (w.u == NULL)
 		return -ENOMEM;
-	memset(wait_deny, 0, sizeof(wait_deny));
 	for (uint32_t s = 0; s < LF_IPS; s++)
-		if (lf_identity(r->ipc, s) != ID_CLIENT) {
+		if (lf_identity(mg_gateway_ipcache(r->gw), s) != ID_CLIENT) {
 			fprintf(stderr, "kvsync: FAIL: test IP %u not allowed before the run\n", s);
 			rc = -EPROTO;
 			goto out;
@@ -419,136 +594,16 @@ lf_rate(struct mg_datapath *dp, struct lf_run *r, unsigned rate)
 		rc = -rc;
 		goto out;
 	}
-	deadline = mg_time_ns() + ((uint64_t)r->secs + 30) * 1000000000ull;
-	for (;;) {
-		uint32_t *changed = NULL;
-		size_t n_changed = 0;
-		int n = mg_kv_sync_poll(r->s, &changed, &n_changed);
-		uint32_t n_sent;
-		unsigned got;
-
-		free(changed);
-		if (n < 0) {
-			rc = n;
-			break;
-		}
-		if (mg_ipcache_pending(r->ipc) > 0 || n > 0) {
-			int p = mg_datapath_publish(dp, r->ipc, NULL);
-			uint64_t now = mg_time_ns();
-
-			if (p < 0) {
-				rc = p;
-				break;
-			}
-			publishes++;
-			/* The log is applied in write order: the next n puts. */
-			for (uint64_t j = applied; j < applied + (uint64_t)n && j < w.cap; j++) {
-				struct lf_upd *u = &w.u[j];
-
-				if (lf_identity(r->ipc, u->slot) !=
-				    (u->deny ? ID_FILLER(slot_entry(u->slot) % N_FILLER)
-				             : ID_CLIENT))
-					bad++;
-				atomic_store_explicit(&u->pub, now, memory_order_release);
-			}
-			applied += (uint64_t)n;
-		}
-		/* Register the denies to spot before reading the frames' events. */
-		n_sent = atomic_load_explicit(&w.n_sent, memory_order_acquire);
-		for (; seen < n_sent; seen++)
-			wait_deny[w.u[seen].slot] = w.u[seen].deny ? (uint32_t)seen + 1 : 0;
-		/* TSC -> CLOCK_MONOTONIC from a pair read now: the events are recent, so
-		 * an error in the TSC rate estimate barely matters. */
-		uint64_t mono1 = mg_time_ns(), tsc1 = rte_get_tsc_cycles();
-
-		while ((got = mg_datapath_monitor_drain(dp, ev, MG_ARRAY_SIZE(ev))) > 0)
-			for (unsigned i = 0; i < got; i++) {
-				uint32_t ip, s, k;
-				uint64_t t;
-
-				if (ev[i].family != MG_AF_INET)
-					continue;
-				memcpy(&ip, ev[i].src, 4);
-				s = ntohl(ip) - ((10u << 24) | 2u);
-				if (s >= LF_IPS || (k = wait_deny[s]) == 0 ||
-				    ev[i].src_id != ID_FILLER(slot_entry(s) % N_FILLER))
-					continue;
-				if (ev[i].tsc <= tsc1)
-					t = mono1 -
-					    (tsc1 - ev[i].tsc) * 1000000ull / (r->hz / 1000);
-				else /* drained after the pair was read */
-					t = mono1 +
-					    (ev[i].tsc - tsc1) * 1000000ull / (r->hz / 1000);
-				if (t < w.u[k - 1].sent)
-					continue; /* a frame of an earlier deny of this IP */
-				atomic_store(&w.u[k - 1].mon, t);
-				wait_deny[s] = 0;
-			}
-		if (atomic_load(&w.done) && applied >= atomic_load(&w.n_sent))
-			break;
-		if (mg_time_ns() > deadline) {
-			rc = -ETIMEDOUT;
-			break;
-		}
-	}
+	rc = lf_loop(&c);
 	mg_datapath_counters(dp, &c1);
 	pthread_join(th, NULL);
 	if (rc == 0 && w.rc < 0)
 		rc = w.rc;
-	if (rc < 0)
-		goto out;
-	uint32_t n_sent = atomic_load(&w.n_sent);
-	double secs = (double)(mg_time_ns() - t_start) / 1e9;
-
-	if (applied != n_sent || bad != 0) {
-		fprintf(stderr,
-		        "kvsync: FAIL: %u puts, %" PRIu64 " applied, %" PRIu64
-		        " published with a wrong identity\n",
-		        n_sent, applied, bad);
-		rc = -EPROTO;
-		goto out;
-	}
-	a = calloc(n_sent, sizeof(*a));
-	b = calloc(n_sent, sizeof(*b));
-	m = calloc(n_sent, sizeof(*m));
-	if (a == NULL || b == NULL || m == NULL) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	for (uint32_t j = 0; j < n_sent; j++) {
-		uint64_t pub = atomic_load(&w.u[j].pub), mon = atomic_load(&w.u[j].mon);
-
-		if (pub == 0) {
-			fprintf(stderr, "kvsync: FAIL: put %u never published\n", j);
-			rc = -EPROTO;
-			goto out;
-		}
-		a[na++] = pub - w.u[j].sent;
-		if (!w.u[j].deny)
-			continue;
-		nd++;
-		b[nb++] = pub - w.u[j].sent;
-		if (mon != 0)
-			m[nm++] = mon - w.u[j].sent;
-	}
-	printf("latency+worker %5u updates/s: %u puts (%zu deny, %zu allow) in %.2f s (%.0f/s), "
-	       "all %" PRIu64 " applied and published in %" PRIu64
-	       " publications, ipcache checked\n",
-	       rate, n_sent, nd, n_sent - nd, secs, n_sent / secs, applied, publishes);
-	printf("  worker forwarded %.0f frames/s meanwhile (allowed %.0f/s, denied %.0f/s); "
-	       "monitor events lost %" PRIu64 "\n",
-	       (double)(fwd_rx(&c1) - fwd_rx(&c0)) / secs, (double)(c1.allowed - c0.allowed) / secs,
-	       (double)(c1.denied_ingress + c1.denied_egress - c0.denied_ingress -
-	                c0.denied_egress) /
-	               secs,
-	       mg_datapath_monitor_lost(dp) - lost0);
-	lf_print("put -> publish returned, all", a, na, n_sent);
-	lf_print("put -> publish returned, denies", b, nb, nd);
-	lf_print("put -> first frame dropped, denies", m, nm, nd);
+	if (rc == 0)
+		rc = lf_report(&c, rate, r->pub->publishes - pubs0,
+		               (double)(mg_time_ns() - t_start) / 1e9, &c0, &c1,
+		               mg_datapath_monitor_lost(dp) - lost0);
 out:
-	free(a);
-	free(b);
-	free(m);
 	free(w.u);
 	return rc;
 }
@@ -560,14 +615,9 @@ kvsync_lf_tick(struct mg_datapath *dp, void *arg)
 	uint64_t until = mg_time_ns() + LF_WARMUP_NS;
 
 	/* warm-up: the worker forwards, the client idles */
-	while (mg_time_ns() < until) {
-		uint32_t *changed = NULL;
-		size_t n = 0;
-
-		if (mg_kv_sync_poll(r->s, &changed, &n) < 0)
+	while (mg_time_ns() < until)
+		if (kvsync_tick(r->gw) < 0)
 			break;
-		free(changed);
-	}
 	r->rc = mg_datapath_monitor_set(dp, MG_DP_MON_DROPS);
 	r->hz = rte_get_tsc_hz();
 	if (r->rc == 0)

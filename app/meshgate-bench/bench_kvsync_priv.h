@@ -7,9 +7,10 @@
  *
  *   bench_kvsync.c          the driver: options, the redis-server, the runs
  *   bench_kvsync_util.c     redis-server start/stop, the fill, redis-benchmark,
- *                           the server's policy
+ *                           the gateway (lib/gateway) the latency and
+ *                           forwarding runs sync through
  *   bench_kvsync_cold.c     cold sync of one cluster, a start in front of
- *                           many clusters
+ *                           many clusters (the sync client alone)
  *   bench_kvsync_latency.c  write-to-effective latency, alone and while a
  *                           worker forwards
  *   bench_kvsync_forward.c  updates while forwarding, and the data path both
@@ -26,6 +27,7 @@
 #include <hiredis/hiredis.h>
 
 #include "mg_datapath.h"
+#include "mg_gateway.h"
 #include "mg_identity.h"
 #include "mg_ipcache.h"
 #include "mg_kv_sync.h"
@@ -68,6 +70,13 @@ slot_entry(uint32_t s)
 /* --latency-while-forwarding: test IPs, one frame each in the pcap. */
 #define LF_IPS 1024
 
+/*
+ * XREAD COUNT of the gateway's sync client: lib/kvstore's default, which
+ * the daemon uses (there is no kvstore key for it; docs/performance.md,
+ * "Updates while forwarding", says why).
+ */
+#define KV_READ_COUNT 1000
+
 /* Frames the two ports received. */
 static inline uint64_t
 fwd_rx(const struct mg_dp_counters *c)
@@ -82,8 +91,6 @@ struct server {
 	char dir[64];
 	unsigned port;
 };
-
-extern const struct mg_kv_sync_cluster_params kvsync_cluster_params[1];
 
 /* Entry @p i of the fill: even i IPv4 10.x.y.z, odd i IPv6 fd00::i. */
 void kvsync_entry_of(uint32_t i, struct mg_kv_ip_pair *p);
@@ -114,9 +121,34 @@ int kvsync_fill_config(redisContext *c, const char *name, const struct mg_kv_clu
 int kvsync_fill(redisContext *c, uint32_t n, const char *lua, size_t lua_len);
 /* redis-benchmark's pipelined GET rate on the server (0 when it cannot run). */
 double kvsync_redis_benchmark_get(unsigned port, uint32_t n);
-/* The server's ingress policy: client to server TCP 8080 allowed, the fillers denied. */
-struct mg_policy *kvsync_server_policy(const struct mg_identity_table *ids,
-                                       struct mg_policy_set **set);
+
+/*
+ * The gateway the latency and forwarding runs sync through, set up as the
+ * daemon sets its own up: its config (in a temporary folder) names the Redis at
+ * the bench's port, cluster-a, and the server's ingress policy (client to
+ * server TCP 8080 allowed, the fillers denied).
+ */
+struct kvsync_gw {
+	char dir[32];
+	struct mg_gateway *gw;
+};
+
+/*
+ * Write the config, load it, create the gateway (@p qsbr: the data path's
+ * RCU, or NULL without one) and start it: the initial sync of cluster-a
+ * (kvstore.sync_timeout 120 s; the run fails unless it finished) and the
+ * first compile. kvstore.block_ms is @p block_ms. 0, or < 0 said on
+ * stderr; kvsync_gateway_close() in both cases.
+ */
+int kvsync_gateway_open(struct kvsync_gw *g, unsigned port, unsigned block_ms,
+                        struct rte_rcu_qsbr *qsbr);
+/* Free the gateway (after the data path that reads its tables), remove the config. */
+void kvsync_gateway_close(struct kvsync_gw *g);
+/*
+ * One mg_gateway_sync_tick: the log entries applied and published (>= 0),
+ * or < 0: the poll failed, or a batch could not be published.
+ */
+int kvsync_tick(struct mg_gateway *gw);
 
 /* ---- bench_kvsync_cold.c ---- */
 
@@ -127,13 +159,23 @@ int kvsync_multi_run(unsigned port, unsigned ncl, uint32_t per, const char *lua,
 
 /* ---- bench_kvsync_latency.c ---- */
 
-/* Write-to-effective latency of @p rate puts/s, test slots from @p first on. */
-int kvsync_latency_run(unsigned port, struct mg_kv_sync *s, struct mg_ipcache *ipc,
-                       const struct mg_policy *pol, unsigned rate, uint32_t first, uint64_t *sent);
+/* Write-to-effective latency at 1k and 10k puts/s through a gateway started on the fill. */
+int kvsync_latency_runs(unsigned port);
+
+/*
+ * The data path's publication as the gateway calls it (kvsync_publish,
+ * bench_kvsync_forward.c), with the figures the runs report.
+ */
+struct kvsync_pub {
+	struct mg_datapath *dp;
+	uint64_t publishes, published; /* successful publications, ipcache changes they carried */
+	uint64_t max_ns;               /* the longest mg_datapath_publish */
+	uint64_t last_ns;              /* when the last one returned */
+};
 
 struct lf_run {
-	struct mg_kv_sync *s;
-	struct mg_ipcache *ipc;
+	struct mg_gateway *gw;
+	struct kvsync_pub *pub;
 	unsigned port, secs;
 	uint64_t hz;
 	int rc;
@@ -155,9 +197,17 @@ int kvsync_lf_preset(redisContext *c);
 
 /* ---- bench_kvsync_forward.c ---- */
 
-/* The data path runs: updates while forwarding, or (@p lat) latency while forwarding. */
-int kvsync_forward_run(unsigned port, uint32_t n, const char *lua, size_t lua_len, unsigned secs,
-                       unsigned rate, unsigned nw, const char *lcores, unsigned batch,
-                       unsigned read_count, unsigned backlog, bool lat);
+struct kvsync_fwd_opts {
+	uint32_t n; /* entries of the fill */
+	unsigned secs, rate, writers, batch, backlog;
+	const char *lcores;
+	bool lat; /* --latency-while-forwarding */
+};
+
+/* lib/gateway's publish callback: mg_datapath_publish, timed and counted (@p arg: a kvsync_pub). */
+int kvsync_publish(void *arg, struct mg_ipcache *ipc, struct mg_policy *policy);
+/* The data path runs: updates while forwarding, or (@p o->lat) latency while forwarding. */
+int kvsync_forward_run(unsigned port, const char *lua, size_t lua_len,
+                       const struct kvsync_fwd_opts *o);
 
 #endif /* BENCH_KVSYNC_PRIV_H */

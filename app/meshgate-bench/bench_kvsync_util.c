@@ -7,7 +7,9 @@
  * created through the Function library as the writer does), the
  * redis-server the bench starts (no persistence, a temporary directory, a
  * free loopback port), redis-benchmark's GET rate for comparison, and the
- * server's policy the verdicts are computed with.
+ * gateway (lib/gateway) the latency and forwarding runs sync through, as
+ * the daemon does: its config names that Redis and the server's policy
+ * the verdicts are computed with.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -346,33 +348,122 @@ kvsync_redis_benchmark_get(unsigned port, uint32_t n)
 	return rate;
 }
 
-const struct mg_kv_sync_cluster_params kvsync_cluster_params[] = {{.name = CLUSTER}};
+/* ---- the gateway ---- */
 
-struct mg_policy *
-kvsync_server_policy(const struct mg_identity_table *ids, struct mg_policy_set **set)
+/* The server's ingress policy: client to server TCP 8080 allowed, the fillers denied. */
+static const char server_policy[] = "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\n"
+                                    "metadata: {name: server, namespace: bench}\n"
+                                    "spec:\n"
+                                    "  endpointSelector: {matchLabels: {app: server}}\n"
+                                    "  ingress:\n"
+                                    "  - fromEndpoints: [{matchLabels: {app: client}}]\n"
+                                    "    toPorts: [{ports: [{port: \"8080\", protocol: TCP}]}]\n";
+
+#define GW_CONFIG "gw.yaml"
+#define GW_POLICY "server-policy.yaml"
+
+/*
+ * The config: the data path of the forwarding runs (required, unused by
+ * the others), cluster-a, the policy, and the kvstore section.
+ */
+static int
+gw_write(const char *dir, unsigned port, unsigned block_ms)
 {
-	static const char yaml[] = "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\n"
-	                           "metadata: {name: server, namespace: bench}\n"
-	                           "spec:\n"
-	                           "  endpointSelector: {matchLabels: {app: server}}\n"
-	                           "  ingress:\n"
-	                           "  - fromEndpoints: [{matchLabels: {app: client}}]\n"
-	                           "    toPorts: [{ports: [{port: \"8080\", protocol: TCP}]}]\n";
-	static const struct mg_policy_params params = {
-	        .enforcement = MG_ENFORCE_DEFAULT, .default_local_cluster = true, .revision = 1};
-	struct mg_error err = {0};
-	struct mg_policy *pol;
+	char path[64];
+	FILE *f;
+	int rc = 0;
 
-	*set = mg_policy_set_create();
-	if (*set == NULL)
-		return NULL;
-	if (mg_policy_set_load_buf(*set, CLUSTER, "bench-kvsync.yaml", yaml, sizeof(yaml) - 1,
-	                           &err) < 0) {
-		fprintf(stderr, "kvsync: policy: %s\n", err.msg);
-		return NULL;
+	snprintf(path, sizeof(path), "%s/" GW_POLICY, dir);
+	f = fopen(path, "w");
+	if (f == NULL)
+		return -errno;
+	fputs(server_policy, f);
+	if (fclose(f) != 0)
+		return -errno;
+	snprintf(path, sizeof(path), "%s/" GW_CONFIG, dir);
+	f = fopen(path, "w");
+	if (f == NULL)
+		return -errno;
+	fprintf(f,
+	        "version: 1\neal: [\"--no-huge\"]\n"
+	        "datapath:\n  mode: wire\n  mbufs: 16383\n  ports:\n"
+	        "    - {name: a, device: net_pcap0, peer: b}\n"
+	        "    - {name: b, device: net_pcap1, peer: a}\n"
+	        "cluster: {name: " CLUSTER ", id: %u}\nconntrack: {max_entries: 8192}\n"
+	        "policy:\n  sources: [{path: " GW_POLICY "}]\n"
+	        "kvstore:\n  redis: \"redis://127.0.0.1:%u\"\n  clusters: [" CLUSTER "]\n"
+	        "  sync_timeout: 120\n  block_ms: %u\n",
+	        CLUSTER_ID, port, block_ms);
+	if (fclose(f) != 0)
+		rc = -errno;
+	return rc;
+}
+
+int
+kvsync_gateway_open(struct kvsync_gw *g, unsigned port, unsigned block_ms,
+                    struct rte_rcu_qsbr *qsbr)
+{
+	struct mg_gateway_params gp = {.qsbr = qsbr};
+	struct mg_error err = {0};
+	struct mg_config *cfg;
+	char path[64];
+	int rc;
+
+	strcpy(g->dir, "/tmp/mgbench-kvgw.XXXXXX");
+	if (mkdtemp(g->dir) == NULL) {
+		g->dir[0] = '\0';
+		return -errno;
 	}
-	pol = mg_policy_compile(*set, ids, &params, &err);
-	if (pol == NULL)
-		fprintf(stderr, "kvsync: policy: %s\n", err.msg);
-	return pol;
+	rc = gw_write(g->dir, port, block_ms);
+	if (rc < 0) {
+		fprintf(stderr, "kvsync: gateway config: %s\n", strerror(-rc));
+		return rc;
+	}
+	snprintf(path, sizeof(path), "%s/" GW_CONFIG, g->dir);
+	cfg = mg_config_load(path, &err);
+	if (cfg == NULL) {
+		fprintf(stderr, "kvsync: gateway config: %s\n", err.msg);
+		return -EINVAL;
+	}
+	/* The daemon's start: the initial sync, then the first compile. */
+	g->gw = mg_gateway_create(cfg, &gp, &err);
+	if (g->gw == NULL || mg_gateway_start(g->gw, &err) < 0) {
+		fprintf(stderr, "kvsync: gateway: %s\n", err.msg);
+		return -EIO;
+	}
+	if (!mg_kv_sync_all_synced(mg_gateway_sync(g->gw))) {
+		fprintf(stderr, "kvsync: gateway: the initial sync did not finish\n");
+		return -ETIMEDOUT;
+	}
+	return 0;
+}
+
+void
+kvsync_gateway_close(struct kvsync_gw *g)
+{
+	char path[64];
+
+	mg_gateway_free(g->gw);
+	g->gw = NULL;
+	if (g->dir[0] == '\0')
+		return;
+	snprintf(path, sizeof(path), "%s/" GW_CONFIG, g->dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/" GW_POLICY, g->dir);
+	unlink(path);
+	rmdir(g->dir);
+	g->dir[0] = '\0';
+}
+
+int
+kvsync_tick(struct mg_gateway *gw)
+{
+	struct mg_gateway_stats st;
+	int n = mg_gateway_sync_tick(gw);
+
+	if (n < 0)
+		return n;
+	/* A batch the gateway could not publish was discarded (and counted). */
+	mg_gateway_stats(gw, &st);
+	return st.sync_failures == 0 ? n : -EIO;
 }
