@@ -12,6 +12,8 @@ PKGS=(
 	python3 python3-scapy python3-prometheus-client
 	iproute2 ethtool netcat-openbsd iputils-ping procps tcpdump strace
 	redis-server redis-tools
+	libgrpc-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev openssl
+	etcd-server etcd-client
 	clang clang-format libclang-rt-14-dev llvm
 )
 
@@ -38,5 +40,6 @@ apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # redis-server's package starts a system instance; the tests start their own.
 if command -v systemctl >/dev/null 2>&1; then
 	systemctl disable --now redis-server >/dev/null 2>&1 || true
+	systemctl disable --now etcd >/dev/null 2>&1 || true
 fi
 echo "setup: done"
