@@ -217,6 +217,9 @@ static const struct online_cmd online_cmds[] = {
         {"monitor", "monitor", O_TYPE, NULL, NULL},
         {"metrics", "metrics", O_FORMAT, NULL, text_metrics},
         {"reload", "reload", 0, NULL, text_reload},
+        {"replicator status", "replicator.status", 0, NULL, text_rep_status},
+        {"replicator troubleshoot", "replicator.troubleshoot", O_CLUSTER, NULL,
+         text_rep_troubleshoot},
 };
 
 struct online_opts {

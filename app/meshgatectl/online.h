@@ -45,6 +45,9 @@ void endpoint_str(const json_t *e, const char *a, const char *p, char *buf, size
 
 /* Each online command's result as text (online_text.c); the exit code. */
 int text_status(const json_t *r);
+/* meshgate-replicator's commands (online_rep.c) */
+int text_rep_status(const json_t *r);
+int text_rep_troubleshoot(const json_t *r);
 int text_config(const json_t *r);
 int text_identity_list(const json_t *r);
 int text_identity_get(const json_t *r);

@@ -244,6 +244,16 @@ struct mg_kv_writer *mg_kv_writer_open(const struct mg_kv_writer_opts *o, struct
 void mg_kv_writer_close(struct mg_kv_writer *w);
 
 /**
+ * Write cluster @p cluster's keys and log from now on (what is queued is
+ * flushed first). The epoch token is drawn anew, so a log this writer
+ * finds missing later gets an epoch no reader has seen. 0 or < 0.
+ */
+int mg_kv_writer_set_cluster(struct mg_kv_writer *w, const char *cluster, struct mg_error *err);
+
+/** 1 when @p key exists, 0 when not, or < 0 (after flushing what is queued). */
+int mg_kv_writer_exists(struct mg_kv_writer *w, const char *key, struct mg_error *err);
+
+/**
  * Read a password from @p path: the first line, without its newline. The
  * file must be a regular file that neither group nor others can read.
  */
