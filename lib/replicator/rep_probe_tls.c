@@ -23,6 +23,7 @@
 #include <arpa/inet.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -466,9 +467,57 @@ check_server(SSL *ssl, const struct verify_state *st, const struct mg_rep_probe_
 	return 0;
 }
 
+/*
+ * OpenSSL writes with write(2): a server that hangs up mid-handshake would
+ * raise SIGPIPE, which kills a process that has not ignored it. SIGPIPE is
+ * sent to the writing thread, so blocking it here for the step, then
+ * taking the one we caused (if none was pending before), leaves the
+ * process's signal handling as it was.
+ */
+static bool
+pipe_block(sigset_t *old)
+{
+	sigset_t pipe, pending;
+
+	sigemptyset(&pipe);
+	sigaddset(&pipe, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe, old);
+	sigpending(&pending);
+	return sigismember(&pending, SIGPIPE) == 1;
+}
+
+static void
+pipe_restore(const sigset_t *old, bool was_pending)
+{
+	sigset_t pipe, pending;
+	struct timespec zero = {0, 0};
+
+	sigemptyset(&pipe);
+	sigaddset(&pipe, SIGPIPE);
+	sigpending(&pending);
+	if (!was_pending && sigismember(&pending, SIGPIPE) == 1)
+		while (sigtimedwait(&pipe, NULL, &zero) < 0 && errno == EINTR)
+			;
+	pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
+static int tls_step(const struct mg_rep_probe_opts *o, int fd, unsigned timeout_ms,
+                    struct mg_rep_probe *p);
+
 int
 rep_probe_tls(const struct mg_rep_probe_opts *o, int fd, unsigned timeout_ms,
               struct mg_rep_probe *p)
+{
+	sigset_t old;
+	bool was_pending = pipe_block(&old);
+	int rc = tls_step(o, fd, timeout_ms, p);
+
+	pipe_restore(&old, was_pending);
+	return rc;
+}
+
+static int
+tls_step(const struct mg_rep_probe_opts *o, int fd, unsigned timeout_ms, struct mg_rep_probe *p)
 {
 	uint64_t start = rep_now_us(), deadline = start + (uint64_t)timeout_ms * 1000u;
 	struct verify_state st = {.err = X509_V_OK};

@@ -17,6 +17,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -205,7 +206,12 @@ static void *
 server_main(void *arg)
 {
 	struct server *s = arg;
+	sigset_t pipe;
 
+	/* A client that left: SSL_write's EPIPE, not a signal (it is thread-directed). */
+	sigemptyset(&pipe);
+	sigaddset(&pipe, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe, NULL);
 	while (!atomic_load(&s->stop)) {
 		struct pollfd pfd = {.fd = s->lfd, .events = POLLIN};
 		int fd;
