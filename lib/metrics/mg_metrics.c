@@ -193,25 +193,60 @@ mg_metrics_write_family(struct mg_metrics_buf *b, const char *name, enum mg_metr
 	put_escaped(b, help, false);
 	puts_buf(b, "\n# TYPE ");
 	puts_buf(b, name);
-	puts_buf(b, type == MG_METRICS_COUNTER ? " counter\n" : " gauge\n");
+	puts_buf(b, type == MG_METRICS_COUNTER     ? " counter\n"
+	            : type == MG_METRICS_HISTOGRAM ? " histogram\n"
+	                                           : " gauge\n");
 }
 
+/*
+ * name + suffix, then {labels} with le="@p le" last when @p le is not
+ * NULL (a histogram bucket); no braces when there is no label at all.
+ */
 static void
-put_name_labels(struct mg_metrics_buf *b, const char *name, const char *const *labels)
+put_sample(struct mg_metrics_buf *b, const char *name, const char *suffix,
+           const char *const *labels, const char *le)
 {
+	bool any = false;
+
 	puts_buf(b, name);
-	if (labels == NULL || labels[0] == NULL)
-		return;
-	puts_buf(b, "{");
-	for (size_t i = 0; labels[i] != NULL && labels[i + 1] != NULL; i += 2) {
-		if (i > 0)
-			puts_buf(b, ",");
+	puts_buf(b, suffix);
+	for (size_t i = 0; labels != NULL && labels[i] != NULL && labels[i + 1] != NULL; i += 2) {
+		puts_buf(b, any ? "," : "{");
+		any = true;
 		puts_buf(b, labels[i]);
 		puts_buf(b, "=\"");
 		put_escaped(b, labels[i + 1], true);
 		puts_buf(b, "\"");
 	}
-	puts_buf(b, "}");
+	if (le != NULL) {
+		puts_buf(b, any ? ",le=\"" : "{le=\"");
+		puts_buf(b, le);
+		puts_buf(b, "\"");
+		any = true;
+	}
+	if (any)
+		puts_buf(b, "}");
+}
+
+static void
+put_name_labels(struct mg_metrics_buf *b, const char *name, const char *const *labels)
+{
+	put_sample(b, name, "", labels, NULL);
+}
+
+/* @p v as the format writes it: NaN, +Inf, -Inf, or the shortest of %.15g / %.17g that reads back. */
+static void
+format_double(char *num, size_t size, double v)
+{
+	if (isnan(v))
+		snprintf(num, size, "NaN");
+	else if (isinf(v))
+		snprintf(num, size, "%s", v > 0 ? "+Inf" : "-Inf");
+	else {
+		snprintf(num, size, "%.15g", v);
+		if (strtod(num, NULL) != v)
+			snprintf(num, size, "%.17g", v);
+	}
 }
 
 void
@@ -232,16 +267,37 @@ mg_metrics_write_double(struct mg_metrics_buf *b, const char *name, const char *
 	char num[40];
 
 	put_name_labels(b, name, labels);
-	if (isnan(v)) {
-		snprintf(num, sizeof(num), " NaN\n");
-	} else if (isinf(v)) {
-		snprintf(num, sizeof(num), " %s\n", v > 0 ? "+Inf" : "-Inf");
-	} else {
-		/* The shortest of %.15g / %.17g that reads back as the same double. */
-		snprintf(num, sizeof(num), " %.15g\n", v);
-		if (strtod(num, NULL) != v)
-			snprintf(num, sizeof(num), " %.17g\n", v);
+	puts_buf(b, " ");
+	format_double(num, sizeof(num), v);
+	puts_buf(b, num);
+	puts_buf(b, "\n");
+}
+
+void
+mg_metrics_write_histogram(struct mg_metrics_buf *b, const char *name, const char *const *labels,
+                           const double *bounds, const uint64_t *counts, size_t n, double sum,
+                           uint64_t count)
+{
+	char num[40];
+	uint64_t cum = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		cum += counts[i];
+		format_double(num, sizeof(num), bounds[i]);
+		put_sample(b, name, "_bucket", labels, num);
+		snprintf(num, sizeof(num), " %" PRIu64 "\n", cum);
+		puts_buf(b, num);
 	}
+	put_sample(b, name, "_bucket", labels, "+Inf");
+	snprintf(num, sizeof(num), " %" PRIu64 "\n", count);
+	puts_buf(b, num);
+	put_sample(b, name, "_sum", labels, NULL);
+	puts_buf(b, " ");
+	format_double(num, sizeof(num), sum);
+	puts_buf(b, num);
+	puts_buf(b, "\n");
+	put_sample(b, name, "_count", labels, NULL);
+	snprintf(num, sizeof(num), " %" PRIu64 "\n", count);
 	puts_buf(b, num);
 }
 
@@ -546,8 +602,8 @@ render_workers(const struct mg_metrics_snapshot *s, struct mg_metrics_buf *b)
 		                        s->workers[i].busy_ratio);
 }
 
-static void
-render_http(const struct mg_metrics_snapshot *s, struct mg_metrics_buf *b)
+void
+mg_metrics_write_http_cut(struct mg_metrics_buf *b, const uint64_t *cut)
 {
 	FAMILY(b, "metrics_http_connections_cut_total", MG_METRICS_COUNTER,
 	       "Connections the /metrics endpoint cut, by reason: request_timeout (no request "
@@ -555,7 +611,7 @@ render_http(const struct mg_metrics_snapshot *s, struct mg_metrics_buf *b)
 	       "to a newcomer), refused (newcomer closed, no slot).");
 	for (unsigned r = 0; r < MG_METRICS_HTTP_CUT_N; r++)
 		U64(b, "metrics_http_connections_cut_total",
-		    L("reason", mg_metrics_http_cut_label(r)), s->http_cut[r]);
+		    L("reason", mg_metrics_http_cut_label(r)), cut[r]);
 }
 
 static void
@@ -609,7 +665,7 @@ mg_metrics_render(const struct mg_metrics_snapshot *s, struct mg_metrics_buf *b)
 	render_tables(s, b);
 	render_kvstore(s, b);
 	render_workers(s, b);
-	render_http(s, b);
+	mg_metrics_write_http_cut(b, s->http_cut);
 	render_control(s, b);
 	return b->err ? -b->err : 0;
 }

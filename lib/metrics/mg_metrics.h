@@ -235,6 +235,7 @@ struct mg_metrics_buf {
 enum mg_metrics_type {
 	MG_METRICS_COUNTER,
 	MG_METRICS_GAUGE,
+	MG_METRICS_HISTOGRAM,
 };
 
 void mg_metrics_buf_init(struct mg_metrics_buf *b);
@@ -244,7 +245,7 @@ void mg_metrics_buf_free(struct mg_metrics_buf *b);
 void mg_metrics_buf_append(struct mg_metrics_buf *b, const char *s, size_t n);
 
 /**
- * "# HELP name help" and "# TYPE name counter|gauge": call once per family,
+ * "# HELP name help" and "# TYPE name counter|gauge|histogram": call once per family,
  * before its samples. @p help is escaped (backslash, newline).
  */
 void mg_metrics_write_family(struct mg_metrics_buf *b, const char *name, enum mg_metrics_type type,
@@ -261,6 +262,28 @@ void mg_metrics_write_u64(struct mg_metrics_buf *b, const char *name, const char
 /** As mg_metrics_write_u64(); NaN and infinities as NaN, +Inf, -Inf. */
 void mg_metrics_write_double(struct mg_metrics_buf *b, const char *name, const char *const *labels,
                              double v);
+
+/**
+ * The samples of one histogram series (exposition format 0.0.4), after
+ * its family line (MG_METRICS_HISTOGRAM): name_bucket{labels...,le="b"}
+ * for each bound, cumulative, then le="+Inf" (= @p count), name_sum and
+ * name_count. @p labels as in mg_metrics_write_u64() (no "le" in it).
+ * @param bounds  @p n finite upper bounds, strictly ascending
+ * @param counts  @p n observations per bucket, not cumulative: counts[i]
+ *   fell in (bounds[i-1], bounds[i]]; those above the last bound are
+ *   @p count minus their sum
+ * @param sum    the sum of every observation
+ * @param count  every observation, the +Inf bucket included
+ */
+void mg_metrics_write_histogram(struct mg_metrics_buf *b, const char *name,
+                                const char *const *labels, const double *bounds,
+                                const uint64_t *counts, size_t n, double sum, uint64_t count);
+
+/**
+ * The endpoint's own family, meshgate_metrics_http_connections_cut_total,
+ * with one sample per reason of @p cut (MG_METRICS_HTTP_CUT_N entries).
+ */
+void mg_metrics_write_http_cut(struct mg_metrics_buf *b, const uint64_t *cut);
 
 /**
  * Append every meshgate_* family of @p s to @p b (HELP, TYPE, samples).
@@ -326,6 +349,28 @@ struct mg_metrics_http *mg_metrics_http_start(const char *listen,
                                               const struct mg_metrics_http_params *p,
                                               mg_metrics_collect_fn collect, void *arg,
                                               struct mg_error *err);
+
+/**
+ * Append a program's own families to @p b for one scrape (Prometheus
+ * text, through mg_metrics_write_family() and friends). Called from the
+ * endpoint's thread: it must be thread-safe and must not block for long.
+ * @return 0, or a negative errno: the scrape is answered 503 ("out of
+ *   memory" when b->err is set, "metrics unavailable" otherwise).
+ */
+typedef int (*mg_metrics_render_fn)(void *arg, struct mg_metrics_buf *b);
+
+/**
+ * The same endpoint as mg_metrics_http_start() for a program other than
+ * the gateway (meshgate-replicator): each scrape is what @p render
+ * appends, followed by the endpoint's own family
+ * (mg_metrics_write_http_cut()), so @p render must not write it.
+ * Limits, slow-client handling, errors and return as
+ * mg_metrics_http_start().
+ */
+struct mg_metrics_http *mg_metrics_http_start_render(const char *listen,
+                                                     const struct mg_metrics_http_params *p,
+                                                     mg_metrics_render_fn render, void *arg,
+                                                     struct mg_error *err);
 
 /**
  * Copy the connections @p h has cut into s->http_cut (thread-safe; any

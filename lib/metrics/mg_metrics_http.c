@@ -34,7 +34,9 @@
  * and the notification takes that lock, so the descriptor cannot have
  * been closed and reused under us.
  *
- * The collect callback runs on libmicrohttpd's thread; the daemon makes it
+ * A scrape is whatever the program's render callback appends (the
+ * gateway's is render_snapshot: its collect callback, then
+ * mg_metrics_render), on libmicrohttpd's thread; the program makes it
  * thread-safe. Nothing here touches the data path.
  */
 #include "mg_metrics.h"
@@ -88,8 +90,11 @@ struct conn {
 
 struct mg_metrics_http {
 	struct MHD_Daemon *mhd;
-	mg_metrics_collect_fn collect;
+	mg_metrics_render_fn render; /* a scrape's families */
 	void *arg;
+	bool own_families;             /* append the endpoint's own after render's */
+	mg_metrics_collect_fn collect; /* the gateway's snapshot (render_snapshot) */
+	void *collect_arg;
 	uint16_t port;
 	unsigned max_conn; /* slots */
 	unsigned max_peer; /* slots one peer address may hold */
@@ -543,34 +548,58 @@ reply_text(struct MHD_Connection *c, unsigned status, const char *text, const ch
 	return ret;
 }
 
-static enum MHD_Result
-serve_metrics(struct mg_metrics_http *h, struct MHD_Connection *c)
+/*
+ * The renderer of mg_metrics_http_start(): the gateway's snapshot, with
+ * the endpoint's figures in it (also when the daemon's collect leaves
+ * them out), rendered by mg_metrics_render(). @p arg is the endpoint.
+ */
+static int
+render_snapshot(void *arg, struct mg_metrics_buf *b)
 {
+	struct mg_metrics_http *h = arg;
 	struct mg_metrics_snapshot *snap;
-	struct mg_metrics_buf b;
-	struct MHD_Response *r;
-	enum MHD_Result ret;
 	int rc;
 
 	snap = calloc(1, sizeof(*snap));
-	if (snap == NULL)
-		return reply_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory\n", NULL);
-	rc = h->collect(h->arg, snap);
-	/* our own figures, also when the daemon's collect leaves them out */
+	if (snap == NULL) {
+		b->err = ENOMEM;
+		return -ENOMEM;
+	}
+	rc = h->collect(h->collect_arg, snap);
 	mg_metrics_snapshot_set_http(snap, h);
-	if (rc != 0) {
-		free(snap);
-		return reply_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "metrics unavailable\n", NULL);
-	}
-	mg_metrics_buf_init(&b);
-	rc = mg_metrics_render(snap, &b);
+	if (rc == 0)
+		rc = mg_metrics_render(snap, b);
 	free(snap);
-	if (rc != 0) {
-		mg_metrics_buf_free(&b);
-		return reply_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory\n", NULL);
+	return rc;
+}
+
+static enum MHD_Result
+serve_metrics(struct mg_metrics_http *h, struct MHD_Connection *c)
+{
+	struct mg_metrics_buf b;
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+	uint64_t cut[MG_METRICS_HTTP_CUT_N];
+	int rc;
+
+	mg_metrics_buf_init(&b);
+	rc = h->render(h->arg, &b);
+	if (rc == 0 && h->own_families) {
+		pthread_mutex_lock(&h->lock);
+		memcpy(cut, h->cut, sizeof(cut));
+		pthread_mutex_unlock(&h->lock);
+		mg_metrics_write_http_cut(&b, cut);
 	}
-	/* libmicrohttpd takes the buffer and free()s it. */
-	r = MHD_create_response_from_buffer(b.len, b.data, MHD_RESPMEM_MUST_FREE);
+	if (rc != 0 || b.err != 0) {
+		bool oom = b.err != 0;
+
+		mg_metrics_buf_free(&b);
+		return reply_text(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+		                  oom ? "out of memory\n" : "metrics unavailable\n", NULL);
+	}
+	/* libmicrohttpd takes the buffer and free()s it (an empty render has none). */
+	r = b.data != NULL ? MHD_create_response_from_buffer(b.len, b.data, MHD_RESPMEM_MUST_FREE)
+	                   : MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
 	if (r == NULL) {
 		mg_metrics_buf_free(&b);
 		return MHD_NO;
@@ -676,9 +705,14 @@ watchdog_stop(struct mg_metrics_http *h)
 	h->watchdog_started = false;
 }
 
-struct mg_metrics_http *
-mg_metrics_http_start(const char *listen, const struct mg_metrics_http_params *p,
-                      mg_metrics_collect_fn collect, void *arg, struct mg_error *err)
+/*
+ * Both starts: with @p render (and its @p arg), each scrape is its text
+ * and the endpoint's own family; with @p collect instead, the gateway's
+ * snapshot rendered whole (render_snapshot).
+ */
+static struct mg_metrics_http *
+http_start(const char *listen, const struct mg_metrics_http_params *p, mg_metrics_render_fn render,
+           mg_metrics_collect_fn collect, void *arg, struct mg_error *err)
 {
 	struct mg_metrics_http *h = NULL;
 	struct sockaddr_storage ss;
@@ -686,8 +720,8 @@ mg_metrics_http_start(const char *listen, const struct mg_metrics_http_params *p
 	unsigned flags, idle_s;
 	int fd = -1, rc;
 
-	if (collect == NULL) {
-		mg_error_set(err, NULL, 0, 0, "metrics: no collect function");
+	if (render == NULL && collect == NULL) {
+		mg_error_set(err, NULL, 0, 0, "metrics: no render function");
 		rc = -EINVAL;
 		goto err;
 	}
@@ -700,8 +734,16 @@ mg_metrics_http_start(const char *listen, const struct mg_metrics_http_params *p
 		mg_error_set(err, NULL, 0, 0, "metrics: out of memory");
 		goto err;
 	}
-	h->collect = collect;
-	h->arg = arg;
+	if (render != NULL) {
+		h->render = render;
+		h->arg = arg;
+		h->own_families = true;
+	} else {
+		h->render = render_snapshot;
+		h->arg = h;
+		h->collect = collect;
+		h->collect_arg = arg;
+	}
 	fd = listen_socket(&ss, len);
 	if (fd < 0) {
 		rc = fd;
@@ -761,6 +803,30 @@ err:
 	http_free(h);
 	errno = -rc;
 	return NULL;
+}
+
+struct mg_metrics_http *
+mg_metrics_http_start(const char *listen, const struct mg_metrics_http_params *p,
+                      mg_metrics_collect_fn collect, void *arg, struct mg_error *err)
+{
+	if (collect == NULL) {
+		mg_error_set(err, NULL, 0, 0, "metrics: no collect function");
+		errno = EINVAL;
+		return NULL;
+	}
+	return http_start(listen, p, NULL, collect, arg, err);
+}
+
+struct mg_metrics_http *
+mg_metrics_http_start_render(const char *listen, const struct mg_metrics_http_params *p,
+                             mg_metrics_render_fn render, void *arg, struct mg_error *err)
+{
+	if (render == NULL) {
+		mg_error_set(err, NULL, 0, 0, "metrics: no render function");
+		errno = EINVAL;
+		return NULL;
+	}
+	return http_start(listen, p, render, NULL, arg, err);
 }
 
 uint16_t

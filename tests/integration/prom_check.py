@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Check meshgate's Prometheus endpoint (or a saved scrape).
 
-    prom_check.py URL [--expect 'name{label="v",...}=value' ...]
-    prom_check.py --file FILE [--expect ...]
+    prom_check.py URL [--require NAME ...] [--expect 'name{label="v",...}=value' ...]
+    prom_check.py --file FILE [--require NAME ...] [--expect ...]
     prom_check.py --self-test
 
 Fetches URL (loopback addresses only: this is a test tool, it talks to the
@@ -10,11 +10,16 @@ daemon on this machine), parses the text with prometheus_client's own
 parser and checks the naming rules of docs/metrics.md:
 
   - every family is meshgate_*, has a HELP and a TYPE line (once each),
-    and is a counter or a gauge;
+    and is a counter, a gauge or a histogram;
+  - a histogram's series each have ascending le buckets with cumulative
+    (non-decreasing) counts, the last one le="+Inf" equal to its _count,
+    and a _sum;
   - counters end in _total, gauges do not;
   - no label is named after an address or an identity (ip, addr, identity,
     ..._ip, ..._addr, ..._identity);
-  - no series appears twice; every drop reason family is present;
+  - no series appears twice; the required families are present
+    (meshgate_build_info and meshgate_drops_total, the gateway's, unless
+    --require names others: meshgate-replicator's endpoint has its own);
   - the Content-Type is text/plain; version=0.0.4.
 
 Each --expect names one series with its complete label set and the value
@@ -84,7 +89,40 @@ def parse_labels(text):
     return labels
 
 
-def check_text(c, text):
+def check_histogram(f):
+    """Problems of histogram family f (a list of strings, empty when fine)."""
+    by_series, bad = {}, []
+    for s in f.samples:
+        rest = frozenset((k, v) for k, v in s.labels.items() if k != "le")
+        d = by_series.setdefault(rest, {"buckets": [], "sum": None, "count": None})
+        if s.name == f.name + "_bucket":
+            d["buckets"].append((s.labels.get("le"), s.value))
+        elif s.name == f.name + "_sum":
+            d["sum"] = s.value
+        elif s.name == f.name + "_count":
+            d["count"] = s.value
+    for rest, d in by_series.items():
+        where = f"{f.name}{dict(rest)}"
+        les, prev_le, prev_v = d["buckets"], -math.inf, -math.inf
+        for le, v in les:
+            try:
+                le_v = float(le)
+            except (TypeError, ValueError):
+                bad.append(f"{where}: bad le {le!r}")
+                break
+            if le_v <= prev_le or v < prev_v:
+                bad.append(f"{where}: le={le} not ascending or not cumulative")
+            prev_le, prev_v = le_v, v
+        if not les or les[-1][0] not in ("+Inf", "inf", "Inf"):
+            bad.append(f"{where}: no le=\"+Inf\" bucket last")
+        elif d["count"] is None or d["count"] != les[-1][1]:
+            bad.append(f"{where}: _count {d['count']} is not the +Inf bucket {les[-1][1]}")
+        if d["sum"] is None:
+            bad.append(f"{where}: no _sum")
+    return bad
+
+
+def check_text(c, text, required=REQUIRED):
     """The naming rules; returns {(name, frozenset(labels)): value}."""
     helps, types = {}, {}
     for line in text.splitlines():
@@ -102,14 +140,19 @@ def check_text(c, text):
     c.check(len(families) > 0, "exposition parses", "no families")
 
     series, bad_names, no_doc, bad_type, bad_suffix, bad_labels, dup = {}, [], [], [], [], [], []
+    bad_hist = []
     for f in families:
         declared = f.name + "_total" if f.type == "counter" else f.name
         if not declared.startswith("meshgate_"):
             bad_names.append(declared)
         if not f.documentation or helps.get(declared, 0) != 1:
             no_doc.append(declared)
-        if f.type not in ("counter", "gauge") or types.get(declared, 0) != 1:
+        if f.type not in ("counter", "gauge", "histogram") or types.get(declared, 0) != 1:
             bad_type.append(f"{declared} ({f.type})")
+        if f.type == "histogram":
+            bad_hist += check_histogram(f)
+            if f.name.endswith("_total"):
+                bad_suffix.append(f"{f.name}: histogram with _total")
         if f.type == "counter" and types.get(declared + " type") != "counter":
             bad_suffix.append(f"{declared}: counter without _total")
         if f.type == "gauge" and f.name.endswith("_total"):
@@ -126,13 +169,15 @@ def check_text(c, text):
             series[key] = s.value
     c.check(not bad_names, "every family is meshgate_*", ", ".join(bad_names[:5]))
     c.check(not no_doc, "every family has one HELP line", ", ".join(no_doc[:5]))
-    c.check(not bad_type, "every family has one TYPE line, counter or gauge",
+    c.check(not bad_type, "every family has one TYPE line, counter, gauge or histogram",
             ", ".join(bad_type[:5]))
+    c.check(not bad_hist, "histograms are well formed", ", ".join(bad_hist[:5]))
     c.check(not bad_suffix, "counters end in _total, gauges do not", ", ".join(bad_suffix[:5]))
     c.check(not bad_labels, "no address or identity labels", ", ".join(bad_labels[:5]))
     c.check(not dup, "no series twice", ", ".join(dup[:5]))
     names = {n for (n, _) in series}
-    missing = [n for n in REQUIRED if n not in names]
+    missing = [n for n in required
+               if n not in names and n + "_count" not in names and n + "_total" not in names]
     c.check(not missing, "required families present", ", ".join(missing))
     return series
 
@@ -176,6 +221,13 @@ meshgate_policy_verdicts_total{direction="egress",action="denied"} 1
 # HELP meshgate_worker_busy_ratio Busy share.
 # TYPE meshgate_worker_busy_ratio gauge
 meshgate_worker_busy_ratio{worker="0"} 0.25
+# HELP meshgate_sync_seconds Time per sync.
+# TYPE meshgate_sync_seconds histogram
+meshgate_sync_seconds_bucket{cluster="a",le="0.1"} 1
+meshgate_sync_seconds_bucket{cluster="a",le="1"} 3
+meshgate_sync_seconds_bucket{cluster="a",le="+Inf"} 4
+meshgate_sync_seconds_sum{cluster="a"} 7.5
+meshgate_sync_seconds_count{cluster="a"} 4
 """
 
 BAD = {
@@ -191,6 +243,14 @@ BAD = {
     "duplicate series": "# HELP meshgate_x h\n# TYPE meshgate_x gauge\nmeshgate_x 1\nmeshgate_x 2\n",
     "duplicate HELP": "# HELP meshgate_x h\n# HELP meshgate_x h\n# TYPE meshgate_x gauge\n"
                       "meshgate_x 1\n",
+    "histogram not cumulative": "# HELP meshgate_h h\n# TYPE meshgate_h histogram\n"
+                                "meshgate_h_bucket{le=\"1\"} 3\nmeshgate_h_bucket{le=\"2\"} 2\n"
+                                "meshgate_h_bucket{le=\"+Inf\"} 3\nmeshgate_h_sum 1\n"
+                                "meshgate_h_count 3\n",
+    "histogram count not +Inf": "# HELP meshgate_h h\n# TYPE meshgate_h histogram\n"
+                                "meshgate_h_bucket{le=\"1\"} 1\n"
+                                "meshgate_h_bucket{le=\"+Inf\"} 3\nmeshgate_h_sum 1\n"
+                                "meshgate_h_count 4\n",
     "unparsable": "# HELP meshgate_x h\n# TYPE meshgate_x gauge\nmeshgate_x{a=1} 1\n",
 }
 
@@ -209,7 +269,9 @@ def self_test():
                   'meshgate_port_packets_total{direction="tx",port="a\\"b\\\\c"}=5',
                   'meshgate_policy_verdicts_total{direction="egress",action="allowed"}=8',
                   'meshgate_worker_busy_ratio{worker="0"}=0.25',
-                  'meshgate_build_info{version="0.1.0"}=1'):
+                  'meshgate_build_info{version="0.1.0"}=1',
+                  'meshgate_sync_seconds_bucket{cluster="a",le="1"}=3',
+                  'meshgate_sync_seconds_count{cluster="a"}=4'):
             check_expect(c, s, e)
         results = [("good text passes", c.failed == 0 and c.passed > 0)]
         for e in ('meshgate_drops_total{reason="l2_truncated",direction="none"}=4',
@@ -236,6 +298,9 @@ def main():
     ap.add_argument("--file", help="check a saved scrape instead of fetching")
     ap.add_argument("--expect", action="append", default=[],
                     help="name{label=\"v\",...}=value (complete label set)")
+    ap.add_argument("--require", action="append", default=[],
+                    help="a family that must be present (default: the gateway's "
+                    + ", ".join(REQUIRED) + ")")
     ap.add_argument("--self-test", action="store_true", help="test the checker itself")
     a = ap.parse_args()
     if a.self_test:
@@ -259,7 +324,7 @@ def main():
         c.check(status == 200, f"GET {a.url} is 200", str(status))
         c.check(ctype.replace(" ", "") == "text/plain;version=0.0.4;charset=utf-8",
                 "Content-Type is text/plain; version=0.0.4", ctype)
-    series = check_text(c, text)
+    series = check_text(c, text, tuple(a.require) or REQUIRED)
     for e in a.expect:
         check_expect(c, series, e)
     print(f"prom_check: {c.passed} passed, {c.failed} failed", file=sys.stderr)

@@ -154,6 +154,33 @@ test_writer_double(void)
 	mg_metrics_buf_free(&b);
 }
 
+/* A histogram: cumulative buckets, +Inf = count, _sum, _count; labels before le. */
+static void
+test_writer_histogram(void)
+{
+	static const double bounds[] = {0.005, 0.1, 1, 2.5};
+	static const uint64_t counts[] = {1, 0, 3, 2};
+	struct mg_metrics_buf b;
+
+	mg_metrics_buf_init(&b);
+	mg_metrics_write_family(&b, "h_seconds", MG_METRICS_HISTOGRAM, "h");
+	mg_metrics_write_histogram(&b, "h_seconds", (const char *const[]){"c", "x\"y", NULL},
+	                           bounds, counts, 4, 7.25, 9);
+	mg_metrics_write_histogram(&b, "h_seconds", NULL, bounds, counts, 0, 0.0, 0);
+	CU_ASSERT_STRING_EQUAL(b.data, "# HELP h_seconds h\n# TYPE h_seconds histogram\n"
+	                               "h_seconds_bucket{c=\"x\\\"y\",le=\"0.005\"} 1\n"
+	                               "h_seconds_bucket{c=\"x\\\"y\",le=\"0.1\"} 1\n"
+	                               "h_seconds_bucket{c=\"x\\\"y\",le=\"1\"} 4\n"
+	                               "h_seconds_bucket{c=\"x\\\"y\",le=\"2.5\"} 6\n"
+	                               "h_seconds_bucket{c=\"x\\\"y\",le=\"+Inf\"} 9\n"
+	                               "h_seconds_sum{c=\"x\\\"y\"} 7.25\n"
+	                               "h_seconds_count{c=\"x\\\"y\"} 9\n"
+	                               "h_seconds_bucket{le=\"+Inf\"} 0\n"
+	                               "h_seconds_sum 0\nh_seconds_count 0\n");
+	CU_ASSERT_EQUAL(b.err, 0);
+	mg_metrics_buf_free(&b);
+}
+
 static void
 test_writer_grows(void)
 {
@@ -874,6 +901,161 @@ test_http_bind(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "nonsense"));
 	CU_ASSERT_PTR_NULL(mg_metrics_http_start("127.0.0.1:0", NULL, NULL, NULL, &err));
 	CU_ASSERT_EQUAL(errno, EINVAL);
+}
+
+/* ---- the generic endpoint (mg_metrics_http_start_render) ---- */
+
+static atomic_int render_mode; /* 0 fine, 1 fails, 2 out of memory */
+
+#define RENDERED                                                                  \
+	"# HELP meshgate_replicator_up h\n# TYPE meshgate_replicator_up gauge\n"  \
+	"meshgate_replicator_up 1\n"                                              \
+	"# HELP meshgate_replicator_sync_seconds s\n"                             \
+	"# TYPE meshgate_replicator_sync_seconds histogram\n"                     \
+	"meshgate_replicator_sync_seconds_bucket{cluster=\"c1\",le=\"0.5\"} 2\n"  \
+	"meshgate_replicator_sync_seconds_bucket{cluster=\"c1\",le=\"+Inf\"} 3\n" \
+	"meshgate_replicator_sync_seconds_sum{cluster=\"c1\"} 1.75\n"             \
+	"meshgate_replicator_sync_seconds_count{cluster=\"c1\"} 3\n"
+
+static int
+render_own(void *arg, struct mg_metrics_buf *b)
+{
+	static const double bounds[] = {0.5};
+	static const uint64_t counts[] = {2};
+
+	CU_ASSERT_PTR_EQUAL(arg, &render_mode);
+	if (atomic_load(&render_mode) == 1)
+		return -EIO;
+	if (atomic_load(&render_mode) == 2) {
+		b->err = ENOMEM;
+		return -ENOMEM;
+	}
+	mg_metrics_write_family(b, "meshgate_replicator_up", MG_METRICS_GAUGE, "h");
+	mg_metrics_write_u64(b, "meshgate_replicator_up", NULL, 1);
+	mg_metrics_write_family(b, "meshgate_replicator_sync_seconds", MG_METRICS_HISTOGRAM, "s");
+	mg_metrics_write_histogram(b, "meshgate_replicator_sync_seconds",
+	                           (const char *const[]){"cluster", "c1", NULL}, bounds, counts, 1,
+	                           1.75, 3);
+	return b->err ? -b->err : 0;
+}
+
+/* The text of the endpoint's own family for @p cut. */
+static char *
+cut_text(const uint64_t *cut)
+{
+	struct mg_metrics_buf b;
+
+	mg_metrics_buf_init(&b);
+	mg_metrics_write_http_cut(&b, cut);
+	return b.data;
+}
+
+/*
+ * A scrape is the program's text, then the endpoint's own family with its
+ * live figures (a client cut for its silence shows up); a failing render
+ * is a 503; no render function is EINVAL.
+ */
+static void
+test_http_render(void)
+{
+	struct mg_metrics_http_params p = {.timeout_ms = 200};
+	uint64_t cut[MG_METRICS_HTTP_CUT_N] = {0};
+	struct mg_error err = {{0}};
+	struct mg_metrics_http *h;
+	char *resp, *own, want[4096];
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	size_t len;
+	int fd;
+
+	atomic_store(&render_mode, 0);
+	h = mg_metrics_http_start_render("127.0.0.1:0", &p, render_own, &render_mode, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+	own = cut_text(cut);
+	snprintf(want, sizeof(want), "%s%s", RENDERED, own);
+	free(own);
+	resp = http(mg_metrics_http_port(h),
+	            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &len);
+	CU_ASSERT_EQUAL(status_of(resp), 200);
+	CU_ASSERT_TRUE(resp != NULL && strstr(resp, "\r\n\r\n") != NULL &&
+	               strcmp(strstr(resp, "\r\n\r\n") + 4, want) == 0);
+	free(resp);
+
+	/* A silent client is cut after 200 ms, and the next scrape counts it. */
+	a.sin_port = htons(mg_metrics_http_port(h));
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	CU_ASSERT_EQUAL_FATAL(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	usleep(600 * 1000);
+	close(fd);
+	cut[MG_METRICS_HTTP_CUT_REQUEST_TIMEOUT] = 1;
+	own = cut_text(cut);
+	snprintf(want, sizeof(want), "%s%s", RENDERED, own);
+	free(own);
+	resp = http(mg_metrics_http_port(h),
+	            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &len);
+	CU_ASSERT_EQUAL(status_of(resp), 200);
+	CU_ASSERT_TRUE(resp != NULL && strstr(resp, "\r\n\r\n") != NULL &&
+	               strcmp(strstr(resp, "\r\n\r\n") + 4, want) == 0);
+	free(resp);
+
+	atomic_store(&render_mode, 1);
+	resp = http(mg_metrics_http_port(h),
+	            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &len);
+	CU_ASSERT_EQUAL(status_of(resp), 503);
+	CU_ASSERT_PTR_NOT_NULL(resp && strstr(resp, "\r\n\r\nmetrics unavailable\n"));
+	free(resp);
+	atomic_store(&render_mode, 2);
+	resp = http(mg_metrics_http_port(h),
+	            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &len);
+	CU_ASSERT_EQUAL(status_of(resp), 503);
+	CU_ASSERT_PTR_NOT_NULL(resp && strstr(resp, "\r\n\r\nout of memory\n"));
+	free(resp);
+	atomic_store(&render_mode, 0);
+	mg_metrics_http_stop(h);
+
+	errno = 0;
+	CU_ASSERT_PTR_NULL(mg_metrics_http_start_render("127.0.0.1:0", NULL, NULL, NULL, &err));
+	CU_ASSERT_EQUAL(errno, EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "render"));
+}
+
+/* prom_check.py accepts the generic endpoint, histogram included, with its own required families. */
+static void
+test_http_render_prom_check(void)
+{
+	struct mg_error err = {{0}};
+	struct mg_metrics_http *h;
+	char cmd[2048];
+	int rc;
+
+	if (access("/usr/bin/python3", X_OK) != 0 ||
+	    system("/usr/bin/python3 -c 'import prometheus_client' 2>/dev/null") != 0) {
+		printf("SKIP: metrics/http_render_prom_check: no python3-prometheus-client\n");
+		return;
+	}
+	atomic_store(&render_mode, 0);
+	h = mg_metrics_http_start_render("127.0.0.1:0", NULL, render_own, &render_mode, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+	snprintf(cmd, sizeof(cmd),
+	         "/usr/bin/python3 %s/tests/integration/prom_check.py http://127.0.0.1:%u/metrics "
+	         "--require meshgate_replicator_up --require meshgate_replicator_sync_seconds "
+	         "--require meshgate_metrics_http_connections_cut "
+	         "--expect 'meshgate_replicator_sync_seconds_bucket{cluster=\"c1\",le=\"0.5\"}=2' "
+	         "--expect 'meshgate_replicator_sync_seconds_count{cluster=\"c1\"}=3' "
+	         "--expect "
+	         "'meshgate_metrics_http_connections_cut_total{reason=\"evicted\"}=0' "
+	         ">/dev/null 2>&1",
+	         MG_SOURCE_ROOT, mg_metrics_http_port(h));
+	rc = system(cmd);
+	CU_ASSERT_EQUAL(rc, 0);
+	/* The gateway's families are not there: the default requirements fail. */
+	snprintf(cmd, sizeof(cmd),
+	         "/usr/bin/python3 %s/tests/integration/prom_check.py http://127.0.0.1:%u/metrics "
+	         ">/dev/null 2>&1",
+	         MG_SOURCE_ROOT, mg_metrics_http_port(h));
+	rc = system(cmd);
+	CU_ASSERT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 1);
+	mg_metrics_http_stop(h);
 }
 
 /* tests/integration/prom_check.py, the daemon's integration check, accepts the live endpoint. */
@@ -1641,6 +1823,7 @@ test_telemetry_socket(void)
 static CU_TestInfo tests[] = {
         {"writer_escaping", test_writer_escaping},
         {"writer_double", test_writer_double},
+        {"writer_histogram", test_writer_histogram},
         {"writer_grows", test_writer_grows},
         {"render_exact", test_render_exact},
         {"render_structure", test_render_structure},
@@ -1653,6 +1836,8 @@ static CU_TestInfo tests[] = {
         {"http_errors", test_http_errors},
         {"http_bind", test_http_bind},
         {"http_prom_check", test_http_prom_check},
+        {"http_render", test_http_render},
+        {"http_render_prom_check", test_http_render_prom_check},
         {"http_slow_timeouts", test_http_slow_timeouts},
         {"http_slow_kept_alive", test_http_slow_kept_alive},
         {"http_slow_evicted", test_http_slow_evicted},
