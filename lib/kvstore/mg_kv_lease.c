@@ -197,7 +197,7 @@ mg_kv_writer_set_plain(struct mg_kv_writer *w, const char *key, const char *valu
 	return rc < 0 ? rc : 0;
 }
 
-/* One DEL / mg_fdel call of @p n <= MG_KV_BATCH_MAX keys in @p argv (room for n + 4). */
+/* One DEL / mg_fdel call of @p n <= MG_KV_BATCH_MAX keys in @p argv (room for n + 5). */
 static int
 kv_del_call(struct mg_kv_writer *w, const char *const *keys, size_t n, const char **argv,
             struct mg_error *err)
@@ -242,7 +242,7 @@ mg_kv_writer_del_plain(struct mg_kv_writer *w, const char *const *keys, size_t n
 			return -EINVAL;
 		}
 	}
-	argv = calloc(chunk + 4, sizeof(*argv));
+	argv = calloc(chunk + 5, sizeof(*argv));
 	if (argv == NULL) {
 		mg_error_set(err, NULL, 0, 0, "out of memory");
 		return -ENOMEM;
