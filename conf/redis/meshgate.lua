@@ -37,6 +37,12 @@
 --       caller draws the token from a real random source (Lua in Redis has
 --       none that is safe to rely on).
 --
+-- When mg_put/mg_del find the log missing (first write, or the stream was
+-- deleted or lost with a failover), they receive an optional third key
+-- <epoch> and argument <token> and renew the epoch with it, so readers
+-- that remembered a position in the old log resync instead of replaying a
+-- log that no longer describes the keys.
+--
 -- Lease and fencing (docs/kvstore.md, "Lease and fencing"): several
 -- replicas of a writer may run, and exactly one of them writes: the one
 -- whose random token is the value of the lease key (a string with a TTL).
@@ -70,12 +76,6 @@
 --       stream, an epoch, the removal marker). Returns how many existed.
 --   FCALL mg_fepoch 2 <lease> <epoch> <ltoken> <token>
 --       mg_epoch, fenced.
---
--- When mg_put/mg_del find the log missing (first write, or the stream was
--- deleted or lost with a failover), they receive an optional third key
--- <epoch> and argument <token> and renew the epoch with it, so readers
--- that remembered a position in the old log resync instead of replaying a
--- log that no longer describes the keys.
 
 local function check_maxlen(v)
   local n = tonumber(v)
