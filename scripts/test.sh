@@ -226,6 +226,11 @@ if want integration; then
 	run_prog integration/kvsync "" "$TIMEOUT" bash tests/integration/kvsync_test.sh "$BUILD/tests/kvsync_test"
 	run_prog integration/kvsync "san:" "$TIMEOUT" env "${SAN_ENV[@]}" \
 		bash tests/integration/kvsync_test.sh "$BUILD_SAN/tests/kvsync_test"
+	# the writer's lease and fencing (the replicator's replicas), scan_values
+	run_prog integration/kvlease "" "$TIMEOUT" bash tests/integration/kvsync_test.sh \
+		"$BUILD/tests/kvlease_test"
+	run_prog integration/kvlease "san:" "$TIMEOUT" env "${SAN_ENV[@]}" \
+		bash tests/integration/kvsync_test.sh "$BUILD_SAN/tests/kvlease_test"
 	# lib/gateway's sync: batches, derived policies, a reload with changes waiting
 	run_prog integration/gateway-sync "" "$TIMEOUT" bash tests/integration/kvsync_test.sh \
 		"$BUILD/tests/gateway_sync_test"

@@ -42,6 +42,40 @@
 -- <epoch> and argument <token> and renew the epoch with it, so readers
 -- that remembered a position in the old log resync instead of replaying a
 -- log that no longer describes the keys.
+--
+-- Lease and fencing (docs/kvstore.md, "Lease and fencing"): several
+-- replicas of a writer may run, and exactly one of them writes: the one
+-- whose random token is the value of the lease key (a string with a TTL).
+--   FCALL mg_lease_acquire 1 <lease> <token> <ttl_ms>
+--       SET lease token NX PX ttl_ms; when the lease holds this token
+--       already, PEXPIRE it instead (a renewal). Returns an array {1 or 0,
+--       holder, pttl}: 1 when the caller holds the lease now (holder is its
+--       token, pttl ttl_ms), 0 when another token holds it (holder is that
+--       token, pttl its PTTL in ms; -1 when it was set without a TTL).
+--   FCALL mg_lease_renew 1 <lease> <token> <ttl_ms>
+--       PEXPIRE lease ttl_ms when it holds token: 1; else 0 (the lease was
+--       lost: it lapsed, or another token holds it) and nothing changes.
+--   FCALL mg_lease_release 1 <lease> <token>
+--       DEL lease when it holds token: 1; else 0.
+-- The fenced functions take the lease key as an extra first key and the
+-- caller's lease token as an extra first argument, and refuse with an
+-- error reply "FENCED <function>: lease <lease> is not held by this
+-- writer" when GET lease is not that token, before anything else is read
+-- or written. A writer that was paused or cut off while another took the
+-- lease over (or while it lapsed) can therefore write nothing afterwards.
+--   FCALL mg_fbatch <3+N> <lease> <log> <epoch> <key1> .. <keyN>
+--                   <ltoken> <maxlen> <token> <op1> <value1> .. <opN> <valueN>
+--       mg_batch, fenced. A fenced mg_put or mg_del is mg_fbatch of one.
+--   FCALL mg_fset <1+N> <lease> <key1> .. <keyN> <ltoken> <px_ms>
+--                 <value1> .. <valueN>
+--       SET of N plain keys (1 <= N <= 1000), not logged (canaries, the
+--       heartbeat, the removal marker), each with PX px_ms, or without an
+--       expiry when px_ms is 0. Returns N.
+--   FCALL mg_fdel <1+N> <lease> <key1> .. <keyN> <ltoken>
+--       DEL of N plain keys (1 <= N <= 1000), not logged (canaries, a log
+--       stream, an epoch, the removal marker). Returns how many existed.
+--   FCALL mg_fepoch 2 <lease> <epoch> <ltoken> <token>
+--       mg_epoch, fenced.
 
 local function check_maxlen(v)
   local n = tonumber(v)
@@ -99,21 +133,21 @@ end
 -- Bounds the work of one call: Redis runs nothing else meanwhile.
 local BATCH_MAX = 1000
 
-local function mg_batch(keys, args)
+-- mg_batch and mg_fbatch (as @p name in errors, @p usage its call form).
+local function batch(name, usage, keys, args)
   local n = #keys - 2
   if n < 1 or #args ~= 2 + 2 * n then
-    return redis.error_reply('ERR mg_batch: usage: FCALL mg_batch 2+N log epoch key1..keyN ' ..
-      'maxlen token op1 value1 .. opN valueN')
+    return redis.error_reply('ERR ' .. name .. ': usage: ' .. usage)
   end
   if n > BATCH_MAX then
-    return redis.error_reply('ERR mg_batch: at most ' .. BATCH_MAX .. ' changes per call')
+    return redis.error_reply('ERR ' .. name .. ': at most ' .. BATCH_MAX .. ' changes per call')
   end
   -- XADD gets maxlen as the caller's string (digits only, checked here:
   -- XADD must not fail half-way): a Lua number would be formatted back
   -- into a string on every call.
   local maxlen_arg = args[1]
   if check_maxlen(maxlen_arg) == nil or string.find(maxlen_arg, '^[1-9]%d*$') == nil then
-    return redis.error_reply('ERR mg_batch: maxlen must be a positive integer')
+    return redis.error_reply('ERR ' .. name .. ': maxlen must be a positive integer')
   end
   local log, epoch, token = keys[1], keys[2], args[2]
   -- Read phase, before any write. Every redis.call costs about as much as
@@ -125,7 +159,7 @@ local function mg_batch(keys, args)
   for i = 1, n do
     local op, key = args[1 + 2 * i], keys[2 + i]
     if op ~= 'put' and op ~= 'del' then
-      return redis.error_reply('ERR mg_batch: op ' .. i .. ' must be put or del')
+      return redis.error_reply('ERR ' .. name .. ': op ' .. i .. ' must be put or del')
     end
     if first[key] == nil then
       first[key] = op
@@ -146,7 +180,7 @@ local function mg_batch(keys, args)
       if redis.call('EXISTS', key) == 1 then
         if first[key] == 'put' then
           -- mg_put's GET would fail here: refuse the whole batch.
-          return redis.error_reply('WRONGTYPE mg_batch: ' .. key ..
+          return redis.error_reply('WRONGTYPE ' .. name .. ': ' .. key ..
             ' holds a value that is not a string')
         end
         cur[key] = true
@@ -205,15 +239,172 @@ local function mg_batch(keys, args)
   return out
 end
 
-local function mg_epoch(keys, args)
+local function mg_batch(keys, args)
+  return batch('mg_batch', 'FCALL mg_batch 2+N log epoch key1..keyN maxlen token ' ..
+    'op1 value1 .. opN valueN', keys, args)
+end
+
+local function epoch(name, usage, keys, args)
   if #keys < 1 or #args < 1 or args[1] == '' then
-    return redis.error_reply('ERR mg_epoch: usage: FCALL mg_epoch 1 epoch token')
+    return redis.error_reply('ERR ' .. name .. ': usage: ' .. usage)
   end
   redis.call('SET', keys[1], args[1], 'NX')
   return redis.call('GET', keys[1])
+end
+
+local function mg_epoch(keys, args)
+  return epoch('mg_epoch', 'FCALL mg_epoch 1 epoch token', keys, args)
+end
+
+-- ---- lease ----
+
+-- A TTL in ms as PEXPIRE takes it, or nil.
+local function check_ttl(v)
+  if v == nil or string.find(v, '^[1-9]%d*$') == nil or #v > 15 then
+    return nil
+  end
+  return v
+end
+
+local function lease_args(name, usage, keys, args, nargs)
+  if #keys ~= 1 or #args ~= nargs or args[1] == '' then
+    return 'ERR ' .. name .. ': usage: ' .. usage
+  end
+  if nargs == 2 and check_ttl(args[2]) == nil then
+    return 'ERR ' .. name .. ': ttl_ms must be a positive integer'
+  end
+  return nil
+end
+
+local function mg_lease_acquire(keys, args)
+  local bad = lease_args('mg_lease_acquire', 'FCALL mg_lease_acquire 1 lease token ttl_ms',
+    keys, args, 2)
+  if bad then
+    return redis.error_reply(bad)
+  end
+  local lease, token, ttl = keys[1], args[1], args[2]
+  local cur = redis.call('GET', lease)
+  if cur == false then
+    redis.call('SET', lease, token, 'PX', ttl)
+  elseif cur == token then
+    redis.call('PEXPIRE', lease, ttl)
+  else
+    return {0, cur, redis.call('PTTL', lease)}
+  end
+  return {1, token, tonumber(ttl)}
+end
+
+local function mg_lease_renew(keys, args)
+  local bad = lease_args('mg_lease_renew', 'FCALL mg_lease_renew 1 lease token ttl_ms',
+    keys, args, 2)
+  if bad then
+    return redis.error_reply(bad)
+  end
+  if redis.call('GET', keys[1]) ~= args[1] then
+    return 0
+  end
+  redis.call('PEXPIRE', keys[1], args[2])
+  return 1
+end
+
+local function mg_lease_release(keys, args)
+  local bad = lease_args('mg_lease_release', 'FCALL mg_lease_release 1 lease token',
+    keys, args, 1)
+  if bad then
+    return redis.error_reply(bad)
+  end
+  if redis.call('GET', keys[1]) ~= args[1] then
+    return 0
+  end
+  redis.call('DEL', keys[1])
+  return 1
+end
+
+-- ---- fenced functions ----
+
+-- keys/args without their first element (the lease key and token).
+local function shift(t)
+  local out = {}
+  for i = 2, #t do
+    out[i - 1] = t[i]
+  end
+  return out
+end
+
+-- Runs fn(name, usage, keys, args) without the lease key and token when
+-- the lease holds the token; refuses (FENCED) before anything else when
+-- it does not.
+local function fenced(name, usage, fn, keys, args)
+  if #keys < 2 or #args < 1 or args[1] == '' then
+    return redis.error_reply('ERR ' .. name .. ': usage: ' .. usage)
+  end
+  if redis.call('GET', keys[1]) ~= args[1] then
+    return redis.error_reply('FENCED ' .. name .. ': lease ' .. keys[1] ..
+      ' is not held by this writer')
+  end
+  return fn(name, usage, shift(keys), shift(args))
+end
+
+local function mg_fbatch(keys, args)
+  return fenced('mg_fbatch', 'FCALL mg_fbatch 3+N lease log epoch key1..keyN ltoken maxlen ' ..
+    'token op1 value1 .. opN valueN', batch, keys, args)
+end
+
+local function mg_fepoch(keys, args)
+  return fenced('mg_fepoch', 'FCALL mg_fepoch 2 lease epoch ltoken token', epoch, keys, args)
+end
+
+-- Plain SET of N keys (args: px_ms, then the N values).
+local function set_plain(name, usage, keys, args)
+  local n = #keys
+  if n < 1 or #args ~= 1 + n then
+    return redis.error_reply('ERR ' .. name .. ': usage: ' .. usage)
+  end
+  if n > BATCH_MAX then
+    return redis.error_reply('ERR ' .. name .. ': at most ' .. BATCH_MAX .. ' keys per call')
+  end
+  local px = args[1]
+  if px ~= '0' and check_ttl(px) == nil then
+    return redis.error_reply('ERR ' .. name .. ': px_ms must be 0 or a positive integer')
+  end
+  for i = 1, n do
+    if px == '0' then
+      redis.call('SET', keys[i], args[1 + i])
+    else
+      redis.call('SET', keys[i], args[1 + i], 'PX', px)
+    end
+  end
+  return n
+end
+
+local function mg_fset(keys, args)
+  return fenced('mg_fset', 'FCALL mg_fset 1+N lease key1..keyN ltoken px_ms value1..valueN',
+    set_plain, keys, args)
+end
+
+-- Plain DEL of N keys (no arguments).
+local function del_plain(name, usage, keys, args)
+  if #keys < 1 or #args ~= 0 then
+    return redis.error_reply('ERR ' .. name .. ': usage: ' .. usage)
+  end
+  if #keys > BATCH_MAX then
+    return redis.error_reply('ERR ' .. name .. ': at most ' .. BATCH_MAX .. ' keys per call')
+  end
+  return redis.call('DEL', unpack(keys))
+end
+
+local function mg_fdel(keys, args)
+  return fenced('mg_fdel', 'FCALL mg_fdel 1+N lease key1..keyN ltoken', del_plain, keys, args)
 end
 
 redis.register_function('mg_put', mg_put)
 redis.register_function('mg_del', mg_del)
 redis.register_function('mg_batch', mg_batch)
 redis.register_function('mg_epoch', mg_epoch)
+redis.register_function('mg_lease_acquire', mg_lease_acquire)
+redis.register_function('mg_lease_renew', mg_lease_renew)
+redis.register_function('mg_lease_release', mg_lease_release)
+redis.register_function('mg_fbatch', mg_fbatch)
+redis.register_function('mg_fset', mg_fset)
+redis.register_function('mg_fdel', mg_fdel)
+redis.register_function('mg_fepoch', mg_fepoch)

@@ -6,8 +6,9 @@
  * connection and runs commands, mg_kv_writer_batch.c queues changes into
  * FCALL mg_batch calls, mg_kv_writer_ops.c makes single changes and builds
  * the keys and values of identities, ipcache entries, configs and
- * canaries, mg_kv_writer_scan.c prunes and checks the layout. The helpers
- * shared between the files carry the kvw_ prefix.
+ * canaries, mg_kv_writer_scan.c prunes, checks the layout and reads values,
+ * mg_kv_lease.c holds the lease, sets the fence and writes plain keys. The
+ * helpers shared between the files carry the kvw_ prefix.
  */
 #ifndef MG_KV_WRITER_PRIV_H
 #define MG_KV_WRITER_PRIV_H
@@ -39,7 +40,7 @@ struct mg_kv_writer {
 	struct kv_change *queued;
 	char *arena;
 	size_t arena_len, arena_cap;
-	/* FCALL mg_batch arguments, built per call (7 + 3 * batch). */
+	/* FCALL mg_batch / mg_fbatch arguments, built per call (KVW_ARGV(batch)). */
 	const char **argv;
 	size_t *argvlen;
 	/* Ring of calls in flight: inflight[(head + i) % PIPELINE]. */
@@ -54,15 +55,29 @@ struct mg_kv_writer {
 	char epoch[MG_KV_KEY_MAX];
 	char maxlen[16];
 	/* Renews the epoch when a put/del finds the log missing. */
-	char token[33];
+	char token[MG_KV_TOKEN_LEN + 1];
+	/* The fence (mg_kv_writer_set_fence): when set, every write goes
+	 * through the fenced functions with this lease key and token. */
+	bool fenced;
+	char lease[MG_KV_KEY_MAX];
+	char lease_token[MG_KV_TOKEN_MAX + 1];
 };
 
-/* Turn a failed or error reply into -errno with @p err set; frees @p r. */
+/* Arguments of one mg_fbatch call of @p n changes (mg_batch takes two fewer). */
+#define KVW_ARGV(n) (9 + 3 * (size_t)(n))
+
+/*
+ * Turn a failed or error reply into -errno with @p err set; frees @p r.
+ * A FENCED refusal is -ESTALE ("lease lost").
+ */
 int kvw_reply_error(struct mg_kv_writer *w, redisReply *r, const char *what, struct mg_error *err);
 /* Run a command (after the queued changes) expecting a non-error reply; returns it or NULL with
  * *@p rc set. */
 redisReply *kvw_cmd(struct mg_kv_writer *w, const char *what, int *rc, struct mg_error *err,
                     int argc, const char **argv);
+/* As kvw_cmd, with the arguments' lengths (binary-safe); NULL @p argvlen: strlen. */
+redisReply *kvw_cmd_len(struct mg_kv_writer *w, const char *what, int *rc, struct mg_error *err,
+                        int argc, const char **argv, const size_t *argvlen);
 /* As kvw_cmd, the reply dropped: 0 or < 0. */
 int kvw_cmd_ok(struct mg_kv_writer *w, const char *what, struct mg_error *err, int argc,
                const char **argv);

@@ -151,6 +151,14 @@ mg_kv_removed_key(char *buf, size_t size, const char *cluster)
 	return kv_fmt(buf, size, MG_KV_REMOVED "/%s", cluster);
 }
 
+int
+mg_kv_heartbeat_key(char *buf, size_t size, const char *cluster)
+{
+	if (!mg_kv_cluster_name_valid(cluster))
+		return -EINVAL;
+	return kv_fmt(buf, size, MG_KV_HEARTBEAT "/%s", cluster);
+}
+
 /*
  * Strip "<base>/" (and, for the cache scope, "<cluster>/") from key.
  * Returns the rest or NULL.

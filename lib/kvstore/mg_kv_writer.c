@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "kv_writer_priv.h"
 
@@ -32,7 +31,13 @@ kvw_reply_error(struct mg_kv_writer *w, redisReply *r, const char *what, struct 
 		return rc;
 	}
 	rc = -EPROTO;
-	if (r->type == REDIS_REPLY_ERROR) {
+	if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "FENCED", 6) == 0) {
+		rc = -ESTALE;
+		mg_error_set(
+		        err, NULL, 0, 0,
+		        "lease %s lost (it lapsed or another writer holds it): redis %s refused",
+		        w->lease, what);
+	} else if (r->type == REDIS_REPLY_ERROR) {
 		if (strncmp(r->str, "WRONGPASS", 9) == 0 || strncmp(r->str, "NOAUTH", 6) == 0 ||
 		    strncmp(r->str, "NOPERM", 6) == 0)
 			rc = -EACCES;
@@ -46,8 +51,8 @@ kvw_reply_error(struct mg_kv_writer *w, redisReply *r, const char *what, struct 
 
 /* Run a command expecting a non-error reply; returns it or NULL with rc. */
 redisReply *
-kvw_cmd(struct mg_kv_writer *w, const char *what, int *rc, struct mg_error *err, int argc,
-        const char **argv)
+kvw_cmd_len(struct mg_kv_writer *w, const char *what, int *rc, struct mg_error *err, int argc,
+            const char **argv, const size_t *argvlen)
 {
 	redisReply *r;
 
@@ -57,13 +62,20 @@ kvw_cmd(struct mg_kv_writer *w, const char *what, int *rc, struct mg_error *err,
 		if (*rc < 0)
 			return NULL;
 	}
-	r = redisCommandArgv(w->c, argc, argv, NULL);
+	r = redisCommandArgv(w->c, argc, argv, argvlen);
 
 	if (r == NULL || r->type == REDIS_REPLY_ERROR) {
 		*rc = kvw_reply_error(w, r, what, err);
 		return NULL;
 	}
 	return r;
+}
+
+redisReply *
+kvw_cmd(struct mg_kv_writer *w, const char *what, int *rc, struct mg_error *err, int argc,
+        const char **argv)
+{
+	return kvw_cmd_len(w, what, rc, err, argc, argv, NULL);
 }
 
 int
@@ -118,7 +130,6 @@ mg_kv_writer_open(const struct mg_kv_writer_opts *o, struct mg_error *err)
 	struct timeval tv;
 	struct mg_kv_url u;
 	unsigned ms;
-	uint8_t rnd[16];
 	char *url = NULL;
 	int rc, i;
 
@@ -170,8 +181,8 @@ mg_kv_writer_open(const struct mg_kv_writer_opts *o, struct mg_error *err)
 		goto err;
 	}
 	w->queued = calloc(w->batch, sizeof(*w->queued));
-	w->argv = calloc(7 + 3 * (size_t)w->batch, sizeof(*w->argv));
-	w->argvlen = calloc(7 + 3 * (size_t)w->batch, sizeof(*w->argvlen));
+	w->argv = calloc(KVW_ARGV(w->batch), sizeof(*w->argv));
+	w->argvlen = calloc(KVW_ARGV(w->batch), sizeof(*w->argvlen));
 	if (w->queued == NULL || w->argv == NULL || w->argvlen == NULL) {
 		rc = -ENOMEM;
 		mg_error_set(err, NULL, 0, 0, "out of memory");
@@ -185,13 +196,11 @@ mg_kv_writer_open(const struct mg_kv_writer_opts *o, struct mg_error *err)
 			goto err;
 		}
 	}
-	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+	if (mg_kv_token_new(w->token, sizeof(w->token)) < 0) {
 		rc = -EIO;
 		mg_error_set(err, NULL, 0, 0, "getrandom: %s", strerror(errno));
 		goto err;
 	}
-	for (i = 0; i < 16; i++)
-		snprintf(w->token + 2 * i, 3, "%02x", rnd[i]);
 
 	ms = o->timeout_ms ? o->timeout_ms : MG_KV_WRITER_TIMEOUT_MS_DEFAULT;
 	tv.tv_sec = ms / 1000;

@@ -7,7 +7,10 @@
  * not on the SET and XADD. Each change is counted as written or unchanged
  * only when its call's whole reply is known good; after an error the queue
  * is dropped and the calls in flight are read, so the counts say exactly
- * what Redis applied.
+ * what Redis applied. A fenced writer sends mg_fbatch instead: when its
+ * lease is lost, every call Redis runs from then on is refused whole, so
+ * a refusal in the middle of the calls in flight leaves the earlier ones
+ * applied (and counted) and the later ones refused.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -27,7 +30,7 @@ kv_batch_reply(struct mg_kv_writer *w, struct mg_error *err)
 	if (redisGetReply(w->c, (void **)&r) != REDIS_OK)
 		r = NULL;
 	if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-		rc = kvw_reply_error(w, r, "FCALL mg_batch", err);
+		rc = kvw_reply_error(w, r, w->fenced ? "FCALL mg_fbatch" : "FCALL mg_batch", err);
 		goto out;
 	}
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != f->n) {
@@ -98,13 +101,20 @@ kv_batch_send(struct mg_kv_writer *w, struct mg_error *err)
 		if (rc < 0)
 			return rc;
 	}
-	snprintf(nkeys, sizeof(nkeys), "%u", 2 + n);
+	/* Fenced: mg_fbatch, with the lease key first among the keys and
+	 * its token first among the arguments. */
+	snprintf(nkeys, sizeof(nkeys), "%u", (w->fenced ? 3 : 2) + n);
 	w->argv[a] = "FCALL";
 	w->argvlen[a++] = 5;
-	w->argv[a] = "mg_batch";
-	w->argvlen[a++] = 8;
+	w->argv[a] = w->fenced ? "mg_fbatch" : "mg_batch";
+	w->argvlen[a] = strlen(w->argv[a]);
+	a++;
 	w->argv[a] = nkeys;
 	w->argvlen[a++] = strlen(nkeys);
+	if (w->fenced) {
+		w->argv[a] = w->lease;
+		w->argvlen[a++] = strlen(w->lease);
+	}
 	w->argv[a] = w->log;
 	w->argvlen[a++] = strlen(w->log);
 	w->argv[a] = w->epoch;
@@ -112,6 +122,10 @@ kv_batch_send(struct mg_kv_writer *w, struct mg_error *err)
 	for (i = 0; i < n; i++) {
 		w->argv[a] = w->arena + w->queued[i].key;
 		w->argvlen[a++] = w->queued[i].key_len;
+	}
+	if (w->fenced) {
+		w->argv[a] = w->lease_token;
+		w->argvlen[a++] = strlen(w->lease_token);
 	}
 	w->argv[a] = w->maxlen;
 	w->argvlen[a++] = strlen(w->maxlen);

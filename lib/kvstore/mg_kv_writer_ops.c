@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * The writer's changes: single FCALL mg_put / mg_del calls, and the keys
- * and values of identities (labels in Cilium's canonical sorted form,
- * checked by the strict decoder the readers use), ipcache entries
- * (IPIdentityPair JSON), the cluster config and the canaries, in the
- * writer's layout, sent at once or queued into a batch.
+ * The writer's changes: single FCALL mg_put / mg_del calls (mg_fbatch of
+ * one when the writer is fenced), and the keys and values of identities
+ * (labels in Cilium's canonical sorted form, checked by the strict decoder
+ * the readers use), ipcache entries (IPIdentityPair JSON), the cluster
+ * config and the canaries, in the writer's layout, sent at once or queued
+ * into a batch.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -14,25 +15,48 @@
 
 #include "kv_writer_priv.h"
 
-/* Integer reply of an FCALL: 0 or 1. */
+/* Integer reply of an FCALL: 0 or 1 (mg_fbatch's: an array of one). */
 static int
 kv_fcall(struct mg_kv_writer *w, const char *what, int argc, const char **argv,
          struct mg_error *err)
 {
+	const redisReply *v;
 	redisReply *r;
 	int rc = 0;
 
 	r = kvw_cmd(w, what, &rc, err, argc, argv);
 	if (r == NULL)
 		return rc;
-	if (r->type != REDIS_REPLY_INTEGER || (r->integer != 0 && r->integer != 1)) {
+	v = r->type == REDIS_REPLY_ARRAY && r->elements == 1 ? r->element[0] : r;
+	if (v->type != REDIS_REPLY_INTEGER || (v->integer != 0 && v->integer != 1)) {
 		mg_error_set(err, NULL, 0, 0, "redis %s: unexpected reply", what);
 		freeReplyObject(r);
 		return -EPROTO;
 	}
-	rc = (int)r->integer;
+	rc = (int)v->integer;
 	freeReplyObject(r);
 	return rc;
+}
+
+/* A fenced put or del: mg_fbatch of one change. */
+static int
+kv_fenced_change(struct mg_kv_writer *w, const char *key, const char *value, bool del,
+                 struct mg_error *err)
+{
+	const char *argv[12] = {"FCALL",
+	                        "mg_fbatch",
+	                        "4",
+	                        w->lease,
+	                        w->log,
+	                        w->epoch,
+	                        key,
+	                        w->lease_token,
+	                        w->maxlen,
+	                        w->token,
+	                        del ? "del" : "put",
+	                        value};
+
+	return kv_fcall(w, "FCALL mg_fbatch", 12, argv, err);
 }
 
 int
@@ -41,6 +65,8 @@ mg_kv_writer_put(struct mg_kv_writer *w, const char *key, const char *value, str
 	const char *argv[9] = {"FCALL",  "mg_put", "3",       key,     w->log,
 	                       w->epoch, value,    w->maxlen, w->token};
 
+	if (w->fenced)
+		return kv_fenced_change(w, key, value, false, err);
 	return kv_fcall(w, "FCALL mg_put", 9, argv, err);
 }
 
@@ -49,6 +75,8 @@ mg_kv_writer_del(struct mg_kv_writer *w, const char *key, struct mg_error *err)
 {
 	const char *argv[8] = {"FCALL", "mg_del", "3", key, w->log, w->epoch, w->maxlen, w->token};
 
+	if (w->fenced)
+		return kv_fenced_change(w, key, "", true, err);
 	return kv_fcall(w, "FCALL mg_del", 8, argv, err);
 }
 
@@ -210,25 +238,33 @@ mg_kv_writer_cluster_config(struct mg_kv_writer *w, const struct mg_kv_cluster_c
 }
 
 int
+mg_kv_time_now(char *buf, size_t size)
+{
+	struct timespec ts;
+	struct tm tm;
+	size_t n;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if (gmtime_r(&ts.tv_sec, &tm) == NULL)
+		return -EOVERFLOW;
+	n = strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return n == 0 ? -ENAMETOOLONG : (int)n;
+}
+
+int
 mg_kv_writer_canaries(struct mg_kv_writer *w, struct mg_error *err)
 {
 	const char *const prefixes[] = {
 	        w->scope == MG_KV_SCOPE_CACHE ? MG_KV_CACHE_IDENTITIES : MG_KV_STATE_IDENTITIES,
 	        w->scope == MG_KV_SCOPE_CACHE ? MG_KV_CACHE_IP : MG_KV_STATE_IP};
 	char key[MG_KV_KEY_MAX], now[40];
-	struct timespec ts;
-	struct tm tm;
 	size_t i;
 	int rc;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	mg_kv_time_now(now, sizeof(now));
 	for (i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
-		const char *argv[3] = {"SET", key, now};
-
 		mg_kv_synced_key(key, sizeof(key), w->cluster, prefixes[i]);
-		rc = kvw_cmd_ok(w, "SET", err, 3, argv);
+		rc = mg_kv_writer_set_plain(w, key, now, 0, err);
 		if (rc < 0)
 			return rc;
 	}

@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The writer's walks over the keyspace: prune (delete the cluster's keys
- * an import did not write, in batches) and the layout check (refuse to
- * write a cluster in a layout that would mix its keys with another
- * cluster's, or split it over both layouts). SCAN visits every key that
- * exists for the whole walk at least once, whatever is deleted meanwhile.
+ * an import did not write, in batches), the layout check (refuse to write
+ * a cluster in a layout that would mix its keys with another cluster's,
+ * or split it over both layouts) and the values under a prefix (what a
+ * replicator compares its source with before a resync: one MGET per SCAN
+ * page). SCAN visits every key that exists for the whole walk at least
+ * once, whatever is deleted meanwhile.
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kv_writer_priv.h"
@@ -25,14 +28,16 @@ kv_own_key(const struct mg_kv_writer *w, const char *key)
 }
 
 /*
- * SCAN every key matching @p pattern and call @p fn on each (0 goes on,
- * < 0 stops and is returned). Keys may be deleted meanwhile: SCAN still
- * returns every key that existed for the whole scan at least once.
+ * SCAN every key matching @p pattern and call @p page on each page of
+ * keys (the array of SCAN's reply; 0 goes on, < 0 stops and is returned).
+ * Keys may be deleted meanwhile: SCAN still returns every key that
+ * existed for the whole scan at least once (and may return a key twice).
  */
 static int
-kv_scan(struct mg_kv_writer *w, const char *pattern,
-        int (*fn)(struct mg_kv_writer *w, const char *key, void *arg, struct mg_error *err),
-        void *arg, struct mg_error *err)
+kv_scan_pages(struct mg_kv_writer *w, const char *pattern,
+              int (*page)(struct mg_kv_writer *w, const redisReply *keys, void *arg,
+                          struct mg_error *err),
+              void *arg, struct mg_error *err)
 {
 	char cursor[32] = "0";
 	redisReply *r;
@@ -52,15 +57,41 @@ kv_scan(struct mg_kv_writer *w, const char *pattern,
 			return -EPROTO;
 		}
 		snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
-		for (size_t i = 0; i < r->element[1]->elements && rc == 0; i++) {
-			const redisReply *k = r->element[1]->element[i];
-
-			if (k->type == REDIS_REPLY_STRING)
-				rc = fn(w, k->str, arg, err);
-		}
+		rc = page(w, r->element[1], arg, err);
 		freeReplyObject(r);
 	} while (rc == 0 && strcmp(cursor, "0") != 0);
 	return rc;
+}
+
+struct kv_scan_keys {
+	int (*fn)(struct mg_kv_writer *w, const char *key, void *arg, struct mg_error *err);
+	void *arg;
+};
+
+static int
+kv_scan_keys_page(struct mg_kv_writer *w, const redisReply *keys, void *arg, struct mg_error *err)
+{
+	const struct kv_scan_keys *s = arg;
+	int rc = 0;
+
+	for (size_t i = 0; i < keys->elements && rc == 0; i++) {
+		const redisReply *k = keys->element[i];
+
+		if (k->type == REDIS_REPLY_STRING)
+			rc = s->fn(w, k->str, s->arg, err);
+	}
+	return rc;
+}
+
+/* kv_scan_pages, calling @p fn on each key. */
+static int
+kv_scan(struct mg_kv_writer *w, const char *pattern,
+        int (*fn)(struct mg_kv_writer *w, const char *key, void *arg, struct mg_error *err),
+        void *arg, struct mg_error *err)
+{
+	struct kv_scan_keys s = {fn, arg};
+
+	return kv_scan_pages(w, pattern, kv_scan_keys_page, &s, err);
 }
 
 struct kv_prune {
@@ -153,4 +184,100 @@ int
 mg_kv_writer_check_layout(struct mg_kv_writer *w, struct mg_error *err)
 {
 	return kv_scan(w, MG_KV_CLUSTER_CONFIG "/*", kv_layout_key, NULL, err);
+}
+
+struct kv_scan_values {
+	int (*fn)(void *arg, const char *key, size_t klen, const char *val, size_t vlen);
+	void *arg;
+	/* MGET's arguments, grown to the largest page. */
+	const char **argv;
+	size_t *argvlen, cap;
+};
+
+/* MGET the keys of one SCAN page and report those that hold strings. */
+static int
+kv_values_page(struct mg_kv_writer *w, const redisReply *keys, void *arg, struct mg_error *err)
+{
+	struct kv_scan_values *s = arg;
+	const redisReply *k, *v;
+	redisReply *r;
+	size_t n = 0;
+	int rc = 0;
+
+	if (keys->elements == 0)
+		return 0;
+	if (keys->elements + 1 > s->cap) {
+		size_t cap = keys->elements + 1;
+		const char **av = realloc(s->argv, cap * sizeof(*av));
+		size_t *al;
+
+		if (av == NULL)
+			goto nomem;
+		s->argv = av;
+		al = realloc(s->argvlen, cap * sizeof(*al));
+		if (al == NULL)
+			goto nomem;
+		s->argvlen = al;
+		s->cap = cap;
+	}
+	s->argv[0] = "MGET";
+	s->argvlen[0] = 4;
+	for (size_t i = 0; i < keys->elements; i++) {
+		k = keys->element[i];
+		if (k->type != REDIS_REPLY_STRING)
+			continue;
+		s->argv[1 + n] = k->str;
+		s->argvlen[1 + n++] = k->len;
+	}
+	if (n == 0)
+		return 0;
+	r = kvw_cmd_len(w, "MGET", &rc, err, (int)(1 + n), s->argv, s->argvlen);
+	if (r == NULL)
+		return rc;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != n) {
+		freeReplyObject(r);
+		mg_error_set(err, NULL, 0, 0, "redis MGET: unexpected reply");
+		return -EPROTO;
+	}
+	/* nil: the key holds another type, or went since the SCAN. */
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		v = r->element[i];
+		if (v->type == REDIS_REPLY_STRING)
+			rc = s->fn(s->arg, s->argv[1 + i], s->argvlen[1 + i], v->str, v->len);
+	}
+	freeReplyObject(r);
+	return rc;
+nomem:
+	mg_error_set(err, NULL, 0, 0, "out of memory");
+	return -ENOMEM;
+}
+
+int
+mg_kv_writer_scan_values(struct mg_kv_writer *w, const char *match_prefix,
+                         int (*fn)(void *arg, const char *key, size_t klen, const char *val,
+                                   size_t vlen),
+                         void *arg, struct mg_error *err)
+{
+	struct kv_scan_values s = {fn, arg, NULL, NULL, 0};
+	size_t len = strlen(match_prefix), j = 0;
+	char *pattern = malloc(2 * len + 2);
+	int rc;
+
+	if (pattern == NULL) {
+		mg_error_set(err, NULL, 0, 0, "out of memory");
+		return -ENOMEM;
+	}
+	/* The prefix is matched literally: its glob characters escaped. */
+	for (size_t i = 0; i < len; i++) {
+		if (strchr("*?[]\\", match_prefix[i]) != NULL)
+			pattern[j++] = '\\';
+		pattern[j++] = match_prefix[i];
+	}
+	pattern[j++] = '*';
+	pattern[j] = '\0';
+	rc = kv_scan_pages(w, pattern, kv_values_page, &s, err);
+	free(pattern);
+	free(s.argv);
+	free(s.argvlen);
+	return rc;
 }

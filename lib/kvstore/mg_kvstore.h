@@ -17,6 +17,9 @@
  *   cilium/synced/<cluster>/<prefix>               RFC 3339 canary
  *   meshgate/log/<cluster>                         change stream
  *   meshgate/epoch/<cluster>                       random token
+ *   meshgate/removed/<cluster>                     removal marker (RFC 3339)
+ *   meshgate/heartbeat/<cluster>                   replicator's heartbeat (RFC 3339)
+ *   meshgate/replicator/lease                      the writing replica's token (TTL)
  */
 #ifndef MG_KVSTORE_H
 #define MG_KVSTORE_H
@@ -39,6 +42,10 @@
 #define MG_KV_EPOCH "meshgate/epoch"
 /* A cluster being drained: its state goes after the readers' grace period. */
 #define MG_KV_REMOVED "meshgate/removed"
+/* The replicator's heartbeat of a cluster it copies: an RFC 3339 time. */
+#define MG_KV_HEARTBEAT "meshgate/heartbeat"
+/* The replicators' lease: the token of the one replica that writes (docs/kvstore.md). */
+#define MG_KV_LEASE_KEY "meshgate/replicator/lease"
 /** Cilium's only ipcache address space name in the state prefix. */
 #define MG_KV_IP_NAMESPACE "default"
 
@@ -83,6 +90,8 @@ int mg_kv_log_key(char *buf, size_t size, const char *cluster);
 int mg_kv_epoch_key(char *buf, size_t size, const char *cluster);
 /** meshgate/removed/<cluster>: the removal marker (docs/kvstore.md, "Lifecycle"). */
 int mg_kv_removed_key(char *buf, size_t size, const char *cluster);
+/** meshgate/heartbeat/<cluster>: the replicator's heartbeat of that cluster. */
+int mg_kv_heartbeat_key(char *buf, size_t size, const char *cluster);
 
 /*
  * Key parsers: the inverse of the builders. @p cluster as above. Return 0,
@@ -186,7 +195,9 @@ int mg_kv_cluster_config_decode(const char *json, size_t len, struct mg_kv_clust
  * log entry change together and unchanged values write nothing. Functions
  * returning int give 0 or a negative errno with @p err set: -EINVAL bad
  * argument or bad URL, -EACCES AUTH refused or unsafe password file,
- * -EIO/-ETIMEDOUT/-ECONNREFUSED connection trouble, -EPROTO an error reply.
+ * -EIO/-ETIMEDOUT/-ECONNREFUSED connection trouble, -EPROTO an error reply,
+ * -ESTALE a fenced write refused because the writer's lease is lost
+ * (mg_kv_writer_set_fence(): nothing of that call was written).
  */
 #define MG_KV_WRITER_URL_DEFAULT "redis://127.0.0.1:6379/0"
 #define MG_KV_WRITER_MAXLEN_DEFAULT 100000u
@@ -333,8 +344,9 @@ int mg_kv_writer_cluster_config(struct mg_kv_writer *w, const struct mg_kv_clust
 
 /**
  * The canaries cilium/synced/<cluster>/<prefix> for the identities and ip
- * prefixes of the writer's layout, set to the current time (RFC 3339, UTC). Plain SET, not
- * logged: a canary says "a full copy was written", it is not data.
+ * prefixes of the writer's layout, set to the current time (RFC 3339, UTC)
+ * with mg_kv_writer_set_plain() (fenced when the writer is). Not logged: a
+ * canary says "a full copy was written", it is not data.
  */
 int mg_kv_writer_canaries(struct mg_kv_writer *w, struct mg_error *err);
 
@@ -346,5 +358,116 @@ int mg_kv_writer_canaries(struct mg_kv_writer *w, struct mg_error *err);
  */
 int mg_kv_writer_prune(struct mg_kv_writer *w, bool (*keep)(const char *key, void *arg), void *arg,
                        struct mg_error *err);
+
+/**
+ * Read every string key whose name starts with @p match_prefix with its
+ * value: SCAN MATCH <prefix>* COUNT 1000 (glob characters of the prefix
+ * escaped), then one MGET per SCAN page, and @p fn(@p arg, key, klen,
+ * val, vlen) for each key that holds a string (keys of other types, and
+ * keys deleted between the SCAN and the MGET, are skipped). @p fn returns
+ * 0 to go on, < 0 to stop (returned as it is); it may call the writer's
+ * other functions (queued changes are flushed before the next SCAN/MGET).
+ * As SCAN guarantees: every key that exists for the whole walk is
+ * reported at least once, a key may be reported twice (SCAN returned it
+ * twice, e.g. while the keyspace was rehashed: callers that count must
+ * tolerate it), keys created or deleted meanwhile may or may not be.
+ * The key and value are binary-safe and NUL-terminated, valid only during
+ * the call. 0 or < 0.
+ */
+int mg_kv_writer_scan_values(struct mg_kv_writer *w, const char *match_prefix,
+                             int (*fn)(void *arg, const char *key, size_t klen, const char *val,
+                                       size_t vlen),
+                             void *arg, struct mg_error *err);
+
+/*
+ * ---- lease and fencing (mg_kv_lease.c; docs/kvstore.md, "Lease and fencing") ----
+ *
+ * Several replicas of a writer (meshgate-replicator) run; exactly one of
+ * them writes: the one whose token is the value of the lease key (usually
+ * MG_KV_LEASE_KEY), a string with a TTL. The holder renews it at a third
+ * of the TTL; the others try to acquire it at the same pace and take over
+ * once it lapsed. Fencing makes that safe against a holder that was paused
+ * or cut off longer than the TTL: once mg_kv_writer_set_fence() set the
+ * lease key and token on a writer, every write it issues (put, del, the
+ * queue and its batches, cluster_config, canaries, prune, set_plain,
+ * del_plain) goes through the fenced functions, which Redis refuses,
+ * atomically with the write, unless the lease holds that token at that
+ * moment. A refused call writes nothing and returns -ESTALE; queued
+ * changes are dropped and the calls in flight read and counted, as after
+ * any error (see "Batches"). A token names one tenure: after losing the
+ * lease, draw a new one before acquiring again.
+ *
+ * The lease calls flush the writer's queue first, like every other call,
+ * and return that flush's error, if any, without having run.
+ */
+
+/** Length of a token of mg_kv_token_new() (hex of 16 random bytes). */
+#define MG_KV_TOKEN_LEN 32
+/** Longest lease token the lease and fence calls accept. */
+#define MG_KV_TOKEN_MAX 128
+
+/**
+ * Draw a random token (MG_KV_TOKEN_LEN hex characters, getrandom) into
+ * @p buf of @p size >= MG_KV_TOKEN_LEN + 1 bytes: a lease token or an
+ * epoch. 0, -EINVAL (buffer too small), -EIO (no random bytes; errno says why).
+ */
+int mg_kv_token_new(char *buf, size_t size);
+
+/**
+ * Fence every later write of @p w with the lease @p lease_key holding
+ * @p token (both copied), or, with @p token NULL, write unfenced again (as
+ * meshgatectl kv does). Flushes the queue first: on a flush error that
+ * error is returned and the fence is unchanged. 0, -EINVAL (empty key or
+ * token, token longer than MG_KV_TOKEN_MAX, key longer than MG_KV_KEY_MAX),
+ * or the flush's error.
+ */
+int mg_kv_writer_set_fence(struct mg_kv_writer *w, const char *lease_key, const char *token,
+                           struct mg_error *err);
+
+/**
+ * Acquire the lease @p lease_key for @p token with a TTL of @p ttl_ms
+ * (FCALL mg_lease_acquire: SET NX PX, or a renewal when it holds @p token
+ * already). @return 1 held by @p token now; 0 held by another token, then
+ * written to @p holder (of @p holder_size bytes, truncated; NULL: not
+ * wanted) with its remaining TTL in *@p pttl_ms (-1: it has none, set by
+ * hand; NULL: not wanted); < 0 error. On 1, @p holder is @p token and
+ * *@p pttl_ms @p ttl_ms.
+ */
+int mg_kv_lease_acquire(struct mg_kv_writer *w, const char *lease_key, const char *token,
+                        unsigned ttl_ms, char *holder, size_t holder_size, int64_t *pttl_ms,
+                        struct mg_error *err);
+/**
+ * Renew the lease for @p ttl_ms more if it holds @p token (FCALL
+ * mg_lease_renew). 1 renewed, 0 lost (lapsed or held by another: stop
+ * writing, the fenced writes are refused anyway), < 0 error (the lease
+ * may still be held: retry before a third of the TTL is left).
+ */
+int mg_kv_lease_renew(struct mg_kv_writer *w, const char *lease_key, const char *token,
+                      unsigned ttl_ms, struct mg_error *err);
+/** Delete the lease if it holds @p token (FCALL mg_lease_release): 1, 0 not held, < 0. */
+int mg_kv_lease_release(struct mg_kv_writer *w, const char *lease_key, const char *token,
+                        struct mg_error *err);
+
+/**
+ * SET @p key to @p value with PX @p px_ms (0: no expiry), not logged: for
+ * canaries, heartbeats, the removal marker. Through FCALL mg_fset when the
+ * writer is fenced, a plain SET otherwise. 0 or < 0 (-ESTALE: lease lost,
+ * nothing written).
+ */
+int mg_kv_writer_set_plain(struct mg_kv_writer *w, const char *key, const char *value,
+                           unsigned px_ms, struct mg_error *err);
+/**
+ * DEL the @p n keys @p keys, not logged: for canaries, a log stream, an
+ * epoch, the removal marker. Through FCALL mg_fdel when the writer is
+ * fenced, a plain DEL otherwise, in calls of at most MG_KV_BATCH_MAX keys
+ * (each call atomic; a refusal of a later call leaves the earlier ones
+ * done). @return how many of the keys existed, or < 0 (-ESTALE: lease
+ * lost).
+ */
+int mg_kv_writer_del_plain(struct mg_kv_writer *w, const char *const *keys, size_t n,
+                           struct mg_error *err);
+
+/** The current time as RFC 3339 in UTC ("2026-01-02T03:04:05Z") into @p buf: its length, or < 0. */
+int mg_kv_time_now(char *buf, size_t size);
 
 #endif /* MG_KVSTORE_H */

@@ -8,7 +8,10 @@ directory, with no persistence, loads the project's Function library
 delete changes the key and appends exactly one log entry (op, key, value)
 in the same call; unchanged puts and deletes of missing keys write and log
 nothing; the epoch is created once and renewed when the log is recreated;
-the log is trimmed with MAXLEN ~; bad calls are refused without a write.
+the log is trimmed with MAXLEN ~; bad calls are refused without a write;
+the lease is taken, renewed and released, and the fenced functions refuse
+a token the lease does not hold before writing anything; the library
+replaces its previous version (tests/integration/kv/meshgate-v1.lua).
 Prints PASS/FAIL lines "kv/<name>"; exits non-zero on any failure.
 """
 import argparse
@@ -226,6 +229,120 @@ def test_batch(r):
     batch([("put", ka, "a4"), ("put", kb, "b4")], token="btok3")
     result("batch_epoch_renewed", r.cli("GET", epoch) == "btok3" and r.cli("XLEN", log) == "2",
            r.cli("GET", epoch))
+
+
+def test_lease(r):
+    """The lease functions and the fenced writes (mg_fbatch, mg_fset, mg_fdel, mg_fepoch)."""
+    lease, log, epoch = "meshgate/replicator/lease", "meshgate/log/f1", "meshgate/epoch/f1"
+    ka, kb = "cilium/cache/identities/v1/f1/id/601", "cilium/cache/identities/v1/f1/id/602"
+
+    out = r.cli("FCALL", "mg_lease_acquire", "1", lease, "tokA", "5000").split("\n")
+    result("lease_acquire", out == ["1", "tokA", "5000"] and r.cli("GET", lease) == "tokA"
+           and 0 < int(r.cli("PTTL", lease)) <= 5000, out)
+    out = r.cli("FCALL", "mg_lease_acquire", "1", lease, "tokB", "5000").split("\n")
+    result("lease_acquire_held", out[:2] == ["0", "tokA"] and 0 < int(out[2]) <= 5000, out)
+    out = r.cli("FCALL", "mg_lease_acquire", "1", lease, "tokA", "9000").split("\n")
+    result("lease_acquire_renews", out == ["1", "tokA", "9000"]
+           and int(r.cli("PTTL", lease)) > 5000, out)
+    result("lease_renew_other", r.cli("FCALL", "mg_lease_renew", "1", lease, "tokB", "100") == "0"
+           and int(r.cli("PTTL", lease)) > 5000)
+    result("lease_renew", r.cli("FCALL", "mg_lease_renew", "1", lease, "tokA", "20000") == "1"
+           and int(r.cli("PTTL", lease)) > 10000)
+    for name, args, want in (
+            ("acquire_ttl_0", ["mg_lease_acquire", "1", lease, "t", "0"], "ttl_ms"),
+            ("acquire_ttl_text", ["mg_lease_acquire", "1", lease, "t", "1e3"], "ttl_ms"),
+            ("acquire_no_token", ["mg_lease_acquire", "1", lease, "", "100"], "usage"),
+            ("renew_no_ttl", ["mg_lease_renew", "1", lease, "tokA"], "usage"),
+            ("release_two_keys", ["mg_lease_release", "2", lease, "x", "tokA"], "usage")):
+        out = r.cli("FCALL", *args)
+        result(f"lease_refused_{name}", want in out and r.cli("GET", lease) == "tokA", out)
+
+    def fbatch(token, changes):
+        keys = [k for _, k, _ in changes]
+        args = [token, "1000", "etok"]
+        for op, _, v in changes:
+            args += [op, v]
+        return r.cli("FCALL", "mg_fbatch", str(3 + len(keys)), lease, log, epoch, *keys, *args)
+
+    out = fbatch("tokA", [("put", ka, "a"), ("put", kb, "b"), ("put", ka, "a")])
+    result("fbatch", out.split() == ["1", "1", "0"] and r.cli("GET", ka) == "a"
+           and xrange(r, log) == [("put", ka, "a"), ("put", kb, "b")]
+           and r.cli("GET", epoch) == "etok", out)
+    out = fbatch("tokB", [("del", ka, ""), ("put", kb, "new")])
+    want = f"FENCED mg_fbatch: lease {lease} is not held by this writer"
+    result("fbatch_fenced", out.strip() == want
+           and r.cli("GET", ka) == "a" and r.cli("GET", kb) == "b" and r.cli("XLEN", log) == "2",
+           out)
+    # Refused before anything is read: even a batch that would fail otherwise.
+    out = fbatch("tokB", [("bad", ka, "")])
+    result("fbatch_fenced_first", out.startswith("FENCED"), out)
+    out = fbatch("tokA", [("bad", ka, "")])
+    result("fbatch_checks_as_batch", "mg_fbatch: op 1 must be put or del" in out, out)
+    out = r.cli("FCALL", "mg_fbatch", "3", lease, log, epoch, "tokA", "1000", "t")
+    result("fbatch_usage", "usage" in out and r.cli("XLEN", log) == "2", out)
+
+    out = r.cli("FCALL", "mg_fset", "3", lease, "s/1", "s/2", "tokA", "0", "x", "y")
+    result("fset", out == "2" and r.cli("GET", "s/2") == "y" and r.cli("PTTL", "s/1") == "-1"
+           and r.cli("XLEN", log) == "2", out)
+    out = r.cli("FCALL", "mg_fset", "2", lease, "s/3", "tokA", "60000", "z")
+    result("fset_px", out == "1" and 50000 < int(r.cli("PTTL", "s/3")) <= 60000, out)
+    out = r.cli("FCALL", "mg_fset", "2", lease, "s/1", "tokB", "0", "changed")
+    result("fset_fenced", out.startswith("FENCED mg_fset") and r.cli("GET", "s/1") == "x", out)
+    out = r.cli("FCALL", "mg_fset", "2", lease, "s/1", "tokA", "-5", "changed")
+    result("fset_bad_px", "px_ms" in out and r.cli("GET", "s/1") == "x", out)
+    out = r.cli("FCALL", "mg_fdel", "3", lease, "s/1", "s/9", "tokB")
+    result("fdel_fenced", out.startswith("FENCED mg_fdel") and r.cli("EXISTS", "s/1") == "1",
+           out)
+    out = r.cli("FCALL", "mg_fdel", "4", lease, "s/1", "s/2", "s/9", "tokA")
+    result("fdel", out == "2" and r.cli("EXISTS", "s/1", "s/2") == "0", out)
+    out = r.cli("FCALL", "mg_fepoch", "2", lease, "meshgate/epoch/f2", "tokB", "e2")
+    result("fepoch_fenced", out.startswith("FENCED mg_fepoch")
+           and r.cli("EXISTS", "meshgate/epoch/f2") == "0", out)
+    out = r.cli("FCALL", "mg_fepoch", "2", lease, "meshgate/epoch/f2", "tokA", "e2")
+    result("fepoch", out == "e2", out)
+
+    result("lease_release_other",
+           r.cli("FCALL", "mg_lease_release", "1", lease, "tokB") == "0"
+           and r.cli("GET", lease) == "tokA")
+    result("lease_release", r.cli("FCALL", "mg_lease_release", "1", lease, "tokA") == "1"
+           and r.cli("EXISTS", lease) == "0")
+    # No lease at all: every fenced write is refused.
+    out = fbatch("tokA", [("put", ka, "after")])
+    result("fbatch_no_lease", out.startswith("FENCED") and r.cli("GET", ka) == "a", out)
+    # A lapsed lease is no lease: PX 1, then wait (polling) until it is gone.
+    r.cli("FCALL", "mg_lease_acquire", "1", lease, "tokC", "1")
+    deadline = time.time() + 5
+    while r.cli("EXISTS", lease) != "0" and time.time() < deadline:
+        time.sleep(0.005)
+    out = fbatch("tokC", [("put", ka, "after")])
+    result("fbatch_lapsed", out.startswith("FENCED") and r.cli("GET", ka) == "a", out)
+    out = r.cli("FCALL", "mg_lease_acquire", "1", lease, "tokB", "5000").split("\n")
+    result("lease_acquire_after_lapse", out == ["1", "tokB", "5000"], out)
+
+
+def test_upgrade(server, cli):
+    """FUNCTION LOAD REPLACE of this library over the previous one (without the lease)."""
+    r = Redis(server, cli)
+    try:
+        old = open(os.path.join(KV, "meshgate-v1.lua")).read()
+        out = r.cli("-x", "FUNCTION", "LOAD", stdin=old)
+        key, log = "cilium/cache/identities/v1/u/id/256", "meshgate/log/u"
+        r.cli("FCALL", "mg_put", "2", key, log, "k8s:a=b;", "1000")
+        ok = out == "meshgate" and "mg_fbatch" not in r.cli("FUNCTION", "LIST")
+        out = r.cli("-x", "FUNCTION", "LOAD", stdin=open(LIB).read())
+        result("upgrade_needs_replace", "already exists" in out, out)
+        out = r.cli("-x", "FUNCTION", "LOAD", "REPLACE", stdin=open(LIB).read())
+        lib = r.cli("FUNCTION", "LIST", "LIBRARYNAME", "meshgate")
+        names = ("mg_put", "mg_del", "mg_batch", "mg_epoch", "mg_lease_acquire",
+                 "mg_lease_renew", "mg_lease_release", "mg_fbatch", "mg_fset", "mg_fdel",
+                 "mg_fepoch")
+        result("upgrade_replace", ok and out == "meshgate" and all(n in lib for n in names),
+               out + lib)
+        out = r.cli("FCALL", "mg_put", "2", key, log, "k8s:a=c;", "1000")
+        result("upgrade_old_calls", out == "1" and r.cli("XLEN", log) == "2"
+               and r.cli("GET", key) == "k8s:a=c;", out)
+    finally:
+        r.stop()
 
 
 KV = os.path.join(ROOT, "tests", "integration", "kv")
@@ -563,8 +680,10 @@ def main():
     r = Redis(a.redis_server, a.redis_cli)
     try:
         test_functions(r)
+        test_lease(r)
     finally:
         r.stop()
+    test_upgrade(a.redis_server, a.redis_cli)
     if a.meshgatectl:
         r = Redis(a.redis_server, a.redis_cli)
         try:

@@ -3,6 +3,7 @@
 # redis-server): starts redis-server on a free loopback port in a temporary
 # directory without persistence, and a second one (the failover test makes
 # the first a replica of it, then promotes it), runs the program, stops them.
+# Also runs gateway_sync_test and kvlease_test, which take the same arguments.
 # Usage: kvsync_test.sh <path/to/kvsync_test>
 set -u
 prog=${1:?usage: kvsync_test.sh <kvsync_test binary>}

@@ -148,6 +148,11 @@ test_other_keys(void)
 	CU_ASSERT_STRING_EQUAL(buf, "meshgate/log/c1");
 	CU_ASSERT(mg_kv_epoch_key(buf, sizeof(buf), "c1") > 0);
 	CU_ASSERT_STRING_EQUAL(buf, "meshgate/epoch/c1");
+	CU_ASSERT(mg_kv_removed_key(buf, sizeof(buf), "c1") > 0);
+	CU_ASSERT_STRING_EQUAL(buf, "meshgate/removed/c1");
+	CU_ASSERT(mg_kv_heartbeat_key(buf, sizeof(buf), "c1") > 0);
+	CU_ASSERT_STRING_EQUAL(buf, "meshgate/heartbeat/c1");
+	CU_ASSERT_EQUAL(mg_kv_heartbeat_key(buf, sizeof(buf), "-c1"), -EINVAL);
 	CU_ASSERT_EQUAL(mg_kv_cluster_config_key(buf, sizeof(buf), "C1"), -EINVAL);
 	CU_ASSERT_EQUAL(mg_kv_synced_key(buf, sizeof(buf), "c1", ""), -EINVAL);
 	CU_ASSERT_EQUAL(mg_kv_log_key(buf, sizeof(buf), NULL), -EINVAL);
