@@ -115,7 +115,7 @@ etcd_unary(struct mg_etcd *e, const char *path, const char *method, const Protob
 
 	*resp = NULL;
 	unsigned long seq0 = etcd_log_seq();
-	rc = etcd_channel_ready(e, method, err);
+	rc = etcd_channel_ready(e, method, false, seq0, err);
 	if (rc < 0)
 		return rc;
 	unsigned gen = e->ch_gen;

@@ -39,9 +39,13 @@ gpr_timespec etcd_deadline(unsigned ms);
 
 /**
  * The channel of @p e, made if needed, and connected (or failed) within
- * the connect timeout. 0, or <0 with @p err set ("etcd <method>: ...").
+ * the connect timeout. A failed connection is an error only when
+ * @p need_ready (a stream); a unary call gets gRPC's reason itself.
+ * @p seq0: etcd_log_seq() at the start of the operation. 0, or <0 with
+ * @p err set ("etcd <method>: ...").
  */
-int etcd_channel_ready(struct mg_etcd *e, const char *method, struct mg_error *err);
+int etcd_channel_ready(struct mg_etcd *e, const char *method, bool need_ready, unsigned long seq0,
+                       struct mg_error *err);
 
 /**
  * Forget channel number @p gen (if still current) after a failure that

@@ -356,8 +356,10 @@ channel_make(struct mg_etcd *e)
 	 * Keepalive pings only while a call is open: etcd's server refuses
 	 * pings without streams (GOAWAY too_many_pings). Pings go on without
 	 * data frames (an idle watch), and no faster than keepalive_ms.
-	 * Reconnection backoff is short and bounded (the caller backs off);
-	 * the connect deadline is the connect timeout. No proxy from the
+	 * Reconnection backoff is short and bounded (the caller backs off).
+	 * gRPC's connect deadline (the "min reconnect backoff") is a second
+	 * past ours, so that a hung handshake ends in our DEADLINE_EXCEEDED
+	 * with a clear message, not in a race between the two. No proxy from the
 	 * environment, no retries behind the caller's back, and a subchannel
 	 * pool of its own: two mg_etcd never share a connection.
 	 */
@@ -369,7 +371,7 @@ channel_make(struct mg_etcd *e)
 	        int_arg(GRPC_ARG_HTTP2_MIN_SENT_PING_INTERVAL_WITHOUT_DATA_MS,
 	                (int)e->keepalive_ms),
 	        int_arg(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, (int)e->max_recv),
-	        int_arg(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, (int)e->connect_timeout_ms),
+	        int_arg(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, (int)e->connect_timeout_ms + 1000),
 	        int_arg(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 500),
 	        int_arg(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000),
 	        int_arg(GRPC_ARG_ENABLE_RETRIES, 0),
@@ -406,17 +408,34 @@ etcd_channel_drop(struct mg_etcd *e, unsigned gen)
 }
 
 int
-etcd_channel_ready(struct mg_etcd *e, const char *method, struct mg_error *err)
+etcd_channel_ready(struct mg_etcd *e, const char *method, bool need_ready, unsigned long seq0,
+                   struct mg_error *err)
 {
+	char msg[400];
+
 	if (e->ch == NULL && channel_make(e) < 0)
 		return etcd_local_fail(e, method, -ENOMEM, err, "cannot make a gRPC channel");
 	gpr_timespec deadline = etcd_deadline(e->connect_timeout_ms);
 	for (;;) {
 		grpc_connectivity_state st = grpc_channel_check_connectivity_state(e->ch, 1);
-		/* Connected, or failed: a failed channel fails the call at
-		 * once, with gRPC's reason in the status details. */
-		if (st == GRPC_CHANNEL_READY || st == GRPC_CHANNEL_TRANSIENT_FAILURE)
+		if (st == GRPC_CHANNEL_READY)
 			return 0;
+		/* A failed channel fails a unary call at once, with gRPC's
+		 * reason in the status details; a stream would only fail
+		 * later, so it is failed here. */
+		if (st == GRPC_CHANNEL_TRANSIENT_FAILURE && !need_ready)
+			return 0;
+		if (st == GRPC_CHANNEL_TRANSIENT_FAILURE) {
+			int n = snprintf(msg, sizeof(msg), "no connection to %s",
+			                 e->endpoints[e->cur]);
+			if (etcd_log_seq() != seq0 && n > 0 && (size_t)n < sizeof(msg)) {
+				char last[256];
+				mg_etcd_grpc_last_log(last, sizeof(last));
+				snprintf(msg + n, sizeof(msg) - (size_t)n, "; gRPC log: %s", last);
+			}
+			return etcd_status_fail(e, e->ch_gen, method, GRPC_STATUS_UNAVAILABLE, msg,
+			                        err);
+		}
 		if (st == GRPC_CHANNEL_SHUTDOWN)
 			break;
 		if (gpr_time_cmp(gpr_now(GPR_CLOCK_MONOTONIC), deadline) >= 0)
@@ -425,7 +444,6 @@ etcd_channel_ready(struct mg_etcd *e, const char *method, struct mg_error *err)
 		grpc_completion_queue_pluck(e->cq, &etcd_tag_conn,
 		                            gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
 	}
-	char msg[200];
 	snprintf(msg, sizeof(msg), "no connection to %s within %u ms (connect timeout)",
 	         e->endpoints[e->cur], e->connect_timeout_ms);
 	return etcd_status_fail(e, e->ch_gen, method, GRPC_STATUS_DEADLINE_EXCEEDED, msg, err);

@@ -130,7 +130,7 @@ mg_etcd_watch_open(struct mg_etcd *e, struct mg_etcd_watch **wp, struct mg_error
 
 	*wp = NULL;
 	unsigned long seq0 = etcd_log_seq();
-	rc = etcd_channel_ready(e, "Watch", err);
+	rc = etcd_channel_ready(e, "Watch", true, seq0, err);
 	if (rc < 0)
 		return rc;
 	w = calloc(1, sizeof(*w));
