@@ -214,7 +214,9 @@ int mg_etcd_watch_open(struct mg_etcd *e, struct mg_etcd_watch **w, struct mg_er
  * empty responses now and then (every 10 min on 3.4) with the current
  * revision; @p prev_kv: events carry the previous value (not exposed
  * here, costs etcd a read). Returns once the request is sent (within the
- * unary timeout); the `created` response comes through _next.
+ * unary timeout); the `created` response comes through _next. A range the
+ * user may not read gets one response with both `created` and `canceled`,
+ * watch_id -1 and a cancel_reason saying "permission denied".
  * 0, -ETIMEDOUT, or the stream's end (status in @p err).
  */
 int mg_etcd_watch_create(struct mg_etcd_watch *w, const char *key, size_t klen, const char *end,
