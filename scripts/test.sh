@@ -10,7 +10,8 @@
 # program and fuzz-corpus replay that meson knows; the integration tests
 # (the daemon on pcap ports, its /metrics and DPDK telemetry, meshgatectl
 # offline and against a scripted server, Redis import and sync against
-# redis-servers the tests start, the policy conformance suite); and the
+# redis-servers the tests start, the etcd client against an etcd with TLS
+# and auth, the policy conformance suite); and the
 # network-namespace end-to-end tests (real TCP/ICMP through the daemon
 # with static and with Redis-only identities, every online command
 # against the live daemon, the control socket against hostile clients
@@ -236,6 +237,10 @@ if want integration; then
 		"$BUILD/tests/gateway_sync_test"
 	run_prog integration/gateway-sync "san:" "$TIMEOUT" env "${SAN_ENV[@]}" \
 		bash tests/integration/kvsync_test.sh "$BUILD_SAN/tests/gateway_sync_test"
+	# lib/etcd against an etcd 3.4 with TLS, client certificates and auth
+	run_prog integration/etcd "" "$TIMEOUT" bash tests/integration/etcd_test.sh "$BUILD/tests/etcd_test"
+	run_prog integration/etcd "san:" "$TIMEOUT" env "${SAN_ENV[@]}" \
+		bash tests/integration/etcd_test.sh "$BUILD_SAN/tests/etcd_test"
 	run_prog integration/kvd "" "$TIMEOUT" "$PY" tests/integration/kvd_test.py \
 		--meshgate "$BUILD/app/meshgate/meshgate" --meshgatectl "$BUILD/app/meshgatectl/meshgatectl"
 	# a cluster's lifecycle in the daemon: removal marker, reload, lost data
