@@ -273,7 +273,6 @@ mg_kv_writer_exists(struct mg_kv_writer *w, const char *key, struct mg_error *er
 int
 mg_kv_writer_set_cluster(struct mg_kv_writer *w, const char *cluster, struct mg_error *err)
 {
-	uint8_t rnd[16];
 	if (cluster == NULL || !mg_kv_cluster_name_valid(cluster)) {
 		mg_error_set(err, NULL, 0, 0, "invalid cluster name '%s'", cluster ? cluster : "");
 		return -EINVAL;
@@ -283,12 +282,10 @@ mg_kv_writer_set_cluster(struct mg_kv_writer *w, const char *cluster, struct mg_
 	int rc = mg_kv_writer_flush(w, err);
 	if (rc < 0)
 		return rc;
-	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+	if (mg_kv_token_new(w->token, sizeof(w->token)) < 0) {
 		mg_error_set(err, NULL, 0, 0, "getrandom: %s", strerror(errno));
 		return -EIO;
 	}
-	for (unsigned i = 0; i < 16; i++)
-		snprintf(w->token + 2 * i, 3, "%02x", rnd[i]);
 	snprintf(w->cluster, sizeof(w->cluster), "%s", cluster);
 	mg_kv_log_key(w->log, sizeof(w->log), cluster);
 	mg_kv_epoch_key(w->epoch, sizeof(w->epoch), cluster);
