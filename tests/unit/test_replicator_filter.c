@@ -901,6 +901,7 @@ struct mesh {
 	struct mg_rep_filter *f;
 	struct mg_rep_filter_info info;
 	bool dlc;
+	size_t oracle_diff; /* identities the filter and the selectors disagree on */
 };
 
 static int
@@ -975,7 +976,8 @@ mesh_build(struct mesh *m)
 	/* the filter keeps exactly what some selector of the gateway selects */
 	CU_ASSERT_EQUAL(mg_policy_set_selectors(m->set, m->all, m->dlc, mesh_oracle, m), 0);
 	for (unsigned i = 0; i < MESH_N; i++)
-		CU_ASSERT_EQUAL(m->keep[i], m->selected[i]);
+		m->oracle_diff += m->keep[i] != m->selected[i];
+	CU_ASSERT_EQUAL(m->oracle_diff, 0);
 }
 
 static void
