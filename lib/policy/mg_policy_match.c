@@ -16,10 +16,150 @@
 #include "policy_priv.h"
 
 struct mg_policy_matcher {
-	struct pol_plan *pl;
+	struct pol_plan *pl; /* its distinct selectors (drep) */
 	bool dlc;
 	struct mg_policy_matcher_info info;
+	/*
+	 * The index: every distinct selector is filed under keys made of the
+	 * labels it requires (In), so that an identity is matched only against
+	 * the selectors filed under its own labels: "n<ns>" (namespace only),
+	 * "N<ns>\0<key>\0<value>" (namespace and one more label), or
+	 * "A<key>\0<value>" (a label, no namespace); the few with no In
+	 * requirement are always candidates. The namespace comes first because
+	 * implicit scoping gives it to every CNP subject and unqualified peer,
+	 * so that identities of namespaces no policy names have no candidates.
+	 */
+	struct itab idx;
+	struct plan_cand *cand; /* per key of idx */
+	size_t capcand;
+	uint32_t *always;
+	size_t nalways;
 };
+
+#define MAX_KEYS_PER_SEL 64 /* past this many (value) combinations, one dimension only */
+
+static bool
+is_ns_req(const struct sel_req *r)
+{
+	return r->op == SEL_IN && (r->source == NULL || streq(r->source, "k8s")) &&
+	       streq(r->key, POL_NS_KEY);
+}
+
+/* Build "<tag><a>[\0<b>[\0<c>]]" into *buf (grown as needed); its length, or 0 on ENOMEM. */
+static size_t
+make_key(char **buf, size_t *cap, char tag, const char *a, const char *b, const char *c)
+{
+	size_t la = strlen(a), lb = b ? strlen(b) + 1 : 0, lc = c ? strlen(c) + 1 : 0;
+	size_t len = 1 + la + lb + lc;
+	char *p;
+
+	if (len > *cap) {
+		p = realloc(*buf, len);
+		if (p == NULL)
+			return 0;
+		*buf = p;
+		*cap = len;
+	}
+	p = *buf;
+	*p++ = tag;
+	memcpy(p, a, la);
+	p += la;
+	if (b != NULL) {
+		*p++ = '\0';
+		memcpy(p, b, lb - 1);
+		p += lb - 1;
+	}
+	if (c != NULL) {
+		*p++ = '\0';
+		memcpy(p, c, lc - 1);
+	}
+	return len;
+}
+
+/* File distinct selector @p d under key @p key. 0 or -ENOMEM. */
+static int
+file_under(struct mg_policy_matcher *m, const char *key, size_t len, uint32_t d)
+{
+	struct plan_cand *c;
+	uint32_t a;
+	bool isnew;
+
+	if (len == 0 || pol_itab_intern(&m->idx, key, len, &a, &isnew))
+		return -ENOMEM;
+	if (a >= m->capcand) {
+		size_t cap = m->capcand ? 2 * m->capcand : 64;
+
+		c = realloc(m->cand, cap * sizeof(*c));
+		if (c == NULL)
+			return -ENOMEM;
+		memset(c + m->capcand, 0, (cap - m->capcand) * sizeof(*c));
+		m->cand = c;
+		m->capcand = cap;
+	}
+	c = &m->cand[a];
+	if (c->n > 0 && c->v[c->n - 1] == d)
+		return 0; /* a value listed twice */
+	if (mg_grow(&c->v, &c->cap, c->n, sizeof(*c->v), 4))
+		return -ENOMEM;
+	c->v[c->n++] = d;
+	return 0;
+}
+
+/* File selector @p d under the keys of its namespace and one other In requirement. */
+static int
+index_selector(struct mg_policy_matcher *m, uint32_t d, char **buf, size_t *cap)
+{
+	const struct selector *sel = m->pl->drep[d];
+	const struct sel_req *ns = NULL, *other = NULL;
+	int rc = 0;
+
+	for (size_t i = 0; i < sel->nreq; i++) {
+		const struct sel_req *r = &sel->req[i];
+
+		if (r->op != SEL_IN || r->nvals == 0)
+			continue;
+		if (is_ns_req(r) && (ns == NULL || r->nvals < ns->nvals))
+			ns = r;
+		else if (!is_ns_req(r) && (other == NULL || r->nvals < other->nvals))
+			other = r;
+	}
+	if (ns != NULL && other != NULL && ns->nvals * other->nvals > MAX_KEYS_PER_SEL)
+		other = NULL;
+	if (ns == NULL && other == NULL) {
+		m->always[m->nalways++] = d;
+		return 0;
+	}
+	for (size_t i = 0; rc == 0 && i < (ns ? ns->nvals : 1); i++)
+		for (size_t j = 0; rc == 0 && j < (other ? other->nvals : 1); j++) {
+			size_t len;
+
+			if (ns != NULL && other != NULL)
+				len = make_key(buf, cap, 'N', ns->vals[i], other->key,
+				               other->vals[j]);
+			else if (ns != NULL)
+				len = make_key(buf, cap, 'n', ns->vals[i], NULL, NULL);
+			else
+				len = make_key(buf, cap, 'A', other->key, other->vals[j], NULL);
+			rc = file_under(m, *buf, len, d);
+		}
+	return rc;
+}
+
+static int
+build_index(struct mg_policy_matcher *m)
+{
+	char *buf = NULL;
+	size_t cap = 0;
+	int rc = 0;
+
+	m->always = calloc(m->pl->nd ? m->pl->nd : 1, sizeof(*m->always));
+	if (m->always == NULL)
+		return -ENOMEM;
+	for (size_t d = 0; rc == 0 && d < m->pl->nd; d++)
+		rc = index_selector(m, (uint32_t)d, &buf, &cap);
+	free(buf);
+	return rc;
+}
 
 /* Does selector @p sel select a world identity, or CIDR identities? */
 static bool
@@ -90,6 +230,11 @@ mg_policy_matcher_create(const struct mg_policy_set *s, bool default_local_clust
 			m->info.world = selects_world(sel, m->dlc);
 	}
 	m->info.named_any_peer = named_any_peer(s);
+	if (build_index(m) != 0) {
+		mg_policy_matcher_free(m);
+		errno = ENOMEM;
+		return NULL;
+	}
 	return m;
 }
 
@@ -98,6 +243,11 @@ mg_policy_matcher_free(struct mg_policy_matcher *m)
 {
 	if (m == NULL)
 		return;
+	for (size_t i = 0; m->cand != NULL && i < m->idx.n; i++)
+		free(m->cand[i].v);
+	free(m->cand);
+	pol_itab_free(&m->idx);
+	free(m->always);
 	pol_plan_put(m->pl);
 	free(m);
 }
@@ -108,43 +258,85 @@ mg_policy_matcher_info(const struct mg_policy_matcher *m, struct mg_policy_match
 	*out = m->info;
 }
 
-/* Do the selectors filed under label @p l's key=value include one that selects @p ls? */
+/* Does a candidate filed under @p key (NULL: out of memory) select @p ls? */
 static bool
-anchored_match(const struct mg_policy_matcher *m, const struct mg_label *l,
-               const struct mg_labels *ls)
+candidates_match(const struct mg_policy_matcher *m, const char *key, size_t len,
+                 const struct mg_labels *ls)
 {
-	const struct pol_plan *pl = m->pl;
-	size_t kl = strlen(l->key), vl = strlen(l->value);
-	char buf[1024], *key = buf;
 	int64_t a;
 
-	if (kl + vl + 1 > sizeof(buf)) {
-		key = malloc(kl + vl + 1);
-		if (key == NULL)
-			return true;
-	}
-	memcpy(key, l->key, kl);
-	key[kl] = '\0';
-	memcpy(key + kl + 1, l->value, vl);
-	a = pol_itab_find(&pl->anchors, key, kl + vl + 1);
-	if (key != buf)
-		free(key);
-	for (size_t j = 0; a >= 0 && j < pl->cand[a].n; j++)
-		if (pol_sel_match(pl->drep[pl->cand[a].v[j]], ls, m->dlc))
+	if (key == NULL)
+		return true; /* the safe answer */
+	a = pol_itab_find(&m->idx, key, len);
+	for (size_t j = 0; a >= 0 && j < m->cand[a].n; j++)
+		if (pol_sel_match(m->pl->drep[m->cand[a].v[j]], ls, m->dlc))
 			return true;
 	return false;
+}
+
+/* As make_key(), into @p stack when it fits, else into a new *@p heap. */
+static const char *
+lookup_key(char *stack, size_t size, char **heap, char tag, const char *a, const char *b,
+           const char *c, size_t *len)
+{
+	size_t need = 1 + strlen(a) + (b ? strlen(b) + 1 : 0) + (c ? strlen(c) + 1 : 0);
+	char *buf = stack;
+	size_t cap = size;
+
+	if (need > size) {
+		buf = NULL;
+		cap = 0;
+	}
+	*len = make_key(&buf, &cap, tag, a, b, c);
+	if (buf != stack)
+		*heap = buf;
+	return *len ? buf : NULL;
+}
+
+/* The candidates filed under "n<ns>" and "N<ns>..." for one namespace label value @p ns. */
+static bool
+ns_match(const struct mg_policy_matcher *m, const char *ns, const struct mg_labels *ls)
+{
+	char stack[512], *heap = NULL;
+	const char *key;
+	size_t len;
+	bool hit;
+
+	key = lookup_key(stack, sizeof(stack), &heap, 'n', ns, NULL, NULL, &len);
+	hit = candidates_match(m, key, len, ls);
+	free(heap);
+	for (size_t i = 0; !hit && i < ls->n; i++) {
+		heap = NULL;
+		key = lookup_key(stack, sizeof(stack), &heap, 'N', ns, ls->v[i].key, ls->v[i].value,
+		                 &len);
+		hit = candidates_match(m, key, len, ls);
+		free(heap);
+	}
+	return hit;
 }
 
 bool
 mg_policy_matcher_any(const struct mg_policy_matcher *m, const struct mg_labels *ls)
 {
-	const struct pol_plan *pl = m->pl;
+	char stack[512], *heap;
+	const char *key;
+	size_t len;
+	bool hit;
 
-	for (size_t i = 0; i < pl->nalways; i++)
-		if (pol_sel_match(pl->drep[pl->always[i]], ls, m->dlc))
+	for (size_t i = 0; i < m->nalways; i++)
+		if (pol_sel_match(m->pl->drep[m->always[i]], ls, m->dlc))
 			return true;
-	for (size_t i = 0; i < ls->n; i++)
-		if (anchored_match(m, &ls->v[i], ls))
+	for (size_t i = 0; i < ls->n; i++) {
+		const struct mg_label *l = &ls->v[i];
+
+		if (streq(l->key, POL_NS_KEY) && ns_match(m, l->value, ls))
 			return true;
+		heap = NULL;
+		key = lookup_key(stack, sizeof(stack), &heap, 'A', l->key, l->value, NULL, &len);
+		hit = candidates_match(m, key, len, ls);
+		free(heap);
+		if (hit)
+			return true;
+	}
 	return false;
 }
