@@ -200,10 +200,12 @@ void mg_policy_matcher_free(struct mg_policy_matcher *m);
 
 /**
  * Does some selector of the set select an identity with labels @p ls?
- * Cost: the selectors with no `In` requirement, plus those filed under
- * one of @p ls's key=value pairs (not every selector). Allocation-free
- * for labels up to 1 KiB; thread-safe (the matcher is not written). On an
- * allocation failure it answers true, the safe answer for a filter.
+ * Cost: a few hash lookups on @p ls's labels (each selector is filed under
+ * its namespace and one more label it requires) and the selectors filed
+ * there, plus the few that require no label; not every selector.
+ * Allocation-free for labels up to 512 bytes; thread-safe (the matcher is
+ * not written). On an allocation failure it answers true, the safe answer
+ * for a filter.
  */
 bool mg_policy_matcher_any(const struct mg_policy_matcher *m, const struct mg_labels *ls);
 

@@ -98,7 +98,7 @@ struct mg_rep_filter_config {
 int mg_rep_filter_config_parse(const struct mg_yaml_node *map, const char *base_dir,
                                struct mg_rep_filter_config *out, struct mg_error *err);
 
-/** Free what @p c holds and zero it. */
+/** Free what @p c holds and reset it to the empty config (no filter). */
 void mg_rep_filter_config_clear(struct mg_rep_filter_config *c);
 
 struct mg_rep_filter;
