@@ -35,6 +35,7 @@
 #include "bench_ipcache.h"
 #include "bench_kvsync.h"
 #include "bench_policy.h"
+#include "bench_repfilter.h"
 #include "mg_config.h"
 #include "mg_datapath.h"
 #include "mg_identity.h"
@@ -851,7 +852,9 @@ usage(FILE *out)
 	        "       meshgate-bench policy [--identities N] [--policies A,B,C] [--adds N] "
 	        "[--acl-identities N] ... (policy --help)\n"
 	        "       meshgate-bench kvsync [--redis-port P] [--entries N[,N...]]\n"
-	        "       meshgate-bench ipcache [--entries N[,N...]] ... (ipcache --help)\n");
+	        "       meshgate-bench ipcache [--entries N[,N...]] ... (ipcache --help)\n"
+	        "       meshgate-bench replicator-filter [--clusters N] [--endpoints N] ... "
+	        "(replicator-filter --help)\n");
 }
 
 int
@@ -882,6 +885,8 @@ main(int argc, char **argv)
 		return mg_bench_kvsync(argc - 1, argv + 1);
 	if (strcmp(cmd, "ipcache") == 0)
 		return mg_bench_ipcache(argc - 1, argv + 1);
+	if (strcmp(cmd, "replicator-filter") == 0)
+		return mg_bench_repfilter(argc - 1, argv + 1);
 	optind = 2;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {

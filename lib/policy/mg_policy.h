@@ -156,6 +156,61 @@ int mg_policy_icmp_type(uint8_t family, const char *name, bool nocase, uint8_t *
 /** The name Cilium gives ICMP type @p type of @p family ("EchoRequest"), or NULL. */
 const char *mg_policy_icmp_name(uint8_t family, uint8_t type);
 
+/* ---- selection: which identities the set can select at all ---- */
+
+/**
+ * A read-only index over the distinct selectors of a set (subjects and
+ * endpoint peers after implicit namespace / cluster scoping, entities and
+ * CIDR rules, of allow and deny entries alike), answering one question
+ * cheaply: does any of them select an identity with these labels? An
+ * identity no selector selects gets the same classes, and so the same
+ * verdicts, as any other such identity with the same named ports: the
+ * policies cannot tell it apart. (For meshgate-replicator's filter, which
+ * writes only the identities the gateways' policies can tell apart.)
+ */
+struct mg_policy_matcher;
+
+/** What a matcher found while it was built. */
+struct mg_policy_matcher_info {
+	size_t selectors; /**< distinct selectors */
+	/** Some selector has no requirement and no cluster scope (entity `all`): it selects every identity. */
+	bool all;
+	/**
+	 * Some selector selects a world identity (2, 9, 10) or CIDR identities
+	 * (entities `world`, `all`, fromCIDR/toCIDR, CIDR sets). A gateway sees
+	 * an address it has no ipcache entry for as such an identity.
+	 */
+	bool world;
+	/**
+	 * Some entry has a named port and no L3 field (`toPorts` alone): it
+	 * applies to every peer, whose own named ports decide, selected or not.
+	 */
+	bool named_any_peer;
+};
+
+/**
+ * The matcher of @p s under @p default_local_cluster (as the gateway
+ * compiles with). It refers to @p s, which must outlive it and not change.
+ * @return the matcher, or NULL with errno set (ENOMEM).
+ */
+struct mg_policy_matcher *mg_policy_matcher_create(const struct mg_policy_set *s,
+                                                   bool default_local_cluster);
+
+void mg_policy_matcher_free(struct mg_policy_matcher *m);
+
+/**
+ * Does some selector of the set select an identity with labels @p ls?
+ * Cost: a few hash lookups on @p ls's labels (each selector is filed under
+ * its namespace and one more label it requires) and the selectors filed
+ * there, plus the few that require no label; not every selector.
+ * Allocation-free for labels up to 512 bytes; thread-safe (the matcher is
+ * not written). On an allocation failure it answers true, the safe answer
+ * for a filter.
+ */
+bool mg_policy_matcher_any(const struct mg_policy_matcher *m, const struct mg_labels *ls);
+
+void mg_policy_matcher_info(const struct mg_policy_matcher *m, struct mg_policy_matcher_info *out);
+
 /* ---- compiling ---- */
 
 struct mg_policy_params {
