@@ -167,11 +167,25 @@ text_rep_troubleshoot(const json_t *r)
 				const json_t *st = json_object_get(p, steps[s]);
 				if (st == NULL || json_is_null(st))
 					continue;
-				printf("    %s: %s\n", steps[s], jf(st, "summary"));
+				if (!json_is_true(json_object_get(st, "ok")))
+					printf("    %s: FAILED: %s\n", steps[s], jf(st, "error"));
+				else if (s == 0)
+					printf("    dns: ok\n");
+				else if (s == 1)
+					printf("    tcp: connected to %s\n", jf(st, "address"));
+				else
+					printf("    tls: %s %s, server name %s, client certificate %s\n",
+					       jf(st, "version"), jf(st, "cipher"),
+					       json_is_true(json_object_get(st, "server_name_ok")) ? "ok"
+					                                                           : "WRONG",
+					       json_is_true(json_object_get(st, "client_accepted"))
+					               ? "accepted"
+					               : "REFUSED");
 			}
-			cert_line("trusted CA", json_object_get(p, "ca"));
-			cert_line("client certificate", json_object_get(p, "client"));
-			cert_line("server certificate", json_object_get(p, "server"));
+			const json_t *certs = json_object_get(p, "certificates");
+			cert_line("trusted CA", json_object_get(certs, "trusted_ca"));
+			cert_line("client certificate", json_object_get(certs, "client"));
+			cert_line("server certificate", json_object_get(certs, "server"));
 		}
 		etcd_lines(json_object_get(c, "etcd"));
 	}

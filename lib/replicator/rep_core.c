@@ -60,7 +60,7 @@ refusal(struct rep_cluster *cl, enum rep_refuse_reason r, int p, const char *key
 	struct rep_refusal *f = &cl->refusals[cl->refusal_next];
 	cl->refused[r]++;
 	rep_redis_key(cl, p, key, f->key, sizeof(f->key));
-	snprintf(f->why, sizeof(f->why), "%s", why);
+	snprintf(f->why, sizeof(f->why), "%.159s", why);
 	f->at = rep_wall_ms();
 	cl->refusal_next = (cl->refusal_next + 1) % REP_REFUSALS_KEPT;
 	if (cl->n_refusals < REP_REFUSALS_KEPT)
@@ -115,7 +115,7 @@ check_identity(struct mg_replicator *r, struct rep_cluster *cl, struct rep_ent *
 	}
 	e->id = id;
 	if (mg_kv_identity_value_decode(e->val, e->vlen, &ls, &err) < 0) {
-		snprintf(why, size, "%s", err.msg);
+		snprintf(why, size, "%.199s", err.msg);
 		return REP_R_PARSE + 1;
 	}
 	int rc = 0;
@@ -160,7 +160,7 @@ check_ip(struct mg_replicator *r, struct rep_cluster *cl, struct rep_ent *e, cha
 	if (mg_kv_ip_pair_decode(e->val, e->vlen, &pair, &err) < 0) {
 		if (id_zero(e->val, e->vlen))
 			return -1;
-		snprintf(why, size, "%s", err.msg);
+		snprintf(why, size, "%.199s", err.msg);
 		return REP_R_PARSE + 1;
 	}
 	uint32_t id = pair.prefix.identity;
@@ -468,7 +468,7 @@ add_or_update(struct mg_replicator *r, const char *name, const char *path,
 			MG_ERR("replicator: %s: out of memory", name);
 			return;
 		}
-		snprintf(cl->name, sizeof(cl->name), "%s", name);
+		snprintf(cl->name, sizeof(cl->name), "%.32s", name);
 		for (int p = 0; p < REP_NPREFIX; p++)
 			rep_map_init(&cl->map[p]);
 		r->cl[r->n_cl++] = cl;
@@ -484,7 +484,7 @@ add_or_update(struct mg_replicator *r, const char *name, const char *path,
 	}
 	cl->present = true;
 	cl->file_sig = sig;
-	snprintf(cl->file, sizeof(cl->file), "%s", path);
+	snprintf(cl->file, sizeof(cl->file), "%.511s", path);
 	start_source(r, cl, e);
 }
 
@@ -630,7 +630,7 @@ mg_replicator_create(const struct mg_rep_config *c, struct mg_error *err)
 	for (int i = 0; i < 16; i++)
 		snprintf(r->token + 2 * i, 3, "%02x", rnd[i]);
 	if (c->filter != NULL) {
-		r->filter = mg_rep_filter_create(c->filter, c->cluster_mode, err);
+		r->filter = mg_rep_filter_create(c->filter, err);
 		if (r->filter == NULL) {
 			mg_replicator_free(r);
 			return NULL;

@@ -36,6 +36,19 @@ all_need_full(struct mg_replicator *r)
 	}
 }
 
+/* A new token for the next tenure: writes of the lost one stay refused. */
+static void
+new_token(struct mg_replicator *r)
+{
+	struct mg_error err = {{0}};
+	char t[sizeof(r->token)];
+	if (mg_kv_token_new(t, sizeof(t)) < 0)
+		return;
+	snprintf(r->token, sizeof(r->token), "%s", t);
+	if (r->w != NULL && mg_kv_writer_set_fence(r->w, MG_REP_LEASE_KEY, r->token, &err) < 0)
+		MG_WARN("replicator: %s", err.msg);
+}
+
 void
 rep_redis_lost(struct mg_replicator *r, int rc, const struct mg_error *err)
 {
@@ -45,8 +58,11 @@ rep_redis_lost(struct mg_replicator *r, int rc, const struct mg_error *err)
 			MG_WARN("replicator: a write was refused, the lease is another replica's: %s",
 			        err->msg);
 		r->fenced++;
-		r->holder = false;
-		r->lease_lost++;
+		if (r->holder) {
+			r->holder = false;
+			r->lease_lost++;
+			new_token(r);
+		}
 		r->lease_next = 0;
 		return;
 	}
@@ -129,6 +145,7 @@ rep_lease_tick(struct mg_replicator *r)
 		/* Not renewed for a whole TTL (this process was paused): it may be gone. */
 		r->holder = false;
 		r->lease_expired++;
+		new_token(r);
 		MG_WARN("replicator: the lease was not renewed for %u ms: it may have lapsed",
 		        c->lease_ttl_ms);
 	}
@@ -145,6 +162,7 @@ rep_lease_tick(struct mg_replicator *r)
 		}
 		r->holder = false;
 		r->lease_lost++;
+		new_token(r);
 		MG_WARN("replicator: the lease is lost (expired, taken or gone)");
 	}
 	int64_t pttl = 0;

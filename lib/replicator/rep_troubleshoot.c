@@ -160,7 +160,7 @@ collect(const struct mg_rep_config *c, const char *only, struct check **out, siz
 		if (only != NULL && strcmp(only, de->d_name) != 0)
 			continue;
 		struct check *k = &v[*n];
-		snprintf(k->name, sizeof(k->name), "%s", de->d_name);
+		snprintf(k->name, sizeof(k->name), "%.32s", de->d_name);
 		snprintf(k->path, sizeof(k->path), "%s/%s", c->config_dir, de->d_name);
 		if (stat(k->path, &st) < 0 || !S_ISREG(st.st_mode))
 			continue;
