@@ -195,7 +195,9 @@ ip_kept(const struct mg_replicator *r, const struct rep_cluster *cl, uint32_t id
 static bool
 writable(const struct mg_replicator *r, const struct rep_cluster *cl)
 {
-	return r->holder && r->w != NULL && cl->cfg_ok && !cl->draining && !cl->need_full;
+	/* Also while a full resync is pending: each change is etcd's truth when
+	 * it arrives; the diff at the end of the list fixes the rest. */
+	return r->holder && r->w != NULL && cl->cfg_ok && !cl->draining;
 }
 
 static void
