@@ -151,6 +151,14 @@ mg_kv_removed_key(char *buf, size_t size, const char *cluster)
 	return kv_fmt(buf, size, MG_KV_REMOVED "/%s", cluster);
 }
 
+int
+mg_kv_heartbeat_key(char *buf, size_t size, const char *cluster)
+{
+	if (!mg_kv_cluster_name_valid(cluster))
+		return -EINVAL;
+	return kv_fmt(buf, size, MG_KV_HEARTBEAT "/%s", cluster);
+}
+
 /*
  * Strip "<base>/" (and, for the cache scope, "<cluster>/") from key.
  * Returns the rest or NULL.
@@ -224,6 +232,22 @@ kvm_parse_addr(const char *s, struct mg_ipcache_entry *e)
 			return -EINVAL;
 		e->family = KV_AF_INET6;
 		e->plen = 128;
+	}
+	return 0;
+}
+
+int
+kvm_parse_value_addr(const char *s, struct mg_ipcache_entry *e)
+{
+	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+	if (kvm_parse_addr(s, e) < 0)
+		return -EINVAL;
+	if (e->family == KV_AF_INET6 && memcmp(e->addr, mapped, sizeof(mapped)) == 0) {
+		memmove(e->addr, e->addr + 12, 4);
+		memset(e->addr + 4, 0, 12);
+		e->family = KV_AF_INET;
+		e->plen = 32;
 	}
 	return 0;
 }
