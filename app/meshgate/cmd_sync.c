@@ -66,8 +66,9 @@ kv_cluster_json(const struct mg_kv_sync_stats *ks)
 	if (o == NULL)
 		return NULL;
 	json_object_set_new(o, "rejected",
-	                    json_pack("{s:I, s:I, s:I, s:I}", "range", (json_int_t)ks->rejected_range,
-	                              "parse", (json_int_t)ks->rejected_parse, "cluster",
+	                    json_pack("{s:I, s:I, s:I, s:I}", "range",
+	                              (json_int_t)ks->rejected_range, "parse",
+	                              (json_int_t)ks->rejected_parse, "cluster",
 	                              (json_int_t)ks->rejected_cluster, "heartbeat",
 	                              (json_int_t)ks->heartbeat_invalid));
 	json_object_set_new(o, "skipped",

@@ -396,8 +396,8 @@ text_sync_status(const json_t *r)
 		snprintf(skipped, sizeof(skipped), "%s",
 		         jf(json_object_get(v, "skipped"), "no_identity"));
 		tbl_row(&t, jf(v, "name"), jf(v, "full_syncs"), resyncs, rejected, skipped,
-		        jf(v, "named_ports_dropped"), jf(v, "conflicts"), jf(v, "mass_delete_refusals"),
-		        jf(v, "disconnects"));
+		        jf(v, "named_ports_dropped"), jf(v, "conflicts"),
+		        jf(v, "mass_delete_refusals"), jf(v, "disconnects"));
 	}
 	rc = tbl_done(&t, stdout);
 	/* What is wrong, in words: stale since when and why, removals due. */

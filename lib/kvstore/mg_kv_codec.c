@@ -235,8 +235,7 @@ mg_kv_time_parse(const char *s, size_t len, int64_t *unix_s)
 	int y, mo, d, h, mi, sec, oh = 0, om = 0, sign = 0;
 	size_t i = 19;
 
-	if (len < 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' ||
-	    s[16] != ':')
+	if (len < 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':')
 		return -EINVAL;
 	y = kv_digits(s, 4);
 	mo = kv_digits(s + 5, 2);

@@ -150,8 +150,9 @@ kv_port_fields(const char *where, json_t *jn, json_t *port, json_t *proto, const
 			return -EINVAL;
 		}
 		/* A NUL inside is no IANA service name: dropped, as Go's check would. */
-		*name = strlen(json_string_value(jn)) == json_string_length(jn) ? json_string_value(jn)
-		                                                                : "-";
+		*name = strlen(json_string_value(jn)) == json_string_length(jn)
+		                ? json_string_value(jn)
+		                : "-";
 	}
 	if (port != NULL && !json_is_null(port)) {
 		if (!json_is_integer(port) || json_integer_value(port) < 0 ||
@@ -196,7 +197,8 @@ kv_add_port(struct mg_kv_ip_pair *p, size_t *cap, const char *name, json_int_t p
 		return 0;
 	}
 	for (size_t i = 0; name[i]; i++)
-		np.name[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] - 'A' + 'a' : name[i]);
+		np.name[i] =
+		        (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] - 'A' + 'a' : name[i]);
 	np.port = (uint16_t)port;
 	for (size_t i = 0; i < p->n_named_ports; i++) {
 		if (strcmp(p->named_ports[i].name, np.name) == 0) {
@@ -238,8 +240,8 @@ kv_decode_ports(json_t *o, struct mg_kv_ip_pair *p, struct mg_error *err)
 				continue;
 			}
 			if (!json_is_object(e)) {
-				mg_error_set(err, NULL, 0, 0, "IPIdentityPair: %s must be an object",
-				             where);
+				mg_error_set(err, NULL, 0, 0,
+				             "IPIdentityPair: %s must be an object", where);
 				return -EINVAL;
 			}
 			rc = kv_port_fields(where, json_object_get(e, "Name"),
@@ -257,8 +259,8 @@ kv_decode_ports(json_t *o, struct mg_kv_ip_pair *p, struct mg_error *err)
 		{
 			snprintf(where, sizeof(where), "NamedPorts \"%.64s\"", name);
 			if (!json_is_object(e)) {
-				mg_error_set(err, NULL, 0, 0, "IPIdentityPair: %s must be an object",
-				             where);
+				mg_error_set(err, NULL, 0, 0,
+				             "IPIdentityPair: %s must be an object", where);
 				return -EINVAL;
 			}
 			rc = kv_port_fields(where, NULL, json_object_get(e, "Port"),

@@ -463,7 +463,8 @@ render_kvstore(const struct mg_metrics_snapshot *s, struct mg_metrics_buf *b)
 	         "service name, port 0, a protocol other than TCP/UDP/SCTP, a repeated name).",
 	         MG_METRICS_COUNTER, offsetof(struct mg_metrics_kvstore, named_ports_dropped)},
 	        {"meshgate_kvstore_heartbeat_timestamp_seconds",
-	         "Unix time of the cluster's replicator heartbeat (meshgate/heartbeat/<cluster>); 0 "
+	         "Unix time of the cluster's replicator heartbeat (meshgate/heartbeat/<cluster>); "
+	         "0 "
 	         "when there is none or it does not parse.",
 	         MG_METRICS_GAUGE, offsetof(struct mg_metrics_kvstore, heartbeat_at)},
 	        {"meshgate_kvstore_removal_timestamp_seconds",

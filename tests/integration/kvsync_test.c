@@ -1643,7 +1643,8 @@ test_cilium_values(void)
 	ip_key(key, "west", "10.1.0.6");
 	put("west", key,
 	    "{\"IP\":\"10.1.0.6\",\"Mask\":null,\"HostIP\":\"\",\"ID\":131080,\"Key\":0,"
-	    "\"Metadata\":\"\",\"NamedPorts\":[{\"Name\":\"HTTP\",\"Port\":80,\"Protocol\":\"TCP\"},"
+	    "\"Metadata\":\"\",\"NamedPorts\":[{\"Name\":\"HTTP\",\"Port\":80,\"Protocol\":\"TCP\"}"
+	    ","
 	    "{\"Name\":\"zero\",\"Port\":0,\"Protocol\":\"TCP\"},{\"Name\":\"ping\",\"Port\":1,"
 	    "\"Protocol\":\"ICMP\"},{\"Name\":\"bad_name\",\"Port\":2,\"Protocol\":\"TCP\"},"
 	    "{\"Name\":\"dns\",\"Port\":53}]}");

@@ -508,7 +508,8 @@ test_cluster_config_cilium(void)
 		bool canaries, cached;
 	} good[] = {
 	        {"{}", 0, 255, false, false},
-	        {"{\"capabilities\":{\"syncedCanaries\":true,\"cached\":true}}", 0, 255, true, true},
+	        {"{\"capabilities\":{\"syncedCanaries\":true,\"cached\":true}}", 0, 255, true,
+	         true},
 	        {"{\"id\":0,\"capabilities\":{\"syncedCanaries\":true}}", 0, 255, true, false},
 	        {"{\"id\":null,\"capabilities\":null}", 0, 255, false, false},
 	        {"{\"id\":5}", 5, 255, false, false},
@@ -597,7 +598,8 @@ test_ip_pair_named_ports_lenient(void)
 	        {"[{\"Name\":\"abcdefghijklmnop\",\"Port\":1,\"Protocol\":\"TCP\"}]", 0, 1, NULL, 0,
 	         0},
 	        {"[{\"Name\":\"a_b\",\"Port\":1,\"Protocol\":\"TCP\"}]", 0, 1, NULL, 0, 0},
-	        {"[null,{\"Name\":\"http\",\"Port\":80,\"Protocol\":\"TCP\"}]", 1, 1, "http", 6, 80},
+	        {"[null,{\"Name\":\"http\",\"Port\":80,\"Protocol\":\"TCP\"}]", 1, 1, "http", 6,
+	         80},
 	        {"[{\"Name\":null,\"Port\":80,\"Protocol\":\"TCP\"}]", 0, 1, NULL, 0, 0},
 	        {"[{\"Port\":80,\"Protocol\":\"TCP\"}]", 0, 1, NULL, 0, 0},
 	        {"[{\"Name\":\"http\",\"Protocol\":\"TCP\"}]", 0, 1, NULL, 0, 0},
@@ -610,8 +612,8 @@ test_ip_pair_named_ports_lenient(void)
 	        {"[{\"Name\":\"a\",\"Port\":1,\"Protocol\":\"TCP\"},"
 	         "{\"Name\":\"A\",\"Port\":2,\"Protocol\":\"UDP\"}]",
 	         1, 1, "a", 17, 2},
-	        {"{\"Http\":{\"Port\":8080},\"bad\":{\"Port\":0,\"Protocol\":\"TCP\"}}", 1, 1, "http",
-	         6, 8080},
+	        {"{\"Http\":{\"Port\":8080},\"bad\":{\"Port\":0,\"Protocol\":\"TCP\"}}", 1, 1,
+	         "http", 6, 8080},
 	};
 	static const char *const whole[] = {
 	        "[{\"Name\":\"a\",\"Port\":70000,\"Protocol\":\"TCP\"}]",
