@@ -66,9 +66,16 @@ kv_cluster_json(const struct mg_kv_sync_stats *ks)
 	if (o == NULL)
 		return NULL;
 	json_object_set_new(o, "rejected",
-	                    json_pack("{s:I, s:I, s:I}", "range", (json_int_t)ks->rejected_range,
-	                              "parse", (json_int_t)ks->rejected_parse, "cluster",
-	                              (json_int_t)ks->rejected_cluster));
+	                    json_pack("{s:I, s:I, s:I, s:I}", "range",
+	                              (json_int_t)ks->rejected_range, "parse",
+	                              (json_int_t)ks->rejected_parse, "cluster",
+	                              (json_int_t)ks->rejected_cluster, "heartbeat",
+	                              (json_int_t)ks->heartbeat_invalid));
+	json_object_set_new(o, "skipped",
+	                    json_pack("{s:I}", "no_identity", (json_int_t)ks->skipped_no_identity));
+	json_object_set_new(o, "named_ports_dropped",
+	                    json_integer((json_int_t)ks->named_ports_dropped));
+	json_object_set_new(o, "heartbeat", time_json(ks->heartbeat_at));
 	json_object_set_new(o, "rejected_range", json_integer((json_int_t)ks->rejected_range));
 	json_object_set_new(o, "rejected_parse", json_integer((json_int_t)ks->rejected_parse));
 	json_object_set_new(o, "conflicts", json_integer((json_int_t)ks->conflicts));

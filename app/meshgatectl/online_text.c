@@ -359,7 +359,7 @@ int
 text_sync_status(const json_t *r)
 {
 	const json_t *v, *rs, *rj;
-	char resyncs[160], rejected[64];
+	char resyncs[160], rejected[96], skipped[32];
 	struct tbl t;
 	size_t i;
 	int rc;
@@ -381,7 +381,8 @@ text_sync_status(const json_t *r)
 	tbl_init(&t, (const char *const[]){"CLUSTER", "FULL-SYNCS",
 	                                   "RESYNCS(epoch/trimmed/replid/reconnect/"
 	                                   "config/operator/repair)",
-	                                   "REJECTED(range/parse/cluster)", "CONFLICTS",
+	                                   "REJECTED(range/parse/cluster/heartbeat)",
+	                                   "SKIPPED(no-identity)", "PORTS-DROPPED", "CONFLICTS",
 	                                   "MASS-DELETE-REFUSALS", "DISCONNECTS", NULL});
 	json_array_foreach(json_object_get(r, "clusters"), i, v)
 	{
@@ -390,10 +391,13 @@ text_sync_status(const json_t *r)
 		snprintf(resyncs, sizeof(resyncs), "%s/%s/%s/%s/%s/%s/%s", jf(rs, "epoch"),
 		         jf(rs, "trimmed"), jf(rs, "replid"), jf(rs, "reconnect"), jf(rs, "config"),
 		         jf(rs, "operator"), jf(rs, "repair"));
-		snprintf(rejected, sizeof(rejected), "%s/%s/%s", jf(rj, "range"), jf(rj, "parse"),
-		         jf(rj, "cluster"));
-		tbl_row(&t, jf(v, "name"), jf(v, "full_syncs"), resyncs, rejected,
-		        jf(v, "conflicts"), jf(v, "mass_delete_refusals"), jf(v, "disconnects"));
+		snprintf(rejected, sizeof(rejected), "%s/%s/%s/%s", jf(rj, "range"),
+		         jf(rj, "parse"), jf(rj, "cluster"), jf(rj, "heartbeat"));
+		snprintf(skipped, sizeof(skipped), "%s",
+		         jf(json_object_get(v, "skipped"), "no_identity"));
+		tbl_row(&t, jf(v, "name"), jf(v, "full_syncs"), resyncs, rejected, skipped,
+		        jf(v, "named_ports_dropped"), jf(v, "conflicts"),
+		        jf(v, "mass_delete_refusals"), jf(v, "disconnects"));
 	}
 	rc = tbl_done(&t, stdout);
 	/* What is wrong, in words: stale since when and why, removals due. */

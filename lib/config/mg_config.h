@@ -96,6 +96,8 @@ struct mg_config {
 	unsigned kv_block_ms;         /**< XREAD BLOCK per poll (100) */
 	/** Seconds a cluster's removal marker must stay before its state goes (180). */
 	unsigned kv_removal_grace;
+	/** Seconds a replicator heartbeat may be old before its cluster is stale; 0: off (180). */
+	unsigned kv_heartbeat_timeout;
 
 	/* conntrack: per worker lcore; hz is set by the data path */
 	struct mg_ct_params ct;

@@ -17,9 +17,16 @@
 
 #include "config_priv.h"
 
-const char *const cfg_keys_kvstore[] = {"redis",         "clusters",      "user",
-                                        "password_file", "sync_timeout",  "max_delete_share",
-                                        "block_ms",      "removal_grace", NULL};
+const char *const cfg_keys_kvstore[] = {"redis",
+                                        "clusters",
+                                        "user",
+                                        "password_file",
+                                        "sync_timeout",
+                                        "max_delete_share",
+                                        "block_ms",
+                                        "removal_grace",
+                                        "heartbeat_timeout",
+                                        NULL};
 const char *const cfg_keys_control[] = {"socket",
                                         "group",
                                         "admin_group",
@@ -51,6 +58,7 @@ cfg_parse_kvstore(struct ctx *x, const struct mg_yaml_node *root)
 	c->kv_max_delete_share = 50;
 	c->kv_block_ms = 100;
 	c->kv_removal_grace = 180;
+	c->kv_heartbeat_timeout = 180;
 	if (kv == NULL || mg_yaml_is_null(kv))
 		return 0;
 	rc = mg_yaml_check_map(kv, "kvstore", keys, x->err);
@@ -130,6 +138,9 @@ cfg_parse_kvstore(struct ctx *x, const struct mg_yaml_node *root)
 	if (rc == 0)
 		rc = cfg_get_uint(x, kv, "removal_grace", "kvstore.removal_grace", 0, 86400,
 		                  &c->kv_removal_grace);
+	if (rc == 0)
+		rc = cfg_get_uint(x, kv, "heartbeat_timeout", "kvstore.heartbeat_timeout", 0, 86400,
+		                  &c->kv_heartbeat_timeout);
 	return rc;
 }
 

@@ -61,6 +61,7 @@ kv_params(const struct mg_config *cfg, struct mg_kv_sync_cluster_params *cl,
 	/* 0 would mean the default (0.5): "no deletion" is a tiny share. */
 	p->max_delete_share = cfg->kv_max_delete_share ? cfg->kv_max_delete_share / 100.0 : 1e-9;
 	p->removal_grace_ms = cfg->kv_removal_grace * 1000u;
+	p->heartbeat_timeout_ms = cfg->kv_heartbeat_timeout * 1000u;
 }
 
 /*

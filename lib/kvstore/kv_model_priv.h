@@ -43,6 +43,9 @@ kvm_full_len(const struct mg_ipcache_entry *e)
 bool kvm_prefix_valid(const struct mg_ipcache_entry *e);
 /* Parse an address literal of either family into e (plen = full). */
 int kvm_parse_addr(const char *s, struct mg_ipcache_entry *e);
+/* As kvm_parse_addr for an IP inside a value: an IPv4-mapped IPv6 literal
+ * (::ffff:a.b.c.d) is the IPv4 address, as Go's net.IP prints it. */
+int kvm_parse_value_addr(const char *s, struct mg_ipcache_entry *e);
 
 /* ---- mg_kv_codec.c ---- */
 
@@ -50,6 +53,13 @@ int kvm_parse_addr(const char *s, struct mg_ipcache_entry *e);
 void kvm_b64_encode(const uint8_t *in, size_t n, char *out);
 /* Decode padded base64 into out (at most cap bytes). Length or -EINVAL. */
 int kvm_b64_decode(const char *s, uint8_t *out, size_t cap);
+/* Cilium's test for a port name (pkg/iana IsSvcName): 1 to 15 characters of
+ * [a-zA-Z0-9-], at least one letter, no '-' at either end, no "--". */
+bool kvm_svc_name(const char *s);
+/* Prefix length of a mask of @n bytes as Go's IPMask.Size reads it (its
+ * leading ones, when all ones come first) into *@plen: 0, or -EINVAL when
+ * not canonical or longer than @family's address. */
+int kvm_mask_len(const uint8_t *m, size_t n, uint8_t family, uint8_t *plen);
 /* Load JSON text strictly: one value, an object, no duplicate keys. */
 json_t *kvm_load_object(const char *what, const char *text, size_t len, struct mg_error *err);
 /* Integer field in [min, max]; a missing one is an error when @required. */

@@ -53,6 +53,11 @@ struct cl {
 	enum mg_kv_resync_cause cause;
 	char cfg_key[MG_KV_KEY_MAX], log_key[MG_KV_KEY_MAX], epoch_key[MG_KV_KEY_MAX];
 	char removed_key[MG_KV_KEY_MAX];
+	/* The replicator's heartbeat: its key, its last value, and whether it
+	 * says the copy may be out of date (too old, or unparsable). */
+	char hb_key[MG_KV_KEY_MAX];
+	char hb_raw[64];
+	bool hb_stale;
 	char cfg[256]; /* the cluster config as last applied, "" when none */
 	/* The config as read by the last verification (vraw), decoded (v*),
 	 * and refused (cfg_why says why) when it cannot be used. */
@@ -156,6 +161,18 @@ wall_s(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (uint64_t)ts.tv_sec;
+}
+
+/*
+ * The copy is followed through the log: not stale, or stale only for
+ * its heartbeat (what Redis has is still applied; the replicator just has
+ * not heard from the cluster).
+ */
+static inline bool
+kvs_tailed(const struct cl *c)
+{
+	return c->synced && !c->need_resync &&
+	       (c->stale == MG_KV_STALE_NONE || c->stale == MG_KV_STALE_HEARTBEAT);
 }
 
 /* ---- mg_kv_sync_tail.c: the connection and the tail ---- */

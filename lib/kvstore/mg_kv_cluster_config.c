@@ -2,11 +2,17 @@
 /*
  * The cluster config (cilium/cluster-config/<cluster>): the cluster id and
  * the capabilities that tell a reader where the data is (cached) and
- * whether to wait for canaries. Missing capabilities read as Cilium 1.14
- * and older wrote them (false, 255 clusters); anything else out of range
- * is refused, since the id decides identity ranges and conflict order.
+ * whether to wait for canaries. Decoded as Go's json.Unmarshal decodes
+ * Cilium's CiliumClusterConfig (every field omitempty): a missing id reads
+ * as 0 (KVStoreMesh up to 1.15 wrote configs without one), missing
+ * capabilities as false and maxConnectedClusters as 255, the numbers as
+ * uint32. Whether such a config is usable (id 0 is not, an id beyond the
+ * gateway's maxConnectedClusters is not) is the reader's decision, as it
+ * is Cilium's (ValidateRemoteConfig, ReserveClusterID): see
+ * mg_kv_sync_verify.c and docs/kvstore.md.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "kv_model_priv.h"
@@ -49,7 +55,7 @@ kv_get_bool(json_t *o, const char *field, bool *out, struct mg_error *err)
 	json_t *v = json_object_get(o, field);
 
 	*out = false;
-	if (v == NULL)
+	if (v == NULL || json_is_null(v))
 		return 0;
 	if (!json_is_boolean(v)) {
 		mg_error_set(err, NULL, 0, 0, "cluster config: \"%s\" must be a boolean", field);
@@ -64,6 +70,7 @@ mg_kv_cluster_config_decode(const char *json, size_t len, struct mg_kv_cluster_c
                             struct mg_error *err)
 {
 	json_int_t id = 0, max = 255;
+	json_t *jid;
 	json_t *o, *caps;
 	int rc = -EINVAL;
 
@@ -79,19 +86,19 @@ mg_kv_cluster_config_decode(const char *json, size_t len, struct mg_kv_cluster_c
 			goto err;
 		}
 		if (kv_get_bool(caps, "syncedCanaries", &c->synced_canaries, err) < 0 ||
-		    kv_get_bool(caps, "cached", &c->cached, err) < 0 ||
-		    kvm_get_int(caps, "cluster config", "maxConnectedClusters", 0, 511, false, &max,
-		                err) < 0)
+		    kv_get_bool(caps, "cached", &c->cached, err) < 0)
+			goto err;
+		if (!json_is_null(json_object_get(caps, "maxConnectedClusters")) &&
+		    kvm_get_int(caps, "cluster config", "maxConnectedClusters", 0, UINT32_MAX,
+		                false, &max, err) < 0)
 			goto err;
 		if (max == 0)
 			max = 255;
-		if (max != 255 && max != 511) {
-			mg_error_set(err, NULL, 0, 0,
-			             "cluster config: maxConnectedClusters must be 255 or 511");
-			goto err;
-		}
 	}
-	if (kvm_get_int(o, "cluster config", "id", 1, max, true, &id, err) < 0)
+	/* Go: a missing or null id leaves 0; the reader refuses it. */
+	jid = json_object_get(o, "id");
+	if (jid != NULL && !json_is_null(jid) &&
+	    kvm_get_int(o, "cluster config", "id", 0, UINT32_MAX, false, &id, err) < 0)
 		goto err;
 	c->id = (unsigned)id;
 	c->max_connected_clusters = (unsigned)max;

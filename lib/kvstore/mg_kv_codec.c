@@ -108,6 +108,49 @@ mg_kv_proto_parse(const char *s, uint8_t *proto)
 	return 0;
 }
 
+bool
+kvm_svc_name(const char *s)
+{
+	size_t n = strlen(s);
+	bool letter = false;
+
+	if (n == 0 || n > 15 || s[0] == '-' || s[n - 1] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+			letter = true;
+		else if (c == '-' && s[i + 1] == '-')
+			return false;
+		else if (!((c >= '0' && c <= '9') || c == '-'))
+			return false;
+	}
+	return letter;
+}
+
+int
+kvm_mask_len(const uint8_t *m, size_t n, uint8_t family, uint8_t *plen)
+{
+	unsigned ones = 0, max = family == 2 ? 32 : 128;
+	bool zero = false;
+
+	for (size_t i = 0; i < n * 8; i++) {
+		bool bit = m[i / 8] & (0x80u >> (i % 8));
+
+		if (bit && zero)
+			return -EINVAL;
+		if (bit)
+			ones++;
+		else
+			zero = true;
+	}
+	if (ones > max)
+		return -EINVAL;
+	*plen = (uint8_t)ones;
+	return 0;
+}
+
 /* ---- strict JSON ---- */
 
 /* Load JSON text strictly: one value, an object, no duplicate keys. */
@@ -154,5 +197,79 @@ kvm_get_int(json_t *o, const char *what, const char *field, json_int_t min, json
 		return -EINVAL;
 	}
 	*out = json_integer_value(v);
+	return 0;
+}
+
+/* ---- RFC 3339 times ---- */
+
+/* @n digits at @s as a number, or -1. */
+static int
+kv_digits(const char *s, unsigned n)
+{
+	int v = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v;
+}
+
+/* Days from 1970-01-01 to y-m-d (proleptic Gregorian). */
+static int64_t
+kv_days(int64_t y, unsigned m, unsigned d)
+{
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	unsigned yoe = (unsigned)(y - era * 400);
+	unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+int
+mg_kv_time_parse(const char *s, size_t len, int64_t *unix_s)
+{
+	static const unsigned mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	int y, mo, d, h, mi, sec, oh = 0, om = 0, sign = 0;
+	size_t i = 19;
+
+	if (len < 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':')
+		return -EINVAL;
+	y = kv_digits(s, 4);
+	mo = kv_digits(s + 5, 2);
+	d = kv_digits(s + 8, 2);
+	h = kv_digits(s + 11, 2);
+	mi = kv_digits(s + 14, 2);
+	sec = kv_digits(s + 17, 2);
+	if (y < 0 || mo < 1 || mo > 12 || d < 1 || d > (int)mdays[mo - 1] || h < 0 || h > 23 ||
+	    mi < 0 || mi > 59 || sec < 0 || sec > 59)
+		return -EINVAL;
+	if (mo == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)))
+		return -EINVAL;
+	if (s[i] == '.') {
+		size_t f = ++i;
+		while (i < len && s[i] >= '0' && s[i] <= '9')
+			i++;
+		if (i == f)
+			return -EINVAL;
+	}
+	if (i < len && s[i] == 'Z') {
+		i++;
+	} else if (i < len && (s[i] == '+' || s[i] == '-') && len - i == 6 && s[i + 3] == ':') {
+		sign = s[i] == '+' ? 1 : -1;
+		oh = kv_digits(s + i + 1, 2);
+		om = kv_digits(s + i + 4, 2);
+		if (oh < 0 || oh > 23 || om < 0 || om > 59)
+			return -EINVAL;
+		i += 6;
+	} else {
+		return -EINVAL;
+	}
+	if (i != len)
+		return -EINVAL;
+	*unix_s = kv_days(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec -
+	          sign * (oh * 3600 + om * 60);
 	return 0;
 }

@@ -155,9 +155,14 @@ kv_fast_port(struct kv_scan *s, struct mg_kv_ip_pair *p, size_t *cap)
 			return 0;
 		seen |= bit;
 	} while (kv_lit(s, ','));
-	if (!kv_lit(s, '}') || seen != 7 || port < 1 || port > 65535 ||
-	    mg_kv_proto_parse(proto, &pr) < 0 || p->n_named_ports >= MG_KV_IP_MAX_NAMED_PORTS)
+	/* Anything the slow path would drop, lower-case or default is its job. */
+	if (!kv_lit(s, '}') || seen != 7 || port < 1 || port > 65535 || !kvm_svc_name(name) ||
+	    proto[0] == '\0' || mg_kv_proto_parse(proto, &pr) < 0 ||
+	    p->n_named_ports >= MG_KV_IP_MAX_NAMED_PORTS)
 		return 0;
+	for (size_t i = 0; name[i]; i++)
+		if (name[i] >= 'A' && name[i] <= 'Z')
+			return 0;
 	for (size_t i = 0; i < p->n_named_ports; i++)
 		if (strcmp(p->named_ports[i].name, name) == 0)
 			return 0;
@@ -269,7 +274,7 @@ kvm_ip_pair_fast(const char *json, size_t len, struct mg_kv_ip_pair *p)
 	if (s.p != s.end || !(seen & KV_F_IP) || !(seen & KV_F_ID) || id < 1 || id > MG_ID_MAX ||
 	    key > 255)
 		goto slow;
-	if (kvm_parse_addr(ip, &p->prefix) < 0)
+	if (kvm_parse_value_addr(ip, &p->prefix) < 0)
 		goto slow;
 	if (!mask_null) {
 		uint8_t m[16];

@@ -3,14 +3,16 @@
  * Cilium's IPIdentityPair, the value of an ipcache key: encoded as Go's
  * JSON writes it (fields in Cilium's order, Mask base64 or null, empty K8s
  * fields and NamedPorts omitted) and decoded strictly with jansson: types,
- * ranges, an address without bits beyond a contiguous mask, duplicate keys
- * or port names, each refused with a message naming the field. Unknown
+ * ranges, an address without bits beyond a contiguous mask, duplicate keys,
+ * each refused with a message naming the field; a named port Cilium's
+ * agent would not use is dropped and counted, the rest kept. Unknown
  * fields are ignored, as Cilium's Go decoder ignores them, so that a newer
  * writer does not break an older reader. Values of the common shape take
  * the fast path of mg_kv_ip_fast.c first, which gives the same results.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -127,50 +129,93 @@ kv_get_str(json_t *o, const char *field, char *buf, size_t size, bool required,
 	return 0;
 }
 
+/*
+ * A NamedPorts entry's fields, decoded as Go decodes Cilium's NamedPort
+ * {Name string, Port uint16, Protocol string}: a wrong type (a number for
+ * Name, a string or 70000 for Port) fails json.Unmarshal, and with it the
+ * whole value; null or a missing field is the zero value. -EINVAL (err
+ * set) or 0.
+ */
 static int
-kv_add_port(struct mg_kv_ip_pair *p, size_t *cap, const char *name, json_t *port, json_t *proto,
-            struct mg_error *err)
+kv_port_fields(const char *where, json_t *jn, json_t *port, json_t *proto, const char **name,
+               json_int_t *num, const char **pr, struct mg_error *err)
 {
-	struct mg_named_port *np;
+	*name = "";
+	*num = 0;
+	*pr = "";
+	if (jn != NULL && !json_is_null(jn)) {
+		if (!json_is_string(jn)) {
+			mg_error_set(err, NULL, 0, 0, "IPIdentityPair: %s: Name must be a string",
+			             where);
+			return -EINVAL;
+		}
+		/* A NUL inside is no IANA service name: dropped, as Go's check would. */
+		*name = strlen(json_string_value(jn)) == json_string_length(jn)
+		                ? json_string_value(jn)
+		                : "-";
+	}
+	if (port != NULL && !json_is_null(port)) {
+		if (!json_is_integer(port) || json_integer_value(port) < 0 ||
+		    json_integer_value(port) > 65535) {
+			mg_error_set(err, NULL, 0, 0,
+			             "IPIdentityPair: %s: Port must be an integer 0-65535", where);
+			return -EINVAL;
+		}
+		*num = json_integer_value(port);
+	}
+	if (proto != NULL && !json_is_null(proto)) {
+		if (!json_is_string(proto)) {
+			mg_error_set(err, NULL, 0, 0,
+			             "IPIdentityPair: %s: Protocol must be a string", where);
+			return -EINVAL;
+		}
+		*pr = strlen(json_string_value(proto)) == json_string_length(proto)
+		              ? json_string_value(proto)
+		              : "?";
+	}
+	return 0;
+}
+
+/*
+ * Add one named port as Cilium's agent does (NamedPortMap.AddPort): a name
+ * that is not an IANA service name, port 0, or a protocol other than TCP,
+ * UDP or SCTP ("" is TCP, as in Kubernetes) drops this port only, and
+ * counts it; the name is lower-cased; a later port of the same name
+ * replaces the earlier one (Cilium's map), which counts as dropped.
+ */
+static int
+kv_add_port(struct mg_kv_ip_pair *p, size_t *cap, const char *name, json_int_t port,
+            const char *proto, struct mg_error *err)
+{
+	struct mg_named_port np;
 	int rc;
 
+	memset(&np, 0, sizeof(np));
+	if (!kvm_svc_name(name) || port == 0 ||
+	    (proto[0] == '\0' ? (np.proto = 6, 0) : mg_kv_proto_parse(proto, &np.proto)) < 0) {
+		p->n_dropped_ports++;
+		return 0;
+	}
+	for (size_t i = 0; name[i]; i++)
+		np.name[i] =
+		        (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] - 'A' + 'a' : name[i]);
+	np.port = (uint16_t)port;
+	for (size_t i = 0; i < p->n_named_ports; i++) {
+		if (strcmp(p->named_ports[i].name, np.name) == 0) {
+			p->named_ports[i] = np;
+			p->n_dropped_ports++;
+			return 0;
+		}
+	}
 	if (p->n_named_ports >= MG_KV_IP_MAX_NAMED_PORTS) {
 		mg_error_set(err, NULL, 0, 0, "IPIdentityPair: more than %d named ports",
 		             MG_KV_IP_MAX_NAMED_PORTS);
 		return -EINVAL;
 	}
-	if (name[0] == '\0' || strlen(name) >= sizeof(np->name)) {
-		mg_error_set(err, NULL, 0, 0, "IPIdentityPair: named port name empty or too long");
-		return -EINVAL;
-	}
-	if (!json_is_integer(port) || json_integer_value(port) < 1 ||
-	    json_integer_value(port) > 65535) {
-		mg_error_set(err, NULL, 0, 0,
-		             "IPIdentityPair: named port \"%s\": Port must be an integer 1-65535",
-		             name);
-		return -EINVAL;
-	}
-	rc = mg_grow(&p->named_ports, cap, p->n_named_ports, sizeof(*np), 4);
+	rc = mg_grow(&p->named_ports, cap, p->n_named_ports, sizeof(np), 4);
 	if (rc < 0)
 		return rc;
-	np = &p->named_ports[p->n_named_ports];
-	memset(np, 0, sizeof(*np));
-	if (!json_is_string(proto) || mg_kv_proto_parse(json_string_value(proto), &np->proto) < 0) {
-		mg_error_set(err, NULL, 0, 0,
-		             "IPIdentityPair: named port \"%s\": Protocol must be TCP, UDP or SCTP",
-		             name);
-		return -EINVAL;
-	}
-	for (size_t i = 0; i < p->n_named_ports; i++) {
-		if (strcmp(p->named_ports[i].name, name) == 0) {
-			mg_error_set(err, NULL, 0, 0, "IPIdentityPair: duplicate named port \"%s\"",
-			             name);
-			return -EINVAL;
-		}
-	}
-	strcpy(np->name, name);
-	np->port = (uint16_t)json_integer_value(port);
-	p->n_named_ports++;
+	p->named_ports[p->n_named_ports++] = np;
 	return 0;
 }
 
@@ -178,7 +223,9 @@ static int
 kv_decode_ports(json_t *o, struct mg_kv_ip_pair *p, struct mg_error *err)
 {
 	json_t *v = json_object_get(o, "NamedPorts"), *e;
-	const char *name;
+	const char *name, *nm, *pr;
+	char where[96];
+	json_int_t num;
 	size_t cap = 0, i;
 	int rc;
 
@@ -187,17 +234,21 @@ kv_decode_ports(json_t *o, struct mg_kv_ip_pair *p, struct mg_error *err)
 	if (json_is_array(v)) {
 		json_array_foreach(v, i, e)
 		{
-			json_t *jn = json_object_get(e, "Name");
-			if (!json_is_object(e) || !json_is_string(jn)) {
-				mg_error_set(
-				        err, NULL, 0, 0,
-				        "IPIdentityPair: NamedPorts[%zu] must be an object with a "
-				        "string \"Name\"",
-				        i);
+			snprintf(where, sizeof(where), "NamedPorts[%zu]", i);
+			if (json_is_null(e)) {
+				p->n_dropped_ports++; /* Go: a zero NamedPort, no name */
+				continue;
+			}
+			if (!json_is_object(e)) {
+				mg_error_set(err, NULL, 0, 0,
+				             "IPIdentityPair: %s must be an object", where);
 				return -EINVAL;
 			}
-			rc = kv_add_port(p, &cap, json_string_value(jn), json_object_get(e, "Port"),
-			                 json_object_get(e, "Protocol"), err);
+			rc = kv_port_fields(where, json_object_get(e, "Name"),
+			                    json_object_get(e, "Port"),
+			                    json_object_get(e, "Protocol"), &nm, &num, &pr, err);
+			if (rc == 0)
+				rc = kv_add_port(p, &cap, nm, num, pr, err);
 			if (rc < 0)
 				return rc;
 		}
@@ -206,14 +257,16 @@ kv_decode_ports(json_t *o, struct mg_kv_ip_pair *p, struct mg_error *err)
 	if (json_is_object(v)) {
 		json_object_foreach(v, name, e)
 		{
+			snprintf(where, sizeof(where), "NamedPorts \"%.64s\"", name);
 			if (!json_is_object(e)) {
 				mg_error_set(err, NULL, 0, 0,
-				             "IPIdentityPair: NamedPorts \"%s\" must be an object",
-				             name);
+				             "IPIdentityPair: %s must be an object", where);
 				return -EINVAL;
 			}
-			rc = kv_add_port(p, &cap, name, json_object_get(e, "Port"),
-			                 json_object_get(e, "Protocol"), err);
+			rc = kv_port_fields(where, NULL, json_object_get(e, "Port"),
+			                    json_object_get(e, "Protocol"), &nm, &num, &pr, err);
+			if (rc == 0)
+				rc = kv_add_port(p, &cap, name, num, pr, err);
 			if (rc < 0)
 				return rc;
 		}
@@ -223,14 +276,21 @@ kv_decode_ports(json_t *o, struct mg_kv_ip_pair *p, struct mg_error *err)
 	return -EINVAL;
 }
 
-/* Mask: null or base64 of a contiguous mask as long as the address. */
+/*
+ * Mask: null (a host route) or base64 of a mask. Cilium names the prefix
+ * IP.String() + "/" + ones of Go's IPMask.Size(), and refuses a value whose
+ * prefix is not its key: so the length of a canonical mask is its leading
+ * ones whatever its byte length (a 16-byte mask of 24 ones is /24 for an
+ * IPv4 address; ::ffff:255.255.255.0 style masks are not canonical, and
+ * 12 bytes of ones then ffffff00 is /120, which no IPv4 key names). A mask
+ * that is not canonical, longer than 16 bytes or longer than the address
+ * is refused (Go would read a non-canonical mask as /0).
+ */
 static int
 kv_decode_mask(json_t *o, struct mg_kv_ip_pair *p, struct mg_error *err)
 {
 	json_t *v = json_object_get(o, "Mask");
-	unsigned alen = p->prefix.family == KV_AF_INET ? 4 : 16, plen = 0;
 	uint8_t mask[16];
-	bool zero = false;
 	int n;
 
 	if (v == NULL || json_is_null(v)) {
@@ -242,24 +302,17 @@ kv_decode_mask(json_t *o, struct mg_kv_ip_pair *p, struct mg_error *err)
 		return -EINVAL;
 	}
 	n = kvm_b64_decode(json_string_value(v), mask, sizeof(mask));
-	if (n < 0 || (unsigned)n != alen) {
+	if (n < 0) {
 		mg_error_set(err, NULL, 0, 0,
-		             "IPIdentityPair: \"Mask\" must be base64 of %u bytes for this address",
-		             alen);
+		             "IPIdentityPair: \"Mask\" must be base64 of at most 16 bytes");
 		return -EINVAL;
 	}
-	for (unsigned i = 0; i < alen * 8; i++) {
-		bool bit = mask[i / 8] & (0x80u >> (i % 8));
-		if (bit && zero) {
-			mg_error_set(err, NULL, 0, 0, "IPIdentityPair: \"Mask\" is not contiguous");
-			return -EINVAL;
-		}
-		if (bit)
-			plen++;
-		else
-			zero = true;
+	if (kvm_mask_len(mask, (size_t)n, p->prefix.family, &p->prefix.plen) < 0) {
+		mg_error_set(err, NULL, 0, 0,
+		             "IPIdentityPair: \"Mask\" is not a contiguous mask of at most %u bits",
+		             p->prefix.family == KV_AF_INET ? 32u : 128u);
+		return -EINVAL;
 	}
-	p->prefix.plen = (uint8_t)plen;
 	p->host_route = false;
 	return 0;
 }
@@ -282,7 +335,7 @@ mg_kv_ip_pair_decode(const char *json, size_t len, struct mg_kv_ip_pair *p, stru
 		return -EINVAL;
 	if (kv_get_str(o, "IP", ip, sizeof(ip), true, err) < 0)
 		goto err;
-	if (kvm_parse_addr(ip, &p->prefix) < 0) {
+	if (kvm_parse_value_addr(ip, &p->prefix) < 0) {
 		mg_error_set(err, NULL, 0, 0, "IPIdentityPair: \"IP\" \"%s\" is not an address",
 		             ip);
 		goto err;
@@ -305,7 +358,9 @@ mg_kv_ip_pair_decode(const char *json, size_t len, struct mg_kv_ip_pair *p, stru
 			goto err;
 		}
 	}
-	if (kvm_get_int(o, "IPIdentityPair", "ID", 1, MG_ID_MAX, true, &id, err) < 0 ||
+	/* ID 0 (or none: Go leaves 0): an endpoint without an identity yet; the reader skips it. */
+	if ((!json_is_null(json_object_get(o, "ID")) &&
+	     kvm_get_int(o, "IPIdentityPair", "ID", 0, MG_ID_MAX, false, &id, err) < 0) ||
 	    kvm_get_int(o, "IPIdentityPair", "Key", 0, 255, false, &key, err) < 0)
 		goto err;
 	p->prefix.identity = (uint32_t)id;

@@ -237,6 +237,22 @@ kvm_parse_addr(const char *s, struct mg_ipcache_entry *e)
 }
 
 int
+kvm_parse_value_addr(const char *s, struct mg_ipcache_entry *e)
+{
+	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+	if (kvm_parse_addr(s, e) < 0)
+		return -EINVAL;
+	if (e->family == KV_AF_INET6 && memcmp(e->addr, mapped, sizeof(mapped)) == 0) {
+		memmove(e->addr, e->addr + 12, 4);
+		memset(e->addr + 4, 0, 12);
+		e->family = KV_AF_INET;
+		e->plen = 32;
+	}
+	return 0;
+}
+
+int
 mg_kv_ip_key_parse(const char *key, enum mg_kv_scope scope, const char *cluster,
                    struct mg_ipcache_entry *e, bool *host_route)
 {

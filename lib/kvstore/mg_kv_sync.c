@@ -36,7 +36,8 @@ mg_kv_stale_reason_name(enum mg_kv_stale_reason r)
 	                                    "config-missing",
 	                                    "config-refused",
 	                                    "canaries-missing",
-	                                    "mass-delete-refused"};
+	                                    "mass-delete-refused",
+	                                    "heartbeat"};
 	_Static_assert(MG_ARRAY_SIZE(names) == MG_KV_STALE_N, "a name per reason");
 	return (unsigned)r < MG_KV_STALE_N ? names[r] : "?";
 }
@@ -99,6 +100,7 @@ cl_init(struct cl *c, const struct mg_kv_sync_cluster_params *cp)
 	mg_kv_log_key(c->log_key, sizeof(c->log_key), c->name);
 	mg_kv_epoch_key(c->epoch_key, sizeof(c->epoch_key), c->name);
 	mg_kv_removed_key(c->removed_key, sizeof(c->removed_key), c->name);
+	mg_kv_heartbeat_key(c->hb_key, sizeof(c->hb_key), c->name);
 }
 
 struct mg_kv_sync *
@@ -429,6 +431,7 @@ mg_kv_sync_reconfigure(struct mg_kv_sync *s, const struct mg_kv_sync_params *p, 
 	norder = NULL;
 	s->p.max_delete_share = p->max_delete_share > 0 ? p->max_delete_share : 0.5;
 	s->p.removal_grace_ms = p->removal_grace_ms;
+	s->p.heartbeat_timeout_ms = p->heartbeat_timeout_ms;
 	s->next_verify_ms = 0; /* new clusters start at the next poll */
 	kvs_sort_order(s);
 	kvs_owners_rebuild(s); /* on failure it falls back to walking the clusters */

@@ -54,6 +54,10 @@
  *     when its removal marker meshgate/removed/<cluster> has been present
  *     for removal_grace_ms (what a replicator draining the cluster
  *     writes); the marker going away before that cancels the removal.
+ *     A replicator heartbeat (meshgate/heartbeat/<cluster>) older than
+ *     heartbeat_timeout_ms, or unparsable, makes the cluster stale with
+ *     reason heartbeat; it is still tailed (nothing is missed, so no
+ *     resync is needed when the heartbeat is fresh again).
  *  7. Validation: a value the kv model decoders refuse, or whose prefix
  *     differs from its key's, is rejected and counted (parse); an
  *     identity of 256 or more outside the cluster's range
@@ -153,6 +157,15 @@ struct mg_kv_sync_params {
 	 * kvstore.removal_grace, as Cilium's KVStoreMesh drain waits.)
 	 */
 	unsigned removal_grace_ms;
+	/**
+	 * A cluster whose replicator heartbeat (meshgate/heartbeat/<cluster>,
+	 * read at every verification) is older than this many ms, or does not
+	 * parse, is stale with reason heartbeat; its copy is kept and still
+	 * tailed. 0: heartbeats are not checked. A cluster without the key is
+	 * never stale for it. (The daemon's default is 180 s,
+	 * kvstore.heartbeat_timeout.)
+	 */
+	unsigned heartbeat_timeout_ms;
 	unsigned read_count; /**< XREAD COUNT per poll (0: 1000) */
 	/**
 	 * Base layer (optional): the daemon's own entry for exactly the prefix
@@ -194,11 +207,14 @@ enum mg_kv_stale_reason {
 	MG_KV_STALE_BAD_CONFIG,   /**< the cluster config is refused (see "Protocol" 1) */
 	MG_KV_STALE_CANARIES,     /**< a resync waits for the synced canaries */
 	MG_KV_STALE_REFUSED,      /**< a resync was refused by the mass-delete guard */
+	/** The replicator's heartbeat is too old or does not parse: the replicator
+	 *  has not heard from the cluster. Still tailed: what Redis has is applied. */
+	MG_KV_STALE_HEARTBEAT,
 	MG_KV_STALE_N,
 };
 
 /** Name of a reason ("", "disconnected", "config-missing", "config-refused",
- *  "canaries-missing", "mass-delete-refused"). */
+ *  "canaries-missing", "mass-delete-refused", "heartbeat"). */
 const char *mg_kv_stale_reason_name(enum mg_kv_stale_reason r);
 
 struct mg_kv_sync_stats {
@@ -228,6 +244,17 @@ struct mg_kv_sync_stats {
 	uint64_t conflicts;
 	/** A named port given two numbers (same protocol) for one identity; see "Named ports". */
 	uint64_t named_port_conflicts;
+	/** ipcache values with ID 0 (an endpoint without identity yet): not applied, and
+	 *  the key's previous entry dropped (docs/kvstore.md, "Validation"). */
+	uint64_t skipped_no_identity;
+	/** NamedPorts entries dropped from values otherwise used (bad name, port 0,
+	 *  unknown protocol, a later duplicate name). */
+	uint64_t named_ports_dropped;
+	/** Heartbeat values (meshgate/heartbeat/<cluster>) that did not parse (each
+	 *  distinct value once). */
+	uint64_t heartbeat_invalid;
+	/** Unix time (s) of the cluster's replicator heartbeat, 0 when there is none. */
+	uint64_t heartbeat_at;
 	uint64_t mass_delete_refusals;
 	uint64_t disconnects; /**< connection losses seen */
 	uint64_t lag_ms;      /**< stream's last id time minus ours, at the last check */

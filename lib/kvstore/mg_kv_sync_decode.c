@@ -98,7 +98,8 @@ cluster_label_check(const struct cl *c, const struct mg_labels *ls, char *why, s
 }
 
 /* 0 valid (d->identity set), -EINVAL unparsable, -ERANGE out of range,
- * -EXDEV another cluster's identity (@why says why), -ENOMEM. */
+ * -EXDEV another cluster's identity (@why says why), -ENOENT an ipcache
+ * entry with ID 0, -ENOMEM. */
 static int
 value_check(struct mg_kv_sync *s, struct cl *c, struct decoded *d, const char *val, size_t len,
             char *why, size_t size)
@@ -123,6 +124,11 @@ value_check(struct mg_kv_sync *s, struct cl *c, struct decoded *d, const char *v
 	if (rc < 0)
 		return rc == -ENOMEM ? rc : -EINVAL;
 	uint32_t id = pair.prefix.identity;
+	if (id == 0) {
+		/* An endpoint without an identity yet: nothing to map it to. */
+		mg_kv_ip_pair_clear(&pair);
+		return -ENOENT;
+	}
 	bool same = pair.prefix.family == d->k.family && pair.prefix.plen == d->k.plen &&
 	            memcmp(pair.prefix.addr, d->k.addr, sizeof(d->k.addr)) == 0;
 	if (!c->local && id == MG_ID_HOST)
@@ -132,6 +138,7 @@ value_check(struct mg_kv_sync *s, struct cl *c, struct decoded *d, const char *v
 		return same ? -ERANGE : -EINVAL;
 	}
 	d->identity = id;
+	c->st.named_ports_dropped += pair.n_dropped_ports;
 	/* The named ports go with the record (at most MG_KV_IP_MAX_NAMED_PORTS). */
 	d->np = pair.named_ports;
 	d->n_np = (uint8_t)pair.n_named_ports;
@@ -158,6 +165,18 @@ kvs_decode_value(struct mg_kv_sync *s, struct cl *c, const char *key, const char
 	if (rc == -EINVAL) {
 		c->st.rejected_parse++;
 		MG_WARN("kv sync: %s: rejected unparsable value of %s", c->name, key);
+		return 0;
+	}
+	if (rc == -ENOENT) {
+		/*
+		 * ID 0: Cilium's agent upserts it over the address's previous
+		 * mapping (IPIdentityWatcher.OnUpdate lets IDs below 256
+		 * through), so the old identity no longer applies to the
+		 * address; the gateway has no identity 0 and drops the key's
+		 * entry instead (the caller does, as for a rejected value).
+		 */
+		c->st.skipped_no_identity++;
+		MG_DEBUG("kv sync: %s: skipped %s: ID 0 (no identity yet)", c->name, key);
 		return 0;
 	}
 	if (rc == -ERANGE) {

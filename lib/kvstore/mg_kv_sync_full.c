@@ -527,7 +527,8 @@ rjob_finish(struct mg_kv_sync *s, struct rjob *j)
 	c->synced = true;
 	c->why[0] = '\0';
 	c->st.full_syncs++;
-	kvs_stale_clear(c);
+	if (c->stale != MG_KV_STALE_HEARTBEAT) /* the heartbeat's own check clears it */
+		kvs_stale_clear(c);
 	rc = 0;
 	goto applied;
 out:

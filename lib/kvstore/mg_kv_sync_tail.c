@@ -31,7 +31,7 @@ kvs_disconnect(struct mg_kv_sync *s)
 	for (size_t i = 0; i < s->n; i++) {
 		struct cl *c = &s->c[i];
 		c->st.disconnects++;
-		if (c->stale == MG_KV_STALE_NONE)
+		if (c->stale == MG_KV_STALE_NONE || c->stale == MG_KV_STALE_HEARTBEAT)
 			kvs_stale_set(c, MG_KV_STALE_DISCONNECTED);
 		if (!c->synced && !c->removed && !c->need_resync) {
 			c->need_resync = true;
@@ -124,7 +124,7 @@ kvs_tail(struct mg_kv_sync *s)
 
 	for (size_t i = 0; i < s->n; i++) {
 		const struct cl *c = &s->c[i];
-		if (c->synced && !c->need_resync && c->stale == MG_KV_STALE_NONE)
+		if (kvs_tailed(c))
 			m++;
 	}
 	if (m == 0) {
@@ -141,7 +141,7 @@ kvs_tail(struct mg_kv_sync *s)
 	m = 0;
 	for (size_t i = 0; i < s->n; i++) {
 		const struct cl *c = &s->c[i];
-		if (c->synced && !c->need_resync && c->stale == MG_KV_STALE_NONE)
+		if (kvs_tailed(c))
 			idx[m++] = i;
 	}
 	snprintf(count, sizeof(count), "%u", s->p.read_count);

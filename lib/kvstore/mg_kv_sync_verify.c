@@ -139,13 +139,34 @@ config_check(const struct mg_kv_sync *s, struct cl *c)
 	c->vid = cfg.id;
 	c->vcached = cfg.cached;
 	c->vcanaries = cfg.synced_canaries;
+	/*
+	 * As Cilium's agents since 1.16 (ValidateRemoteConfig ->
+	 * ValidateClusterID, ReserveClusterID): id 0 is reserved, and an id
+	 * beyond the mesh's size does not exist. Up to 1.15 an agent in its
+	 * default (backward-compatible) mode accepted a config without id and
+	 * synced the cluster without range checks; the gateway needs the id
+	 * for them and for the conflict order.
+	 */
+	if (cfg.id == 0) {
+		snprintf(c->cfg_why, sizeof(c->cfg_why),
+		         "cluster config has no id (0 is reserved; written by KVStoreMesh up to "
+		         "1.15 for a cluster without one)");
+		return;
+	}
+	if (cfg.id > mode_max) {
+		snprintf(c->cfg_why, sizeof(c->cfg_why),
+		         "cluster config says id %u, beyond the %u clusters the gateway runs with",
+		         cfg.id, mode_max);
+		return;
+	}
 	if (c->want_id != 0 && cfg.id != c->want_id) {
 		snprintf(c->cfg_why, sizeof(c->cfg_why),
 		         "cluster config says id %u, the gateway's configuration %u", cfg.id,
 		         c->want_id);
 		return;
 	}
-	if (cfg.max_connected_clusters != mode_max) {
+	/* Cilium compares maxConnectedClusters only when its own is not 255. */
+	if (mode_max != 255 && cfg.max_connected_clusters != mode_max) {
 		snprintf(c->cfg_why, sizeof(c->cfg_why),
 		         "cluster config says maxConnectedClusters %u, the gateway runs with %u",
 		         cfg.max_connected_clusters, mode_max);
@@ -204,8 +225,72 @@ enum {
 	V_EPOCH,
 	V_XINFO,
 	V_MARKER,
+	V_HEARTBEAT,
 	V_N
 };
+
+/*
+ * The replicator's heartbeat of @c (reply @r of GET): note its time, and
+ * whether it says the copy may be out of date. No key: no replicator
+ * writes this cluster (meshgatectl kv import writes none), nothing to
+ * say. A value that does not parse is counted once per distinct value and
+ * taken as stale: a heartbeat the gateway cannot read does not show the
+ * replicator hears from the cluster.
+ */
+static void
+heartbeat_read(const struct mg_kv_sync *s, struct cl *c, const redisReply *r)
+{
+	int64_t t = 0, now = (int64_t)wall_s();
+	char raw[sizeof(c->hb_raw)];
+
+	c->hb_stale = false;
+	if (r->type != REDIS_REPLY_STRING) {
+		c->hb_raw[0] = '\0';
+		c->st.heartbeat_at = 0;
+		return;
+	}
+	snprintf(raw, sizeof(raw), "%.*s", (int)r->len, r->str);
+	if (r->len >= sizeof(raw) || mg_kv_time_parse(r->str, r->len, &t) < 0 || t <= 0) {
+		if (strcmp(raw, c->hb_raw) != 0) {
+			c->st.heartbeat_invalid++;
+			MG_WARN("kv sync: %s: heartbeat %s does not parse as an RFC 3339 time: "
+			        "\"%.40s\"",
+			        c->name, c->hb_key, raw);
+		}
+		snprintf(c->hb_raw, sizeof(c->hb_raw), "%s", raw);
+		c->st.heartbeat_at = 0;
+		c->hb_stale = s->p.heartbeat_timeout_ms > 0;
+		return;
+	}
+	snprintf(c->hb_raw, sizeof(c->hb_raw), "%s", raw);
+	c->st.heartbeat_at = (uint64_t)t;
+	/* A time ahead of ours (clock skew) is fresh. */
+	c->hb_stale = s->p.heartbeat_timeout_ms > 0 &&
+	              (uint64_t)(now > t ? now - t : 0) * 1000u > s->p.heartbeat_timeout_ms;
+}
+
+/*
+ * Mark or clear the heartbeat's stale reason of a synced cluster whose
+ * config is fine. Every other reason comes first (they stop the tail);
+ * when one goes, the next verification puts the heartbeat's back.
+ */
+static void
+heartbeat_apply(struct cl *c)
+{
+	if (c->hb_stale && c->stale == MG_KV_STALE_NONE) {
+		if (c->st.heartbeat_at != 0)
+			snprintf(c->why, sizeof(c->why),
+			         "replicator heartbeat %.60s is %" PRIu64 " s old", c->hb_key,
+			         wall_s() > c->st.heartbeat_at ? wall_s() - c->st.heartbeat_at : 0);
+		else
+			snprintf(c->why, sizeof(c->why),
+			         "replicator heartbeat %.60s does not parse", c->hb_key);
+		kvs_stale_set(c, MG_KV_STALE_HEARTBEAT);
+	} else if (!c->hb_stale && c->stale == MG_KV_STALE_HEARTBEAT) {
+		kvs_stale_clear(c);
+		c->why[0] = '\0';
+	}
+}
 
 /*
  * The removal marker of @c is (@marker) or is not there: start, carry out
@@ -260,6 +345,7 @@ verify_cluster(struct mg_kv_sync *s, struct cl *c, redisReply **r)
 	struct sinfo si;
 	int rc;
 
+	heartbeat_read(s, c, r[V_HEARTBEAT]);
 	rc = marker_check(s, c, r[V_MARKER]->type == REDIS_REPLY_INTEGER && r[V_MARKER]->integer);
 	if (rc < 0)
 		return rc;
@@ -288,8 +374,10 @@ verify_cluster(struct mg_kv_sync *s, struct cl *c, redisReply **r)
 		kvs_mark(c, MG_KV_RESYNC_CONFIG);
 		return 0;
 	}
-	if (c->need_resync)
+	if (c->need_resync) {
+		heartbeat_apply(c);
 		return 0;
+	}
 	const char *epoch = r[V_EPOCH]->type == REDIS_REPLY_STRING ? r[V_EPOCH]->str : "";
 	kvs_stream_info_parse(r[V_XINFO], &si);
 	/*
@@ -307,6 +395,7 @@ verify_cluster(struct mg_kv_sync *s, struct cl *c, redisReply **r)
 		c->st.lag_ms = lm > om ? lm - om : 0;
 	if (!c->need_resync && c->stale == MG_KV_STALE_DISCONNECTED)
 		kvs_stale_clear(c); /* reconnected, and nothing was missed */
+	heartbeat_apply(c);
 	return 0;
 }
 
@@ -335,11 +424,12 @@ kvs_verify(struct mg_kv_sync *s)
 		struct cl *c = &s->c[i];
 		const char *a0[2] = {"GET", c->cfg_key}, *a1[2] = {"GET", c->epoch_key};
 		const char *a2[3] = {"XINFO", "STREAM", c->log_key};
-		const char *a3[2] = {"EXISTS", c->removed_key};
+		const char *a3[2] = {"EXISTS", c->removed_key}, *a4[2] = {"GET", c->hb_key};
 		redisAppendCommandArgv(s->ctx, 2, a0, NULL);
 		redisAppendCommandArgv(s->ctx, 2, a1, NULL);
 		redisAppendCommandArgv(s->ctx, 3, a2, NULL);
 		redisAppendCommandArgv(s->ctx, 2, a3, NULL);
+		redisAppendCommandArgv(s->ctx, 2, a4, NULL);
 	}
 	if (redisGetReply(s->ctx, (void **)&info) != REDIS_OK)
 		goto lost;

@@ -90,8 +90,18 @@ int mg_kv_log_key(char *buf, size_t size, const char *cluster);
 int mg_kv_epoch_key(char *buf, size_t size, const char *cluster);
 /** meshgate/removed/<cluster>: the removal marker (docs/kvstore.md, "Lifecycle"). */
 int mg_kv_removed_key(char *buf, size_t size, const char *cluster);
-/** meshgate/heartbeat/<cluster>: the replicator's heartbeat of that cluster. */
+/** meshgate/heartbeat/<cluster>: RFC 3339 UTC time the replicator last heard from
+ *  the cluster (docs/kvstore.md, "Heartbeat"). */
 int mg_kv_heartbeat_key(char *buf, size_t size, const char *cluster);
+
+/**
+ * Parse an RFC 3339 time of @p len bytes as Go's time.RFC3339 reads it
+ * (what Cilium's canaries and heartbeats and the replicator write):
+ * YYYY-MM-DDTHH:MM:SS, optional fraction of seconds, then Z or +hh:mm /
+ * -hh:mm; fields in range (no leap second 60). *@p unix_s: seconds since
+ * the epoch (fraction dropped). 0 or -EINVAL.
+ */
+int mg_kv_time_parse(const char *s, size_t len, int64_t *unix_s);
 
 /*
  * Key parsers: the inverse of the builders. @p cluster as above. Return 0,
@@ -141,6 +151,8 @@ struct mg_kv_ip_pair {
 	char k8s_pod_name[256];
 	size_t n_named_ports;
 	struct mg_named_port *named_ports;
+	/** NamedPorts entries dropped by the decoder (see mg_kv_ip_pair_decode). */
+	size_t n_dropped_ports;
 };
 
 /** Free the named ports of @p p and zero it. */
@@ -160,12 +172,20 @@ const char *mg_kv_proto_name(uint8_t proto);
 int mg_kv_proto_parse(const char *s, uint8_t *proto);
 
 /**
- * Decode Cilium's JSON of @p len bytes into zeroed @p p. Strict: IP must
- * be an address without host bits beyond Mask, Mask null or a contiguous
- * base64 mask of the address's length, ID an integer 1..MG_ID_MAX, Key
- * 0..255, strings strings, NamedPorts an array of {Name, Port, Protocol}
- * (or the older map name -> {Port, Protocol}). Unknown fields are ignored,
- * as Cilium's own decoder does, for forward compatibility.
+ * Decode Cilium's JSON of @p len bytes into zeroed @p p, as Cilium's agent
+ * reads it (docs/kvstore.md, "ipcache entry"). Strict where Go's
+ * json.Unmarshal fails the whole value: types, ID 0..MG_ID_MAX (0: an
+ * endpoint without identity yet, which a reader skips), Key 0..255, a
+ * named port's Port 0..65535; IP must be an address (::ffff:a.b.c.d is
+ * the IPv4 address) without host bits beyond Mask, Mask null or a
+ * canonical base64 mask (its leading ones are the length, whatever its
+ * byte length, as Go's IPMask.Size). A NamedPorts entry Cilium's agent
+ * would not use (not an IANA service name, port 0, a protocol other than
+ * TCP/UDP/SCTP; "" is TCP) is dropped and counted in n_dropped_ports; names
+ * are lower-cased and a later entry of the same name replaces the earlier
+ * one (also counted). NamedPorts may also be the older map name ->
+ * {Port, Protocol}. Unknown fields are ignored, as Cilium's own decoder
+ * does, for forward compatibility.
  * 0, -EINVAL with @p err set (p cleared), -ENOMEM.
  */
 int mg_kv_ip_pair_decode(const char *json, size_t len, struct mg_kv_ip_pair *p,
@@ -174,16 +194,26 @@ int mg_kv_ip_pair_decode(const char *json, size_t len, struct mg_kv_ip_pair *p,
 /* ---- cluster config ---- */
 
 struct mg_kv_cluster_config {
-	unsigned id; /**< 1..255 (or 511 with maxConnectedClusters 511) */
+	/** As written; 0 when absent (KVStoreMesh up to 1.15 wrote none). The
+	 *  encoder wants 1..255 (1..511 with maxConnectedClusters 511); a
+	 *  reader refuses 0 as Cilium does (docs/kvstore.md, "Cluster config"). */
+	unsigned id;
 	bool synced_canaries;
 	bool cached;
-	unsigned max_connected_clusters; /**< 255 or 511; 0 in input means 255 */
+	/** As written (a uint32); absent or 0 decodes as 255. The encoder wants 255 or 511. */
+	unsigned max_connected_clusters;
 };
 
 /** Encode as {"id":N,"capabilities":{...}}. New string or NULL + errno. */
 char *mg_kv_cluster_config_encode(const struct mg_kv_cluster_config *c);
 
-/** Decode strictly (types, ranges); unknown fields ignored. 0 or -EINVAL/-ENOMEM. */
+/**
+ * Decode as Go's json.Unmarshal decodes Cilium's CiliumClusterConfig:
+ * strict types (numbers are uint32, booleans booleans), every field
+ * optional (null reads as absent), unknown fields ignored. Values are not
+ * range-checked beyond uint32: id 0 (absent) and the id's fit to
+ * maxConnectedClusters are the reader's checks. 0 or -EINVAL/-ENOMEM.
+ */
 int mg_kv_cluster_config_decode(const char *json, size_t len, struct mg_kv_cluster_config *c,
                                 struct mg_error *err);
 

@@ -84,6 +84,10 @@ mg_metrics_snapshot_add_kvstore(struct mg_metrics_snapshot *s, const struct mg_k
 	k->rejected_range = st->rejected_range;
 	k->rejected_parse = st->rejected_parse;
 	k->rejected_cluster = st->rejected_cluster;
+	k->rejected_heartbeat = st->heartbeat_invalid;
+	k->skipped_no_identity = st->skipped_no_identity;
+	k->named_ports_dropped = st->named_ports_dropped;
+	k->heartbeat_at = st->heartbeat_at;
 	k->conflicts = st->conflicts;
 	k->removals = st->removals;
 	k->stale = st->stale;
@@ -510,6 +514,15 @@ render_kvstore(const struct mg_metrics_snapshot *s, struct mg_metrics_buf *b)
 	        {"meshgate_kvstore_stale_since_timestamp_seconds",
 	         "Unix time the cluster's state became stale; 0 while it is not.", MG_METRICS_GAUGE,
 	         offsetof(struct mg_metrics_kvstore, stale_since)},
+	        {"meshgate_kvstore_named_ports_dropped_total",
+	         "NamedPorts entries dropped from ipcache values otherwise used (not an IANA "
+	         "service name, port 0, a protocol other than TCP/UDP/SCTP, a repeated name).",
+	         MG_METRICS_COUNTER, offsetof(struct mg_metrics_kvstore, named_ports_dropped)},
+	        {"meshgate_kvstore_heartbeat_timestamp_seconds",
+	         "Unix time of the cluster's replicator heartbeat (meshgate/heartbeat/<cluster>); "
+	         "0 "
+	         "when there is none or it does not parse.",
+	         MG_METRICS_GAUGE, offsetof(struct mg_metrics_kvstore, heartbeat_at)},
 	        {"meshgate_kvstore_removal_timestamp_seconds",
 	         "Unix time the cluster's state is removed (its removal marker is there); 0 when "
 	         "no removal is due.",
@@ -558,8 +571,9 @@ render_kvstore(const struct mg_metrics_snapshot *s, struct mg_metrics_buf *b)
 			      mg_kv_resync_cause_name((enum mg_kv_resync_cause)c)),
 			    s->kvstore[i].resyncs[c]);
 	FAMILY(b, "kvstore_rejected_total", MG_METRICS_COUNTER,
-	       "Values rejected: identity outside the cluster's range, unparsable, or an identity "
-	       "of another cluster (its cluster label).");
+	       "Values rejected: identity outside the cluster's range, unparsable, an identity "
+	       "of another cluster (its cluster label), or a replicator heartbeat that does not "
+	       "parse.");
 	for (i = 0; i < n; i++) {
 		U64(b, "kvstore_rejected_total",
 		    L("cluster", s->kvstore[i].cluster, "reason", "cluster"),
@@ -570,7 +584,17 @@ render_kvstore(const struct mg_metrics_snapshot *s, struct mg_metrics_buf *b)
 		U64(b, "kvstore_rejected_total",
 		    L("cluster", s->kvstore[i].cluster, "reason", "parse"),
 		    s->kvstore[i].rejected_parse);
+		U64(b, "kvstore_rejected_total",
+		    L("cluster", s->kvstore[i].cluster, "reason", "heartbeat"),
+		    s->kvstore[i].rejected_heartbeat);
 	}
+	FAMILY(b, "kvstore_skipped_total", MG_METRICS_COUNTER,
+	       "Values read but not applied: no-identity, an ipcache entry with ID 0 (an endpoint "
+	       "without an identity yet; the key's previous entry is dropped).");
+	for (i = 0; i < n; i++)
+		U64(b, "kvstore_skipped_total",
+		    L("cluster", s->kvstore[i].cluster, "reason", "no-identity"),
+		    s->kvstore[i].skipped_no_identity);
 	FAMILY(b, "kvstore_lag_seconds", MG_METRICS_GAUGE,
 	       "Time between the log's newest entry and the last one applied, at the last check.");
 	for (i = 0; i < n; i++)

@@ -119,6 +119,10 @@ struct mg_metrics_kvstore {
 	uint64_t rejected_range;
 	uint64_t rejected_parse;
 	uint64_t rejected_cluster;
+	uint64_t rejected_heartbeat;  /**< heartbeat values that did not parse */
+	uint64_t skipped_no_identity; /**< ipcache values with ID 0, not applied */
+	uint64_t named_ports_dropped; /**< NamedPorts entries dropped from used values */
+	uint64_t heartbeat_at;        /**< Unix time of the replicator's heartbeat, 0: none */
 	uint64_t conflicts;
 	uint64_t mass_delete_refusals;
 	uint64_t disconnects;

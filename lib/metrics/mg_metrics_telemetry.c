@@ -399,6 +399,10 @@ kv_dict(const struct out *o, void *d, const struct mg_metrics_kvstore *k)
 	TRY(o->u64(d, "rejected_range", k->rejected_range));
 	TRY(o->u64(d, "rejected_parse", k->rejected_parse));
 	TRY(o->u64(d, "rejected_cluster", k->rejected_cluster));
+	TRY(o->u64(d, "rejected_heartbeat", k->rejected_heartbeat));
+	TRY(o->u64(d, "skipped_no_identity", k->skipped_no_identity));
+	TRY(o->u64(d, "named_ports_dropped", k->named_ports_dropped));
+	TRY(o->u64(d, "heartbeat_at", k->heartbeat_at));
 	TRY(o->u64(d, "stale", k->stale));
 	TRY(o->u64(d, "stale_since", k->stale_since));
 	TRY(o->u64(d, "removing", k->removing));

@@ -181,6 +181,9 @@ struct fx {
 /* Removal grace of the next fx_open, in ms. */
 static unsigned fx_grace = 60000;
 
+/* Heartbeat timeout of the next fx_open, in ms (0: not checked). */
+static unsigned fx_heartbeat;
+
 /* Base layer of the next fx_open (test_base_layer), or NULL. */
 static int (*fx_base)(void *arg, const struct mg_ipcache_entry *prefix,
                       struct mg_ipcache_entry *out);
@@ -201,6 +204,7 @@ fx_open(struct fx *f, double share)
 	        .backoff_max_ms = 200,
 	        .max_delete_share = share,
 	        .removal_grace_ms = fx_grace,
+	        .heartbeat_timeout_ms = fx_heartbeat,
 	        .base = fx_base,
 	};
 	struct mg_ipcache_params ip = {.entries_hint = 1024};
@@ -905,24 +909,40 @@ test_bad_cluster_configs(void)
 	CU_ASSERT_EQUAL(ipc_get(ipc, "10.0.1.1", NULL), 0);
 	mg_kv_sync_free(s);
 
-	/* maxConnectedClusters 511 against a 255 gateway; two state layouts */
+	/*
+	 * maxConnectedClusters 511 against a 255 gateway: Cilium compares it
+	 * only when its own is not 255 (ValidateRemoteConfig), the id must
+	 * fit 255 (ValidateClusterID); two state layouts are refused.
+	 */
 	static const struct mg_kv_sync_cluster_params cls2[] = {
 	        {"east", true, 0}, {"west", false, 0}, {"north", false, 0}};
 	p.clusters = cls2;
 	seed();
 	rcmd("SET cilium/cluster-config/north {\"id\":3,\"capabilities\":{\"cached\":true,"
-	     "\"maxConnectedClusters\":511}}");
+	     "\"syncedCanaries\":true,\"maxConnectedClusters\":511}}");
 	rcmd("SET cilium/cluster-config/west {\"id\":2}");
 	s = mg_kv_sync_create(&p, ids, ipc, &err);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
 	CU_ASSERT_EQUAL(mg_kv_sync_initial(s, 300, NULL, NULL, &err), -ETIMEDOUT);
 	mg_ipcache_commit(ipc);
-	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "maxConnectedClusters 511"));
+	CU_ASSERT_PTR_NULL(strstr(err.msg, "maxConnectedClusters"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "single-cluster layout"));
 	mg_kv_sync_stats(s, 0, &x);
 	CU_ASSERT(!x.synced);
 	mg_kv_sync_stats(s, 1, &x);
 	CU_ASSERT(!x.synced);
+	mg_kv_sync_stats(s, 2, &x);
+	CU_ASSERT(x.synced);
+	mg_kv_sync_free(s);
+	/* An id beyond the mesh's 255 clusters. */
+	seed();
+	rcmd("SET cilium/cluster-config/north {\"id\":300,\"capabilities\":{\"cached\":true,"
+	     "\"maxConnectedClusters\":511}}");
+	s = mg_kv_sync_create(&p, ids, ipc, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_EQUAL(mg_kv_sync_initial(s, 300, NULL, NULL, &err), -ETIMEDOUT);
+	mg_ipcache_commit(ipc);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "id 300, beyond the 255 clusters"));
 	mg_kv_sync_free(s);
 	mg_ipcache_free(ipc);
 	mg_identity_table_free(ids);
@@ -1503,6 +1523,260 @@ test_base_layer(void)
 	fx_close(&f);
 }
 
+/*
+ * A cluster config without id (KVStoreMesh up to 1.15 wrote none), or
+ * "{}", decodes but is refused as Cilium's agents since 1.16 refuse it
+ * (ValidateClusterID: 0 is reserved): not synced, or stale with reason
+ * config-refused keeping its copy; with its id back it is resynced.
+ */
+static void
+test_cluster_config_without_id(void)
+{
+	struct fx f;
+	struct mg_error err;
+	struct mg_kv_sync_stats x;
+
+	seed();
+	rcmd("SET cilium/cluster-config/north {\"capabilities\":{\"syncedCanaries\":true,"
+	     "\"cached\":true,\"maxConnectedClusters\":255}}");
+	fx_open(&f, 0.5);
+	CU_ASSERT_EQUAL(fx_initial(&f, 300, &err), -ETIMEDOUT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "has no id"));
+	x = st(&f, 2);
+	CU_ASSERT(x.present);
+	CU_ASSERT(!x.synced);
+	CU_ASSERT_PTR_NOT_NULL(strstr(x.why, "has no id"));
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.2.0.7", NULL), 0);
+	CU_ASSERT(st(&f, 1).synced);
+	/* With its id it syncs. */
+	cfg("north", 3, true);
+	polls(&f, 5);
+	CU_ASSERT(st(&f, 2).synced);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.2.0.7", NULL), 196700);
+	/* "{}" in its place: refused, the copy kept (fail-static). */
+	rcmd("SET cilium/cluster-config/north {}");
+	polls(&f, 5);
+	x = st(&f, 2);
+	CU_ASSERT(x.stale);
+	CU_ASSERT_EQUAL(x.stale_reason, MG_KV_STALE_BAD_CONFIG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(x.why, "has no id"));
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.2.0.7", NULL), 196700);
+	/* An id 0 written out is the same. */
+	rcmd("SET cilium/cluster-config/north {\"id\":0,\"capabilities\":{\"cached\":true}}");
+	polls(&f, 3);
+	CU_ASSERT_EQUAL(st(&f, 2).stale_reason, MG_KV_STALE_BAD_CONFIG);
+	cfg("north", 3, true);
+	polls(&f, 5);
+	x = st(&f, 2);
+	CU_ASSERT(!x.stale);
+	CU_ASSERT(x.resyncs[MG_KV_RESYNC_CONFIG] >= 1);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.2.0.7", NULL), 196700);
+	fx_close(&f);
+}
+
+/*
+ * An ipcache value with ID 0 (an endpoint without an identity yet) is not
+ * applied and is counted; it replaces what the key held (Cilium's agent
+ * upserts identity 0 over the old mapping): in the full scan, through the
+ * log and at a resync alike.
+ */
+static void
+test_ip_id_zero(void)
+{
+	struct fx f;
+	struct mg_error err;
+	char key[MG_KV_KEY_MAX];
+	static const char zero[] = "{\"IP\":\"10.1.0.5\",\"Mask\":null,\"HostIP\":\"172.18.0.3\","
+	                           "\"ID\":0,\"Key\":0,\"Metadata\":\"\",\"K8sNamespace\":"
+	                           "\"default\",\"K8sPodName\":\"web-1\"}";
+	static const char zero9[] = "{\"IP\":\"10.1.0.9\",\"Mask\":null,\"HostIP\":\"\","
+	                            "\"ID\":0,\"Key\":0,\"Metadata\":\"\"}";
+
+	seed();
+	ip_key(key, "west", "10.1.0.9");
+	put("west", key, zero9);
+	fx_open(&f, 0.5);
+	CU_ASSERT_EQUAL_FATAL(fx_initial(&f, 3000, &err), 0);
+	CU_ASSERT_EQUAL(st(&f, 1).skipped_no_identity, 1);
+	CU_ASSERT_EQUAL(st(&f, 1).rejected_parse, 0);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.9", NULL), 0);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.5", NULL), 131080);
+	/* Through the log: the address's previous mapping goes, nothing else. */
+	ip_key(key, "west", "10.1.0.5");
+	put("west", key, zero);
+	polls(&f, 3);
+	CU_ASSERT_EQUAL(st(&f, 1).skipped_no_identity, 2);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.5", NULL), 0);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "fd00:1::5", NULL), 131080);
+	CU_ASSERT_PTR_NOT_NULL(mg_identity_table_get(f.ids, 131080));
+	/* The identity comes: the entry is applied. */
+	put_ip("west", "10.1.0.5", 131080);
+	polls(&f, 3);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.5", NULL), 131080);
+	/* A full resync reads the ID 0 value again and skips it again. */
+	mg_kv_sync_request_resync(f.s, MG_KV_RESYNC_OPERATOR);
+	polls(&f, 3);
+	CU_ASSERT_EQUAL(st(&f, 1).skipped_no_identity, 3);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.9", NULL), 0);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.5", NULL), 131080);
+	CU_ASSERT_EQUAL(st(&f, 1).rejected_parse, 0);
+	fx_close(&f);
+}
+
+/*
+ * Values as Cilium writes or accepts them, through the whole client: a bad
+ * named port is dropped and counted and the entry is used; a Port beyond
+ * uint16 fails the whole value (Go's json.Unmarshal); a 16-byte mask of
+ * 24 ones for an IPv4 prefix is /24; the ::ffff:255.255.255.0 form is
+ * refused.
+ */
+static void
+test_cilium_values(void)
+{
+	struct fx f;
+	struct mg_error err;
+	char key[MG_KV_KEY_MAX];
+
+	seed();
+	fx_open(&f, 0.5);
+	CU_ASSERT_EQUAL_FATAL(fx_initial(&f, 3000, &err), 0);
+	ip_key(key, "west", "10.1.0.6");
+	put("west", key,
+	    "{\"IP\":\"10.1.0.6\",\"Mask\":null,\"HostIP\":\"\",\"ID\":131080,\"Key\":0,"
+	    "\"Metadata\":\"\",\"NamedPorts\":[{\"Name\":\"HTTP\",\"Port\":80,\"Protocol\":\"TCP\"}"
+	    ","
+	    "{\"Name\":\"zero\",\"Port\":0,\"Protocol\":\"TCP\"},{\"Name\":\"ping\",\"Port\":1,"
+	    "\"Protocol\":\"ICMP\"},{\"Name\":\"bad_name\",\"Port\":2,\"Protocol\":\"TCP\"},"
+	    "{\"Name\":\"dns\",\"Port\":53}]}");
+	polls(&f, 3);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.6", NULL), 131080);
+	CU_ASSERT_STRING_EQUAL(ports_of(f.ids, 131080), "dns/6/53 http/6/80");
+	CU_ASSERT_EQUAL(st(&f, 1).named_ports_dropped, 3);
+	CU_ASSERT_EQUAL(st(&f, 1).rejected_parse, 0);
+	/* Port 70000: Go fails the whole value; the key's entry goes. */
+	put("west", key,
+	    "{\"IP\":\"10.1.0.6\",\"Mask\":null,\"HostIP\":\"\",\"ID\":131080,\"Key\":0,"
+	    "\"Metadata\":\"\",\"NamedPorts\":[{\"Name\":\"http\",\"Port\":70000,"
+	    "\"Protocol\":\"TCP\"}]}");
+	polls(&f, 3);
+	CU_ASSERT_EQUAL(st(&f, 1).rejected_parse, 1);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.6", NULL), 0);
+	CU_ASSERT_STRING_EQUAL(ports_of(f.ids, 131080), "");
+	/* A 16-byte mask of 24 ones: /24 (Go's IPMask.Size is 24). */
+	ip_key(key, "west", "10.1.7.0/24");
+	put("west", key,
+	    "{\"IP\":\"10.1.7.0\",\"Mask\":\"////AAAAAAAAAAAAAAAAAA==\",\"HostIP\":\"\","
+	    "\"ID\":131080,\"Key\":0,\"Metadata\":\"\"}");
+	polls(&f, 3);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.7.0/24", NULL), 131080);
+	/* ::ffff:255.255.255.0 is not a canonical mask: refused. */
+	ip_key(key, "west", "10.1.8.0/24");
+	put("west", key,
+	    "{\"IP\":\"10.1.8.0\",\"Mask\":\"AAAAAAAAAAAAAP//////AA==\",\"HostIP\":\"\","
+	    "\"ID\":131080,\"Key\":0,\"Metadata\":\"\"}");
+	polls(&f, 3);
+	CU_ASSERT_EQUAL(st(&f, 1).rejected_parse, 2);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.8.0/24", NULL), 0);
+	fx_close(&f);
+}
+
+/* RFC 3339 UTC time @ago seconds before now into @buf. */
+static void
+rfc3339_ago(char *buf, size_t size, long ago, bool frac)
+{
+	time_t t = time(NULL) - ago;
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(buf, size, frac ? "%Y-%m-%dT%H:%M:%S.123456789Z" : "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/*
+ * The replicator's heartbeat: older than the timeout (or garbage) marks
+ * the cluster stale with reason heartbeat, its copy kept and still
+ * tailed; fresh again, the mark goes without a resync. No key, or the
+ * check off, never marks it.
+ */
+static void
+test_heartbeat(void)
+{
+	struct fx f;
+	struct mg_error err;
+	struct mg_kv_sync_stats x;
+	char ts[64];
+	uint64_t full;
+
+	seed();
+	rfc3339_ago(ts, sizeof(ts), 0, true);
+	rcmd("SET meshgate/heartbeat/west %s", ts);
+	fx_heartbeat = 180000;
+	fx_open(&f, 0.5);
+	fx_heartbeat = 0;
+	CU_ASSERT_EQUAL_FATAL(fx_initial(&f, 3000, &err), 0);
+	polls(&f, 2);
+	x = st(&f, 1);
+	CU_ASSERT(!x.stale);
+	CU_ASSERT(x.heartbeat_at + 5 >= (uint64_t)time(NULL));
+	CU_ASSERT_EQUAL(st(&f, 0).heartbeat_at, 0); /* east: no replicator */
+	full = x.full_syncs;
+	/* Ten minutes old: stale (heartbeat), state kept. */
+	rfc3339_ago(ts, sizeof(ts), 600, false);
+	rcmd("SET meshgate/heartbeat/west %s", ts);
+	polls(&f, 3);
+	x = st(&f, 1);
+	CU_ASSERT(x.stale);
+	CU_ASSERT_EQUAL(x.stale_reason, MG_KV_STALE_HEARTBEAT);
+	CU_ASSERT_STRING_EQUAL(mg_kv_stale_reason_name(x.stale_reason), "heartbeat");
+	CU_ASSERT_PTR_NOT_NULL(strstr(x.why, "heartbeat"));
+	CU_ASSERT(x.stale_since > 0);
+	CU_ASSERT(!st(&f, 0).stale);
+	CU_ASSERT(!st(&f, 2).stale);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.5", NULL), 131080);
+	/* Still tailed: what Redis gets is applied. */
+	put_ip("west", "10.1.0.40", 131080);
+	polls(&f, 3);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.40", NULL), 131080);
+	CU_ASSERT(st(&f, 1).stale);
+	/* Fresh again: the mark goes, no resync. */
+	rfc3339_ago(ts, sizeof(ts), 1, false);
+	rcmd("SET meshgate/heartbeat/west %s", ts);
+	polls(&f, 3);
+	x = st(&f, 1);
+	CU_ASSERT(!x.stale);
+	CU_ASSERT_EQUAL(x.full_syncs, full);
+	CU_ASSERT_STRING_EQUAL(x.why, "");
+	/* A value that does not parse: stale, counted once. */
+	rcmd("SET meshgate/heartbeat/west yesterday");
+	polls(&f, 5);
+	x = st(&f, 1);
+	CU_ASSERT(x.stale);
+	CU_ASSERT_EQUAL(x.stale_reason, MG_KV_STALE_HEARTBEAT);
+	CU_ASSERT_EQUAL(x.heartbeat_invalid, 1);
+	CU_ASSERT_EQUAL(x.heartbeat_at, 0);
+	/* The key gone (no replicator): not stale. */
+	rcmd("DEL meshgate/heartbeat/west");
+	polls(&f, 3);
+	CU_ASSERT(!st(&f, 1).stale);
+	/* An old heartbeat with another stale reason: that reason first; the
+	 * heartbeat's comes back once it is resolved. */
+	rfc3339_ago(ts, sizeof(ts), 600, false);
+	rcmd("SET meshgate/heartbeat/west %s", ts);
+	rcmd("DEL cilium/cluster-config/west");
+	polls(&f, 3);
+	CU_ASSERT_EQUAL(st(&f, 1).stale_reason, MG_KV_STALE_NO_CONFIG);
+	cfg("west", 2, true);
+	polls(&f, 6);
+	CU_ASSERT_EQUAL(st(&f, 1).stale_reason, MG_KV_STALE_HEARTBEAT);
+	fx_close(&f);
+
+	/* The check off: an old heartbeat says nothing. */
+	fx_open(&f, 0.5);
+	CU_ASSERT_EQUAL_FATAL(fx_initial(&f, 3000, &err), 0);
+	polls(&f, 3);
+	CU_ASSERT(!st(&f, 1).stale);
+	CU_ASSERT(st(&f, 1).heartbeat_at > 0);
+	fx_close(&f);
+}
+
 static CU_TestInfo tests[] = {
         {"cold_sync", test_cold_sync},
         {"canary_wait", test_canary_wait},
@@ -1530,6 +1804,10 @@ static CU_TestInfo tests[] = {
         {"failover", test_failover},
         {"named_ports", test_named_ports},
         {"base_layer", test_base_layer},
+        {"cluster_config_without_id", test_cluster_config_without_id},
+        {"ip_id_zero", test_ip_id_zero},
+        {"cilium_values", test_cilium_values},
+        {"heartbeat", test_heartbeat},
         CU_TEST_INFO_NULL,
 };
 

@@ -457,9 +457,13 @@ def tel_to_series(cmd, d):
             for cause in ("epoch", "trimmed", "replid", "reconnect"):
                 put("meshgate_kvstore_resyncs_total", k.get("resyncs_" + cause), cluster=c,
                     cause=cause)
-            for reason in ("range", "parse"):
+            for reason in ("range", "parse", "heartbeat"):
                 put("meshgate_kvstore_rejected_total", k.get("rejected_" + reason), cluster=c,
                     reason=reason)
+            put("meshgate_kvstore_skipped_total", k.get("skipped_no_identity"), cluster=c,
+                reason="no-identity")
+            put("meshgate_kvstore_named_ports_dropped_total", k.get("named_ports_dropped"),
+                cluster=c)
     elif cmd == "/meshgate/workers":
         for key, w in d.items():
             if not isinstance(w, dict):

@@ -702,7 +702,14 @@ test_kvstore(void)
 	CU_ASSERT_EQUAL(c->kv_sync_timeout, 60);
 	CU_ASSERT_EQUAL(c->kv_max_delete_share, 50);
 	CU_ASSERT_EQUAL(c->kv_block_ms, 100);
+	CU_ASSERT_EQUAL(c->kv_heartbeat_timeout, 180);
 	mg_config_free(c);
+	c = load_ok(BASE "kvstore: {redis: \"redis://h\", heartbeat_timeout: 0}\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_EQUAL(c->kv_heartbeat_timeout, 0);
+	mg_config_free(c);
+	EXPECT_ERROR(BASE "kvstore: {redis: \"redis://h\", heartbeat_timeout: 86401}\n",
+	             "t.yaml:8:50: kvstore.heartbeat_timeout: 86401 is out of range [0, 86400]");
 	c = load_ok(BASE "kvstore: {redis: \"redis://h\", user: gw, password_file: pw/redis.pass, "
 	                 "sync_timeout: 1, max_delete_share: 0, block_ms: 5}\n");
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);

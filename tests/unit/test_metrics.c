@@ -417,8 +417,8 @@ test_render_structure(void)
 		}
 	}
 	/* 30 drop reasons, 2 ports, 1 kvstore cluster, 2 workers, 2 identity clusters, 4 cut reasons. */
-	CU_ASSERT_EQUAL(families, 54);
-	CU_ASSERT_EQUAL(samples, 90 + MG_DROP__MAX - 1);
+	CU_ASSERT_EQUAL(families, 57);
+	CU_ASSERT_EQUAL(samples, 95 + MG_DROP__MAX - 1);
 	free(t);
 	free(s);
 }
@@ -1518,12 +1518,14 @@ test_json_commands(void)
 	           "\"fragments_full\":1,\"full\":2,\"memory_bytes\":4096}");
 	check_json(s, "/meshgate/kvstore", NULL,
 	           "{\"cluster_1\":{\"conflicts\":8,\"connected\":1,\"disconnects\":10,"
-	           "\"entries\":40,\"events\":100,\"full_syncs\":2,\"lag_ms\":1500,"
-	           "\"mass_delete_refusals\":9,\"name\":\"cluster-1\",\"rejected_cluster\":0,"
+	           "\"entries\":40,\"events\":100,\"full_syncs\":2,\"heartbeat_at\":0,"
+	           "\"lag_ms\":1500,\"mass_delete_refusals\":9,\"name\":\"cluster-1\","
+	           "\"named_ports_dropped\":0,\"rejected_cluster\":0,\"rejected_heartbeat\":0,"
 	           "\"rejected_parse\":7,\"rejected_range\":6,\"removal_at\":0,\"removals\":0,"
 	           "\"removed\":0,\"removing\":0,\"resyncs_config\":0,\"resyncs_epoch\":1,"
 	           "\"resyncs_operator\":0,\"resyncs_reconnect\":4,\"resyncs_repair\":0,"
-	           "\"resyncs_replid\":3,\"resyncs_trimmed\":2,\"stale\":0,\"stale_since\":0,"
+	           "\"resyncs_replid\":3,\"resyncs_trimmed\":2,\"skipped_no_identity\":0,"
+	           "\"stale\":0,\"stale_since\":0,"
 	           "\"synced\":1}}");
 	check_json(s, "/meshgate/workers", NULL,
 	           "{\"0\":{\"busy_loops\":250,\"busy_ratio_ppm\":250000,\"lcore\":1,"
