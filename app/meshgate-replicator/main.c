@@ -142,12 +142,10 @@ out:
 int
 main(int argc, char **argv)
 {
-	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-	                                     {"check-config", no_argument, NULL, 'C'},
-	                                     {"verbose", no_argument, NULL, 'v'},
-	                                     {"version", no_argument, NULL, 'V'},
-	                                     {"help", no_argument, NULL, 'h'},
-	                                     {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {
+	        {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 'C'},
+	        {"verbose", no_argument, NULL, 'v'},      {"version", no_argument, NULL, 'V'},
+	        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
 	const char *file = NULL;
 	bool check = false;
 	int opt;

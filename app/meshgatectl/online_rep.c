@@ -43,9 +43,11 @@ rep_lease(const json_t *r)
 		       jf(l, "key"), jf(l, "holder_token"), jf(l, "token_age"), jf(l, "renewals"),
 		       jf(l, "takeovers"));
 	else
-		printf("lease %s: STANDBY, held by token %.8s... (%s ms left); this replica's token "
+		printf("lease %s: STANDBY, held by token %.8s... (%s ms left); this replica's "
+		       "token "
 		       "%.8s...\n",
-		       jf(l, "key"), jf(l, "holder_token"), jf(l, "other_pttl_ms"), jf(l, "own_token"));
+		       jf(l, "key"), jf(l, "holder_token"), jf(l, "other_pttl_ms"),
+		       jf(l, "own_token"));
 	printf("fenced writes %s, Redis losses repaired %s\n", jf(r, "fenced"), jf(rd, "losses"));
 }
 
@@ -63,12 +65,13 @@ text_rep_status(const json_t *r)
 	                                   "HEARTBEAT-S", "RESYNCS", NULL});
 	json_array_foreach(json_object_get(r, "clusters"), i, v)
 	{
-		const json_t *en = json_object_get(v, "entries"), *wr = json_object_get(v, "written");
+		const json_t *en = json_object_get(v, "entries"),
+		             *wr = json_object_get(v, "written");
 		snprintf(b1, sizeof(b1), "%s/%s", jf(wr, "identities"), jf(wr, "ip"));
 		tbl_row(&t, jf(v, "name"), jf(json_object_get(v, "config"), "id"), jf(v, "state"),
-		        jf(json_object_get(v, "etcd"), "revision"), jf(en, "identities"), jf(en, "ip"),
-		        b1, jf(v, "events"), jf(v, "last_event_age"), jf(v, "last_heartbeat_age"),
-		        jf(v, "resyncs"));
+		        jf(json_object_get(v, "etcd"), "revision"), jf(en, "identities"),
+		        jf(en, "ip"), b1, jf(v, "events"), jf(v, "last_event_age"),
+		        jf(v, "last_heartbeat_age"), jf(v, "resyncs"));
 	}
 	int rc = tbl_done(&t, stdout);
 	if (rc != CTL_EXIT_OK)
@@ -91,8 +94,8 @@ text_rep_status(const json_t *r)
 		size_t j;
 		if (json_string_length(json_object_get(v, "error")))
 			printf("%s: %s\n", jf(v, "name"), jf(v, "error"));
-		json_array_foreach(json_object_get(v, "refusals"), j, f)
-		        printf("%s: not written: %s: %s\n", jf(v, "name"), jf(f, "key"), jf(f, "why"));
+		json_array_foreach(json_object_get(v, "refusals"), j, f) printf(
+		        "%s: not written: %s: %s\n", jf(v, "name"), jf(f, "key"), jf(f, "why"));
 	}
 	json_array_foreach(json_object_get(r, "files"), i, v)
 	{
@@ -174,10 +177,12 @@ text_rep_troubleshoot(const json_t *r)
 				else if (s == 1)
 					printf("    tcp: connected to %s\n", jf(st, "address"));
 				else
-					printf("    tls: %s %s, server name %s, client certificate %s\n",
+					printf("    tls: %s %s, server name %s, client certificate "
+					       "%s\n",
 					       jf(st, "version"), jf(st, "cipher"),
-					       json_is_true(json_object_get(st, "server_name_ok")) ? "ok"
-					                                                           : "WRONG",
+					       json_is_true(json_object_get(st, "server_name_ok"))
+					               ? "ok"
+					               : "WRONG",
 					       json_is_true(json_object_get(st, "client_accepted"))
 					               ? "accepted"
 					               : "REFUSED");

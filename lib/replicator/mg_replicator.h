@@ -42,8 +42,8 @@ struct mg_rep_config {
 	unsigned cluster_id;
 	enum mg_cluster_mode cluster_mode; /**< cluster.max_connected_clusters 255 | 511 */
 
-	char *config_dir;      /**< clustermesh.config_dir, resolved */
-	unsigned rescan_ms;    /**< clustermesh.rescan_interval (2 s) */
+	char *config_dir;   /**< clustermesh.config_dir, resolved */
+	unsigned rescan_ms; /**< clustermesh.rescan_interval (2 s) */
 
 	char *redis;               /**< redis URL */
 	char *redis_user;          /**< redis_auth.user, or NULL */
@@ -52,27 +52,27 @@ struct mg_rep_config {
 	unsigned redis_timeout_ms; /**< redis_timeout (5 s) */
 
 	/* etcd: per remote cluster */
-	unsigned page_size;          /**< etcd.page_size (1000) */
-	double qps;                  /**< etcd.qps (20) */
-	double bootstrap_qps;        /**< etcd.bootstrap_qps (10000) */
-	unsigned timeout_ms;         /**< etcd.timeout (15 s): one request */
-	unsigned connect_timeout_ms; /**< etcd.connect_timeout (5 s) */
-	unsigned heartbeat_ms;       /**< etcd.heartbeat_timeout (120 s) */
-	unsigned config_timeout_ms;  /**< etcd.config_timeout (180 s) */
-	unsigned keepalive_ms;       /**< etcd.keepalive (15 s) */
+	unsigned page_size;            /**< etcd.page_size (1000) */
+	double qps;                    /**< etcd.qps (20) */
+	double bootstrap_qps;          /**< etcd.bootstrap_qps (10000) */
+	unsigned timeout_ms;           /**< etcd.timeout (15 s): one request */
+	unsigned connect_timeout_ms;   /**< etcd.connect_timeout (5 s) */
+	unsigned heartbeat_ms;         /**< etcd.heartbeat_timeout (120 s) */
+	unsigned config_timeout_ms;    /**< etcd.config_timeout (180 s) */
+	unsigned keepalive_ms;         /**< etcd.keepalive (15 s) */
 	unsigned keepalive_timeout_ms; /**< etcd.keepalive_timeout (25 s) */
-	unsigned backoff_min_ms;     /**< etcd.backoff_min (1 s) */
-	unsigned backoff_max_ms;     /**< etcd.backoff_max (60 s) */
-	size_t max_entries;          /**< limits.max_entries per cluster (4M) */
-	size_t max_value_bytes;      /**< limits.max_value_bytes (65536) */
-	size_t queue_bytes;          /**< limits.queue_bytes per cluster (64 MiB) */
+	unsigned backoff_min_ms;       /**< etcd.backoff_min (1 s) */
+	unsigned backoff_max_ms;       /**< etcd.backoff_max (60 s) */
+	size_t max_entries;            /**< limits.max_entries per cluster (4M) */
+	size_t max_value_bytes;        /**< limits.max_value_bytes (65536) */
+	size_t queue_bytes;            /**< limits.queue_bytes per cluster (64 MiB) */
 
 	/* Redis side */
-	unsigned lease_ttl_ms;     /**< lease.ttl (15 s), renewed at a third */
-	unsigned drain_grace_ms;   /**< drain.grace (180 s) */
-	unsigned batch;            /**< writer.batch (256) */
-	unsigned log_maxlen;       /**< writer.log_maxlen (100000) */
-	unsigned check_ms;         /**< writer.check_interval (2 s): Redis loss detection */
+	unsigned lease_ttl_ms;   /**< lease.ttl (15 s), renewed at a third */
+	unsigned drain_grace_ms; /**< drain.grace (180 s) */
+	unsigned batch;          /**< writer.batch (256) */
+	unsigned log_maxlen;     /**< writer.log_maxlen (100000) */
+	unsigned check_ms;       /**< writer.check_interval (2 s): Redis loss detection */
 
 	char *control_socket;
 	char *control_group, *control_admin_group;

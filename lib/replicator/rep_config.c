@@ -17,17 +17,19 @@
 #include "rep_filter.h"
 #include "rep_priv.h"
 
-static const char *const keys_root[] = {"version", "cluster",       "clustermesh",     "redis",
+static const char *const keys_root[] = {"version",    "cluster",         "clustermesh",   "redis",
                                         "redis_auth", "redis_functions", "redis_timeout", "etcd",
                                         "limits",     "lease",           "drain",         "writer",
                                         "control",    "metrics",         "filter",        NULL};
 static const char *const keys_cluster[] = {"name", "id", "max_connected_clusters", NULL};
 static const char *const keys_mesh[] = {"config_dir", "rescan_interval", NULL};
 static const char *const keys_auth[] = {"user", "password_file", NULL};
-static const char *const keys_etcd[] = {"page_size",      "qps",          "bootstrap_qps",
-                                        "timeout",        "connect_timeout", "heartbeat_timeout",
-                                        "config_timeout", "keepalive",    "keepalive_timeout",
-                                        "backoff_min",    "backoff_max",  NULL};
+static const char *const keys_etcd[] = {"page_size",         "qps",
+                                        "bootstrap_qps",     "timeout",
+                                        "connect_timeout",   "heartbeat_timeout",
+                                        "config_timeout",    "keepalive",
+                                        "keepalive_timeout", "backoff_min",
+                                        "backoff_max",       NULL};
 static const char *const keys_limits[] = {"max_entries", "max_value_bytes", "queue_bytes", NULL};
 static const char *const keys_lease[] = {"ttl", NULL};
 static const char *const keys_drain[] = {"grace", NULL};
@@ -100,8 +102,8 @@ get_size(struct pctx *x, const struct mg_yaml_node *map, const char *key, const 
 
 /* A map section: NULL/null is fine (defaults), else checked against @p keys. */
 static int
-section(struct pctx *x, const struct mg_yaml_node *root, const char *name,
-        const char *const *keys, const struct mg_yaml_node **out)
+section(struct pctx *x, const struct mg_yaml_node *root, const char *name, const char *const *keys,
+        const struct mg_yaml_node **out)
 {
 	const struct mg_yaml_node *n = mg_yaml_get(root, name);
 	*out = NULL;
@@ -163,9 +165,9 @@ parse_redis(struct pctx *x, const struct mg_yaml_node *root)
 	const char *s = x->c->redis;
 	if (!((strncmp(s, "redis://", 8) == 0 && s[8] != '\0') ||
 	      (strncmp(s, "unix://", 7) == 0 && s[7] == '/')))
-		return mg_yaml_error(x->err, n,
-		                     "redis: '%s' is not a redis://host[:port][/db] or unix:///path URL",
-		                     s);
+		return mg_yaml_error(
+		        x->err, n,
+		        "redis: '%s' is not a redis://host[:port][/db] or unix:///path URL", s);
 	rc = section(x, root, "redis_auth", keys_auth, &a);
 	if (rc == 0 && a != NULL)
 		rc = get_str(x, a, "user", "redis_auth.user", false, &x->c->redis_user);
@@ -195,8 +197,8 @@ get_qps(struct pctx *x, const struct mg_yaml_node *map, const char *key, const c
 	errno = 0;
 	double v = strtod(s, &end);
 	if (errno != 0 || end == s || *end != '\0' || !(v >= 0.1 && v <= 1e6))
-		return mg_yaml_error(x->err, n, "%s: '%s' is not a rate between 0.1 and 1000000", what,
-		                     s);
+		return mg_yaml_error(x->err, n, "%s: '%s' is not a rate between 0.1 and 1000000",
+		                     what, s);
 	*out = v;
 	return 0;
 }
@@ -212,19 +214,27 @@ parse_etcd(struct pctx *x, const struct mg_yaml_node *root)
 		rc = rc ?: get_qps(x, e, "qps", "etcd.qps", &c->qps);
 		rc = rc ?: get_qps(x, e, "bootstrap_qps", "etcd.bootstrap_qps", &c->bootstrap_qps);
 		rc = rc ?: get_u(x, e, "timeout", "etcd.timeout", 1, 3600, 1000, &c->timeout_ms);
-		rc = rc ?: get_u(x, e, "connect_timeout", "etcd.connect_timeout", 1, 600, 1000,
-		                 &c->connect_timeout_ms);
-		rc = rc ?: get_u(x, e, "heartbeat_timeout", "etcd.heartbeat_timeout", 0, 86400, 1000,
-		                 &c->heartbeat_ms);
-		rc = rc ?: get_u(x, e, "config_timeout", "etcd.config_timeout", 1, 86400, 1000,
-		                 &c->config_timeout_ms);
-		rc = rc ?: get_u(x, e, "keepalive", "etcd.keepalive", 1, 3600, 1000, &c->keepalive_ms);
-		rc = rc ?: get_u(x, e, "keepalive_timeout", "etcd.keepalive_timeout", 1, 3600, 1000,
-		                 &c->keepalive_timeout_ms);
-		rc = rc ?: get_u(x, e, "backoff_min", "etcd.backoff_min", 0, 3600000, 1,
-		                 &c->backoff_min_ms);
-		rc = rc ?: get_u(x, e, "backoff_max", "etcd.backoff_max", 1, 3600000, 1,
-		                 &c->backoff_max_ms);
+		rc = rc
+		             ?: get_u(x, e, "connect_timeout", "etcd.connect_timeout", 1, 600, 1000,
+		                      &c->connect_timeout_ms);
+		rc = rc
+		             ?: get_u(x, e, "heartbeat_timeout", "etcd.heartbeat_timeout", 0, 86400,
+		                      1000, &c->heartbeat_ms);
+		rc = rc
+		             ?: get_u(x, e, "config_timeout", "etcd.config_timeout", 1, 86400, 1000,
+		                      &c->config_timeout_ms);
+		rc = rc
+		             ?: get_u(x, e, "keepalive", "etcd.keepalive", 1, 3600, 1000,
+		                      &c->keepalive_ms);
+		rc = rc
+		             ?: get_u(x, e, "keepalive_timeout", "etcd.keepalive_timeout", 1, 3600,
+		                      1000, &c->keepalive_timeout_ms);
+		rc = rc
+		             ?: get_u(x, e, "backoff_min", "etcd.backoff_min", 0, 3600000, 1,
+		                      &c->backoff_min_ms);
+		rc = rc
+		             ?: get_u(x, e, "backoff_max", "etcd.backoff_max", 1, 3600000, 1,
+		                      &c->backoff_max_ms);
 		if (rc == 0 && c->backoff_max_ms < c->backoff_min_ms)
 			return mg_yaml_error(x->err, e, "etcd: backoff_max is below backoff_min");
 	}
@@ -234,10 +244,12 @@ parse_etcd(struct pctx *x, const struct mg_yaml_node *root)
 	if (rc == 0 && l != NULL) {
 		rc = get_size(x, l, "max_entries", "limits.max_entries", 1, 100000000,
 		              &c->max_entries);
-		rc = rc ?: get_size(x, l, "max_value_bytes", "limits.max_value_bytes", 256,
-		                    MG_KV_IDENTITY_VALUE_MAX, &c->max_value_bytes);
-		rc = rc ?: get_size(x, l, "queue_bytes", "limits.queue_bytes", 1 << 20, 1u << 31,
-		                    &c->queue_bytes);
+		rc = rc
+		             ?: get_size(x, l, "max_value_bytes", "limits.max_value_bytes", 256,
+		                         MG_KV_IDENTITY_VALUE_MAX, &c->max_value_bytes);
+		rc = rc
+		             ?: get_size(x, l, "queue_bytes", "limits.queue_bytes", 1 << 20,
+		                         1u << 31, &c->queue_bytes);
 	}
 	return rc;
 }
@@ -256,10 +268,12 @@ parse_writer(struct pctx *x, const struct mg_yaml_node *root)
 	rc = rc ?: section(x, root, "writer", keys_writer, &s);
 	if (rc == 0 && s != NULL) {
 		rc = get_u(x, s, "batch", "writer.batch", 1, MG_KV_BATCH_MAX, 1, &c->batch);
-		rc = rc ?: get_u(x, s, "log_maxlen", "writer.log_maxlen", 1000, 100000000, 1,
-		                 &c->log_maxlen);
-		rc = rc ?: get_u(x, s, "check_interval", "writer.check_interval", 1, 3600, 1000,
-		                 &c->check_ms);
+		rc = rc
+		             ?: get_u(x, s, "log_maxlen", "writer.log_maxlen", 1000, 100000000, 1,
+		                      &c->log_maxlen);
+		rc = rc
+		             ?: get_u(x, s, "check_interval", "writer.check_interval", 1, 3600,
+		                      1000, &c->check_ms);
 	}
 	return rc;
 }
@@ -273,10 +287,12 @@ parse_services(struct pctx *x, const struct mg_yaml_node *root)
 	if (rc == 0 && s != NULL) {
 		rc = get_str(x, s, "socket", "control.socket", true, &c->control_socket);
 		rc = rc ?: get_str(x, s, "group", "control.group", false, &c->control_group);
-		rc = rc ?: get_str(x, s, "admin_group", "control.admin_group", false,
-		                   &c->control_admin_group);
-		rc = rc ?: get_u(x, s, "max_clients", "control.max_clients", 1, 1024, 1,
-		                 &c->control_max_clients);
+		rc = rc
+		             ?: get_str(x, s, "admin_group", "control.admin_group", false,
+		                        &c->control_admin_group);
+		rc = rc
+		             ?: get_u(x, s, "max_clients", "control.max_clients", 1, 1024, 1,
+		                      &c->control_max_clients);
 		if (rc == 0 && c->control_socket != NULL && strlen(c->control_socket) >= 108)
 			return mg_yaml_error(x->err, mg_yaml_get(s, "socket"),
 			                     "control.socket: path longer than 107 bytes");
@@ -343,8 +359,9 @@ parse_root(struct pctx *x, const struct mg_yaml_node *root)
 		                     "missing key 'clustermesh.config_dir' (the clusters' etcd "
 		                     "configs)");
 	rc = get_str(x, s, "config_dir", "clustermesh.config_dir", true, &x->c->config_dir);
-	rc = rc ?: get_u(x, s, "rescan_interval", "clustermesh.rescan_interval", 1, 3600, 1000,
-	                 &x->c->rescan_ms);
+	rc = rc
+	             ?: get_u(x, s, "rescan_interval", "clustermesh.rescan_interval", 1, 3600, 1000,
+	                      &x->c->rescan_ms);
 	rc = rc ?: parse_redis(x, root);
 	rc = rc ?: parse_etcd(x, root);
 	rc = rc ?: parse_writer(x, root);
@@ -473,10 +490,11 @@ etcd_refuse(struct pctx *x, const struct mg_yaml_node *map)
 			continue;
 		if (mg_yaml_bool(n, refused[i], &b, x->err) == 0 && !b)
 			continue;
-		return mg_yaml_error(x->err, n,
-		                     "%s: not supported by meshgate-replicator (client certificates "
-		                     "only, the server always verified)",
-		                     refused[i]);
+		return mg_yaml_error(
+		        x->err, n,
+		        "%s: not supported by meshgate-replicator (client certificates "
+		        "only, the server always verified)",
+		        refused[i]);
 	}
 	return 0;
 }
@@ -500,7 +518,8 @@ etcd_endpoints(struct pctx *x, const struct mg_yaml_node *n, struct mg_rep_etcd_
 		bool tls = strncmp(s, "https://", 8) == 0;
 		if (!tls && strncmp(s, "http://", 7) != 0)
 			return mg_yaml_error(x->err, n->items[i],
-			                     "endpoints: '%s' is not an http:// or https:// URL", s);
+			                     "endpoints: '%s' is not an http:// or https:// URL",
+			                     s);
 		struct mg_hostport hp;
 		const char *why = NULL;
 		char hostport[300];
@@ -508,8 +527,9 @@ etcd_endpoints(struct pctx *x, const struct mg_yaml_node *n, struct mg_rep_etcd_
 		size_t hl = strlen(hostport);
 		if (hl > 0 && hostport[hl - 1] == '/')
 			hostport[hl - 1] = '\0';
-		if (mg_hostport_parse(hostport, MG_HOSTPORT_HOST_REQUIRED | MG_HOSTPORT_PORT_OPTIONAL,
-		                      &hp, &why) < 0)
+		if (mg_hostport_parse(hostport,
+		                      MG_HOSTPORT_HOST_REQUIRED | MG_HOSTPORT_PORT_OPTIONAL, &hp,
+		                      &why) < 0)
 			return mg_yaml_error(x->err, n->items[i], "endpoints: '%s': %s", s,
 			                     why != NULL ? why : "not host:port");
 		out->endpoints[i] = strdup(s);

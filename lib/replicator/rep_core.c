@@ -78,8 +78,8 @@ label_check(const struct rep_cluster *cl, const struct mg_labels *ls, char *why,
 		if (strcmp(l->key, MG_LABEL_POLICY_CLUSTER) != 0)
 			continue;
 		if (strcmp(l->source, "k8s") != 0 || strcmp(l->value, cl->name) != 0) {
-			snprintf(why, size, "its label %s:%s=%s does not name cluster %s", l->source,
-			         l->key, l->value, cl->name);
+			snprintf(why, size, "its label %s:%s=%s does not name cluster %s",
+			         l->source, l->key, l->value, cl->name);
 			return -EXDEV;
 		}
 		found = true;
@@ -143,8 +143,7 @@ id_zero(const char *val, size_t len)
 
 /* Validate an ipcache entry: 0 valid, -1 skipped (ID 0), else the refusal reason + 1. */
 static int
-check_ip(struct mg_replicator *r, struct rep_cluster *cl, struct rep_ent *e, char *why,
-         size_t size)
+check_ip(struct mg_replicator *r, struct rep_cluster *cl, struct rep_ent *e, char *why, size_t size)
 {
 	char key[MG_KV_KEY_MAX];
 	struct mg_ipcache_entry k;
@@ -168,6 +167,8 @@ check_ip(struct mg_replicator *r, struct rep_cluster *cl, struct rep_ent *e, cha
 	            memcmp(pair.prefix.addr, k.addr, sizeof(k.addr)) == 0;
 	mg_kv_ip_pair_clear(&pair);
 	e->id = id;
+	if (id == 0)
+		return -1; /* an endpoint without identity yet: skipped, as the gateways skip it */
 	if (!same) {
 		snprintf(why, size, "the value's IP and Mask are not its key's address");
 		return REP_R_KEY + 1;
@@ -228,8 +229,8 @@ judge(struct mg_replicator *r, struct rep_cluster *cl, int p, struct rep_ent *e)
 	bool kept = false;
 	int rc;
 	if (e->vlen > r->c->max_value_bytes) {
-		snprintf(why, sizeof(why), "value of %u bytes (limits.max_value_bytes %zu)", e->vlen,
-		         r->c->max_value_bytes);
+		snprintf(why, sizeof(why), "value of %u bytes (limits.max_value_bytes %zu)",
+		         e->vlen, r->c->max_value_bytes);
 		rc = REP_R_SIZE + 1;
 	} else if (p == REP_IDS) {
 		rc = check_identity(r, cl, e, why, sizeof(why), &kept);
@@ -273,7 +274,8 @@ put_one(struct mg_replicator *r, struct rep_cluster *cl, int p, const struct rep
 	bool changed;
 	struct rep_ent *old = rep_map_get(&cl->map[p], kv->key, kv->klen);
 	bool was_kept = old != NULL && old->kept;
-	struct rep_ent *e = rep_map_put(&cl->map[p], kv->key, kv->klen, kv->val, kv->vlen, &changed);
+	struct rep_ent *e =
+	        rep_map_put(&cl->map[p], kv->key, kv->klen, kv->val, kv->vlen, &changed);
 	if (e == NULL) {
 		MG_ERR("replicator: %s: out of memory", cl->name);
 		return;
@@ -342,7 +344,8 @@ on_config(struct mg_replicator *r, struct rep_cluster *cl, const struct rep_msg 
 		const struct rep_cluster *o = r->cl[i];
 		if (o != cl && o->cfg_ok && !o->draining && o->cfg.id == cl->cfg.id) {
 			snprintf(cl->cfg_why, sizeof(cl->cfg_why),
-			         "cluster id %u is cluster %s's already: refused", cl->cfg.id, o->name);
+			         "cluster id %u is cluster %s's already: refused", cl->cfg.id,
+			         o->name);
 			cl->cfg_ok = false;
 		}
 	}
@@ -358,7 +361,8 @@ on_config(struct mg_replicator *r, struct rep_cluster *cl, const struct rep_msg 
 					judge(r, cl, p, &cl->map[p].slots[i]);
 		cl->need_full = true;
 	}
-	if (r->holder && r->w != NULL && !cl->draining)
+	/* Before the first full write of this tenure, that write brings the config. */
+	if (r->holder && r->w != NULL && !cl->draining && cl->config_written)
 		rep_write_config(r, cl);
 }
 
@@ -498,7 +502,8 @@ scan_dir(struct mg_replicator *r)
 	struct dirent *de;
 	if (d == NULL) {
 		/* A directory that went away is not a reason to forget every cluster. */
-		snprintf(r->dir_error, sizeof(r->dir_error), "%s: %s", c->config_dir, strerror(errno));
+		snprintf(r->dir_error, sizeof(r->dir_error), "%s: %s", c->config_dir,
+		         strerror(errno));
 		return;
 	}
 	r->dir_error[0] = '\0';
@@ -535,7 +540,8 @@ scan_dir(struct mg_replicator *r)
 	for (size_t i = 0; i < r->n_cl; i++) {
 		struct rep_cluster *cl = r->cl[i];
 		if (!cl->present && !cl->draining) {
-			MG_INFO("replicator: cluster %s: its config file is gone: draining", cl->name);
+			MG_INFO("replicator: cluster %s: its config file is gone: draining",
+			        cl->name);
 			rep_src_stop(cl->src);
 			cl->src = NULL;
 			cl->draining = true;
@@ -613,6 +619,39 @@ mg_replicator_tick(struct mg_replicator *r)
 	pthread_mutex_unlock(&r->lock);
 }
 
+/*
+ * The filter. Its policy part is dropped when the policies name world or
+ * CIDR peers, or named ports for any peer: a gateway sees the address of an
+ * identity not written as world, so a flow with it could take world's
+ * verdict, which may allow what the whole copy denies. Never widen: then
+ * only the namespace part (an explicit choice of scope) applies.
+ */
+static int
+filter_create(struct mg_replicator *r, struct mg_error *err)
+{
+	struct mg_rep_filter_info info;
+	r->filter = mg_rep_filter_create(r->c->filter, err);
+	if (r->filter == NULL)
+		return -EINVAL;
+	mg_rep_filter_info(r->filter, &info);
+	if (r->c->filter->n_sources == 0 || !(info.world_peers || info.named_any_peer))
+		return 0;
+	snprintf(r->filter_note, sizeof(r->filter_note),
+	         "the filter's policies name %s: their selectors are not used (an address not "
+	         "written would look like world to the gateways and could be allowed)",
+	         info.world_peers ? "world or CIDR peers" : "named ports for any peer");
+	MG_WARN("replicator: %s", r->filter_note);
+	mg_rep_filter_free(r->filter);
+	r->filter = NULL;
+	struct mg_rep_filter_config ns = *r->c->filter;
+	ns.sources = NULL;
+	ns.n_sources = 0;
+	if (ns.n_ns_include == 0 && ns.n_ns_exclude == 0)
+		return 0;
+	r->filter = mg_rep_filter_create(&ns, err);
+	return r->filter != NULL ? 0 : -EINVAL;
+}
+
 struct mg_replicator *
 mg_replicator_create(const struct mg_rep_config *c, struct mg_error *err)
 {
@@ -631,12 +670,9 @@ mg_replicator_create(const struct mg_rep_config *c, struct mg_error *err)
 	}
 	for (int i = 0; i < 16; i++)
 		snprintf(r->token + 2 * i, 3, "%02x", rnd[i]);
-	if (c->filter != NULL) {
-		r->filter = mg_rep_filter_create(c->filter, err);
-		if (r->filter == NULL) {
-			mg_replicator_free(r);
-			return NULL;
-		}
+	if (c->filter != NULL && filter_create(r, err) < 0) {
+		mg_replicator_free(r);
+		return NULL;
 	}
 	r->started_at = rep_wall_ms();
 	return r;

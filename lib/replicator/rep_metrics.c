@@ -24,15 +24,18 @@ fam(struct mg_metrics_buf *b, const char *name, enum mg_metrics_type t, const ch
 static void
 lease_metrics(struct mg_replicator *r, struct mg_metrics_buf *b)
 {
-	fam(b, P "lease_holder", MG_METRICS_GAUGE, "1 when this replica holds the lease and writes");
+	fam(b, P "lease_holder", MG_METRICS_GAUGE,
+	    "1 when this replica holds the lease and writes");
 	mg_metrics_write_u64(b, P "lease_holder", NULL, r->holder);
-	fam(b, P "lease_acquisitions_total", MG_METRICS_COUNTER, "Times this replica took the lease");
+	fam(b, P "lease_acquisitions_total", MG_METRICS_COUNTER,
+	    "Times this replica took the lease");
 	mg_metrics_write_u64(b, P "lease_acquisitions_total", NULL, r->lease_acquired);
 	fam(b, P "lease_renewals_total", MG_METRICS_COUNTER, "Lease renewals");
 	mg_metrics_write_u64(b, P "lease_renewals_total", NULL, r->lease_renewals);
 	fam(b, P "lease_expirations_total", MG_METRICS_COUNTER,
 	    "Leases this replica lost: found gone or taken at renewal, or not renewed in time");
-	mg_metrics_write_u64(b, P "lease_expirations_total", NULL, r->lease_lost + r->lease_expired);
+	mg_metrics_write_u64(b, P "lease_expirations_total", NULL,
+	                     r->lease_lost + r->lease_expired);
 	fam(b, P "lease_takeovers_total", MG_METRICS_COUNTER,
 	    "Leases taken over from another replica");
 	mg_metrics_write_u64(b, P "lease_takeovers_total", NULL, r->takeovers);
@@ -77,7 +80,8 @@ per_cluster(struct mg_replicator *r, struct mg_metrics_buf *b, const struct rep_
 		const char *l[] = {"cluster", r->cl[i]->name, NULL};
 		mg_metrics_write_u64(b, P "events_total", l, r->cl[i]->events);
 	}
-	fam(b, P "writes_total", MG_METRICS_COUNTER, "Puts and deletes queued to Redis, by cluster");
+	fam(b, P "writes_total", MG_METRICS_COUNTER,
+	    "Puts and deletes queued to Redis, by cluster");
 	for (size_t i = 0; i < r->n_cl; i++) {
 		const char *l1[] = {"cluster", r->cl[i]->name, "op", "put", NULL};
 		const char *l2[] = {"cluster", r->cl[i]->name, "op", "del", NULL};

@@ -31,7 +31,11 @@
 struct mg_rep_filter;
 
 /* The two prefixes copied. */
-enum { REP_IDS, REP_IP, REP_NPREFIX };
+enum {
+	REP_IDS,
+	REP_IP,
+	REP_NPREFIX
+};
 
 /* What a cluster's source thread is doing. */
 enum rep_state {
@@ -48,21 +52,26 @@ enum rep_state {
 
 /* Why a source reconnected or relisted. */
 enum rep_cause {
-	REP_C_CONNECT,      /* connection, TLS, unreachable */
-	REP_C_PERMISSION,   /* etcd refused the read */
-	REP_C_CONFIG,       /* cluster config missing, bad, refused, changed */
-	REP_C_LIST,         /* a list failed half-way */
-	REP_C_WATCH,        /* the watch ended or was canceled */
-	REP_C_COMPACTED,    /* the watch's revision was compacted */
-	REP_C_CLUSTER_ID,   /* etcd's cluster id changed: a new etcd */
-	REP_C_HEARTBEAT,    /* no heartbeat for etcd.heartbeat_timeout */
-	REP_C_TIMEOUT,      /* a request timed out */
-	REP_C_LIMIT,        /* more entries than limits.max_entries */
+	REP_C_CONNECT,    /* connection, TLS, unreachable */
+	REP_C_PERMISSION, /* etcd refused the read */
+	REP_C_CONFIG,     /* cluster config missing, bad, refused, changed */
+	REP_C_LIST,       /* a list failed half-way */
+	REP_C_WATCH,      /* the watch ended or was canceled */
+	REP_C_COMPACTED,  /* the watch's revision was compacted */
+	REP_C_CLUSTER_ID, /* etcd's cluster id changed: a new etcd */
+	REP_C_HEARTBEAT,  /* no heartbeat for etcd.heartbeat_timeout */
+	REP_C_TIMEOUT,    /* a request timed out */
+	REP_C_LIMIT,      /* more entries than limits.max_entries */
 	REP_C_COUNT
 };
 
 /* Calls whose rate-limiter waits are measured. */
-enum rep_call { REP_CALL_STATUS, REP_CALL_RANGE, REP_CALL_WATCH, REP_CALL_COUNT };
+enum rep_call {
+	REP_CALL_STATUS,
+	REP_CALL_RANGE,
+	REP_CALL_WATCH,
+	REP_CALL_COUNT
+};
 
 #define REP_HIST_BUCKETS 12
 extern const double rep_hist_bounds[REP_HIST_BUCKETS]; /* seconds */
@@ -142,7 +151,14 @@ struct rep_refusal {
 };
 #define REP_REFUSALS_KEPT 16
 
-enum rep_refuse_reason { REP_R_PARSE, REP_R_RANGE, REP_R_CLUSTER, REP_R_KEY, REP_R_SIZE, REP_R_COUNT };
+enum rep_refuse_reason {
+	REP_R_PARSE,
+	REP_R_RANGE,
+	REP_R_CLUSTER,
+	REP_R_KEY,
+	REP_R_SIZE,
+	REP_R_COUNT
+};
 
 /* A file of the clustermesh directory, as the last scan saw it. */
 struct rep_file {
@@ -155,9 +171,9 @@ struct rep_file {
 struct rep_cluster {
 	char name[MG_REP_NAME_MAX];
 	char file[512];
-	uint64_t file_sig;          /* what the config file (and its certificates) looked like */
-	struct rep_src *src;        /* NULL while draining */
-	bool present;               /* seen in the last directory scan */
+	uint64_t file_sig;   /* what the config file (and its certificates) looked like */
+	struct rep_src *src; /* NULL while draining */
+	bool present;        /* seen in the last directory scan */
 	/* the cluster config read from its etcd */
 	bool have_cfg, cfg_ok;
 	struct mg_kv_cluster_config cfg;
@@ -167,14 +183,14 @@ struct rep_cluster {
 	struct rep_map map[REP_NPREFIX];
 	uint32_t gen[REP_NPREFIX];
 	bool listing[REP_NPREFIX], listed[REP_NPREFIX];
-	bool synced;          /* both listed since the last reset: canaries may be written */
+	bool synced; /* both listed since the last reset: canaries may be written */
 	bool canaries_written;
-	bool config_written;  /* this holder wrote the config into Redis */
-	bool need_full;       /* write every kept entry and diff Redis (takeover, loss) */
+	bool config_written; /* this holder wrote the config into Redis */
+	bool need_full;      /* write every kept entry and diff Redis (takeover, loss) */
 	/* drain */
 	bool draining;
-	bool drain_marked;    /* marker set, config deleted */
-	uint64_t drain_at;    /* monotonic ms when the data goes */
+	bool drain_marked; /* marker set, config deleted */
+	uint64_t drain_at; /* monotonic ms when the data goes */
 	uint64_t heartbeat_written;
 	/* counters */
 	uint64_t puts, dels, events, resyncs;
@@ -190,9 +206,11 @@ struct mg_replicator {
 	struct rep_cluster **cl;
 	size_t n_cl, cap_cl;
 	struct mg_rep_filter *filter;
+	char filter_note[256]; /* why the filter's policy part is not used, or "" */
 	/* Redis */
 	struct mg_kv_writer *w;
 	char token[40];
+	char prev_token[40]; /* the last tenure's: seen as the holder, it is not another replica */
 	bool holder;
 	char holder_token[64];
 	int64_t holder_pttl;
@@ -230,8 +248,8 @@ int rep_redis_key(const struct rep_cluster *cl, int prefix, const char *k, char 
 void rep_file_note(struct mg_replicator *r, const char *name, int rc, const char *why);
 
 /* rep_troubleshoot.c */
-int rep_cmd_troubleshoot(void *arg, struct mg_ctl_conn *conn, const json_t *args,
-                         json_t **result, struct mg_error *err);
+int rep_cmd_troubleshoot(void *arg, struct mg_ctl_conn *conn, const json_t *args, json_t **result,
+                         struct mg_error *err);
 
 /* rep_redis.c */
 void rep_lease_release(struct mg_replicator *r);

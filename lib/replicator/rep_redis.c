@@ -12,20 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "rep_priv.h"
-
-#define HEARTBEAT_PREFIX "meshgate/heartbeat/"
-
-static void
-rfc3339_now(char *buf, size_t size)
-{
-	time_t t = time(NULL);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
 
 static void
 all_need_full(struct mg_replicator *r)
@@ -44,6 +32,7 @@ new_token(struct mg_replicator *r)
 	char t[sizeof(r->token)];
 	if (mg_kv_token_new(t, sizeof(t)) < 0)
 		return;
+	snprintf(r->prev_token, sizeof(r->prev_token), "%s", r->token);
 	snprintf(r->token, sizeof(r->token), "%s", t);
 	if (r->w != NULL && mg_kv_writer_set_fence(r->w, MG_REP_LEASE_KEY, r->token, &err) < 0)
 		MG_WARN("replicator: %s", err.msg);
@@ -55,7 +44,8 @@ rep_redis_lost(struct mg_replicator *r, int rc, const struct mg_error *err)
 	if (rc == -ESTALE) {
 		/* Fenced: another replica holds the lease now. */
 		if (r->holder)
-			MG_WARN("replicator: a write was refused, the lease is another replica's: %s",
+			MG_WARN("replicator: a write was refused, the lease is another replica's: "
+			        "%s",
 			        err->msg);
 		r->fenced++;
 		if (r->holder) {
@@ -117,7 +107,14 @@ rep_redis_ready(struct mg_replicator *r)
 static void
 became_holder(struct mg_replicator *r)
 {
-	bool takeover = r->holder_token[0] != '\0' && strcmp(r->holder_token, r->token) != 0;
+	bool takeover = r->holder_token[0] != '\0' && strcmp(r->holder_token, r->token) != 0 &&
+	                strcmp(r->holder_token, r->prev_token) != 0;
+	if (!takeover && r->lease_acquired > 0) {
+		/* Ours until now, and the key was gone: Redis lost it (or someone deleted it). */
+		MG_WARN("replicator: the lease key was gone: treating Redis as having lost its "
+		        "data");
+		r->losses++;
+	}
 	r->holder = true;
 	r->lease_acquired++;
 	if (takeover)
@@ -209,7 +206,6 @@ rep_write_config(struct mg_replicator *r, struct rep_cluster *cl)
 		rep_redis_lost(r, rc, &err);
 		return rc;
 	}
-	cl->config_written = true;
 	return 0;
 }
 
@@ -290,6 +286,7 @@ rep_write_full(struct mg_replicator *r, struct rep_cluster *cl)
 	if (rc < 0)
 		goto fail;
 	cl->need_full = false;
+	cl->config_written = true;
 	cl->puts += d.puts;
 	cl->dels += d.dels;
 	MG_INFO("replicator: %s: Redis resynced by diff: %llu put, %llu deleted", cl->name,
@@ -326,9 +323,9 @@ int
 rep_write_heartbeat(struct mg_replicator *r, struct rep_cluster *cl)
 {
 	struct mg_error err = {{0}};
-	char key[MG_KV_KEY_MAX], now[32];
-	snprintf(key, sizeof(key), "%s%s", HEARTBEAT_PREFIX, cl->name);
-	rfc3339_now(now, sizeof(now));
+	char key[MG_KV_KEY_MAX], now[40];
+	mg_kv_heartbeat_key(key, sizeof(key), cl->name);
+	mg_kv_time_now(now, sizeof(now));
 	int rc = mg_kv_writer_set_plain(r->w, key, now, 0, &err);
 	if (rc < 0) {
 		rep_redis_lost(r, rc, &err);
@@ -342,8 +339,8 @@ int
 rep_drain_start(struct mg_replicator *r, struct rep_cluster *cl)
 {
 	struct mg_error err = {{0}};
-	char marker[MG_KV_KEY_MAX], cfg[MG_KV_KEY_MAX], now[32];
-	rfc3339_now(now, sizeof(now));
+	char marker[MG_KV_KEY_MAX], cfg[MG_KV_KEY_MAX], now[40];
+	mg_kv_time_now(now, sizeof(now));
 	mg_kv_removed_key(marker, sizeof(marker), cl->name);
 	mg_kv_cluster_config_key(cfg, sizeof(cfg), cl->name);
 	int rc = mg_kv_writer_set_cluster(r->w, cl->name, &err);
@@ -381,7 +378,7 @@ rep_drain_finish(struct mg_replicator *r, struct rep_cluster *cl)
 	mg_kv_synced_key(k[1], sizeof(k[1]), cl->name, MG_KV_CACHE_IP);
 	mg_kv_log_key(k[2], sizeof(k[2]), cl->name);
 	mg_kv_epoch_key(k[3], sizeof(k[3]), cl->name);
-	snprintf(k[4], sizeof(k[4]), "%s%s", HEARTBEAT_PREFIX, cl->name);
+	mg_kv_heartbeat_key(k[4], sizeof(k[4]), cl->name);
 	/* The marker stays: gateways forget the cluster when it has been there
 	 * for their removal grace; the cluster's return clears it. */
 	rc = rc ?: mg_kv_writer_del_plain(r->w, keys, 5, &err);

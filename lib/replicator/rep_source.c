@@ -37,7 +37,7 @@ static const char *const state_names[REP_ST_COUNT] = {
         "connecting", "waiting-config", "waiting-canaries", "listing",
         "watching",   "backoff",        "refused",          "stopped"};
 static const char *const cause_names[REP_C_COUNT] = {
-        "connect", "permission", "config",     "list",      "watch",
+        "connect",   "permission", "config",    "list",    "watch",
         "compacted", "cluster_id", "heartbeat", "timeout", "limit"};
 static const char *const call_names[REP_CALL_COUNT] = {"status", "range", "watch"};
 
@@ -70,7 +70,8 @@ static void
 ranges_init(struct ranges *g, const char *name, bool cached)
 {
 	if (cached) {
-		snprintf(g->prefix[REP_IDS], MG_KV_KEY_MAX, "%s/%s/id/", MG_KV_CACHE_IDENTITIES, name);
+		snprintf(g->prefix[REP_IDS], MG_KV_KEY_MAX, "%s/%s/id/", MG_KV_CACHE_IDENTITIES,
+		         name);
 		snprintf(g->prefix[REP_IP], MG_KV_KEY_MAX, "%s/%s/", MG_KV_CACHE_IP, name);
 	} else {
 		snprintf(g->prefix[REP_IDS], MG_KV_KEY_MAX, "%s/id/", MG_KV_STATE_IDENTITIES);
@@ -240,8 +241,7 @@ msg_new(enum rep_msg_kind kind, int prefix, uint32_t gen, size_t n)
 
 /* Add key (after @p skip bytes of prefix) and value (NULL: a delete) to @p m. */
 static int
-msg_add(struct rep_msg *m, const char *key, size_t klen, size_t skip, const char *val,
-        size_t vlen)
+msg_add(struct rep_msg *m, const char *key, size_t klen, size_t skip, const char *val, size_t vlen)
 {
 	struct rep_kv *kv = &m->kv[m->n];
 	klen -= skip;
@@ -428,14 +428,15 @@ step_config(struct session *x)
 			return fail(s, REP_C_CONFIG, "%s has no cluster id (or 0): refused", key);
 		if (x->cfg.id == c->cluster_id)
 			return fail(s, REP_C_CONFIG,
-			            "%s: cluster id %u is this site's own (cluster.id): refused", key,
-			            x->cfg.id);
+			            "%s: cluster id %u is this site's own (cluster.id): refused",
+			            key, x->cfg.id);
 		unsigned ours = c->cluster_mode == MG_CLUSTER_MODE_511 ? 511 : 255;
 		if (x->cfg.id > ours || max != ours)
-			return fail(s, REP_C_CONFIG,
-			            "%s: cluster id %u with maxConnectedClusters %u does not fit this "
-			            "site's %u: refused",
-			            key, x->cfg.id, max, ours);
+			return fail(
+			        s, REP_C_CONFIG,
+			        "%s: cluster id %u with maxConnectedClusters %u does not fit this "
+			        "site's %u: refused",
+			        key, x->cfg.id, max, ours);
 	}
 	ranges_init(&x->g, s->name, found && x->cfg.cached);
 	struct rep_msg *m = msg_new(REP_M_CONFIG, 0, s->gen, 0);
@@ -457,7 +458,8 @@ step_canaries(struct session *x)
 	set_state(x->s, REP_ST_WAIT_CANARIES);
 	for (;;) {
 		for (int p = 0; p < REP_NPREFIX; p++) {
-			int rc = found[p] ? 0 : get_key(x, x->g.canary[p], tmp, sizeof(tmp), &found[p]);
+			int rc = found[p] ? 0
+			                  : get_key(x, x->g.canary[p], tmp, sizeof(tmp), &found[p]);
 			if (rc)
 				return rc;
 		}
@@ -511,8 +513,8 @@ list_prefix(struct session *x, int p, size_t *total)
 			rc = -ECANCELED;
 			break;
 		}
-		rc = mg_etcd_range(x->e, start, slen, end, strlen(end), x->rev, s->r->c->page_size, 0,
-		                   &r, &err);
+		rc = mg_etcd_range(x->e, start, slen, end, strlen(end), x->rev, s->r->c->page_size,
+		                   0, &r, &err);
 		if (rc < 0) {
 			enum rep_cause cause = cause_of(rc);
 			rc = fail(s, cause == REP_C_CONNECT ? REP_C_LIST : cause, "listing %s: %s",
@@ -524,7 +526,9 @@ list_prefix(struct session *x, int p, size_t *total)
 			x->rev = r.hdr.revision;
 		*total += r.n;
 		if (rc == 0 && *total > s->r->c->max_entries)
-			rc = fail(s, REP_C_LIMIT, "more than limits.max_entries (%zu) keys: refused", s->r->c->max_entries);
+			rc = fail(s, REP_C_LIMIT,
+			          "more than limits.max_entries (%zu) keys: refused",
+			          s->r->c->max_entries);
 		if (rc == 0)
 			rc = post_page(x, p, &r, plen);
 		more = r.more && r.n > 0;
@@ -575,7 +579,13 @@ step_list(struct session *x)
 }
 
 /* Watchers of a session's stream, in creation order. */
-enum { W_IDS, W_IP, W_HEARTBEAT, W_CONFIG, W_COUNT };
+enum {
+	W_IDS,
+	W_IP,
+	W_HEARTBEAT,
+	W_CONFIG,
+	W_COUNT
+};
 
 static int
 watch_create(struct session *x, struct mg_etcd_watch *w)
@@ -584,7 +594,9 @@ watch_create(struct session *x, struct mg_etcd_watch *w)
 	struct mg_error err = {{0}};
 	snprintf(cfg, sizeof(cfg), "%s%s", KEY_CONFIG, x->s->name);
 	for (int i = 0; i < W_COUNT; i++) {
-		const char *key = i == W_HEARTBEAT ? KEY_HEARTBEAT : i == W_CONFIG ? cfg : x->g.prefix[i];
+		const char *key = i == W_HEARTBEAT ? KEY_HEARTBEAT
+		                  : i == W_CONFIG  ? cfg
+		                                   : x->g.prefix[i];
 		size_t elen = 0;
 		if (i < W_HEARTBEAT) {
 			if (mg_etcd_prefix_end(key, strlen(key), end, sizeof(end)) < 0)
@@ -593,10 +605,11 @@ watch_create(struct session *x, struct mg_etcd_watch *w)
 		}
 		if (rate_wait(x->s, REP_CALL_WATCH) < 0)
 			return -ECANCELED;
-		int rc = mg_etcd_watch_create(w, key, strlen(key), elen ? end : NULL, elen, x->rev + 1,
-		                              false, false, &err);
+		int rc = mg_etcd_watch_create(w, key, strlen(key), elen ? end : NULL, elen,
+		                              x->rev + 1, false, false, &err);
 		if (rc < 0)
-			return fail(x->s, cause_of(rc) == REP_C_CONNECT ? REP_C_WATCH : cause_of(rc),
+			return fail(x->s,
+			            cause_of(rc) == REP_C_CONNECT ? REP_C_WATCH : cause_of(rc),
 			            "watching %s: %s", key, err.msg);
 	}
 	return 0;

@@ -92,22 +92,23 @@ cluster_json(const struct mg_replicator *r, const struct rep_cluster *cl, uint64
 		unsigned k = (cl->refusal_next + REP_REFUSALS_KEPT - cl->n_refusals + i) %
 		             REP_REFUSALS_KEPT;
 		const struct rep_refusal *f = &cl->refusals[k];
-		json_array_append_new(refusals, json_pack("{s:s, s:s, s:f}", "key", f->key, "why",
-		                                          f->why, "age", (double)(now - f->at) / 1e3));
+		json_array_append_new(refusals,
+		                      json_pack("{s:s, s:s, s:f}", "key", f->key, "why", f->why,
+		                                "age", (double)(now - f->at) / 1e3));
 	}
-	json_t *o = json_pack(
-	        "{s:s, s:s, s:s, s:s, s:{s:s, s:s, s:I}, s:{s:i, s:b, s:b, s:s},"
-	        " s:b, s:b, s:{s:I, s:I}, s:{s:I, s:I}, s:I, s:I, s:I}",
-	        "name", cl->name, "file", cl->file, "state", state, "error",
-	        cl->cfg_why[0] ? cl->cfg_why : st.error, "etcd", "version", st.version,
-	        "cluster_id", st.cluster_id ? cid : "", "revision", (json_int_t)st.revision,
-	        "config", "id", (int)cl->cfg.id, "cached_source", cl->cached_prefixes, "ok",
-	        cl->cfg_ok, "why", cl->cfg_why, "synced", cl->synced, "canaries",
-	        cl->canaries_written, "entries", "identities", (json_int_t)cl->map[REP_IDS].n,
-	        "ip", (json_int_t)cl->map[REP_IP].n, "written", "identities",
-	        (json_int_t)kept(&cl->map[REP_IDS]), "ip", (json_int_t)kept(&cl->map[REP_IP]),
-	        "puts", (json_int_t)cl->puts, "dels", (json_int_t)cl->dels, "events",
-	        (json_int_t)cl->events);
+	json_t *o =
+	        json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s, s:I}, s:{s:i, s:b, s:b, s:s},"
+	                  " s:b, s:b, s:{s:I, s:I}, s:{s:I, s:I}, s:I, s:I, s:I}",
+	                  "name", cl->name, "file", cl->file, "state", state, "error",
+	                  cl->cfg_why[0] ? cl->cfg_why : st.error, "etcd", "version", st.version,
+	                  "cluster_id", st.cluster_id ? cid : "", "revision",
+	                  (json_int_t)st.revision, "config", "id", (int)cl->cfg.id, "cached_source",
+	                  cl->cached_prefixes, "ok", cl->cfg_ok, "why", cl->cfg_why, "synced",
+	                  cl->synced, "canaries", cl->canaries_written, "entries", "identities",
+	                  (json_int_t)cl->map[REP_IDS].n, "ip", (json_int_t)cl->map[REP_IP].n,
+	                  "written", "identities", (json_int_t)kept(&cl->map[REP_IDS]), "ip",
+	                  (json_int_t)kept(&cl->map[REP_IP]), "puts", (json_int_t)cl->puts, "dels",
+	                  (json_int_t)cl->dels, "events", (json_int_t)cl->events);
 	if (o == NULL) {
 		json_decref(refusals);
 		return NULL;
@@ -129,9 +130,9 @@ cluster_json(const struct mg_replicator *r, const struct rep_cluster *cl, uint64
 	json_object_set_new(o, "filtered", json_integer((json_int_t)cl->filtered));
 	json_object_set_new(o, "id_zero", json_integer((json_int_t)cl->id_zero));
 	if (cl->draining)
-		json_object_set_new(o, "drain_in",
-		                    json_real(cl->drain_at > now ? (double)(cl->drain_at - now) / 1e3
-		                                                 : 0.0));
+		json_object_set_new(
+		        o, "drain_in",
+		        json_real(cl->drain_at > now ? (double)(cl->drain_at - now) / 1e3 : 0.0));
 	(void)r;
 	return o;
 }
@@ -143,7 +144,7 @@ files_json(const struct mg_replicator *r)
 	for (size_t i = 0; i < r->n_files; i++) {
 		const struct rep_file *f = &r->files[i];
 		json_array_append_new(a, json_pack("{s:s, s:s, s:s}", "name", f->name, "status",
-		                                   f->rc == 1 ? "cluster"
+		                                   f->rc == 1   ? "cluster"
 		                                   : f->rc == 0 ? "ignored (no endpoints)"
 		                                                : "error",
 		                                   "error", f->why));
@@ -162,24 +163,26 @@ status_locked(struct mg_replicator *r)
 	json_t *lease = json_pack(
 	        "{s:s, s:b, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "key", MG_REP_LEASE_KEY, "holder",
 	        r->holder, "holder_token", r->holder ? r->token : r->holder_token, "ttl_ms",
-	        (json_int_t)c->lease_ttl_ms, "acquired", (json_int_t)r->lease_acquired,
-	        "renewals", (json_int_t)r->lease_renewals, "lost", (json_int_t)r->lease_lost,
-	        "expired", (json_int_t)r->lease_expired, "takeovers", (json_int_t)r->takeovers);
+	        (json_int_t)c->lease_ttl_ms, "acquired", (json_int_t)r->lease_acquired, "renewals",
+	        (json_int_t)r->lease_renewals, "lost", (json_int_t)r->lease_lost, "expired",
+	        (json_int_t)r->lease_expired, "takeovers", (json_int_t)r->takeovers);
 	json_object_set_new(lease, "token_age",
 	                    r->holder ? json_real((double)(now - r->lease_since) / 1e3)
 	                              : json_null());
 	json_object_set_new(lease, "other_pttl_ms",
 	                    r->holder ? json_null() : json_integer((json_int_t)r->holder_pttl));
 	json_object_set_new(lease, "own_token", json_string(r->token));
+	json_t *filter =
+	        json_pack("{s:b, s:s}", "active", r->filter != NULL, "note", r->filter_note);
 	return json_pack("{s:{s:s, s:i}, s:{s:s, s:b, s:s, s:I, s:I, s:I}, s:o, s:I, s:s, s:s,"
-	                 " s:o, s:o}",
+	                 " s:o, s:o, s:o}",
 	                 "cluster", "name", c->cluster_name, "id", (int)c->cluster_id, "redis",
 	                 "url", c->redis, "connected", r->w != NULL, "error", r->redis_error,
 	                 "errors", (json_int_t)r->redis_errors, "losses", (json_int_t)r->losses,
 	                 "fenced", (json_int_t)r->fenced, "lease", lease, "uptime",
 	                 (json_int_t)((rep_wall_ms() - r->started_at) / 1000), "config_dir",
 	                 c->config_dir, "config_dir_error", r->dir_error, "files", files_json(r),
-	                 "clusters", cls);
+	                 "clusters", cls, "filter", filter);
 }
 
 json_t *
@@ -206,8 +209,8 @@ cmd_status(void *arg, struct mg_ctl_conn *conn, const json_t *args, json_t **res
 }
 
 static const struct mg_ctl_command commands[] = {
-        {"replicator.status", "clusters, lease, Redis: what the replicator does", false,
-         cmd_status, NULL},
+        {"replicator.status", "clusters, lease, Redis: what the replicator does", false, cmd_status,
+         NULL},
         {"replicator.troubleshoot",
          "per cluster: config file, DNS, TCP, TLS, certificates, etcd, cluster config, "
          "canaries",
@@ -217,6 +220,5 @@ static const struct mg_ctl_command commands[] = {
 int
 mg_replicator_register(struct mg_replicator *r, struct mg_ctl_server *srv, struct mg_error *err)
 {
-	return mg_ctl_register_table(srv, commands, sizeof(commands) / sizeof(commands[0]), r,
-	                             err);
+	return mg_ctl_register_table(srv, commands, sizeof(commands) / sizeof(commands[0]), r, err);
 }

@@ -48,10 +48,10 @@ key_json(struct mg_etcd *e, const char *key, bool *denied)
 	}
 	json_t *o = json_pack("{s:s, s:b}", "key", key, "present", r.n > 0);
 	if (r.n > 0)
-		json_object_set_new(o, "value",
-		                    json_stringn_nocheck(r.kvs[0].value, r.kvs[0].value_len < 512
-		                                                                 ? r.kvs[0].value_len
-		                                                                 : 512));
+		json_object_set_new(
+		        o, "value",
+		        json_stringn_nocheck(r.kvs[0].value,
+		                             r.kvs[0].value_len < 512 ? r.kvs[0].value_len : 512));
 	mg_etcd_range_free(&r);
 	return o;
 }
@@ -82,8 +82,8 @@ etcd_json(const struct check *k, const struct mg_rep_etcd_config *e)
 	char cid[24], key[MG_KV_KEY_MAX];
 	bool denied = false;
 	snprintf(cid, sizeof(cid), "%016" PRIx64, st.hdr.cluster_id);
-	json_t *out = json_pack("{s:b, s:s, s:s, s:I}", "ok", 1, "version", st.version, "cluster_id",
-	                        cid, "revision", (json_int_t)st.hdr.revision);
+	json_t *out = json_pack("{s:b, s:s, s:s, s:I}", "ok", 1, "version", st.version,
+	                        "cluster_id", cid, "revision", (json_int_t)st.hdr.revision);
 	snprintf(key, sizeof(key), "cilium/cluster-config/%s", k->name);
 	json_object_set_new(out, "cluster_config", key_json(c, key, &denied));
 	json_object_set_new(out, "has_cluster_config",
@@ -99,9 +99,10 @@ etcd_json(const struct check *k, const struct mg_rep_etcd_config *e)
 	json_object_set_new(out, "heartbeat", key_json(c, "cilium/.heartbeat", &denied));
 	json_object_set_new(out, "read_allowed", json_boolean(!denied));
 	if (denied)
-		json_object_set_new(out, "read_error",
-		                    json_string("etcd refused the reads: the certificate's CN is not "
-		                                "an etcd user with read access to cilium/"));
+		json_object_set_new(
+		        out, "read_error",
+		        json_string("etcd refused the reads: the certificate's CN is not "
+		                    "an etcd user with read access to cilium/"));
 	mg_etcd_close(c);
 	return out;
 }
@@ -115,8 +116,9 @@ check_main(void *arg)
 	int rc = mg_rep_etcd_config_load(k->path, k->name, k->c->config_dir, &e, &err);
 	k->out = json_pack("{s:s, s:s}", "name", k->name, "file", k->path);
 	if (rc <= 0) {
-		json_object_set_new(k->out, "config_error",
-		                    json_string(rc < 0 ? err.msg : "not an etcd config (no endpoints)"));
+		json_object_set_new(
+		        k->out, "config_error",
+		        json_string(rc < 0 ? err.msg : "not an etcd config (no endpoints)"));
 		return NULL;
 	}
 	json_t *eps = json_array();
