@@ -258,6 +258,15 @@ if want integration; then
 	# meshgatectl's online commands against a scripted server (exit codes, output)
 	run_prog integration/ctl-fake "" "$TIMEOUT" "$PY" tests/integration/fake_ctl_server.py \
 		--meshgatectl "$BUILD/app/meshgatectl/meshgatectl"
+	# meshgate-replicator against two TLS+auth etcds and a redis-server:
+	# copy, changes, faults, lease takeover, drain, troubleshoot, filter
+	run_prog integration/replicator "" "$TIMEOUT" "$PY" tests/integration/replicator_test.py \
+		--replicator "$BUILD/app/meshgate-replicator/meshgate-replicator" \
+		--meshgatectl "$BUILD/app/meshgatectl/meshgatectl"
+	run_prog integration/replicator "san:" "$TIMEOUT" env "${SAN_ENV[@]}" \
+		"$PY" tests/integration/replicator_test.py --tag san \
+		--replicator "$BUILD_SAN/app/meshgate-replicator/meshgate-replicator" \
+		--meshgatectl "$BUILD_SAN/app/meshgatectl/meshgatectl"
 	run_prog conformance "" "$TIMEOUT" \
 		"$PY" tests/conformance/run.py --meshgatectl "$BUILD/app/meshgatectl/meshgatectl"
 fi
@@ -284,6 +293,10 @@ if want e2e; then
 	# the same with two workers reading each published snapshot
 	run_prog e2e/reload-2w "" "$TIMEOUT" env MG_RELOAD_WORKERS=2 bash tests/e2e/reload_test.sh \
 		"$BUILD/app/meshgate/meshgate" "$BUILD/app/meshgatectl/meshgatectl"
+	# etcd -> meshgate-replicator -> Redis -> meshgate on real traffic
+	run_prog e2e/replicator "" "$TIMEOUT" bash tests/e2e/replicator_e2e.sh \
+		"$BUILD/app/meshgate/meshgate" "$BUILD/app/meshgatectl/meshgatectl" \
+		"$BUILD/app/meshgate-replicator/meshgate-replicator"
 	# the control thread's commands and the reload path under the sanitizers
 	run_prog e2e/ctl "san:" "$TIMEOUT" env "${SAN_ENV[@]}" bash tests/e2e/ctl_e2e.sh \
 		"$BUILD_SAN/app/meshgate/meshgate" "$BUILD_SAN/app/meshgatectl/meshgatectl"
