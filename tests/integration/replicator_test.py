@@ -397,6 +397,14 @@ def test_initial(t):
     result("metrics_refused", 'meshgate_replicator_values_refused_total{cluster="cluster-b",'
            'reason="parse"} 2' in m, "")
     result("metrics_lease", "meshgate_replicator_lease_holder 1" in m, "")
+    pc = subprocess.run([sys.executable, os.path.join(HERE, "prom_check.py"),
+                         "http://127.0.0.1:%d/metrics" % t.rep.metrics_port,
+                         "--require", "meshgate_replicator_lease_holder",
+                         "--require", "meshgate_replicator_rate_limiter_wait_seconds",
+                         "--expect", 'meshgate_replicator_entries{cluster="cluster-b",'
+                         'kind="ip"}=6'], capture_output=True, text=True, timeout=30)
+    result("metrics_prom_check", pc.returncode == 0,
+           "\n".join(x for x in pc.stdout.split("\n") if x.startswith("FAIL")))
     result("metrics_histogram",
            'meshgate_replicator_rate_limiter_wait_seconds_count{cluster="cluster-b",call="range"}'
            in m, "")
