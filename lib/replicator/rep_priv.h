@@ -212,6 +212,7 @@ struct mg_replicator {
 	char token[40];
 	char prev_token[40]; /* the last tenure's: seen as the holder, it is not another replica */
 	bool holder;
+	bool lease_gone; /* the lease was just found not ours: free at once means the key vanished */
 	char holder_token[64];
 	int64_t holder_pttl;
 	uint64_t lease_since; /* monotonic ms: holder since */

@@ -48,6 +48,7 @@ rep_redis_lost(struct mg_replicator *r, int rc, const struct mg_error *err)
 			        "%s",
 			        err->msg);
 		r->fenced++;
+		r->lease_gone = r->holder;
 		if (r->holder) {
 			r->holder = false;
 			r->lease_lost++;
@@ -109,12 +110,14 @@ became_holder(struct mg_replicator *r)
 {
 	bool takeover = r->holder_token[0] != '\0' && strcmp(r->holder_token, r->token) != 0 &&
 	                strcmp(r->holder_token, r->prev_token) != 0;
-	if (!takeover && r->lease_acquired > 0) {
-		/* Ours until now, and the key was gone: Redis lost it (or someone deleted it). */
+	if (r->lease_gone && !takeover) {
+		/* Ours until now, refused, and free again at once: the key was gone
+		 * (Redis lost its data, or someone deleted it). */
 		MG_WARN("replicator: the lease key was gone: treating Redis as having lost its "
 		        "data");
 		r->losses++;
 	}
+	r->lease_gone = false;
 	r->holder = true;
 	r->lease_acquired++;
 	if (takeover)
@@ -159,6 +162,7 @@ rep_lease_tick(struct mg_replicator *r)
 		}
 		r->holder = false;
 		r->lease_lost++;
+		r->lease_gone = true;
 		new_token(r);
 		MG_WARN("replicator: the lease is lost (expired, taken or gone)");
 	}
@@ -174,6 +178,7 @@ rep_lease_tick(struct mg_replicator *r)
 		became_holder(r);
 		return;
 	}
+	r->lease_gone = false;
 	snprintf(r->holder_token, sizeof(r->holder_token), "%s", holder);
 	r->holder_pttl = pttl;
 }

@@ -541,6 +541,68 @@ def test_redis_loss(t):
     result("losses_counted", st.get("redis", {}).get("losses", 0) >= 1, st.get("redis"))
 
 
+def test_failover(t):
+    """A primary with a replica; the primary dies, the replica is promoted and
+    the address the replicator uses (a unix socket path) now leads to it."""
+    d = tempfile.mkdtemp(prefix="fo-", dir=t.base)
+    pport = free_port()
+    procs = []
+
+    def server(name, extra):
+        p = subprocess.Popen(["redis-server", "--port", str(pport if name == "p" else 0),
+                              "--bind", "127.0.0.1", "--unixsocket", os.path.join(d, name + ".sock"),
+                              "--dir", d, "--dbfilename", name + ".rdb", "--save", "",
+                              "--appendonly", "no"] + extra,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(p)
+        return p
+
+    def cli(name, *args):
+        return subprocess.run(["redis-cli", "--raw", "-s", os.path.join(d, name + ".sock")] +
+                              list(args), capture_output=True, text=True, timeout=20).stdout.strip()
+
+    primary = server("p", [])
+    wait_for(lambda: cli("p", "PING") == "PONG", 10)
+    server("r", ["--replicaof", "127.0.0.1", str(pport)])
+    wait_for(lambda: cli("r", "PING") == "PONG", 10)
+    link = os.path.join(d, "redis.sock")
+    os.symlink(os.path.join(d, "p.sock"), link)
+    rep = Replicator(t.rep_bin, t.base, "rep-fo", 0, t.mesh, env=t.env)
+    rep.stop()  # rewrite its config for the unix socket
+    with open(rep.cfg) as f:
+        cfg = f.read().replace("redis://127.0.0.1:0/0", "unix://" + link)
+    with open(rep.cfg, "w") as f:
+        f.write(cfg)
+    rep.log = open(os.path.join(rep.dir, "log"), "a")
+    rep.proc = subprocess.Popen([t.rep_bin, "-c", rep.cfg], stdout=rep.log,
+                                stderr=subprocess.STDOUT, env=t.env)
+    try:
+        ok = wait_for(lambda: cluster_ready(t, rep, B) and
+                      cli("r", "EXISTS", "cilium/synced/%s/cilium/cache/ip/v1" % B) == "1", 30)
+        result("failover_replica_has_copy", bool(ok), "")
+        primary.kill()
+        primary.wait()
+        cli("r", "REPLICAOF", "NO", "ONE")
+        os.unlink(link)
+        os.symlink(os.path.join(d, "r.sock"), link)
+        v = ip_pair("10.2.0.50", 131073, "shop", "web-5")
+        t.etcd[B].put("cilium/state/ip/v1/default/10.2.0.50", v)
+        ok = wait_for(lambda: cli("r", "GET", CACHE_IP % (B, "10.2.0.50")) == v, 20)
+        st = rep.status(t.ctl) or {}
+        result("failover_writes_to_promoted", bool(ok), json.dumps(st.get("redis")))
+        result("failover_still_holder", st.get("lease", {}).get("holder") is True and
+               st.get("redis", {}).get("errors", 0) >= 1, st.get("lease"))
+        t.etcd[B].delete("cilium/state/ip/v1/default/10.2.0.50")
+        ok = wait_for(lambda: cli("r", "EXISTS", CACHE_IP % (B, "10.2.0.50")) == "0", 10)
+        result("failover_deletes", bool(ok), "")
+    finally:
+        rep.stop()
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+                p.wait(timeout=10)
+
+
 def test_drain(t):
     path = os.path.join(t.mesh, C)
     keep = os.path.join(t.base, "cluster-c.saved")
@@ -712,7 +774,7 @@ def main():
         t.redis = redis = Redis(t.base)
         t.rep = Replicator(t.rep_bin, t.base, "rep1", redis.port, t.mesh, env=t.env)
         for fn in (test_initial, test_changes, test_bad_endpoints, test_heartbeat,
-                   test_restart_empty, test_takeover, test_redis_loss, test_drain,
+                   test_restart_empty, test_takeover, test_redis_loss, test_failover, test_drain,
                    test_kill_mid_list, test_filter):
             try:
                 fn(t)
