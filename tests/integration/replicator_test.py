@@ -660,6 +660,40 @@ def test_bad_endpoints(t):
         os.unlink(os.path.join(t.mesh, name))
 
 
+def test_compaction(t):
+    """etcd compacted past the revision the watch starts from: the watch is
+    canceled (compacted), the replicator lists again and deletes what is gone."""
+    c = t.etcd[C]
+    redis = Redis(t.base)
+    mesh = os.path.join(t.base, "mesh-c")
+    os.makedirs(mesh, exist_ok=True)
+    shutil.copy(c.config_file(), os.path.join(mesh, C))
+    # Two seconds between requests: the watch is created well after the list.
+    slow = "{bootstrap_qps: 0.5, qps: 0.5, heartbeat_timeout: 0}"
+    rep = Replicator(t.rep_bin, t.base, "rep-compact", redis.port, mesh, env=t.env, etcd=slow)
+    try:
+        ok = wait_for(lambda: (rep.cluster(t.ctl, C) or {}).get("synced"), 60, step=0.05)
+        st = (rep.cluster(t.ctl, C) or {}).get("state")
+        v = ip_pair("10.3.0.9", 196609, "shop", "api-9")
+        c.put("cilium/state/ip/v1/default/10.3.0.9", v)
+        c.put("cilium/state/ip/v1/default/10.3.0.10", v.replace("10.3.0.9", "10.3.0.10"))
+        c.delete("cilium/state/ip/v1/default/10.3.0.10")
+        c.ctl("compaction", str(c.revision()))
+        result("compaction_during_setup", bool(ok) and st == "listing", "state %s" % st)
+        ok = wait_for(lambda: (rep.cluster(t.ctl, C) or {}).get("failures", {})
+                      .get("compacted", 0) >= 1, 30)
+        result("compaction_noticed", bool(ok), rep.cluster(t.ctl, C))
+        tr = T()
+        tr.redis = redis
+        ok = wait_for(lambda: redis.get(CACHE_IP % (C, "10.3.0.9")) == v and
+                      expect_copy(tr, C, *data_c(), absent_ips=["10.3.0.10"]) == "", 30)
+        result("compaction_relisted", bool(ok), expect_copy(tr, C, *data_c()))
+    finally:
+        rep.stop()
+        redis.stop()
+        c.delete("cilium/state/ip/v1/default/10.3.0.9")
+
+
 def test_kill_mid_list(t):
     """SIGKILL while the initial list runs: no canary may claim a copy."""
     d = t.etcd["cluster-d"]
@@ -775,7 +809,7 @@ def main():
         t.rep = Replicator(t.rep_bin, t.base, "rep1", redis.port, t.mesh, env=t.env)
         for fn in (test_initial, test_changes, test_bad_endpoints, test_heartbeat,
                    test_restart_empty, test_takeover, test_redis_loss, test_failover, test_drain,
-                   test_kill_mid_list, test_filter):
+                   test_compaction, test_kill_mid_list, test_filter):
             try:
                 fn(t)
             except Exception as e:  # noqa: BLE001 - one scenario's crash fails it alone
