@@ -391,13 +391,26 @@ load(struct mg_yaml_file *f, const char *name, const char *dir, struct mg_error 
 	c->dir = strdup(dir != NULL ? dir : ".");
 	if (c->file == NULL || c->dir == NULL)
 		goto fail;
-	if (f->ndocs != 1) {
-		mg_error_set(err, name, 0, 0, "expected one YAML document, found %zu", f->ndocs);
+	/* As the gateway's config: empty documents are none, a second real one is an error. */
+	const struct mg_yaml_node *root = NULL;
+	for (size_t i = 0; i < f->ndocs; i++) {
+		if (mg_yaml_is_null(f->docs[i]))
+			continue;
+		if (root != NULL) {
+			rc = mg_yaml_error(err, f->docs[i],
+			                   "a config file holds one YAML document, a second one "
+			                   "starts here");
+			goto fail;
+		}
+		root = f->docs[i];
+	}
+	if (root == NULL) {
+		mg_error_set(err, NULL, 0, 0, "%s: the config file is empty", name);
 		rc = -EINVAL;
 		goto fail;
 	}
 	struct pctx x = {.c = c, .err = err};
-	rc = parse_root(&x, f->docs[0]);
+	rc = parse_root(&x, root);
 	if (rc)
 		goto fail;
 	mg_yaml_free(f);
