@@ -24,6 +24,9 @@
 # that Redis instead (`meshgatectl kv import`, cluster cluster-a, id 1) and
 # the gateway learns them from there: its config has a kvstore section and
 # no identity or endpoint files (docker/compose.yaml runs it this way).
+# MG_DEMO_REDIS_FILLED=1 with it: the data is in Redis already (written
+# there by meshgate-replicator from cluster-a's etcd: docker/compose.yaml),
+# nothing is imported.
 # MG_DEMO_SKIP_SETUP=1 skips scripts/setup.sh (an image that has it all).
 set -uo pipefail
 
@@ -73,10 +76,15 @@ echo "== namespaces: $MG_NS_FRONT ($MG_IF_IN) <-> meshgate <-> $MG_NS_BACK ($MG_
 mg_topology_up || { echo "demo: could not create the namespaces" >&2; exit 1; }
 
 if [ -n "${MG_DEMO_REDIS:-}" ]; then
-	echo "== identities and endpoints into Redis at $MG_DEMO_REDIS"
-	"$BUILD/app/meshgatectl/meshgatectl" kv import --redis "$MG_DEMO_REDIS" \
-		--cluster cluster-a --cluster-id 1 --prune \
-		conf/examples/demo/identities.yaml conf/examples/demo/endpoints.yaml || exit 1
+	if [ "${MG_DEMO_REDIS_FILLED:-0}" = 1 ]; then
+		echo "== identities and endpoints: cluster-a's, in Redis at $MG_DEMO_REDIS already"
+	else
+		echo "== identities and endpoints into Redis at $MG_DEMO_REDIS"
+		"$BUILD/app/meshgatectl/meshgatectl" kv import --redis "$MG_DEMO_REDIS" \
+			--cluster cluster-a --cluster-id 1 --prune \
+			conf/examples/demo/identities.yaml conf/examples/demo/endpoints.yaml ||
+			exit 1
+	fi
 	# The demo config with a kvstore section instead of the local files.
 	sed -e '/^identities:/,$d' "$CONF" >"$MG_WORK/meshgate.yaml"
 	cat >>"$MG_WORK/meshgate.yaml" <<YAML

@@ -255,6 +255,12 @@ if want integration; then
 	run_prog integration/metrics "san:" "$TIMEOUT" env "${SAN_ENV[@]}" \
 		"$PY" tests/integration/metrics_test.py --meshgate "$BUILD_SAN/app/meshgate/meshgate" \
 		--meshgatectl "$BUILD_SAN/app/meshgatectl/meshgatectl" --tag san
+	# meshgate-replicator's command line: --check-config, usage errors, -V, --help
+	run_prog integration/replicator-cli "" "$TIMEOUT" "$PY" tests/integration/replicator_cli_test.py \
+		--replicator "$BUILD/app/meshgate-replicator/meshgate-replicator"
+	run_prog integration/replicator-cli "san:" "$TIMEOUT" env "${SAN_ENV[@]}" \
+		"$PY" tests/integration/replicator_cli_test.py \
+		--replicator "$BUILD_SAN/app/meshgate-replicator/meshgate-replicator" --tag san
 	# meshgatectl's online commands against a scripted server (exit codes, output)
 	run_prog integration/ctl-fake "" "$TIMEOUT" "$PY" tests/integration/fake_ctl_server.py \
 		--meshgatectl "$BUILD/app/meshgatectl/meshgatectl"

@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "mg_ctl.h"
+#include "mg_kvstore.h"
 #include "mg_metrics.h"
 #include "mg_replicator.h"
 
@@ -42,7 +43,8 @@ usage(FILE *f)
 	           "      --check-config  load the config and the clusters' etcd configs, print "
 	           "'config OK', exit\n"
 	           "  -v, --verbose       debug logs\n"
-	           "  -V, --version       print the version\n");
+	           "  -V, --version       print the version\n"
+	           "  -h, --help          this text\n");
 }
 
 /* The clusters' config files, as --check-config shows them. */
@@ -61,10 +63,12 @@ check_dir(const struct mg_rep_config *c)
 		struct mg_rep_etcd_config e;
 		struct mg_error err = {{0}};
 		struct stat st;
-		if (de->d_name[0] == '.')
+		/* the files the daemon reads (rep_core.c's scan), no others */
+		if (de->d_name[0] == '.' || !mg_kv_cluster_name_valid(de->d_name) ||
+		    strcmp(de->d_name, c->cluster_name) == 0)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", c->config_dir, de->d_name);
-		if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+		if (stat(path, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > (1 << 20))
 			continue;
 		int rc = mg_rep_etcd_config_load(path, de->d_name, c->config_dir, &e, &err);
 		if (rc < 0) {

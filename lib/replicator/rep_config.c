@@ -12,10 +12,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mg_etcd.h"
 #include "mg_kvstore.h"
 #include "mg_yaml.h"
 #include "rep_filter.h"
 #include "rep_priv.h"
+
+/* etcd's client port: an endpoint without one gets it */
+#define MG_REP_ETCD_DEFAULT_PORT 2379u
 
 static const char *const keys_root[] = {"version",    "cluster",         "clustermesh",   "redis",
                                         "redis_auth", "redis_functions", "redis_timeout", "etcd",
@@ -387,13 +391,26 @@ load(struct mg_yaml_file *f, const char *name, const char *dir, struct mg_error 
 	c->dir = strdup(dir != NULL ? dir : ".");
 	if (c->file == NULL || c->dir == NULL)
 		goto fail;
-	if (f->ndocs != 1) {
-		mg_error_set(err, name, 0, 0, "expected one YAML document, found %zu", f->ndocs);
+	/* As the gateway's config: empty documents are none, a second real one is an error. */
+	const struct mg_yaml_node *root = NULL;
+	for (size_t i = 0; i < f->ndocs; i++) {
+		if (mg_yaml_is_null(f->docs[i]))
+			continue;
+		if (root != NULL) {
+			rc = mg_yaml_error(err, f->docs[i],
+			                   "a config file holds one YAML document, a second one "
+			                   "starts here");
+			goto fail;
+		}
+		root = f->docs[i];
+	}
+	if (root == NULL) {
+		mg_error_set(err, NULL, 0, 0, "%s: the config file is empty", name);
 		rc = -EINVAL;
 		goto fail;
 	}
 	struct pctx x = {.c = c, .err = err};
-	rc = parse_root(&x, f->docs[0]);
+	rc = parse_root(&x, root);
 	if (rc)
 		goto fail;
 	mg_yaml_free(f);
@@ -499,6 +516,46 @@ etcd_refuse(struct pctx *x, const struct mg_yaml_node *map)
 	return 0;
 }
 
+/*
+ * One endpoint as lib/etcd takes it: "http(s)://host:port", all of one
+ * scheme. A trailing slash is dropped by lib/etcd; a missing port is
+ * etcd's 2379 (as the troubleshoot probe has it), written out here.
+ */
+static int
+etcd_endpoint(struct pctx *x, const struct mg_yaml_node *n, bool *tls, char **out)
+{
+	const char *s;
+	int rc = mg_yaml_str(n, "endpoints[]", &s, x->err);
+	if (rc)
+		return rc;
+	*tls = strncmp(s, "https://", 8) == 0;
+	if (!*tls && strncmp(s, "http://", 7) != 0)
+		return mg_yaml_error(x->err, n, "endpoints: '%s' is not an http:// or https:// URL",
+		                     s);
+	struct mg_hostport hp;
+	const char *why = NULL, *rest = s + (*tls ? 8 : 7);
+	char hostport[300];
+	size_t hl = strlen(rest);
+	if (hl > 0 && rest[hl - 1] == '/')
+		hl--;
+	if (hl >= sizeof(hostport))
+		return mg_yaml_error(x->err, n, "endpoints: '%.40s...': too long", s);
+	memcpy(hostport, rest, hl);
+	hostport[hl] = '\0';
+	if (mg_hostport_parse(hostport, MG_HOSTPORT_HOST_REQUIRED | MG_HOSTPORT_PORT_OPTIONAL, &hp,
+	                      &why) < 0)
+		return mg_yaml_error(x->err, n, "endpoints: '%s': %s", s,
+		                     why != NULL ? why : "not host:port");
+	if (hp.has_port && hp.port == 0)
+		return mg_yaml_error(x->err, n, "endpoints: '%s': port 0", s);
+	if (hp.has_port)
+		*out = strdup(s);
+	else if (asprintf(out, "%s%s:%u", *tls ? "https://" : "http://", hostport,
+	                  MG_REP_ETCD_DEFAULT_PORT) < 0)
+		*out = NULL;
+	return *out == NULL ? -ENOMEM : 0;
+}
+
 static int
 etcd_endpoints(struct pctx *x, const struct mg_yaml_node *n, struct mg_rep_etcd_config *out)
 {
@@ -507,35 +564,27 @@ etcd_endpoints(struct pctx *x, const struct mg_yaml_node *n, struct mg_rep_etcd_
 		return rc;
 	if (n->n == 0)
 		return mg_yaml_error(x->err, n, "endpoints: empty list");
+	if (n->n > MG_ETCD_MAX_ENDPOINTS)
+		return mg_yaml_error(x->err, n, "endpoints: %zu, at most %d", n->n,
+		                     MG_ETCD_MAX_ENDPOINTS);
 	out->endpoints = calloc(n->n, sizeof(char *));
 	if (out->endpoints == NULL)
 		return -ENOMEM;
+	bool tls0 = false;
 	for (size_t i = 0; i < n->n; i++) {
-		const char *s;
-		rc = mg_yaml_str(n->items[i], "endpoints[]", &s, x->err);
+		bool tls;
+		rc = etcd_endpoint(x, n->items[i], &tls, &out->endpoints[i]);
 		if (rc)
 			return rc;
-		bool tls = strncmp(s, "https://", 8) == 0;
-		if (!tls && strncmp(s, "http://", 7) != 0)
-			return mg_yaml_error(x->err, n->items[i],
-			                     "endpoints: '%s' is not an http:// or https:// URL",
-			                     s);
-		struct mg_hostport hp;
-		const char *why = NULL;
-		char hostport[300];
-		snprintf(hostport, sizeof(hostport), "%s", s + (tls ? 8 : 7));
-		size_t hl = strlen(hostport);
-		if (hl > 0 && hostport[hl - 1] == '/')
-			hostport[hl - 1] = '\0';
-		if (mg_hostport_parse(hostport,
-		                      MG_HOSTPORT_HOST_REQUIRED | MG_HOSTPORT_PORT_OPTIONAL, &hp,
-		                      &why) < 0)
-			return mg_yaml_error(x->err, n->items[i], "endpoints: '%s': %s", s,
-			                     why != NULL ? why : "not host:port");
-		out->endpoints[i] = strdup(s);
-		if (out->endpoints[i] == NULL)
-			return -ENOMEM;
 		out->n_endpoints++;
+		if (i == 0)
+			tls0 = tls;
+		else if (tls != tls0)
+			return mg_yaml_error(
+			        x->err, n->items[i],
+			        "endpoints: '%s': http:// and https:// mixed (lib/etcd "
+			        "takes one scheme)",
+			        n->items[i]->str);
 	}
 	return 0;
 }
