@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "mg_ctl.h"
 #include "mg_kvstore.h"
@@ -184,6 +185,12 @@ main(int argc, char **argv)
 	if (c == NULL) {
 		fprintf(stderr, "%s\n", err.msg);
 		return 1;
+	}
+	/* The Function library: the installed one, else the build tree's (as meshgatectl). */
+	if (c->functions == NULL) {
+		const char *f = access(MG_FUNCTIONS_INSTALLED, R_OK) == 0 ? MG_FUNCTIONS_INSTALLED
+		                                                           : MG_FUNCTIONS_SOURCE;
+		c->functions = strdup(f);
 	}
 	int rc;
 	if (check) {
