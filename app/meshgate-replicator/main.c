@@ -189,7 +189,7 @@ main(int argc, char **argv)
 	/* The Function library: the installed one, else the build tree's (as meshgatectl). */
 	if (c->functions == NULL) {
 		const char *f = access(MG_FUNCTIONS_INSTALLED, R_OK) == 0 ? MG_FUNCTIONS_INSTALLED
-		                                                           : MG_FUNCTIONS_SOURCE;
+		                                                          : MG_FUNCTIONS_SOURCE;
 		c->functions = strdup(f);
 	}
 	int rc;
