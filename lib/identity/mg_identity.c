@@ -682,3 +682,24 @@ mg_identity_table_mode(const struct mg_identity_table *t)
 {
 	return t->mode;
 }
+
+bool
+mg_port_name_valid(const char *s)
+{
+	size_t n = strlen(s);
+	bool letter = false;
+
+	if (n == 0 || n > MG_PORT_NAME_MAX || s[0] == '-' || s[n - 1] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+			letter = true;
+		else if (c == '-' && s[i + 1] == '-')
+			return false;
+		else if (!((c >= '0' && c <= '9') || c == '-'))
+			return false;
+	}
+	return letter;
+}

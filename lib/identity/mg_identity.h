@@ -158,6 +158,15 @@ struct mg_named_port {
 	uint16_t port;
 };
 
+/** Longest port name: an IANA service name. */
+#define MG_PORT_NAME_MAX 15
+
+/**
+ * Cilium's test for a port name (pkg/iana IsSvcName): 1 to 15 characters
+ * of [a-zA-Z0-9-], at least one letter, no '-' at either end, no "--".
+ */
+bool mg_port_name_valid(const char *s);
+
 struct mg_identity {
 	uint32_t id;
 	struct mg_labels labels;

@@ -53,9 +53,6 @@ int kvm_parse_value_addr(const char *s, struct mg_ipcache_entry *e);
 void kvm_b64_encode(const uint8_t *in, size_t n, char *out);
 /* Decode padded base64 into out (at most cap bytes). Length or -EINVAL. */
 int kvm_b64_decode(const char *s, uint8_t *out, size_t cap);
-/* Cilium's test for a port name (pkg/iana IsSvcName): 1 to 15 characters of
- * [a-zA-Z0-9-], at least one letter, no '-' at either end, no "--". */
-bool kvm_svc_name(const char *s);
 /* Prefix length of a mask of @n bytes as Go's IPMask.Size reads it (its
  * leading ones, when all ones come first) into *@plen: 0, or -EINVAL when
  * not canonical or longer than @family's address. */

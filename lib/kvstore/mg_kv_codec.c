@@ -108,27 +108,6 @@ mg_kv_proto_parse(const char *s, uint8_t *proto)
 	return 0;
 }
 
-bool
-kvm_svc_name(const char *s)
-{
-	size_t n = strlen(s);
-	bool letter = false;
-
-	if (n == 0 || n > 15 || s[0] == '-' || s[n - 1] == '-')
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-			letter = true;
-		else if (c == '-' && s[i + 1] == '-')
-			return false;
-		else if (!((c >= '0' && c <= '9') || c == '-'))
-			return false;
-	}
-	return letter;
-}
-
 int
 kvm_mask_len(const uint8_t *m, size_t n, uint8_t family, uint8_t *plen)
 {

@@ -156,7 +156,7 @@ kv_fast_port(struct kv_scan *s, struct mg_kv_ip_pair *p, size_t *cap)
 		seen |= bit;
 	} while (kv_lit(s, ','));
 	/* Anything the slow path would drop, lower-case or default is its job. */
-	if (!kv_lit(s, '}') || seen != 7 || port < 1 || port > 65535 || !kvm_svc_name(name) ||
+	if (!kv_lit(s, '}') || seen != 7 || port < 1 || port > 65535 || !mg_port_name_valid(name) ||
 	    proto[0] == '\0' || mg_kv_proto_parse(proto, &pr) < 0 ||
 	    p->n_named_ports >= MG_KV_IP_MAX_NAMED_PORTS)
 		return 0;

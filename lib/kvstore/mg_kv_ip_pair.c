@@ -191,7 +191,7 @@ kv_add_port(struct mg_kv_ip_pair *p, size_t *cap, const char *name, json_int_t p
 	int rc;
 
 	memset(&np, 0, sizeof(np));
-	if (!kvm_svc_name(name) || port == 0 ||
+	if (!mg_port_name_valid(name) || port == 0 ||
 	    (proto[0] == '\0' ? (np.proto = 6, 0) : mg_kv_proto_parse(proto, &np.proto)) < 0) {
 		p->n_dropped_ports++;
 		return 0;

@@ -22,31 +22,6 @@
 /* ---- ports ---- */
 
 /*
- * Cilium's test for a port name (pkg/iana): 1 to 15 characters of
- * [a-zA-Z0-9-], at least one letter, no '-' at either end, no "--".
- */
-static bool
-is_svc_name(const char *s)
-{
-	size_t n = strlen(s), i;
-	bool letter = false;
-
-	if (n == 0 || n > POL_PORT_NAME_MAX || s[0] == '-' || s[n - 1] == '-')
-		return false;
-	for (i = 0; i < n; i++) {
-		char c = s[i];
-
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-			letter = true;
-		else if (c == '-' && s[i + 1] == '-')
-			return false;
-		else if (!((c >= '0' && c <= '9') || c == '-'))
-			return false;
-	}
-	return letter;
-}
-
-/*
  * A port: a number (as Go's strconv.ParseUint with base 0, which Cilium
  * uses: a leading 0 means octal) or a name, which Cilium lower-cases.
  * @p name receives the name, or "" for a number in *out.
@@ -68,7 +43,7 @@ parse_port_number(const struct mg_yaml_node *n, const char *what, unsigned *out,
 	len = strlen(str);
 	if (len == 0)
 		return mg_yaml_error(err, n, "%s: expected a port number or name", what);
-	if (is_svc_name(str)) {
+	if (mg_port_name_valid(str)) {
 		for (i = 0; i <= len; i++)
 			name[i] = (char)((str[i] >= 'A' && str[i] <= 'Z') ? str[i] - 'A' + 'a'
 			                                                  : str[i]);
