@@ -83,8 +83,8 @@ env_load(struct rb_etcd *e)
 		*eq = '\0';
 		v = eq + 1;
 		v[strcspn(v, "\n")] = '\0';
-#define ENV_STR(k, field)                                                                          \
-	if (strcmp(line, k) == 0)                                                                  \
+#define ENV_STR(k, field)         \
+	if (strcmp(line, k) == 0) \
 		snprintf(e->field, sizeof(e->field), "%s", v);
 		ENV_STR("ETCD_ENDPOINT", endpoint)
 		ENV_STR("ETCD_CA", ca)
@@ -216,8 +216,8 @@ id_kv(const struct rb_data *d, uint32_t i, char *key, size_t ksize, char *val, s
 		snprintf(app, sizeof(app), "f%u", i);
 	snprintf(key, ksize, "%s/id/%u", MG_KV_STATE_IDENTITIES, rb_ident(d->cid, i));
 	snprintf(val, vsize,
-	         "k8s:app=%s;k8s:io.cilium.k8s.policy.cluster=%s;k8s:io.kubernetes.pod.namespace=" RB_NS
-	         ";",
+	         "k8s:app=%s;k8s:io.cilium.k8s.policy.cluster=%s;k8s:io.kubernetes.pod."
+	         "namespace=" RB_NS ";",
 	         app, d->name);
 }
 
@@ -289,8 +289,10 @@ load_meta(const struct rb_etcd *e, const struct rb_data *d)
 	int rc = c != NULL ? 0 : -EIO;
 
 	now3339(now, sizeof(now));
-	snprintf(v, sizeof(v), "{\"id\":%u,\"capabilities\":{\"syncedCanaries\":true,"
-	         "\"maxConnectedClusters\":255}}", d->cid);
+	snprintf(v, sizeof(v),
+	         "{\"id\":%u,\"capabilities\":{\"syncedCanaries\":true,"
+	         "\"maxConnectedClusters\":255}}",
+	         d->cid);
 	snprintf(k, sizeof(k), "cilium/cluster-config/%s", d->name);
 	if (rc == 0)
 		rc = mg_etcd_put(c, "cilium/.has-cluster-config", 26, "true", 4, NULL, &err);
@@ -321,7 +323,8 @@ rb_load(const struct rb_etcd *e, const struct rb_data *d, uint32_t id0, uint32_t
 	if (threads > 16)
 		threads = 16;
 	for (unsigned t = 0; t < threads; t++) {
-		j[t] = (struct load_job){.e = e, .d = d, .id0 = id0, .ip0 = ip0, .t = t, .nt = threads};
+		j[t] = (struct load_job){
+		        .e = e, .d = d, .id0 = id0, .ip0 = ip0, .t = t, .nt = threads};
 		if (pthread_create(&th[t], NULL, load_main, &j[t]) != 0)
 			return -EAGAIN; /* earlier threads are joined by no one: the bench exits */
 	}
@@ -338,9 +341,18 @@ rb_load(const struct rb_etcd *e, const struct rb_data *d, uint32_t id0, uint32_t
 	if (rc == 0 && n >= 10000) {
 		double s = (double)(mg_time_ns() - t0) / 1e9;
 
+		struct mg_etcd_status st = {0};
+		struct mg_error err = {0};
+		struct mg_etcd *c = rb_etcd_open(e, true, &err);
+
+		if (c == NULL || mg_etcd_status(c, &st, &err) < 0)
+			st.db_size = -1;
+		mg_etcd_close(c);
 		printf("  loaded %" PRIu64 " keys into etcd %s in %.1f s (%.0f keys/s; %" PRIu64
-		       " txns of up to %u puts from %u clients)\n",
-		       n, e->name, s, (double)n / s, txns, RB_TXN_MAX, threads);
+		       " txns of up to %u puts from %u clients); etcd db %.0f MiB (quota: etcd's "
+		       "default 2 GiB)\n",
+		       n, e->name, s, (double)n / s, txns, RB_TXN_MAX, threads,
+		       (double)st.db_size / 1048576.0);
 	}
 	return rc;
 }
@@ -348,8 +360,8 @@ rb_load(const struct rb_etcd *e, const struct rb_data *d, uint32_t id0, uint32_t
 /* ---- the bare paged list ---- */
 
 static int
-list_prefix(struct mg_etcd *c, const char *prefix, unsigned page, int64_t *rev,
-            struct rb_list *out, struct mg_error *err)
+list_prefix(struct mg_etcd *c, const char *prefix, unsigned page, int64_t *rev, struct rb_list *out,
+            struct mg_error *err)
 {
 	char start[MG_KV_KEY_MAX + 1], end[MG_KV_KEY_MAX];
 	size_t slen = strlen(prefix);
@@ -478,13 +490,16 @@ rb_rep_stop(struct rb_rep *x)
 }
 
 double
-rb_wait_canaries(redisContext *c, const char *name, uint64_t t0, unsigned timeout_s)
+rb_wait_canaries(redisContext *c, const char *name, uint64_t t0, unsigned timeout_s,
+                 long long want_keys, double *t_keys)
 {
 	char k1[MG_KV_KEY_MAX], k2[MG_KV_KEY_MAX];
 	uint64_t deadline = mg_time_ns() + (uint64_t)timeout_s * 1000000000ull;
 
 	mg_kv_synced_key(k1, sizeof(k1), name, MG_KV_CACHE_IDENTITIES);
 	mg_kv_synced_key(k2, sizeof(k2), name, MG_KV_CACHE_IP);
+	if (t_keys != NULL)
+		*t_keys = -1;
 	while (mg_time_ns() < deadline) {
 		redisReply *r = redisCommand(c, "EXISTS %s %s", k1, k2);
 		long long n = r != NULL && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
@@ -494,6 +509,12 @@ rb_wait_canaries(redisContext *c, const char *name, uint64_t t0, unsigned timeou
 		freeReplyObject(r);
 		if (n < 0)
 			return -EIO;
+		if (t_keys != NULL && *t_keys < 0) {
+			r = redisCommand(c, "DBSIZE");
+			if (r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer >= want_keys)
+				*t_keys = (double)(mg_time_ns() - t0) / 1e9;
+			freeReplyObject(r);
+		}
 		if (n == 2)
 			return (double)(now - t0) / 1e9;
 		nanosleep(&ts, NULL);

@@ -86,10 +86,8 @@ fan_gw_main(void *arg)
 	snprintf(url, sizeof(url), "redis://127.0.0.1:%u", g->o->redis_port);
 	for (unsigned i = 0; i < g->o->clusters; i++)
 		cl[i] = (struct mg_kv_sync_cluster_params){.name = g->names[i]};
-	struct mg_kv_sync_params p = {.url = url,
-	                              .n_clusters = g->o->clusters,
-	                              .clusters = cl,
-	                              .block_ms = 100};
+	struct mg_kv_sync_params p = {
+	        .url = url, .n_clusters = g->o->clusters, .clusters = cl, .block_ms = 100};
 	if (ids != NULL && ipc != NULL)
 		s = mg_kv_sync_create(&p, ids, ipc, &err);
 	if (s == NULL) {
@@ -153,7 +151,8 @@ count_conns(unsigned port, unsigned *ours, unsigned *others)
 			unsigned long ino;
 
 			if (sscanf(line,
-			           " %*u: %*[0-9A-Fa-f]:%*x %*[0-9A-Fa-f]:%x %x %*x:%*x %*x:%*x %*x "
+			           " %*u: %*[0-9A-Fa-f]:%*x %*[0-9A-Fa-f]:%x %x %*x:%*x %*x:%*x "
+			           "%*x "
 			           "%*u %*u %lu",
 			           &rport, &st, &ino) != 3 ||
 			    st != 1 || rport != port)
@@ -217,7 +216,8 @@ proc_cpu_ticks(pid_t pid)
 		char *p = strrchr(buf, ')');
 
 		if (p == NULL ||
-		    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &stt) != 2)
+		    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
+		           &stt) != 2)
 			ut = stt = 0;
 	}
 	fclose(f);
@@ -229,7 +229,8 @@ rload_take(redisContext *c, pid_t pid, struct rload *l)
 {
 	redisReply *r = redisCommand(c, "INFO commandstats");
 	redisReply *s = redisCommand(c, "INFO stats");
-	int rc = r && s && r->type == REDIS_REPLY_STRING && s->type == REDIS_REPLY_STRING ? 0 : -EIO;
+	int rc =
+	        r && s && r->type == REDIS_REPLY_STRING && s->type == REDIS_REPLY_STRING ? 0 : -EIO;
 
 	memset(l, 0, sizeof(*l));
 	l->t_ns = mg_time_ns();
@@ -238,8 +239,8 @@ rload_take(redisContext *c, pid_t pid, struct rload *l)
 	     p = strstr(p + 1, "cmdstat_")) {
 		unsigned long long calls, usec;
 
-		if (sscanf(p, "cmdstat_%31[^:]:calls=%llu,usec=%llu", l->name[l->n], &calls, &usec) ==
-		    3) {
+		if (sscanf(p, "cmdstat_%31[^:]:calls=%llu,usec=%llu", l->name[l->n], &calls,
+		           &usec) == 3) {
 			l->calls[l->n] = calls;
 			l->usec[l->n++] = usec;
 		}
@@ -349,7 +350,8 @@ fan_wait_gateways(const struct rb_fan_opts *o, struct fan_gw *g, uint64_t t0)
 			int s = atomic_load(&g[i].synced);
 
 			if (s < 0) {
-				fprintf(stderr, "replicator: FAIL: sync client %u: %s\n", i, g[i].why);
+				fprintf(stderr, "replicator: FAIL: sync client %u: %s\n", i,
+				        g[i].why);
 				return -EIO;
 			}
 			ok += s == 1;
@@ -357,7 +359,8 @@ fan_wait_gateways(const struct rb_fan_opts *o, struct fan_gw *g, uint64_t t0)
 		nanosleep(&ts, NULL);
 	}
 	if (ok < o->gateways) {
-		fprintf(stderr, "replicator: FAIL: %u of %u sync clients synced\n", ok, o->gateways);
+		fprintf(stderr, "replicator: FAIL: %u of %u sync clients synced\n", ok,
+		        o->gateways);
 		return -ETIMEDOUT;
 	}
 	printf("  all %u sync clients synced %.2f s after they started\n", o->gateways,
@@ -419,8 +422,10 @@ fan_load(const struct rb_fan_opts *o, const struct rb_etcd *e, const struct rb_d
 		while (atomic_load(&g[i].events) - ev0[i] < want && mg_time_ns() < deadline)
 			usleep(2000);
 		if (atomic_load(&g[i].events) - ev0[i] < want) {
-			fprintf(stderr, "replicator: FAIL: sync client %u applied %" PRIu64 " of %" PRIu64
-			        " updates\n", i, atomic_load(&g[i].events) - ev0[i], want);
+			fprintf(stderr,
+			        "replicator: FAIL: sync client %u applied %" PRIu64 " of %" PRIu64
+			        " updates\n",
+			        i, atomic_load(&g[i].events) - ev0[i], want);
 			rc = -ETIMEDOUT;
 		}
 	}
@@ -456,7 +461,7 @@ rb_fanout(const struct rb_fan_opts *o)
 	rc = rc ?: rb_rep_start(&x, meshdir, o->redis_port, 1000, o->tick_ms);
 	for (unsigned i = 0; i < o->clusters && rc == 0; i++) {
 		names[i] = e[i].name;
-		if (rb_wait_canaries(mon, e[i].name, x.t0, 120) < 0)
+		if (rb_wait_canaries(mon, e[i].name, x.t0, 120, 0, NULL) < 0)
 			rc = -ETIMEDOUT;
 	}
 	if (rc == 0)

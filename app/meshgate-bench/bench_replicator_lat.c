@@ -115,8 +115,8 @@ ip_allowed(const struct mg_gateway *gw, const struct rb_data *d, uint32_t i)
 	uint32_t be = htonl(rb_ip_addr(d, i));
 
 	memcpy(addr, &be, 4);
-	return id_allowed(gw, mg_ipcache_lookup(mg_ipcache_reader(mg_gateway_ipcache(gw)),
-	                                        MG_AF_INET, addr));
+	return id_allowed(
+	        gw, mg_ipcache_lookup(mg_ipcache_reader(mg_gateway_ipcache(gw)), MG_AF_INET, addr));
 }
 
 struct lwriter {
@@ -222,7 +222,8 @@ lat_run(struct mg_gateway *gw, const struct rb_etcd *e, const struct rb_data *d,
 	}
 	for (uint32_t k = 0; k < count; k++)
 		if (ip_allowed(gw, d, first + k)) {
-			fprintf(stderr, "replicator: FAIL: test address %u allowed before its put\n",
+			fprintf(stderr,
+			        "replicator: FAIL: test address %u allowed before its put\n",
 			        first + k);
 			rc = -EPROTO;
 			goto out;
@@ -287,9 +288,10 @@ rb_latency(const struct rb_etcd *e, const struct rb_data *d, struct rb_lat_opts 
 	gw = gw_open(dir, o->redis_port);
 	if (gw == NULL)
 		rc = -EIO;
-	if (rc == 0 &&
-	    (!id_allowed(gw, rb_ident(RB_CLUSTER_ID, 1)) || id_allowed(gw, rb_ident(RB_CLUSTER_ID, 2)))) {
-		fprintf(stderr, "replicator: FAIL: the policy does not allow client / deny filler\n");
+	if (rc == 0 && (!id_allowed(gw, rb_ident(RB_CLUSTER_ID, 1)) ||
+	                id_allowed(gw, rb_ident(RB_CLUSTER_ID, 2)))) {
+		fprintf(stderr,
+		        "replicator: FAIL: the policy does not allow client / deny filler\n");
 		rc = -EPROTO;
 	}
 	if (rc == 0)

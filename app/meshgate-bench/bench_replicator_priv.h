@@ -75,8 +75,8 @@ void rb_ip_str(const struct rb_data *d, uint32_t i, char *buf, size_t size);
 /* The identity ip entry @p i starts with: a filler. */
 uint32_t rb_ip_ident(const struct rb_data *d, uint32_t i);
 /* Key and IPIdentityPair JSON of ip entry @p i with identity @p id. */
-void rb_ip_kv(const struct rb_data *d, uint32_t i, uint32_t id, char *key, size_t ksize,
-              char *val, size_t vsize);
+void rb_ip_kv(const struct rb_data *d, uint32_t i, uint32_t id, char *key, size_t ksize, char *val,
+              size_t vsize);
 
 /*
  * Write identities [@p id0, d->n_ids) and ip entries [@p ip0, d->n_ips) in
@@ -116,8 +116,13 @@ int rb_rep_start(struct rb_rep *x, const char *meshdir, unsigned redis_port, uns
                  unsigned tick_ms);
 void rb_rep_stop(struct rb_rep *x);
 
-/* Wait until both canaries of @p name are in Redis: seconds since @p t0, or < 0. */
-double rb_wait_canaries(redisContext *c, const char *name, uint64_t t0, unsigned timeout_s);
+/*
+ * Wait until both canaries of @p name are in Redis: seconds since @p t0,
+ * or < 0. With @p t_keys, also when Redis first held @p want_keys keys
+ * (DBSIZE; -1 when it never did before the canaries).
+ */
+double rb_wait_canaries(redisContext *c, const char *name, uint64_t t0, unsigned timeout_s,
+                        long long want_keys, double *t_keys);
 
 /* Nanoseconds now (CLOCK_MONOTONIC), and a wait until @p due. */
 uint64_t rb_wait_until(uint64_t due);
@@ -139,11 +144,11 @@ int rb_latency(const struct rb_etcd *e, const struct rb_data *d, struct rb_lat_o
 
 struct rb_fan_opts {
 	unsigned clusters, gateways;
-	uint32_t keys;     /* per cluster */
-	unsigned rate;     /* updates/s per cluster */
-	unsigned secs;     /* of the steady load */
-	unsigned tick_ms;  /* the replicator's loop */
-	const char *base;  /* folder for the etcds */
+	uint32_t keys;    /* per cluster */
+	unsigned rate;    /* updates/s per cluster */
+	unsigned secs;    /* of the steady load */
+	unsigned tick_ms; /* the replicator's loop */
+	const char *base; /* folder for the etcds */
 	unsigned redis_port;
 	pid_t redis_pid;
 	redisContext *mon; /* the bench's own connection, named bench-monitor */
