@@ -36,6 +36,7 @@
 #include "bench_kvsync.h"
 #include "bench_policy.h"
 #include "bench_repfilter.h"
+#include "bench_replicator.h"
 #include "mg_config.h"
 #include "mg_datapath.h"
 #include "mg_identity.h"
@@ -854,7 +855,9 @@ usage(FILE *out)
 	        "       meshgate-bench kvsync [--redis-port P] [--entries N[,N...]]\n"
 	        "       meshgate-bench ipcache [--entries N[,N...]] ... (ipcache --help)\n"
 	        "       meshgate-bench replicator-filter [--clusters N] [--endpoints N] ... "
-	        "(replicator-filter --help)\n");
+	        "(replicator-filter --help)\n"
+	        "       meshgate-bench replicator [--quick] [--keys N[,N...]] ... (replicator "
+	        "--help)\n");
 }
 
 int
@@ -887,6 +890,8 @@ main(int argc, char **argv)
 		return mg_bench_ipcache(argc - 1, argv + 1);
 	if (strcmp(cmd, "replicator-filter") == 0)
 		return mg_bench_repfilter(argc - 1, argv + 1);
+	if (strcmp(cmd, "replicator") == 0)
+		return mg_bench_replicator(argc - 1, argv + 1);
 	optind = 2;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
