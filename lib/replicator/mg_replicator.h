@@ -52,7 +52,7 @@ struct mg_rep_config {
 	unsigned redis_timeout_ms; /**< redis_timeout (5 s) */
 
 	/* etcd: per remote cluster */
-	unsigned page_size;            /**< etcd.page_size (1000) */
+	unsigned page_size;            /**< etcd.page_size (5000) */
 	double qps;                    /**< etcd.qps (20) */
 	double bootstrap_qps;          /**< etcd.bootstrap_qps (10000) */
 	unsigned timeout_ms;           /**< etcd.timeout (15 s): one request */

@@ -321,7 +321,7 @@ defaults(struct mg_rep_config *c)
 	c->cluster_mode = MG_CLUSTER_MODE_255;
 	c->rescan_ms = 2000;
 	c->redis_timeout_ms = MG_KV_WRITER_TIMEOUT_MS_DEFAULT;
-	c->page_size = 1000;
+	c->page_size = 5000;
 	c->qps = 20;
 	c->bootstrap_qps = 10000;
 	c->timeout_ms = 15000;

@@ -202,20 +202,24 @@ writable(const struct mg_replicator *r, const struct rep_cluster *cl)
 }
 
 static void
-queue_change(struct mg_replicator *r, struct rep_cluster *cl, int p, const struct rep_ent *e,
-             bool put)
+queue_change(struct mg_replicator *r, struct rep_cluster *cl, int p, struct rep_ent *e, bool put)
 {
 	char key[MG_KV_KEY_MAX];
 	struct mg_error err = {{0}};
 	if (!writable(r, cl) || rep_redis_key(cl, p, e->key, key, sizeof(key)) < 0)
 		return;
+	if (!cl->probed && rep_probe_fresh(r, cl) < 0)
+		return;
 	int rc = mg_kv_writer_set_cluster(r->w, cl->name, &err);
 	if (rc == 0)
 		rc = put ? mg_kv_writer_queue_put(r->w, key, e->val, NULL, &err)
 		         : mg_kv_writer_queue_del(r->w, key, NULL, &err);
-	if (rc < 0)
+	if (rc < 0) {
 		rep_redis_lost(r, rc, &err);
-	else if (put)
+		return;
+	}
+	e->sent = put;
+	if (put)
 		cl->puts++;
 	else
 		cl->dels++;

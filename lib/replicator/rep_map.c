@@ -112,7 +112,7 @@ rep_map_put(struct rep_map *m, const char *key, size_t klen, const char *val, si
 	e->val = b + klen + 1;
 	e->klen = (uint32_t)klen;
 	e->vlen = (uint32_t)vlen;
-	e->valid = e->kept = 0;
+	e->valid = e->kept = e->sent = 0;
 	e->id = 0;
 	m->bytes += klen + vlen;
 	*changed = true;

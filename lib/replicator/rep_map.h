@@ -23,6 +23,7 @@ struct rep_ent {
 	uint8_t valid; /**< passed validation */
 	uint8_t kept;  /**< passed the filter too: written to Redis */
 	uint8_t seen;  /**< scratch of a full resync: Redis holds the key */
+	uint8_t sent;  /**< put to Redis in this tenure, no Redis error since */
 };
 
 struct rep_map {

@@ -187,6 +187,8 @@ struct rep_cluster {
 	bool canaries_written;
 	bool config_written; /* this holder wrote the config into Redis */
 	bool need_full;      /* write every kept entry and diff Redis (takeover, loss) */
+	bool probed;         /* redis_fresh is known for this tenure */
+	bool redis_fresh;    /* Redis held nothing of the cluster when the tenure began */
 	/* drain */
 	bool draining;
 	bool drain_marked; /* marker set, config deleted */
@@ -258,6 +260,10 @@ bool rep_redis_ready(struct mg_replicator *r);
 void rep_redis_lost(struct mg_replicator *r, int rc, const struct mg_error *err);
 void rep_lease_tick(struct mg_replicator *r);
 void rep_loss_check(struct mg_replicator *r);
+int rep_probe_fresh(struct mg_replicator *r, struct rep_cluster *cl);
+void rep_tenure_reset(struct mg_replicator *r);
+int rep_probe_fresh(struct mg_replicator *r, struct rep_cluster *cl);
+void rep_tenure_reset(struct mg_replicator *r);
 int rep_write_full(struct mg_replicator *r, struct rep_cluster *cl);
 int rep_write_config(struct mg_replicator *r, struct rep_cluster *cl);
 int rep_write_canaries(struct mg_replicator *r, struct rep_cluster *cl);

@@ -15,6 +15,48 @@
 
 #include "rep_priv.h"
 
+/*
+ * What a tenure (a holding of the lease, on one connection, with no loss)
+ * knows of Redis is forgotten: which entries it put, whether Redis held
+ * anything of each cluster when it began.
+ */
+void
+rep_tenure_reset(struct mg_replicator *r)
+{
+	for (size_t i = 0; i < r->n_cl; i++) {
+		struct rep_cluster *cl = r->cl[i];
+		cl->probed = false;
+		for (int p = 0; p < REP_NPREFIX; p++) {
+			size_t j = 0;
+			struct rep_ent *e;
+			while ((e = rep_map_next(&cl->map[p], &j)) != NULL)
+				e->sent = 0;
+		}
+	}
+}
+
+/*
+ * Before the tenure's first write of a cluster: does Redis hold anything
+ * of it? Every writer of the Function library creates the cluster's log
+ * and epoch with its first write, and a loss takes them with the data: no
+ * epoch, nothing to diff against, and the full write needs no read.
+ */
+int
+rep_probe_fresh(struct mg_replicator *r, struct rep_cluster *cl)
+{
+	struct mg_error err = {{0}};
+	char key[MG_KV_KEY_MAX];
+	mg_kv_epoch_key(key, sizeof(key), cl->name);
+	int rc = mg_kv_writer_exists(r->w, key, &err);
+	if (rc < 0) {
+		rep_redis_lost(r, rc, &err);
+		return rc;
+	}
+	cl->redis_fresh = rc == 0;
+	cl->probed = true;
+	return 0;
+}
+
 static void
 all_need_full(struct mg_replicator *r)
 {
@@ -60,6 +102,7 @@ rep_redis_lost(struct mg_replicator *r, int rc, const struct mg_error *err)
 	snprintf(r->redis_error, sizeof(r->redis_error), "%s", err->msg);
 	MG_WARN("replicator: Redis: %s", err->msg);
 	r->redis_errors++;
+	rep_tenure_reset(r);
 	mg_kv_writer_close(r->w);
 	r->w = NULL;
 	r->holder = false;
@@ -130,6 +173,7 @@ became_holder(struct mg_replicator *r)
 	for (size_t i = 0; i < r->n_cl; i++)
 		r->cl[i]->config_written = false;
 	all_need_full(r);
+	rep_tenure_reset(r);
 }
 
 void
@@ -238,6 +282,7 @@ diff_key(void *arg, const char *key, size_t klen, const char *val, size_t vlen)
 		d->dels++;
 	} else {
 		e->seen = 1;
+		e->sent = 1;
 		if (e->vlen != vlen || memcmp(e->val, val, vlen) != 0) {
 			rc = mg_kv_writer_queue_put(d->r->w, key, e->val, NULL, &d->err);
 			d->puts++;
@@ -265,9 +310,29 @@ diff_prefix(struct mg_replicator *r, struct rep_cluster *cl, int p, struct diff 
 			rc = mg_kv_writer_queue_put(r->w, key, e->val, NULL, &d->err);
 			if (rc < 0)
 				return rc;
+			e->sent = 1;
 			d->puts++;
 		}
 		e->seen = 0;
+	}
+	return 0;
+}
+
+/* Redis held nothing of the cluster when the tenure began: what was not put yet. */
+static int
+put_unsent(struct mg_replicator *r, struct rep_cluster *cl, int p, struct diff *d)
+{
+	char key[MG_KV_KEY_MAX];
+	struct rep_ent *e;
+	size_t i = 0;
+	while ((e = rep_map_next(&cl->map[p], &i)) != NULL) {
+		if (!e->kept || e->sent || rep_redis_key(cl, p, e->key, key, sizeof(key)) < 0)
+			continue;
+		int rc = mg_kv_writer_queue_put(r->w, key, e->val, NULL, &d->err);
+		if (rc < 0)
+			return rc;
+		e->sent = 1;
+		d->puts++;
 	}
 	return 0;
 }
@@ -278,7 +343,10 @@ rep_write_full(struct mg_replicator *r, struct rep_cluster *cl)
 	struct diff d = {.r = r, .cl = cl};
 	char marker[MG_KV_KEY_MAX];
 	const char *keys[1] = {marker};
-	int rc = mg_kv_writer_set_cluster(r->w, cl->name, &d.err);
+	int rc = cl->probed ? 0 : rep_probe_fresh(r, cl);
+	if (rc < 0)
+		return rc;
+	rc = mg_kv_writer_set_cluster(r->w, cl->name, &d.err);
 	/* A cluster written again is no longer being removed. */
 	mg_kv_removed_key(marker, sizeof(marker), cl->name);
 	rc = rc ?: mg_kv_writer_del_plain(r->w, keys, 1, &d.err);
@@ -286,7 +354,7 @@ rep_write_full(struct mg_replicator *r, struct rep_cluster *cl)
 	if (rc < 0)
 		goto fail;
 	for (int p = 0; p < REP_NPREFIX && rc == 0; p++)
-		rc = diff_prefix(r, cl, p, &d);
+		rc = cl->redis_fresh ? put_unsent(r, cl, p, &d) : diff_prefix(r, cl, p, &d);
 	rc = rc ?: mg_kv_writer_flush(r->w, &d.err);
 	if (rc < 0)
 		goto fail;
@@ -294,7 +362,8 @@ rep_write_full(struct mg_replicator *r, struct rep_cluster *cl)
 	cl->config_written = true;
 	cl->puts += d.puts;
 	cl->dels += d.dels;
-	MG_INFO("replicator: %s: Redis resynced by diff: %llu put, %llu deleted", cl->name,
+	MG_INFO("replicator: %s: Redis %s: %llu put, %llu deleted", cl->name,
+	        cl->redis_fresh ? "held nothing of it: the rest written" : "resynced by diff",
 	        (unsigned long long)d.puts, (unsigned long long)d.dels);
 	return 0;
 fail:
@@ -432,6 +501,7 @@ rep_loss_check(struct mg_replicator *r)
 			for (size_t j = 0; j < r->n_cl; j++)
 				r->cl[j]->config_written = false;
 			all_need_full(r);
+			rep_tenure_reset(r);
 			return;
 		}
 	}

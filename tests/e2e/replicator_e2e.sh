@@ -16,6 +16,11 @@
 #   it is written again                            -> allowed
 #   a new endpoint of the frontend at 10.99.0.5    -> allowed from .5
 #   the frontend's identity loses app=frontend     -> denied
+#   and gets it back                               -> allowed
+#   etcd paused (SIGSTOP): no heartbeat reaches the replicator, whose
+#   heartbeat key in Redis stops moving: the gateway shows cluster-b stale
+#   (reason heartbeat) and keeps enforcing its last state; etcd resumed:
+#   fresh again
 #
 # usage: replicator_e2e.sh MESHGATE MESHGATECTL REPLICATOR
 # Prints PASS/FAIL/SKIP lines "e2e-replicator/<check>". Traffic only goes
@@ -34,7 +39,9 @@ REPLICATOR=${3:-$ROOT/build/app/meshgate-replicator/meshgate-replicator}
 T=e2e-replicator
 CHECKS=(etcd_up replicator_synced daemon_ready allowed denied_port denied_unknown_source
 	put_other_identity_denies put_back_allows del_ip_denies readd_allows
-	new_endpoint_allows identity_relabel_denies gateway_sync_status daemon_clean_exit)
+	new_endpoint_allows identity_relabel_denies identity_back_allows gateway_sync_status
+	heartbeat_stale
+	heartbeat_stale_still_enforced heartbeat_fresh_again daemon_clean_exit)
 
 failed=0
 pass() { echo "PASS: $T/$1"; }
@@ -65,8 +72,11 @@ MG_WORK=$(mktemp -d /tmp/meshgate-rep-e2e.XXXXXX)
 ETCD_DIR=$MG_WORK/etcd
 REDIS_PID=""
 REP_PID=""
+HB_PID=""
 cleanup() {
 	mg_cleanup
+	[ -n "$HB_PID" ] && kill "$HB_PID" 2>/dev/null && wait "$HB_PID" 2>/dev/null
+	[ -n "${ETCD_PID:-}" ] && kill -CONT "$ETCD_PID" 2>/dev/null
 	[ -n "$REP_PID" ] && kill "$REP_PID" 2>/dev/null && wait "$REP_PID" 2>/dev/null
 	[ -n "$REDIS_PID" ] && kill "$REDIS_PID" 2>/dev/null && wait "$REDIS_PID" 2>/dev/null
 	bash "$ROOT/tests/etcd/etcd_env.sh" stop "$ETCD_DIR" >/dev/null 2>&1
@@ -111,6 +121,12 @@ ectl put "$IP/10.99.0.2" "$(pair 10.99.0.2 131074 backend-0)" >/dev/null || ok=0
 ectl put cilium/.heartbeat "$(now)" >/dev/null || ok=0
 ectl put cilium/synced/cluster-b/cilium/state/identities/v1 "$(now)" >/dev/null || ok=0
 ectl put cilium/synced/cluster-b/cilium/state/ip/v1 "$(now)" >/dev/null || ok=0
+# The apiserver's heartbeat, once a second here (once a minute in Cilium).
+(while :; do
+	ectl put cilium/.heartbeat "$(now)" >/dev/null 2>&1
+	sleep 1
+done) &
+HB_PID=$!
 if [ $ok = 1 ]; then pass etcd_up; else
 	fail etcd_up "etcdctl could not write cluster-b's data"
 	exit 1
@@ -133,7 +149,7 @@ cluster: {name: site, id: 1}
 clustermesh: {config_dir: "$MG_WORK/mesh", rescan_interval: 1}
 redis: "unix://$REDIS_SOCK"
 redis_functions: "$ROOT/conf/redis/meshgate.lua"
-etcd: {heartbeat_timeout: 0}
+etcd: {heartbeat_timeout: 600}
 control: {socket: "$MG_WORK/replicator.sock"}
 CONF
 "$REPLICATOR" -c "$MG_WORK/replicator.yaml" </dev/null >"$MG_WORK/replicator.log" 2>&1 &
@@ -190,6 +206,7 @@ kvstore:
   clusters: [cluster-b]
   sync_timeout: 10
   block_ms: 5
+  heartbeat_timeout: 4
 control:
   socket: "$MG_WORK/meshgate.sock"
 CONF
@@ -237,12 +254,39 @@ step del_ip_denies blocked 10.99.0.1 del "$IP/10.99.0.1"
 step readd_allows delivered 10.99.0.1 put "$IP/10.99.0.1" "$(pair 10.99.0.1 131073 frontend-0)"
 step new_endpoint_allows delivered 10.99.0.5 put "$IP/10.99.0.5" "$(pair 10.99.0.5 131073 frontend-1)"
 step identity_relabel_denies blocked 10.99.0.1 put "$ID/131073" "$(labels frontend-v2)"
+step identity_back_allows delivered 10.99.0.1 put "$ID/131073" "$(labels frontend)"
 
 st=$("$MESHGATECTL" --socket "$MG_WORK/meshgate.sock" sync status -o json 2>&1)
 expect gateway_sync_status "synced ok" "$(echo "$st" | /usr/bin/python3 -c 'import json, sys
 s = json.load(sys.stdin)
 c = [c for c in s["clusters"] if c["name"] == "cluster-b"]
 print(c[0]["state"] if c else "absent", "ok" if c and not c[0].get("stale") else "stale")' 2>&1)"
+
+# gw_stale: the gateway's view of cluster-b: "<state> <stale_reason>"
+gw_stale() {
+	"$MESHGATECTL" --socket "$MG_WORK/meshgate.sock" sync status -o json 2>/dev/null |
+		/usr/bin/python3 -c 'import json, sys
+c = [c for c in json.load(sys.stdin)["clusters"] if c["name"] == "cluster-b"]
+print(c[0]["state"] if c else "absent", (c[0].get("stale_reason") if c else None) or "-")' 2>&1
+}
+kill -STOP "$ETCD_PID"
+got=""
+for _ in $(seq 1 150); do
+	got=$(gw_stale)
+	[ "$got" = "stale heartbeat" ] && break
+	sleep 0.1
+done
+expect heartbeat_stale "stale heartbeat" "$got"
+# fail-static: what was allowed still is, what was denied still is
+expect heartbeat_stale_still_enforced "delivered blocked" \
+	"$(mg_tcp "$F" "$B" 10.99.0.2 8080 listen 10.99.0.1) $(mg_tcp "$F" "$B" 10.99.0.2 9090 listen 10.99.0.1)"
+kill -CONT "$ETCD_PID"
+for _ in $(seq 1 200); do
+	got=$(gw_stale)
+	[ "$got" = "synced -" ] && break
+	sleep 0.1
+done
+expect heartbeat_fresh_again "synced -" "$got"
 
 mg_daemon_stop
 rc=$?

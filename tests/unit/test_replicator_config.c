@@ -138,7 +138,7 @@ assert_defaults(const struct mg_rep_config *c)
 	CU_ASSERT_PTR_NULL(c->redis_password_file);
 	CU_ASSERT_PTR_NULL(c->functions);
 	CU_ASSERT_EQUAL(c->redis_timeout_ms, 5000);
-	CU_ASSERT_EQUAL(c->page_size, 1000);
+	CU_ASSERT_EQUAL(c->page_size, 5000);
 	CU_ASSERT_DOUBLE_EQUAL(c->qps, 20, 1e-9);
 	CU_ASSERT_DOUBLE_EQUAL(c->bootstrap_qps, 10000, 1e-9);
 	CU_ASSERT_EQUAL(c->timeout_ms, 15000);
