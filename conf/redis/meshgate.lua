@@ -367,12 +367,18 @@ local function set_plain(name, usage, keys, args)
   if px ~= '0' and check_ttl(px) == nil then
     return redis.error_reply('ERR ' .. name .. ': px_ms must be 0 or a positive integer')
   end
-  for i = 1, n do
-    if px == '0' then
-      redis.call('SET', keys[i], args[1 + i])
-    else
-      redis.call('SET', keys[i], args[1 + i], 'PX', px)
+  if px == '0' then
+    -- one MSET: a bulk load of a cluster nobody reads yet is many of these
+    local kv = {}
+    for i = 1, n do
+      kv[2 * i - 1] = keys[i]
+      kv[2 * i] = args[1 + i]
     end
+    redis.call('MSET', unpack(kv))
+    return n
+  end
+  for i = 1, n do
+    redis.call('SET', keys[i], args[1 + i], 'PX', px)
   end
   return n
 end

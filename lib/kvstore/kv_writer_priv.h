@@ -30,6 +30,7 @@ struct kv_change {
 /* A sent mg_batch call: its changes' counters, in order. */
 struct kv_inflight {
 	unsigned n;
+	bool plain; /* an unlogged call (mg_fset or MSET): every change written */
 	struct mg_kv_batch_counts **counts;
 };
 
@@ -59,6 +60,9 @@ struct mg_kv_writer {
 	/* The fence (mg_kv_writer_set_fence): when set, every write goes
 	 * through the fenced functions with this lease key and token. */
 	bool fenced;
+	/* Puts go out as plain SETs (mg_fset / MSET), not logged: see
+	 * mg_kv_writer_set_unlogged(). */
+	bool unlogged;
 	char lease[MG_KV_KEY_MAX];
 	char lease_token[MG_KV_TOKEN_MAX + 1];
 };

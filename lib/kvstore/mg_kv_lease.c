@@ -256,3 +256,28 @@ mg_kv_writer_del_plain(struct mg_kv_writer *w, const char *const *keys, size_t n
 	free(argv);
 	return rc < 0 ? rc : total;
 }
+
+int
+mg_kv_writer_epoch_create(struct mg_kv_writer *w, struct mg_error *err)
+{
+	const char *argv[7];
+	int rc = 0;
+	if (w->fenced) {
+		/* FCALL mg_fepoch 2 lease epoch ltoken token */
+		const char *a[] = {"FCALL",  "mg_fepoch",    "2",     w->lease,
+		                   w->epoch, w->lease_token, w->token};
+		memcpy(argv, a, sizeof(a));
+	} else {
+		const char *a[] = {"FCALL", "mg_epoch", "1", w->epoch, w->token};
+		memcpy(argv, a, sizeof(a));
+	}
+	redisReply *r = kvw_cmd(w, w->fenced ? "FCALL mg_fepoch" : "FCALL mg_epoch", &rc, err,
+	                        w->fenced ? 7 : 5, argv);
+	if (r == NULL)
+		return rc;
+	rc = r->type == REDIS_REPLY_STRING ? 0 : -EPROTO;
+	if (rc < 0)
+		mg_error_set(err, NULL, 0, 0, "FCALL mg_epoch: unexpected reply");
+	freeReplyObject(r);
+	return rc;
+}

@@ -286,6 +286,7 @@ mg_kv_writer_set_cluster(struct mg_kv_writer *w, const char *cluster, struct mg_
 		mg_error_set(err, NULL, 0, 0, "getrandom: %s", strerror(errno));
 		return -EIO;
 	}
+	w->unlogged = false; /* unlogged puts are one cluster's */
 	snprintf(w->cluster, sizeof(w->cluster), "%s", cluster);
 	mg_kv_log_key(w->log, sizeof(w->log), cluster);
 	mg_kv_epoch_key(w->epoch, sizeof(w->epoch), cluster);

@@ -30,7 +30,24 @@ kv_batch_reply(struct mg_kv_writer *w, struct mg_error *err)
 	if (redisGetReply(w->c, (void **)&r) != REDIS_OK)
 		r = NULL;
 	if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-		rc = kvw_reply_error(w, r, w->fenced ? "FCALL mg_fbatch" : "FCALL mg_batch", err);
+		rc = kvw_reply_error(w, r,
+		                     f->plain    ? "unlogged puts"
+		                     : w->fenced ? "FCALL mg_fbatch"
+		                                 : "FCALL mg_batch",
+		                     err);
+		goto out;
+	}
+	if (f->plain) {
+		bool ok = r->type == REDIS_REPLY_STATUS ||
+		          (r->type == REDIS_REPLY_INTEGER && r->integer == (long long)f->n);
+		if (!ok) {
+			rc = -EPROTO;
+			goto bad;
+		}
+		for (unsigned i = 0; i < f->n; i++)
+			if (f->counts[i] != NULL)
+				f->counts[i]->written++;
+		freeReplyObject(r);
 		goto out;
 	}
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != f->n) {
@@ -86,24 +103,16 @@ kv_batch_abort(struct mg_kv_writer *w)
 	}
 }
 
-/* Send the queued changes as one mg_batch call (room in the ring first). */
-static int
-kv_batch_send(struct mg_kv_writer *w, struct mg_error *err)
+/* The arguments of FCALL mg_batch / mg_fbatch for the @p n queued changes. */
+static size_t
+kv_args_batch(struct mg_kv_writer *w, unsigned n, char *nkeys)
 {
-	struct kv_inflight *f;
-	unsigned n = w->n_queued, i;
 	size_t a = 0;
-	int rc, done = 0;
-	char nkeys[16];
+	unsigned i;
 
-	if (w->n_inflight == MG_KV_WRITER_PIPELINE) {
-		rc = kv_batch_reply(w, err);
-		if (rc < 0)
-			return rc;
-	}
 	/* Fenced: mg_fbatch, with the lease key first among the keys and
 	 * its token first among the arguments. */
-	snprintf(nkeys, sizeof(nkeys), "%u", (w->fenced ? 3 : 2) + n);
+	snprintf(nkeys, 16, "%u", (w->fenced ? 3 : 2) + n);
 	w->argv[a] = "FCALL";
 	w->argvlen[a++] = 5;
 	w->argv[a] = w->fenced ? "mg_fbatch" : "mg_batch";
@@ -137,6 +146,70 @@ kv_batch_send(struct mg_kv_writer *w, struct mg_error *err)
 		w->argv[a] = w->arena + w->queued[i].val;
 		w->argvlen[a++] = w->queued[i].val_len;
 	}
+	return a;
+}
+
+/*
+ * The arguments of an unlogged call for the @p n queued puts: FCALL mg_fset
+ * (fenced: the lease key, the keys, the token, px 0, the values) or MSET.
+ */
+static size_t
+kv_args_plain(struct mg_kv_writer *w, unsigned n, char *nkeys)
+{
+	size_t a = 0;
+	unsigned i;
+
+	if (!w->fenced) {
+		w->argv[a] = "MSET";
+		w->argvlen[a++] = 4;
+		for (i = 0; i < n; i++) {
+			w->argv[a] = w->arena + w->queued[i].key;
+			w->argvlen[a++] = w->queued[i].key_len;
+			w->argv[a] = w->arena + w->queued[i].val;
+			w->argvlen[a++] = w->queued[i].val_len;
+		}
+		return a;
+	}
+	snprintf(nkeys, 16, "%u", 1 + n);
+	w->argv[a] = "FCALL";
+	w->argvlen[a++] = 5;
+	w->argv[a] = "mg_fset";
+	w->argvlen[a++] = 7;
+	w->argv[a] = nkeys;
+	w->argvlen[a++] = strlen(nkeys);
+	w->argv[a] = w->lease;
+	w->argvlen[a++] = strlen(w->lease);
+	for (i = 0; i < n; i++) {
+		w->argv[a] = w->arena + w->queued[i].key;
+		w->argvlen[a++] = w->queued[i].key_len;
+	}
+	w->argv[a] = w->lease_token;
+	w->argvlen[a++] = strlen(w->lease_token);
+	w->argv[a] = "0";
+	w->argvlen[a++] = 1;
+	for (i = 0; i < n; i++) {
+		w->argv[a] = w->arena + w->queued[i].val;
+		w->argvlen[a++] = w->queued[i].val_len;
+	}
+	return a;
+}
+
+/* Send the queued changes as one mg_batch call (room in the ring first). */
+static int
+kv_batch_send(struct mg_kv_writer *w, struct mg_error *err)
+{
+	struct kv_inflight *f;
+	unsigned n = w->n_queued, i;
+	size_t a = 0;
+	int rc, done = 0;
+	char nkeys[16];
+
+	if (w->n_inflight == MG_KV_WRITER_PIPELINE) {
+		rc = kv_batch_reply(w, err);
+		if (rc < 0)
+			return rc;
+	}
+	a = w->unlogged ? kv_args_plain(w, n, nkeys) : kv_args_batch(w, n, nkeys);
 	if (redisAppendCommandArgv(w->c, (int)a, w->argv, w->argvlen) != REDIS_OK)
 		return kvw_reply_error(w, NULL, "FCALL mg_batch", err);
 	/* Send it now, not when a reply is next read: Redis works on this
@@ -146,6 +219,7 @@ kv_batch_send(struct mg_kv_writer *w, struct mg_error *err)
 			return kvw_reply_error(w, NULL, "FCALL mg_batch", err);
 	f = &w->inflight[(w->head + w->n_inflight) % MG_KV_WRITER_PIPELINE];
 	f->n = n;
+	f->plain = w->unlogged;
 	for (i = 0; i < n; i++)
 		f->counts[i] = w->queued[i].counts;
 	w->n_inflight++;
@@ -183,6 +257,10 @@ kv_queue(struct mg_kv_writer *w, const char *key, const char *value, bool del,
 	struct kv_change *q = &w->queued[w->n_queued];
 	int rc;
 
+	if (del && w->unlogged) {
+		mg_error_set(err, NULL, 0, 0, "unlogged writes are puts only");
+		return -EINVAL;
+	}
 	q->key_len = strlen(key);
 	q->val_len = strlen(value);
 	if (kv_arena_add(w, key, q->key_len, &q->key) < 0 ||
@@ -226,6 +304,29 @@ mg_kv_writer_flush(struct mg_kv_writer *w, struct mg_error *err)
 		rc = kv_batch_send(w, err);
 	while (rc == 0 && w->n_inflight != 0)
 		rc = kv_batch_reply(w, err);
+	if (rc < 0)
+		kv_batch_abort(w);
+	return rc;
+}
+
+int
+mg_kv_writer_set_unlogged(struct mg_kv_writer *w, bool on, struct mg_error *err)
+{
+	if (w->unlogged == on)
+		return 0;
+	int rc = mg_kv_writer_flush(w, err);
+	if (rc == 0)
+		w->unlogged = on;
+	return rc;
+}
+
+int
+mg_kv_writer_send(struct mg_kv_writer *w, struct mg_error *err)
+{
+	int rc = 0;
+
+	if (w->n_queued != 0)
+		rc = kv_batch_send(w, err);
 	if (rc < 0)
 		kv_batch_abort(w);
 	return rc;

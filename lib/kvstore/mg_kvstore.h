@@ -286,10 +286,26 @@ void mg_kv_writer_close(struct mg_kv_writer *w);
 
 /**
  * Write cluster @p cluster's keys and log from now on (what is queued is
- * flushed first). The epoch token is drawn anew, so a log this writer
+ * flushed first; unlogged puts are off again). The epoch token is drawn anew, so a log this writer
  * finds missing later gets an epoch no reader has seen. 0 or < 0.
  */
 int mg_kv_writer_set_cluster(struct mg_kv_writer *w, const char *cluster, struct mg_error *err);
+
+/**
+ * Unlogged puts (@p on): queued puts go out as plain SETs (FCALL mg_fset
+ * when fenced, MSET otherwise) with no log entry and no epoch renewal;
+ * deletes are refused (-EINVAL). Only for a cluster no reader tails yet:
+ * its data written before its cluster config, which readers wait for and
+ * then read with a full scan. What is queued is flushed at each switch.
+ */
+int mg_kv_writer_set_unlogged(struct mg_kv_writer *w, bool on, struct mg_error *err);
+
+/**
+ * Create the cluster's epoch unless it exists (FCALL mg_epoch / mg_fepoch
+ * with the writer's token), so that the cluster reads as written-to before
+ * its log exists. 0 or < 0.
+ */
+int mg_kv_writer_epoch_create(struct mg_kv_writer *w, struct mg_error *err);
 
 /** 1 when @p key exists, 0 when not, or < 0 (after flushing what is queued). */
 int mg_kv_writer_exists(struct mg_kv_writer *w, const char *key, struct mg_error *err);
@@ -365,6 +381,13 @@ int mg_kv_writer_queue_identity(struct mg_kv_writer *w, uint32_t id, const char 
 /** As mg_kv_writer_put_ip(), queued. 0 or < 0 (-EINVAL: nothing queued). */
 int mg_kv_writer_queue_ip(struct mg_kv_writer *w, const struct mg_kv_ip_pair *p,
                           struct mg_kv_batch_counts *c, struct mg_error *err);
+/**
+ * Send what is queued without waiting for the replies in flight (a reply
+ * is read only when the ring of MG_KV_WRITER_PIPELINE calls is full): the
+ * changes reach Redis now while the caller goes on; mg_kv_writer_flush()
+ * later reads the replies and reports their errors. 0 or < 0.
+ */
+int mg_kv_writer_send(struct mg_kv_writer *w, struct mg_error *err);
 /** Send what is queued and wait for every reply. 0 or < 0 (the first error). */
 int mg_kv_writer_flush(struct mg_kv_writer *w, struct mg_error *err);
 

@@ -212,6 +212,8 @@ queue_change(struct mg_replicator *r, struct rep_cluster *cl, int p, struct rep_
 		return;
 	int rc = mg_kv_writer_set_cluster(r->w, cl->name, &err);
 	if (rc == 0)
+		rc = mg_kv_writer_set_unlogged(r->w, cl->bulk && put, &err);
+	if (rc == 0)
 		rc = put ? mg_kv_writer_queue_put(r->w, key, e->val, NULL, &err)
 		         : mg_kv_writer_queue_del(r->w, key, NULL, &err);
 	if (rc < 0) {
@@ -558,15 +560,17 @@ scan_dir(struct mg_replicator *r)
 
 /* ---- the turn ---- */
 
-static void
+static size_t
 take_messages(struct mg_replicator *r, struct rep_cluster *cl)
 {
 	struct rep_msg *m;
-	for (int i = 0; i < TURN_MSGS && cl->src != NULL && (m = rep_src_take(cl->src)) != NULL;
-	     i++) {
+	size_t n = 0;
+	while (n < TURN_MSGS && cl->src != NULL && (m = rep_src_take(cl->src)) != NULL) {
 		apply(r, cl, m);
 		rep_msg_free(m);
+		n++;
 	}
+	return n;
 }
 
 static void
@@ -578,7 +582,7 @@ remove_cluster(struct mg_replicator *r, size_t i)
 }
 
 static void
-cluster_turn(struct mg_replicator *r, size_t *i)
+cluster_turn(struct mg_replicator *r, size_t *i, size_t *msgs)
 {
 	struct rep_cluster *cl = r->cl[*i];
 	if (cl->draining) {
@@ -590,7 +594,7 @@ cluster_turn(struct mg_replicator *r, size_t *i)
 		}
 		return;
 	}
-	take_messages(r, cl);
+	*msgs += take_messages(r, cl);
 	if (!r->holder || r->w == NULL || !cl->cfg_ok || !cl->synced)
 		return;
 	if (cl->need_full || !cl->config_written) {
@@ -612,10 +616,13 @@ mg_replicator_tick(struct mg_replicator *r)
 		r->scan_next = now + r->c->rescan_ms;
 	}
 	rep_lease_tick(r);
+	size_t msgs = 0;
 	for (size_t i = 0; i < r->n_cl; i++)
-		cluster_turn(r, &i);
+		cluster_turn(r, &i, &msgs);
 	if (r->w != NULL) {
-		int rc = mg_kv_writer_flush(r->w, &err);
+		/* Busy: what is queued goes out, its replies are read while the
+		 * next turn works. Idle: every reply read, errors seen now. */
+		int rc = msgs > 0 ? mg_kv_writer_send(r->w, &err) : mg_kv_writer_flush(r->w, &err);
 		if (rc < 0)
 			rep_redis_lost(r, rc, &err);
 	}

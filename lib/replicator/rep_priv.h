@@ -189,6 +189,7 @@ struct rep_cluster {
 	bool need_full;      /* write every kept entry and diff Redis (takeover, loss) */
 	bool probed;         /* redis_fresh is known for this tenure */
 	bool redis_fresh;    /* Redis held nothing of the cluster when the tenure began */
+	bool bulk;           /* fresh and no config yet: puts go unlogged (no reader yet) */
 	/* drain */
 	bool draining;
 	bool drain_marked; /* marker set, config deleted */

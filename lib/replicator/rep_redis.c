@@ -53,6 +53,23 @@ rep_probe_fresh(struct mg_replicator *r, struct rep_cluster *cl)
 		return rc;
 	}
 	cl->redis_fresh = rc == 0;
+	cl->bulk = false;
+	if (cl->redis_fresh && !cl->config_written) {
+		/*
+		 * No reader can tail a cluster without a config: its data goes
+		 * out unlogged (plain SETs, far cheaper than a logged change
+		 * each) until the config is written after it. The epoch is made
+		 * first, so a tenure that ends half-way leaves a cluster that the
+		 * next one diffs instead of taking it for empty.
+		 */
+		rc = mg_kv_writer_set_cluster(r->w, cl->name, &err);
+		rc = rc ?: mg_kv_writer_epoch_create(r->w, &err);
+		if (rc < 0) {
+			rep_redis_lost(r, rc, &err);
+			return rc;
+		}
+		cl->bulk = true;
+	}
 	cl->probed = true;
 	return 0;
 }
@@ -349,15 +366,21 @@ rep_write_full(struct mg_replicator *r, struct rep_cluster *cl)
 	rc = mg_kv_writer_set_cluster(r->w, cl->name, &d.err);
 	/* A cluster written again is no longer being removed. */
 	mg_kv_removed_key(marker, sizeof(marker), cl->name);
-	rc = rc ?: mg_kv_writer_del_plain(r->w, keys, 1, &d.err);
-	rc = rc ?: rep_write_config(r, cl);
+	rc = rc ?: mg_kv_writer_del_plain(r->w, keys, 1, &d.err) < 0 ? -EIO : 0;
 	if (rc < 0)
 		goto fail;
+	rc = mg_kv_writer_set_unlogged(r->w, cl->bulk, &d.err);
 	for (int p = 0; p < REP_NPREFIX && rc == 0; p++)
 		rc = cl->redis_fresh ? put_unsent(r, cl, p, &d) : diff_prefix(r, cl, p, &d);
 	rc = rc ?: mg_kv_writer_flush(r->w, &d.err);
+	rc = rc ?: mg_kv_writer_set_unlogged(r->w, false, &d.err);
 	if (rc < 0)
 		goto fail;
+	/* The config last: a reader waiting for it then finds every entry. */
+	rc = rep_write_config(r, cl);
+	if (rc < 0)
+		return rc;
+	cl->bulk = false;
 	cl->need_full = false;
 	cl->config_written = true;
 	cl->puts += d.puts;
