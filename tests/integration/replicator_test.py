@@ -750,6 +750,50 @@ def test_filter(t):
         redis.stop()
 
 
+POLICY = """\
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: to-web, namespace: shop}
+spec:
+  endpointSelector: {matchLabels: {app: gw}}
+  egress:
+  - toEndpoints:
+    - matchLabels: {app: web, io.cilium.k8s.policy.cluster: cluster-b}
+%s"""
+
+
+def test_filter_policy(t):
+    """Only what the policies can select; a policy naming world keeps everything."""
+    ids, ips = data_b()
+    for name, extra, keep_all in (("policy", "", False),
+                                  ("policy_world", "  - toEntities: [world]\n", True)):
+        pdir = os.path.join(t.base, "pol-" + name)
+        os.makedirs(pdir, exist_ok=True)
+        with open(os.path.join(pdir, "p.yaml"), "w") as f:
+            f.write(POLICY % extra)
+        redis = Redis(t.base)
+        rep = Replicator(t.rep_bin, t.base, "rep-" + name, redis.port, t.mesh, env=t.env,
+                         extra="filter: {policy: {sources: [{cluster: site, path: %s}]}}\n"
+                         % pdir)
+        try:
+            ok = wait_for(lambda: cluster_ready(t, rep, B), 30)
+            tr = T()
+            tr.redis = redis
+            if keep_all:
+                why = expect_copy(tr, B, ids, ips)
+                note = (rep.status(t.ctl) or {}).get("filter", {}).get("note", "")
+                result("filter_world_keeps_all", bool(ok) and why == "" and "world" in note,
+                       why or note)
+            else:
+                why = expect_copy(tr, B, {131073: ids[131073]}, {"10.2.0.5": ips["10.2.0.5"]},
+                                  absent_ids=[131074, 131080],
+                                  absent_ips=["10.2.0.6", "10.2.0.20"])
+                result("filter_policy_selectable_only", bool(ok) and why == "", why)
+        finally:
+            rep.stop()
+            redis.stop()
+
+
 def heartbeats(t):
     import threading
 
@@ -809,7 +853,7 @@ def main():
         t.rep = Replicator(t.rep_bin, t.base, "rep1", redis.port, t.mesh, env=t.env)
         for fn in (test_initial, test_changes, test_bad_endpoints, test_heartbeat,
                    test_restart_empty, test_takeover, test_redis_loss, test_failover, test_drain,
-                   test_compaction, test_kill_mid_list, test_filter):
+                   test_compaction, test_kill_mid_list, test_filter, test_filter_policy):
             try:
                 fn(t)
             except Exception as e:  # noqa: BLE001 - one scenario's crash fails it alone
