@@ -17,8 +17,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <jansson.h>
-
 #include "mg_hash.h"
 #include "rep_filter.h"
 #include "rep_priv.h"
@@ -68,116 +66,19 @@ refusal(struct rep_cluster *cl, enum rep_refuse_reason r, int p, const char *key
 	MG_WARN("replicator: %s: not written: %s: %s", cl->name, f->key, why);
 }
 
-/* The cluster label as Cilium's clusterNameValidator wants it on a remote identity. */
-static int
-label_check(const struct rep_cluster *cl, const struct mg_labels *ls, char *why, size_t size)
-{
-	bool found = false;
-	for (size_t i = 0; i < ls->n; i++) {
-		const struct mg_label *l = &ls->v[i];
-		if (strcmp(l->key, MG_LABEL_POLICY_CLUSTER) != 0)
-			continue;
-		if (strcmp(l->source, "k8s") != 0 || strcmp(l->value, cl->name) != 0) {
-			snprintf(why, size, "its label %s:%s=%s does not name cluster %s",
-			         l->source, l->key, l->value, cl->name);
-			return -EXDEV;
-		}
-		found = true;
-	}
-	if (!found) {
-		snprintf(why, size, "no k8s:%s=%s label", MG_LABEL_POLICY_CLUSTER, cl->name);
-		return -EXDEV;
-	}
-	return 0;
-}
-
+/* The identity's filter decision (its labels decoded again: only with a filter). */
 static bool
-in_range(const struct mg_replicator *r, const struct rep_cluster *cl, uint32_t id)
+identity_kept(struct mg_replicator *r, const struct rep_ent *e)
 {
-	uint32_t first, last;
-	mg_identity_cluster_range(cl->cfg.id, r->c->cluster_mode, &first, &last);
-	return first != 0 && id >= first && id <= last;
-}
-
-/* Validate an identity: 0 valid, else the refusal reason + 1 (why set). */
-static int
-check_identity(struct mg_replicator *r, struct rep_cluster *cl, struct rep_ent *e, char *why,
-               size_t size, bool *kept)
-{
-	char key[MG_KV_KEY_MAX];
 	struct mg_labels ls = MG_LABELS_INIT;
 	struct mg_error err = {{0}};
-	uint32_t id;
-	rep_redis_key(cl, REP_IDS, e->key, key, sizeof(key));
-	if (mg_kv_identity_key_parse(key, MG_KV_SCOPE_CACHE, cl->name, &id) < 0) {
-		snprintf(why, size, "not an identity key");
-		return REP_R_KEY + 1;
-	}
-	e->id = id;
-	if (mg_kv_identity_value_decode(e->val, e->vlen, &ls, &err) < 0) {
-		snprintf(why, size, "%.199s", err.msg);
-		return REP_R_PARSE + 1;
-	}
-	int rc = 0;
-	if (!in_range(r, cl, id)) {
-		snprintf(why, size, "identity %u is outside cluster %u's range", id, cl->cfg.id);
-		rc = REP_R_RANGE + 1;
-	} else if (label_check(cl, &ls, why, size) < 0) {
-		rc = REP_R_CLUSTER + 1;
-	}
-	*kept = rc == 0 && (r->filter == NULL || mg_rep_filter_identity(r->filter, id, &ls));
+	if (r->filter == NULL)
+		return true;
+	if (mg_kv_identity_value_decode(e->val, e->vlen, &ls, &err) < 0)
+		return false;
+	bool kept = mg_rep_filter_identity(r->filter, e->id, &ls);
 	mg_labels_clear(&ls);
-	return rc;
-}
-
-/* An IPIdentityPair whose ID is 0: an endpoint without an identity yet. */
-static bool
-id_zero(const char *val, size_t len)
-{
-	json_t *o = json_loadb(val, len, 0, NULL);
-	json_t *id = json_object_get(o, "ID");
-	bool zero = json_is_integer(id) && json_integer_value(id) == 0;
-	json_decref(o);
-	return zero;
-}
-
-/* Validate an ipcache entry: 0 valid, -1 skipped (ID 0), else the refusal reason + 1. */
-static int
-check_ip(struct mg_replicator *r, struct rep_cluster *cl, struct rep_ent *e, char *why, size_t size)
-{
-	char key[MG_KV_KEY_MAX];
-	struct mg_ipcache_entry k;
-	struct mg_kv_ip_pair pair;
-	struct mg_error err = {{0}};
-	bool host;
-	rep_redis_key(cl, REP_IP, e->key, key, sizeof(key));
-	if (mg_kv_ip_key_parse(key, MG_KV_SCOPE_CACHE, cl->name, &k, &host) < 0) {
-		snprintf(why, size, "not an address key");
-		return REP_R_KEY + 1;
-	}
-	memset(&pair, 0, sizeof(pair));
-	if (mg_kv_ip_pair_decode(e->val, e->vlen, &pair, &err) < 0) {
-		if (id_zero(e->val, e->vlen))
-			return -1;
-		snprintf(why, size, "%.199s", err.msg);
-		return REP_R_PARSE + 1;
-	}
-	uint32_t id = pair.prefix.identity;
-	bool same = pair.prefix.family == k.family && pair.prefix.plen == k.plen &&
-	            memcmp(pair.prefix.addr, k.addr, sizeof(k.addr)) == 0;
-	mg_kv_ip_pair_clear(&pair);
-	e->id = id;
-	if (id == 0)
-		return -1; /* an endpoint without identity yet: skipped, as the gateways skip it */
-	if (!same) {
-		snprintf(why, size, "the value's IP and Mask are not its key's address");
-		return REP_R_KEY + 1;
-	}
-	if (!mg_identity_is_reserved(id) && !in_range(r, cl, id)) {
-		snprintf(why, size, "identity %u is outside cluster %u's range", id, cl->cfg.id);
-		return REP_R_RANGE + 1;
-	}
-	return 0;
+	return kept;
 }
 
 /* Whether a valid ipcache entry passes the filter: its identity was kept. */
@@ -227,27 +128,34 @@ queue_change(struct mg_replicator *r, struct rep_cluster *cl, int p, struct rep_
 		cl->dels++;
 }
 
-/* Validate @p e (new or changed) and decide whether it is written. */
+/*
+ * Decide whether @p e (new or changed) is written. @p v is the source
+ * thread's verdict on it when it has one for the cluster id in force
+ * (checking is the costly part: it runs there, beside the etcd reads).
+ */
 static void
-judge(struct mg_replicator *r, struct rep_cluster *cl, int p, struct rep_ent *e)
+judge(struct mg_replicator *r, struct rep_cluster *cl, int p, struct rep_ent *e,
+      const struct rep_kv *v)
 {
-	char why[200];
-	bool kept = false;
+	char why[REP_WHY_MAX];
+	const char *reason = why;
+	uint32_t id = 0;
 	int rc;
-	if (e->vlen > r->c->max_value_bytes) {
-		snprintf(why, sizeof(why), "value of %u bytes (limits.max_value_bytes %zu)",
-		         e->vlen, r->c->max_value_bytes);
-		rc = REP_R_SIZE + 1;
-	} else if (p == REP_IDS) {
-		rc = check_identity(r, cl, e, why, sizeof(why), &kept);
+	if (v != NULL && v->checked) {
+		rc = v->verdict;
+		id = v->id;
+		reason = v->why != NULL ? v->why : "";
 	} else {
-		rc = check_ip(r, cl, e, why, sizeof(why));
-		kept = rc == 0 && ip_kept(r, cl, e->id);
+		struct rep_check_ctx ck;
+		rep_check_ctx_init(&ck, r->c, cl->name, cl->cfg.id);
+		rc = rep_check(&ck, p, e->key, e->klen, e->val, e->vlen, &id, why, sizeof(why));
 	}
-	if (rc == -1)
+	e->id = id;
+	bool kept = rc == 0 && (p == REP_IDS ? identity_kept(r, e) : ip_kept(r, cl, id));
+	if (rc == REP_V_ID_ZERO)
 		cl->id_zero++;
 	else if (rc > 0)
-		refusal(cl, (enum rep_refuse_reason)(rc - 1), p, e->key, why);
+		refusal(cl, (enum rep_refuse_reason)(rc - 1), p, e->key, reason);
 	else if (!kept)
 		cl->filtered++;
 	e->valid = rc == 0;
@@ -275,7 +183,7 @@ refilter_ips(struct mg_replicator *r, struct rep_cluster *cl, uint32_t id)
 
 static void
 put_one(struct mg_replicator *r, struct rep_cluster *cl, int p, const struct rep_kv *kv,
-        uint32_t gen)
+        uint32_t gen, unsigned cid)
 {
 	bool changed;
 	struct rep_ent *old = rep_map_get(&cl->map[p], kv->key, kv->klen);
@@ -289,7 +197,7 @@ put_one(struct mg_replicator *r, struct rep_cluster *cl, int p, const struct rep
 	e->gen = gen;
 	if (!changed)
 		return;
-	judge(r, cl, p, e);
+	judge(r, cl, p, e, cid == cl->cfg.id ? kv : NULL);
 	if (e->kept)
 		queue_change(r, cl, p, e, true);
 	else if (was_kept)
@@ -364,7 +272,7 @@ on_config(struct mg_replicator *r, struct rep_cluster *cl, const struct rep_msg 
 		for (int p = 0; p < REP_NPREFIX; p++)
 			for (size_t i = 0; i < cl->map[p].mask + 1 && cl->map[p].slots; i++)
 				if (cl->map[p].slots[i].key != NULL)
-					judge(r, cl, p, &cl->map[p].slots[i]);
+					judge(r, cl, p, &cl->map[p].slots[i], NULL);
 		cl->need_full = true;
 	}
 	/* Before the first full write of this tenure, that write brings the config. */
@@ -386,7 +294,7 @@ apply(struct mg_replicator *r, struct rep_cluster *cl, struct rep_msg *m)
 		break;
 	case REP_M_KVS:
 		for (size_t i = 0; i < m->n; i++)
-			put_one(r, cl, p, &m->kv[i], m->gen);
+			put_one(r, cl, p, &m->kv[i], m->gen, m->cid);
 		break;
 	case REP_M_LIST_END:
 		sweep(r, cl, p);
@@ -403,7 +311,7 @@ apply(struct mg_replicator *r, struct rep_cluster *cl, struct rep_msg *m)
 		for (size_t i = 0; i < m->n; i++) {
 			const struct rep_kv *kv = &m->kv[i];
 			if (kv->val != NULL) {
-				put_one(r, cl, p, kv, cl->gen[p]);
+				put_one(r, cl, p, kv, cl->gen[p], m->cid);
 				continue;
 			}
 			struct rep_ent *e = rep_map_get(&cl->map[p], kv->key, kv->klen);

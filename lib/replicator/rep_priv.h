@@ -91,6 +91,11 @@ struct rep_kv {
 	char *key; /* after the prefix; NUL-terminated; value follows in the same block */
 	char *val; /* NULL for a delete */
 	uint32_t klen, vlen;
+	/* the source thread's check of a put (rep_check), for the message's cid */
+	bool checked;
+	int verdict; /* 0 valid, REP_V_ID_ZERO, or a refusal reason + 1 */
+	uint32_t id; /* the identity (key of an identity, ID of an ipcache entry) */
+	char *why;   /* why refused (malloc'd), or NULL */
 };
 
 struct rep_msg {
@@ -98,6 +103,7 @@ struct rep_msg {
 	enum rep_msg_kind kind;
 	int prefix;
 	uint32_t gen;
+	unsigned cid; /* the cluster id the puts were checked against */
 	size_t n;
 	struct rep_kv *kv;
 	size_t bytes;
@@ -231,6 +237,21 @@ struct mg_replicator {
 	struct rep_file *files;
 	size_t n_files, cap_files;
 };
+
+/* rep_check.c: would a gateway take this value? */
+#define REP_WHY_MAX 200
+#define REP_V_ID_ZERO (-1)
+struct rep_check_ctx {
+	const char *cluster;
+	unsigned cid;
+	enum mg_cluster_mode mode;
+	size_t max_value;
+};
+void rep_check_ctx_init(struct rep_check_ctx *ck, const struct mg_rep_config *c,
+                        const char *cluster, unsigned cid);
+/* 0 valid, REP_V_ID_ZERO (skipped), or a refusal reason + 1 with @p why set; *@p id filled. */
+int rep_check(const struct rep_check_ctx *ck, int prefix, const char *key, size_t klen,
+              const char *val, size_t vlen, uint32_t *id, char *why, size_t size);
 
 /* rep_source.c */
 struct rep_src *rep_src_start(struct mg_replicator *r, const struct mg_rep_etcd_config *e,
