@@ -7,8 +7,9 @@
  * its k8s:io.cilium.k8s.policy.cluster label naming the cluster; an
  * ipcache entry an IPIdentityPair whose IP and Mask are its key and whose
  * ID is reserved or in the cluster's range (ID 0: an endpoint without an
- * identity yet, skipped). Pure: the source threads run it on what they
- * read, the writer on what it must judge again.
+ * identity yet, skipped). Pure (no state but its context): the writer
+ * runs it on each new or changed value, and on every value again when the
+ * cluster's id changes.
  */
 #include <stdio.h>
 #include <string.h>

@@ -128,34 +128,21 @@ queue_change(struct mg_replicator *r, struct rep_cluster *cl, int p, struct rep_
 		cl->dels++;
 }
 
-/*
- * Decide whether @p e (new or changed) is written. @p v is the source
- * thread's verdict on it when it has one for the cluster id in force
- * (checking is the costly part: it runs there, beside the etcd reads).
- */
+/* Decide whether @p e (new or changed) is written. */
 static void
-judge(struct mg_replicator *r, struct rep_cluster *cl, int p, struct rep_ent *e,
-      const struct rep_kv *v)
+judge(struct mg_replicator *r, struct rep_cluster *cl, int p, struct rep_ent *e)
 {
 	char why[REP_WHY_MAX];
-	const char *reason = why;
+	struct rep_check_ctx ck;
 	uint32_t id = 0;
-	int rc;
-	if (v != NULL && v->checked) {
-		rc = v->verdict;
-		id = v->id;
-		reason = v->why != NULL ? v->why : "";
-	} else {
-		struct rep_check_ctx ck;
-		rep_check_ctx_init(&ck, r->c, cl->name, cl->cfg.id);
-		rc = rep_check(&ck, p, e->key, e->klen, e->val, e->vlen, &id, why, sizeof(why));
-	}
+	rep_check_ctx_init(&ck, r->c, cl->name, cl->cfg.id);
+	int rc = rep_check(&ck, p, e->key, e->klen, e->val, e->vlen, &id, why, sizeof(why));
 	e->id = id;
 	bool kept = rc == 0 && (p == REP_IDS ? identity_kept(r, e) : ip_kept(r, cl, id));
 	if (rc == REP_V_ID_ZERO)
 		cl->id_zero++;
 	else if (rc > 0)
-		refusal(cl, (enum rep_refuse_reason)(rc - 1), p, e->key, reason);
+		refusal(cl, (enum rep_refuse_reason)(rc - 1), p, e->key, why);
 	else if (!kept)
 		cl->filtered++;
 	e->valid = rc == 0;
@@ -183,7 +170,7 @@ refilter_ips(struct mg_replicator *r, struct rep_cluster *cl, uint32_t id)
 
 static void
 put_one(struct mg_replicator *r, struct rep_cluster *cl, int p, const struct rep_kv *kv,
-        uint32_t gen, unsigned cid)
+        uint32_t gen)
 {
 	bool changed;
 	struct rep_ent *old = rep_map_get(&cl->map[p], kv->key, kv->klen);
@@ -197,7 +184,7 @@ put_one(struct mg_replicator *r, struct rep_cluster *cl, int p, const struct rep
 	e->gen = gen;
 	if (!changed)
 		return;
-	judge(r, cl, p, e, cid == cl->cfg.id ? kv : NULL);
+	judge(r, cl, p, e);
 	if (e->kept)
 		queue_change(r, cl, p, e, true);
 	else if (was_kept)
@@ -272,7 +259,7 @@ on_config(struct mg_replicator *r, struct rep_cluster *cl, const struct rep_msg 
 		for (int p = 0; p < REP_NPREFIX; p++)
 			for (size_t i = 0; i < cl->map[p].mask + 1 && cl->map[p].slots; i++)
 				if (cl->map[p].slots[i].key != NULL)
-					judge(r, cl, p, &cl->map[p].slots[i], NULL);
+					judge(r, cl, p, &cl->map[p].slots[i]);
 		cl->need_full = true;
 	}
 	/* Before the first full write of this tenure, that write brings the config. */
@@ -294,7 +281,7 @@ apply(struct mg_replicator *r, struct rep_cluster *cl, struct rep_msg *m)
 		break;
 	case REP_M_KVS:
 		for (size_t i = 0; i < m->n; i++)
-			put_one(r, cl, p, &m->kv[i], m->gen, m->cid);
+			put_one(r, cl, p, &m->kv[i], m->gen);
 		break;
 	case REP_M_LIST_END:
 		sweep(r, cl, p);
@@ -311,7 +298,7 @@ apply(struct mg_replicator *r, struct rep_cluster *cl, struct rep_msg *m)
 		for (size_t i = 0; i < m->n; i++) {
 			const struct rep_kv *kv = &m->kv[i];
 			if (kv->val != NULL) {
-				put_one(r, cl, p, kv, cl->gen[p], m->cid);
+				put_one(r, cl, p, kv, cl->gen[p]);
 				continue;
 			}
 			struct rep_ent *e = rep_map_get(&cl->map[p], kv->key, kv->klen);

@@ -91,11 +91,6 @@ struct rep_kv {
 	char *key; /* after the prefix; NUL-terminated; value follows in the same block */
 	char *val; /* NULL for a delete */
 	uint32_t klen, vlen;
-	/* the source thread's check of a put (rep_check), for the message's cid */
-	bool checked;
-	int verdict; /* 0 valid, REP_V_ID_ZERO, or a refusal reason + 1 */
-	uint32_t id; /* the identity (key of an identity, ID of an ipcache entry) */
-	char *why;   /* why refused (malloc'd), or NULL */
 };
 
 struct rep_msg {
@@ -103,7 +98,6 @@ struct rep_msg {
 	enum rep_msg_kind kind;
 	int prefix;
 	uint32_t gen;
-	unsigned cid; /* the cluster id the puts were checked against */
 	size_t n;
 	struct rep_kv *kv;
 	size_t bytes;

@@ -214,10 +214,8 @@ rep_msg_free(struct rep_msg *m)
 {
 	if (m == NULL)
 		return;
-	for (size_t i = 0; i < m->n; i++) {
+	for (size_t i = 0; i < m->n; i++)
 		free(m->kv[i].key);
-		free(m->kv[i].why);
-	}
 	free(m->kv);
 	free(m);
 }
@@ -472,28 +470,6 @@ step_canaries(struct session *x)
 	}
 }
 
-/*
- * Check the puts of @p m as the gateways would, here: this thread mostly
- * waits for etcd, the writer's thread has every cluster's work.
- */
-static void
-check_msg(struct session *x, struct rep_msg *m)
-{
-	struct rep_check_ctx ck;
-	char why[REP_WHY_MAX];
-	rep_check_ctx_init(&ck, x->s->r->c, x->s->name, x->cfg.id);
-	m->cid = x->cfg.id;
-	for (size_t i = 0; i < m->n; i++) {
-		struct rep_kv *kv = &m->kv[i];
-		if (kv->val == NULL)
-			continue;
-		kv->verdict = rep_check(&ck, m->prefix, kv->key, kv->klen, kv->val, kv->vlen,
-		                        &kv->id, why, sizeof(why));
-		kv->why = kv->verdict > 0 ? strdup(why) : NULL;
-		kv->checked = kv->verdict <= 0 || kv->why != NULL;
-	}
-}
-
 /* Hand one page to the writer. */
 static int
 post_page(struct session *x, int p, const struct mg_etcd_range *r, size_t skip)
@@ -510,7 +486,6 @@ post_page(struct session *x, int p, const struct mg_etcd_range *r, size_t skip)
 			return fail(x->s, REP_C_LIST, "out of memory");
 		}
 	}
-	check_msg(x, m);
 	return post(x->s, m);
 }
 
@@ -658,7 +633,6 @@ post_events(struct session *x, int p, const struct mg_etcd_watch_resp *resp)
 			return fail(x->s, REP_C_WATCH, "out of memory");
 		}
 	}
-	check_msg(x, m);
 	return post(x->s, m);
 }
 
