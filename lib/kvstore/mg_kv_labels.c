@@ -8,6 +8,7 @@
  * might then select.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "kv_model_priv.h"
@@ -92,4 +93,32 @@ mg_kv_identity_value_decode(const char *val, size_t len, struct mg_labels *ls, s
 inval:
 	mg_labels_clear(ls);
 	return -EINVAL;
+}
+
+int
+mg_kv_cluster_label_check(const char *cluster, bool local, const struct mg_labels *ls, char *why,
+                          size_t size)
+{
+	bool found = false;
+
+	for (size_t i = 0; i < ls->n; i++) {
+		const struct mg_label *l = &ls->v[i];
+		if (strcmp(l->key, MG_LABEL_POLICY_CLUSTER) != 0)
+			continue;
+		if (strcmp(l->source, "k8s") != 0) {
+			snprintf(why, size, "cluster label with source '%.32s', not 'k8s'",
+			         l->source);
+			return -EXDEV;
+		}
+		if (strcmp(l->value, cluster) != 0) {
+			snprintf(why, size, "cluster label names cluster '%.64s'", l->value);
+			return -EXDEV;
+		}
+		found = true;
+	}
+	if (!found && !local) {
+		snprintf(why, size, "no %s label", MG_LABEL_POLICY_CLUSTER);
+		return -EXDEV;
+	}
+	return 0;
 }

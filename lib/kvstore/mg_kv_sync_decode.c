@@ -64,39 +64,6 @@ in_range(const struct mg_kv_sync *s, const struct cl *c, uint32_t id, bool ip)
 	return first != 0 && id >= first && id <= last;
 }
 
-/*
- * The cluster label of an identity (k8s:io.cilium.k8s.policy.cluster), as
- * Cilium's clusterNameValidator checks remote identities: it must name
- * the cluster whose key holds it, with source k8s; a remote identity must
- * have it. 0 fine, -EXDEV refused (@why says why).
- */
-static int
-cluster_label_check(const struct cl *c, const struct mg_labels *ls, char *why, size_t size)
-{
-	bool found = false;
-
-	for (size_t i = 0; i < ls->n; i++) {
-		const struct mg_label *l = &ls->v[i];
-		if (strcmp(l->key, MG_LABEL_POLICY_CLUSTER) != 0)
-			continue;
-		if (strcmp(l->source, "k8s") != 0) {
-			snprintf(why, size, "cluster label with source '%.32s', not 'k8s'",
-			         l->source);
-			return -EXDEV;
-		}
-		if (strcmp(l->value, c->name) != 0) {
-			snprintf(why, size, "cluster label names cluster '%.64s'", l->value);
-			return -EXDEV;
-		}
-		found = true;
-	}
-	if (!found && !c->local) {
-		snprintf(why, size, "no %s label", MG_LABEL_POLICY_CLUSTER);
-		return -EXDEV;
-	}
-	return 0;
-}
-
 /* 0 valid (d->identity set), -EINVAL unparsable, -ERANGE out of range,
  * -EXDEV another cluster's identity (@why says why), -ENOENT an ipcache
  * entry with ID 0, -ENOMEM. */
@@ -111,7 +78,7 @@ value_check(struct mg_kv_sync *s, struct cl *c, struct decoded *d, const char *v
 		if (rc == 0 && !in_range(s, c, d->k.id, false))
 			rc = -ERANGE;
 		if (rc == 0)
-			rc = cluster_label_check(c, &ls, why, size);
+			rc = mg_kv_cluster_label_check(c->name, c->local, &ls, why, size);
 		mg_labels_clear(&ls);
 		if (rc < 0)
 			return rc == -ENOMEM || rc == -ERANGE || rc == -EXDEV ? rc : -EINVAL;

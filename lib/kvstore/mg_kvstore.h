@@ -132,6 +132,15 @@ int mg_kv_ip_key_parse(const char *key, enum mg_kv_scope scope, const char *clus
 int mg_kv_identity_value_decode(const char *val, size_t len, struct mg_labels *ls,
                                 struct mg_error *err);
 
+/**
+ * The cluster label of an identity of cluster @p cluster, as Cilium's
+ * clusterNameValidator checks remote identities: k8s:io.cilium.k8s.policy.
+ * cluster must name @p cluster with source k8s, and a remote identity
+ * (not @p local) must have it. 0, or -EXDEV with @p why set.
+ */
+int mg_kv_cluster_label_check(const char *cluster, bool local, const struct mg_labels *ls,
+                              char *why, size_t size);
+
 /* ---- ipcache values: Cilium's IPIdentityPair ---- */
 
 #define MG_KV_IP_MAX_NAMED_PORTS 64

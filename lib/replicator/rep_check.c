@@ -34,29 +34,6 @@ in_range(const struct rep_check_ctx *ck, uint32_t id)
 	return first != 0 && id >= first && id <= last;
 }
 
-/* The cluster label as Cilium's clusterNameValidator wants it on a remote identity. */
-static int
-label_check(const struct rep_check_ctx *ck, const struct mg_labels *ls, char *why, size_t size)
-{
-	bool found = false;
-	for (size_t i = 0; i < ls->n; i++) {
-		const struct mg_label *l = &ls->v[i];
-		if (strcmp(l->key, MG_LABEL_POLICY_CLUSTER) != 0)
-			continue;
-		if (strcmp(l->source, "k8s") != 0 || strcmp(l->value, ck->cluster) != 0) {
-			snprintf(why, size, "its label %.64s:%s=%.64s does not name cluster %s",
-			         l->source, l->key, l->value, ck->cluster);
-			return -EXDEV;
-		}
-		found = true;
-	}
-	if (!found) {
-		snprintf(why, size, "no k8s:%s=%s label", MG_LABEL_POLICY_CLUSTER, ck->cluster);
-		return -EXDEV;
-	}
-	return 0;
-}
-
 static int
 check_identity(const struct rep_check_ctx *ck, const char *k, const char *val, size_t vlen,
                uint32_t *idp, char *why, size_t size)
@@ -79,7 +56,7 @@ check_identity(const struct rep_check_ctx *ck, const char *k, const char *val, s
 	if (!in_range(ck, id)) {
 		snprintf(why, size, "identity %u is outside cluster %u's range", id, ck->cid);
 		rc = REP_R_RANGE + 1;
-	} else if (label_check(ck, &ls, why, size) < 0) {
+	} else if (mg_kv_cluster_label_check(ck->cluster, false, &ls, why, size) < 0) {
 		rc = REP_R_CLUSTER + 1;
 	}
 	mg_labels_clear(&ls);
