@@ -299,6 +299,9 @@ if want e2e; then
 	# the same with two workers reading each published snapshot
 	run_prog e2e/reload-2w "" "$TIMEOUT" env MG_RELOAD_WORKERS=2 bash tests/e2e/reload_test.sh \
 		"$BUILD/app/meshgate/meshgate" "$BUILD/app/meshgatectl/meshgatectl"
+	# SIGKILL under traffic, restart while Redis is frozen: nothing crosses before "ready"
+	run_prog e2e/crash "" "$TIMEOUT" bash tests/e2e/crash_e2e.sh "$BUILD/app/meshgate/meshgate" \
+		"$BUILD/app/meshgatectl/meshgatectl"
 	# etcd -> meshgate-replicator -> Redis -> meshgate on real traffic
 	run_prog e2e/replicator "" "$TIMEOUT" bash tests/e2e/replicator_e2e.sh \
 		"$BUILD/app/meshgate/meshgate" "$BUILD/app/meshgatectl/meshgatectl" \
