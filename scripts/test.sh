@@ -302,6 +302,10 @@ if want e2e; then
 	# SIGKILL under traffic, restart while Redis is frozen: nothing crosses before "ready"
 	run_prog e2e/crash "" "$TIMEOUT" bash tests/e2e/crash_e2e.sh "$BUILD/app/meshgate/meshgate" \
 		"$BUILD/app/meshgatectl/meshgatectl"
+	# a flood the worker cannot keep up with: the excess counted, status and
+	# /metrics answering, verdicts right for what is processed
+	run_prog e2e/overload "" "$TIMEOUT" bash tests/e2e/overload_e2e.sh \
+		"$BUILD/app/meshgate/meshgate" "$BUILD/app/meshgatectl/meshgatectl"
 	# etcd -> meshgate-replicator -> Redis -> meshgate on real traffic
 	run_prog e2e/replicator "" "$TIMEOUT" bash tests/e2e/replicator_e2e.sh \
 		"$BUILD/app/meshgate/meshgate" "$BUILD/app/meshgatectl/meshgatectl" \

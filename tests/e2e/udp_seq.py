@@ -8,7 +8,8 @@
 The sender paces N datagrams at R per second, each carrying "TAG SEQ"; the
 receiver binds ADDR:PORT, prints "ready", and once the sender's "done"
 marker came and 1 s passed quietly (at most S seconds) prints "got TAG N TOTAL missing LIST"
-per tag with the first missing numbers: a lost datagram is named, not guessed.
+per tag with the first missing numbers: a lost datagram is named, not guessed;
+"other N" counts datagrams that were not "TAG SEQ" (another sender's).
 With --trace the receiver also writes one line per datagram, "TIME TAG SEQ
 STATE" (wall-clock seconds): STATE is "old" while the file LOG does not
 exist, "starting" once it exists without a line containing "info: ready: ", and
@@ -54,6 +55,7 @@ def recv(a):
     end = time.monotonic() + a.seconds
     s.settimeout(0.2)
     quiet_since = None
+    other = 0
     while time.monotonic() < end:
         try:
             data = s.recv(2048)
@@ -70,7 +72,8 @@ def recv(a):
         if len(parts) == 2 and parts[0] == "done":
             seen.setdefault("done", set()).add(int(parts[1]))
             continue
-        if len(parts) != 2:
+        if len(parts) != 2 or not parts[1].isdigit():
+            other += 1
             continue
         seen.setdefault(parts[0], set()).add(int(parts[1]))
     for tag, nums in sorted(seen.items()):
@@ -81,6 +84,8 @@ def recv(a):
         print("got %s %d %d missing %s" % (tag, len(nums), total,
                                            ",".join(map(str, missing[:20])) or "-"),
               flush=True)
+    if other:
+        print("other %d" % other, flush=True)
 
 
 def send(a):
