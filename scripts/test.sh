@@ -317,6 +317,10 @@ if want e2e; then
 		"$BUILD_SAN/app/meshgate/meshgate" "$BUILD_SAN/app/meshgatectl/meshgatectl"
 	run_prog e2e/reload "san:" "$TIMEOUT" env "${SAN_ENV[@]}" bash tests/e2e/reload_test.sh \
 		"$BUILD_SAN/app/meshgate/meshgate" "$BUILD_SAN/app/meshgatectl/meshgatectl"
+	run_prog e2e/crash "san:" "$TIMEOUT" env "${SAN_ENV[@]}" bash tests/e2e/crash_e2e.sh \
+		"$BUILD_SAN/app/meshgate/meshgate" "$BUILD_SAN/app/meshgatectl/meshgatectl"
+	run_prog e2e/overload "san:" "$TIMEOUT" env "${SAN_ENV[@]}" bash tests/e2e/overload_e2e.sh \
+		"$BUILD_SAN/app/meshgate/meshgate" "$BUILD_SAN/app/meshgatectl/meshgatectl"
 fi
 
 if [ "$failed" -eq 0 ]; then
