@@ -299,6 +299,13 @@ if want e2e; then
 	# the same with two workers reading each published snapshot
 	run_prog e2e/reload-2w "" "$TIMEOUT" env MG_RELOAD_WORKERS=2 bash tests/e2e/reload_test.sh \
 		"$BUILD/app/meshgate/meshgate" "$BUILD/app/meshgatectl/meshgatectl"
+	# SIGKILL under traffic, restart while Redis is frozen: nothing crosses before "ready"
+	run_prog e2e/crash "" "$TIMEOUT" bash tests/e2e/crash_e2e.sh "$BUILD/app/meshgate/meshgate" \
+		"$BUILD/app/meshgatectl/meshgatectl"
+	# a flood the worker cannot keep up with: the excess counted, status and
+	# /metrics answering, verdicts right for what is processed
+	run_prog e2e/overload "" "$TIMEOUT" bash tests/e2e/overload_e2e.sh \
+		"$BUILD/app/meshgate/meshgate" "$BUILD/app/meshgatectl/meshgatectl"
 	# etcd -> meshgate-replicator -> Redis -> meshgate on real traffic
 	run_prog e2e/replicator "" "$TIMEOUT" bash tests/e2e/replicator_e2e.sh \
 		"$BUILD/app/meshgate/meshgate" "$BUILD/app/meshgatectl/meshgatectl" \
@@ -309,6 +316,10 @@ if want e2e; then
 	run_prog e2e/ctl-abuse "san:" "$TIMEOUT" env "${SAN_ENV[@]}" bash tests/e2e/ctl_abuse_e2e.sh \
 		"$BUILD_SAN/app/meshgate/meshgate" "$BUILD_SAN/app/meshgatectl/meshgatectl"
 	run_prog e2e/reload "san:" "$TIMEOUT" env "${SAN_ENV[@]}" bash tests/e2e/reload_test.sh \
+		"$BUILD_SAN/app/meshgate/meshgate" "$BUILD_SAN/app/meshgatectl/meshgatectl"
+	run_prog e2e/crash "san:" "$TIMEOUT" env "${SAN_ENV[@]}" bash tests/e2e/crash_e2e.sh \
+		"$BUILD_SAN/app/meshgate/meshgate" "$BUILD_SAN/app/meshgatectl/meshgatectl"
+	run_prog e2e/overload "san:" "$TIMEOUT" env "${SAN_ENV[@]}" bash tests/e2e/overload_e2e.sh \
 		"$BUILD_SAN/app/meshgate/meshgate" "$BUILD_SAN/app/meshgatectl/meshgatectl"
 fi
 

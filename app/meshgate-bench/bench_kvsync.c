@@ -106,6 +106,10 @@ usage(FILE *out)
 	        "  (S seconds each, default 3) while a worker forwards, every batch going\n"
 	        "  through lib/gateway and published with mg_datapath_publish (see\n"
 	        "  bench_kvsync.c).\n"
+	        "       meshgate-bench kvsync --restart MESHGATE [--entries N[,N...]] [--runs R]\n"
+	        "  The fifth form starts the real daemon binary MESHGATE R times (default 3)\n"
+	        "  in front of cluster-a with N entries (default 100000,1000000) and times\n"
+	        "  exec -> \"ready\" (bench_kvsync_restart.c).\n"
 	        "  Without --redis-port, starts /usr/bin/redis-server on a free loopback port.\n"
 	        "  With it, FLUSHES database 0 of that server.\n");
 }
@@ -217,6 +221,8 @@ mg_bench_kvsync(int argc, char **argv)
 	        {"backlog", required_argument, NULL, 'k'},
 	        {"clusters", required_argument, NULL, 'C'},
 	        {"entries-per-cluster", required_argument, NULL, 'P'},
+	        {"restart", required_argument, NULL, 'R'},
+	        {"runs", required_argument, NULL, 'n'},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
@@ -226,8 +232,8 @@ mg_bench_kvsync(int argc, char **argv)
 	                            .batch = MG_KV_WRITER_BATCH_DEFAULT,
 	                            .backlog = 1200000,
 	                            .lcores = "0,1"};
-	const char *entries = NULL, *functions = MG_FUNCTIONS_DEFAULT;
-	unsigned nclusters = 0, per_cluster = 1000;
+	const char *entries = NULL, *functions = MG_FUNCTIONS_DEFAULT, *daemon = NULL;
+	unsigned nclusters = 0, per_cluster = 1000, runs = 3;
 	bool forward = false, secs_set = false;
 	struct server srv = {0};
 	unsigned port = 0;
@@ -278,6 +284,12 @@ mg_bench_kvsync(int argc, char **argv)
 		case 'P':
 			per_cluster = (unsigned)strtoul(optarg, NULL, 0);
 			break;
+		case 'R':
+			daemon = optarg;
+			break;
+		case 'n':
+			runs = (unsigned)strtoul(optarg, NULL, 0);
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -322,6 +334,10 @@ mg_bench_kvsync(int argc, char **argv)
 			goto out;
 		}
 		rc = kvsync_multi_run(port, nclusters, per_cluster, lua, lua_len);
+		goto out;
+	}
+	if (daemon != NULL) {
+		rc = kvsync_restart_run(port, daemon, entries, runs, lua, lua_len);
 		goto out;
 	}
 	if (forward) {

@@ -15,6 +15,7 @@
  *                           worker forwards
  *   bench_kvsync_forward.c  updates while forwarding, and the data path both
  *                           forwarding runs use
+ *   bench_kvsync_restart.c  the real daemon's start to "ready" (--restart)
  */
 #ifndef BENCH_KVSYNC_PRIV_H
 #define BENCH_KVSYNC_PRIV_H
@@ -209,5 +210,11 @@ int kvsync_publish(void *arg, struct mg_ipcache *ipc, struct mg_policy *policy);
 /* The data path runs: updates while forwarding, or (@p o->lat) latency while forwarding. */
 int kvsync_forward_run(unsigned port, const char *lua, size_t lua_len,
                        const struct kvsync_fwd_opts *o);
+
+/* ---- bench_kvsync_restart.c ---- */
+
+/* --restart: the daemon binary @p daemon started @p runs times per size of @p entries. */
+int kvsync_restart_run(unsigned port, const char *daemon, const char *entries, unsigned runs,
+                       const char *lua, size_t lua_len);
 
 #endif /* BENCH_KVSYNC_PRIV_H */

@@ -37,6 +37,15 @@ collect(void *arg, struct mg_metrics_snapshot *out)
 	mg_datapath_counters(d->dp, &c);
 	/* the port names came with the copy: they are set once, at start */
 	mg_metrics_snapshot_set_counters(out, &c, mg_datapath_nb_ports(d->dp));
+	for (unsigned i = 0; i < out->n_ports; i++) {
+		struct mg_dp_port_hw hw;
+
+		(void)mg_datapath_port_hw(d->dp, i, &hw);
+		out->ports[i].rx_missed = hw.rx_missed;
+		out->ports[i].rx_nombuf = hw.rx_nombuf;
+		out->ports[i].rx_errors = hw.rx_errors;
+		out->ports[i].tx_errors = hw.tx_errors;
+	}
 	mg_datapath_ct_stats(d->dp, &ct);
 	mg_metrics_snapshot_set_ct(out, &ct, mg_datapath_ct_memory(d->dp));
 	/* the endpoint's own figures, for telemetry and meshgatectl too */

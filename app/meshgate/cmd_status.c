@@ -24,16 +24,23 @@ ports_json(const struct daemon *d, const struct mg_dp_counters *c)
 	const struct mg_config *cfg = mg_gateway_config(d->gw);
 	json_t *a = json_array();
 
-	for (unsigned i = 0; a != NULL && i < mg_datapath_nb_ports(d->dp); i++)
-		json_array_append_new(a,
-		                      json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "name",
-		                                mg_datapath_port_name(d->dp, i), "device",
-		                                cfg->ports[i].device, "peer", cfg->ports[i].peer,
-		                                "rx_packets", (json_int_t)c->rx_pkts[i], "rx_bytes",
-		                                (json_int_t)c->rx_bytes[i], "tx_packets",
-		                                (json_int_t)c->tx_pkts[i], "tx_bytes",
-		                                (json_int_t)c->tx_bytes[i], "dropped",
-		                                (json_int_t)c->port_drops[i]));
+	for (unsigned i = 0; a != NULL && i < mg_datapath_nb_ports(d->dp); i++) {
+		struct mg_dp_port_hw hw;
+
+		(void)mg_datapath_port_hw(d->dp, i, &hw);
+		json_array_append_new(
+		        a,
+		        json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+		                  "name", mg_datapath_port_name(d->dp, i), "device",
+		                  cfg->ports[i].device, "peer", cfg->ports[i].peer, "rx_packets",
+		                  (json_int_t)c->rx_pkts[i], "rx_bytes", (json_int_t)c->rx_bytes[i],
+		                  "tx_packets", (json_int_t)c->tx_pkts[i], "tx_bytes",
+		                  (json_int_t)c->tx_bytes[i], "dropped",
+		                  (json_int_t)c->port_drops[i], "rx_missed",
+		                  (json_int_t)hw.rx_missed, "rx_nombuf", (json_int_t)hw.rx_nombuf,
+		                  "rx_errors", (json_int_t)hw.rx_errors, "tx_errors",
+		                  (json_int_t)hw.tx_errors));
+	}
 	return a;
 }
 

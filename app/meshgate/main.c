@@ -217,11 +217,6 @@ main(int argc, char **argv)
 		goto out;
 	}
 	mg_gateway_set_publish(d.gw, dp_publish, dp);
-	rc = mg_datapath_start(dp);
-	if (rc != 0) {
-		MG_ERR("cannot start workers: %s", strerror(-rc));
-		goto out;
-	}
 	d.dp = dp;
 	d.stop = &stop_requested;
 	d.reload_requested = &reload_requested;
@@ -232,9 +227,17 @@ main(int argc, char **argv)
 		ret = EXIT_CONFIG;
 		goto out;
 	}
+	/* "ready" comes before the first frame is polled: the ports queue
+	 * what arrives meanwhile, and no worker forwards before this line
+	 * (tests/e2e/crash_e2e.sh holds the daemon to it). */
 	MG_INFO("ready: %u ports, %u forwarding lcore(s)", mg_datapath_nb_ports(dp),
 	        mg_datapath_nb_workers(dp));
 	mg_notify("READY=1\nSTATUS=forwarding");
+	rc = mg_datapath_start(dp);
+	if (rc != 0) {
+		MG_ERR("cannot start workers: %s", strerror(-rc));
+		goto out;
+	}
 	mg_datapath_run(dp, &stop_requested, NULL, NULL);
 	mg_notify("STOPPING=1");
 	control_stop(&d);

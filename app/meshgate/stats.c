@@ -114,13 +114,19 @@ stats_json(const struct mg_datapath *dp, const struct mg_dp_counters *c,
 		goto nomem;
 	totals_of(dp, c, &t);
 	mg_gateway_stats(gw, &gs);
-	for (unsigned i = 0; i < mg_datapath_nb_ports(dp); i++)
+	for (unsigned i = 0; i < mg_datapath_nb_ports(dp); i++) {
+		struct mg_dp_port_hw hw;
+
+		(void)mg_datapath_port_hw(dp, i, &hw);
 		json_object_set_new(ports, mg_datapath_port_name(dp, i),
-		                    json_pack("{s:o, s:o, s:o, s:o, s:o}", "rx_packets",
-		                              u64(c->rx_pkts[i]), "rx_bytes", u64(c->rx_bytes[i]),
-		                              "tx_packets", u64(c->tx_pkts[i]), "tx_bytes",
-		                              u64(c->tx_bytes[i]), "dropped",
-		                              u64(c->port_drops[i])));
+		                    json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+		                              "rx_packets", u64(c->rx_pkts[i]), "rx_bytes",
+		                              u64(c->rx_bytes[i]), "tx_packets", u64(c->tx_pkts[i]),
+		                              "tx_bytes", u64(c->tx_bytes[i]), "dropped",
+		                              u64(c->port_drops[i]), "rx_missed", u64(hw.rx_missed),
+		                              "rx_nombuf", u64(hw.rx_nombuf), "rx_errors",
+		                              u64(hw.rx_errors), "tx_errors", u64(hw.tx_errors)));
+	}
 	for (unsigned i = 1; i < MG_DROP__MAX; i++)
 		json_object_set_new(drops, mg_drop_label(i), u64(c->drops[i]));
 	root = json_pack("{s:o, s:{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}, "

@@ -24,6 +24,7 @@
 
 #include "mg_config.h"
 #include "mg_datapath.h"
+#include "mg_dp_kstats.h"
 
 #define MAX_WORKERS RTE_MAX_LCORE
 #define MBUF_CACHE 256
@@ -53,7 +54,14 @@ struct dp_port {
 	unsigned peer; /* index in mg_datapath.ports */
 	uint16_t nb_queues;
 	bool started;
+	struct mg_dp_port_hw hw_last; /* the driver's counters when the port stopped */
+	/* net_af_packet: the driver's sockets, whose kernel drops count as rx_missed */
+	int ksocks[MG_DP_MAX_KSOCKS];
+	unsigned n_ksocks;
+	uint64_t kdrops; /* accumulated: reading them resets the kernel's count */
 };
+
+static int port_hw_read(const struct dp_port *p, struct mg_dp_port_hw *out);
 
 struct dp_worker {
 	struct mg_dp_counters cnt; /* first: cache aligned */
@@ -197,6 +205,8 @@ port_setup(struct mg_datapath *dp, struct dp_port *p, const struct mg_config *cf
 		return rc;
 	}
 	p->started = true;
+	if (strcmp(info.driver_name, "net_af_packet") == 0)
+		p->n_ksocks = mg_dp_packet_socks((int)info.if_index, p->ksocks, MG_DP_MAX_KSOCKS);
 	return 0;
 }
 
@@ -523,6 +533,7 @@ mg_datapath_stop(struct mg_datapath *dp)
 	for (i = 0; i < dp->nb_ports; i++) {
 		if (!dp->ports[i].started)
 			continue;
+		(void)port_hw_read(&dp->ports[i], &dp->ports[i].hw_last);
 		rc = rte_eth_dev_stop(dp->ports[i].port_id);
 		if (rc != 0)
 			MG_WARN("port %s: stop: %s", dp->ports[i].name, rte_strerror(-rc));
@@ -646,6 +657,41 @@ const char *
 mg_datapath_port_name(const struct mg_datapath *dp, unsigned i)
 {
 	return i < dp->nb_ports ? dp->ports[i].name : NULL;
+}
+
+static int
+port_hw_read(const struct dp_port *p, struct mg_dp_port_hw *out)
+{
+	struct rte_eth_stats st;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	/* Safe beside the workers: the drivers read their own counters. */
+	rc = rte_eth_stats_get(p->port_id, &st);
+	if (rc != 0)
+		return rc;
+	/* Several threads may read: each adds what its read reset. */
+	out->rx_missed = st.imissed + __atomic_add_fetch((uint64_t *)&p->kdrops,
+	                                                 mg_dp_packet_drops(p->ksocks, p->n_ksocks),
+	                                                 __ATOMIC_RELAXED);
+	out->rx_nombuf = st.rx_nombuf;
+	out->rx_errors = st.ierrors;
+	out->tx_errors = st.oerrors;
+	return 0;
+}
+
+int
+mg_datapath_port_hw(const struct mg_datapath *dp, unsigned i, struct mg_dp_port_hw *out)
+{
+	if (i >= dp->nb_ports) {
+		memset(out, 0, sizeof(*out));
+		return -EINVAL;
+	}
+	if (!dp->ports[i].started) {
+		*out = dp->ports[i].hw_last; /* the final stats are written after the stop */
+		return 0;
+	}
+	return port_hw_read(&dp->ports[i], out);
 }
 
 unsigned

@@ -191,6 +191,24 @@ void mg_datapath_counters(const struct mg_datapath *dp, struct mg_dp_counters *o
 unsigned mg_datapath_nb_ports(const struct mg_datapath *dp);
 const char *mg_datapath_port_name(const struct mg_datapath *dp, unsigned i);
 
+/**
+ * What the port's driver counted (rte_eth_stats_get): frames lost before
+ * any worker saw them. rx_missed: frames the port had to drop because its
+ * receive ring was full (the worker did not poll fast enough: overload);
+ * rx_nombuf: receive buffers the driver could not allocate (the mbuf pool
+ * ran dry); rx_errors / tx_errors: frames the device received in error or
+ * failed to send. Zero where the driver does not count one.
+ */
+struct mg_dp_port_hw {
+	uint64_t rx_missed;
+	uint64_t rx_nombuf;
+	uint64_t rx_errors;
+	uint64_t tx_errors;
+};
+
+/** Port @p i's driver counters into @p out (zeroed when it has none). 0 or negative errno. */
+int mg_datapath_port_hw(const struct mg_datapath *dp, unsigned i, struct mg_dp_port_hw *out);
+
 /** Number of lcores forwarding. */
 unsigned mg_datapath_nb_workers(const struct mg_datapath *dp);
 

@@ -339,6 +339,34 @@ render_info(const struct mg_metrics_snapshot *s, struct mg_metrics_buf *b)
 	       s->uptime_seconds);
 }
 
+/* What the port drivers counted: frames lost before any worker saw them. */
+static void
+render_port_driver(const struct mg_metrics_snapshot *s, struct mg_metrics_buf *b)
+{
+	unsigned n = s->n_ports < MG_METRICS_MAX_PORTS ? s->n_ports : MG_METRICS_MAX_PORTS, i;
+
+	mg_metrics_write_family(b, "meshgate_port_rx_missed_packets_total", MG_METRICS_COUNTER,
+	                        "Frames the port dropped because its receive ring was full (the "
+	                        "worker fell behind: overload).");
+	for (i = 0; i < n; i++)
+		mg_metrics_write_u64(b, "meshgate_port_rx_missed_packets_total",
+		                     L("port", s->ports[i].name), s->ports[i].rx_missed);
+	mg_metrics_write_family(b, "meshgate_port_rx_nombuf_total", MG_METRICS_COUNTER,
+	                        "Frames the port dropped for want of a receive buffer (mbuf pool "
+	                        "empty).");
+	for (i = 0; i < n; i++)
+		mg_metrics_write_u64(b, "meshgate_port_rx_nombuf_total",
+		                     L("port", s->ports[i].name), s->ports[i].rx_nombuf);
+	mg_metrics_write_family(b, "meshgate_port_errors_total", MG_METRICS_COUNTER,
+	                        "Frames the device received in error (rx) or failed to send (tx).");
+	for (unsigned d = 0; d < 2; d++)
+		for (i = 0; i < n; i++)
+			mg_metrics_write_u64(
+			        b, "meshgate_port_errors_total",
+			        L("port", s->ports[i].name, "direction", d ? "tx" : "rx"),
+			        d ? s->ports[i].tx_errors : s->ports[i].rx_errors);
+}
+
 static void
 render_ports(const struct mg_metrics_snapshot *s, struct mg_metrics_buf *b)
 {
@@ -686,6 +714,7 @@ mg_metrics_render(const struct mg_metrics_snapshot *s, struct mg_metrics_buf *b)
 	render_ports(s, b);
 	render_verdicts(s, b);
 	render_drops(s, b);
+	render_port_driver(s, b);
 	render_tables(s, b);
 	render_kvstore(s, b);
 	render_workers(s, b);

@@ -69,6 +69,11 @@ struct mg_metrics_port {
 	uint64_t tx_packets;
 	uint64_t tx_bytes;
 	uint64_t dropped; /**< received on the port and not forwarded */
+	/* the port driver's counters (mg_dp_port_hw): lost before a worker saw them */
+	uint64_t rx_missed; /**< no room in the receive ring: the worker fell behind */
+	uint64_t rx_nombuf; /**< no receive buffer: the mbuf pool ran dry */
+	uint64_t rx_errors;
+	uint64_t tx_errors;
 };
 
 struct mg_metrics_verdicts {

@@ -168,6 +168,7 @@ if [[ $d1 =~ ^[0-9]+$ ]] && [[ $d2 =~ ^[0-9]+$ ]] && [ "$d2" -gt $((d1 + 1000)) 
 	pass flood_running
 else
 	fail flood_running "port drops $d1 then $d2 one second later"
+	tail -n 5 "$MG_WORK/flood.out" | sed 's/^/  | /'
 fi
 
 bg "$PY" "$CLIENTS" stuck "$SOCK" --type all --seconds 120 >"$MG_WORK/stuck.out" 2>&1

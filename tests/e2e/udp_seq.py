@@ -1,13 +1,21 @@
 #!/usr/bin/python3
 """Numbered UDP datagrams for the reload-under-traffic test.
 
-  udp_seq.py recv ADDR PORT --seconds S      print the sequence numbers received
+  udp_seq.py recv ADDR PORT --seconds S [--trace FILE --gate LOG]
+                                            print the sequence numbers received
   udp_seq.py send ADDR PORT --count N --rate R [--bind SRC] [--tag T]
 
 The sender paces N datagrams at R per second, each carrying "TAG SEQ"; the
 receiver binds ADDR:PORT, prints "ready", and once the sender's "done"
 marker came and 1 s passed quietly (at most S seconds) prints "got TAG N TOTAL missing LIST"
-per tag with the first missing numbers: a lost datagram is named, not guessed.
+per tag with the first missing numbers: a lost datagram is named, not guessed;
+"other N" counts datagrams that were not "TAG SEQ" (another sender's).
+With --trace the receiver also writes one line per datagram, "TIME TAG SEQ
+STATE" (wall-clock seconds): STATE is "old" while the file LOG does not
+exist, "starting" once it exists without a line containing "info: ready: ", and
+"ready" from then on. The crash test points LOG at the restarted daemon's
+stderr: the file is read again at each arrival until the line shows up, so
+a datagram that arrives before the daemon wrote "ready" is "starting".
 Traffic goes only to the address given, inside the test's namespaces.
 """
 import argparse
@@ -16,7 +24,28 @@ import sys
 import time
 
 
+class Gate:
+    """Where the restarted daemon is, as its log shows at this moment."""
+
+    def __init__(self, path):
+        self.path = path
+        self.state = "old" if path else "-"
+
+    def now(self):
+        if self.state in ("ready", "-"):
+            return self.state
+        try:
+            with open(self.path, "rb") as f:
+                text = f.read()
+        except FileNotFoundError:
+            return "old"
+        self.state = "ready" if b"info: ready: " in text else "starting"
+        return self.state
+
+
 def recv(a):
+    trace = open(a.trace, "w") if a.trace else None
+    gate = Gate(a.gate)
     fam = socket.AF_INET6 if ":" in a.addr else socket.AF_INET
     s = socket.socket(fam, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
@@ -26,6 +55,7 @@ def recv(a):
     end = time.monotonic() + a.seconds
     s.settimeout(0.2)
     quiet_since = None
+    other = 0
     while time.monotonic() < end:
         try:
             data = s.recv(2048)
@@ -36,10 +66,14 @@ def recv(a):
             continue
         quiet_since = time.monotonic()
         parts = data.decode(errors="replace").split()
+        if trace is not None and len(parts) == 2:
+            trace.write("%.6f %s %s %s\n" % (time.time(), parts[0], parts[1], gate.now()))
+            trace.flush()
         if len(parts) == 2 and parts[0] == "done":
             seen.setdefault("done", set()).add(int(parts[1]))
             continue
-        if len(parts) != 2:
+        if len(parts) != 2 or not parts[1].isdigit():
+            other += 1
             continue
         seen.setdefault(parts[0], set()).add(int(parts[1]))
     for tag, nums in sorted(seen.items()):
@@ -50,6 +84,8 @@ def recv(a):
         print("got %s %d %d missing %s" % (tag, len(nums), total,
                                            ",".join(map(str, missing[:20])) or "-"),
               flush=True)
+    if other:
+        print("other %d" % other, flush=True)
 
 
 def send(a):
@@ -76,6 +112,8 @@ def main():
     r.add_argument("addr")
     r.add_argument("port", type=int)
     r.add_argument("--seconds", type=float, default=30)
+    r.add_argument("--trace")
+    r.add_argument("--gate")
     sd = sub.add_parser("send")
     sd.add_argument("addr")
     sd.add_argument("port", type=int)

@@ -854,6 +854,55 @@ test_url(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "brackets"));
 }
 
+/*
+ * docs/reliability.md, "Limits": an identity value over MG_KV_IDENTITY_VALUE_MAX
+ * bytes and an ipcache value with more than MG_KV_IP_MAX_NAMED_PORTS named
+ * ports are refused whole (the sync counts them as rejected), at the limit
+ * they decode.
+ */
+static void
+test_value_limits(void)
+{
+	struct mg_kv_ip_pair p;
+	struct mg_error err = {{0}};
+	struct mg_labels ls = MG_LABELS_INIT;
+	size_t cap = 64 * (MG_KV_IP_MAX_NAMED_PORTS + 1) + 128, len;
+	char *v = malloc(MG_KV_IDENTITY_VALUE_MAX + 2), *j = malloc(cap);
+	int n;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+	/* "k8s:a=xxxx...;" padded to one byte over the limit */
+	memset(v, 'x', MG_KV_IDENTITY_VALUE_MAX + 1);
+	memcpy(v, "k8s:a=", 6);
+	v[MG_KV_IDENTITY_VALUE_MAX] = ';';
+	CU_ASSERT_EQUAL(mg_kv_identity_value_decode(v, MG_KV_IDENTITY_VALUE_MAX + 1, &ls, &err),
+	                -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "more than a label string may have"));
+	mg_labels_clear(&ls);
+
+	for (n = MG_KV_IP_MAX_NAMED_PORTS; n <= MG_KV_IP_MAX_NAMED_PORTS + 1; n++) {
+		len = (size_t)snprintf(j, cap, "{\"IP\":\"10.0.0.1\",\"ID\":300,\"NamedPorts\":[");
+		for (int i = 0; i < n; i++)
+			len += (size_t)snprintf(
+			        j + len, cap - len,
+			        "%s{\"Name\":\"p%d\",\"Port\":%d,\"Protocol\":\"TCP\"}",
+			        i ? "," : "", i, 1000 + i);
+		len += (size_t)snprintf(j + len, cap - len, "]}");
+		memset(&err, 0, sizeof(err));
+		if (n == MG_KV_IP_MAX_NAMED_PORTS) {
+			CU_ASSERT_EQUAL(mg_kv_ip_pair_decode(j, len, &p, &err), 0);
+			CU_ASSERT_EQUAL(p.n_named_ports, MG_KV_IP_MAX_NAMED_PORTS);
+			mg_kv_ip_pair_clear(&p);
+		} else {
+			CU_ASSERT_EQUAL(mg_kv_ip_pair_decode(j, len, &p, &err), -EINVAL);
+			CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "named ports"));
+		}
+	}
+	free(v);
+	free(j);
+}
+
 static CU_TestInfo tests[] = {
         {"cluster_names", test_cluster_names},
         {"identity_keys", test_identity_keys},
@@ -868,6 +917,7 @@ static CU_TestInfo tests[] = {
         {"cluster_config_cilium", test_cluster_config_cilium},
         {"ip_pair_id_zero", test_ip_pair_id_zero},
         {"ip_pair_named_ports_lenient", test_ip_pair_named_ports_lenient},
+        {"value_limits", test_value_limits},
         {"ip_pair_masks", test_ip_pair_masks},
         {"heartbeat_time", test_heartbeat_time},
         {"url", test_url},

@@ -19,6 +19,7 @@
 #include "mg_ipcache.h"
 #include "mg_policy.h"
 #include "mg_test.h"
+#include "policy_priv.h" /* the POL_MAX_* limits */
 
 #define TCP 6
 #define UDP 17
@@ -1076,6 +1077,73 @@ test_limits(void)
 	CU_ASSERT_EQUAL(mg_policy_set_count(f.set), 0);
 	fx_fini(&f);
 	free(y);
+}
+
+/* A policy of @p entries ingress entries of @p peers peers each; @p specs extra specs. */
+static char *
+big_policy(unsigned entries, unsigned peers, unsigned specs)
+{
+	size_t cap = (size_t)entries * peers * 40 + (size_t)specs * 40 + 4096, n;
+	char *y = malloc(cap);
+
+	if (y == NULL)
+		return NULL;
+	n = (size_t)snprintf(y, cap, HDR_CNP("big", "a") "specs:\n");
+	for (unsigned s = 0; s < specs; s++)
+		n += (size_t)snprintf(y + n, cap - n, "- {endpointSelector: {}}\n");
+	n += (size_t)snprintf(y + n, cap - n, "- endpointSelector: {}\n  ingress:\n");
+	for (unsigned e = 0; e < entries; e++) {
+		n += (size_t)snprintf(y + n, cap - n, "  - fromEndpoints:\n");
+		for (unsigned i = 0; i < peers; i++)
+			n += (size_t)snprintf(y + n, cap - n, "    - {matchLabels: {p%u: v%u}}\n",
+			                      i, e);
+	}
+	return y;
+}
+
+/*
+ * docs/reliability.md, "Limits": the policy set's counts. More peers in one
+ * entry than POL_MAX_PEERS, more selectors in the set than
+ * POL_MAX_SELECTORS, more specs in a policy than POL_MAX_RULES: the load
+ * fails with the limit named and nothing of the file is kept.
+ */
+static void
+test_limits_set(void)
+{
+	static const struct {
+		unsigned entries, peers, specs;
+		const char *msg;
+	} c[] = {
+	        {1, POL_MAX_PEERS + 1, 0, "more than 1024 items"},
+	        {POL_MAX_SELECTORS / POL_MAX_PEERS + 1, POL_MAX_PEERS, 0, "too many selectors"},
+	        {0, 0, POL_MAX_RULES + 1, "more than 65536 items"},
+	};
+	struct fx f;
+
+	for (size_t i = 0; i < MG_ARRAY_SIZE(c); i++) {
+		char *y = big_policy(c[i].entries, c[i].peers, c[i].specs);
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(y);
+		fx_init(&f);
+		CU_ASSERT(load(&f, y) < 0);
+		if (strstr(f.err.msg, c[i].msg) == NULL)
+			fprintf(stderr, "case %zu: %s\n", i, f.err.msg);
+		CU_ASSERT_PTR_NOT_NULL(strstr(f.err.msg, c[i].msg));
+		CU_ASSERT_EQUAL(mg_policy_set_count(f.set), 0);
+		fx_fini(&f);
+		free(y);
+	}
+	/* at the peers limit: loads */
+	{
+		char *y = big_policy(1, POL_MAX_PEERS, 0);
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(y);
+		fx_init(&f);
+		CU_ASSERT(load(&f, y) >= 0);
+		CU_ASSERT_EQUAL(mg_policy_set_count(f.set), 1);
+		fx_fini(&f);
+		free(y);
+	}
 }
 
 static void
@@ -3594,6 +3662,7 @@ static CU_TestInfo tests[] = {
         {"prefixed_keys_not_duplicates", test_prefixed_keys_not_duplicates},
         {"type_errors", test_type_errors},
         {"limits", test_limits},
+        {"limits_set", test_limits_set},
         {"bad_args", test_bad_args},
         {"namespace_scoping", test_namespace_scoping},
         {"namespace_explicit_crosses", test_namespace_explicit_crosses},

@@ -19,6 +19,7 @@
 #include "mg_replicator.h"
 #include "mg_test.h"
 #include "rep_filter.h"
+#include "rep_priv.h" /* rep_check */
 
 /* ---- helpers ---- */
 
@@ -919,8 +920,38 @@ test_etcd_endpoint_forms(void)
 	mg_rep_etcd_config_clear(&e);
 }
 
+/*
+ * docs/reliability.md, "Limits": a value over limits.max_value_bytes, or a key
+ * of half MG_KV_KEY_MAX bytes or more, is refused before it is parsed (counted
+ * by reason, REP_R_SIZE / REP_R_KEY); at the limit the value goes on to its
+ * checks.
+ */
+static void
+test_value_size_limit(void)
+{
+	struct mg_rep_config *c = load_ok(BASE "limits: {max_value_bytes: 256}\n");
+	struct rep_check_ctx ck;
+	char val[300], key[MG_KV_KEY_MAX], why[REP_WHY_MAX];
+	uint32_t id;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	rep_check_ctx_init(&ck, c, "site", 1);
+	memset(val, 'x', sizeof(val));
+	CU_ASSERT_EQUAL(rep_check(&ck, REP_IDS, "1", 1, val, 257, &id, why, sizeof(why)),
+	                REP_R_SIZE + 1);
+	CU_ASSERT_STRING_EQUAL(why, "value of 257 bytes (limits.max_value_bytes 256)");
+	CU_ASSERT_NOT_EQUAL(rep_check(&ck, REP_IDS, "1", 1, val, 256, &id, why, sizeof(why)),
+	                    REP_R_SIZE + 1);
+	memset(key, '1', sizeof(key));
+	CU_ASSERT_EQUAL(rep_check(&ck, REP_IDS, key, MG_KV_KEY_MAX / 2, "k8s:a=b;", 8, &id, why,
+	                          sizeof(why)),
+	                REP_R_KEY + 1);
+	mg_rep_config_free(c);
+}
+
 static CU_TestInfo tests[] = {
         {"contract_example", test_contract_example},
+        {"value_size_limit", test_value_size_limit},
         {"minimal_defaults", test_minimal_defaults},
         {"shipped_file", test_shipped_file},
         {"shipped_file_every_key", test_shipped_file_every_key},

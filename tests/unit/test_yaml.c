@@ -2,6 +2,7 @@
 /* Unit tests of the positioned YAML tree (lib/common/mg_yaml.c). */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mg_test.h"
 #include "mg_yaml.h"
@@ -289,6 +290,33 @@ test_missing_file(void)
 	CU_ASSERT_STRING_EQUAL(err.msg, "/nonexistent/x.yaml: No such file or directory");
 }
 
+/* docs/reliability.md, "Limits": a file or buffer over MG_YAML_MAX_BYTES is refused unparsed. */
+static void
+test_size_capped(void)
+{
+	char path[] = "/tmp/mg-yaml-big.XXXXXX";
+	struct mg_error err = {{0}};
+	static const char small[] = "a: 1\n";
+	int fd;
+
+	errno = 0;
+	CU_ASSERT_PTR_NULL(
+	        mg_yaml_load_buf("big.yaml", small, (size_t)MG_YAML_MAX_BYTES + 1, &err));
+	CU_ASSERT_EQUAL(errno, EFBIG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "big.yaml: larger than"));
+
+	fd = mkstemp(path);
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_EQUAL(ftruncate(fd, (off_t)MG_YAML_MAX_BYTES + 1), 0);
+	close(fd);
+	memset(&err, 0, sizeof(err));
+	errno = 0;
+	CU_ASSERT_PTR_NULL(mg_yaml_load_file(path, &err));
+	CU_ASSERT_EQUAL(errno, EFBIG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "larger than"));
+	unlink(path);
+}
+
 static CU_TestInfo tests[] = {
         {"positions", test_positions},
         {"multi_doc", test_multi_doc},
@@ -301,6 +329,7 @@ static CU_TestInfo tests[] = {
         {"duplicate_keys_big_map", test_duplicate_keys_big_map},
         {"scalars", test_scalars},
         {"missing_file", test_missing_file},
+        {"size_capped", test_size_capped},
         CU_TEST_INFO_NULL,
 };
 
