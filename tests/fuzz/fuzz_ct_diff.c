@@ -164,13 +164,15 @@ ref_track(struct mflow *f, uint8_t dir, uint8_t proto, uint8_t fl, uint8_t type,
           uint64_t now)
 {
 	bool syn = fl & SYN, ack = fl & ACK, fin = fl & FIN, rst = fl & RST;
+	/* "SYN without ACK" is a SYN without ACK and without RST throughout */
+	bool syn_only = syn && !ack && !rst;
 	bool orig;
 
 	if (f == NULL) {
 		if (proto == 6) {
 			if (rst)
 				return MG_CT_INVALID;
-			if (syn && !ack)
+			if (syn_only)
 				return MG_CT_NEW;
 			return params.tcp_pickup ? MG_CT_NEW : MG_CT_INVALID;
 		}
@@ -182,10 +184,9 @@ ref_track(struct mflow *f, uint8_t dir, uint8_t proto, uint8_t fl, uint8_t type,
 	if (proto == 6) {
 		uint8_t side = orig ? 1 : 2;
 
-		if (orig && syn && !ack &&
-		    (f->state == MG_CT_CLOSED || f->state == MG_CT_TIME_WAIT))
+		if (orig && syn_only && (f->state == MG_CT_CLOSED || f->state == MG_CT_TIME_WAIT))
 			return MG_CT_NEW;
-		if (!orig && syn && !ack && f->state != MG_CT_SYN_SENT)
+		if (!orig && syn_only && f->state != MG_CT_SYN_SENT)
 			return MG_CT_NEW_NOTRACK;
 		if (rst) {
 			f->state = MG_CT_CLOSED;
