@@ -328,7 +328,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	CHECK(mg_ipcache_commit(ipc) >= 0);
 	com = staged;
-	CHECK(mg_ipcache_verify(ipc) == 0);
+	/* the self-check walks both copies' whole miss filters (2^16 + 2^19
+	 * bits): on one input in eight, which keeps libFuzzer fast */
+	if ((size & 7) == 0)
+		CHECK(mg_ipcache_verify(ipc) == 0);
 	w.ref = &com;
 	w.seen = 0;
 	CHECK(mg_ipcache_walk(ipc, walk_one, &w) == 0);
