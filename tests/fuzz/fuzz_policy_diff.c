@@ -10,7 +10,9 @@
  * lib/policy, and mg_policy_verdict() is compared, for every pair of
  * identities (plus one the table does not know), a few protocols and a few
  * ports, with a brute-force evaluator of the same generated structures
- * written from docs/policy.md: a subject selected by a rule with entries
+ * written from docs/policy.md, after a full compile and again after up to
+ * three identities were added, removed or relabelled and the compiled
+ * policy was updated incrementally (mg_policy_update_identities): a subject selected by a rule with entries
  * in a direction is default deny there (unless the rule says
  * enableDefaultDeny false), deny wins, a flow needs the source's egress and
  * the destination's ingress, egress is reported first; subjects are
@@ -183,16 +185,18 @@ generate(struct rd *r, struct gen *g)
 
 	memset(g, 0, sizeof(*g));
 	g->nids = 1 + take(r, MAX_IDS);
-	for (i = 0; i < g->nids; i++) {
+	for (i = 0; i < MAX_IDS; i++) {
 		struct ident *id = &g->ids[i];
 
 		id->app = (int)take(r, 4) - 1;
 		id->ns = (int)take(r, 2);
 		id->cl = take(r, 4) == 3 ? 1 : 0;
 		id->id = (id->cl ? 0x20100u : 0x10100u) + i;
+		if (i >= g->nids)
+			id->app = -2; /* not in the table (yet) */
 	}
-	g->ids[g->nids].id = UNKNOWN_ID;
-	g->ids[g->nids].app = -2; /* no labels at all */
+	g->ids[MAX_IDS].id = UNKNOWN_ID;
+	g->ids[MAX_IDS].app = -2; /* no labels at all */
 	g->nrules = 1 + take(r, MAX_RULES);
 	for (i = 0; i < g->nrules; i++) {
 		struct rule *ru = &g->rules[i];
@@ -497,6 +501,8 @@ reference(const struct gen *g, const struct ident *s, const struct ident *t, uin
 	return MG_VERDICT_ALLOW;
 }
 
+static void put_ident(struct mg_identity_table *t, const struct ident *id);
+
 static struct mg_identity_table *
 make_table(const struct gen *g)
 {
@@ -504,22 +510,27 @@ make_table(const struct gen *g)
 	unsigned i;
 
 	CHECK(t != NULL);
-	for (i = 0; i < g->nids; i++) {
-		const struct ident *id = &g->ids[i];
-		struct mg_labels ls = MG_LABELS_INIT;
-		struct mg_error err = {{0}};
-		char str[256];
-
-		snprintf(str, sizeof(str),
-		         "%s%s%sk8s:io.kubernetes.pod.namespace=%s;"
-		         "k8s:io.cilium.k8s.policy.cluster=%s",
-		         id->app >= 0 ? "k8s:app=" : "", id->app >= 0 ? apps[id->app] : "",
-		         id->app >= 0 ? ";" : "", nss[id->ns], clusters[id->cl]);
-		CHECK(mg_labels_parse(&ls, str, &err) == 0);
-		CHECK(mg_identity_table_put(t, id->id, &ls, (unsigned)id->cl + 1) == 0);
-		mg_labels_clear(&ls);
-	}
+	for (i = 0; i < MAX_IDS; i++)
+		if (g->ids[i].app != -2)
+			put_ident(t, &g->ids[i]);
 	return t;
+}
+
+static void
+put_ident(struct mg_identity_table *t, const struct ident *id)
+{
+	struct mg_labels ls = MG_LABELS_INIT;
+	struct mg_error err = {{0}};
+	char str[256];
+
+	snprintf(str, sizeof(str),
+	         "%s%s%sk8s:io.kubernetes.pod.namespace=%s;"
+	         "k8s:io.cilium.k8s.policy.cluster=%s",
+	         id->app >= 0 ? "k8s:app=" : "", id->app >= 0 ? apps[id->app] : "",
+	         id->app >= 0 ? ";" : "", nss[id->ns], clusters[id->cl]);
+	CHECK(mg_labels_parse(&ls, str, &err) == 0);
+	CHECK(mg_identity_table_put(t, id->id, &ls, (unsigned)id->cl + 1) >= 0);
+	mg_labels_clear(&ls);
 }
 
 static void
@@ -530,16 +541,84 @@ dump(const struct gen *g, const char *yaml, const struct ident *s, const struct 
 	unsigned i;
 
 	fprintf(stderr, "policy_diff: disagreement\n--- identities\n");
-	for (i = 0; i < g->nids; i++)
-		fprintf(stderr, "%u: app=%s ns=%s cluster=%s\n", g->ids[i].id,
-		        g->ids[i].app >= 0 ? apps[g->ids[i].app] : "-", nss[g->ids[i].ns],
-		        clusters[g->ids[i].cl]);
+	for (i = 0; i < MAX_IDS; i++)
+		if (g->ids[i].app != -2)
+			fprintf(stderr, "%u: app=%s ns=%s cluster=%s\n", g->ids[i].id,
+			        g->ids[i].app >= 0 ? apps[g->ids[i].app] : "-", nss[g->ids[i].ns],
+			        clusters[g->ids[i].cl]);
 	fprintf(stderr, "--- policies (cluster c1)\n%s\n", yaml);
 	fprintf(stderr,
 	        "--- flow %u -> %u proto %u port %u, enforcement %d, default_local_cluster "
 	        "%d\n--- gateway %d, reference %d\n",
 	        s->id, t->id, proto, port, (int)pp->enforcement, (int)pp->default_local_cluster,
 	        (int)got, (int)want);
+}
+
+/* Every flow between the generated identities (and absent or unknown ones). */
+static void
+compare_all(const struct gen *g, const struct mg_policy *pol, const struct mg_policy_params *pp,
+            const char *yaml, const char *what)
+{
+	static const uint8_t protos[] = {6, 17, 132, 1, 47};
+	static const uint16_t ports[] = {0, 1, 53, 80, 81, 85, 90, 91, 443, 444, 8080, 8443, 9000};
+	unsigned i, j, k, l;
+
+	for (i = 0; i <= MAX_IDS; i++)
+		for (j = 0; j <= MAX_IDS; j++)
+			for (k = 0; k < sizeof(protos); k++)
+				for (l = 0; l < sizeof(ports) / sizeof(ports[0]); l++) {
+					const struct ident *a = &g->ids[i], *b = &g->ids[j];
+					enum mg_verdict got, want;
+
+					got = mg_policy_verdict(pol, a->id, b->id, protos[k],
+					                        ports[l]);
+					want = reference(g, a, b, protos[k], ports[l], pp);
+					if (got != want) {
+						fprintf(stderr, "policy_diff: %s\n", what);
+						dump(g, yaml, a, b, protos[k], ports[l], pp, got,
+						     want);
+						abort();
+					}
+				}
+}
+
+/*
+ * Identity changes after the compile: each of up to three slots is added
+ * (absent), removed or relabelled (present, same cluster); the policy is
+ * then updated incrementally and must match the reference on the new set.
+ */
+static void
+mutate_and_update(const struct gen *g0, struct mg_identity_table *ids,
+                  const struct mg_policy_set *s, const struct mg_policy *pol,
+                  const struct mg_policy_params *pp, const uint8_t *mut, const char *yaml)
+{
+	struct gen g = *g0;
+	struct mg_error err = {{0}};
+	uint32_t changed[3];
+	unsigned n = 0, i, done = 0;
+	struct mg_policy *upd;
+
+	for (i = 0; i < 3; i++) {
+		unsigned slot = mut[i] % MAX_IDS;
+		struct ident *id = &g.ids[slot];
+
+		if (done & (1u << slot))
+			continue;
+		done |= 1u << slot;
+		if (id->app != -2 && (mut[i] & 0x80)) {
+			CHECK(mg_identity_table_del(ids, id->id) == 0);
+			id->app = -2;
+		} else {
+			id->app = (int)((mut[i] >> 3) % 4) - 1;
+			id->ns = (mut[i] >> 5) & 1;
+			put_ident(ids, id);
+		}
+		changed[n++] = id->id;
+	}
+	upd = mg_policy_update_identities(pol, s, ids, changed, n, &err);
+	CHECK(upd != NULL);
+	compare_all(&g, upd, pp, yaml, "after an incremental identity update");
+	mg_policy_free(upd);
 }
 
 int
@@ -550,20 +629,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	        {MG_ENFORCE_DEFAULT, false, 2},
 	        {MG_ENFORCE_ALWAYS, true, 3},
 	};
-	static const uint8_t protos[] = {6, 17, 132, 1, 47};
-	static const uint16_t ports[] = {0, 1, 53, 80, 81, 85, 90, 91, 443, 444, 8080, 8443, 9000};
 	static char yaml[1 << 16];
 	struct rd r = {data, size};
 	struct out o = {yaml, 0, sizeof(yaml)};
-	struct mg_identity_table *ids;
 	struct mg_error err = {{0}};
 	struct mg_policy_set *s;
+	uint8_t mut[3];
 	struct gen g;
-	unsigned pi, i, j, k, l;
+	unsigned pi;
 
 	if (size > 4096)
 		return 0;
 	generate(&r, &g);
+	for (pi = 0; pi < 3; pi++)
+		mut[pi] = (uint8_t)take(&r, 256);
 	to_yaml(&g, &o);
 	s = mg_policy_set_create();
 	CHECK(s != NULL);
@@ -571,31 +650,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fprintf(stderr, "policy_diff: generated policy refused: %s\n%s\n", err.msg, yaml);
 		abort();
 	}
-	ids = make_table(&g);
 	for (pi = 0; pi < sizeof(params) / sizeof(params[0]); pi++) {
+		struct mg_identity_table *ids = make_table(&g);
 		struct mg_policy *pol = mg_policy_compile(s, ids, &params[pi], &err);
 
 		CHECK(pol != NULL);
-		for (i = 0; i <= g.nids; i++)
-			for (j = 0; j <= g.nids; j++)
-				for (k = 0; k < sizeof(protos); k++)
-					for (l = 0; l < sizeof(ports) / sizeof(ports[0]); l++) {
-						const struct ident *a = &g.ids[i], *b = &g.ids[j];
-						enum mg_verdict got, want;
-
-						got = mg_policy_verdict(pol, a->id, b->id,
-						                        protos[k], ports[l]);
-						want = reference(&g, a, b, protos[k], ports[l],
-						                 &params[pi]);
-						if (got != want) {
-							dump(&g, yaml, a, b, protos[k], ports[l],
-							     &params[pi], got, want);
-							abort();
-						}
-					}
+		compare_all(&g, pol, &params[pi], yaml, "after a full compile");
+		mutate_and_update(&g, ids, s, pol, &params[pi], mut, yaml);
 		mg_policy_free(pol);
+		mg_identity_table_free(ids);
 	}
-	mg_identity_table_free(ids);
 	mg_policy_set_free(s);
 	return 0;
 }
