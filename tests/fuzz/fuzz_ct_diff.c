@@ -2,8 +2,8 @@
 /*
  * Differential libFuzzer target of lib/ct. The input chooses a small table
  * (1-8 flows, short timeouts, tcp_pickup) and a sequence of packets from a
- * small space (three IPv4 addresses, three ports, two zones, TCP, UDP,
- * SCTP, GRE, ICMP echo and errors, any TCP flags), each with the verdict the
+ * small space (three IPv4 or IPv6 addresses, three ports, two zones, TCP,
+ * UDP, SCTP, GRE, ICMP and ICMPv6 echo and errors, any TCP flags), each with the verdict the
  * policy would give, time advances, generation bumps and expiry calls. The
  * packets go through lib/ct as lib/datapath does (key, lookup, track, then
  * insert or confirm when the policy allows) and through a reference model
@@ -176,8 +176,8 @@ ref_track(struct mflow *f, uint8_t dir, uint8_t proto, uint8_t fl, uint8_t type,
 				return MG_CT_NEW;
 			return params.tcp_pickup ? MG_CT_NEW : MG_CT_INVALID;
 		}
-		if (proto == 1)
-			return type == 8 ? MG_CT_NEW : MG_CT_NEW_NOTRACK;
+		if (proto == 1 || proto == 58)
+			return type == (proto == 1 ? 8 : 128) ? MG_CT_NEW : MG_CT_NEW_NOTRACK;
 		return MG_CT_NEW;
 	}
 	orig = dir == f->orig_b;
@@ -219,8 +219,10 @@ ref_track(struct mflow *f, uint8_t dir, uint8_t proto, uint8_t fl, uint8_t type,
 				break;
 			}
 		}
-	} else if (proto == 1) {
-		if ((!orig && type == 8) || (orig && type == 0))
+	} else if (proto == 1 || proto == 58) {
+		uint8_t req = proto == 1 ? 8 : 128, rep = proto == 1 ? 0 : 129;
+
+		if ((!orig && type == req) || (orig && type == rep))
 			return MG_CT_NEW_NOTRACK;
 		if (!orig)
 			f->state = MG_CT_REPLIED;
@@ -269,6 +271,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const uint16_t ports[] = {1000, 2000, 80};
 	static const uint8_t protos[] = {6, 6, 6, 17, 132, 47, 1, 1};
 	static const uint8_t types[] = {8, 0, 3, 11};
+	static const uint8_t types6[] = {128, 129, 1, 3};
 	static const uint64_t steps[] = {0, 0, 1, 5, 9, 10, 11, 20, 21, 40};
 	struct rd r = {data, size};
 	struct mg_ct_stats st;
@@ -318,11 +321,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			continue;
 		}
 		memset(&fk, 0, sizeof(fk));
-		fk.family = MG_AF_INET;
-		fk.src[0] = fk.dst[0] = 10;
-		fk.src[3] = (uint8_t)(1 + take(&r, 3));
-		fk.dst[3] = (uint8_t)(1 + take(&r, 3));
+		fk.family = (op & 8) ? MG_AF_INET6 : MG_AF_INET;
+		fk.src[0] = fk.dst[0] = (op & 8) ? 0xfd : 10;
+		fk.src[(op & 8) ? 15 : 3] = (uint8_t)(1 + take(&r, 3));
+		fk.dst[(op & 8) ? 15 : 3] = (uint8_t)(1 + take(&r, 3));
 		fk.proto = protos[take(&r, 8)];
+		if ((op & 8) && fk.proto == 1)
+			fk.proto = 58;
 		zone = (uint8_t)take(&r, 2);
 		flags = (uint8_t)take(&r, 256);
 		allowed = (flags & 0x80) == 0 || (flags & 0x40) == 0;
@@ -330,10 +335,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (fk.proto == 6 || fk.proto == 17 || fk.proto == 132) {
 			fk.sport = ports[take(&r, 3)];
 			fk.dport = ports[take(&r, 3)];
-		} else if (fk.proto == 1) {
-			type = types[take(&r, 4)];
+		} else if (fk.proto == 1 || fk.proto == 58) {
+			unsigned ti = take(&r, 4);
+
+			type = fk.proto == 1 ? types[ti] : types6[ti];
 			fk.icmp_type = type;
-			fk.sport = (type == 8 || type == 0) ? (uint16_t)(1 + take(&r, 2)) : 0;
+			fk.sport = ti < 2 ? (uint16_t)(1 + take(&r, 2)) : 0;
 		}
 		mg_ct_key_make(&fk, zone, &key, &dir);
 		ref_key(&fk, zone, &rkey, &rdir);
