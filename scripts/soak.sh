@@ -123,8 +123,9 @@ cleanup() {
 		for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
 	done
 	mg_cleanup
-	for p in "${REP_PID[@]}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null; done
-	for p in "${REDIS_PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+	for p in "${REP_PID[@]}" "${REDIS_PIDS[@]}"; do
+		[ -n "$p" ] && kill -9 "$p" 2>/dev/null && wait "$p" 2>/dev/null
+	done
 	for c in cluster-b cluster-c; do
 		[ -d "$W/etcd-$c" ] && bash "$ROOT/tests/etcd/etcd_env.sh" kill "$W/etcd-$c" >/dev/null 2>&1
 	done
@@ -221,7 +222,12 @@ rcli() { # rcli INDEX ARGS...
 	timeout 10 redis-cli -s "$W/redis-$n.sock" "$@"
 }
 redis_link() { ln -sfn "$W/redis-$1.sock" "$REDIS_LINK.tmp" && mv -T "$REDIS_LINK.tmp" "$REDIS_LINK"; }
-redis_kill() { kill -9 "$(cat "$W/redis-$1.pid")" 2>/dev/null; }
+redis_kill() {
+	local p
+	p=$(cat "$W/redis-$1.pid")
+	kill -9 "$p" 2>/dev/null
+	wait "$p" 2>/dev/null # and no "Killed" notice
+}
 
 # --------------------------------------------------------- replicators
 rep_config() { # rep_config SLOT
@@ -598,7 +604,7 @@ fault_replicator_kill_holder() {
 		return 1
 	}
 	kill -9 "${REP_PID[$h]}"
-	wait "${REP_PID[$h]}" 2>/dev/null
+	wait "${REP_PID[$h]}" 2>/dev/null # and no "Killed" notice
 	sleep 2
 	rep_start "$h"
 	echo "replica $h (the holder) SIGKILLed, restarted as pid ${REP_PID[$h]}"
