@@ -405,6 +405,7 @@ if ! mg_daemon_start "$MESHGATE" "$W/meshgate.yaml"; then
 	exit 1
 fi
 GW_PID=$MG_DAEMON_PID
+GW_DEAD="" # its exit status, once it died on its own
 if ! wait_until 30 gw_synced; then
 	log "the gateway did not sync both clusters in 30 s: $(gw_sync_line)"
 	exit 1
@@ -442,14 +443,19 @@ while read -r tag proto want src dst port; do
 	RECV_SEEN[$dst,$port]=1
 	if [ $side = back ]; then back_args+=(--recv "$dst,$port"); else front_args+=(--recv "$dst,$port"); fi
 done <"$W/flows"
-ip netns exec "$MG_NS_BACK" $PY "$TRAFFIC" run --out "$W/traffic-back.json" --stop "$W/stop-traffic" \
+ip netns exec "$MG_NS_BACK" $PY "$TRAFFIC" run --out "$W/traffic-back.json" --stop "$W/stop-traffic" --go "$W/go-traffic" \
 	"${back_args[@]}" >"$W/traffic-back.out" 2>&1 &
 BG+=($!)
 TRAFFIC_PIDS=($!)
-ip netns exec "$MG_NS_FRONT" $PY "$TRAFFIC" run --out "$W/traffic-front.json" --stop "$W/stop-traffic" \
+ip netns exec "$MG_NS_FRONT" $PY "$TRAFFIC" run --out "$W/traffic-front.json" --stop "$W/stop-traffic" --go "$W/go-traffic" \
 	"${front_args[@]}" >"$W/traffic-front.out" 2>&1 &
 BG+=($!)
 TRAFFIC_PIDS+=($!)
+if ! mg_wait_grep "$W/traffic-back.out" '^ready' 10 || ! mg_wait_grep "$W/traffic-front.out" '^ready' 10; then
+	log "the traffic did not start: $(head -c 300 "$W/traffic-back.out") $(head -c 300 "$W/traffic-front.out")"
+	exit 1
+fi
+touch "$W/go-traffic"
 
 # TCP: every flow every 10 s, "time tag word" lines
 tcp_loop() {
@@ -676,7 +682,10 @@ faults_bad=0
 declare -A REP_REBASE=()
 while [ $SECONDS -lt $STOP_AT ]; do
 	if ! kill -0 "$GW_PID" 2>/dev/null; then
-		log "the gateway died: $(tail -n 5 "$W/meshgate.err" | tr '\n' ' ')"
+		wait "$GW_PID"
+		GW_DEAD=$?
+		log "the gateway died with status $GW_DEAD$([ "$GW_DEAD" -gt 128 ] && echo " (signal $((GW_DEAD - 128)))"): last lines: $(grep -v reload "$W/meshgate.err" | tail -n 3 | tr '\n' ' ')"
+		MG_DAEMON_PID=""
 		break
 	fi
 	# a replicator restarted by a fault gets a new RSS baseline once warm
@@ -723,10 +732,12 @@ done
 log "stopping the writer, the reloads and the faults; final state settles"
 touch "$W/stop-loops"
 wait "$RELOAD_PID" 2>/dev/null
-wait_until 60 healthy || log "not healthy at the end: $(gw_sync_line)"
+if [ -z "$GW_DEAD" ]; then
+	wait_until 60 healthy || log "not healthy at the end: $(gw_sync_line)"
+fi
 # the writer may be in a flip: wait for 10.99.0.5 to be batch again
 is_batch() { [ "$(gw_ip_identity 10.99.0.5)" = 131074 ]; }
-wait_until 30 is_batch || log "10.99.0.5 is not batch (131074) at the end"
+[ -n "$GW_DEAD" ] || wait_until 30 is_batch || log "10.99.0.5 is not batch (131074) at the end"
 sleep "$FINAL"
 END_TIME=$(date +%s.%N)
 touch "$W/stop-traffic"
@@ -757,8 +768,10 @@ for p in "${BG[@]}"; do
 	[ "$p" = "$MONITOR_PID" ] && continue
 	kill "$p" 2>/dev/null
 done
-mg_daemon_stop
-GW_RC=$?
+if [ -n "$GW_DEAD" ]; then GW_RC=$GW_DEAD; else
+	mg_daemon_stop
+	GW_RC=$?
+fi
 for _ in $(seq 1 50); do [ -s "$W/monitor.json" ] && break; sleep 0.1; done
 
 # ---------------------------------------------------------------- report

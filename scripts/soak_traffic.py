@@ -3,10 +3,11 @@
 """Traffic and accounting for scripts/soak.sh.
 
   soak_traffic.py run --out FILE --stop FILE [--send TAG,SRC,DST,PORT,RATE]...
-                      [--recv ADDR,PORT]...
+                      [--recv ADDR,PORT]... [--go FILE]
       One process per network namespace: it sends numbered UDP datagrams
       ("TAG SEQ") from SRC to DST:PORT at RATE per second for each --send,
-      and receives on each --recv, until FILE --stop exists (or SIGTERM).
+      and receives on each --recv (from the start; the sending waits for
+      FILE --go), until FILE --stop exists (or SIGTERM).
       Then it stops sending, receives 2 s more and writes FILE --out (JSON):
       per sent tag the count and checkpoints [seq, unix time] once a
       second (to date a lost datagram), per received tag the received
@@ -80,6 +81,12 @@ def run(a):
                 b[seq] = 1
 
     print("ready", flush=True)
+    # every receiver of both namespaces binds before anything is sent
+    while a.go and not os.path.exists(a.go) and not stop["now"]:
+        drain()
+        time.sleep(0.01)
+    for sd in senders:
+        sd["t0"] = time.monotonic()
     while not stop["now"] and not os.path.exists(a.stop):
         now = time.monotonic()
         for sd in senders:
@@ -237,6 +244,7 @@ def main():
     r = sub.add_parser("run")
     r.add_argument("--out", required=True)
     r.add_argument("--stop", required=True)
+    r.add_argument("--go", help="wait for this file before sending")
     r.add_argument("--send", action="append")
     r.add_argument("--recv", action="append")
     q = sub.add_parser("report")
