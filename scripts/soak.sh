@@ -17,7 +17,8 @@
 # directions (scripts/soak_traffic.py), TCP connections every 10 s, a writer
 # changing endpoints and identities in etcd (now and then the identity of a
 # traffic flow's source, its window logged), meshgatectl queries, a
-# monitor, a reload every 1.8 s (SIGHUP and `meshgatectl reload` in turn),
+# monitor, a reload every ~1.8 s (SIGHUP and `meshgatectl reload` in turn;
+# 1000 in the default 30 minutes),
 # and faults in rotation: Redis failover, Redis restarted empty, the
 # replicator lease holder SIGKILLed, an etcd restarted, an etcd restarted
 # empty and refilled, a cluster config deleted in etcd and restored, a
@@ -88,9 +89,12 @@ if ! reason=$(mg_can_netns); then
 fi
 
 DURATION=$((MINUTES * 60))
-RELOAD_GAP=1.8
 WARMUP=20
 FINAL=10 # seconds of quiet traffic judged against the trace
+RUN=$((DURATION - WARMUP - FINAL - 15)) # seconds of reloads, faults, writer
+# one reload per 1.8 s of the whole duration, packed into RUN: 1000 in 30 min
+RELOADS=$((DURATION * 10 / 18))
+RELOAD_GAP=$(awk -v r=$RUN -v n=$RELOADS 'BEGIN { printf "%.3f", r / n }')
 # faults every ~60 s; shorter runs still see each kind once
 FAULT_EVERY=$(((DURATION - 60) / 7))
 [ "$FAULT_EVERY" -gt 60 ] && FAULT_EVERY=60
@@ -288,7 +292,7 @@ wait_until() { # wait_until SECONDS CMD...: 0 once CMD succeeds
 
 # --------------------------------------------------------------- setup
 mkdir -p "$W/mesh" "$W/pol-b" "$W/pol-c"
-log "soak: $MINUTES minutes, faults every $FAULT_EVERY s, reloads every $RELOAD_GAP s; scratch $W"
+log "soak: $MINUTES minutes, faults every $FAULT_EVERY s, a reload every $RELOAD_GAP s (~$RELOADS); scratch $W"
 mg_topology_up || {
 	log "cannot set up the namespaces"
 	exit 1
@@ -561,7 +565,8 @@ BG+=($!)
 # Reloads: every RELOAD_GAP s, SIGHUP and `meshgatectl reload` in turn,
 # each with a different extra policy.
 reload_loop() {
-	local i=0 bad=0
+	local i=0 bad=0 next wait
+	next=$EPOCHREALTIME
 	while [ ! -e "$W/stop-loops" ]; do
 		i=$((i + 1))
 		extra_policy "$i"
@@ -574,7 +579,10 @@ reload_loop() {
 			kill -HUP "$GW_PID" 2>/dev/null
 		fi
 		echo "$i $bad" >"$W/reload.count"
-		sleep "$RELOAD_GAP"
+		# on a schedule: a slow reload does not push the later ones back
+		next=$(awk -v a="$next" -v g="$RELOAD_GAP" 'BEGIN { printf "%.6f", a + g }')
+		wait=$(awk -v a="$next" -v b="$EPOCHREALTIME" 'BEGIN { d = a - b; printf "%.3f", d > 0 ? d : 0 }')
+		sleep "$wait"
 	done
 }
 
@@ -674,7 +682,7 @@ BG+=($!)
 RELOAD_PID=$!
 
 START=$SECONDS
-STOP_AT=$((START + DURATION - WARMUP - FINAL - 15))
+STOP_AT=$((START + RUN))
 next_fault=$((START + FAULT_EVERY / 2))
 fault_i=0
 faults_ok=0
