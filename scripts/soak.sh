@@ -581,7 +581,7 @@ reload_loop() {
 		echo "$i $bad" >"$W/reload.count"
 		# on a schedule: a slow reload does not push the later ones back
 		next=$(awk -v a="$next" -v g="$RELOAD_GAP" 'BEGIN { printf "%.6f", a + g }')
-		wait=$(awk -v a="$next" -v b="$EPOCHREALTIME" 'BEGIN { d = a - b; printf "%.3f", d > 0 ? d : 0 }')
+		wait=$(awk -v a="$next" -v b="$EPOCHREALTIME" 'BEGIN { d = a - b; printf "%.3f", (d > 0 ? d : 0) }')
 		sleep "$wait"
 	done
 }
