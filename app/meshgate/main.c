@@ -179,6 +179,11 @@ main(int argc, char **argv)
 	eal_argv[0] = argv[0];
 	for (i = 0; i < cfg->n_eal; i++)
 		eal_argv[i + 1] = cfg->eal[i];
+	/* hiredis writes with write(2): a Redis that goes away mid-write
+	 * (restarted, failed over) must be an EPIPE that the kv sync
+	 * handles, the initial sync included, not a signal that ends the
+	 * gateway (scripts/soak.sh found it). */
+	signal(SIGPIPE, SIG_IGN);
 	/* rte_eal_init may permute its argv: it gets a copy. */
 	rc = rte_eal_init((int)cfg->n_eal + 1, eal_argv);
 	if (rc < 0) {
