@@ -46,13 +46,22 @@ check_kv(const struct mg_etcd_kv *kv, const Mgetcd__KeyValue *m)
 		CHECK(kv->value[0] == '\0');
 }
 
-/* pack(m) unpacks again to a message that packs to the same bytes */
+/*
+ * pack(m) unpacks again to a message that packs to the same bytes. Not
+ * for a message with unknown fields: protobuf-c keeps them as they came,
+ * field number 0 included, which it then packs but refuses to unpack
+ * (lib/etcd never packs a received message, so that is no bug of ours).
+ */
 static void
 check_repack(const ProtobufCMessage *m)
 {
 	size_t n = protobuf_c_message_get_packed_size(m), n2;
-	uint8_t *a = malloc(n ? n : 1), *b;
+	uint8_t *a, *b;
 	ProtobufCMessage *again;
+
+	if (m->n_unknown_fields > 0)
+		return;
+	a = malloc(n ? n : 1);
 
 	CHECK(a != NULL);
 	CHECK(protobuf_c_message_pack(m, a) == n);
