@@ -48,10 +48,38 @@ check_kv(const struct mg_etcd_kv *kv, const Mgetcd__KeyValue *m)
 
 /*
  * pack(m) unpacks again to a message that packs to the same bytes. Not
- * for a message with unknown fields: protobuf-c keeps them as they came,
+ * for a message with unknown fields (in it or in a message it holds): protobuf-c keeps them as they came,
  * field number 0 included, which it then packs but refuses to unpack
  * (lib/etcd never packs a received message, so that is no bug of ours).
  */
+static bool
+has_unknown(const ProtobufCMessage *m)
+{
+	const ProtobufCMessageDescriptor *d = m->descriptor;
+
+	if (m->n_unknown_fields > 0)
+		return true;
+	for (unsigned i = 0; i < d->n_fields; i++) {
+		const ProtobufCFieldDescriptor *f = &d->fields[i];
+		const char *base = (const char *)m;
+		ProtobufCMessage *const *v;
+		size_t n = 1;
+
+		if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+			continue;
+		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+			memcpy(&n, base + f->quantifier_offset, sizeof(n));
+			memcpy(&v, base + f->offset, sizeof(v));
+		} else {
+			v = (ProtobufCMessage *const *)(const void *)(base + f->offset);
+		}
+		for (size_t j = 0; j < n; j++)
+			if (v[j] != NULL && has_unknown(v[j]))
+				return true;
+	}
+	return false;
+}
+
 static void
 check_repack(const ProtobufCMessage *m)
 {
@@ -59,7 +87,7 @@ check_repack(const ProtobufCMessage *m)
 	uint8_t *a, *b;
 	ProtobufCMessage *again;
 
-	if (m->n_unknown_fields > 0)
+	if (has_unknown(m))
 		return;
 	a = malloc(n ? n : 1);
 
