@@ -10,7 +10,7 @@
  * with figures. Besides surviving any input under ASan/UBSan without a
  * leak: the DPDK back end (mg_metrics_telemetry_fill) and the JSON one
  * (mg_metrics_json) agree, as the module promises, on success or on the
- * errno; an answer is a non-empty object that encodes; an unknown command
+ * errno; an answer is an object that encodes; an unknown command
  * or a parameter naming nothing is ENOENT.
  */
 #include <errno.h>
@@ -128,7 +128,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		char *text = json_dumps(j, JSON_COMPACT);
 
 		CHECK(rc == 0);
-		CHECK(json_is_object(j) && json_object_size(j) > 0);
+		CHECK(json_is_object(j)); /* empty: no kvstore cluster, say */
 		CHECK(text != NULL);
 		free(text);
 		json_decref(j);
