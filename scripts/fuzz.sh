@@ -90,7 +90,8 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 # Merge what a run found into corpus $2 (run folder $3). The hand-written
 # seeds (any name but libFuzzer's 40 hex digits) always stay; the found
 # inputs, earlier runs' and this one's, are cut to the fewest that add
-# coverage beyond the seeds (-merge=1 into a folder holding the seeds).
+# coverage beyond the seeds (-merge=1 into a folder holding the seeds;
+# edges only, -use_counters=0, which keeps the corpus small).
 merge() {
 	local bin=$1 corpus=$2 w=$3 f
 	mkdir -p "$w/merged" "$w/found"
@@ -102,7 +103,8 @@ merge() {
 			cp "$f" "$w/merged/"
 		fi
 	done
-	if ! "$bin" -merge=1 -max_len="$max_len" -timeout=10 -artifact_prefix="$w/artifacts/" \
+	if ! "$bin" -merge=1 -use_counters=0 -max_len="$max_len" -timeout=10 \
+		-artifact_prefix="$w/artifacts/" \
 		"$w/merged" "$w/found" "$w/corpus" >"$w/merge.log" 2>&1; then
 		echo "fuzz.sh: $(basename "$corpus"): merge failed, corpus left as it was" >&2
 		return 0
