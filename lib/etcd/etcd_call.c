@@ -7,6 +7,7 @@
  * broken) first, within the connect timeout, so that a dead endpoint costs
  * the connect timeout rather than the call timeout.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +80,49 @@ etcd_kv_get(const Mgetcd__KeyValue *kv, struct mg_etcd_kv *out)
 	out->mod_revision = kv->mod_revision;
 	out->version = kv->version;
 	out->lease = kv->lease;
+}
+
+int
+etcd_range_take(Mgetcd__RangeResponse *r, struct mg_etcd_range *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (r->n_kvs) {
+		out->kvs = calloc(r->n_kvs, sizeof(*out->kvs));
+		if (out->kvs == NULL)
+			return -ENOMEM;
+	}
+	for (size_t i = 0; i < r->n_kvs; i++)
+		etcd_kv_get(r->kvs[i], &out->kvs[i]);
+	etcd_header_get(r->header, &out->hdr);
+	out->n = r->n_kvs;
+	out->more = r->more;
+	out->count = r->count;
+	out->priv = r;
+	return 0;
+}
+
+int
+etcd_watch_resp_take(Mgetcd__WatchResponse *r, struct mg_etcd_watch_resp *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (r->n_events && !(out->events = calloc(r->n_events, sizeof(*out->events))))
+		return -ENOMEM;
+	etcd_header_get(r->header, &out->hdr);
+	out->watch_id = r->watch_id;
+	out->created = r->created;
+	out->canceled = r->canceled;
+	out->compact_revision = r->compact_revision;
+	snprintf(out->cancel_reason, sizeof(out->cancel_reason), "%s",
+	         r->cancel_reason ? r->cancel_reason : "");
+	for (size_t i = 0; i < r->n_events; i++) {
+		const Mgetcd__Event *ev = r->events[i];
+		out->events[i].type = ev->type == MGETCD__EVENT__EVENT_TYPE__DELETE ? MG_ETCD_DELETE
+		                                                                    : MG_ETCD_PUT;
+		etcd_kv_get(ev->kv, &out->events[i].kv);
+	}
+	out->n = r->n_events;
+	out->priv = r;
+	return 0;
 }
 
 /* The status details (and gRPC's last error line, when one came during

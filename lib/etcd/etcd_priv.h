@@ -87,4 +87,13 @@ int etcd_unary(struct mg_etcd *e, const char *path, const char *method, const Pr
 void etcd_header_get(const Mgetcd__ResponseHeader *h, struct mg_etcd_header *out);
 void etcd_kv_get(const Mgetcd__KeyValue *kv, struct mg_etcd_kv *out);
 
+/*
+ * The decoded messages as the public structs (no I/O, so the fuzz target
+ * tests/fuzz/fuzz_etcd_msgs.c drives them too). On success @p out points
+ * into @p r and owns it (out->priv); on failure (-ENOMEM) @p out is empty
+ * and @p r stays the caller's.
+ */
+int etcd_range_take(Mgetcd__RangeResponse *r, struct mg_etcd_range *out);
+int etcd_watch_resp_take(Mgetcd__WatchResponse *r, struct mg_etcd_watch_resp *out);
+
 #endif /* ETCD_PRIV_H */

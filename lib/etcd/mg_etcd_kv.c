@@ -45,21 +45,10 @@ mg_etcd_range(struct mg_etcd *e, const char *key, size_t key_len, const char *en
 	                &mgetcd__range_response__descriptor, &m, err);
 	if (rc < 0)
 		return rc;
-	Mgetcd__RangeResponse *r = (Mgetcd__RangeResponse *)m;
-	if (r->n_kvs) {
-		out->kvs = calloc(r->n_kvs, sizeof(*out->kvs));
-		if (out->kvs == NULL) {
-			protobuf_c_message_free_unpacked(m, NULL);
-			return etcd_local_fail(e, "Range", -ENOMEM, err, "out of memory");
-		}
+	if (etcd_range_take((Mgetcd__RangeResponse *)m, out) < 0) {
+		protobuf_c_message_free_unpacked(m, NULL);
+		return etcd_local_fail(e, "Range", -ENOMEM, err, "out of memory");
 	}
-	for (size_t i = 0; i < r->n_kvs; i++)
-		etcd_kv_get(r->kvs[i], &out->kvs[i]);
-	etcd_header_get(r->header, &out->hdr);
-	out->n = r->n_kvs;
-	out->more = r->more;
-	out->count = r->count;
-	out->priv = m;
 	return 0;
 }
 

@@ -279,8 +279,7 @@ take(struct mg_etcd_watch *w, struct mg_etcd_watch_resp *out, struct mg_error *e
 	grpc_byte_buffer_destroy(w->received);
 	w->received = NULL;
 	w->recv_ready = false;
-	if (r == NULL ||
-	    (r->n_events && !(out->events = calloc(r->n_events, sizeof(*out->events))))) {
+	if (r == NULL || etcd_watch_resp_take(r, out) < 0) {
 		int rc = r ? -ENOMEM : -EBADMSG;
 		if (r)
 			protobuf_c_message_free_unpacked(&r->base, NULL);
@@ -292,21 +291,6 @@ take(struct mg_etcd_watch *w, struct mg_etcd_watch_resp *out, struct mg_error *e
 			*err = w->end;
 		return w->end_rc;
 	}
-	etcd_header_get(r->header, &out->hdr);
-	out->watch_id = r->watch_id;
-	out->created = r->created;
-	out->canceled = r->canceled;
-	out->compact_revision = r->compact_revision;
-	snprintf(out->cancel_reason, sizeof(out->cancel_reason), "%s",
-	         r->cancel_reason ? r->cancel_reason : "");
-	for (size_t i = 0; i < r->n_events; i++) {
-		const Mgetcd__Event *ev = r->events[i];
-		out->events[i].type = ev->type == MGETCD__EVENT__EVENT_TYPE__DELETE ? MG_ETCD_DELETE
-		                                                                    : MG_ETCD_PUT;
-		etcd_kv_get(ev->kv, &out->events[i].kv);
-	}
-	out->n = r->n_events;
-	out->priv = r;
 	w->e->last_status = GRPC_STATUS_OK;
 	if (arm_recv(w, false) < 0)
 		w->recv_busy = false; /* the stream is over: the status will say why */
