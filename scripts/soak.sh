@@ -514,6 +514,14 @@ query_loop() {
 			timeout 10 "$CTL" --socket "$W/rep$q.sock" replicator status >/dev/null 2>&1 || true
 		done
 		echo "$n $bad" >"$W/query.count"
+		# load and the gateway's counters, to tell a stalled worker from a verdict
+		timeout 10 "$CTL" --socket "$SOCK" status -o json 2>/dev/null | $PY -c '
+import json, sys
+s = json.load(sys.stdin)
+p = {x["name"]: x for x in s["ports"]}
+w = s["workers"][0] if s["workers"] else {}
+print(open("/proc/loadavg").read().split()[0], p["inside"]["rx_packets"], p["outside"]["rx_packets"],
+      w.get("loops"), w.get("busy_ratio"))' 2>/dev/null | sed "s/^/$(date +%H:%M:%S) /" >>"$W/samples"
 		sleep 3
 	done
 }
@@ -623,13 +631,14 @@ fault_replicator_kill_holder() {
 	rep_start "$h"
 	echo "replica $h (the holder) SIGKILLed, restarted as pid ${REP_PID[$h]}"
 }
-etcd_next() {
+etcd_next() { # sets ETCD_C (not a subshell: the turn must advance)
 	ETCD_TURN=$((ETCD_TURN + 1))
-	if [ $((ETCD_TURN % 2)) = 1 ]; then echo cluster-b; else echo cluster-c; fi
+	if [ $((ETCD_TURN % 2)) = 1 ]; then ETCD_C=cluster-b; else ETCD_C=cluster-c; fi
 }
 fault_etcd_restart() {
 	local c
-	c=$(etcd_next)
+	etcd_next
+	c=$ETCD_C
 	etcd_env stop "$W/etcd-$c" || return 1
 	sleep 3
 	etcd_env start "$W/etcd-$c" || return 1
@@ -638,7 +647,8 @@ fault_etcd_restart() {
 }
 fault_etcd_restart_empty() {
 	local c
-	c=$(etcd_next)
+	etcd_next
+	c=$ETCD_C
 	etcd_env restart-empty "$W/etcd-$c" || return 1
 	mesh_file "$c"
 	sleep 2
@@ -716,6 +726,8 @@ while [ $SECONDS -lt $STOP_AT ]; do
 		rc=$?
 		what=$(tr '\n' ' ' <"$W/fault.out")
 		if [ $rc = 0 ]; then
+			# give the fault time to be noticed before judging health
+			sleep 3
 			if wait_until 45 healthy; then
 				faults_ok=$((faults_ok + 1))
 				log "fault $fault_i: $f: $what; healthy again $((SECONDS - t0)) s after it began"
@@ -841,6 +853,7 @@ goal "monitor" "$([ -s "$W/monitor.json" ] && echo 1)" \
 	"$($PY -c 'import json,sys; m=json.load(open(sys.argv[1])); print("%d drop events, %d lost" % (m["events"], m["lost"]))' "$W/monitor.json" 2>/dev/null || echo "no summary") (monitor ${mon_exit:-ran to the end})"
 goal "gateway clean exit" "$([ "$GW_RC" = 0 ] && echo 1)" "exit status $GW_RC"
 echo "writer: $(cat "$W/writer.count" 2>/dev/null || echo 0) changes in etcd"
+echo "machine load (1-min average, every 3 s): $(awk 'NF >= 2 { n++; t += $2; if ($2 > m) m = $2 } END { if (n) printf "mean %.1f, max %.1f", t / n, m; else print "no samples" }' "$W/samples" 2>/dev/null) on $(nproc) CPUs"
 echo "drops by reason (stats file at exit):"
 mg_stat "$W/stats.json" '"\n".join("  %-28s %d" % (k, v) for k, v in sorted(s["drops"].items()) if v)' ||
 	echo "  (no stats file)"
