@@ -18,6 +18,16 @@
 
 #include "policy_priv.h"
 
+uint32_t pol_cap_classes = POL_MAX_CLASSES;
+uint32_t pol_cap_cells = POL_MAX_CELLS;
+
+void
+pol_test_set_caps(uint32_t classes, uint32_t cells)
+{
+	pol_cap_classes = classes ? classes : POL_MAX_CLASSES;
+	pol_cap_cells = cells ? cells : POL_MAX_CELLS;
+}
+
 /* ---- bits ---- */
 
 static inline bool
@@ -357,10 +367,10 @@ make_np(struct builder *b, unsigned dir, const struct mg_identity *ident)
 static int
 class_limit(struct builder *b, uint32_t idx, const char *role, unsigned dir)
 {
-	if (idx < POL_MAX_CLASSES)
+	if (idx < pol_cap_classes)
 		return 0;
 	mg_error_set(b->err, NULL, 0, 0, "policy compile: more than %u %s classes for %s",
-	             POL_MAX_CLASSES, role, pol_section_names[dir]);
+	             pol_cap_classes, role, pol_section_names[dir]);
 	return -E2BIG;
 }
 
@@ -644,7 +654,7 @@ extend_dir(struct builder *b, unsigned dir, uint32_t osc, uint32_t opc)
 			mg_error_set(b->err, NULL, 0, 0,
 			             "policy compile: more than %u distinct cells for %s "
 			             "(%u subject x %u peer classes)",
-			             POL_MAX_CELLS, pol_section_names[dir], t->nsc, t->npc);
+			             pol_cap_cells, pol_section_names[dir], t->nsc, t->npc);
 			return rc;
 		}
 		if (rc)

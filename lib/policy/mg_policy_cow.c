@@ -143,7 +143,7 @@ pol_cells_put_cell(struct pol_cells **cp, uint32_t sc, uint32_t pc, uint32_t ps)
 	struct pol_cells *c = *cp, *n;
 
 	if ((c->n + 1) * 2 > c->mask + 1) {
-		if (c->n >= POL_MAX_CELLS)
+		if (c->n >= pol_cap_cells)
 			return -E2BIG;
 		/* never resized in place: an older object may still read this one */
 		n = cells_copy(c, UINT32_MAX, UINT32_MAX, c->n + 1);

@@ -541,7 +541,7 @@ cidr_set_item(struct loader *L, struct entry *e, const struct policy_obj *p,
 		return rc;
 	xn = mg_yaml_get(it, "except");
 	pol_pathf(w, sizeof(w), "%s.except", what);
-	rc = pol_get_seq(xn, w, POL_MAX_PREFIXES, &nx, L->err);
+	rc = pol_get_seq(xn, w, POL_MAX_EXCEPTS, &nx, L->err);
 	if (rc)
 		return rc;
 	exc = calloc(nx ? nx : 1, sizeof(*exc));

@@ -77,7 +77,16 @@ pol_proto_index(uint8_t proto)
 #define POL_MAX_CLASSES 65535u /* classes per role and direction (uint16_t) */
 #define POL_MAX_CELLS (1u << 24)
 #define POL_MAX_PREFIXES 1024u /* CIDR prefixes per entry (cidr and except) */
+#define POL_MAX_EXCEPTS (POL_MAX_REQS - 1u) /* except per CIDR rule: one requirement each */
 #define POL_PORT_NAME_MAX 15   /* IANA service name */
+
+/*
+ * The compiled policy's size caps in force: POL_MAX_CLASSES and
+ * POL_MAX_CELLS, lowered only by the unit tests (pol_test_set_caps()) to
+ * reach them with small sets; the compile reads them, nothing writes them.
+ */
+extern uint32_t pol_cap_classes, pol_cap_cells;
+void pol_test_set_caps(uint32_t classes, uint32_t cells);
 
 /* Well-known label keys (source "k8s"). */
 #define POL_NS_KEY "io.kubernetes.pod.namespace"

@@ -151,6 +151,25 @@ source_metrics(struct mg_replicator *r, struct mg_metrics_buf *b, const struct r
 		mg_metrics_write_double(b, P "last_event_timestamp_seconds", l,
 		                        (double)st[i].last_event_at / 1e3);
 	}
+	fam(b, P "queue_bytes", MG_METRICS_GAUGE,
+	    "Bytes read from the cluster's etcd and not yet taken by the writer");
+	for (size_t i = 0; i < r->n_cl; i++) {
+		const char *l[] = {"cluster", r->cl[i]->name, NULL};
+		mg_metrics_write_u64(b, P "queue_bytes", l, st[i].queue_bytes);
+	}
+	fam(b, P "queue_waits_total", MG_METRICS_COUNTER,
+	    "Times the cluster's reader waited because its queue held more than "
+	    "limits.queue_bytes (back-pressure; nothing is dropped)");
+	for (size_t i = 0; i < r->n_cl; i++) {
+		const char *l[] = {"cluster", r->cl[i]->name, NULL};
+		mg_metrics_write_u64(b, P "queue_waits_total", l, st[i].queue_waits);
+	}
+	fam(b, P "queue_wait_seconds_total", MG_METRICS_COUNTER,
+	    "Seconds the cluster's reader waited for room in its queue");
+	for (size_t i = 0; i < r->n_cl; i++) {
+		const char *l[] = {"cluster", r->cl[i]->name, NULL};
+		mg_metrics_write_double(b, P "queue_wait_seconds_total", l, st[i].queue_wait_sum);
+	}
 	fam(b, P "rate_limiter_wait_seconds", MG_METRICS_HISTOGRAM,
 	    "Time etcd requests waited for the cluster's rate limiter, by call");
 	for (size_t i = 0; i < r->n_cl; i++)

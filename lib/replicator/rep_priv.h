@@ -122,6 +122,9 @@ struct rep_src_stats {
 	double wait_sum[REP_CALL_COUNT];
 	uint64_t rate_waits; /* calls that had to wait */
 	bool bootstrap;      /* at the bootstrap rate */
+	/* the queue to the writer (limits.queue_bytes): now, at most, waits */
+	uint64_t queue_bytes, queue_peak, queue_waits;
+	double queue_wait_sum; /* seconds the reader waited for room */
 };
 
 struct rep_src {

@@ -169,7 +169,13 @@ static int
 post(struct rep_src *s, struct rep_msg *m)
 {
 	size_t limit = s->r->c->queue_bytes;
+	uint64_t t0 = 0;
 	pthread_mutex_lock(&s->mu);
+	if (s->qbytes > limit) {
+		/* back-pressure: the reader waits for the writer, nothing is dropped */
+		s->st.queue_waits++;
+		t0 = mg_time_ns();
+	}
 	while (s->qbytes > limit && !stopping(s)) {
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
@@ -187,6 +193,11 @@ post(struct rep_src *s, struct rep_msg *m)
 		s->head = m;
 	s->tail = m;
 	s->qbytes += m->bytes + sizeof(*m);
+	s->st.queue_bytes = s->qbytes;
+	if (s->qbytes > s->st.queue_peak)
+		s->st.queue_peak = s->qbytes;
+	if (t0 != 0)
+		s->st.queue_wait_sum += (double)(mg_time_ns() - t0) / 1e9;
 	pthread_mutex_unlock(&s->mu);
 	if (stopping(s))
 		return -ECANCELED;
@@ -203,6 +214,7 @@ rep_src_take(struct rep_src *s)
 		if (s->head == NULL)
 			s->tail = NULL;
 		s->qbytes -= m->bytes + sizeof(*m);
+		s->st.queue_bytes = s->qbytes;
 		pthread_cond_signal(&s->cv);
 	}
 	pthread_mutex_unlock(&s->mu);

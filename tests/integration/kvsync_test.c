@@ -948,6 +948,46 @@ test_bad_cluster_configs(void)
 	mg_identity_table_free(ids);
 }
 
+/*
+ * docs/reliability.md, "Limits": the sync takes MG_KV_SYNC_MAX_CLUSTERS
+ * clusters at most (the config refuses more first; this is the library's
+ * own guard). One more: refused before anything connects.
+ */
+static void
+test_too_many_clusters(void)
+{
+	struct mg_kv_sync_cluster_params *cls = calloc(MG_KV_SYNC_MAX_CLUSTERS + 1, sizeof(*cls));
+	char(*names)[16] = calloc(MG_KV_SYNC_MAX_CLUSTERS + 1, sizeof(*names));
+	struct mg_ipcache_params ip = {.entries_hint = 64};
+	struct mg_identity_table *ids = mg_identity_table_create(MG_CLUSTER_MODE_511);
+	struct mg_ipcache *ipc = mg_ipcache_create(&ip);
+	struct mg_kv_sync_params p = {.url = "redis://127.0.0.1:1",
+	                              .n_clusters = MG_KV_SYNC_MAX_CLUSTERS + 1,
+	                              .block_ms = 20,
+	                              .verify_ms = 1,
+	                              .max_delete_share = 0.5};
+	struct mg_error err = {{0}};
+	struct mg_kv_sync *s;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cls);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(names);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ids);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ipc);
+	for (unsigned i = 0; i <= MG_KV_SYNC_MAX_CLUSTERS; i++) {
+		snprintf(names[i], sizeof(names[i]), "r%u", i + 1);
+		cls[i].name = names[i];
+	}
+	p.clusters = cls;
+	s = mg_kv_sync_create(&p, ids, ipc, &err);
+	CU_ASSERT_PTR_NULL(s);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "kv sync: 512 clusters (1 to 511)"));
+	mg_kv_sync_free(s);
+	mg_ipcache_free(ipc);
+	mg_identity_table_free(ids);
+	free(names);
+	free(cls);
+}
+
 /* A value that is not a label string (10 MB of 'k') is refused and counted. */
 static void
 test_huge_identity_value(void)
@@ -1797,6 +1837,7 @@ static CU_TestInfo tests[] = {
         {"cluster_label_and_local_range", test_cluster_label_and_local_range},
         {"bad_cluster_configs", test_bad_cluster_configs},
         {"huge_identity_value", test_huge_identity_value},
+        {"too_many_clusters", test_too_many_clusters},
         {"255_clusters", test_255_clusters},
         {"bad_params", test_bad_params},
         {"restart", test_restart},

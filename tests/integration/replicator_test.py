@@ -30,6 +30,7 @@ Prints PASS/FAIL lines "replicator/<name>"; exits non-zero on failure.
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -794,6 +795,83 @@ def test_filter_policy(t):
             redis.stop()
 
 
+def test_limits(t):
+    """docs/reliability.md, "Limits": limits.queue_bytes and limits.max_entries.
+
+    queue_bytes: Redis frozen while a cluster of 2 MB is listed; the reader
+    waits for the writer (counted), and once Redis thaws every entry
+    arrives. max_entries: a cluster with more keys is refused and nothing
+    of it is written; at the limit it copies."""
+    e = Etcd(t.base, "cluster-e")
+    t.etcd["cluster-e"] = e
+    ips = {"10.5.%d.%d" % (i // 250, i % 250 + 1):
+           ip_pair("10.5.%d.%d" % (i // 250, i % 250 + 1), 327681, "shop", "pod-%d" % i)
+           for i in range(8000)}
+    e.fill(5, {327681: labels("cluster-e", "shop", "bulk")}, ips)
+    total = len(ips) + 1
+    fast = ("{page_size: 1000, heartbeat_timeout: 0, backoff_min: 200, backoff_max: 1000, "
+            "timeout: 5, connect_timeout: 2}")
+
+    # back-pressure
+    redis = Redis(t.base)
+    mesh = os.path.join(t.base, "mesh-e")
+    os.makedirs(mesh, exist_ok=True)
+    rep = Replicator(t.rep_bin, t.base, "rep-queue", redis.port, mesh, env=t.env, etcd=fast,
+                     extra="limits: {queue_bytes: 1048576}\n")
+    try:
+        held = wait_for(lambda: (rep.status(t.ctl) or {}).get("lease", {}).get("acquired"), 20)
+        os.kill(redis.proc.pid, signal.SIGSTOP)
+        try:
+            shutil.copy(e.config_file(), os.path.join(mesh, "cluster-e"))
+            q = wait_for(lambda: ((rep.cluster(t.ctl, "cluster-e") or {}).get("queue", {})
+                                  .get("waits", 0) > 0) and
+                         rep.cluster(t.ctl, "cluster-e")["queue"], 10)
+        finally:
+            os.kill(redis.proc.pid, signal.SIGCONT)
+        result("queue_backpressure", bool(held) and bool(q) and
+               q["peak"] > 1048576 and q["limit"] == 1048576,
+               "lease %r, queue %r" % (held, q))
+        ok = wait_for(lambda: cluster_ready(t, rep, "cluster-e") and
+                      key_count_r(redis, "cluster-e") == total, 60)
+        c = rep.cluster(t.ctl, "cluster-e") or {}
+        result("queue_nothing_lost", bool(ok), "%d of %d keys, %r" %
+               (key_count_r(redis, "cluster-e"), total, c.get("queue")))
+        m = rep.metrics()
+        result("queue_metrics", re.search(r'meshgate_replicator_queue_waits_total'
+                                          r'\{cluster="cluster-e"\} [1-9]', m) is not None,
+               [ln for ln in m.splitlines() if "queue_waits" in ln])
+    finally:
+        rep.stop()
+        redis.stop()
+
+    # max_entries: one fewer than the cluster has, then exactly as many
+    for name, limit, refused in (("over", total - 1, True), ("at", total, False)):
+        redis = Redis(t.base)
+        mesh = os.path.join(t.base, "mesh-e-" + name)
+        os.makedirs(mesh, exist_ok=True)
+        shutil.copy(e.config_file(), os.path.join(mesh, "cluster-e"))
+        rep = Replicator(t.rep_bin, t.base, "rep-max-" + name, redis.port, mesh, env=t.env,
+                         etcd=fast, extra="limits: {max_entries: %d}\n" % limit)
+        try:
+            if refused:
+                want = "more than limits.max_entries (%d) keys: refused" % limit
+                c = wait_for(lambda: (lambda c: c if c and c.get("failures", {}).get("limit")
+                                      else None)(rep.cluster(t.ctl, "cluster-e")), 30)
+                time.sleep(1)
+                c = rep.cluster(t.ctl, "cluster-e") or {}
+                result("max_entries_refused", bool(c) and want in rep.logtext() and
+                       not c.get("synced") and key_count_r(redis, "cluster-e") == 0 and
+                       redis.keys("cilium/synced/cluster-e/*") == [],
+                       "%d keys written, status %r" % (key_count_r(redis, "cluster-e"), c))
+            else:
+                ok = wait_for(lambda: cluster_ready(t, rep, "cluster-e") and
+                              key_count_r(redis, "cluster-e") == total, 60)
+                result("max_entries_at_limit", bool(ok), key_count_r(redis, "cluster-e"))
+        finally:
+            rep.stop()
+            redis.stop()
+
+
 def heartbeats(t):
     import threading
 
@@ -853,7 +931,8 @@ def main():
         t.rep = Replicator(t.rep_bin, t.base, "rep1", redis.port, t.mesh, env=t.env)
         for fn in (test_initial, test_changes, test_bad_endpoints, test_heartbeat,
                    test_restart_empty, test_takeover, test_redis_loss, test_failover, test_drain,
-                   test_compaction, test_kill_mid_list, test_filter, test_filter_policy):
+                   test_compaction, test_kill_mid_list, test_filter, test_filter_policy,
+                   test_limits):
             try:
                 fn(t)
             except Exception as e:  # noqa: BLE001 - one scenario's crash fails it alone

@@ -519,6 +519,68 @@ test_cluster_id_mode(void)
 	mg_config_free(c);
 }
 
+/* A kvstore section listing @p n clusters r1..rN, under max_connected_clusters @p mode. */
+static char *
+cluster_list_config(unsigned n, unsigned mode)
+{
+	size_t cap = 512 + (size_t)n * 8, len;
+	char *y = malloc(cap);
+
+	if (y == NULL)
+		return NULL;
+	len = (size_t)snprintf(y, cap,
+	                       BASE_HEAD "cluster: {name: c1, id: 1, max_connected_clusters: %u}\n"
+	                                 "kvstore:\n  redis: redis://127.0.0.1:6379/0\n"
+	                                 "  clusters: [",
+	                       mode);
+	for (unsigned i = 1; i <= n; i++)
+		len += (size_t)snprintf(y + len, cap - len, "%sr%u", i > 1 ? ", " : "", i);
+	snprintf(y + len, cap - len, "]\n");
+	return y;
+}
+
+/*
+ * docs/reliability.md, "Limits": clusters synced. As many as the mesh has
+ * ids (255, or 511 with max_connected_clusters 511, MG_KV_SYNC_MAX_CLUSTERS);
+ * one more is a config error that names both numbers.
+ */
+static void
+test_cluster_count(void)
+{
+	static const struct {
+		unsigned n, mode;
+		const char *err;
+	} c[] = {
+	        {255, 255, NULL},
+	        {256, 255, "256 clusters, more than the 255 that cluster.max_connected_clusters"},
+	        {511, 511, NULL},
+	        {512, 511, "512 clusters, more than the 511 that cluster.max_connected_clusters"},
+	};
+
+	for (size_t i = 0; i < MG_ARRAY_SIZE(c); i++) {
+		char *y = cluster_list_config(c[i].n, c[i].mode);
+		struct mg_error err = {{0}};
+		struct mg_config *cf;
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(y);
+		cf = load_text(y, &err);
+		if (c[i].err == NULL) {
+			if (cf == NULL)
+				printf("case %zu: %s\n", i, err.msg);
+			CU_ASSERT_PTR_NOT_NULL(cf);
+			if (cf != NULL)
+				CU_ASSERT_EQUAL(cf->n_kv_clusters, c[i].n);
+		} else {
+			CU_ASSERT_PTR_NULL(cf);
+			if (strstr(err.msg, c[i].err) == NULL)
+				printf("case %zu: %s\n", i, err.msg);
+			CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, c[i].err));
+		}
+		mg_config_free(cf);
+		free(y);
+	}
+}
+
 static void
 test_cluster_name(void)
 {
@@ -1716,6 +1778,7 @@ static CU_TestInfo tests[] = {
         {"bad_enums", test_bad_enums},
         {"out_of_range", test_out_of_range},
         {"cluster_id_mode", test_cluster_id_mode},
+        {"cluster_count", test_cluster_count},
         {"cluster_name", test_cluster_name},
         {"peers", test_peers},
         {"port_names_devices", test_port_names_devices},

@@ -1146,6 +1146,106 @@ test_limits_set(void)
 	}
 }
 
+/* @p head, then @p n items printed from @p item (one %u: the index), then @p tail. */
+static char *
+repeat_yaml(const char *head, const char *item, unsigned n, const char *tail)
+{
+	size_t cap = strlen(head) + strlen(tail) + (size_t)n * (strlen(item) + 16) + 1, len;
+	char *y = malloc(cap);
+
+	if (y == NULL)
+		return NULL;
+	len = (size_t)snprintf(y, cap, "%s", head);
+	for (unsigned i = 0; i < n; i++)
+		len += (size_t)snprintf(y + len, cap - len, item, i + 1);
+	snprintf(y + len, cap - len, "%s", tail);
+	return y;
+}
+
+/*
+ * docs/reliability.md, "Limits": the per-entry caps and the policy count.
+ * One item past each limit fails the load with the limit named and keeps
+ * nothing of the file; exactly at the limit it loads.
+ */
+static void
+test_limits_items(void)
+{
+	static const char cidr_set[] = HDR_CNP("p", "a") "spec:\n  endpointSelector: {}\n"
+	                                                 "  ingress:\n  - fromCIDRSet:\n"
+	                                                 "    - cidr: 2001:db8::/32\n"
+	                                                 "      except:\n";
+	static const struct {
+		const char *what, *head, *item, *tail;
+		unsigned limit;
+		const char *msg;
+	} c[] = {
+	        {"entries per section",
+	         HDR_CNP("p", "a") "spec:\n  endpointSelector: {}\n  ingress:\n",
+	         "  - fromEntities: [world]\n", "", POL_MAX_ENTRIES, "more than 4096 items"},
+	        {"ports per entry",
+	         HDR_CNP("p", "a") "spec:\n  endpointSelector: {}\n  ingress:\n"
+	                           "  - toPorts:\n    - ports:\n",
+	         "      - {port: \"%u\", protocol: TCP}\n", "", POL_MAX_PORTS, "more than 1024"},
+	        {"values per In",
+	         HDR_CNP("p", "a") "spec:\n  ingress: [{}]\n  endpointSelector:\n"
+	                           "    matchExpressions:\n"
+	                           "    - key: app\n      operator: In\n      values:\n",
+	         "      - v%u\n", "", POL_MAX_VALUES, "more than 1024 items"},
+	        {"CIDR prefixes per entry",
+	         HDR_CNP("p", "a") "spec:\n  endpointSelector: {}\n  ingress:\n"
+	                           "  - fromCIDR:\n",
+	         "    - 2001:db8:%x::/48\n", "", POL_MAX_PREFIXES, "more than 1024"},
+	        /* one selector requirement each: more is not "out of memory" */
+	        {"except per CIDR rule", cidr_set, "      - 2001:db8:%x::/48\n", "",
+	         POL_MAX_EXCEPTS, "except: more than 255 items"},
+	        /* cidr and except of all the rules of an entry */
+	        {"CIDR prefixes per entry, sets",
+	         HDR_CNP("p", "a") "spec:\n  endpointSelector: {}\n  ingress:\n"
+	                           "  - fromCIDRSet:\n",
+	         "    - {cidr: \"2001:db8:%x::/48\"}\n", "", POL_MAX_PREFIXES, "more than 1024"},
+	        {"policies in a file",
+	         "",
+	         "---\napiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\n"
+	         "metadata: {name: p%u, namespace: a}\n"
+	         "spec: {endpointSelector: {}, ingress: [{}]}\n",
+	         "", POL_MAX_POLICIES, "too many policies (limit 65536)"},
+	        {"policies in a List",
+	         "apiVersion: v1\nkind: List\nitems:\n",
+	         "- {apiVersion: cilium.io/v2, kind: CiliumNetworkPolicy, "
+	         "metadata: {name: p%u, namespace: a}, "
+	         "spec: {endpointSelector: {}, ingress: [{}]}}\n",
+	         "", POL_MAX_POLICIES, "more than 65536 items"},
+	};
+	struct fx f;
+
+	for (size_t i = 0; i < MG_ARRAY_SIZE(c); i++) {
+		for (unsigned extra = 0; extra <= 1; extra++) {
+			char *y = repeat_yaml(c[i].head, c[i].item, c[i].limit + extra, c[i].tail);
+			int rc;
+
+			CU_ASSERT_PTR_NOT_NULL_FATAL(y);
+			fx_init(&f);
+			rc = load(&f, y);
+			if (extra) {
+				CU_ASSERT(rc < 0);
+				if (rc >= 0 || strstr(f.err.msg, c[i].msg) == NULL)
+					fprintf(stderr, "%s, %u + 1: rc %d, %s\n", c[i].what,
+					        c[i].limit, rc, f.err.msg);
+				CU_ASSERT_PTR_NOT_NULL(strstr(f.err.msg, c[i].msg));
+				CU_ASSERT_EQUAL(mg_policy_set_count(f.set), 0);
+			} else {
+				if (rc < 0)
+					fprintf(stderr, "%s, %u: %s\n", c[i].what, c[i].limit,
+					        f.err.msg);
+				CU_ASSERT(rc >= 0);
+				CU_ASSERT(mg_policy_set_count(f.set) >= 1);
+			}
+			fx_fini(&f);
+			free(y);
+		}
+	}
+}
+
 static void
 test_bad_args(void)
 {
@@ -3466,6 +3566,90 @@ test_incremental_branches(void)
 	fx_fini(&f);
 }
 
+/*
+ * docs/reliability.md, "Limits": the compiled policy's caps (classes per
+ * role and direction, distinct cells), lowered here to reach them with a
+ * small set: six subjects each open to six peers on a port of its own pair,
+ * so 36 distinct cells. Past a cap the compile fails with the cap named and
+ * the policy compiled before stays whole; back at the real caps it compiles
+ * to the same verdicts.
+ */
+static void
+test_limits_compiled(void)
+{
+	static const struct {
+		uint32_t classes, cells;
+		const char *msg;
+	} c[] = {
+	        {2, 0, "more than 2 "},
+	        {0, 1, "more than 1 distinct cells for ingress"},
+	};
+	size_t cap = 16384, n = 0;
+	char *y = malloc(cap);
+	struct mg_policy *good;
+	struct fx f;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(y);
+	fx_init(&f);
+	for (unsigned i = 0; i < 12; i++) {
+		struct mg_labels ls = MG_LABELS_INIT;
+		char l[160];
+
+		snprintf(l, sizeof(l),
+		         "k8s:app=%c%u;k8s:io.kubernetes.pod.namespace=a;"
+		         "k8s:io.cilium.k8s.policy.cluster=c1",
+		         i < 6 ? 's' : 'p', i % 6);
+		CU_ASSERT_EQUAL_FATAL(mg_labels_parse(&ls, l, &f.err), 0);
+		CU_ASSERT_EQUAL_FATAL(mg_identity_table_put(f.ids, C1(3000 + i), &ls, 1), 0);
+		mg_labels_clear(&ls);
+	}
+	for (unsigned i = 0; i < 6; i++) {
+		n += (size_t)snprintf(y + n, cap - n,
+		                      "---\n" HDR_CNP("s%u", "a") "spec:\n  endpointSelector:\n"
+		                                                  "    matchLabels: {app: s%u}\n"
+		                                                  "  ingress:\n",
+		                      i, i);
+		for (unsigned j = 0; j < 6; j++)
+			n += (size_t)snprintf(y + n, cap - n,
+			                      "  - fromEndpoints: [{matchLabels: {app: p%u}}]\n"
+			                      "    toPorts: [{ports: [{port: \"%u\", protocol: TCP}]}]\n",
+			                      j, 1000 + i * 6 + j);
+	}
+	CU_ASSERT_EQUAL_FATAL(load(&f, y), 6);
+	free(y);
+	compile(&f);
+	good = f.pol;
+	f.pol = NULL;
+	CU_ASSERT_EQUAL(mg_policy_verdict(good, C1(3006 + 2), C1(3000 + 3), TCP, 1000 + 3 * 6 + 2),
+	                ALLOW);
+	CU_ASSERT_EQUAL(mg_policy_verdict(good, C1(3006 + 2), C1(3000 + 3), TCP, 1000), DENY_I);
+	for (size_t i = 0; i < MG_ARRAY_SIZE(c); i++) {
+		struct mg_policy *p;
+
+		pol_test_set_caps(c[i].classes, c[i].cells);
+		p = mg_policy_compile(f.set, f.ids, &f.params, &f.err);
+		pol_test_set_caps(0, 0);
+		CU_ASSERT_PTR_NULL(p);
+		if (p != NULL || strstr(f.err.msg, c[i].msg) == NULL)
+			fprintf(stderr, "case %zu: %s\n", i, p ? "compiled" : f.err.msg);
+		CU_ASSERT_PTR_NOT_NULL(strstr(f.err.msg, c[i].msg));
+		mg_policy_free(p);
+		/* the running policy is untouched */
+		CU_ASSERT_EQUAL(mg_policy_verdict(good, C1(3006 + 5), C1(3000 + 5), TCP,
+		                                  1000 + 5 * 6 + 5),
+		                ALLOW);
+	}
+	compile(&f);
+	for (uint32_t a = 0; a < 12; a++)
+		for (uint32_t b = 0; b < 12; b++)
+			for (uint32_t port = 1000; port < 1036; port++)
+				CU_ASSERT_EQUAL(
+				        mg_policy_verdict(good, C1(3000 + a), C1(3000 + b), TCP, port),
+				        mg_policy_verdict(f.pol, C1(3000 + a), C1(3000 + b), TCP, port));
+	mg_policy_free(good);
+	fx_fini(&f);
+}
+
 static void
 test_incremental_many_identities(void)
 {
@@ -3663,6 +3847,7 @@ static CU_TestInfo tests[] = {
         {"type_errors", test_type_errors},
         {"limits", test_limits},
         {"limits_set", test_limits_set},
+        {"limits_items", test_limits_items},
         {"bad_args", test_bad_args},
         {"namespace_scoping", test_namespace_scoping},
         {"namespace_explicit_crosses", test_namespace_explicit_crosses},
@@ -3710,6 +3895,7 @@ static CU_TestInfo tests[] = {
         {"incremental_equals_full", test_incremental_equals_full},
         {"incremental_branches", test_incremental_branches},
         {"incremental_many_identities", test_incremental_many_identities},
+        {"limits_compiled", test_limits_compiled},
         CU_TEST_INFO_NULL,
 };
 
