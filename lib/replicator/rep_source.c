@@ -14,6 +14,7 @@
  * rate) one at a time: at most one request in flight besides the watch.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -539,7 +540,7 @@ list_prefix(struct session *x, int p, size_t *total)
 		*total += r.n;
 		if (rc == 0 && *total > s->r->c->max_entries)
 			rc = fail(s, REP_C_LIMIT,
-			          "more than limits.max_entries (%zu) keys: refused",
+			          "more than limits.max_entries (%zu) keys listed: refused",
 			          s->r->c->max_entries);
 		if (rc == 0)
 			rc = post_page(x, p, &r, plen);
@@ -572,18 +573,68 @@ list_prefix(struct session *x, int p, size_t *total)
 	return rc ?: post_simple(s, REP_M_LIST_END, p);
 }
 
+/*
+ * Count the keys of every prefix (count-only ranges, pinning the listing's
+ * revision) and refuse a cluster above limits.max_entries before anything
+ * of it is posted to the writer: a refused cluster leaves nothing in Redis.
+ */
+static int
+count_prefixes(struct session *x)
+{
+	struct rep_src *s = x->s;
+	int64_t total = 0;
+
+	for (int p = 0; p < REP_NPREFIX; p++) {
+		const char *prefix = x->g.prefix[p];
+		size_t plen = strlen(prefix);
+		char end[MG_KV_KEY_MAX];
+		struct mg_etcd_range r;
+		struct mg_error err = {{0}};
+		int rc;
+
+		if (mg_etcd_prefix_end(prefix, plen, end, sizeof(end)) < 0)
+			return fail(s, REP_C_LIST, "bad prefix %s", prefix);
+		if (rate_wait(s, REP_CALL_RANGE) < 0)
+			return -ECANCELED;
+		rc = mg_etcd_range(x->e, prefix, plen, end, strlen(end), x->rev, 0,
+		                   MG_ETCD_RANGE_COUNT_ONLY, &r, &err);
+		if (rc < 0) {
+			enum rep_cause cause = cause_of(rc);
+			return fail(s, cause == REP_C_CONNECT ? REP_C_LIST : cause,
+			            "counting %s: %s", prefix, err.msg);
+		}
+		rc = check_header(x, &r.hdr);
+		if (rc == 0 && x->rev == 0)
+			x->rev = r.hdr.revision;
+		total += r.count;
+		mg_etcd_range_free(&r);
+		if (rc)
+			return rc;
+	}
+	if (total > (int64_t)s->r->c->max_entries)
+		return fail(s, REP_C_LIMIT,
+		            "%" PRId64 " keys at revision %" PRId64
+		            ", more than limits.max_entries (%zu): refused",
+		            total, x->rev, s->r->c->max_entries);
+	return 0;
+}
+
 static int
 step_list(struct session *x)
 {
 	size_t total = 0;
+	int rc;
 	set_state(x->s, REP_ST_LISTING);
 	x->s->gen++;
 	x->rev = 0;
 	pthread_mutex_lock(&x->s->mu);
 	x->s->st.lists++;
 	pthread_mutex_unlock(&x->s->mu);
+	rc = count_prefixes(x);
+	if (rc)
+		return rc;
 	for (int p = 0; p < REP_NPREFIX; p++) {
-		int rc = list_prefix(x, p, &total);
+		rc = list_prefix(x, p, &total);
 		if (rc)
 			return rc;
 	}

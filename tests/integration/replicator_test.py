@@ -854,12 +854,14 @@ def test_limits(t):
                          etcd=fast, extra="limits: {max_entries: %d}\n" % limit)
         try:
             if refused:
-                want = "more than limits.max_entries (%d) keys: refused" % limit
+                want = "%d keys at revision" % total
+                want2 = "more than limits.max_entries (%d): refused" % limit
                 c = wait_for(lambda: (lambda c: c if c and c.get("failures", {}).get("limit")
                                       else None)(rep.cluster(t.ctl, "cluster-e")), 30)
                 time.sleep(1)
                 c = rep.cluster(t.ctl, "cluster-e") or {}
                 result("max_entries_refused", bool(c) and want in rep.logtext() and
+                       want2 in rep.logtext() and
                        not c.get("synced") and key_count_r(redis, "cluster-e") == 0 and
                        redis.keys("cilium/synced/cluster-e/*") == [],
                        "%d keys written, status %r" % (key_count_r(redis, "cluster-e"), c))
