@@ -8,11 +8,15 @@
  * mg_ipcache_verify). The concurrent proof is test_ipcache_stress.c.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "mg_ipcache.h"
 #include "mg_test.h"
@@ -1240,6 +1244,114 @@ test_split_commit(void)
 	mg_ipcache_free(ipc);
 }
 
+#ifndef __SANITIZE_ADDRESS__
+/* The address space the process uses now, in bytes (/proc/self/statm). */
+static size_t
+vm_size(void)
+{
+	unsigned long pages = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+
+	if (f != NULL) {
+		if (fscanf(f, "%lu", &pages) != 1)
+			pages = 0;
+		fclose(f);
+	}
+	return (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* The child of test_out_of_memory(): 0 when every check holds, else the failed check's number. */
+static int
+oom_child(void)
+{
+	struct rlimit rl = {.rlim_max = RLIM_INFINITY};
+	struct mg_ipcache *ipc = make(false, 64);
+	size_t staged = 0;
+	char a[32];
+	int rc;
+
+	if (ipc == NULL)
+		return 10;
+	for (unsigned i = 0; i < 1000; i++) {
+		snprintf(a, sizeof(a), "10.0.%u.%u/32", i / 250, i % 250 + 1);
+		if (put(ipc, a, 100 + i) != 0)
+			return 11;
+	}
+	if (mg_ipcache_commit(ipc) != 1000)
+		return 12;
+	/* 48 MiB more address space than now: the million puts below cannot all fit */
+	rl.rlim_cur = vm_size() + (48u << 20);
+	if (setrlimit(RLIMIT_AS, &rl) != 0)
+		return 13;
+	for (uint32_t i = 0; i < 2000000; i++) {
+		struct mg_ipcache_entry e;
+
+		memset(&e, 0, sizeof(e));
+		e.family = AF_INET;
+		e.plen = 32;
+		e.addr[0] = 11;
+		e.addr[1] = (uint8_t)(i >> 16);
+		e.addr[2] = (uint8_t)(i >> 8);
+		e.addr[3] = (uint8_t)i;
+		e.identity = 5000;
+		rc = mg_ipcache_put(ipc, &e);
+		if (rc == -ENOMEM)
+			break;
+		if (rc != 0)
+			return 14;
+		staged++;
+	}
+	rc = mg_ipcache_commit(ipc);
+	fprintf(stderr, "  (out_of_memory: %zu puts staged under the limit, commit %d)\n", staged,
+	        rc);
+	if (staged < 100000)
+		return 15; /* the limit hit too early to reach the commit's own allocation */
+	if (rc != -ENOMEM)
+		return 16;
+	/* nothing of the failed commit is visible; the published state is whole */
+	if (look(ipc, "11.0.0.1") != 2) /* world */
+		return 17;
+	if (look(ipc, "10.0.0.1") != 100 || look(ipc, "10.0.3.250") != 1099)
+		return 18;
+	/* room again: the staged changes were kept and now publish */
+	rl.rlim_cur = RLIM_INFINITY;
+	if (setrlimit(RLIMIT_AS, &rl) != 0)
+		return 19;
+	rc = mg_ipcache_commit(ipc);
+	if (rc < 0 || (size_t)rc != staged)
+		return 20;
+	if (look(ipc, "11.0.0.1") != 5000 || look(ipc, "10.0.0.1") != 100)
+		return 21;
+	mg_ipcache_free(ipc);
+	return 0;
+}
+
+/*
+ * docs/reliability.md, "Limits": the ipcache has no fixed cap, memory is
+ * its limit. Past it (an address-space limit, in a child process) a
+ * commit fails with -ENOMEM and publishes nothing: readers keep the
+ * last state whole, the staged changes stay and publish once memory is
+ * back. Not under ASan, whose shadow memory an address-space limit breaks.
+ */
+static void
+test_out_of_memory(void)
+{
+	int st = 0;
+	pid_t pid;
+
+	fflush(NULL);
+	pid = fork();
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0)
+		_exit(oom_child());
+	CU_ASSERT_EQUAL_FATAL(waitpid(pid, &st, 0), pid);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		fprintf(stderr, "out_of_memory: child status %#x (check %d)\n", st,
+		        WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+#endif
+
 static CU_TestInfo tests[] = {
         {"lpm_v4", test_lpm_v4},
         {"world_default", test_world_default},
@@ -1254,6 +1366,9 @@ static CU_TestInfo tests[] = {
         {"filter_v4", test_filter_v4},
         {"filter_v6", test_filter_v6},
         {"filter_random", test_filter_random},
+#ifndef __SANITIZE_ADDRESS__
+        {"out_of_memory", test_out_of_memory},
+#endif
         CU_TEST_INFO_NULL,
 };
 
