@@ -228,6 +228,31 @@ if out=$("$CTL" --socket "$SOCK" status -o json 2>&1) && [[ $out == *'"ready": t
 else
 	fail status_after_restart "status on the restarted daemon: $(echo "$out" | head -c 200)"
 fi
+
+# ---- Redis killed under the running daemon (the soak's finding: a write
+# to a connection whose peer is gone raised SIGPIPE, which killed the
+# daemon). It must ignore SIGPIPE, and survive Redis dying and coming back.
+sigign=$(awk '/^SigIgn:/ {print $2}' "/proc/$MG_DAEMON_PID/status" 2>/dev/null)
+if [ -n "$sigign" ] && (((16#$sigign >> 12) & 1)); then
+	pass sigpipe_ignored
+else
+	fail sigpipe_ignored "SigIgn of the daemon: ${sigign:-unreadable} (SIGPIPE is bit 13)"
+fi
+for _ in 1 2 3; do
+	kill -KILL "$REDIS_PID"
+	wait "$REDIS_PID" 2>/dev/null
+	redis-server --port 0 --unixsocket "$REDIS_SOCK" --unixsocketperm 700 \
+		--dir "$MG_WORK/redis" --save '' --appendonly no --daemonize no \
+		--logfile "$MG_WORK/redis/redis.log" </dev/null >/dev/null 2>&1 &
+	REDIS_PID=$!
+	sleep 0.7
+done
+if kill -0 "$MG_DAEMON_PID" 2>/dev/null &&
+	out=$("$CTL" --socket "$SOCK" status -o json 2>&1) && [[ $out == *'"ready"'* ]]; then
+	pass survives_redis_killed
+else
+	fail survives_redis_killed "after Redis was killed 3 times: $(tail -n 3 "$GATE" | tr '\n' ' ')"
+fi
 echo "e2e-crash: start to ready ${waited} s (Redis frozen $FREEZE s);" \
 	"allowed: $n_old before the kill, $n_new after the restart; $early before ready" >&2
 
