@@ -77,14 +77,15 @@ text_rep_status(const json_t *r)
 	if (rc != CTL_EXIT_OK)
 		return rc;
 	putchar('\n');
-	tbl_init(&t, (const char *const[]){"CLUSTER", "RECONNECTS", "RATE-WAITS", "REFUSED",
-	                                   "SKIPPED(filter/id0)", NULL});
+	tbl_init(&t, (const char *const[]){"CLUSTER", "RECONNECTS", "RATE-WAITS", "QUEUE-WAITS",
+	                                   "REFUSED", "SKIPPED(filter/id0)", NULL});
 	json_array_foreach(json_object_get(r, "clusters"), i, v)
 	{
 		char sk[64];
 		snprintf(sk, sizeof(sk), "%s/%s", jf(v, "filtered"), jf(v, "id_zero"));
 		tbl_row(&t, jf(v, "name"), causes(json_object_get(v, "reconnects"), b1, sizeof(b1)),
 		        jf(json_object_get(v, "rate_limit"), "waits"),
+		        jf(json_object_get(v, "queue"), "waits"),
 		        causes(json_object_get(v, "refused"), b2, sizeof(b2)), sk);
 	}
 	rc = tbl_done(&t, stdout);
