@@ -337,6 +337,7 @@ struct session {
 	struct ranges g;
 	uint64_t cluster_id;
 	int64_t rev;
+	int64_t count_rest; /* keys of the prefixes after the first, counted before the list */
 	bool have_cfg;
 	struct mg_kv_cluster_config cfg;
 	char cfg_raw[1024];
@@ -516,10 +517,10 @@ list_prefix(struct session *x, int p, size_t *total)
 	if (start == NULL)
 		return fail(s, REP_C_LIST, "out of memory");
 	memcpy(start, prefix, plen);
-	rc = post_simple(s, REP_M_LIST_BEGIN, p);
-	if (rc == 0 && mg_etcd_prefix_end(prefix, plen, end, sizeof(end)) < 0)
+	rc = 0;
+	if (mg_etcd_prefix_end(prefix, plen, end, sizeof(end)) < 0)
 		rc = fail(s, REP_C_LIST, "bad prefix %s", prefix);
-	for (bool more = true; rc == 0 && more;) {
+	for (bool more = true, first = true; rc == 0 && more; first = false) {
 		struct mg_etcd_range r;
 		struct mg_error err = {{0}};
 		if (rate_wait(s, REP_CALL_RANGE) < 0) {
@@ -537,11 +538,20 @@ list_prefix(struct session *x, int p, size_t *total)
 		rc = check_header(x, &r.hdr);
 		if (rc == 0 && x->rev == 0)
 			x->rev = r.hdr.revision;
+		/* the first prefix's first page counts it (the others were counted) */
+		if (rc == 0 && first && p == 0 &&
+		    r.count + x->count_rest > (int64_t)s->r->c->max_entries)
+			rc = fail(s, REP_C_LIMIT,
+			          "%" PRId64 " keys at revision %" PRId64
+			          ", more than limits.max_entries (%zu): refused",
+			          r.count + x->count_rest, x->rev, s->r->c->max_entries);
 		*total += r.n;
 		if (rc == 0 && *total > s->r->c->max_entries)
 			rc = fail(s, REP_C_LIMIT,
 			          "more than limits.max_entries (%zu) keys listed: refused",
 			          s->r->c->max_entries);
+		if (rc == 0 && first)
+			rc = post_simple(s, REP_M_LIST_BEGIN, p);
 		if (rc == 0)
 			rc = post_page(x, p, &r, plen);
 		more = r.more && r.n > 0;
@@ -574,17 +584,19 @@ list_prefix(struct session *x, int p, size_t *total)
 }
 
 /*
- * Count the keys of every prefix (count-only ranges, pinning the listing's
- * revision) and refuse a cluster above limits.max_entries before anything
- * of it is posted to the writer: a refused cluster leaves nothing in Redis.
+ * Count the keys of the prefixes after the first (count-only ranges,
+ * pinning the listing's revision): with the first prefix's own count, in
+ * its first page, a cluster above limits.max_entries is refused before
+ * anything of it is posted to the writer, so it leaves nothing in Redis.
+ * One request more per list, not one per prefix.
  */
 static int
 count_prefixes(struct session *x)
 {
 	struct rep_src *s = x->s;
-	int64_t total = 0;
 
-	for (int p = 0; p < REP_NPREFIX; p++) {
+	x->count_rest = 0;
+	for (int p = 1; p < REP_NPREFIX; p++) {
 		const char *prefix = x->g.prefix[p];
 		size_t plen = strlen(prefix);
 		char end[MG_KV_KEY_MAX];
@@ -606,16 +618,11 @@ count_prefixes(struct session *x)
 		rc = check_header(x, &r.hdr);
 		if (rc == 0 && x->rev == 0)
 			x->rev = r.hdr.revision;
-		total += r.count;
+		x->count_rest += r.count;
 		mg_etcd_range_free(&r);
 		if (rc)
 			return rc;
 	}
-	if (total > (int64_t)s->r->c->max_entries)
-		return fail(s, REP_C_LIMIT,
-		            "%" PRId64 " keys at revision %" PRId64
-		            ", more than limits.max_entries (%zu): refused",
-		            total, x->rev, s->r->c->max_entries);
 	return 0;
 }
 

@@ -798,18 +798,23 @@ def test_filter_policy(t):
 def test_limits(t):
     """docs/reliability.md, "Limits": limits.queue_bytes and limits.max_entries.
 
-    queue_bytes: Redis frozen while a cluster of 2 MB is listed; the reader
+    queue_bytes: Redis frozen while a cluster of 1.7 MB is listed; the reader
     waits for the writer (counted), and once Redis thaws every entry
     arrives. max_entries: a cluster with more keys is refused and nothing
     of it is written; at the limit it copies."""
     e = Etcd(t.base, "cluster-e")
     t.etcd["cluster-e"] = e
-    ips = {"10.5.%d.%d" % (i // 250, i % 250 + 1):
-           ip_pair("10.5.%d.%d" % (i // 250, i % 250 + 1), 327681, "shop", "pod-%d" % i)
-           for i in range(8000)}
+    # 600 pods of 64 named ports each (the most a value may have): 1.7 MB
+    ports = [{"Name": "p%d" % j, "Port": 1000 + j, "Protocol": "TCP"} for j in range(64)]
+    ips = {}
+    for i in range(600):
+        ip = "10.5.%d.%d" % (i // 250, i % 250 + 1)
+        v = json.loads(ip_pair(ip, 327681, "shop", "pod-%d" % i))
+        v["NamedPorts"] = ports
+        ips[ip] = json.dumps(v, separators=(",", ":"))
     e.fill(5, {327681: labels("cluster-e", "shop", "bulk")}, ips)
     total = len(ips) + 1
-    fast = ("{page_size: 1000, heartbeat_timeout: 0, backoff_min: 200, backoff_max: 1000, "
+    fast = ("{page_size: 100, heartbeat_timeout: 0, backoff_min: 200, backoff_max: 1000, "
             "timeout: 5, connect_timeout: 2}")
 
     # back-pressure
