@@ -265,9 +265,10 @@ if want integration; then
 	run_prog integration/gateway-sync "san:" "$TIMEOUT" env "${SAN_ENV[@]}" \
 		bash tests/integration/kvsync_test.sh "$BUILD_SAN/tests/gateway_sync_test"
 	# lib/etcd against an etcd 3.4 with TLS, client certificates and auth
-	run_prog integration/etcd "" "$TIMEOUT" bash tests/integration/etcd_test.sh "$BUILD/tests/etcd_test"
-	run_prog integration/etcd "san:" "$TIMEOUT" env "${SAN_ENV[@]}" \
+	run_prog_bg integration/etcd "san:" "$TIMEOUT" env "${SAN_ENV[@]}" \
 		bash tests/integration/etcd_test.sh "$BUILD_SAN/tests/etcd_test"
+	run_prog integration/etcd "" "$TIMEOUT" bash tests/integration/etcd_test.sh "$BUILD/tests/etcd_test"
+	wait_bg
 	run_prog integration/kvd "" "$TIMEOUT" "$PY" tests/integration/kvd_test.py \
 		--meshgate "$BUILD/app/meshgate/meshgate" --meshgatectl "$BUILD/app/meshgatectl/meshgatectl"
 	# a cluster's lifecycle in the daemon: removal marker, reload, lost data
