@@ -76,9 +76,9 @@ pol_proto_index(uint8_t proto)
 #define POL_MAX_VALUES 1024u   /* values per In / NotIn requirement */
 #define POL_MAX_CLASSES 65535u /* classes per role and direction (uint16_t) */
 #define POL_MAX_CELLS (1u << 24)
-#define POL_MAX_PREFIXES 1024u /* CIDR prefixes per entry (cidr and except) */
+#define POL_MAX_PREFIXES 1024u              /* CIDR prefixes per entry (cidr and except) */
 #define POL_MAX_EXCEPTS (POL_MAX_REQS - 1u) /* except per CIDR rule: one requirement each */
-#define POL_PORT_NAME_MAX 15   /* IANA service name */
+#define POL_PORT_NAME_MAX 15                /* IANA service name */
 
 /*
  * The compiled policy's size caps in force: POL_MAX_CLASSES and

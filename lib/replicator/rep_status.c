@@ -125,13 +125,11 @@ cluster_json(const struct mg_replicator *r, const struct rep_cluster *cl, uint64
 	                    json_pack("{s:b, s:I, s:f}", "bootstrap", st.bootstrap, "waits",
 	                              (json_int_t)st.rate_waits, "wait_seconds",
 	                              st.wait_sum[0] + st.wait_sum[1] + st.wait_sum[2]));
-	json_object_set_new(o, "queue",
-	                    json_pack("{s:I, s:I, s:I, s:I, s:f}", "bytes",
-	                              (json_int_t)st.queue_bytes, "peak",
-	                              (json_int_t)st.queue_peak, "limit",
-	                              (json_int_t)r->c->queue_bytes, "waits",
-	                              (json_int_t)st.queue_waits, "wait_seconds",
-	                              st.queue_wait_sum));
+	json_object_set_new(
+	        o, "queue",
+	        json_pack("{s:I, s:I, s:I, s:I, s:f}", "bytes", (json_int_t)st.queue_bytes, "peak",
+	                  (json_int_t)st.queue_peak, "limit", (json_int_t)r->c->queue_bytes,
+	                  "waits", (json_int_t)st.queue_waits, "wait_seconds", st.queue_wait_sum));
 	json_object_set_new(o, "refused", counts(cl->refused, REP_R_COUNT, refuse_name_u));
 	json_object_set_new(o, "refusals", refusals);
 	json_object_set_new(o, "filtered", json_integer((json_int_t)cl->filtered));

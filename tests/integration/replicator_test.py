@@ -798,16 +798,16 @@ def test_filter_policy(t):
 def test_limits(t):
     """docs/reliability.md, "Limits": limits.queue_bytes and limits.max_entries.
 
-    queue_bytes: Redis frozen while a cluster of 1.7 MB is listed; the reader
-    waits for the writer (counted), and once Redis thaws every entry
-    arrives. max_entries: a cluster with more keys is refused and nothing
+    queue_bytes: Redis frozen while a cluster of 3.5 MB is being listed
+    slowly; the reader waits for the writer (counted), and once Redis thaws
+    every entry arrives. max_entries: a cluster with more keys is refused and nothing
     of it is written; at the limit it copies."""
     e = Etcd(t.base, "cluster-e")
     t.etcd["cluster-e"] = e
-    # 600 pods of 64 named ports each (the most a value may have): 1.7 MB
+    # 1200 pods of 64 named ports each (the most a value may have): 3.5 MB
     ports = [{"Name": "p%d" % j, "Port": 1000 + j, "Protocol": "TCP"} for j in range(64)]
     ips = {}
-    for i in range(600):
+    for i in range(1200):
         ip = "10.5.%d.%d" % (i // 250, i % 250 + 1)
         v = json.loads(ip_pair(ip, 327681, "shop", "pod-%d" % i))
         v["NamedPorts"] = ports
@@ -821,21 +821,34 @@ def test_limits(t):
     redis = Redis(t.base)
     mesh = os.path.join(t.base, "mesh-e")
     os.makedirs(mesh, exist_ok=True)
-    rep = Replicator(t.rep_bin, t.base, "rep-queue", redis.port, mesh, env=t.env, etcd=fast,
-                     extra="limits: {queue_bytes: 1048576}\n")
+    # Two requests a second: the list of 12 pages of 290 kB takes about 7 s.
+    # Redis is frozen once the list has begun; redis_timeout 30 keeps the
+    # writer blocked in its call to it (instead of giving up after 5 s and
+    # taking the queue into its map while disconnected).
+    slow = ("{page_size: 100, bootstrap_qps: 2, heartbeat_timeout: 0, backoff_min: 200, "
+            "backoff_max: 1000, timeout: 5, connect_timeout: 2}")
+    rep = Replicator(t.rep_bin, t.base, "rep-queue", redis.port, mesh, env=t.env, etcd=slow,
+                     extra="limits: {queue_bytes: 1048576}\nredis_timeout: 30\n")
     try:
         held = wait_for(lambda: (rep.status(t.ctl) or {}).get("lease", {}).get("acquired"), 20)
+        shutil.copy(e.config_file(), os.path.join(mesh, "cluster-e"))
+        listing = wait_for(lambda: (rep.cluster(t.ctl, "cluster-e") or {}).get("state") ==
+                           "listing", 30, step=0.05)
+        # 6 s frozen: 12 more pages requested at the token bucket's pace,
+        # more than 1 MiB of them queued behind the blocked writer. The
+        # counters are read after the thaw (status and /metrics wait for
+        # the writer while it is inside a Redis call).
         os.kill(redis.proc.pid, signal.SIGSTOP)
         try:
-            shutil.copy(e.config_file(), os.path.join(mesh, "cluster-e"))
-            q = wait_for(lambda: ((rep.cluster(t.ctl, "cluster-e") or {}).get("queue", {})
-                                  .get("waits", 0) > 0) and
-                         rep.cluster(t.ctl, "cluster-e")["queue"], 10)
+            time.sleep(6)
         finally:
             os.kill(redis.proc.pid, signal.SIGCONT)
-        result("queue_backpressure", bool(held) and bool(q) and
+        q = wait_for(lambda: ((rep.cluster(t.ctl, "cluster-e") or {}).get("queue", {})
+                              .get("waits", 0) > 0) and
+                     rep.cluster(t.ctl, "cluster-e")["queue"], 20)
+        result("queue_backpressure", bool(held) and bool(listing) and bool(q) and
                q["peak"] > 1048576 and q["limit"] == 1048576,
-               "lease %r, queue %r" % (held, q))
+               "lease %r, listing %r, queue %r" % (held, listing, q))
         ok = wait_for(lambda: cluster_ready(t, rep, "cluster-e") and
                       key_count_r(redis, "cluster-e") == total, 60)
         c = rep.cluster(t.ctl, "cluster-e") or {}

@@ -1203,14 +1203,12 @@ test_limits_items(void)
 	         HDR_CNP("p", "a") "spec:\n  endpointSelector: {}\n  ingress:\n"
 	                           "  - fromCIDRSet:\n",
 	         "    - {cidr: \"2001:db8:%x::/48\"}\n", "", POL_MAX_PREFIXES, "more than 1024"},
-	        {"policies in a file",
-	         "",
+	        {"policies in a file", "",
 	         "---\napiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\n"
 	         "metadata: {name: p%u, namespace: a}\n"
 	         "spec: {endpointSelector: {}, ingress: [{}]}\n",
 	         "", POL_MAX_POLICIES, "too many policies (limit 65536)"},
-	        {"policies in a List",
-	         "apiVersion: v1\nkind: List\nitems:\n",
+	        {"policies in a List", "apiVersion: v1\nkind: List\nitems:\n",
 	         "- {apiVersion: cilium.io/v2, kind: CiliumNetworkPolicy, "
 	         "metadata: {name: p%u, namespace: a}, "
 	         "spec: {endpointSelector: {}, ingress: [{}]}}\n",
@@ -3610,10 +3608,11 @@ test_limits_compiled(void)
 		                                                  "  ingress:\n",
 		                      i, i);
 		for (unsigned j = 0; j < 6; j++)
-			n += (size_t)snprintf(y + n, cap - n,
-			                      "  - fromEndpoints: [{matchLabels: {app: p%u}}]\n"
-			                      "    toPorts: [{ports: [{port: \"%u\", protocol: TCP}]}]\n",
-			                      j, 1000 + i * 6 + j);
+			n += (size_t)snprintf(
+			        y + n, cap - n,
+			        "  - fromEndpoints: [{matchLabels: {app: p%u}}]\n"
+			        "    toPorts: [{ports: [{port: \"%u\", protocol: TCP}]}]\n",
+			        j, 1000 + i * 6 + j);
 	}
 	CU_ASSERT_EQUAL_FATAL(load(&f, y), 6);
 	free(y);
@@ -3635,17 +3634,18 @@ test_limits_compiled(void)
 		CU_ASSERT_PTR_NOT_NULL(strstr(f.err.msg, c[i].msg));
 		mg_policy_free(p);
 		/* the running policy is untouched */
-		CU_ASSERT_EQUAL(mg_policy_verdict(good, C1(3006 + 5), C1(3000 + 5), TCP,
-		                                  1000 + 5 * 6 + 5),
-		                ALLOW);
+		CU_ASSERT_EQUAL(
+		        mg_policy_verdict(good, C1(3006 + 5), C1(3000 + 5), TCP, 1000 + 5 * 6 + 5),
+		        ALLOW);
 	}
 	compile(&f);
 	for (uint32_t a = 0; a < 12; a++)
 		for (uint32_t b = 0; b < 12; b++)
 			for (uint32_t port = 1000; port < 1036; port++)
-				CU_ASSERT_EQUAL(
-				        mg_policy_verdict(good, C1(3000 + a), C1(3000 + b), TCP, port),
-				        mg_policy_verdict(f.pol, C1(3000 + a), C1(3000 + b), TCP, port));
+				CU_ASSERT_EQUAL(mg_policy_verdict(good, C1(3000 + a), C1(3000 + b),
+				                                  TCP, port),
+				                mg_policy_verdict(f.pol, C1(3000 + a), C1(3000 + b),
+				                                  TCP, port));
 	mg_policy_free(good);
 	fx_fini(&f);
 }
