@@ -7,6 +7,7 @@
  * (a histogram, as the talk tells operators to watch).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,6 +121,23 @@ by_cause(struct mg_replicator *r, struct mg_metrics_buf *b, const struct rep_src
 		}
 }
 
+/* A family of one value per cluster: the uint64_t (or, @p dbl, double) at @p off in its stats. */
+static void
+per_source(struct mg_replicator *r, struct mg_metrics_buf *b, const char *name,
+           enum mg_metrics_type t, const char *help, const struct rep_src_stats *st, size_t off,
+           bool dbl)
+{
+	fam(b, name, t, help);
+	for (size_t i = 0; i < r->n_cl; i++) {
+		const char *l[] = {"cluster", r->cl[i]->name, NULL};
+		const char *f = (const char *)&st[i] + off;
+		if (dbl)
+			mg_metrics_write_double(b, name, l, *(const double *)(const void *)f);
+		else
+			mg_metrics_write_u64(b, name, l, *(const uint64_t *)(const void *)f);
+	}
+}
+
 static void
 source_metrics(struct mg_replicator *r, struct mg_metrics_buf *b, const struct rep_src_stats *st)
 {
@@ -127,11 +145,8 @@ source_metrics(struct mg_replicator *r, struct mg_metrics_buf *b, const struct r
 	         "Failures talking to a cluster's etcd, by cause", false);
 	by_cause(r, b, st, P "remote_reconnects_total",
 	         "Sessions with a cluster's etcd started over, by cause", true);
-	fam(b, P "lists_total", MG_METRICS_COUNTER, "Full lists of a cluster's prefixes");
-	for (size_t i = 0; i < r->n_cl; i++) {
-		const char *l[] = {"cluster", r->cl[i]->name, NULL};
-		mg_metrics_write_u64(b, P "lists_total", l, st[i].lists);
-	}
+	per_source(r, b, P "lists_total", MG_METRICS_COUNTER, "Full lists of a cluster's prefixes",
+	           st, offsetof(struct rep_src_stats, lists), false);
 	fam(b, P "revision", MG_METRICS_GAUGE, "Last etcd revision seen, by cluster");
 	for (size_t i = 0; i < r->n_cl; i++) {
 		const char *l[] = {"cluster", r->cl[i]->name, NULL};
@@ -151,25 +166,16 @@ source_metrics(struct mg_replicator *r, struct mg_metrics_buf *b, const struct r
 		mg_metrics_write_double(b, P "last_event_timestamp_seconds", l,
 		                        (double)st[i].last_event_at / 1e3);
 	}
-	fam(b, P "queue_bytes", MG_METRICS_GAUGE,
-	    "Bytes read from the cluster's etcd and not yet taken by the writer");
-	for (size_t i = 0; i < r->n_cl; i++) {
-		const char *l[] = {"cluster", r->cl[i]->name, NULL};
-		mg_metrics_write_u64(b, P "queue_bytes", l, st[i].queue_bytes);
-	}
-	fam(b, P "queue_waits_total", MG_METRICS_COUNTER,
-	    "Times the cluster's reader waited because its queue held more than "
-	    "limits.queue_bytes (back-pressure; nothing is dropped)");
-	for (size_t i = 0; i < r->n_cl; i++) {
-		const char *l[] = {"cluster", r->cl[i]->name, NULL};
-		mg_metrics_write_u64(b, P "queue_waits_total", l, st[i].queue_waits);
-	}
-	fam(b, P "queue_wait_seconds_total", MG_METRICS_COUNTER,
-	    "Seconds the cluster's reader waited for room in its queue");
-	for (size_t i = 0; i < r->n_cl; i++) {
-		const char *l[] = {"cluster", r->cl[i]->name, NULL};
-		mg_metrics_write_double(b, P "queue_wait_seconds_total", l, st[i].queue_wait_sum);
-	}
+	per_source(r, b, P "queue_bytes", MG_METRICS_GAUGE,
+	           "Bytes read from the cluster's etcd and not yet taken by the writer", st,
+	           offsetof(struct rep_src_stats, queue_bytes), false);
+	per_source(r, b, P "queue_waits_total", MG_METRICS_COUNTER,
+	           "Times the cluster's reader waited because its queue held more than "
+	           "limits.queue_bytes (back-pressure; nothing is dropped)",
+	           st, offsetof(struct rep_src_stats, queue_waits), false);
+	per_source(r, b, P "queue_wait_seconds_total", MG_METRICS_COUNTER,
+	           "Seconds the cluster's reader waited for room in its queue", st,
+	           offsetof(struct rep_src_stats, queue_wait_sum), true);
 	fam(b, P "rate_limiter_wait_seconds", MG_METRICS_HISTOGRAM,
 	    "Time etcd requests waited for the cluster's rate limiter, by call");
 	for (size_t i = 0; i < r->n_cl; i++)
