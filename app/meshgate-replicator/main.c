@@ -8,13 +8,17 @@
  * `--check-config` loads the config, the clusters' etcd config files and
  * the filter's policies, prints what it found and "config OK", and exits
  * 0 (1 on an error). Otherwise it runs until SIGINT/SIGTERM: the control
- * socket (meshgatectl --socket PATH replicator status|troubleshoot) and
- * the writer's turn on this thread, the metrics endpoint on its own.
+ * socket (meshgatectl --socket PATH replicator status|troubleshoot) on
+ * this thread, the writer's turn on its own, the metrics endpoint on its
+ * own. The writer waits for Redis without the replicator's lock, so a hung
+ * Redis never keeps status or /metrics from answering.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +32,38 @@
 #include "mg_replicator.h"
 
 static volatile sig_atomic_t stop;
+
+/* The writer's thread: a turn every 5 ms until told to stop. */
+struct writer {
+	struct mg_replicator *r;
+	atomic_bool stop;
+};
+
+static void *
+writer_main(void *arg)
+{
+	struct writer *w = arg;
+	while (!atomic_load_explicit(&w->stop, memory_order_relaxed)) {
+		struct timespec ts = {0, 5 * 1000000};
+		mg_replicator_tick(w->r);
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
+}
+
+/* Start it with the stop signals blocked: they go to the control thread. */
+static int
+writer_start(struct writer *w, pthread_t *th)
+{
+	sigset_t block, old;
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+	int rc = pthread_create(th, NULL, writer_main, w);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return rc;
+}
 
 static void
 on_signal(int sig)
@@ -124,18 +160,26 @@ run(const struct mg_rep_config *c)
 			goto out;
 		}
 	}
+	struct writer w = {.r = r};
+	pthread_t th;
+	int e = writer_start(&w, &th);
+	if (e != 0) {
+		fprintf(stderr, "meshgate-replicator: writer thread: %s\n", strerror(e));
+		goto out;
+	}
 	MG_INFO("meshgate-replicator %s: cluster %s (id %u), clusters in %s, Redis %s", MG_VERSION,
 	        c->cluster_name, c->cluster_id, c->config_dir, c->redis);
 	while (!stop) {
 		if (srv != NULL)
-			mg_ctl_server_poll(srv, 5);
+			mg_ctl_server_poll(srv, 50);
 		else {
-			struct timespec ts = {0, 5 * 1000000};
+			struct timespec ts = {0, 50 * 1000000};
 			nanosleep(&ts, NULL);
 		}
-		mg_replicator_tick(r);
 	}
 	MG_INFO("meshgate-replicator: stopping");
+	atomic_store(&w.stop, true);
+	pthread_join(th, NULL);
 	rc = 0;
 out:
 	mg_metrics_http_stop(h);

@@ -37,6 +37,11 @@ rep_lease(const json_t *r)
 	       json_is_true(json_object_get(rd, "connected")) ? "connected" : "NOT CONNECTED",
 	       jf(rd, "error")[0] != '-' && strlen(jf(rd, "error")) ? ": " : "",
 	       json_string_length(json_object_get(rd, "error")) ? jf(rd, "error") : "");
+	double call = json_number_value(json_object_get(rd, "call_seconds"));
+	if (call >= 1.0)
+		printf("redis: the writer has waited %.1f s for its current call (Redis slow or "
+		       "hung; it gives up after redis_timeout)\n",
+		       call);
 	if (json_is_true(json_object_get(l, "holder")))
 		printf("lease %s: held by this replica (token %.8s..., for %s s), %s renewals, "
 		       "%s takeovers\n",
@@ -48,7 +53,7 @@ rep_lease(const json_t *r)
 		       "%.8s...\n",
 		       jf(l, "key"), jf(l, "holder_token"), jf(l, "other_pttl_ms"),
 		       jf(l, "own_token"));
-	printf("fenced writes %s, Redis losses repaired %s\n", jf(r, "fenced"), jf(rd, "losses"));
+	printf("fenced writes %s, Redis losses repaired %s\n", jf(rd, "fenced"), jf(rd, "losses"));
 }
 
 int

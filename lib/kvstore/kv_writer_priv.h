@@ -65,7 +65,26 @@ struct mg_kv_writer {
 	bool unlogged;
 	char lease[MG_KV_KEY_MAX];
 	char lease_token[MG_KV_TOKEN_MAX + 1];
+	/* Around every wait for Redis (mg_kv_writer_opts). */
+	void (*io_begin)(void *arg);
+	void (*io_end)(void *arg);
+	void *io_arg;
 };
+
+/* Bracket a wait for Redis (the opts' io_begin / io_end, when set). */
+static inline void
+kvw_io_begin(const struct mg_kv_writer *w)
+{
+	if (w->io_begin != NULL)
+		w->io_begin(w->io_arg);
+}
+
+static inline void
+kvw_io_end(const struct mg_kv_writer *w)
+{
+	if (w->io_end != NULL)
+		w->io_end(w->io_arg);
+}
 
 /* Arguments of one mg_fbatch call of @p n changes (mg_batch takes two fewer). */
 #define KVW_ARGV(n) (9 + 3 * (size_t)(n))

@@ -62,7 +62,9 @@ kvw_cmd_len(struct mg_kv_writer *w, const char *what, int *rc, struct mg_error *
 		if (*rc < 0)
 			return NULL;
 	}
+	kvw_io_begin(w);
 	r = redisCommandArgv(w->c, argc, argv, argvlen);
+	kvw_io_end(w);
 
 	if (r == NULL || r->type == REDIS_REPLY_ERROR) {
 		*rc = kvw_reply_error(w, r, what, err);
@@ -174,6 +176,9 @@ mg_kv_writer_open(const struct mg_kv_writer_opts *o, struct mg_error *err)
 	snprintf(w->maxlen, sizeof(w->maxlen), "%u",
 	         o->maxlen ? o->maxlen : MG_KV_WRITER_MAXLEN_DEFAULT);
 	w->batch = o->batch ? o->batch : MG_KV_WRITER_BATCH_DEFAULT;
+	w->io_begin = o->io_begin;
+	w->io_end = o->io_end;
+	w->io_arg = o->io_arg;
 	if (w->batch > MG_KV_BATCH_MAX) {
 		mg_error_set(err, NULL, 0, 0, "batch %u: at most %u changes per call", w->batch,
 		             MG_KV_BATCH_MAX);
@@ -205,10 +210,12 @@ mg_kv_writer_open(const struct mg_kv_writer_opts *o, struct mg_error *err)
 	ms = o->timeout_ms ? o->timeout_ms : MG_KV_WRITER_TIMEOUT_MS_DEFAULT;
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;
+	kvw_io_begin(w);
 	if (u.path != NULL)
 		w->c = redisConnectUnixWithTimeout(u.path, tv);
 	else
 		w->c = redisConnectWithTimeout(u.host, u.port, tv);
+	kvw_io_end(w);
 	if (w->c == NULL || w->c->err) {
 		rc = w->c != NULL && w->c->err == REDIS_ERR_IO ? -ECONNREFUSED : -EIO;
 		mg_error_set(err, NULL, 0, 0, "cannot connect to Redis at %s: %s",

@@ -27,8 +27,10 @@ kv_batch_reply(struct mg_kv_writer *w, struct mg_error *err)
 	redisReply *r = NULL;
 	int rc = 0;
 
+	kvw_io_begin(w);
 	if (redisGetReply(w->c, (void **)&r) != REDIS_OK)
 		r = NULL;
+	kvw_io_end(w);
 	if (r == NULL || r->type == REDIS_REPLY_ERROR) {
 		rc = kvw_reply_error(w, r,
 		                     f->plain    ? "unlogged puts"
@@ -201,7 +203,7 @@ kv_batch_send(struct mg_kv_writer *w, struct mg_error *err)
 	struct kv_inflight *f;
 	unsigned n = w->n_queued, i;
 	size_t a = 0;
-	int rc, done = 0;
+	int rc, wrc = REDIS_OK, done = 0;
 	char nkeys[16];
 
 	if (w->n_inflight == MG_KV_WRITER_PIPELINE) {
@@ -214,9 +216,12 @@ kv_batch_send(struct mg_kv_writer *w, struct mg_error *err)
 		return kvw_reply_error(w, NULL, "FCALL mg_batch", err);
 	/* Send it now, not when a reply is next read: Redis works on this
 	 * call while the caller queues the next one. */
-	while (!done)
-		if (redisBufferWrite(w->c, &done) != REDIS_OK)
-			return kvw_reply_error(w, NULL, "FCALL mg_batch", err);
+	kvw_io_begin(w);
+	while (!done && wrc == REDIS_OK)
+		wrc = redisBufferWrite(w->c, &done);
+	kvw_io_end(w);
+	if (wrc != REDIS_OK)
+		return kvw_reply_error(w, NULL, "FCALL mg_batch", err);
 	f = &w->inflight[(w->head + w->n_inflight) % MG_KV_WRITER_PIPELINE];
 	f->n = n;
 	f->plain = w->unlogged;

@@ -267,6 +267,16 @@ struct mg_kv_writer_opts {
 	unsigned maxlen;     /**< log MAXLEN ~; 0: the default */
 	unsigned timeout_ms; /**< connect and command timeout; 0: the default */
 	unsigned batch;      /**< changes per mg_batch call, 1..MG_KV_BATCH_MAX; 0: default */
+	/**
+	 * Called around every wait for Redis (the connect, a command, a reply,
+	 * a send) with @p io_arg, begin before and end after: a caller that
+	 * holds a lock its readers take releases it there, so a hung Redis
+	 * stalls the writer alone. Between two waits the writer runs under
+	 * the caller's lock as usual. NULL: none.
+	 */
+	void (*io_begin)(void *io_arg);
+	void (*io_end)(void *io_arg);
+	void *io_arg;
 };
 
 /** A Redis URL's parts; the strings point into the parsed string. */

@@ -501,6 +501,29 @@ cluster_turn(struct mg_replicator *r, size_t *i, size_t *msgs)
 }
 
 void
+rep_io_begin(void *arg)
+{
+	struct mg_replicator *r = arg;
+	r->io_since = rep_now_ms();
+	pthread_mutex_unlock(&r->lock);
+}
+
+void
+rep_io_end(void *arg)
+{
+	struct mg_replicator *r = arg;
+	pthread_mutex_lock(&r->lock);
+	r->io_since = 0;
+}
+
+double
+rep_io_seconds(const struct mg_replicator *r)
+{
+	uint64_t now = rep_now_ms();
+	return r->io_since != 0 && now > r->io_since ? (double)(now - r->io_since) / 1e3 : 0.0;
+}
+
+void
 mg_replicator_tick(struct mg_replicator *r)
 {
 	struct mg_error err = {{0}};
@@ -589,9 +612,12 @@ mg_replicator_free(struct mg_replicator *r)
 {
 	if (r == NULL)
 		return;
+	/* The lease goes through the writer, whose waits let the lock go. */
+	pthread_mutex_lock(&r->lock);
 	for (size_t i = 0; i < r->n_cl; i++)
 		rep_src_stop(r->cl[i]->src), r->cl[i]->src = NULL;
 	rep_lease_release(r);
+	pthread_mutex_unlock(&r->lock);
 	for (size_t i = 0; i < r->n_cl; i++)
 		rep_cluster_free(r->cl[i]);
 	free(r->cl);

@@ -45,6 +45,9 @@ lease_metrics(struct mg_replicator *r, struct mg_metrics_buf *b)
 	mg_metrics_write_u64(b, P "writes_fenced_total", NULL, r->fenced);
 	fam(b, P "redis_connected", MG_METRICS_GAUGE, "1 while connected to the site Redis");
 	mg_metrics_write_u64(b, P "redis_connected", NULL, r->w != NULL);
+	fam(b, P "redis_call_seconds", MG_METRICS_GAUGE,
+	    "How long the writer has been waiting for its current Redis call (0: not waiting)");
+	mg_metrics_write_double(b, P "redis_call_seconds", NULL, rep_io_seconds(r));
 	fam(b, P "redis_errors_total", MG_METRICS_COUNTER, "Redis connection and command failures");
 	mg_metrics_write_u64(b, P "redis_errors_total", NULL, r->redis_errors);
 	fam(b, P "redis_losses_total", MG_METRICS_COUNTER,

@@ -208,7 +208,12 @@ struct rep_cluster {
 
 struct mg_replicator {
 	const struct mg_rep_config *c;
-	pthread_mutex_t lock; /* held by tick, status and metrics */
+	/* Held by the tick, status and metrics; the tick lets it go while it
+	 * waits for Redis (rep_io_begin / rep_io_end), so a hung Redis never
+	 * keeps status or /metrics waiting. Only the tick changes what it
+	 * guards, and never across a wait. */
+	pthread_mutex_t lock;
+	uint64_t io_since; /* monotonic ms: the writer waits for Redis since; 0: not waiting */
 	struct rep_cluster **cl;
 	size_t n_cl, cap_cl;
 	struct mg_rep_filter *filter;
@@ -265,6 +270,12 @@ uint64_t rep_now_ms(void);  /* monotonic */
 uint64_t rep_wall_ms(void); /* Unix */
 void rep_cluster_free(struct rep_cluster *cl);
 const char *rep_refuse_name(enum rep_refuse_reason r);
+/* The writer's hooks around a wait for Redis (mg_kv_writer_opts). */
+void rep_io_begin(void *arg);
+void rep_io_end(void *arg);
+/* Seconds the writer has waited for Redis in its current call; 0 when it is
+ * not waiting. r->lock held. */
+double rep_io_seconds(const struct mg_replicator *r);
 int rep_redis_key(const struct rep_cluster *cl, int prefix, const char *k, char *buf, size_t size);
 
 void rep_file_note(struct mg_replicator *r, const char *name, int rc, const char *why);

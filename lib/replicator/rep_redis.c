@@ -147,6 +147,9 @@ rep_redis_ready(struct mg_replicator *r)
 	        .maxlen = c->log_maxlen,
 	        .timeout_ms = c->redis_timeout_ms,
 	        .batch = c->batch,
+	        .io_begin = rep_io_begin,
+	        .io_end = rep_io_end,
+	        .io_arg = r,
 	};
 	r->w = mg_kv_writer_open(&o, &err);
 	if (r->w == NULL) {

@@ -179,15 +179,16 @@ status_locked(struct mg_replicator *r)
 	json_object_set_new(lease, "own_token", json_string(r->token));
 	json_t *filter =
 	        json_pack("{s:b, s:s}", "active", r->filter != NULL, "note", r->filter_note);
-	return json_pack("{s:{s:s, s:i}, s:{s:s, s:b, s:s, s:I, s:I, s:I}, s:o, s:I, s:s, s:s,"
+	json_t *call = r->io_since != 0 ? json_real(rep_io_seconds(r)) : json_null();
+	return json_pack("{s:{s:s, s:i}, s:{s:s, s:b, s:s, s:I, s:I, s:I, s:o}, s:o, s:I, s:s, s:s,"
 	                 " s:o, s:o, s:o}",
 	                 "cluster", "name", c->cluster_name, "id", (int)c->cluster_id, "redis",
 	                 "url", c->redis, "connected", r->w != NULL, "error", r->redis_error,
 	                 "errors", (json_int_t)r->redis_errors, "losses", (json_int_t)r->losses,
-	                 "fenced", (json_int_t)r->fenced, "lease", lease, "uptime",
-	                 (json_int_t)((rep_wall_ms() - r->started_at) / 1000), "config_dir",
-	                 c->config_dir, "config_dir_error", r->dir_error, "files", files_json(r),
-	                 "clusters", cls, "filter", filter);
+	                 "fenced", (json_int_t)r->fenced, "call_seconds", call, "lease", lease,
+	                 "uptime", (json_int_t)((rep_wall_ms() - r->started_at) / 1000),
+	                 "config_dir", c->config_dir, "config_dir_error", r->dir_error, "files",
+	                 files_json(r), "clusters", cls, "filter", filter);
 }
 
 json_t *

@@ -53,6 +53,8 @@ def result(name, ok, why=""):
     global failures
     if ok:
         print(f"PASS: replicator/{TAG}{name}")
+        if why and os.environ.get("MG_TEST_VERBOSE"):
+            print(f"  {why}")
     else:
         failures += 1
         print(f"FAIL: replicator/{TAG}{name}: {why}")
@@ -799,8 +801,9 @@ def test_limits(t):
     """docs/reliability.md, "Limits": limits.queue_bytes and limits.max_entries.
 
     queue_bytes: Redis frozen while a cluster of 3.5 MB is being listed
-    slowly; the reader waits for the writer (counted), and once Redis thaws
-    every entry arrives. max_entries: a cluster with more keys is refused and nothing
+    slowly; the reader waits for the writer (counted), status and /metrics
+    answer at once meanwhile, and once Redis thaws every entry arrives.
+    max_entries: a cluster with more keys is refused and nothing
     of it is written; at the limit it copies."""
     e = Etcd(t.base, "cluster-e")
     t.etcd["cluster-e"] = e
@@ -835,12 +838,32 @@ def test_limits(t):
         listing = wait_for(lambda: (rep.cluster(t.ctl, "cluster-e") or {}).get("state") ==
                            "listing", 30, step=0.05)
         # 6 s frozen: 12 more pages requested at the token bucket's pace,
-        # more than 1 MiB of them queued behind the blocked writer. The
-        # counters are read after the thaw (status and /metrics wait for
-        # the writer while it is inside a Redis call).
+        # more than 1 MiB of them queued behind the blocked writer.
+        # Meanwhile status and /metrics answer at once (they never wait for
+        # the writer's Redis call) and tell how long that call has waited.
         os.kill(redis.proc.pid, signal.SIGSTOP)
         try:
-            time.sleep(6)
+            time.sleep(3)
+            t0 = time.monotonic()
+            st = rep.status(t.ctl) or {}
+            t1 = time.monotonic()
+            try:
+                m = rep.metrics()
+            except OSError as ex:
+                m = "no answer: %r" % ex
+            t2 = time.monotonic()
+            txt = subprocess.run([t.ctl, "--socket", rep.sock, "replicator", "status"],
+                                 capture_output=True, text=True, timeout=20).stdout
+            call = st.get("redis", {}).get("call_seconds")
+            mcall = re.search(r'^meshgate_replicator_redis_call_seconds (\S+)$', m, re.M)
+            result("status_while_redis_frozen",
+                   t1 - t0 < 1 and t2 - t1 < 1 and call is not None and call >= 1 and
+                   mcall is not None and float(mcall.group(1)) >= 1 and
+                   "the writer has waited" in txt,
+                   "status in %.2f s (call_seconds %r), /metrics in %.2f s (%s), text %r" %
+                   (t1 - t0, call, t2 - t1, mcall.group(0) if mcall else "no gauge",
+                    txt[:300]))
+            time.sleep(3)
         finally:
             os.kill(redis.proc.pid, signal.SIGCONT)
         q = wait_for(lambda: ((rep.cluster(t.ctl, "cluster-e") or {}).get("queue", {})
