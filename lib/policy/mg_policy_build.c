@@ -173,6 +173,12 @@ struct active {
 	bool deny;
 };
 
+/* A list of peer classes. */
+struct pcl {
+	uint32_t *v;
+	size_t n, cap;
+};
+
 struct builder {
 	struct mg_policy *pol;
 	const struct pol_plan *pl;
@@ -180,7 +186,8 @@ struct builder {
 	struct acc acc;
 	struct active *act;
 	size_t nact, capact;
-	uint64_t *row; /* distinct selectors an identity matches */
+	uint32_t *hit; /* distinct selectors an identity matches (nhit of them) */
+	size_t nhit;
 	uint64_t *key; /* a class key being built */
 	size_t keycap; /* words */
 	uint64_t *np;  /* named-port words of an identity, per direction */
@@ -191,6 +198,17 @@ struct builder {
 	uint32_t stamp_cur;
 	char *lkey; /* a label as an anchor key */
 	size_t lkeycap;
+	/* The peer classes of one direction by peer position (a class is
+	 * filed under every position its key has), and on egress those with
+	 * named ports: a row's candidate cells without a walk of every class. */
+	struct pcl *byp;
+	size_t nbyp;
+	struct pcl npcls;
+	int pcidx_dir;  /* the direction indexed, or -1 */
+	uint32_t *seen; /* per peer class: the row that last listed it */
+	size_t capseen;
+	uint32_t seen_cur;
+	struct pcl cand; /* a row's candidate peer classes */
 };
 
 static int
@@ -298,15 +316,16 @@ static size_t
 make_key(struct builder *b, unsigned dir, bool subject, size_t nnp)
 {
 	const struct plan_dir *pd = &b->pl->dir[dir];
-	const uint32_t *list = subject ? pd->slist : pd->plist;
-	size_t n = subject ? pd->ns : pd->np, w = subject ? pd->sw : pd->pw, p;
+	const int32_t *pos = subject ? pd->spos : pd->ppos;
+	size_t w = subject ? pd->sw : pd->pw, i;
 	/* named ports resolve through the destination: subject on ingress, peer on egress */
 	bool with_np = subject == (dir == MG_DIR_INGRESS);
 
+	/* the matched selectors' positions: a few, where the signature has thousands */
 	memset(b->key, 0, w * sizeof(uint64_t));
-	for (p = 0; p < n; p++)
-		if (bit(b->row, list[p]))
-			bit_set(b->key, p);
+	for (i = 0; i < b->nhit; i++)
+		if (pos[b->hit[i]] >= 0)
+			bit_set(b->key, (size_t)pos[b->hit[i]]);
 	if (!with_np)
 		return w;
 	memcpy(b->key + w, b->np + dir * b->npcap, nnp * sizeof(uint64_t));
@@ -408,7 +427,7 @@ classify(struct builder *b, const struct mg_identity *ident, uint16_t cls[4])
 			b->keycap = w + need;
 		}
 	}
-	memset(b->row, 0, ((pl->nd + 63) / 64 + 1) * sizeof(uint64_t));
+	b->nhit = 0;
 	/* the selectors without an anchor, then those filed under a label of ours */
 	if (++b->stamp_cur == 0) {
 		memset(b->stamp, 0, (pl->nd ? pl->nd : 1) * sizeof(*b->stamp));
@@ -417,7 +436,7 @@ classify(struct builder *b, const struct mg_identity *ident, uint16_t cls[4])
 	for (i = 0; i < pl->nalways; i++) {
 		d = pl->always[i];
 		if (pol_sel_match(pl->drep[d], ls, pl->p.default_local_cluster))
-			bit_set(b->row, d);
+			b->hit[b->nhit++] = (uint32_t)d;
 	}
 	for (i = 0; i < ls->n; i++) {
 		const struct mg_label *l = &ls->v[i];
@@ -442,7 +461,7 @@ classify(struct builder *b, const struct mg_identity *ident, uint16_t cls[4])
 				continue;
 			b->stamp[d] = b->stamp_cur;
 			if (pol_sel_match(pl->drep[d], ls, pl->p.default_local_cluster))
-				bit_set(b->row, d);
+				b->hit[b->nhit++] = (uint32_t)d;
 		}
 	}
 	for (dir = 0; dir < 2; dir++)
@@ -567,6 +586,144 @@ row_default(struct builder *b, unsigned dir, uint32_t sc, uint32_t *idx)
 	return acc_intern(b, idx);
 }
 
+static int
+pcl_push(struct pcl *l, uint32_t pc)
+{
+	if (mg_grow(&l->v, &l->cap, l->n, sizeof(*l->v), 8))
+		return -ENOMEM;
+	l->v[l->n++] = pc;
+	return 0;
+}
+
+static void
+pcidx_free(struct builder *b)
+{
+	for (size_t p = 0; p < b->nbyp; p++)
+		free(b->byp[p].v);
+	free(b->byp);
+	b->byp = NULL;
+	b->nbyp = 0;
+	b->npcls.n = 0;
+	b->pcidx_dir = -1;
+}
+
+/* File direction @p dir's peer classes under their positions (once per extend). */
+static int
+pcidx_build(struct builder *b, unsigned dir)
+{
+	const struct plan_dir *pd = &b->pl->dir[dir];
+	const struct pol_dirtab *t = &b->pol->dir[dir];
+	uint32_t pc;
+
+	if (b->pcidx_dir == (int)dir)
+		return 0;
+	pcidx_free(b);
+	b->byp = calloc(pd->np ? pd->np : 1, sizeof(*b->byp));
+	if (b->byp == NULL)
+		return -ENOMEM;
+	b->nbyp = pd->np;
+	if (t->npc > b->capseen) {
+		uint32_t *v = realloc(b->seen, t->npc * sizeof(*v));
+
+		if (v == NULL)
+			return -ENOMEM;
+		memset(v + b->capseen, 0, (t->npc - b->capseen) * sizeof(*v));
+		b->seen = v;
+		b->capseen = t->npc;
+	}
+	for (pc = 0; pc < t->npc; pc++) {
+		const uint64_t *psig = t->preg->t.keys[pc].data;
+		size_t npnp;
+
+		for (size_t w = 0; w < pd->pw; w++)
+			for (uint64_t m = psig[w]; m != 0; m &= m - 1)
+				if (pcl_push(&b->byp[w * 64 + (size_t)__builtin_ctzll(m)], pc))
+					return -ENOMEM;
+		(void)key_np(&t->preg->t, pc, pd->pw, &npnp);
+		if (dir == MG_DIR_EGRESS && npnp > 0 && pcl_push(&b->npcls, pc))
+			return -ENOMEM;
+	}
+	b->pcidx_dir = (int)dir;
+	return 0;
+}
+
+static int
+cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int
+cand_add(struct builder *b, uint32_t pc, uint32_t pc0, uint32_t pc1)
+{
+	if (pc < pc0 || pc >= pc1 || b->seen[pc] == b->seen_cur)
+		return 0;
+	b->seen[pc] = b->seen_cur;
+	return pcl_push(&b->cand, pc);
+}
+
+/*
+ * The peer classes in [pc0, pc1) whose cell in the row of the active
+ * entries may differ from the row's default, in order: those some entry
+ * with a peer field selects (through the index, not a walk of every
+ * class) and, on egress, those whose named ports may resolve a name.
+ */
+static int
+row_candidates(struct builder *b, unsigned dir, uint32_t pc0, uint32_t pc1)
+{
+	const struct plan_dir *pd = &b->pl->dir[dir];
+	size_t i, k, j;
+
+	b->cand.n = 0;
+	if (pc1 - pc0 <= 64) {
+		/* a few new classes (an update): look at each */
+		const struct pol_dirtab *t = &b->pol->dir[dir];
+
+		for (uint32_t pc = pc0; pc < pc1; pc++) {
+			const uint64_t *psig = t->preg->t.keys[pc].data;
+			bool cand = false;
+			size_t npnp;
+
+			(void)key_np(&t->preg->t, pc, pd->pw, &npnp);
+			if (dir == MG_DIR_EGRESS && npnp > 0)
+				cand = true;
+			for (i = 0; !cand && i < b->nact; i++)
+				cand = b->act[i].e->has_l3 &&
+				       entry_selects_class(pd, b->pl->dsel, b->act[i].e, psig);
+			if (cand && pcl_push(&b->cand, pc))
+				return -ENOMEM;
+		}
+		return 0;
+	}
+	if (pcidx_build(b, dir))
+		return -ENOMEM;
+	if (++b->seen_cur == 0) {
+		memset(b->seen, 0, b->capseen * sizeof(*b->seen));
+		b->seen_cur = 1;
+	}
+	for (j = 0; j < b->npcls.n; j++)
+		if (cand_add(b, b->npcls.v[j], pc0, pc1))
+			return -ENOMEM;
+	for (i = 0; i < b->nact; i++) {
+		const struct entry *e = b->act[i].e;
+
+		if (e->skipped || !e->has_l3)
+			continue;
+		for (k = 0; k < e->npeers; k++) {
+			int32_t p = pd->ppos[b->pl->dsel[e->peers[k]]];
+
+			for (j = 0; p >= 0 && j < b->byp[p].n; j++)
+				if (cand_add(b, b->byp[p].v[j], pc0, pc1))
+					return -ENOMEM;
+		}
+	}
+	if (b->cand.n > 1)
+		qsort(b->cand.v, b->cand.n, sizeof(*b->cand.v), cmp_u32);
+	return 0;
+}
+
 /*
  * Fill the cells of subject class @p sc for peer classes [pc0, pc1): only
  * a peer class that some entry with a peer field selects (or, on egress,
@@ -580,25 +737,20 @@ fill_row(struct builder *b, unsigned dir, uint32_t sc, uint32_t pc0, uint32_t pc
 	struct pol_dirtab *t = &b->pol->dir[dir];
 	uint32_t def = *(const uint32_t *)pol_shv_at(t->rdef, sc);
 	const uint64_t *snp, *pnp;
-	size_t nsnp, npnp, i;
+	size_t nsnp, npnp, i, c;
 	uint32_t pc, idx;
 	int rc;
 
 	snp = key_np(&t->sreg->t, sc, pd->sw, &nsnp);
-	for (pc = pc0; pc < pc1; pc++) {
-		const uint64_t *psig = t->preg->t.keys[pc].data;
-		const uint64_t *np;
-		bool cand = false;
+	if (row_candidates(b, dir, pc0, pc1))
+		return -ENOMEM;
+	for (c = 0; c < b->cand.n; c++) {
+		const uint64_t *psig, *np;
 		size_t nnp;
 
+		pc = b->cand.v[c];
+		psig = t->preg->t.keys[pc].data;
 		pnp = key_np(&t->preg->t, pc, pd->pw, &npnp);
-		if (dir == MG_DIR_EGRESS && npnp > 0)
-			cand = true;
-		for (i = 0; !cand && i < b->nact; i++)
-			cand = b->act[i].e->has_l3 &&
-			       entry_selects_class(pd, b->pl->dsel, b->act[i].e, psig);
-		if (!cand)
-			continue;
 		np = dir == MG_DIR_INGRESS ? snp : pnp;
 		nnp = dir == MG_DIR_INGRESS ? nsnp : npnp;
 		acc_reset(&b->acc);
@@ -668,12 +820,16 @@ builder_free(struct builder *b)
 {
 	acc_free(&b->acc);
 	free(b->act);
-	free(b->row);
+	free(b->hit);
 	free(b->key);
 	free(b->np);
 	free(b->rkey);
 	free(b->stamp);
 	free(b->lkey);
+	pcidx_free(b);
+	free(b->npcls.v);
+	free(b->seen);
+	free(b->cand.v);
 }
 
 static int
@@ -683,13 +839,15 @@ builder_init(struct builder *b, struct mg_policy *pol, struct mg_error *err)
 	b->pol = pol;
 	b->pl = pol->plan;
 	b->err = err;
-	b->row = calloc((b->pl->nd + 63) / 64 + 1, sizeof(uint64_t));
+	/* each distinct selector is tried at most once per identity (stamps) */
+	b->hit = calloc(b->pl->nd ? b->pl->nd : 1, sizeof(*b->hit));
 	b->keycap = 1;
 	b->key = calloc(1, sizeof(uint64_t));
 	b->npcap = 1;
 	b->np = calloc(2, sizeof(uint64_t));
 	b->stamp = calloc(b->pl->nd ? b->pl->nd : 1, sizeof(*b->stamp));
-	if (b->row == NULL || b->key == NULL || b->np == NULL || b->stamp == NULL)
+	b->pcidx_dir = -1;
+	if (b->hit == NULL || b->key == NULL || b->np == NULL || b->stamp == NULL)
 		return oom(b);
 	return 0;
 }

@@ -151,58 +151,124 @@ cand_push(struct plan_cand *c, uint32_t d)
 	return 0;
 }
 
-/* File every distinct selector under the values of one In requirement. */
+/* Anchor "key\0value" of value @p v of requirement @p r, interned: its index in *@p a. */
+static int
+anchor_intern(struct pol_plan *pl, const struct sel_req *r, size_t v, char **key, size_t *keycap,
+              uint32_t *a)
+{
+	size_t kl = strlen(r->key), vl = strlen(r->vals[v]);
+	bool isnew;
+
+	if (kl + vl + 1 > *keycap) {
+		char *k = realloc(*key, kl + vl + 1);
+
+		if (k == NULL)
+			return -ENOMEM;
+		*key = k;
+		*keycap = kl + vl + 1;
+	}
+	memcpy(*key, r->key, kl);
+	(*key)[kl] = '\0';
+	memcpy(*key + kl + 1, r->vals[v], vl);
+	return pol_itab_intern(&pl->anchors, *key, kl + vl + 1, a, &isnew) ? -ENOMEM : 0;
+}
+
+/*
+ * Count, per anchor, the selectors with an In requirement listing it; the
+ * anchor of requirement r of selector d costs the sum of its values' counts.
+ */
+static int
+anchor_counts(struct pol_plan *pl, uint32_t **cnt, size_t *capcnt, char **key, size_t *keycap)
+{
+	size_t d, i, v;
+
+	for (d = 0; d < pl->nd; d++) {
+		const struct selector *sel = pl->drep[d];
+
+		for (i = 0; i < sel->nreq; i++) {
+			if (sel->req[i].op != SEL_IN)
+				continue;
+			for (v = 0; v < sel->req[i].nvals; v++) {
+				uint32_t a;
+
+				if (anchor_intern(pl, &sel->req[i], v, key, keycap, &a))
+					return -ENOMEM;
+				if (a >= *capcnt) {
+					size_t cap = *capcnt ? 2 * *capcnt : 64;
+					uint32_t *c;
+
+					while (cap <= a)
+						cap *= 2;
+					c = realloc(*cnt, cap * sizeof(*c));
+					if (c == NULL)
+						return -ENOMEM;
+					memset(c + *capcnt, 0, (cap - *capcnt) * sizeof(*c));
+					*cnt = c;
+					*capcnt = cap;
+				}
+				(*cnt)[a]++;
+			}
+		}
+	}
+	return 0;
+}
+
+/*
+ * File every distinct selector under the values of one In requirement: the
+ * one whose anchors the fewest other selectors share. Selectors scoped to
+ * a namespace and naming an app that every namespace has ("app: api") go
+ * under the namespace, not under the app, so an identity is tried against
+ * its namespace's selectors rather than every namespace's.
+ */
 static int
 plan_index(struct pol_plan *pl)
 {
-	size_t d, i, capcand = 0;
+	size_t d, i, capcand = 0, capcnt = 0;
+	uint32_t *cnt = NULL;
 	char *key = NULL;
 	size_t keycap = 0;
 
 	pl->always = calloc(pl->nd ? pl->nd : 1, sizeof(*pl->always));
 	if (pl->always == NULL)
 		return -ENOMEM;
+	if (anchor_counts(pl, &cnt, &capcnt, &key, &keycap))
+		goto oom;
+	capcand = pl->anchors.n;
+	pl->cand = calloc(capcand ? capcand : 1, sizeof(*pl->cand));
+	if (pl->cand == NULL)
+		goto oom;
 	for (d = 0; d < pl->nd; d++) {
 		const struct selector *sel = pl->drep[d];
 		const struct sel_req *best = NULL;
+		uint64_t best_cost = 0;
 
-		/* the In requirement with the fewest values narrows the most */
-		for (i = 0; i < sel->nreq; i++)
-			if (sel->req[i].op == SEL_IN && sel->req[i].nvals > 0 &&
-			    (best == NULL || sel->req[i].nvals < best->nvals))
-				best = &sel->req[i];
+		for (i = 0; i < sel->nreq; i++) {
+			const struct sel_req *r = &sel->req[i];
+			uint64_t cost = 0;
+			uint32_t a;
+
+			if (r->op != SEL_IN || r->nvals == 0)
+				continue;
+			for (size_t v = 0; v < r->nvals; v++) {
+				if (anchor_intern(pl, r, v, &key, &keycap, &a))
+					goto oom;
+				cost += cnt[a];
+			}
+			if (best == NULL || cost < best_cost) {
+				best = r;
+				best_cost = cost;
+			}
+		}
 		if (best == NULL) {
 			pl->always[pl->nalways++] = (uint32_t)d;
 			continue;
 		}
 		for (i = 0; i < best->nvals; i++) {
-			size_t kl = strlen(best->key), vl = strlen(best->vals[i]);
 			uint32_t a;
-			bool isnew;
 
-			if (kl + vl + 1 > keycap) {
-				char *k = realloc(key, kl + vl + 1);
-
-				if (k == NULL)
-					goto oom;
-				key = k;
-				keycap = kl + vl + 1;
-			}
-			memcpy(key, best->key, kl);
-			key[kl] = '\0';
-			memcpy(key + kl + 1, best->vals[i], vl);
-			if (pol_itab_intern(&pl->anchors, key, kl + vl + 1, &a, &isnew))
+			/* interned by anchor_counts already: a < capcand */
+			if (anchor_intern(pl, best, i, &key, &keycap, &a))
 				goto oom;
-			if (a >= capcand) {
-				size_t cap = capcand ? 2 * capcand : 64;
-				struct plan_cand *c = realloc(pl->cand, cap * sizeof(*c));
-
-				if (c == NULL)
-					goto oom;
-				memset(c + capcand, 0, (cap - capcand) * sizeof(*c));
-				pl->cand = c;
-				capcand = cap;
-			}
 			/* a selector listing a value twice is filed once */
 			if ((pl->cand[a].n == 0 || pl->cand[a].v[pl->cand[a].n - 1] != d) &&
 			    cand_push(&pl->cand[a], (uint32_t)d))
@@ -211,11 +277,13 @@ plan_index(struct pol_plan *pl)
 		}
 	}
 	free(key);
+	free(cnt);
 	pl->bytes += pol_itab_bytes(&pl->anchors) + capcand * sizeof(struct plan_cand) +
 	             pl->nd * sizeof(uint32_t);
 	return 0;
 oom:
 	free(key);
+	free(cnt);
 	return -ENOMEM;
 }
 

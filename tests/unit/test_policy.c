@@ -3564,6 +3564,148 @@ test_incremental_branches(void)
 	fx_fini(&f);
 }
 
+/* Labels of pod k of namespace j in the many-classes test (app a<k/2>, two versions). */
+static void
+many_labels(struct mg_labels *ls, unsigned j, unsigned k, const char *version)
+{
+	char ns[16], app[16];
+
+	snprintf(ns, sizeof(ns), "ns%u", j);
+	snprintf(app, sizeof(app), "a%u", k / 2);
+	mg_labels_clear(ls);
+	CU_ASSERT_EQUAL(mg_labels_add(ls, "k8s", "io.kubernetes.pod.namespace", ns), 0);
+	CU_ASSERT_EQUAL(mg_labels_add(ls, "k8s", "io.cilium.k8s.policy.cluster", "c1"), 0);
+	CU_ASSERT_EQUAL(mg_labels_add(ls, "k8s", "app", app), 0);
+	CU_ASSERT_EQUAL(mg_labels_add(ls, "k8s", "version", version), 0);
+	if (k / 2 % 3 == 0)
+		CU_ASSERT_EQUAL(mg_labels_add(ls, "k8s", "tier", "frontend"), 0);
+}
+
+/* Every ordered pair of the first @p n identities in @p ids, a few ports: compiled == trace. */
+static size_t
+many_cross_check(struct fx *f, const uint32_t *ids, size_t n, size_t from)
+{
+	static const uint16_t ports[] = {80, 8080, 8443, 8100, 9999};
+	size_t a, b, p, checked = 0;
+
+	for (a = 0; a < n; a++)
+		for (b = 0; b < n; b++) {
+			if (a < from && b < from)
+				continue;
+			for (p = 0; p < MG_ARRAY_SIZE(ports); p++) {
+				verdict(f, ids[a], ids[b], TCP, ports[p]);
+				checked++;
+			}
+		}
+	return checked;
+}
+
+/*
+ * Enough peer and subject classes that a row's candidate cells come from
+ * the peer-class index (more than 64 classes), and app names every
+ * namespace has, so the selector index files each selector under its
+ * namespace rather than its app: 3 namespaces x 40 apps x 2 versions, one
+ * CNP per app (ingress from the previous app and from the frontend tier,
+ * egress to the next app and a named port, a deny of the previous app's
+ * v0). Every verdict equals the trace's, after the full compile and after
+ * an update that adds identities with new classes.
+ */
+static void
+test_many_classes_cross_check(void)
+{
+	enum {
+		NS = 3,
+		APPS = 40,
+		PODS = NS * APPS * 2,
+		ADDED = 12
+	};
+	uint32_t ids[PODS + ADDED];
+	struct mg_labels ls = MG_LABELS_INIT;
+	struct mg_identity_table *t;
+	struct mg_policy *next;
+	struct fx f;
+	char *yaml;
+	size_t len = 0, cap = 1 << 20, checked, i;
+	unsigned j, k;
+
+	fx_init(&f);
+	mismatches = 0;
+	yaml = malloc(cap);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(yaml);
+	for (j = 0; j < NS; j++)
+		for (k = 0; k < APPS; k++) {
+			len += (size_t)snprintf(
+			        yaml + len, cap - len,
+			        "---\n" HDR_CNP(
+			                "a%u",
+			                "ns%u") "spec:\n"
+			                        "  endpointSelector: {matchLabels: {app: a%u}}\n"
+			                        "  ingress:\n"
+			                        "  - fromEndpoints: [{matchLabels: {app: a%u}}]\n"
+			                        "    toPorts: [{ports: [{port: \"8080\", protocol: "
+			                        "TCP}, {port: "
+			                        "\"8443\", protocol: TCP}]}]\n"
+			                        "  - fromEndpoints: [{matchExpressions: [{key: "
+			                        "tier, operator: In, "
+			                        "values: [frontend]}]}]\n"
+			                        "    toPorts: [{ports: [{port: \"80\", endPort: "
+			                        "89, protocol: TCP}]}]\n"
+			                        "  egress:\n"
+			                        "  - toEndpoints: [{matchLabels: {app: a%u}}]\n"
+			                        "    toPorts: [{ports: [{port: \"8080\", protocol: "
+			                        "TCP}, {port: http, "
+			                        "protocol: TCP}]}]\n"
+			                        "  ingressDeny:\n"
+			                        "  - fromEndpoints: [{matchLabels: {app: a%u, "
+			                        "version: v0}}]\n"
+			                        "    toPorts: [{ports: [{port: \"8443\", protocol: "
+			                        "TCP}]}]\n",
+			        k, j, k, (k + APPS - 1) % APPS, (k + 1) % APPS,
+			        (k + APPS - 1) % APPS);
+			CU_ASSERT_FATAL(len < cap);
+		}
+	CU_ASSERT_EQUAL_FATAL(load(&f, yaml), NS * APPS);
+	free(yaml);
+	/* a table of these pods alone, each app's second pod with a named port */
+	t = mg_identity_table_create(MG_CLUSTER_MODE_255);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+	mg_identity_table_free(f.ids);
+	f.ids = t;
+	for (i = 0; i < PODS; i++) {
+		j = (unsigned)(i / (APPS * 2));
+		k = (unsigned)(i % (APPS * 2));
+		ids[i] = C1(1000 + (uint32_t)i);
+		many_labels(&ls, j, k, k % 2 ? "v1" : "v0");
+		CU_ASSERT_EQUAL_FATAL(mg_identity_table_put(t, ids[i], &ls, 1), 0);
+		if (k % 2)
+			CU_ASSERT_EQUAL_FATAL(
+			        mg_identity_table_add_named_port(t, ids[i], "http", TCP,
+			                                         (uint16_t)(8100 + k / 2 % 2)),
+			        0);
+	}
+	compile(&f);
+	checked = many_cross_check(&f, ids, PODS, 0);
+	/* new identities: a third version, and named ports never seen */
+	for (i = PODS; i < PODS + ADDED; i++) {
+		k = (unsigned)(i - PODS) * 6;
+		ids[i] = C1(1000 + (uint32_t)i);
+		many_labels(&ls, (unsigned)(i % NS), k, "v2");
+		CU_ASSERT_EQUAL_FATAL(mg_identity_table_put(t, ids[i], &ls, 1), 0);
+		CU_ASSERT_EQUAL_FATAL(mg_identity_table_add_named_port(t, ids[i], "http", TCP,
+		                                                       (uint16_t)(8100 + i % 3)),
+		                      0);
+	}
+	next = mg_policy_update_identities(f.pol, f.set, f.ids, ids + PODS, ADDED, &f.err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(next);
+	mg_policy_free(f.pol);
+	f.pol = next;
+	checked += many_cross_check(&f, ids, PODS + ADDED, PODS);
+	CU_ASSERT(checked > 300000);
+	CU_ASSERT_EQUAL(mismatches, 0);
+	mg_labels_clear(&ls);
+	fx_fini(&f);
+}
+
 /*
  * docs/reliability.md, "Limits": the compiled policy's caps (classes per
  * role and direction, distinct cells), lowered here to reach them with a
@@ -3895,6 +4037,7 @@ static CU_TestInfo tests[] = {
         {"incremental_equals_full", test_incremental_equals_full},
         {"incremental_branches", test_incremental_branches},
         {"incremental_many_identities", test_incremental_many_identities},
+        {"many_classes_cross_check", test_many_classes_cross_check},
         {"limits_compiled", test_limits_compiled},
         CU_TEST_INFO_NULL,
 };
