@@ -467,6 +467,55 @@ verdict_pass(const struct mg_policy *pol, const struct flow *f, unsigned n)
 	return allowed;
 }
 
+/* The same verdicts by mg_policy_verdict_bulk, bursts of BURST (the gather included). */
+static unsigned
+verdict_pass_bulk(const struct mg_policy *pol, const struct flow *f, unsigned n)
+{
+	uint32_t ids[2 * BURST];
+	uint8_t proto[BURST], out[BURST];
+	uint16_t dport[BURST];
+	unsigned i, j, k, allowed = 0;
+
+	for (i = 0; i < n; i += k) {
+		k = n - i < BURST ? n - i : BURST;
+		for (j = 0; j < k; j++) {
+			ids[2 * j] = f[i + j].src;
+			ids[2 * j + 1] = f[i + j].dst;
+			proto[j] = f[i + j].proto;
+			dport[j] = f[i + j].dport;
+		}
+		mg_policy_verdict_bulk(pol, ids, proto, dport, k, out);
+		for (j = 0; j < k; j++)
+			allowed += out[j] == MG_VERDICT_ALLOW;
+	}
+	return allowed;
+}
+
+/* Flows on which the bulk and the single verdict differ (must be 0). */
+static unsigned
+bulk_disagreements(const struct mg_policy *pol, const struct flow *f, unsigned n)
+{
+	uint32_t ids[2 * BURST];
+	uint8_t proto[BURST], out[BURST];
+	uint16_t dport[BURST];
+	unsigned i, j, k, bad = 0;
+
+	for (i = 0; i < n; i += k) {
+		k = n - i < BURST ? n - i : BURST;
+		for (j = 0; j < k; j++) {
+			ids[2 * j] = f[i + j].src;
+			ids[2 * j + 1] = f[i + j].dst;
+			proto[j] = f[i + j].proto;
+			dport[j] = f[i + j].dport;
+		}
+		mg_policy_verdict_bulk(pol, ids, proto, dport, k, out);
+		for (j = 0; j < k; j++)
+			bad += out[j] != mg_policy_verdict(pol, ids[2 * j], ids[2 * j + 1],
+			                                   proto[j], dport[j]);
+	}
+	return bad;
+}
+
 /*
  * Timing on a shared machine: every block of CHUNK flows is timed on its
  * own and keeps its best of the rounds, so a round that another process
@@ -474,10 +523,11 @@ verdict_pass(const struct mg_policy *pol, const struct flow *f, unsigned n)
  * order, so the caches hold what a continuous pass leaves in them.
  */
 
-/* Best of @p rounds passes (after one warm-up pass), in cycles per verdict. */
-double
-bp_verdict_cycles(const struct mg_policy *pol, const struct flow *f, unsigned n, unsigned rounds,
-                  unsigned *allowed)
+/* Best of @p rounds passes of @p pass (after one warm-up pass), in cycles per verdict. */
+static double
+verdict_cycles(unsigned (*pass)(const struct mg_policy *, const struct flow *, unsigned),
+               const struct mg_policy *pol, const struct flow *f, unsigned n, unsigned rounds,
+               unsigned *allowed)
 {
 	unsigned r, c, nc = (n + CHUNK - 1) / CHUNK;
 	uint64_t t0, sum = 0, *best = malloc(nc * sizeof(*best));
@@ -486,13 +536,13 @@ bp_verdict_cycles(const struct mg_policy *pol, const struct flow *f, unsigned n,
 		return -1;
 	for (c = 0; c < nc; c++)
 		best[c] = UINT64_MAX;
-	*allowed = verdict_pass(pol, f, n);
+	*allowed = pass(pol, f, n);
 	for (r = 0; r < rounds; r++)
 		for (c = 0; c < nc; c++) {
 			unsigned len = n - c * CHUNK < CHUNK ? n - c * CHUNK : CHUNK;
 
 			t0 = rte_rdtsc_precise();
-			verdict_pass(pol, f + (size_t)c * CHUNK, len);
+			pass(pol, f + (size_t)c * CHUNK, len);
 			t0 = rte_rdtsc_precise() - t0;
 			if (t0 < best[c])
 				best[c] = t0;
@@ -501,6 +551,13 @@ bp_verdict_cycles(const struct mg_policy *pol, const struct flow *f, unsigned n,
 		sum += best[c];
 	free(best);
 	return (double)sum / n;
+}
+
+double
+bp_verdict_cycles(const struct mg_policy *pol, const struct flow *f, unsigned n, unsigned rounds,
+                  unsigned *allowed)
+{
+	return verdict_cycles(verdict_pass, pol, f, n, rounds, allowed);
 }
 
 /* ipcache lookups of both addresses (bulk, by bursts) then the verdict. */
@@ -576,9 +633,10 @@ bp_pipeline_cycles(const struct mg_ipcache_view *v, const struct mg_policy *pol,
  */
 static int
 compile_and_verdict(const struct opts *o, const struct mg_policy_set *s, const struct world *w,
-                    const struct flow *flows, struct compiled *keep, double *cycles,
-                    unsigned *allowed)
+                    const struct flow *flows, struct compiled *keep, double *cycles, double *bulk,
+                    unsigned *allowed, unsigned *bad)
 {
+	unsigned ballowed;
 	struct mg_error err = {{0}};
 	struct compiled cp;
 	char t[32];
@@ -594,6 +652,8 @@ compile_and_verdict(const struct opts *o, const struct mg_policy_set *s, const s
 	       bp_fmt_secs(t, sizeof(t), cp.secs), mg_policy_memory(cp.pol) / 1024);
 	fflush(stdout);
 	*cycles = bp_verdict_cycles(cp.pol, flows, o->flows, o->rounds, allowed);
+	*bulk = verdict_cycles(verdict_pass_bulk, cp.pol, flows, o->flows, o->rounds, &ballowed);
+	*bad += bulk_disagreements(cp.pol, flows, o->flows) + (ballowed != *allowed);
 	if (keep != NULL)
 		*keep = cp;
 	else
@@ -612,8 +672,8 @@ bench_compile_and_verdict(const struct opts *o, struct world *w, struct mg_polic
 {
 	unsigned sizes[3] = {1000, 10000, o->identities}, nsizes = 0;
 	struct mg_policy_set *sets[3] = {NULL, NULL, NULL};
-	double cyc[3][3], load[3];
-	unsigned allowed[3][3], i, z;
+	double cyc[3][3], bcyc[3][3], load[3];
+	unsigned allowed[3][3], i, z, bad = 0;
 	size_t yaml[3], nids[3];
 	struct mg_error err = {{0}};
 	int rc = 0;
@@ -648,7 +708,8 @@ bench_compile_and_verdict(const struct opts *o, struct world *w, struct mg_polic
 
 			cyc[z][i] = -1;
 			if (compile_and_verdict(o, sets[i], x, flows, x == w ? &cp : NULL,
-			                        &cyc[z][i], &allowed[z][i]) != 0 ||
+			                        &cyc[z][i], &bcyc[z][i], &allowed[z][i],
+			                        &bad) != 0 ||
 			    x != w)
 				continue;
 			/* sizes grow: the last that compiled is the largest */
@@ -683,6 +744,24 @@ bench_compile_and_verdict(const struct opts *o, struct world *w, struct mg_polic
 				       100.0 * allowed[z][i] / o->flows);
 		printf("\n");
 	}
+	printf("bulk      cycles per verdict by mg_policy_verdict_bulk, bursts of %u (same flows "
+	       "and timing)\n",
+	       BURST);
+	for (i = 0; i < 3; i++) {
+		printf("bulk      %5zu rules ", mg_policy_set_rules(sets[i]));
+		for (z = 0; z < nsizes; z++)
+			if (cyc[z][i] < 0)
+				printf("  %18s", "(no compile)");
+			else
+				printf("  %10.1f        ", bcyc[z][i]);
+		printf("\n");
+	}
+	if (cyc[0][0] > 0 && cyc[nsizes - 1][2] > 0)
+		printf("ratio     %zu rules over %zu identities / %zu rules over %zu identities: "
+		       "single %.2fx, bulk %.2fx\n",
+		       mg_policy_set_rules(sets[2]), nids[nsizes - 1], mg_policy_set_rules(sets[0]),
+		       nids[0], cyc[nsizes - 1][2] / cyc[0][0], bcyc[nsizes - 1][2] / bcyc[0][0]);
+	printf("check     bulk and single verdicts differ on %u flows\n", bad);
 out:
 	fflush(stdout);
 	for (i = 0; i < 3; i++)

@@ -258,6 +258,21 @@ enum mg_verdict {
 enum mg_verdict mg_policy_verdict(const struct mg_policy *pol, uint32_t src, uint32_t dst,
                                   uint8_t proto, uint16_t dport);
 
+/** The most flows mg_policy_verdict_bulk() takes in one call. */
+#define MG_POLICY_BULK_MAX 64
+
+/**
+ * The verdicts of @p n flows (at most MG_POLICY_BULK_MAX): flow i goes
+ * from identity @p ids[2i] to @p ids[2i+1] with @p proto[i] and
+ * @p dport[i]; its verdict goes to @p out[i], the same as
+ * mg_policy_verdict() gives. The burst's identity slots, cells and port
+ * sets are fetched stage by stage, each stage prefetching what the next
+ * one reads for every flow, so with tables larger than the cache the
+ * burst's misses overlap instead of queueing. Lock-free, allocation-free.
+ */
+void mg_policy_verdict_bulk(const struct mg_policy *pol, const uint32_t *ids, const uint8_t *proto,
+                            const uint16_t *dport, unsigned n, uint8_t *out);
+
 /* ---- explaining ---- */
 
 /** What decided one direction. */

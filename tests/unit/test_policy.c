@@ -237,6 +237,8 @@ compile(struct fx *f)
 
 static unsigned mismatches;
 
+static size_t bulk_equals_single(const struct mg_policy *pol, const uint32_t *ids, size_t n);
+
 /* The compiled verdict, asserted equal to the trace's. */
 static enum mg_verdict
 verdict(struct fx *f, uint32_t src, uint32_t dst, uint8_t proto, uint16_t port)
@@ -1705,6 +1707,11 @@ test_enforcement_always_never(void)
 	CU_ASSERT_EQUAL(verdict(&f, A_WEB, A_API, TCP, 80), ALLOW); /* even the deny */
 	CU_ASSERT_EQUAL(verdict(&f, A_DB, A_WEB, TCP, 80), ALLOW);
 	CU_ASSERT(mg_policy_memory(f.pol) > 0);
+	{
+		const uint32_t ids[] = {A_WEB, A_API, A_DB, B_WEB, UNKNOWN_ID};
+
+		CU_ASSERT_EQUAL(bulk_equals_single(f.pol, ids, MG_ARRAY_SIZE(ids)), 25);
+	}
 	fx_fini(&f);
 }
 
@@ -3601,6 +3608,43 @@ many_cross_check(struct fx *f, const uint32_t *ids, size_t n, size_t from)
 }
 
 /*
+ * mg_policy_verdict_bulk against mg_policy_verdict on every ordered pair of
+ * @p ids, bursts of 1 to MG_POLICY_BULK_MAX flows, several protocols and
+ * ports. Returns the flows compared.
+ */
+static size_t
+bulk_equals_single(const struct mg_policy *pol, const uint32_t *ids, size_t n)
+{
+	static const uint8_t protos[] = {TCP, 17, 1, 132, 47};
+	static const uint16_t ports[] = {80, 8080, 8443, 8100, 53, 0, 65535};
+	uint32_t pair[2 * MG_POLICY_BULK_MAX];
+	uint8_t proto[MG_POLICY_BULK_MAX], out[MG_POLICY_BULK_MAX];
+	uint16_t port[MG_POLICY_BULK_MAX];
+	size_t a, b, k = 0, done = 0, bad = 0, burst = 1, f = 0;
+
+	for (a = 0; a < n; a++)
+		for (b = 0; b < n; b++) {
+			pair[2 * k] = ids[a];
+			pair[2 * k + 1] = ids[b];
+			proto[k] = protos[f % MG_ARRAY_SIZE(protos)];
+			port[k] = ports[f / MG_ARRAY_SIZE(protos) % MG_ARRAY_SIZE(ports)];
+			f++;
+			if (++k < burst && !(a == n - 1 && b == n - 1))
+				continue;
+			mg_policy_verdict_bulk(pol, pair, proto, port, (unsigned)k, out);
+			for (size_t i = 0; i < k; i++)
+				bad += out[i] != mg_policy_verdict(pol, pair[2 * i],
+				                                   pair[2 * i + 1], proto[i],
+				                                   port[i]);
+			done += k;
+			k = 0;
+			burst = burst % MG_POLICY_BULK_MAX + 1;
+		}
+	CU_ASSERT_EQUAL(bad, 0);
+	return done;
+}
+
+/*
  * Enough peer and subject classes that a row's candidate cells come from
  * the peer-class index (more than 64 classes), and app names every
  * namespace has, so the selector index files each selector under its
@@ -3685,6 +3729,7 @@ test_many_classes_cross_check(void)
 	}
 	compile(&f);
 	checked = many_cross_check(&f, ids, PODS, 0);
+	CU_ASSERT_EQUAL(bulk_equals_single(f.pol, ids, PODS), (size_t)PODS * PODS);
 	/* new identities: a third version, and named ports never seen */
 	for (i = PODS; i < PODS + ADDED; i++) {
 		k = (unsigned)(i - PODS) * 6;
@@ -3700,6 +3745,8 @@ test_many_classes_cross_check(void)
 	mg_policy_free(f.pol);
 	f.pol = next;
 	checked += many_cross_check(&f, ids, PODS + ADDED, PODS);
+	CU_ASSERT_EQUAL(bulk_equals_single(f.pol, ids, PODS + ADDED),
+	                (size_t)(PODS + ADDED) * (PODS + ADDED));
 	CU_ASSERT(checked > 300000);
 	CU_ASSERT_EQUAL(mismatches, 0);
 	mg_labels_clear(&ls);
