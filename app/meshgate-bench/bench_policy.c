@@ -636,7 +636,7 @@ compile_and_verdict(const struct opts *o, const struct mg_policy_set *s, const s
                     const struct flow *flows, struct compiled *keep, double *cycles, double *bulk,
                     unsigned *allowed, unsigned *bad)
 {
-	unsigned ballowed;
+	unsigned ballowed = 0;
 	struct mg_error err = {{0}};
 	struct compiled cp;
 	char t[32];
