@@ -14,9 +14,9 @@
 #include "policy_priv.h"
 
 static inline bool
-bm_test(const struct mg_policy *pol, uint32_t bm, uint16_t port)
+bm_test(const uint64_t *bmv, uint32_t bm, uint16_t port)
 {
-	return (pol->bmv[(size_t)bm * BM_WORDS + (port >> 6)] >> (port & 63)) & 1u;
+	return (bmv[(size_t)bm * BM_WORDS + (port >> 6)] >> (port & 63)) & 1u;
 }
 
 static inline uint32_t
@@ -36,18 +36,17 @@ cell_get(const struct pol_dirtab *d, uint16_t sc, uint16_t pc)
 	}
 }
 
-/* Does port set @p ps of subject class @p sc in direction @p d allow the flow? */
+/* Does port set @p ps allow the flow, its subject class enforced or not (@p enforced)? */
 static inline bool
-ps_allows(const struct mg_policy *pol, const struct pol_dirtab *d, uint16_t sc,
-          const struct pol_portset *ps, int pi, uint16_t port)
+allows(const uint64_t *bmv, bool enforced, const struct pol_portset *ps, int pi, uint16_t port)
 {
 	if (ps->flags & PS_DENY_ALL)
 		return false;
-	if (pi >= 0 && bm_test(pol, ps->deny[pi], port))
+	if (pi >= 0 && bm_test(bmv, ps->deny[pi], port))
 		return false;
-	if (!d->enfv[sc] || (ps->flags & PS_ALLOW_ALL))
+	if (!enforced || (ps->flags & PS_ALLOW_ALL))
 		return true;
-	return pi >= 0 && bm_test(pol, ps->allow[pi], port);
+	return pi >= 0 && bm_test(bmv, ps->allow[pi], port);
 }
 
 static inline bool
@@ -56,7 +55,7 @@ dir_allows(const struct mg_policy *pol, unsigned dir, uint16_t sc, uint16_t pc, 
 {
 	const struct pol_dirtab *d = &pol->dir[dir];
 
-	return ps_allows(pol, d, sc, &pol->psv[cell_get(d, sc, pc)], pi, port);
+	return allows(pol->bmv, d->enfv[sc], &pol->psv[cell_get(d, sc, pc)], pi, port);
 }
 
 /* The leaf of identity @p id (NULL: none), its hash in *@p h. */
@@ -92,11 +91,11 @@ slot_find(const struct mg_policy *pol, uint32_t id)
 }
 
 static inline void
-prefetch_bm(const struct mg_policy *pol, uint32_t bm, uint16_t port)
+prefetch_bm(const uint64_t *bmv, uint32_t bm, uint16_t port)
 {
 	/* bitmap 0 is the empty one, read by most flows: in cache already */
 	if (bm != 0)
-		__builtin_prefetch(&pol->bmv[(size_t)bm * BM_WORDS + (port >> 6)]);
+		__builtin_prefetch(&bmv[(size_t)bm * BM_WORDS + (port >> 6)]);
 }
 
 static inline void
@@ -118,11 +117,17 @@ mg_policy_verdict_bulk(const struct mg_policy *pol, const uint32_t *ids, const u
                        const uint16_t *dport, unsigned n, uint8_t *out)
 {
 	const struct pol_leaf *leaf[2 * MG_POLICY_BULK_MAX];
-	const struct pol_slot *slot[2 * MG_POLICY_BULK_MAX];
 	uint64_t h[2 * MG_POLICY_BULK_MAX];
+	/* per flow and direction (egress 2i, ingress 2i+1): classes, port set */
+	uint16_t sc[2 * MG_POLICY_BULK_MAX], pc[2 * MG_POLICY_BULK_MAX];
 	uint32_t ps[2 * MG_POLICY_BULK_MAX];
-	const struct pol_dirtab *eg = &pol->dir[MG_DIR_EGRESS], *in = &pol->dir[MG_DIR_INGRESS];
-	unsigned i;
+	const struct pol_dirtab *const dt[2] = {&pol->dir[MG_DIR_EGRESS],
+	                                        &pol->dir[MG_DIR_INGRESS]};
+	/* in locals: the stores to out[] (bytes) may not alias them */
+	const struct pol_portset *psv = pol->psv;
+	const uint64_t *bmv = pol->bmv;
+	const uint8_t *enf[2] = {dt[0]->enfv, dt[1]->enfv};
+	unsigned i, k;
 
 	if (n > MG_POLICY_BULK_MAX)
 		n = MG_POLICY_BULK_MAX;
@@ -139,47 +144,40 @@ mg_policy_verdict_bulk(const struct mg_policy *pol, const uint32_t *ids, const u
 	for (i = 0; i < 2 * n; i++)
 		if (leaf[i] != NULL)
 			__builtin_prefetch(&leaf[i]->s[mg_probe_home(h[i], leaf[i]->mask)]);
-	for (i = 0; i < 2 * n; i++)
-		slot[i] = slot_in(pol, leaf[i], h[i], ids[i]);
 	for (i = 0; i < n; i++) {
-		const struct pol_slot *s = slot[2 * i], *d = slot[2 * i + 1];
+		const struct pol_slot *s = slot_in(pol, leaf[2 * i], h[2 * i], ids[2 * i]);
+		const struct pol_slot *d =
+		        slot_in(pol, leaf[2 * i + 1], h[2 * i + 1], ids[2 * i + 1]);
 
-		prefetch_cell(eg, s->cls[CLS_SUB(MG_DIR_EGRESS)], d->cls[CLS_PEER(MG_DIR_EGRESS)]);
-		prefetch_cell(in, d->cls[CLS_SUB(MG_DIR_INGRESS)],
-		              s->cls[CLS_PEER(MG_DIR_INGRESS)]);
+		/* egress: the source's subject class, the destination's peer class */
+		sc[2 * i] = s->cls[CLS_SUB(MG_DIR_EGRESS)];
+		pc[2 * i] = d->cls[CLS_PEER(MG_DIR_EGRESS)];
+		sc[2 * i + 1] = d->cls[CLS_SUB(MG_DIR_INGRESS)];
+		pc[2 * i + 1] = s->cls[CLS_PEER(MG_DIR_INGRESS)];
+		for (k = 0; k < 2; k++)
+			prefetch_cell(dt[k], sc[2 * i + k], pc[2 * i + k]);
 	}
-	for (i = 0; i < n; i++) {
-		const struct pol_slot *s = slot[2 * i], *d = slot[2 * i + 1];
-
-		ps[2 * i] = cell_get(eg, s->cls[CLS_SUB(MG_DIR_EGRESS)],
-		                     d->cls[CLS_PEER(MG_DIR_EGRESS)]);
-		ps[2 * i + 1] = cell_get(in, d->cls[CLS_SUB(MG_DIR_INGRESS)],
-		                         s->cls[CLS_PEER(MG_DIR_INGRESS)]);
-		__builtin_prefetch(&pol->psv[ps[2 * i]]);
-		__builtin_prefetch(&pol->psv[ps[2 * i + 1]]);
+	for (i = 0; i < 2 * n; i++) {
+		ps[i] = cell_get(dt[i & 1], sc[i], pc[i]);
+		__builtin_prefetch(&psv[ps[i]]);
 	}
 	for (i = 0; i < n; i++) {
 		int pi = pol_proto_index(proto[i]);
 
-		if (pi >= 0)
-			for (unsigned k = 2 * i; k < 2 * i + 2; k++) {
-				const struct pol_portset *p = &pol->psv[ps[k]];
-
-				prefetch_bm(pol, p->deny[pi], dport[i]);
-				prefetch_bm(pol, p->allow[pi], dport[i]);
+		for (k = 2 * i; k < 2 * i + 2; k++) {
+			if (pi >= 0) {
+				prefetch_bm(bmv, psv[ps[k]].deny[pi], dport[i]);
+				prefetch_bm(bmv, psv[ps[k]].allow[pi], dport[i]);
 			}
-		__builtin_prefetch(&eg->enfv[slot[2 * i]->cls[CLS_SUB(MG_DIR_EGRESS)]]);
-		__builtin_prefetch(&in->enfv[slot[2 * i + 1]->cls[CLS_SUB(MG_DIR_INGRESS)]]);
+			__builtin_prefetch(&enf[k & 1][sc[k]]);
+		}
 	}
 	for (i = 0; i < n; i++) {
-		const struct pol_slot *s = slot[2 * i], *d = slot[2 * i + 1];
 		int pi = pol_proto_index(proto[i]);
 
-		if (!ps_allows(pol, eg, s->cls[CLS_SUB(MG_DIR_EGRESS)], &pol->psv[ps[2 * i]], pi,
-		               dport[i]))
+		if (!allows(bmv, enf[0][sc[2 * i]], &psv[ps[2 * i]], pi, dport[i]))
 			out[i] = MG_VERDICT_DENY_EGRESS;
-		else if (!ps_allows(pol, in, d->cls[CLS_SUB(MG_DIR_INGRESS)],
-		                    &pol->psv[ps[2 * i + 1]], pi, dport[i]))
+		else if (!allows(bmv, enf[1][sc[2 * i + 1]], &psv[ps[2 * i + 1]], pi, dport[i]))
 			out[i] = MG_VERDICT_DENY_INGRESS;
 		else
 			out[i] = MG_VERDICT_ALLOW;
