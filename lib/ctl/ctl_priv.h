@@ -27,6 +27,8 @@
 #include <sys/types.h>
 #include <sys/un.h>
 
+#include <jansson.h>
+
 #include "mg_ctl.h"
 
 struct mg_ctl_conn {
@@ -46,6 +48,8 @@ struct mg_ctl_conn {
 	char stream[MG_CTL_NAME_MAX]; /* "" when not a subscriber */
 	uint64_t kinds;
 	uint64_t dropped; /* events lost since the last "dropped" line */
+	uint64_t owed;    /* the ticket of a deferred reply; 0: none owed */
+	json_t *owed_id;  /* the request's id, for that reply */
 };
 
 struct mg_ctl_server {
@@ -65,7 +69,8 @@ struct mg_ctl_server {
 	size_t n_cmds, cap_cmds;
 	struct mg_ctl_conn **conns;
 	size_t n_conns;
-	struct pollfd *pfds; /* max_clients + 1 */
+	struct pollfd *pfds;  /* max_clients + 1 */
+	uint64_t last_ticket; /* of deferred replies */
 	struct mg_ctl_stats st;
 };
 

@@ -201,6 +201,31 @@ const struct mg_ctl_peer *mg_ctl_conn_peer(const struct mg_ctl_conn *conn);
  */
 int mg_ctl_conn_subscribe(struct mg_ctl_conn *conn, const char *stream, uint64_t kinds);
 
+/** What a handler returns after mg_ctl_conn_defer(): the reply comes later. */
+#define MG_CTL_LATER 1
+
+/**
+ * In a handler: answer this request later, with mg_ctl_server_reply() and
+ * the ticket returned here, from the server's thread; the handler then
+ * returns MG_CTL_LATER. Until the reply is queued the connection's next
+ * requests wait (replies stay in request order), it is not closed as
+ * idle, and a client that shut down its side still gets it. A handler
+ * that defers and then returns anything else answers now, as usual.
+ * @return the ticket (never 0).
+ */
+uint64_t mg_ctl_conn_defer(struct mg_ctl_conn *conn);
+
+/**
+ * Queue the reply owed under @p ticket: @p result (a borrowed reference;
+ * NULL: null) when @p rc is 0, else the error @p rc with @p msg (NULL or
+ * "": strerror). Server thread only.
+ * A connection whose client closed it is kept until its reply: the
+ * reply then finds it gone or cannot be sent, and it is released.
+ * @return 0 (queued), or -ENOENT when no connection owes @p ticket.
+ */
+int mg_ctl_server_reply(struct mg_ctl_server *srv, uint64_t ticket, int rc, json_t *result,
+                        const char *msg);
+
 /**
  * Does any connection subscribe to @p stream with a mask meeting
  * @p kinds? Lets the publisher skip building events nobody reads.

@@ -173,6 +173,13 @@ ctl_handle_line(struct mg_ctl_conn *c, const char *line, size_t len)
 	c->in_handler = true;
 	rc = cmd.fn(cmd.arg, c, args, &result, &err);
 	c->in_handler = false;
+	if (rc == MG_CTL_LATER && c->owed != 0) {
+		/* mg_ctl_server_reply() answers it */
+		c->owed_id = id != NULL ? json_incref(id) : NULL;
+		json_decref(result);
+		goto out;
+	}
+	c->owed = 0; /* deferred, then answered now after all */
 	if (rc > 0)
 		rc = -EIO; /* a handler breaking the convention is an error, not success */
 	if (rc != 0) {
@@ -185,6 +192,33 @@ ctl_handle_line(struct mg_ctl_conn *c, const char *line, size_t len)
 out:
 	json_decref(empty);
 	json_decref(req);
+}
+
+uint64_t
+mg_ctl_conn_defer(struct mg_ctl_conn *c)
+{
+	c->owed = ++c->srv->last_ticket;
+	return c->owed;
+}
+
+int
+mg_ctl_server_reply(struct mg_ctl_server *s, uint64_t ticket, int rc, json_t *result,
+                    const char *msg)
+{
+	for (size_t i = 0; ticket != 0 && i < s->n_conns; i++) {
+		struct mg_ctl_conn *c = s->conns[i];
+
+		if (c->owed != ticket)
+			continue;
+		if (!c->dead)
+			ctl_reply(c, c->owed_id, rc, rc == 0 ? result : NULL, msg);
+		json_decref(c->owed_id);
+		c->owed_id = NULL;
+		c->owed = 0;
+		/* the requests that waited run at the next poll */
+		return c->dead ? -ENOENT : 0;
+	}
+	return -ENOENT;
 }
 
 /* ---- the command table ---- */

@@ -71,7 +71,8 @@ ctl_handle_input(struct mg_ctl_conn *c)
 	struct mg_ctl_server *s = c->srv;
 	size_t start = 0;
 
-	while (!c->dead && ctl_pending(c) <= s->max_output) {
+	/* with a reply owed, the next requests wait for it */
+	while (!c->dead && c->owed == 0 && ctl_pending(c) <= s->max_output) {
 		char *nl = memchr(c->in + start, '\n', c->in_len - start);
 		size_t len, next;
 
@@ -188,6 +189,7 @@ ctl_conn_free(struct mg_ctl_conn *c)
 		close(c->fd);
 	free(c->in);
 	free(c->out);
+	json_decref(c->owed_id);
 	free(c);
 }
 

@@ -206,9 +206,10 @@ mg_ctl_server_poll(struct mg_ctl_server *s, int timeout_ms)
 			ctl_handle_input(c);
 			ctl_flush_output(c);
 		}
-		if (!c->dead && c->closing && ctl_pending(c) == 0)
+		if (!c->dead && c->closing && ctl_pending(c) == 0 && c->owed == 0)
 			c->dead = true;
-		if (!c->dead && c->stream[0] == '\0' && s->idle_ns != UINT64_MAX &&
+		/* a connection owed a reply waits for it, however long it takes */
+		if (!c->dead && c->stream[0] == '\0' && c->owed == 0 && s->idle_ns != UINT64_MAX &&
 		    now > c->last_ns && now - c->last_ns >= s->idle_ns) {
 			c->dead = true;
 			if (ctl_pending(c) > 0)

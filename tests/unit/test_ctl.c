@@ -87,8 +87,28 @@ sub_cmd(void *arg MG_UNUSED, struct mg_ctl_conn *conn, const json_t *args,
 	                             k != NULL ? (uint64_t)json_integer_value(k) : UINT64_MAX);
 }
 
+/* The tickets of deferred replies, in order ("later" defers; args.now: answers at once). */
+static uint64_t later_tickets[8];
+static unsigned n_later;
+
+static int
+later_cmd(void *arg MG_UNUSED, struct mg_ctl_conn *conn, const json_t *args, json_t **result,
+          struct mg_error *err MG_UNUSED)
+{
+	uint64_t t = mg_ctl_conn_defer(conn);
+
+	if (json_is_true(json_object_get(args, "now"))) {
+		*result = json_pack("{s:b}", "now", 1);
+		return 0; /* deferred, then answered at once after all */
+	}
+	if (n_later < MG_ARRAY_SIZE(later_tickets))
+		later_tickets[n_later++] = t;
+	return MG_CTL_LATER;
+}
+
 static const struct mg_ctl_command test_cmds[] = {
         {"echo", "return the args", false, echo_cmd, NULL},
+        {"later", "answered by the test (mg_ctl_server_reply)", false, later_cmd, NULL},
         {"set", "a mutating command: returns the peer", true, set_cmd, NULL},
         {"fail", "always EEXIST", false, fail_cmd, NULL},
         {"sub", "subscribe to monitor", false, sub_cmd, NULL},
@@ -358,7 +378,7 @@ test_request_response(void)
 	r = cjson(fd);
 	CU_ASSERT_TRUE(reply_ok(r));
 	cmds = json_object_get(json_object_get(r, "result"), "commands");
-	CU_ASSERT_EQUAL(json_array_size(cmds), 5);
+	CU_ASSERT_EQUAL(json_array_size(cmds), 6);
 	json_array_foreach(cmds, i, c)
 	{
 		if (strcmp(json_string_value(json_object_get(c, "name")), "set") == 0) {
@@ -534,6 +554,107 @@ test_too_many_clients(void)
 	CU_ASSERT_TRUE(expect_code(b, "{\"command\":\"echo\"}\n", NULL));
 	close(b);
 	close(c);
+	stop();
+}
+
+/* Wait up to 3 s for @p n deferred requests. */
+static bool
+wait_later(unsigned n)
+{
+	for (int i = 0; i < 600; i++) {
+		pthread_mutex_lock(&srv_mu);
+		bool ok = n_later >= n;
+		pthread_mutex_unlock(&srv_mu);
+		if (ok)
+			return true;
+		usleep(5000);
+	}
+	return false;
+}
+
+static int
+reply_later(unsigned k, int rc, const char *text)
+{
+	json_t *res = text != NULL ? json_loads(text, 0, NULL) : NULL;
+	int r;
+
+	pthread_mutex_lock(&srv_mu);
+	r = mg_ctl_server_reply(srv, later_tickets[k], rc, res, rc ? "it failed" : NULL);
+	pthread_mutex_unlock(&srv_mu);
+	json_decref(res);
+	return r;
+}
+
+/*
+ * Deferred replies: the request after a deferred one waits for it (replies
+ * in request order), the connection is not closed as idle meanwhile, an
+ * error can come later too, a client that shut down its side gets its
+ * reply, one that closed makes the reply -ENOENT, and a ticket is used
+ * once.
+ */
+static void
+test_deferred_reply(void)
+{
+	struct mg_ctl_params p = params();
+	struct pollfd pf;
+	json_t *r;
+	int fd, fd2, rc;
+
+	p.idle_ms = 300;
+	n_later = 0;
+	CU_ASSERT_FATAL(start(&p));
+	fd = cconnect();
+	CU_ASSERT_FATAL(fd >= 0);
+	csend(fd, "{\"command\":\"later\",\"id\":1}\n{\"command\":\"echo\",\"id\":2}\n");
+	CU_ASSERT_FATAL(wait_later(1));
+	/* twice the idle timeout: nothing comes, the connection stays */
+	pf = (struct pollfd){.fd = fd, .events = POLLIN};
+	CU_ASSERT_EQUAL(poll(&pf, 1, 700), 0);
+	CU_ASSERT_EQUAL(stats().closed_idle, 0);
+	CU_ASSERT_EQUAL(reply_later(0, 0, "{\"revision\":7}"), 0);
+	CU_ASSERT_EQUAL(reply_later(0, 0, "{}"), -ENOENT); /* used once */
+	r = cjson(fd);
+	CU_ASSERT_TRUE(reply_ok(r));
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(r, "id")), 1);
+	CU_ASSERT_EQUAL(
+	        json_integer_value(json_object_get(json_object_get(r, "result"), "revision")), 7);
+	json_decref(r);
+	r = cjson(fd);
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(r, "id")), 2);
+	json_decref(r);
+	/* an error later; a handler that defers and answers at once answers now */
+	CU_ASSERT_TRUE(expect_code(fd, "{\"command\":\"later\",\"args\":{\"now\":true}}\n", NULL));
+	csend(fd, "{\"command\":\"later\"}\n");
+	CU_ASSERT_FATAL(wait_later(2));
+	CU_ASSERT_EQUAL(reply_later(1, -EEXIST, NULL), 0);
+	r = cjson(fd);
+	CU_ASSERT_FALSE(reply_ok(r));
+	CU_ASSERT_STRING_EQUAL(reply_code(r), "EEXIST");
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(r, "error")), "it failed");
+	json_decref(r);
+	/* the client shuts down its side: the reply still comes, then the close */
+	csend(fd, "{\"command\":\"later\",\"id\":\"x\"}\n");
+	CU_ASSERT_FATAL(wait_later(3));
+	shutdown(fd, SHUT_WR);
+	usleep(100000);
+	CU_ASSERT_EQUAL(reply_later(2, 0, NULL), 0);
+	r = cjson(fd);
+	CU_ASSERT_TRUE(reply_ok(r));
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(r, "id")), "x");
+	json_decref(r);
+	CU_ASSERT_TRUE(closed_after_data(fd));
+	close(fd);
+	/* the client goes away before the reply */
+	fd2 = cconnect();
+	CU_ASSERT_FATAL(fd2 >= 0);
+	csend(fd2, "{\"command\":\"later\"}\n");
+	CU_ASSERT_FATAL(wait_later(4));
+	close(fd2);
+	usleep(100000);
+	/* held until its reply, which finds it gone or cannot be sent: released */
+	rc = reply_later(3, 0, NULL);
+	CU_ASSERT(rc == 0 || rc == -ENOENT);
+	CU_ASSERT_TRUE(wait_clients(0));
 	stop();
 }
 
@@ -1495,6 +1616,7 @@ static CU_TestInfo tests[] = {
         {"oversize", test_oversize},
         {"too_many_clients", test_too_many_clients},
         {"idle_timeout", test_idle_timeout},
+        {"deferred_reply", test_deferred_reply},
         {"client_not_reading", test_client_not_reading},
         {"peer_root", test_peer_root},
         {"socket_mode_default_group", test_socket_mode_default_group},
