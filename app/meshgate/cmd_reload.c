@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The `reload` command: what SIGHUP does, asked over the control socket,
- * with the error (file:line:col) or the new revision in the reply.
+ * with the error (file:line:col) or the new revision in the reply. The
+ * reply comes when the reload is done; the reload reads and compiles on
+ * its own thread, so the control socket answers other clients meanwhile.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -18,19 +20,16 @@ cmd_reload(void *arg, struct mg_ctl_conn *conn, const json_t *args, json_t **res
 {
 	struct daemon *d = arg;
 	const struct mg_ctl_peer *peer = mg_ctl_conn_peer(conn);
-	struct mg_gateway_stats gs;
 	int rc;
 
 	(void)args;
+	(void)result;
 	MG_INFO("reload requested over the control socket (pid %d, uid %u)", (int)peer->pid,
 	        (unsigned)peer->uid);
-	rc = daemon_reload(d, err);
-	if (rc < 0)
-		return rc;
-	mg_gateway_stats(d->gw, &gs);
-	*result = json_pack("{s:I, s:I}", "revision", (json_int_t)gs.revision, "ipcache_changes",
-	                    (json_int_t)gs.last_reload_changes);
-	return *result != NULL ? 0 : -ENOMEM;
+	/* answered when the reload is done (daemon_reload_tick); the control
+	 * thread goes on meanwhile. A failure to start answers now. */
+	rc = daemon_reload_request(d, mg_ctl_conn_defer(conn), err);
+	return rc == 0 ? MG_CTL_LATER : rc;
 }
 
 static const struct mg_ctl_command cmds[] = {

@@ -30,17 +30,91 @@ static const struct cmd_area *const areas[] = {
         &cmd_area_ct,     &cmd_area_sync,   &cmd_area_monitor,  &cmd_area_metrics, &cmd_area_reload,
 };
 
-int
-daemon_reload(struct daemon *d, struct mg_error *err)
+/* Answer the requests that waited for reload @p gen (or an earlier one). */
+static void
+reload_answer(struct daemon *d, uint64_t gen, int rc, const struct mg_error *err)
+{
+	struct mg_gateway_stats gs;
+	json_t *result = NULL;
+	unsigned i, keep = 0;
+
+	if (rc == 0) {
+		mg_gateway_stats(d->gw, &gs);
+		result = json_pack("{s:I, s:I}", "revision", (json_int_t)gs.revision,
+		                   "ipcache_changes", (json_int_t)gs.last_reload_changes);
+		if (result == NULL)
+			rc = -ENOMEM;
+	}
+	for (i = 0; i < d->n_reload_waiters; i++) {
+		struct reload_waiter *w = &d->reload_waiters[i];
+
+		if (w->gen > gen) {
+			d->reload_waiters[keep++] = *w;
+			continue;
+		}
+		if (d->ctl != NULL)
+			mg_ctl_server_reply(d->ctl, w->ticket, rc, result, err->msg);
+	}
+	d->n_reload_waiters = keep;
+	json_decref(result);
+}
+
+/* Start reload number reload_gen + 1. 0, or negative errno (logged, nothing started). */
+static int
+reload_begin(struct daemon *d, struct mg_error *err)
 {
 	int rc;
 
+	d->reload_gen++;
 	mg_notify("RELOADING=1");
-	rc = mg_gateway_reload(d->gw, err);
-	if (rc < 0)
+	rc = mg_gateway_reload_start(d->gw, err);
+	if (rc < 0) {
 		MG_ERR("reload failed (%s); the running state is kept", err->msg);
-	mg_notify("READY=1");
+		mg_notify("READY=1");
+	}
 	return rc;
+}
+
+int
+daemon_reload_request(struct daemon *d, uint64_t ticket, struct mg_error *err)
+{
+	int rc = 0;
+
+	if (ticket != 0 && d->n_reload_waiters == DAEMON_RELOAD_WAITERS) {
+		mg_error_set(err, NULL, 0, 0, "%u reload requests wait already",
+		             DAEMON_RELOAD_WAITERS);
+		return -EBUSY;
+	}
+	if (mg_gateway_reload_busy(d->gw))
+		d->reload_again = true; /* the next one answers it */
+	else if ((rc = reload_begin(d, err)) < 0)
+		return rc;
+	if (ticket != 0)
+		d->reload_waiters[d->n_reload_waiters++] = (struct reload_waiter){
+		        .ticket = ticket,
+		        .gen = d->reload_again ? d->reload_gen + 1 : d->reload_gen};
+	return 0;
+}
+
+void
+daemon_reload_tick(struct daemon *d)
+{
+	struct mg_error err = {{0}};
+	int rc = mg_gateway_reload_poll(d->gw, &err);
+
+	if (rc == 0)
+		return;
+	if (rc < 0)
+		MG_ERR("reload failed (%s); the running state is kept", err.msg);
+	mg_notify("READY=1");
+	reload_answer(d, d->reload_gen, rc < 0 ? rc : 0, &err);
+	if (d->reload_again) {
+		d->reload_again = false;
+		err.msg[0] = '\0';
+		rc = reload_begin(d, &err);
+		if (rc < 0)
+			reload_answer(d, d->reload_gen, rc, &err);
+	}
 }
 
 static void
@@ -84,8 +158,9 @@ control_main(void *arg)
 			struct mg_error err = {{0}};
 
 			*d->reload_requested = 0;
-			daemon_reload(d, &err);
+			daemon_reload_request(d, 0, &err);
 		}
+		daemon_reload_tick(d);
 		mg_gateway_sync_tick(d->gw);
 		events_wait = monitor_tick(d);
 		now = mg_time_ns();

@@ -32,6 +32,9 @@ struct mg_ctl_server;
 struct mg_metrics_http;
 struct mg_metrics_snapshot;
 
+/* `reload` requests waiting for their reply at once, at most. */
+#define DAEMON_RELOAD_WAITERS 64
+
 struct daemon {
 	struct mg_gateway *gw;
 	struct mg_datapath *dp;
@@ -53,14 +56,31 @@ struct daemon {
 	struct mg_metrics_snapshot *snap; /* control-side figures (under snap_lock) */
 	uint64_t snap_next_ns;            /* next refresh of the slow parts */
 	bool closing;                     /* readers must not touch the data path */
+
+	/* reloads: the one under way is number reload_gen; a request that
+	 * came during it waits for the next (reload_again) */
+	uint64_t reload_gen;
+	bool reload_again;
+	struct reload_waiter {
+		uint64_t ticket; /* the `reload` command's deferred reply */
+		uint64_t gen;    /* answered when this reload is done */
+	} reload_waiters[DAEMON_RELOAD_WAITERS];
+	unsigned n_reload_waiters;
 };
 
 /**
- * SIGHUP and `meshgatectl reload`: mg_gateway_reload, announced to
- * systemd (RELOADING=1, then READY=1); a failure is logged once, here.
- * 0 or negative errno with @p err filled.
+ * SIGHUP (@p ticket 0) and `meshgatectl reload` (@p ticket: the deferred
+ * reply's): a reload in the background (mg_gateway_reload_start), or, when
+ * one is under way, another one after it, since the files may have changed
+ * after it read them. Announced to systemd (RELOADING=1, then READY=1); a
+ * failure is logged once. The request's reply comes when its reload is done.
+ * @return 0, or negative errno with @p err filled (the reload could not
+ *   start, or DAEMON_RELOAD_WAITERS requests wait already: -EBUSY).
  */
-int daemon_reload(struct daemon *d, struct mg_error *err);
+int daemon_reload_request(struct daemon *d, uint64_t ticket, struct mg_error *err);
+
+/* One control turn: finish a reload whose thread is done, answer its requests, start the next. */
+void daemon_reload_tick(struct daemon *d);
 
 /**
  * Start the control thread: the control socket (control.*, every command

@@ -31,7 +31,14 @@ struct mg_gateway {
 	const struct mg_policy *running;
 	struct mg_kv_sync *kv;
 	struct mg_gateway_stats stats;
+	struct gw_reload *rl; /* the reload under way, or NULL */
 };
+
+/* A reload's work on its own thread (mg_gateway_reload.c). */
+struct gw_reload;
+
+/* Wait for the reload under way, if any, and drop it (the gateway's end). */
+void gw_reload_cancel(struct mg_gateway *gw);
 
 void gw_state_free(struct gw_state *st);
 
@@ -45,6 +52,19 @@ void gw_state_free(struct gw_state *st);
  */
 int gw_state_load(struct gw_state *st, const struct mg_gateway_params *p, struct mg_kv_sync *kv,
                   struct mg_error *err);
+
+/*
+ * The two halves of gw_state_load. The static half reads only the config
+ * and its files into fresh tables of @p st (a reload runs it on its own
+ * thread); the rest, on the thread that owns the gateway, adds the synced
+ * entries from @p kv (when not NULL) and the policies' CIDR identities.
+ */
+int gw_state_load_static(struct gw_state *st, const struct mg_gateway_params *p,
+                         struct mg_error *err);
+int gw_state_load_rest(struct gw_state *st, struct mg_kv_sync *kv, struct mg_error *err);
+
+/* The compile's parameters for @p st (its config and revision). */
+void gw_policy_params(const struct gw_state *st, struct mg_policy_params *pp);
 
 /* Compile @p st's policy over its identities (its revision). 0 or -errno, @p err filled. */
 int gw_state_compile(struct gw_state *st, struct mg_error *err);

@@ -51,8 +51,7 @@ oom(struct mg_error *err)
 }
 
 int
-gw_state_load(struct gw_state *st, const struct mg_gateway_params *p, struct mg_kv_sync *kv,
-              struct mg_error *err)
+gw_state_load_static(struct gw_state *st, const struct mg_gateway_params *p, struct mg_error *err)
 {
 	struct mg_ipcache_params ip = {
 	        .entries_hint = 1024,
@@ -87,6 +86,14 @@ gw_state_load(struct gw_state *st, const struct mg_gateway_params *p, struct mg_
 		mg_error_set(err, NULL, 0, 0, "ipcache: %s", strerror(-rc));
 		return rc;
 	}
+	return 0;
+}
+
+int
+gw_state_load_rest(struct gw_state *st, struct mg_kv_sync *kv, struct mg_error *err)
+{
+	int rc;
+
 	if (kv != NULL) {
 		rc = mg_kv_sync_rebind(kv, st->ids, st->ipc, true);
 		/* The client leaves them staged; these tables have no readers yet.
@@ -114,8 +121,17 @@ gw_state_load(struct gw_state *st, const struct mg_gateway_params *p, struct mg_
 	return 0;
 }
 
-static void
-policy_params(const struct gw_state *st, struct mg_policy_params *pp)
+int
+gw_state_load(struct gw_state *st, const struct mg_gateway_params *p, struct mg_kv_sync *kv,
+              struct mg_error *err)
+{
+	int rc = gw_state_load_static(st, p, err);
+
+	return rc == 0 ? gw_state_load_rest(st, kv, err) : rc;
+}
+
+void
+gw_policy_params(const struct gw_state *st, struct mg_policy_params *pp)
 {
 	memset(pp, 0, sizeof(*pp));
 	pp->enforcement = st->cfg->enforcement;
@@ -129,7 +145,7 @@ gw_state_compile(struct gw_state *st, struct mg_error *err)
 	struct mg_policy_params pp;
 	struct mg_policy *pol;
 
-	policy_params(st, &pp);
+	gw_policy_params(st, &pp);
 	pol = mg_policy_compile(st->set, st->ids, &pp, err);
 	if (pol == NULL)
 		return errno ? -errno : -EINVAL;
@@ -191,6 +207,7 @@ mg_gateway_free(struct mg_gateway *gw)
 {
 	if (gw == NULL)
 		return;
+	gw_reload_cancel(gw);
 	mg_kv_sync_free(gw->kv);
 	gw_state_free(&gw->st);
 	free(gw);
@@ -269,7 +286,7 @@ mg_gateway_sync(const struct mg_gateway *gw)
 void
 mg_gateway_policy_params(const struct mg_gateway *gw, struct mg_policy_params *out)
 {
-	policy_params(&gw->st, out);
+	gw_policy_params(&gw->st, out);
 }
 
 void
@@ -300,7 +317,7 @@ void
 mg_gateway_trace_ctx(const struct mg_gateway *gw, struct mg_trace_ctx *ctx,
                      struct mg_policy_params *params)
 {
-	policy_params(&gw->st, params);
+	gw_policy_params(&gw->st, params);
 	ctx->set = gw->st.set;
 	ctx->ids = gw->st.ids;
 	ctx->ipc = gw->st.ipc;

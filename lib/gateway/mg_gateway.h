@@ -120,9 +120,42 @@ void mg_gateway_set_publish(struct mg_gateway *gw, mg_gateway_publish_fn fn, voi
  * to the sync client (a cluster that left loses its state in one more
  * publication); its connection settings take effect at the next start
  * (logged). On any error nothing changes and @p err says why.
+ * mg_gateway_reload_start() and mg_gateway_reload_poll() run it, waiting.
  * @return 0, or negative errno.
  */
 int mg_gateway_reload(struct mg_gateway *gw, struct mg_error *err);
+
+/**
+ * Start a reload in the background: the config file and its policies are
+ * read and the policy compiled on a thread of the reload's own, over a
+ * copy of the identities taken now, while the caller goes on (commands,
+ * sync ticks). The new state is finished and published by
+ * mg_gateway_reload_poll() on the caller's thread, with the identities
+ * that changed meanwhile brought in by an incremental update, so no
+ * change is lost and the readers never see a policy older than the
+ * identities they map to.
+ * @return 0 (started), -EALREADY (one is under way: poll it first),
+ *   or negative errno with @p err filled (nothing started).
+ */
+int mg_gateway_reload_start(struct mg_gateway *gw, struct mg_error *err);
+
+/**
+ * Finish the background reload once its thread is done: 0 while it runs
+ * (or none was started), 1 when it finished and the new state is
+ * published, or negative errno with @p err filled when it failed (nothing
+ * changed). Call it from the thread that owns the gateway, every turn.
+ */
+int mg_gateway_reload_poll(struct mg_gateway *gw, struct mg_error *err);
+
+/** Is a background reload under way (started, not yet finished by a poll)? */
+bool mg_gateway_reload_busy(const struct mg_gateway *gw);
+
+/**
+ * Tests only: @p fn(@p arg) runs on a background reload's thread once it
+ * has read the files, before it compiles, so a test can hold it there
+ * while the sync goes on (NULL: none). Not for production use.
+ */
+void mg_gateway_test_reload_hook(void (*fn)(void *arg), void *arg);
 
 /**
  * One poll of the sync client (it waits at most kvstore.block_ms, capped

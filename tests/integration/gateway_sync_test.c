@@ -10,10 +10,12 @@
  * batch that cannot be published is counted and repaired.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
@@ -311,6 +313,192 @@ test_reload_with_pending_changes(void)
 	mg_policy_free(r.policy);
 }
 
+/* The background reload's thread, held by the test hook until released. */
+static pthread_mutex_t hold_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hold_cv = PTHREAD_COND_INITIALIZER;
+static bool held, release_it;
+
+static void
+hold(void *arg MG_UNUSED)
+{
+	pthread_mutex_lock(&hold_mu);
+	held = true;
+	pthread_cond_broadcast(&hold_cv);
+	while (!release_it)
+		pthread_cond_wait(&hold_cv, &hold_mu);
+	pthread_mutex_unlock(&hold_mu);
+}
+
+static bool
+wait_held(void)
+{
+	struct timespec ts;
+	bool ok;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 30;
+	pthread_mutex_lock(&hold_mu);
+	while (!held && pthread_cond_timedwait(&hold_cv, &hold_mu, &ts) == 0)
+		;
+	ok = held;
+	pthread_mutex_unlock(&hold_mu);
+	return ok;
+}
+
+static void
+let_go(void)
+{
+	pthread_mutex_lock(&hold_mu);
+	release_it = true;
+	pthread_cond_broadcast(&hold_cv);
+	pthread_mutex_unlock(&hold_mu);
+}
+
+/*
+ * A reload in the background (docs/operations.md, "Reloads"): while its
+ * thread is held after reading a large new policy set, the sync goes on
+ * (a new identity and address, an address moved, one deleted: all live
+ * through the running policy); a second start is refused; once released,
+ * the poll publishes the new policy with every change that came meanwhile
+ * (nothing lost), and its verdicts equal a full compile of the final
+ * state on every flow between the identities involved.
+ */
+static void
+test_reload_in_background(void)
+{
+	static const uint32_t idv[] = {65600, 65601, 65602, 65604, 424242};
+	static const uint16_t ports[] = {80, 5432, 9};
+	struct readers r;
+	struct mg_gateway *gw;
+	struct mg_gateway_stats st;
+	struct mg_policy_params pp;
+	struct mg_policy *full;
+	struct mg_error err = {{0}};
+	size_t cap = 1 << 21, len = 0, bad = 0;
+	char *yaml;
+	int rc = 0, i;
+
+	reset();
+	files();
+	put_id(65600, "web");
+	put_ip("10.1.0.1", 65600);
+	put_id(65602, "batch");
+	put_ip("10.1.0.3", 65602);
+	gw = start(&r);
+	/* the new policy set: db admits web on 80 too, and 3000 more CNPs */
+	yaml = malloc(cap);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(yaml);
+	len += (size_t)snprintf(yaml, cap,
+	                        "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\n"
+	                        "metadata: {name: db-in, namespace: shop}\nspec:\n"
+	                        "  endpointSelector: {matchLabels: {app: db}}\n"
+	                        "  ingress:\n  - fromEndpoints: [{matchLabels: {app: web}}]\n"
+	                        "    toPorts: [{ports: [{port: \"5432\", protocol: TCP}, "
+	                        "{port: \"80\", protocol: TCP}]}]\n");
+	for (i = 0; i < 3000; i++) {
+		len += (size_t)snprintf(
+		        yaml + len, cap - len,
+		        "---\napiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\n"
+		        "metadata: {name: p%d, namespace: ns%d}\nspec:\n"
+		        "  endpointSelector: {matchLabels: {app: a%d}}\n"
+		        "  ingress:\n  - fromEndpoints: [{matchLabels: {app: a%d}}]\n"
+		        "    toPorts: [{ports: [{port: \"%d\", protocol: TCP}]}]\n",
+		        i, i % 50, i, i + 1, 1000 + i % 100);
+		CU_ASSERT_FATAL(len < cap);
+	}
+	write_file("policies.yaml", yaml);
+	free(yaml);
+	held = release_it = false;
+	mg_gateway_test_reload_hook(hold, NULL);
+	CU_ASSERT_EQUAL_FATAL(mg_gateway_reload_start(gw, &err), 0);
+	CU_ASSERT_FATAL(wait_held());
+	CU_ASSERT_TRUE(mg_gateway_reload_busy(gw));
+	CU_ASSERT_EQUAL(mg_gateway_reload_start(gw, &err), -EALREADY);
+	/* Redis changes while the reload's thread holds */
+	put_id(65604, "web");
+	put_ip("10.1.0.6", 65604);
+	put_ip("10.1.0.3", 65600);
+	del("cilium/cache/ip/v1/cluster-a/10.1.0.1");
+	for (i = 0; i < 200 && (lookup(gw, "10.1.0.6") != 65604 ||
+	                        lookup(gw, "10.1.0.3") != 65600 || lookup(gw, "10.1.0.1") != 0);
+	     i++)
+		mg_gateway_sync_tick(gw);
+	CU_ASSERT_EQUAL(lookup(gw, "10.1.0.6"), 65604);
+	CU_ASSERT_EQUAL(lookup(gw, "10.1.0.3"), 65600);
+	CU_ASSERT_EQUAL(lookup(gw, "10.1.0.1"), 0);
+	/* applied by the running policy, the reload still held */
+	CU_ASSERT_TRUE(mg_gateway_reload_busy(gw));
+	CU_ASSERT_EQUAL(mg_gateway_reload_poll(gw, &err), 0);
+	CU_ASSERT_EQUAL(mg_policy_verdict(r.policy, 65604, 65601, 6, 5432), MG_VERDICT_ALLOW);
+	CU_ASSERT_EQUAL(mg_policy_verdict(r.policy, 65604, 65601, 6, 80), MG_VERDICT_DENY_INGRESS);
+	let_go();
+	for (i = 0; i < 30000 && (rc = mg_gateway_reload_poll(gw, &err)) == 0; i++) {
+		mg_gateway_sync_tick(gw);
+		usleep(1000);
+	}
+	mg_gateway_test_reload_hook(NULL, NULL);
+	if (rc < 0)
+		fprintf(stderr, "reload: %s\n", err.msg);
+	CU_ASSERT_EQUAL_FATAL(rc, 1);
+	CU_ASSERT_FALSE(mg_gateway_reload_busy(gw));
+	mg_gateway_stats(gw, &st);
+	CU_ASSERT_EQUAL(st.revision, 2);
+	CU_ASSERT_EQUAL(st.reloads_ok, 1);
+	/* nothing that came meanwhile is lost */
+	CU_ASSERT_EQUAL(lookup(gw, "10.1.0.6"), 65604);
+	CU_ASSERT_EQUAL(lookup(gw, "10.1.0.3"), 65600);
+	CU_ASSERT_EQUAL(lookup(gw, "10.1.0.1"), 0);
+	CU_ASSERT_EQUAL(lookup(gw, "10.1.0.2"), 65601);
+	CU_ASSERT_EQUAL(mg_policy_verdict(r.policy, 65604, 65601, 6, 80), MG_VERDICT_ALLOW);
+	CU_ASSERT_EQUAL(mg_policy_verdict(r.policy, 65602, 65601, 6, 80), MG_VERDICT_DENY_INGRESS);
+	mg_gateway_policy_params(gw, &pp);
+	full = mg_policy_compile(mg_gateway_policy_set(gw), mg_gateway_identities(gw), &pp, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(full);
+	for (size_t a = 0; a < MG_ARRAY_SIZE(idv); a++)
+		for (size_t b = 0; b < MG_ARRAY_SIZE(idv); b++)
+			for (size_t p = 0; p < MG_ARRAY_SIZE(ports); p++)
+				bad += mg_policy_verdict(r.policy, idv[a], idv[b], 6, ports[p]) !=
+				       mg_policy_verdict(full, idv[a], idv[b], 6, ports[p]);
+	CU_ASSERT_EQUAL(bad, 0);
+	mg_policy_free(full);
+	mg_gateway_free(gw);
+	mg_policy_free(r.policy);
+}
+
+/* A reload that fails in the background: nothing changes, counted, the sync goes on. */
+static void
+test_reload_in_background_fails(void)
+{
+	struct readers r;
+	struct mg_gateway *gw;
+	struct mg_gateway_stats st;
+	struct mg_error err = {{0}};
+	int rc = 0;
+
+	reset();
+	files();
+	put_id(65600, "web");
+	gw = start(&r);
+	write_file("policies.yaml", "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\n"
+	                            "metadata: {name: bad}\nspec: {endpointSelector: 7}\n");
+	CU_ASSERT_EQUAL_FATAL(mg_gateway_reload_start(gw, &err), 0);
+	put_ip("10.1.0.7", 65600);
+	for (int i = 0; i < 30000 && (rc = mg_gateway_reload_poll(gw, &err)) == 0; i++) {
+		mg_gateway_sync_tick(gw);
+		usleep(1000);
+	}
+	CU_ASSERT(rc < 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "policies.yaml"));
+	ticks(gw, &r, 50);
+	CU_ASSERT_EQUAL(lookup(gw, "10.1.0.7"), 65600);
+	mg_gateway_stats(gw, &st);
+	CU_ASSERT_EQUAL(st.revision, 1);
+	CU_ASSERT_EQUAL(st.reloads_failed, 1);
+	CU_ASSERT_EQUAL(mg_policy_verdict(r.policy, 65600, 65601, 6, 5432), MG_VERDICT_ALLOW);
+	mg_gateway_free(gw);
+	mg_policy_free(r.policy);
+}
+
 /* A batch the readers cannot take: nothing goes live, counted, repaired next time. */
 static void
 test_publish_fails_then_repaired(void)
@@ -341,6 +529,8 @@ test_publish_fails_then_repaired(void)
 static CU_TestInfo tests[] = {
         {"start_and_batches", test_start_and_batches},
         {"reload_with_pending_changes", test_reload_with_pending_changes},
+        {"reload_in_background", test_reload_in_background},
+        {"reload_in_background_fails", test_reload_in_background_fails},
         {"publish_fails_then_repaired", test_publish_fails_then_repaired},
         CU_TEST_INFO_NULL,
 };
