@@ -151,7 +151,7 @@ cmd_status(void *arg, struct mg_ctl_conn *conn, const json_t *args, json_t **res
 	mg_gateway_stats(d->gw, &gs);
 	*result = json_pack(
 	        "{s:s, s:i, s:I, s:s, s:{s:s, s:i}, s:o, s:o, s:{s:I, s:I, s:I, s:I}, "
-	        "s:{s:I, s:I, s:o}, s:{s:I, s:I}, s:I, s:{s:I, s:I, s:I}, s:o, s:b}",
+	        "s:{s:I, s:I, s:o, s:b}, s:{s:I, s:I}, s:I, s:{s:I, s:I, s:I}, s:o, s:b}",
 	        "version", MG_VERSION, "pid", (int)getpid(), "uptime_s",
 	        (json_int_t)((mg_time_ns() - d->start_ns) / 1000000000ull), "config_file",
 	        cfg->file, "cluster", "name", cfg->cluster_name, "id", (int)cfg->cluster_id,
@@ -162,11 +162,12 @@ cmd_status(void *arg, struct mg_ctl_conn *conn, const json_t *args, json_t **res
 	        (json_int_t)mg_policy_set_warnings(mg_gateway_policy_set(d->gw), NULL, NULL),
 	        "reloads", "ok", (json_int_t)gs.reloads_ok, "failed", (json_int_t)gs.reloads_failed,
 	        "last_error", cmd_json_str_or_null(gs.last_error[0] ? gs.last_error : NULL),
-	        "ipcache", "ipv4", (json_int_t)mg_ipcache_count(mg_gateway_ipcache(d->gw), AF_INET),
-	        "ipv6", (json_int_t)mg_ipcache_count(mg_gateway_ipcache(d->gw), AF_INET6),
-	        "identities", (json_int_t)mg_identity_table_count(mg_gateway_identities(d->gw)),
-	        "conntrack", "entries", (json_int_t)ct.entries, "created", (json_int_t)ct.created,
-	        "expired", (json_int_t)ct.expired, "kvstore", kv_summary_json(d), "ready", true);
+	        "running", mg_gateway_reload_busy(d->gw), "ipcache", "ipv4",
+	        (json_int_t)mg_ipcache_count(mg_gateway_ipcache(d->gw), AF_INET), "ipv6",
+	        (json_int_t)mg_ipcache_count(mg_gateway_ipcache(d->gw), AF_INET6), "identities",
+	        (json_int_t)mg_identity_table_count(mg_gateway_identities(d->gw)), "conntrack",
+	        "entries", (json_int_t)ct.entries, "created", (json_int_t)ct.created, "expired",
+	        (json_int_t)ct.expired, "kvstore", kv_summary_json(d), "ready", true);
 	if (*result != NULL) {
 		struct mg_ctl_stats st;
 

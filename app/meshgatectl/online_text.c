@@ -63,6 +63,8 @@ text_status(const json_t *r)
 	printf("%-12s %s ok, %s failed", "reloads:", jf(rl, "ok"), jf(rl, "failed"));
 	if (json_string_value(json_object_get(rl, "last_error")) != NULL)
 		printf(" (last error: %s)", jf(rl, "last_error"));
+	if (json_is_true(json_object_get(rl, "running")))
+		printf("; one running");
 	putchar('\n');
 	printf("%-12s %s IPv4 + %s IPv6 entries; %s identities\n", "ipcache:", jf(ipc, "ipv4"),
 	       jf(ipc, "ipv6"), jf(r, "identities"));

@@ -15,6 +15,16 @@
 # ever passes, every reload took effect, and new TCP connections made
 # during the reloads are all judged right.
 #
+# Then, with redis-server installed, a large reload (20000 more policies)
+# under the same traffic while Redis changes: the daemon also syncs
+# cluster-a from a private Redis, where a second frontend-side address
+# (10.99.0.11) starts as a monitoring identity (denied to the backend).
+# During the reload, whose reading and compiling run on their own thread,
+# `status` must answer and say a reload runs, the address is moved to a
+# frontend identity in Redis and must take effect while the reload still
+# runs, and it must still hold once the reload has published (no change
+# lost). The datagram checks above cover this reload too.
+#
 # Usage: reload_test.sh [MESHGATE_BINARY [MESHGATECTL_BINARY]]  (root)
 # Prints PASS/FAIL/SKIP lines "e2e-reload/<check>"; exits 1 if one failed.
 # Traffic only to addresses inside the namespaces it creates.
@@ -42,15 +52,23 @@ case $WORKERS in
 esac
 RELOADS=${MG_RELOADS:-24}
 RATE=500
-SECONDS_OF_TRAFFIC=12
+# The reload loop takes LOOP_SECONDS; the large reload with Redis changes
+# (when redis-server is installed) the LARGE_SECONDS after it.
+LOOP_SECONDS=12
+LARGE_SECONDS=10
+REDIS=0
+command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 && REDIS=1
+SECONDS_OF_TRAFFIC=$((LOOP_SECONDS + REDIS * LARGE_SECONDS))
 COUNT=$((RATE * SECONDS_OF_TRAFFIC))
 
 CHECKS=(daemon_ready daemon_workers reloads_ok reloads_counted allowed4_no_loss allowed6_no_loss
 	denied_none_passed tcp_during_reloads stats_denied stats_no_tx_full daemon_clean_exit)
+LARGE_CHECKS=(kv_import redis_denied_before status_during_reload redis_applied_during_reload
+	large_reload_ok redis_change_kept)
 
 skip_all() {
 	local c
-	for c in "${CHECKS[@]}"; do echo "SKIP: $T/$c: $1"; done
+	for c in "${CHECKS[@]}" "${LARGE_CHECKS[@]}"; do echo "SKIP: $T/$c: $1"; done
 	exit 0
 }
 [ -x "$MESHGATE" ] || skip_all "no meshgate binary at $MESHGATE"
@@ -125,6 +143,73 @@ YAML
 }
 extra_policy 0
 
+# The private Redis of the large reload's phase: a unix socket in the
+# scratch folder only, no persistence. cluster-a's config, canaries and
+# two identities (a frontend and a monitoring one, numbers the files do
+# not use) come from `meshgatectl kv import`, with 10.99.0.11 as monitoring.
+if [ $REDIS = 1 ]; then
+	REDIS_SOCK=$MG_WORK/redis.sock
+	REDIS_URL=unix://$REDIS_SOCK
+	mkdir -p "$MG_WORK/redis"
+	redis-server --port 0 --unixsocket "$REDIS_SOCK" --unixsocketperm 700 \
+		--dir "$MG_WORK/redis" --save '' --appendonly no --daemonize no \
+		--logfile "$MG_WORK/redis/redis.log" </dev/null >/dev/null 2>&1 &
+	MG_BG_PIDS+=($!)
+	for _ in $(seq 1 100); do
+		[ "$(redis-cli -s "$REDIS_SOCK" ping 2>/dev/null)" = PONG ] && break
+		sleep 0.1
+	done
+	kvctl() {
+		local sub=$1
+		shift
+		"$CTL" kv "$sub" --redis "$REDIS_URL" --cluster cluster-a \
+			--functions "$ROOT/conf/redis/meshgate.lua" "$@" </dev/null
+	}
+	cat >"$MG_WORK/kv.yaml" <<YAML
+apiVersion: cilium.io/v2
+kind: CiliumIdentity
+metadata: {name: "65810"}
+security-labels:
+  k8s:app: frontend
+  k8s:io.kubernetes.pod.namespace: demo
+  k8s:io.cilium.k8s.policy.cluster: cluster-a
+---
+apiVersion: cilium.io/v2
+kind: CiliumIdentity
+metadata: {name: "65811"}
+security-labels:
+  k8s:app: monitoring
+  k8s:io.kubernetes.pod.namespace: demo
+  k8s:io.cilium.k8s.policy.cluster: cluster-a
+---
+apiVersion: cilium.io/v2
+kind: CiliumEndpoint
+metadata: {name: probe-1, namespace: demo}
+status:
+  identity: {id: 65811}
+  networking:
+    addressing: [{ipv4: 10.99.0.11}]
+    node: 192.168.99.1
+YAML
+	if out=$(kvctl import --cluster-id 1 "$MG_WORK/kv.yaml" 2>&1); then
+		pass kv_import
+	else
+		fail kv_import "meshgatectl kv import: $out"
+		REDIS=0
+	fi
+	ip -n "$MG_NS_FRONT" addr add 10.99.0.11/24 dev veth0 ||
+		{ fail kv_import "could not add 10.99.0.11 to the frontend's namespace"; REDIS=0; }
+	cat >>"$MG_WORK/conf/meshgate.yaml" <<YAML
+kvstore:
+  redis: "$REDIS_URL"
+  clusters: [cluster-a]
+  sync_timeout: 10
+  block_ms: 5
+YAML
+else
+	for c in "${LARGE_CHECKS[@]}"; do echo "SKIP: $T/$c: redis-server is not installed"; done
+fi
+
 if ! mg_daemon_start "$MESHGATE" "$MG_WORK/conf/meshgate.yaml"; then
 	fail daemon_ready "$(tail -n 5 "$MG_WORK/meshgate.err" | tr '\n' ' ')"
 	for c in "${CHECKS[@]:1}"; do echo "FAIL: $T/$c: the daemon did not start"; done
@@ -165,7 +250,7 @@ send 10.99.0.2 8080 --count $COUNT --rate $RATE --tag denied
 # (synchronous: the exit status says whether it took), even ones by SIGHUP.
 ctl_fail=0
 tcp_bad=0
-gap=$(awk -v s=$SECONDS_OF_TRAFFIC -v n="$RELOADS" 'BEGIN { printf "%.3f", (s - 2) / n }')
+gap=$(awk -v s=$LOOP_SECONDS -v n="$RELOADS" 'BEGIN { printf "%.3f", (s - 2) / n }')
 sleep 1
 for i in $(seq 1 "$RELOADS"); do
 	extra_policy "$i"
@@ -189,6 +274,65 @@ done
 check reloads_ok "$ctl_fail" 0
 check tcp_during_reloads "$tcp_bad" 0
 
+# st_field EXPR: one field of `status -o json` (s is the status), "" if it did not answer.
+st_field() {
+	"$CTL" --socket "$SOCK" status -o json 2>/dev/null | $PY -c "import json,sys; s=json.load(sys.stdin); print($1)" 2>/dev/null
+}
+# ip_identity ADDR: the identity the daemon's ipcache gives ADDR now.
+ip_identity() {
+	"$CTL" --socket "$SOCK" ip get "$1" -o json 2>/dev/null |
+		$PY -c 'import json,sys; print(json.load(sys.stdin)["identity"])' 2>/dev/null
+}
+if [ $REDIS = 1 ]; then
+	# Before: 10.99.0.11 is monitoring, which the backend does not accept.
+	r=$(mg_tcp "$MG_NS_FRONT" "$MG_NS_BACK" 10.99.0.2 8080 listen 10.99.0.11)
+	check redis_denied_before "$r" blocked
+	# The large reload: 20000 more policies (selecting nobody in the traffic).
+	$PY - "$MG_WORK/conf/policies/large.yaml" <<'PYEOF'
+import sys
+with open(sys.argv[1], "w") as f:
+    for i in range(20000):
+        f.write("---\napiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\n"
+                "metadata: {name: large-%d, namespace: ns%d}\nspec:\n"
+                "  endpointSelector: {matchLabels: {app: large-%d}}\n"
+                "  ingress:\n  - fromEndpoints: [{matchLabels: {app: large-%d}}]\n"
+                "    toPorts: [{ports: [{port: \"%d\", protocol: TCP}]}]\n"
+                % (i, i % 100, i, i + 1, 1000 + i % 1000))
+PYEOF
+	ok_before=$(st_field 's["reloads"]["ok"]')
+	kill -HUP "$MG_DAEMON_PID"
+	# status answers while the reload reads and compiles, and says so
+	running=""
+	for _ in $(seq 1 100); do
+		running=$(st_field 's["reloads"]["running"]')
+		[ "$running" = True ] && break
+		sleep 0.05
+	done
+	check status_during_reload "$running" True
+	# a Redis change meanwhile: applied while the reload still runs
+	kvctl put-ip --ip 10.99.0.11 --identity 65810 >/dev/null 2>&1 ||
+		mg_log "kv put-ip failed"
+	id=""
+	for _ in $(seq 1 200); do
+		id=$(ip_identity 10.99.0.11)
+		[ "$id" = 65810 ] && break
+		sleep 0.02
+	done
+	still=$(st_field 's["reloads"]["running"]')
+	check redis_applied_during_reload "$id/$still" 65810/True
+	# the reload publishes, and the change stays (the new policy knows 65810)
+	ok_after=""
+	for _ in $(seq 1 600); do
+		[ "$(st_field 's["reloads"]["running"]')" = False ] &&
+			ok_after=$(st_field 's["reloads"]["ok"]') && break
+		sleep 0.1
+	done
+	check large_reload_ok "$ok_after/$(st_field 's["reloads"]["failed"]')" \
+		"$((ok_before + 1))/0"
+	check redis_change_kept "$(ip_identity 10.99.0.11)/$(mg_tcp "$MG_NS_FRONT" "$MG_NS_BACK" \
+		10.99.0.2 8080 listen 10.99.0.11)" 65810/delivered
+fi
+
 # The receivers stop by themselves: the allowed ones 1 s after the
 # sender's end marker, the backend's (which must get nothing) at its deadline.
 for p in "${RECV_PIDS[@]}"; do
@@ -210,7 +354,7 @@ else
 fi
 
 # Every reload counted once: SIGHUPs are taken in turn, so wait for them.
-want_ok=$RELOADS
+want_ok=$((RELOADS + REDIS))
 ok=""
 for _ in $(seq 1 100); do
 	ok=$("$CTL" --socket "$SOCK" status -o json 2>/dev/null |
@@ -221,7 +365,7 @@ done
 # Signals that arrive while a reload runs merge into one: at least half
 # (the synchronous ones) and at most all; none failed; revision = 1 + ok.
 read -r nok nfail rev <<<"$ok"
-if [ "${nfail:-x}" = 0 ] && [ "${nok:-0}" -ge $((RELOADS / 2)) ] && [ "${nok:-0}" -le "$RELOADS" ] &&
+if [ "${nfail:-x}" = 0 ] && [ "${nok:-0}" -ge $((RELOADS / 2)) ] && [ "${nok:-0}" -le "$want_ok" ] &&
 	[ "${rev:-0}" = $((nok + 1)) ]; then
 	pass reloads_counted
 else
