@@ -912,6 +912,8 @@ usage(FILE *out)
 	        "[--acl-identities N] ... (policy --help)\n"
 	        "       meshgate-bench kvsync [--redis-port P] [--entries N[,N...]]\n"
 	        "       meshgate-bench ipcache [--entries N[,N...]] ... (ipcache --help)\n"
+	        "       meshgate-bench ipcache --writer [--batch N[,N...]] ... (ipcache --writer "
+	        "--help)\n"
 	        "       meshgate-bench replicator-filter [--clusters N] [--endpoints N] ... "
 	        "(replicator-filter --help)\n"
 	        "       meshgate-bench replicator [--quick] [--keys N[,N...]] ... (replicator "

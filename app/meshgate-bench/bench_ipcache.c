@@ -45,6 +45,9 @@
  * rte_fib6's trie took about 13 tbl8 groups per /128 host route, so it is
  * built only up to --fib6-max.
  * --no-dpdk skips all of it.
+ *
+ * `ipcache --writer` measures the other side, updates applied per second
+ * while readers look up: bench_ipcache_writer.c.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -687,7 +690,10 @@ usage(FILE *out)
 	        "rule\n"
 	        "  --fib6-max build rte_fib6 only up to N entries (10000): its trie takes about 13 "
 	        "tbl8 groups per /128 here\n"
-	        "  --no-dpdk  no EAL, no rte_lpm/rte_fib/rte_fib6\n");
+	        "  --no-dpdk  no EAL, no rte_lpm/rte_fib/rte_fib6\n"
+	        "       meshgate-bench ipcache --writer [--entries N[,N...]] [--batch N[,N...]] "
+	        "[--seconds S] [--readers N]\n"
+	        "  updates/s the writer applies while readers look up (ipcache --writer --help)\n");
 }
 
 int
@@ -714,6 +720,9 @@ mg_bench_ipcache(int argc, char **argv)
 	char *list, *save = NULL, *tok;
 	int opt, rc = 0;
 
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--writer") == 0)
+			return mg_bench_ipcache_writer(argc, argv);
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
 		switch (opt) {

@@ -2,8 +2,9 @@
 /*
  * `meshgate-bench ipcache`: cycles per ipcache lookup from 1k to 1M
  * entries (hot working set, uniform over the table, misses), next to
- * DPDK's rte_lpm / rte_fib / rte_fib6 on the same prefixes. See
- * bench_ipcache.c.
+ * DPDK's rte_lpm / rte_fib / rte_fib6 on the same prefixes (see
+ * bench_ipcache.c); with --writer, updates per second applied while
+ * readers look up (bench_ipcache_writer.c).
  */
 #ifndef MG_BENCH_IPCACHE_H
 #define MG_BENCH_IPCACHE_H
@@ -14,5 +15,12 @@
  * @return the process exit status.
  */
 int mg_bench_ipcache(int argc, char **argv);
+
+/**
+ * `meshgate-bench ipcache --writer`: updates per second applied by the
+ * ipcache's writer while reader threads look up (bench_ipcache_writer.c).
+ * @p argv as for mg_bench_ipcache(). @return the process exit status.
+ */
+int mg_bench_ipcache_writer(int argc, char **argv);
 
 #endif /* MG_BENCH_IPCACHE_H */
