@@ -692,7 +692,7 @@ usage(FILE *out)
 	        "tbl8 groups per /128 here\n"
 	        "  --no-dpdk  no EAL, no rte_lpm/rte_fib/rte_fib6\n"
 	        "       meshgate-bench ipcache --writer [--entries N[,N...]] [--batch N[,N...]] "
-	        "[--seconds S] [--readers N]\n"
+	        "[--seconds S] [--readers N] [--no-pin]\n"
 	        "  updates/s the writer applies while readers look up (ipcache --writer --help)\n");
 }
 

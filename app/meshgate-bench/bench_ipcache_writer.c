@@ -21,7 +21,16 @@
  * universe (mg_ipcache_lookup_bulk), report a quiescent state, again.
  * Each result must be a host identity or world (anything else fails the
  * run). Their lookups/s are given with the writer idle and while it
- * writes.
+ * writes. Like the data path's lcores, the writer is pinned to the first
+ * CPU the process may use and reader i to the (i+1)-th (wrapping), unless
+ * --no-pin: a reader that shares a CPU with the writer reports its
+ * quiescent states only when the scheduler runs it, and the grace periods
+ * then measure the scheduler.
+ *
+ * Figures per batch size: updates and commits per second of wall time,
+ * the largest commit, and where the writer's time went: staging (put/del)
+ * and commit (mg_ipcache_commit: both copies, the records and the grace
+ * period), in ns per update.
  *
  * After each batch size the writer checks the table against a model of
  * what it staged: mg_ipcache_count, the lookup of every prefix of the
@@ -31,6 +40,7 @@
  */
 #include <getopt.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +73,7 @@ struct wctx {
 struct wreader {
 	pthread_t th;
 	unsigned tid;
+	int cpu; /* -1: not pinned */
 	struct wctx *c;
 	uint64_t lookups; /* atomic: written by the reader, sampled by the writer */
 	uint64_t bad;     /* atomic */
@@ -125,6 +136,13 @@ w_reader_main(void *arg)
 	for (unsigned i = 0; i < W_ADDRS; i++) {
 		fam[i] = w_prefix((uint32_t)(wrng(&s) % c->universe), a[i]);
 		p[i] = a[i];
+	}
+	if (r->cpu >= 0) {
+		cpu_set_t set;
+
+		CPU_ZERO(&set);
+		CPU_SET(r->cpu, &set);
+		pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 	}
 	rte_rcu_qsbr_thread_register(c->q, r->tid);
 	rte_rcu_qsbr_thread_online(c->q, r->tid);
@@ -229,7 +247,26 @@ struct wopts {
 	double seconds;
 	unsigned readers;
 	const char *batches;
+	bool pin;
 };
+
+/*
+ * The CPUs this process may run on, in order, into @cpus; their number.
+ * The writer takes the first, the readers the next ones.
+ */
+static unsigned
+w_cpus(int *cpus, unsigned max)
+{
+	cpu_set_t set;
+	unsigned n = 0;
+
+	if (sched_getaffinity(0, sizeof(set), &set) != 0)
+		return 0;
+	for (int c = 0; c < CPU_SETSIZE && n < max; c++)
+		if (CPU_ISSET(c, &set))
+			cpus[n++] = c;
+	return n;
+}
 
 static int
 w_size(uint32_t entries, const struct wopts *o)
@@ -237,6 +274,8 @@ w_size(uint32_t entries, const struct wopts *o)
 	struct wctx c = {.rng = 0x853c49e6748fea9bull};
 	struct wreader rd[W_MAX_READERS];
 	struct mg_ipcache_params ip = {.entries_hint = entries, .split_world = true};
+	int cpus[W_MAX_READERS + 1];
+	unsigned ncpu = o->pin ? w_cpus(cpus, W_MAX_READERS + 1) : 0;
 	uint64_t t0, lk0, bad_read = 0;
 	size_t qsz = rte_rcu_qsbr_get_memsize(o->readers);
 	char *list = NULL, *save = NULL, *tok;
@@ -276,9 +315,17 @@ w_size(uint32_t entries, const struct wopts *o)
 	       entries, (entries + 1) / 2, entries / 2, c.universe,
 	       (double)(mg_time_ns() - t0) / 1e9, mg_ipcache_memory(c.ipc) >> 20);
 
+	if (ncpu >= 2) {
+		cpu_set_t set;
+
+		CPU_ZERO(&set);
+		CPU_SET(cpus[0], &set);
+		pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	}
 	for (; started < o->readers; started++) {
 		rd[started].tid = started;
 		rd[started].c = &c;
+		rd[started].cpu = ncpu >= 2 ? cpus[1 + started % (ncpu - 1)] : -1;
 		if (pthread_create(&rd[started].th, NULL, w_reader_main, &rd[started]) != 0)
 			goto out;
 	}
@@ -289,9 +336,9 @@ w_size(uint32_t entries, const struct wopts *o)
 	lk0 = w_lookups(rd, started);
 	while (mg_time_ns() - t0 < 300ull * 1000 * 1000)
 		rte_pause();
-	printf("readers   %u reader thread(s), bursts of %u: %.2f M lookups/s with the writer "
+	printf("readers   %u reader thread(s), bursts of %u, %s: %.2f M lookups/s with the writer "
 	       "idle\n",
-	       started, W_BURST,
+	       started, W_BURST, ncpu >= 2 ? "writer and readers pinned apart" : "not pinned",
 	       (double)(w_lookups(rd, started) - lk0) * 1e3 / (double)(mg_time_ns() - t0));
 
 	list = strdup(o->batches);
@@ -300,7 +347,7 @@ w_size(uint32_t entries, const struct wopts *o)
 	for (tok = strtok_r(list, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
 		unsigned batch = (unsigned)strtoul(tok, NULL, 0);
 		uint64_t upd = 0, commits = 0, moves = 0, news = 0, dels = 0, bad;
-		uint64_t t1, worst = 0, lk1;
+		uint64_t t1, worst = 0, lk1, stage_ns = 0, commit_ns = 0;
 
 		if (batch == 0) {
 			fprintf(stderr, "ipcache: --batch: %s: must be at least 1\n", tok);
@@ -309,7 +356,7 @@ w_size(uint32_t entries, const struct wopts *o)
 		t0 = mg_time_ns();
 		lk0 = w_lookups(rd, started);
 		do {
-			uint64_t c0 = mg_time_ns(), c1;
+			uint64_t s0 = mg_time_ns(), c0, c1;
 			int n;
 
 			for (unsigned k = 0; k < batch; k++)
@@ -317,6 +364,7 @@ w_size(uint32_t entries, const struct wopts *o)
 					fprintf(stderr, "ipcache: staging an update failed\n");
 					goto out;
 				}
+			c0 = mg_time_ns();
 			n = mg_ipcache_commit(c.ipc);
 			if (n < 0) {
 				fprintf(stderr, "ipcache: commit: %s\n", strerror(-n));
@@ -325,6 +373,8 @@ w_size(uint32_t entries, const struct wopts *o)
 			c1 = mg_time_ns();
 			if (c1 - c0 > worst)
 				worst = c1 - c0;
+			stage_ns += c0 - s0;
+			commit_ns += c1 - c0;
 			upd += batch;
 			commits++;
 			t1 = c1;
@@ -332,10 +382,12 @@ w_size(uint32_t entries, const struct wopts *o)
 		lk1 = w_lookups(rd, started);
 		bad = w_check(&c);
 		printf("writer    entries=%-8u batch=%-6u %9.0f updates/s applied  %8.0f commits/s "
-		       "(largest %.2f ms)  readers %.2f M lookups/s  [%.0f%% moves, %.0f%% new, "
-		       "%.0f%% deletes; %lu updates in %.2f s]\n",
+		       "(largest %.2f ms)  ns/update: stage %.0f commit %.0f  readers %.2f M "
+		       "lookups/s  [%.0f%% moves, %.0f%% new, %.0f%% deletes; %lu updates in %.2f "
+		       "s]\n",
 		       entries, batch, (double)upd * 1e9 / (double)(t1 - t0),
 		       (double)commits * 1e9 / (double)(t1 - t0), (double)worst / 1e6,
+		       (double)stage_ns / (double)upd, (double)commit_ns / (double)upd,
 		       (double)(lk1 - lk0) * 1e3 / (double)(t1 - t0),
 		       100.0 * (double)moves / (double)upd, 100.0 * (double)news / (double)upd,
 		       100.0 * (double)dels / (double)upd, (unsigned long)upd,
@@ -373,13 +425,15 @@ w_usage(FILE *out)
 {
 	fprintf(out,
 	        "usage: meshgate-bench ipcache --writer [--entries N[,N...]] [--batch N[,N...]] "
-	        "[--seconds S] [--readers N]\n"
+	        "[--seconds S] [--readers N] [--no-pin]\n"
 	        "  --entries  table sizes, entries in all: half IPv4 /32, half IPv6 /128 "
 	        "(100000,1000000)\n"
 	        "  --batch    updates per commit, one run each (100,1000,10000)\n"
 	        "  --seconds  length of each run (2)\n"
 	        "  --readers  reader threads doing bulk lookups meanwhile, QSBR registered (1, "
-	        "at most 16)\n");
+	        "at most 16)\n"
+	        "  --no-pin   leave the threads to the scheduler (default: the writer on the first "
+	        "CPU, readers on the next ones)\n");
 }
 
 int
@@ -391,10 +445,11 @@ mg_bench_ipcache_writer(int argc, char **argv)
 	        {"batch", required_argument, NULL, 'b'},
 	        {"seconds", required_argument, NULL, 's'},
 	        {"readers", required_argument, NULL, 'R'},
+	        {"no-pin", no_argument, NULL, 'P'},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
-	struct wopts o = {.seconds = 2, .readers = 1, .batches = "100,1000,10000"};
+	struct wopts o = {.seconds = 2, .readers = 1, .batches = "100,1000,10000", .pin = true};
 	const char *entries = "100000,1000000";
 	char *list, *save = NULL, *tok;
 	int opt, rc = 0;
@@ -415,6 +470,9 @@ mg_bench_ipcache_writer(int argc, char **argv)
 			break;
 		case 'R':
 			o.readers = (unsigned)strtoul(optarg, NULL, 0);
+			break;
+		case 'P':
+			o.pin = false;
 			break;
 		case 'h':
 			w_usage(stdout);
