@@ -248,6 +248,8 @@ struct wopts {
 	unsigned readers;
 	const char *batches;
 	bool pin;
+	unsigned ncpu; /* CPUs the process may use at the start (pinning changes it), or 0 */
+	int cpus[W_MAX_READERS + 1];
 };
 
 /*
@@ -274,8 +276,8 @@ w_size(uint32_t entries, const struct wopts *o)
 	struct wctx c = {.rng = 0x853c49e6748fea9bull};
 	struct wreader rd[W_MAX_READERS];
 	struct mg_ipcache_params ip = {.entries_hint = entries, .split_world = true};
-	int cpus[W_MAX_READERS + 1];
-	unsigned ncpu = o->pin ? w_cpus(cpus, W_MAX_READERS + 1) : 0;
+	const int *cpus = o->cpus;
+	unsigned ncpu = o->pin ? o->ncpu : 0;
 	uint64_t t0, lk0, bad_read = 0;
 	size_t qsz = rte_rcu_qsbr_get_memsize(o->readers);
 	char *list = NULL, *save = NULL, *tok;
@@ -486,6 +488,7 @@ mg_bench_ipcache_writer(int argc, char **argv)
 		w_usage(stderr);
 		return 2;
 	}
+	o.ncpu = w_cpus(o.cpus, W_MAX_READERS + 1);
 	printf("writer    updates staged with mg_ipcache_put/del and published with "
 	       "mg_ipcache_commit while %u reader(s) look up; %.1f s per batch size\n",
 	       o.readers, o.seconds);
