@@ -47,6 +47,13 @@
 #define V4_LENS 33
 #define V6_LENS 129
 
+/*
+ * Commit walks the staged ops in log order over tables bigger than the
+ * cache; it prefetches the slots of the op this many places ahead, so
+ * that the cache misses of consecutive ops overlap.
+ */
+#define OPS_AHEAD 8
+
 /* Smallest data-plane table; keeps the hash shift below 64. */
 #define DTAB_MIN_CAP 16u
 /* Grow when the load would exceed 7/10. */
@@ -124,11 +131,16 @@ struct cmap {
 	size_t count;
 };
 
-/* A staged operation: k and the new identity (0 = delete) and cluster. */
+/*
+ * A staged operation: k and the new identity (0 = delete) and cluster,
+ * and k's hash (ipc_pkey_hash), so that commit neither hashes it again nor
+ * waits for its record's slot (it prefetches the slots a few ops ahead).
+ */
 struct op {
 	struct pkey k;
 	uint32_t id;
 	uint32_t cluster_id;
+	uint32_t h;
 };
 
 /* New table arrays for one copy, allocated before a commit publishes anything. */
@@ -232,14 +244,26 @@ int ipc_pkey_make(struct pkey *k, uint8_t family, const uint8_t *addr, uint8_t p
 /* An empty map sized for @entries records. 0 or -ENOMEM. */
 int ipc_cmap_init(struct cmap *m, size_t entries);
 
+/*
+ * The hash of @k that the maps probe with (the low bits of the slot). The
+ * writer computes it once per staged change and passes it to the _h forms,
+ * which take it instead of hashing @k again.
+ */
+uint32_t ipc_pkey_hash(const struct pkey *k);
+
 /* The record of @k, or NULL. */
 struct rec *ipc_cmap_find(const struct cmap *m, const struct pkey *k);
+struct rec *ipc_cmap_find_h(const struct cmap *m, const struct pkey *k, uint32_t h);
+
+/* Prefetch the first slot that a key of hash @h probes. */
+void ipc_cmap_prefetch(const struct cmap *m, uint32_t h);
 
 /* Make room for @entries records in total. 0 or -ENOMEM. */
 int ipc_cmap_reserve(struct cmap *m, size_t entries);
 
 /* Insert or overwrite; the caller has reserved room. */
 void ipc_cmap_set(struct cmap *m, const struct pkey *k, uint32_t val, uint32_t val2);
+void ipc_cmap_set_h(struct cmap *m, const struct pkey *k, uint32_t h, uint32_t val, uint32_t val2);
 
 /* Remove @r, a record of @m. */
 void ipc_cmap_del(struct cmap *m, struct rec *r);

@@ -83,7 +83,7 @@ mg_ipcache_free(struct mg_ipcache *ipc)
 /* ---- staging ---- */
 
 static int
-ops_push(struct mg_ipcache *ipc, const struct pkey *k, uint32_t id, uint32_t cluster_id)
+ops_push(struct mg_ipcache *ipc, const struct pkey *k, uint32_t h, uint32_t id, uint32_t cluster_id)
 {
 	if (ipc->n_ops == ipc->cap_ops) {
 		size_t ncap = ipc->cap_ops ? ipc->cap_ops * 2 : 64;
@@ -99,7 +99,8 @@ ops_push(struct mg_ipcache *ipc, const struct pkey *k, uint32_t id, uint32_t clu
 	ipc->ops[ipc->n_ops].k = *k;
 	ipc->ops[ipc->n_ops].id = id;
 	ipc->ops[ipc->n_ops].cluster_id = cluster_id;
-	ipc_cmap_set(&ipc->staged, k, (uint32_t)ipc->n_ops, 0);
+	ipc->ops[ipc->n_ops].h = h;
+	ipc_cmap_set_h(&ipc->staged, k, h, (uint32_t)ipc->n_ops, 0);
 	ipc->n_ops++;
 	return 0;
 }
@@ -109,21 +110,23 @@ mg_ipcache_put(struct mg_ipcache *ipc, const struct mg_ipcache_entry *e)
 {
 	struct rec *s, *r;
 	struct pkey k;
+	uint32_t h;
 
 	if (ipc->prepared)
 		return mg_errno_set(EBUSY);
 	if (e == NULL || e->identity == 0 || ipc_pkey_make(&k, e->family, e->addr, e->plen) < 0)
 		return mg_errno_set(EINVAL);
-	s = ipc_cmap_find(&ipc->staged, &k);
+	h = ipc_pkey_hash(&k);
+	s = ipc_cmap_find_h(&ipc->staged, &k, h);
 	if (s != NULL) {
 		ipc->ops[s->val].id = e->identity;
 		ipc->ops[s->val].cluster_id = e->cluster_id;
 		return 0;
 	}
-	r = ipc_cmap_find(&ipc->records, &k);
+	r = ipc_cmap_find_h(&ipc->records, &k, h);
 	if (r != NULL && r->val == e->identity && r->val2 == e->cluster_id)
 		return 0; /* already committed as asked: nothing to publish */
-	if (ops_push(ipc, &k, e->identity, e->cluster_id) < 0)
+	if (ops_push(ipc, &k, h, e->identity, e->cluster_id) < 0)
 		return mg_errno_set(ENOMEM);
 	return 0;
 }
@@ -133,18 +136,20 @@ mg_ipcache_del(struct mg_ipcache *ipc, uint8_t family, const uint8_t *addr, uint
 {
 	struct rec *s;
 	struct pkey k;
+	uint32_t h;
 
 	if (ipc->prepared)
 		return mg_errno_set(EBUSY);
 	if (ipc_pkey_make(&k, family, addr, plen) < 0)
 		return mg_errno_set(EINVAL);
-	s = ipc_cmap_find(&ipc->staged, &k);
+	h = ipc_pkey_hash(&k);
+	s = ipc_cmap_find_h(&ipc->staged, &k, h);
 	if (s != NULL) {
 		struct op *o = &ipc->ops[s->val];
 
 		if (o->id == 0)
 			return mg_errno_set(ENOENT); /* already staged for removal */
-		if (ipc_cmap_find(&ipc->records, &k) != NULL) {
+		if (ipc_cmap_find_h(&ipc->records, &k, h) != NULL) {
 			o->id = 0; /* committed: the staged put becomes a removal */
 			return 0;
 		}
@@ -156,14 +161,15 @@ mg_ipcache_del(struct mg_ipcache *ipc, uint8_t family, const uint8_t *addr, uint
 			ipc->n_ops--;
 			if (at != ipc->n_ops) {
 				ipc->ops[at] = ipc->ops[ipc->n_ops];
-				ipc_cmap_find(&ipc->staged, &ipc->ops[at].k)->val = (uint32_t)at;
+				ipc_cmap_find_h(&ipc->staged, &ipc->ops[at].k, ipc->ops[at].h)
+				        ->val = (uint32_t)at;
 			}
 		}
 		return 0;
 	}
-	if (ipc_cmap_find(&ipc->records, &k) == NULL)
+	if (ipc_cmap_find_h(&ipc->records, &k, h) == NULL)
 		return mg_errno_set(ENOENT);
-	if (ops_push(ipc, &k, 0, 0) < 0)
+	if (ops_push(ipc, &k, h, 0, 0) < 0)
 		return mg_errno_set(ENOMEM);
 	return 0;
 }
@@ -287,13 +293,18 @@ mg_ipcache_commit_finish(struct mg_ipcache *ipc)
 	ipc_view_apply(ipc, old, false);
 	ipc->prepared = false;
 
+	/* The records: each op's slot is prefetched OPS_AHEAD ops before it is probed. */
+	for (size_t i = 0; i < n && i < OPS_AHEAD; i++)
+		ipc_cmap_prefetch(&ipc->records, ipc->ops[i].h);
 	for (size_t i = 0; i < n; i++) {
 		const struct op *o = &ipc->ops[i];
 
+		if (i + OPS_AHEAD < n)
+			ipc_cmap_prefetch(&ipc->records, ipc->ops[i + OPS_AHEAD].h);
 		if (o->id != 0) {
-			ipc_cmap_set(&ipc->records, &o->k, o->id, o->cluster_id);
+			ipc_cmap_set_h(&ipc->records, &o->k, o->h, o->id, o->cluster_id);
 		} else {
-			struct rec *r = ipc_cmap_find(&ipc->records, &o->k);
+			struct rec *r = ipc_cmap_find_h(&ipc->records, &o->k, o->h);
 
 			if (r != NULL)
 				ipc_cmap_del(&ipc->records, r);

@@ -16,10 +16,16 @@
 #include "ipcache_priv.h"
 
 /* The whole key (pkey_make zeroes what the length masks out). */
+uint32_t
+ipc_pkey_hash(const struct pkey *k)
+{
+	return (uint32_t)mg_hash_bytes(k, sizeof(*k), 0);
+}
+
 static size_t
 pkey_hash(const struct pkey *k, size_t cap)
 {
-	return mg_probe_home(mg_hash_bytes(k, sizeof(*k), 0), cap - 1);
+	return mg_probe_home(ipc_pkey_hash(k), cap - 1);
 }
 
 static bool
@@ -75,9 +81,15 @@ ipc_cmap_init(struct cmap *m, size_t entries)
 struct rec *
 ipc_cmap_find(const struct cmap *m, const struct pkey *k)
 {
+	return ipc_cmap_find_h(m, k, ipc_pkey_hash(k));
+}
+
+struct rec *
+ipc_cmap_find_h(const struct cmap *m, const struct pkey *k, uint32_t h)
+{
 	size_t mask = m->cap - 1;
 
-	for (size_t i = pkey_hash(k, m->cap);; i = mg_probe_next(i, mask)) {
+	for (size_t i = mg_probe_home(h, mask);; i = mg_probe_next(i, mask)) {
 		if (m->r[i].k.family == 0)
 			return NULL;
 		if (pkey_eq(&m->r[i].k, k))
@@ -119,10 +131,16 @@ ipc_cmap_reserve(struct cmap *m, size_t entries)
 void
 ipc_cmap_set(struct cmap *m, const struct pkey *k, uint32_t val, uint32_t val2)
 {
+	ipc_cmap_set_h(m, k, ipc_pkey_hash(k), val, val2);
+}
+
+void
+ipc_cmap_set_h(struct cmap *m, const struct pkey *k, uint32_t h, uint32_t val, uint32_t val2)
+{
 	size_t mask = m->cap - 1;
 	size_t i;
 
-	for (i = pkey_hash(k, m->cap); m->r[i].k.family != 0; i = mg_probe_next(i, mask))
+	for (i = mg_probe_home(h, mask); m->r[i].k.family != 0; i = mg_probe_next(i, mask))
 		if (pkey_eq(&m->r[i].k, k))
 			break;
 	if (m->r[i].k.family == 0)
@@ -130,6 +148,12 @@ ipc_cmap_set(struct cmap *m, const struct pkey *k, uint32_t val, uint32_t val2)
 	m->r[i].k = *k;
 	m->r[i].val = val;
 	m->r[i].val2 = val2;
+}
+
+void
+ipc_cmap_prefetch(const struct cmap *m, uint32_t h)
+{
+	__builtin_prefetch(&m->r[mg_probe_home(h, m->cap - 1)]);
 }
 
 void

@@ -434,12 +434,33 @@ ipc_grow_install(struct mg_ipcache_view *v, struct grow *g)
 	memset(g, 0, sizeof(*g));
 }
 
-/* Apply the batch to the idle copy @v; @first: it is the first copy to get it (see filt_apply). */
+/* Prefetch the slot where @o's probe starts in copy @v (nothing when its table does not exist). */
+static inline void
+op_prefetch(struct mg_ipcache_view *v, const struct op *o)
+{
+	const struct dtab *t = view_tab(v, o->k.family, o->k.plen);
+
+	if (t->e != NULL)
+		__builtin_prefetch(dtab_slot(t, o->k.family, dtab_home_key(t, &o->k)), 1);
+}
+
+/*
+ * Apply the batch to the idle copy @v; @first: it is the first copy to get
+ * it (see filt_apply). Ops are applied in log order; the slot of the op
+ * OPS_AHEAD places ahead is prefetched, so that on tables larger than the
+ * cache the misses overlap rather than queue (the order of the applies,
+ * hence the copy's content, does not change).
+ */
 void
 ipc_view_apply(struct mg_ipcache *ipc, struct mg_ipcache_view *v, bool first)
 {
+	for (size_t i = 0; i < ipc->n_ops && i < OPS_AHEAD; i++)
+		op_prefetch(v, &ipc->ops[i]);
 	for (size_t i = 0; i < ipc->n_ops; i++) {
 		const struct op *o = &ipc->ops[i];
+
+		if (i + OPS_AHEAD < ipc->n_ops)
+			op_prefetch(v, &ipc->ops[i + OPS_AHEAD]);
 		int delta = dtab_apply(view_tab(v, o->k.family, o->k.plen), &o->k, o->id);
 
 		if (delta != 0)
