@@ -2,7 +2,8 @@
 /*
  * Unit tests of lib/ipcache, single-threaded: longest-prefix match for both
  * families, staging and commit, control-plane reads, the prefix parser, a
- * randomized comparison against a naive LPM, a million host routes, and
+ * randomized comparison against a naive LPM, many small batches against a
+ * model of the staging rules, a million host routes, and
  * the miss filter (bits set and cleared per /16 and hashed IPv6 /32, short
  * prefixes over many buckets, checked on both copies and by
  * mg_ipcache_verify). The concurrent proof is test_ipcache_stress.c.
@@ -658,6 +659,213 @@ test_random_vs_naive(void)
 	CU_ASSERT_EQUAL(look(ipc, "10.0.0.1"), 9);
 	CU_ASSERT_EQUAL(look(ipc, "fd00::1"), 10);
 	free(refs);
+	mg_ipcache_free(ipc);
+}
+
+/*
+ * ---- many small batches against a model of the staging rules ----
+ *
+ * The writer's path as the sync client drives it: batches of 1 to a few
+ * hundred puts and deletes (now and then a big one), committed one after
+ * the other, over tables that start empty and grow. A model keeps what is
+ * committed and what is staged per prefix, with the staging rules of
+ * mg_ipcache.h (a put of what is committed stages nothing; a second change
+ * to a staged prefix rewrites it; a delete of a prefix that is only staged
+ * forgets it), and every return value, the pending count, the commit's
+ * count, and after each commit every prefix's get and lookup must agree
+ * with it. The staged log keeps each prefix's hash for the commit, and
+ * the commit prefetches and probes with it; a stale or wrong hash (a log
+ * entry moved, a map rehashed) shows up here as a record get cannot find
+ * or a count that drifts.
+ */
+enum {
+	CH_N = 2000, /* prefixes: 4 disjoint kinds, see ch_prefix() */
+	CH_BATCHES = 400,
+	CH_NONE = UINT32_MAX /* model: nothing staged */
+};
+
+/* Prefix @i (kind i % 4: v4 /32, v4 /24, v6 /128, v6 /64) and an address inside it. */
+static void
+ch_prefix(uint32_t i, struct mg_ipcache_entry *e, uint8_t *inside)
+{
+	uint32_t k = i / 4;
+
+	memset(e, 0, sizeof(*e));
+	memset(inside, 0, 16);
+	switch (i % 4) {
+	case 0:
+		e->family = AF_INET;
+		e->plen = 32;
+		e->addr[0] = 10;
+		e->addr[1] = 1;
+		e->addr[2] = (uint8_t)(k >> 8);
+		e->addr[3] = (uint8_t)k;
+		memcpy(inside, e->addr, 4);
+		break;
+	case 1:
+		e->family = AF_INET;
+		e->plen = 24;
+		e->addr[0] = 10;
+		e->addr[1] = (uint8_t)(2 + (k >> 8));
+		e->addr[2] = (uint8_t)k;
+		memcpy(inside, e->addr, 4);
+		inside[3] = 99;
+		break;
+	case 2:
+		e->family = AF_INET6;
+		e->plen = 128;
+		e->addr[0] = 0xfd;
+		e->addr[3] = 1;
+		e->addr[14] = (uint8_t)(k >> 8);
+		e->addr[15] = (uint8_t)k;
+		memcpy(inside, e->addr, 16);
+		break;
+	default:
+		e->family = AF_INET6;
+		e->plen = 64;
+		e->addr[0] = 0xfd;
+		e->addr[3] = 2;
+		e->addr[6] = (uint8_t)(k >> 8);
+		e->addr[7] = (uint8_t)k;
+		memcpy(inside, e->addr, 8);
+		inside[15] = 7;
+		break;
+	}
+}
+
+struct ch_model {
+	uint32_t id[CH_N], cl[CH_N];   /* committed; id 0 = absent */
+	uint32_t sid[CH_N], scl[CH_N]; /* staged: CH_NONE, 0 (delete) or the put */
+	size_t pending, live;
+};
+
+/* Expected return of a put, and the model after it. */
+static int
+ch_model_put(struct ch_model *m, uint32_t i, uint32_t id, uint32_t cl)
+{
+	if (m->sid[i] == CH_NONE && m->id[i] == id && m->cl[i] == cl)
+		return 0; /* committed as asked: nothing staged */
+	if (m->sid[i] == CH_NONE)
+		m->pending++;
+	m->sid[i] = id;
+	m->scl[i] = cl;
+	return 0;
+}
+
+static int
+ch_model_del(struct ch_model *m, uint32_t i)
+{
+	if (m->sid[i] == 0)
+		return -ENOENT; /* already staged for removal */
+	if (m->sid[i] != CH_NONE) {
+		if (m->id[i] != 0) {
+			m->sid[i] = 0;
+		} else {
+			m->sid[i] = CH_NONE; /* only staged: forgotten */
+			m->pending--;
+		}
+		return 0;
+	}
+	if (m->id[i] == 0)
+		return -ENOENT;
+	m->sid[i] = 0;
+	m->pending++;
+	return 0;
+}
+
+static void
+ch_model_commit(struct ch_model *m)
+{
+	for (uint32_t i = 0; i < CH_N; i++) {
+		if (m->sid[i] == CH_NONE)
+			continue;
+		m->live += (m->sid[i] != 0) - (m->id[i] != 0);
+		m->id[i] = m->sid[i];
+		m->cl[i] = m->scl[i];
+		m->sid[i] = CH_NONE;
+	}
+	m->pending = 0;
+}
+
+/* Disagreements between the committed table and the model. */
+static unsigned
+ch_check(const struct mg_ipcache *ipc, const struct ch_model *m)
+{
+	const struct mg_ipcache_view *v = mg_ipcache_reader(ipc);
+	unsigned bad = mg_ipcache_count(ipc, 0) != m->live;
+
+	for (uint32_t i = 0; i < CH_N; i++) {
+		struct mg_ipcache_entry e, got;
+		uint8_t a[16];
+		int rc;
+		uint32_t want;
+
+		ch_prefix(i, &e, a);
+		rc = mg_ipcache_get(ipc, e.family, e.addr, e.plen, &got);
+		want = m->id[i] != 0 ? m->id[i] : e.family == AF_INET ? 9 : 10;
+		if (m->id[i] == 0
+		            ? rc != -ENOENT
+		            : rc != 0 || got.identity != m->id[i] || got.cluster_id != m->cl[i])
+			bad++;
+		if (mg_ipcache_lookup(v, e.family, a) != want)
+			bad++;
+	}
+	return bad;
+}
+
+static void
+test_small_batches_vs_model(void)
+{
+	struct mg_ipcache *ipc = make(true, 0);
+	struct ch_model *m = calloc(1, sizeof(*m));
+	unsigned bad_rc = 0, bad_pending = 0, bad_commit = 0, bad_table = 0, bad_verify = 0;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ipc);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	for (uint32_t i = 0; i < CH_N; i++)
+		m->sid[i] = CH_NONE;
+	for (unsigned b = 0; b < CH_BATCHES; b++) {
+		/* Mostly small batches, every 16th a big one (the staged index grows). */
+		unsigned n = b % 16 == 15 ? 1500 : 1 + (unsigned)(rnd() % 200);
+		int rc;
+
+		for (unsigned k = 0; k < n; k++) {
+			uint64_t x = rnd();
+			/* A hot quarter of the prefixes takes half the changes: repeats in a batch. */
+			uint32_t i = (uint32_t)((x & 1 ? x >> 8 : (x >> 8) % (CH_N / 4)) % CH_N);
+			struct mg_ipcache_entry e;
+			uint8_t a[16];
+			int want, got;
+
+			ch_prefix(i, &e, a);
+			if ((x >> 40) % 3 == 0) {
+				want = ch_model_del(m, i);
+				got = mg_ipcache_del(ipc, e.family, e.addr, e.plen);
+			} else {
+				/* Few identities and clusters: some puts repeat what is there. */
+				e.identity = 1000 + (uint32_t)((x >> 44) % 4);
+				e.cluster_id = (unsigned)((x >> 50) % 2);
+				want = ch_model_put(m, i, e.identity, e.cluster_id);
+				got = mg_ipcache_put(ipc, &e);
+			}
+			bad_rc += got != want;
+			bad_pending += mg_ipcache_pending(ipc) != m->pending;
+		}
+		rc = mg_ipcache_commit(ipc);
+		bad_commit += rc != (int)m->pending;
+		ch_model_commit(m);
+		bad_table += ch_check(ipc, m);
+		if (b % 25 == 0 || b == CH_BATCHES - 1)
+			bad_verify += mg_ipcache_verify(ipc) != 0;
+	}
+	CU_ASSERT_EQUAL(bad_rc, 0);
+	CU_ASSERT_EQUAL(bad_pending, 0);
+	CU_ASSERT_EQUAL(bad_commit, 0);
+	CU_ASSERT_EQUAL(bad_table, 0);
+	CU_ASSERT_EQUAL(bad_verify, 0);
+	/* The run covered growth from empty and a table of some size. */
+	CU_ASSERT(m->live > CH_N / 4);
+	free(m);
 	mg_ipcache_free(ipc);
 }
 
@@ -1360,6 +1568,7 @@ static CU_TestInfo tests[] = {
         {"get_walk_count", test_get_walk_count},
         {"parse_format", test_parse_format},
         {"random_vs_naive", test_random_vs_naive},
+        {"small_batches_vs_model", test_small_batches_vs_model},
         {"bulk", test_bulk},
         {"million_hosts", test_million_hosts},
         {"split_commit", test_split_commit},
