@@ -467,26 +467,39 @@ verdict_pass(const struct mg_policy *pol, const struct flow *f, unsigned n)
 	return allowed;
 }
 
+/* A burst of flows as mg_policy_verdict_bulk takes them. */
+struct vburst {
+	uint32_t ids[2 * BURST];
+	uint8_t proto[BURST], out[BURST];
+	uint16_t dport[BURST];
+};
+
+/* The bulk verdicts of flows [i, i + k) of @p f into @p v->out. */
+static inline void
+burst_verdicts(const struct mg_policy *pol, const struct flow *f, unsigned i, unsigned k,
+               struct vburst *v)
+{
+	for (unsigned j = 0; j < k; j++) {
+		v->ids[2 * j] = f[i + j].src;
+		v->ids[2 * j + 1] = f[i + j].dst;
+		v->proto[j] = f[i + j].proto;
+		v->dport[j] = f[i + j].dport;
+	}
+	mg_policy_verdict_bulk(pol, v->ids, v->proto, v->dport, k, v->out);
+}
+
 /* The same verdicts by mg_policy_verdict_bulk, bursts of BURST (the gather included). */
 static unsigned
 verdict_pass_bulk(const struct mg_policy *pol, const struct flow *f, unsigned n)
 {
-	uint32_t ids[2 * BURST];
-	uint8_t proto[BURST], out[BURST];
-	uint16_t dport[BURST];
+	struct vburst v;
 	unsigned i, j, k, allowed = 0;
 
 	for (i = 0; i < n; i += k) {
 		k = n - i < BURST ? n - i : BURST;
-		for (j = 0; j < k; j++) {
-			ids[2 * j] = f[i + j].src;
-			ids[2 * j + 1] = f[i + j].dst;
-			proto[j] = f[i + j].proto;
-			dport[j] = f[i + j].dport;
-		}
-		mg_policy_verdict_bulk(pol, ids, proto, dport, k, out);
+		burst_verdicts(pol, f, i, k, &v);
 		for (j = 0; j < k; j++)
-			allowed += out[j] == MG_VERDICT_ALLOW;
+			allowed += v.out[j] == MG_VERDICT_ALLOW;
 	}
 	return allowed;
 }
@@ -495,23 +508,15 @@ verdict_pass_bulk(const struct mg_policy *pol, const struct flow *f, unsigned n)
 static unsigned
 bulk_disagreements(const struct mg_policy *pol, const struct flow *f, unsigned n)
 {
-	uint32_t ids[2 * BURST];
-	uint8_t proto[BURST], out[BURST];
-	uint16_t dport[BURST];
+	struct vburst v;
 	unsigned i, j, k, bad = 0;
 
 	for (i = 0; i < n; i += k) {
 		k = n - i < BURST ? n - i : BURST;
-		for (j = 0; j < k; j++) {
-			ids[2 * j] = f[i + j].src;
-			ids[2 * j + 1] = f[i + j].dst;
-			proto[j] = f[i + j].proto;
-			dport[j] = f[i + j].dport;
-		}
-		mg_policy_verdict_bulk(pol, ids, proto, dport, k, out);
+		burst_verdicts(pol, f, i, k, &v);
 		for (j = 0; j < k; j++)
-			bad += out[j] != mg_policy_verdict(pol, ids[2 * j], ids[2 * j + 1],
-			                                   proto[j], dport[j]);
+			bad += v.out[j] != mg_policy_verdict(pol, f[i + j].src, f[i + j].dst,
+			                                     f[i + j].proto, f[i + j].dport);
 	}
 	return bad;
 }

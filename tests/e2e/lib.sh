@@ -107,6 +107,29 @@ mg_demo_config() {
 			>"$dir/meshgate.yaml"
 }
 
+# mg_redis_start: a private redis-server in $MG_WORK/redis, only a unix
+# socket (no TCP port, so concurrent runs cannot meet), no persistence.
+# Sets REDIS_SOCK, REDIS_URL and REDIS_PID (also in MG_BG_PIDS); 0 once it
+# answers PING (at most 10 s).
+mg_redis_start() {
+	local i
+	REDIS_SOCK=$MG_WORK/redis.sock
+	# shellcheck disable=SC2034 # for the caller
+	REDIS_URL=unix://$REDIS_SOCK
+	mkdir -p "$MG_WORK/redis"
+	redis-server --port 0 --unixsocket "$REDIS_SOCK" --unixsocketperm 700 \
+		--dir "$MG_WORK/redis" --save '' --appendonly no --daemonize no \
+		--logfile "$MG_WORK/redis/redis.log" </dev/null >/dev/null 2>&1 &
+	REDIS_PID=$!
+	MG_BG_PIDS+=("$REDIS_PID")
+	for ((i = 0; i < 100; i++)); do
+		[ "$(redis-cli -s "$REDIS_SOCK" ping 2>/dev/null)" = PONG ] && return 0
+		kill -0 "$REDIS_PID" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
+
 # mg_daemon_start BINARY CONFIG: start meshgate in the background (output
 # in $MG_WORK/meshgate.{out,err}, stats in $MG_WORK/stats.json) and wait
 # until it says it is ready (at most 60 s). 0 when ready.

@@ -154,25 +154,7 @@ cp "$DEMO/identities.yaml" "$DEMO/endpoints.yaml" "$CONF_DIR/"
 cp "$DEMO"/policies/*.yaml "$CONF_DIR/policies/"
 
 if [ "$SOURCE" = redis ]; then
-	# A private redis-server: only a unix socket in the scratch folder (no
-	# TCP port, so concurrent runs cannot meet), no persistence.
-	REDIS_SOCK=$MG_WORK/redis.sock
-	REDIS_URL=unix://$REDIS_SOCK
-	mkdir -p "$MG_WORK/redis"
-	redis-server --port 0 --unixsocket "$REDIS_SOCK" --unixsocketperm 700 \
-		--dir "$MG_WORK/redis" --save '' --appendonly no --daemonize no \
-		--logfile "$MG_WORK/redis/redis.log" </dev/null >/dev/null 2>&1 &
-	REDIS_PID=$!
-	up=0
-	for ((i = 0; i < 100; i++)); do
-		if [ "$(redis-cli -s "$REDIS_SOCK" ping 2>/dev/null)" = PONG ]; then
-			up=1
-			break
-		fi
-		kill -0 "$REDIS_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	if [ $up = 1 ]; then
+	if mg_redis_start; then
 		pass kv_redis_up
 	else
 		fail kv_redis_up "redis-server did not answer on $REDIS_SOCK within 10 s"

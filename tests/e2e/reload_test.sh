@@ -148,17 +148,7 @@ extra_policy 0
 # two identities (a frontend and a monitoring one, numbers the files do
 # not use) come from `meshgatectl kv import`, with 10.99.0.11 as monitoring.
 if [ $REDIS = 1 ]; then
-	REDIS_SOCK=$MG_WORK/redis.sock
-	REDIS_URL=unix://$REDIS_SOCK
-	mkdir -p "$MG_WORK/redis"
-	redis-server --port 0 --unixsocket "$REDIS_SOCK" --unixsocketperm 700 \
-		--dir "$MG_WORK/redis" --save '' --appendonly no --daemonize no \
-		--logfile "$MG_WORK/redis/redis.log" </dev/null >/dev/null 2>&1 &
-	MG_BG_PIDS+=($!)
-	for _ in $(seq 1 100); do
-		[ "$(redis-cli -s "$REDIS_SOCK" ping 2>/dev/null)" = PONG ] && break
-		sleep 0.1
-	done
+	mg_redis_start || mg_log "redis-server did not answer on $REDIS_SOCK within 10 s"
 	kvctl() {
 		local sub=$1
 		shift
