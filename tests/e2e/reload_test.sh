@@ -370,4 +370,13 @@ if [ "${den:-0}" -ge "$COUNT" ] 2>/dev/null; then pass stats_denied; else
 	fail stats_denied "policy_denied_ingress ${den:-?} < $COUNT"
 fi
 check stats_no_tx_full "$(mg_stat "$MG_WORK/stats.json" 's["drops"]["tx_queue_full"]')" 0
+# A lost datagram says where it went: the drops by reason and what the
+# ports missed (a worker starved of CPU misses frames in the ring).
+if [ $failed = 1 ]; then
+	echo "  drops: $(mg_stat "$MG_WORK/stats.json" \
+		'{k: v for k, v in s["drops"].items() if v}')"
+	echo "  ports: $(mg_stat "$MG_WORK/stats.json" \
+		'{n: {"rx_missed": p["rx_missed"], "rx_nombuf": p["rx_nombuf"]} for n, p in s["ports"].items()}')"
+	grep -E "error|warn" "$MG_WORK/meshgate.err" | tail -n 10 | sed 's/^/  | /'
+fi
 exit $failed
