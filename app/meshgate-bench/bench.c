@@ -37,6 +37,7 @@
 #include "bench_policy.h"
 #include "bench_repfilter.h"
 #include "bench_replicator.h"
+#include "bench_testpmd.h"
 #include "mg_config.h"
 #include "mg_datapath.h"
 #include "mg_identity.h"
@@ -410,48 +411,6 @@ pcap_write(const char *path, struct workload *w)
 	return fclose(f) == 0 ? 0 : -errno;
 }
 
-/* Run dpdk-testpmd io forwarding on ports @p vdev0 / @p vdev1 and return its
- * mean rx rate (frames/s) over @p secs one-second periods, counted from the
- * second period in which frames flowed (start-up of large pools and pcap
- * loading takes a few seconds and is not measured). */
-static double
-run_testpmd(const char *testpmd, const char *lcores, const char *vdev0, const char *vdev1,
-            unsigned secs)
-{
-	char cmd[2048], line[512];
-	double pps_sum = 0, period = 0;
-	unsigned flowing = 0, used = 0, ports_seen = 0;
-	FILE *p;
-
-	snprintf(cmd, sizeof(cmd),
-	         "timeout -s INT %u %s -l %s --no-huge -m 2048 --no-pci --file-prefix mgbench-tp "
-	         "--log-level=lib.eal:error --vdev=%s --vdev=%s "
-	         "-- --forward-mode=io --stats-period 1 --total-num-mbufs=262144 --nb-cores=1 2>&1 "
-	         "</dev/null",
-	         secs + 10, testpmd, lcores, vdev0, vdev1);
-	p = popen(cmd, "r");
-	if (p == NULL)
-		return -1;
-	/* Every period testpmd prints "Rx-pps: N" per port: sum the two ports. */
-	while (fgets(line, sizeof(line), p) != NULL) {
-		char *s = strstr(line, "Rx-pps:");
-
-		if (s == NULL)
-			continue;
-		period += strtod(s + 7, NULL);
-		if (++ports_seen < 2)
-			continue;
-		if (period > 0 && flowing++ > 0 && used < secs) {
-			pps_sum += period;
-			used++;
-		}
-		period = 0;
-		ports_seen = 0;
-	}
-	pclose(p);
-	return used > 0 ? pps_sum / used : -1;
-}
-
 struct fwd_clock {
 	uint64_t warm_end, end; /* tsc */
 	uint64_t t0, t1;
@@ -673,7 +632,7 @@ bench_forward(const char *testpmd, const char *lcores, unsigned secs, uint32_t e
 		double tp, gw;
 
 		printf("\nports     %s: %s\n", kinds[k].name, kinds[k].why);
-		tp = run_testpmd(testpmd, lcores, kinds[k].tp[0], kinds[k].tp[1], secs);
+		tp = bench_run_testpmd(testpmd, lcores, kinds[k].tp[0], kinds[k].tp[1], secs);
 		if (tp < 0)
 			printf("testpmd   not measured (%s missing or failed)\n", testpmd);
 		else
@@ -870,7 +829,7 @@ bench_conntrack(const char *testpmd, const char *lcores, unsigned secs)
 			         file);
 			snprintf(dev[k], sizeof(dev[k]), "net_pcap%u", 2 * z + k);
 		}
-		tp = run_testpmd(testpmd, lcores, tpv[0], tpv[1], secs);
+		tp = bench_run_testpmd(testpmd, lcores, tpv[0], tpv[1], secs);
 		rc = write_config(cfgpath, dev[0], dev[1], 262143, extra);
 		gw = rc == 0 ? run_gateway(cfgpath, &w, secs, ct_prepopulate, &prep, &d) : -1;
 		if (gw < 0) {

@@ -81,8 +81,13 @@ int bp_compile_timed(const struct mg_policy_set *s, const struct mg_identity_tab
                      struct compiled *out, struct mg_error *err);
 
 struct flow *bp_flows_build(const struct world *w, unsigned n);
+/* bench_policy_verdict.c: cycles per verdict, single and bulk, and their agreement. */
 double bp_verdict_cycles(const struct mg_policy *pol, const struct flow *f, unsigned n,
                          unsigned rounds, unsigned *allowed);
+double bp_verdict_bulk_cycles(const struct mg_policy *pol, const struct flow *f, unsigned n,
+                              unsigned rounds, unsigned *allowed);
+/* Flows on which the bulk and the single verdict differ (must be 0). */
+unsigned bp_bulk_disagreements(const struct mg_policy *pol, const struct flow *f, unsigned n);
 double bp_pipeline_cycles(const struct mg_ipcache_view *v, const struct mg_policy *pol,
                           const struct flow *f, unsigned n, unsigned rounds, unsigned *wrong);
 
