@@ -136,6 +136,13 @@ mg_policy_verdict_bulk(const struct mg_policy *pol, const uint32_t *ids, const u
 			out[i] = MG_VERDICT_ALLOW;
 		return;
 	}
+	/* Tables that stay in the cache gain nothing from the passes: one by one. */
+	if (pol->memory < POL_BULK_MIN_BYTES) {
+		for (i = 0; i < n; i++)
+			out[i] = (uint8_t)mg_policy_verdict(pol, ids[2 * i], ids[2 * i + 1],
+			                                    proto[i], dport[i]);
+		return;
+	}
 	for (i = 0; i < 2 * n; i++) {
 		leaf[i] = leaf_of(pol, ids[i], &h[i]);
 		if (leaf[i] != NULL)

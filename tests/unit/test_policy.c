@@ -3613,7 +3613,7 @@ many_cross_check(struct fx *f, const uint32_t *ids, size_t n, size_t from)
  * ports. Returns the flows compared.
  */
 static size_t
-bulk_equals_single(const struct mg_policy *pol, const uint32_t *ids, size_t n)
+bulk_pass(const struct mg_policy *pol, const uint32_t *ids, size_t n)
 {
 	static const uint8_t protos[] = {TCP, 17, 1, 132, 47};
 	static const uint16_t ports[] = {80, 8080, 8443, 8100, 53, 0, 65535};
@@ -3641,6 +3641,19 @@ bulk_equals_single(const struct mg_policy *pol, const uint32_t *ids, size_t n)
 			burst = burst % MG_POLICY_BULK_MAX + 1;
 		}
 	CU_ASSERT_EQUAL(bad, 0);
+	return done;
+}
+
+/* bulk_pass with the prefetching passes forced on, then with the default (small: flow by flow). */
+static size_t
+bulk_equals_single(const struct mg_policy *pol, const uint32_t *ids, size_t n)
+{
+	size_t done;
+
+	pol_test_set_bulk_min(1);
+	done = bulk_pass(pol, ids, n);
+	pol_test_set_bulk_min(0);
+	CU_ASSERT_EQUAL(bulk_pass(pol, ids, n), done);
 	return done;
 }
 
