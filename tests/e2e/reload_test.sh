@@ -236,6 +236,10 @@ send 10.99.0.2 9000 --count $COUNT --rate $RATE --tag allowed4
 send fd00:99::2 9000 --count $COUNT --rate $RATE --tag allowed6
 send 10.99.0.2 8080 --count $COUNT --rate $RATE --tag denied
 
+# st_field EXPR: one field of `status -o json` (s is the status), "" if it did not answer.
+st_field() {
+	"$CTL" --socket "$SOCK" status -o json 2>/dev/null | $PY -c "import json,sys; s=json.load(sys.stdin); print($1)" 2>/dev/null
+}
 # Reloads spread over the traffic: odd ones through the control socket
 # (synchronous: the exit status says whether it took), even ones by SIGHUP.
 ctl_fail=0
@@ -251,7 +255,16 @@ for i in $(seq 1 "$RELOADS"); do
 			mg_log "reload $i: $out"
 		fi
 	else
+		# The next edit waits until this reload has read the files (its
+		# count moves): editing them meanwhile could hand it the new
+		# identities with the old endpoints.
+		before=$(st_field 's["reloads"]["ok"] + s["reloads"]["failed"]')
 		kill -HUP "$MG_DAEMON_PID"
+		for _ in $(seq 1 250); do
+			[ "$(st_field 's["reloads"]["ok"] + s["reloads"]["failed"]')" -gt "${before:-0}" ] \
+				2>/dev/null && break
+			sleep 0.02
+		done
 	fi
 	if [ $((i % 6)) -eq 0 ]; then
 		# A new connection while reloads go on: the allowed one gets through.
@@ -264,10 +277,6 @@ done
 check reloads_ok "$ctl_fail" 0
 check tcp_during_reloads "$tcp_bad" 0
 
-# st_field EXPR: one field of `status -o json` (s is the status), "" if it did not answer.
-st_field() {
-	"$CTL" --socket "$SOCK" status -o json 2>/dev/null | $PY -c "import json,sys; s=json.load(sys.stdin); print($1)" 2>/dev/null
-}
 # ip_identity ADDR: the identity the daemon's ipcache gives ADDR now.
 ip_identity() {
 	"$CTL" --socket "$SOCK" ip get "$1" -o json 2>/dev/null |
