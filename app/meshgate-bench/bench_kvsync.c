@@ -82,7 +82,9 @@ usage(FILE *out)
 {
 	fprintf(out,
 	        "usage: meshgate-bench kvsync [--redis-port P] [--entries N[,N...]] "
-	        "[--functions meshgate.lua]\n"
+	        "[--functions meshgate.lua] [--no-latency]\n"
+	        "  The first form: the cold sync of each size (and, after the first size,\n"
+	        "  the latency runs unless --no-latency).\n"
 	        "       meshgate-bench kvsync --updates-while-forwarding [--entries N] "
 	        "[--seconds S] [--update-rate R] [--writers W] [--lcores L] [--batch B] "
 	        "[--backlog K]\n"
@@ -181,7 +183,7 @@ run_forward(unsigned port, const char *lua, size_t lua_len, const struct kvsync_
 
 /* The cold sync of each size of @p entries; the latency runs after the first. */
 static int
-run_sizes(unsigned port, const char *entries, const char *lua, size_t lua_len)
+run_sizes(unsigned port, const char *entries, const char *lua, size_t lua_len, bool latency)
 {
 	char *list = strdup(entries), *save = NULL, *tok;
 	int rc = list != NULL ? 0 : -ENOMEM;
@@ -197,7 +199,7 @@ run_sizes(unsigned port, const char *entries, const char *lua, size_t lua_len)
 			break;
 		}
 		/* latency on the first size's data: the sync's tail cost barely depends on N */
-		rc = kvsync_run_size(port, n, lua, lua_len, tok == list);
+		rc = kvsync_run_size(port, n, lua, lua_len, latency && tok == list);
 		fflush(stdout);
 	}
 	free(list);
@@ -223,6 +225,7 @@ mg_bench_kvsync(int argc, char **argv)
 	        {"entries-per-cluster", required_argument, NULL, 'P'},
 	        {"restart", required_argument, NULL, 'R'},
 	        {"runs", required_argument, NULL, 'n'},
+	        {"no-latency", no_argument, NULL, 'N'},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
@@ -234,7 +237,7 @@ mg_bench_kvsync(int argc, char **argv)
 	                            .lcores = "0,1"};
 	const char *entries = NULL, *functions = MG_FUNCTIONS_DEFAULT, *daemon = NULL;
 	unsigned nclusters = 0, per_cluster = 1000, runs = 3;
-	bool forward = false, secs_set = false;
+	bool forward = false, secs_set = false, latency = true;
 	struct server srv = {0};
 	unsigned port = 0;
 	char *lua = NULL;
@@ -290,6 +293,9 @@ mg_bench_kvsync(int argc, char **argv)
 		case 'n':
 			runs = (unsigned)strtoul(optarg, NULL, 0);
 			break;
+		case 'N':
+			latency = false;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -344,7 +350,7 @@ mg_bench_kvsync(int argc, char **argv)
 		o.n = (uint32_t)strtoul(entries, NULL, 0);
 		rc = run_forward(port, lua, lua_len, &o);
 	} else {
-		rc = run_sizes(port, entries, lua, lua_len);
+		rc = run_sizes(port, entries, lua, lua_len, latency);
 	}
 out:
 	free(lua);

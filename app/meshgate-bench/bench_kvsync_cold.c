@@ -27,6 +27,38 @@
 
 static const struct mg_kv_sync_cluster_params cluster_params[] = {{.name = CLUSTER}};
 
+/* redis-server's CPU time so far (INFO cpu: user + sys, all its threads), or -1. */
+static double
+redis_cpu_secs(unsigned port)
+{
+	redisContext *c = kvsync_connect_port(port);
+	redisReply *r = c != NULL ? redisCommand(c, "INFO cpu") : NULL;
+	double t = -1;
+
+	if (r != NULL && r->type == REDIS_REPLY_STRING) {
+		const char *u = strstr(r->str, "used_cpu_user:");
+		const char *y = strstr(r->str, "used_cpu_sys:");
+
+		if (u != NULL && y != NULL)
+			t = strtod(u + strlen("used_cpu_user:"), NULL) +
+			    strtod(y + strlen("used_cpu_sys:"), NULL);
+	}
+	if (r != NULL)
+		freeReplyObject(r);
+	if (c != NULL)
+		redisFree(c);
+	return t;
+}
+
+static double
+thread_cpu_secs(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 /* A fresh table and ipcache, filled by mg_kv_sync_initial and committed; its time in *@p secs. */
 static int
 cold_sync(unsigned port, uint32_t n, struct mg_identity_table **ids_out,
@@ -43,6 +75,7 @@ cold_sync(unsigned port, uint32_t n, struct mg_identity_table **ids_out,
 	struct mg_kv_sync_stats st;
 	uint32_t *changed = NULL;
 	size_t n_changed = 0, got;
+	double cpu0, rcpu0, rcpu1;
 	uint64_t t0;
 	int rc;
 
@@ -56,12 +89,16 @@ cold_sync(unsigned port, uint32_t n, struct mg_identity_table **ids_out,
 		fprintf(stderr, "kvsync: mg_kv_sync_create: %s\n", err.msg);
 		return -errno;
 	}
+	rcpu0 = redis_cpu_secs(port);
+	cpu0 = thread_cpu_secs();
 	t0 = mg_time_ns();
 	rc = mg_kv_sync_initial(*s_out, 120000, &changed, &n_changed, &err);
 	/* The client leaves the batch staged: the commit is part of the sync. */
 	if (mg_ipcache_commit(*ipc_out) < 0 && rc >= 0)
 		rc = -ENOMEM;
 	*secs = (double)(mg_time_ns() - t0) / 1e9;
+	cpu0 = thread_cpu_secs() - cpu0;
+	rcpu1 = redis_cpu_secs(port);
 	free(changed);
 	if (rc < 0) {
 		fprintf(stderr, "kvsync: mg_kv_sync_initial: %s\n", err.msg);
@@ -73,6 +110,10 @@ cold_sync(unsigned port, uint32_t n, struct mg_identity_table **ids_out,
 		       "%" PRIu64 "/%" PRIu64 "/%" PRIu64 "/%" PRIu64 ", rejected %" PRIu64 "\n",
 		       st.full_syncs, st.resyncs[0], st.resyncs[1], st.resyncs[2], st.resyncs[3],
 		       st.rejected_parse + st.rejected_range);
+	/* Who was busy: the client's thread, and Redis (serving the sync and
+	 * the two INFO calls around it; -1: not known). */
+	printf("  cpu during the sync: client %.2f s, redis-server %.2f s (wall %.2f s)\n", cpu0,
+	       rcpu0 >= 0 && rcpu1 >= 0 ? rcpu1 - rcpu0 : -1.0, *secs);
 	got = mg_ipcache_count(*ipc_out, MG_AF_INET) + mg_ipcache_count(*ipc_out, MG_AF_INET6);
 	if (got != n || mg_identity_table_count(*ids_out) < N_FILLER + 2) {
 		fprintf(stderr,
