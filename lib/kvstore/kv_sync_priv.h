@@ -211,6 +211,8 @@ int kvs_owners_rebuild(struct mg_kv_sync *s);
 int kvs_ip_recompute(struct mg_kv_sync *s, const struct rkey *k, const struct cl *hint);
 /* Apply a validated put to @c's live copy and the tables (takes @value and d->np). */
 int kvs_apply_put(struct mg_kv_sync *s, struct cl *c, struct decoded *d, char *value);
+/* Apply record @r, new in @c's live copy, to the tables (it leaves the copy when refused). */
+int kvs_apply_new(struct mg_kv_sync *s, struct cl *c, struct rec *r);
 /* Apply a delete of @k to @c's live copy and the tables. */
 int kvs_apply_del(struct mg_kv_sync *s, struct cl *c, const struct rkey *k);
 /* Begin a batch; after a discarded one, re-stage what it may have lost first. */

@@ -222,6 +222,53 @@ kvs_apply_put(struct mg_kv_sync *s, struct cl *c, struct decoded *d, char *value
 	return rc < 0 ? rc : kvs_ip_recompute(s, &d->k, c);
 }
 
+/*
+ * Apply record @r that is already in @c's live copy and was not there
+ * before (the cold sync moves its shadow into an empty live copy, see
+ * mg_kv_sync_full.c): what kvs_apply_put does for a new key, without
+ * copying the record. When kvs_apply_put would not have inserted it (the
+ * table or the named ports refused it), it leaves the live copy here too.
+ */
+int
+kvs_apply_new(struct mg_kv_sync *s, struct cl *c, struct rec *r)
+{
+	int rc;
+
+	if (r->k.kind == REC_IDENTITY) {
+		struct mg_labels ls = MG_LABELS_INIT;
+		struct mg_error err;
+		uint32_t id = r->k.id;
+
+		rc = mg_kv_identity_value_decode(r->value, strlen(r->value), &ls, &err);
+		if (rc == 0)
+			rc = mg_identity_table_put(s->ids, id, &ls, c->cid);
+		mg_labels_clear(&ls);
+		if (rc < 0) {
+			rmap_del(&c->live, &r->k);
+			return rc;
+		}
+		rc = kvs_changed_push(s, id);
+		return rc < 0 ? rc : kvs_np_refresh(s, id);
+	}
+	if (owners_count(s, &r->k) > 0 && s->n > 1) {
+		for (size_t i = 0; i < s->n; i++) {
+			if (&s->c[i] != c && rmap_find(&s->c[i].live, &r->k) != NULL) {
+				c->st.conflicts++;
+				MG_WARN("kv sync: %s: prefix also held by cluster %s", c->name,
+				        s->c[i].name);
+				break;
+			}
+		}
+	}
+	rc = kvs_np_ref(s, c, r->identity, r->np, r->n_np, 1);
+	if (rc < 0) {
+		rmap_del(&c->live, &r->k);
+		return rc;
+	}
+	rc = owners_add(s, &r->k, 1);
+	return rc < 0 ? rc : kvs_ip_recompute(s, &r->k, c);
+}
+
 int
 kvs_apply_del(struct mg_kv_sync *s, struct cl *c, const struct rkey *k)
 {

@@ -290,8 +290,12 @@ struct rjob {
 	struct sinfo si;
 	unsigned old_cid;
 	enum mg_kv_scope old_scope;
-	int rc; /* 0 while it goes on; -EAGAIN (c->why says why), -ENOTCONN, -ENOMEM */
+	size_t hint; /* records the scan is expected to find (sizes the shadow) */
+	int rc;      /* 0 while it goes on; -EAGAIN (c->why says why), -ENOTCONN, -ENOMEM */
 };
+
+/* The most records a shadow is sized for before its scan (more grow it as they come). */
+#define SHADOW_HINT_MAX ((size_t)1 << 24)
 
 /* Resyncs of at least this many clusters of the per-cluster layout share one SCAN. */
 #define GROUP_SCAN_MIN 4
@@ -332,6 +336,22 @@ rjob_restore(struct rjob *j)
 	j->c->scope = j->old_scope;
 }
 
+/* The keys of database @db in an INFO keyspace reply ("db0:keys=N,..."), 0 when not known. */
+static size_t
+keyspace_keys(const redisReply *r, unsigned db)
+{
+	char want[32];
+	const char *p;
+
+	if (r->type != REDIS_REPLY_STRING)
+		return 0;
+	snprintf(want, sizeof(want), "db%u:keys=", db);
+	for (p = r->str; (p = strstr(p, want)) != NULL; p += strlen(want))
+		if (p == r->str || p[-1] == '\n')
+			return (size_t)strtoull(p + strlen(want), NULL, 10);
+	return 0;
+}
+
 /*
  * One pipelined round trip for every job still going: its canaries (when
  * its config has syncedCanaries), its epoch, its log (XINFO STREAM).
@@ -342,6 +362,7 @@ rjob_probe(struct mg_kv_sync *s, struct rjob *jobs, size_t n)
 {
 	char(*ckeys)[2][MG_KV_KEY_MAX] = calloc(n ? n : 1, sizeof(*ckeys));
 	size_t sent = 0;
+	bool state = false;
 	int rc = 0;
 
 	if (ckeys == NULL)
@@ -366,6 +387,14 @@ rjob_probe(struct mg_kv_sync *s, struct rjob *jobs, size_t n)
 		redisAppendCommandArgv(s->ctx, 2, a0, NULL);
 		redisAppendCommandArgv(s->ctx, 3, a1, NULL);
 		sent += 2;
+		state |= c->scope == MG_KV_SCOPE_STATE;
+	}
+	/* The single-cluster layout's keyspace is that cluster's: its size
+	 * sizes the shadow of a first sync (a resync has its live copy's).
+	 * INFO, which the reader's ACL allows, rather than DBSIZE. */
+	if (state) {
+		const char *a[2] = {"INFO", "keyspace"};
+		redisAppendCommandArgv(s->ctx, 2, a, NULL);
 	}
 	for (size_t i = 0; i < n && sent > 0; i++) {
 		struct rjob *j = &jobs[i];
@@ -402,6 +431,20 @@ rjob_probe(struct mg_kv_sync *s, struct rjob *jobs, size_t n)
 		for (int k = 0; k < want; k++)
 			freeReplyObject(r[k]);
 	}
+	if (state && rc == 0) {
+		redisReply *r = NULL;
+		if (redisGetReply(s->ctx, (void **)&r) != REDIS_OK || r == NULL) {
+			kvs_disconnect(s);
+			rc = -ENOTCONN;
+		} else {
+			size_t keys = keyspace_keys(r, s->u.db);
+			for (size_t i = 0; i < n; i++)
+				if (jobs[i].rc == 0 && jobs[i].c->scope == MG_KV_SCOPE_STATE)
+					jobs[i].hint =
+					        keys < SHADOW_HINT_MAX ? keys : SHADOW_HINT_MAX;
+			freeReplyObject(r);
+		}
+	}
 	free(ckeys);
 	return rc;
 }
@@ -436,6 +479,13 @@ rjob_scan(struct mg_kv_sync *s, struct rjob *jobs, size_t n)
 		struct rjob *j = &jobs[i];
 		if (j->rc != 0)
 			continue;
+		/*
+		 * Sized once, not doubled all the way up while the records come:
+		 * for about as many records as the live copy holds, or as the
+		 * keyspace of the single-cluster layout when it holds none. Only
+		 * a hint: a failure leaves the shadow to grow as it goes.
+		 */
+		(void)rmap_reserve(&j->shadow, j->c->live.n > j->hint ? j->c->live.n : j->hint);
 		if (j->c->scope == MG_KV_SCOPE_STATE) {
 			struct scan_target one = {j->c, &j->shadow};
 			rc = scan_prefix(s, &one, 1, "cilium/state/i[dp]*");
@@ -457,6 +507,32 @@ rjob_scan(struct mg_kv_sync *s, struct rjob *jobs, size_t n)
 }
 
 /*
+ * The shadow becomes @c's live copy, which is empty: its records are
+ * applied in place, in the shadow's slot order, as the copy into the live
+ * copy would apply them, without copying or rehashing a record (a cold
+ * sync of a million entries would otherwise build a second table of a
+ * million records). After a failure the records not applied yet leave the
+ * live copy, as they would never have entered it.
+ */
+static int
+apply_moved(struct mg_kv_sync *s, struct cl *c, struct rmap *shadow)
+{
+	size_t i;
+	int rc = 0;
+
+	rmap_clear(&c->live);
+	c->live = *shadow;
+	memset(shadow, 0, sizeof(*shadow));
+	for (i = 0; i < c->live.cap && rc == 0; i++)
+		if (c->live.v[i].st == 1)
+			rc = kvs_apply_new(s, c, &c->live.v[i]);
+	for (; rc < 0 && i < c->live.cap; i++)
+		if (c->live.v[i].st == 1)
+			rmap_del(&c->live, &c->live.v[i].k);
+	return rc;
+}
+
+/*
  * The rest of one cluster's resync once its shadow holds the scan:
  * replay the log from the noted id, diff against the live copy, refuse a
  * mass delete, apply as one step. 0, -EAGAIN (refused), -ENOTCONN, -ENOMEM.
@@ -468,11 +544,13 @@ rjob_finish(struct mg_kv_sync *s, struct rjob *j)
 	struct rkey *dels = NULL;
 	size_t ndel = 0, capdel = 0;
 	uint64_t consumed = j->si.added;
+	/* An empty live copy (a cold sync) takes the shadow as it is. */
+	bool move = c->live.n == 0;
 	int rc;
 
-	/* The publish below adds most of the shadow to the live copy. */
+	/* Otherwise the publish below adds most of the shadow to the live copy. */
 	size_t more = j->shadow.n > c->live.n ? j->shadow.n - c->live.n : 0;
-	if ((rc = rmap_reserve(&c->live, more)) < 0)
+	if (!move && (rc = rmap_reserve(&c->live, more)) < 0)
 		goto out;
 	if ((rc = replay(s, c, &j->shadow, j->si.last, sizeof(j->si.last), &consumed)) < 0)
 		goto out;
@@ -501,6 +579,11 @@ rjob_finish(struct mg_kv_sync *s, struct rjob *j)
 	}
 	/* Apply as one step: identity puts, ipcache puts/dels staged, identity deletions. */
 	kvs_sort_order(s);
+	if (move) {
+		rc = apply_moved(s, c, &j->shadow);
+		if (rc < 0)
+			goto applied;
+	}
 	for (size_t i = 0; i < j->shadow.cap; i++) {
 		struct rec *r = &j->shadow.v[i];
 		if (r->st != 1)
