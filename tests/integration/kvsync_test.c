@@ -1521,6 +1521,110 @@ base_fn(void *arg, const struct mg_ipcache_entry *pfx, struct mg_ipcache_entry *
 	return 0;
 }
 
+/* Every committed ipcache entry as text, appended to @arg (a dump). */
+struct dump {
+	char buf[8192];
+	size_t off;
+};
+
+static int
+dump_entry(const struct mg_ipcache_entry *e, void *arg)
+{
+	struct dump *d = arg;
+	char pfx[64];
+	if (d->off < sizeof(d->buf))
+		d->off += (size_t)snprintf(d->buf + d->off, sizeof(d->buf) - d->off, "%s %u %u\n",
+		                           mg_ipcache_prefix_str(e, pfx, sizeof(pfx)), e->identity,
+		                           e->cluster_id);
+	return 0;
+}
+
+static int
+dump_identity(const struct mg_identity *e, void *arg)
+{
+	struct dump *d = arg;
+	if (d->off < sizeof(d->buf))
+		d->off += (size_t)snprintf(d->buf + d->off, sizeof(d->buf) - d->off,
+		                           "id %u cluster %u labels %zu ports %zu\n", e->id,
+		                           e->cluster_id, e->labels.n, e->n_named_ports);
+	for (size_t i = 0; i < e->n_named_ports && d->off < sizeof(d->buf); i++)
+		d->off += (size_t)snprintf(d->buf + d->off, sizeof(d->buf) - d->off, " %s/%u/%u\n",
+		                           e->named_ports[i].name, e->named_ports[i].proto,
+		                           e->named_ports[i].port);
+	return 0;
+}
+
+static void
+dump_tables(struct fx *f, struct dump *d)
+{
+	d->off = 0;
+	d->buf[0] = '\0';
+	mg_ipcache_walk(f->ipc, dump_entry, d);
+	mg_identity_table_walk(f->ids, dump_identity, d);
+}
+
+/* The data of test_cold_equals_resync beyond seed(): conflicts, named ports, refusals. */
+static void
+seed_more(void)
+{
+	char key[MG_KV_KEY_MAX];
+	put_ip("west", "10.0.1.1", 131080);  /* also east's: east (local) wins */
+	put_ip("north", "10.1.0.5", 196700); /* also west's: west (lower id) wins */
+	put_ip_np("east", "10.0.1.2", 70000, "http/6/80 dns/17/53");
+	put_ip_np("west", "10.1.0.6", 131080, "metrics/6/9090");
+	put_ip_np("north", "10.2.0.8", 196700, "http/6/8080");
+	put_id("west", 131081);
+	put_ip("west", "10.1.0.7", 131081);
+	ip_key(key, "west", "10.1.0.8");
+	put("west", key, "{not json");
+	put_ip("north", "10.2.0.9", 131080); /* west's identity: out of north's range */
+}
+
+/*
+ * A cold sync moves each shadow into its empty live copy and applies the
+ * records in place (kvs_apply_new); a resync onto a live copy that holds
+ * entries copies them (kvs_apply_put). The same data through either must
+ * give the same tables: entries, winners, identities, named ports, and
+ * the same refusals.
+ */
+static void
+test_cold_equals_resync(void)
+{
+	static struct dump cold, warm;
+	struct fx f;
+	struct mg_error err;
+
+	seed();
+	seed_more();
+	fx_open(&f, 0.5);
+	CU_ASSERT_EQUAL_FATAL(fx_initial(&f, 3000, &err), 0);
+	dump_tables(&f, &cold);
+	struct mg_kv_sync_stats w = st(&f, 1), n = st(&f, 2);
+	CU_ASSERT_EQUAL(w.rejected_parse, 1);
+	CU_ASSERT_EQUAL(n.rejected_range, 1);
+	CU_ASSERT_EQUAL(w.conflicts + n.conflicts + st(&f, 0).conflicts, 2);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.0.1.1", NULL), 70000);
+	CU_ASSERT_EQUAL(ipc_get(f.ipc, "10.1.0.5", NULL), 131080);
+	CU_ASSERT_STRING_EQUAL(ports_of(f.ids, 70000), "dns/17/53 http/6/80");
+	fx_close(&f);
+
+	/* The same data, every cluster's live copy holding seed() first. */
+	seed();
+	fx_open(&f, 0.5);
+	CU_ASSERT_EQUAL_FATAL(fx_initial(&f, 3000, &err), 0);
+	seed_more();
+	mg_kv_sync_request_resync(f.s, MG_KV_RESYNC_OPERATOR);
+	polls(&f, 3);
+	CU_ASSERT(mg_kv_sync_all_synced(f.s));
+	CU_ASSERT(st(&f, 1).full_syncs >= 2);
+	dump_tables(&f, &warm);
+	CU_ASSERT(cold.off > 0 && cold.off < sizeof(cold.buf));
+	CU_ASSERT_STRING_EQUAL(cold.buf, warm.buf);
+	CU_ASSERT_EQUAL(st(&f, 1).rejected_parse, 1);
+	CU_ASSERT_EQUAL(st(&f, 2).rejected_range, 1);
+	fx_close(&f);
+}
+
 /*
  * Base layer: a synced entry over a prefix the daemon has its own entry
  * for wins while it exists; when it goes (and no other cluster holds the
@@ -1844,6 +1948,7 @@ static CU_TestInfo tests[] = {
         {"rebind", test_rebind},
         {"failover", test_failover},
         {"named_ports", test_named_ports},
+        {"cold_equals_resync", test_cold_equals_resync},
         {"base_layer", test_base_layer},
         {"cluster_config_without_id", test_cluster_config_without_id},
         {"ip_id_zero", test_ip_id_zero},
