@@ -35,6 +35,17 @@ rmap_find(const struct rmap *m, const struct rkey *k)
 	}
 }
 
+/*
+ * A large map's slots are cache and TLB misses: a caller that knows its
+ * next keys asks for their slots a few records ahead.
+ */
+void
+rmap_prefetch(const struct rmap *m, const struct rkey *k)
+{
+	if (m->cap != 0)
+		__builtin_prefetch(&m->v[mg_probe_home(rkey_hash(k), m->cap - 1)], 1);
+}
+
 static int
 rmap_resize(struct rmap *m, size_t cap)
 {

@@ -48,6 +48,8 @@ struct rmap {
 
 /* The record of @k, or NULL. */
 struct rec *rmap_find(const struct rmap *m, const struct rkey *k);
+/* Start loading the slot where a find or put of @k begins (a hint, no effect otherwise). */
+void rmap_prefetch(const struct rmap *m, const struct rkey *k);
 /* Room for @n more records without a resize on the way (see kv_rmap.c). */
 int rmap_reserve(struct rmap *m, size_t n);
 /* Insert or replace; takes ownership of @value and @np (freed on failure too). */

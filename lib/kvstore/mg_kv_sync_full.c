@@ -56,6 +56,7 @@ kvs_stream_info_parse(const redisReply *r, struct sinfo *si)
 enum {
 	SCAN_COUNT = 10000, /* keys Redis visits per SCAN */
 	MGET_CHUNK = 512,   /* keys per MGET */
+	PREFETCH_AHEAD = 8, /* records whose shadow slot is asked for ahead of their put */
 };
 
 struct sbatch {
@@ -162,6 +163,10 @@ scan_prefix(struct mg_kv_sync *s, const struct scan_target *tg, size_t ntg, cons
 				const redisReply *v = r->element[i];
 				struct decoded d = rq.b->d[rq.off + i];
 				const struct scan_target *t = &tg[rq.b->t[rq.off + i]];
+				if (i + PREFETCH_AHEAD < rq.n)
+					rmap_prefetch(
+					        tg[rq.b->t[rq.off + i + PREFETCH_AHEAD]].shadow,
+					        &rq.b->d[rq.off + i + PREFETCH_AHEAD].k);
 				if (v->type != REDIS_REPLY_STRING)
 					continue; /* deleted since the SCAN: the log has it */
 				int dr = kvs_decode_value(s, t->c, rq.b->keys[rq.off + i], v->str,
