@@ -112,6 +112,20 @@ kvs_owners_rebuild(struct mg_kv_sync *s)
 	return rc;
 }
 
+/* Stage @c's record @r as its prefix's entry. */
+static int
+ip_put_winner(struct mg_kv_sync *s, const struct cl *c, const struct rec *r)
+{
+	struct mg_ipcache_entry e;
+	memset(&e, 0, sizeof(e));
+	e.family = r->k.family;
+	e.plen = r->k.plen;
+	memcpy(e.addr, r->k.addr, sizeof(e.addr));
+	e.identity = r->identity;
+	e.cluster_id = c->cid;
+	return mg_ipcache_put(s->ipc, &e);
+}
+
 /*
  * Put the winner for prefix @k into the ipcache, or delete it. @hint: a
  * cluster that holds @k (or NULL): when it is the only one, it wins
@@ -131,16 +145,8 @@ kvs_ip_recompute(struct mg_kv_sync *s, const struct rkey *k, const struct cl *hi
 		if ((r = rmap_find(&o->live, k)) != NULL)
 			c = o;
 	}
-	if (c != NULL) {
-		struct mg_ipcache_entry e;
-		memset(&e, 0, sizeof(e));
-		e.family = k->family;
-		e.plen = k->plen;
-		memcpy(e.addr, k->addr, sizeof(e.addr));
-		e.identity = r->identity;
-		e.cluster_id = c->cid;
-		return mg_ipcache_put(s->ipc, &e);
-	}
+	if (c != NULL)
+		return ip_put_winner(s, c, r);
 	/* No cluster holds it: the daemon's own entry for it, if any (base layer). */
 	if (s->p.base != NULL) {
 		struct mg_ipcache_entry pfx, own;
@@ -266,7 +272,13 @@ kvs_apply_new(struct mg_kv_sync *s, struct cl *c, struct rec *r)
 		return rc;
 	}
 	rc = owners_add(s, &r->k, 1);
-	return rc < 0 ? rc : kvs_ip_recompute(s, &r->k, c);
+	if (rc < 0)
+		return rc;
+	/* The only cluster, or the only one holding the prefix: @c's record
+	 * wins, as kvs_ip_recompute would find, without looking it up again. */
+	if (s->n == 1 || owners_count(s, &r->k) == 1)
+		return ip_put_winner(s, c, r);
+	return kvs_ip_recompute(s, &r->k, c);
 }
 
 int
