@@ -16,6 +16,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "kv_strs.h"
 #include "kv_sync_priv.h"
 
 /* An XINFO STREAM reply into @si ("0-0" and zeros when there is no stream). */
@@ -135,18 +136,33 @@ scan_prefix(struct mg_kv_sync *s, const struct scan_target *tg, size_t ntg, cons
 	struct sreq *q = NULL;
 	size_t head = 0, tail = 0, capq = 0;
 	const char *argv[MGET_CHUNK + 1];
+	struct kv_strs vals; /* the MGET replies' values */
 	int rc = 0;
 
 	snprintf(count, sizeof(count), "%d", SCAN_COUNT);
 	const char *scan_argv[6] = {"SCAN", cursor, "MATCH", pattern, "COUNT", count};
-	if (mg_grow(&q, &capq, tail, sizeof(*q), 64) < 0)
+	kv_strs_init(&vals);
+	if (mg_grow(&q, &capq, tail, sizeof(*q), 64) < 0 || kv_strs_begin(&vals, MGET_CHUNK) < 0) {
+		free(q);
+		kv_strs_free(&vals);
 		return -ENOMEM;
+	}
 	redisAppendCommandArgv(s->ctx, 6, scan_argv, NULL);
 	q[tail++] = (struct sreq){NULL, 0, 0};
 	while (head < tail) {
 		struct sreq rq = q[head++];
-		void *rv = NULL;
-		if (redisGetReply(s->ctx, &rv) != REDIS_OK || rv == NULL) {
+		redisReply *r = NULL;
+		int got;
+		if (rq.b != NULL) {                 /* MGET: the values straight into the sink */
+			kv_strs_begin(&vals, rq.n); /* sized for MGET_CHUNK: no allocation */
+			got = kv_strs_read(s->ctx, &vals);
+		} else {
+			void *rv = NULL;
+			got = redisGetReply(s->ctx, &rv) == REDIS_OK && rv != NULL ? REDIS_OK
+			                                                           : REDIS_ERR;
+			r = rv;
+		}
+		if (got != REDIS_OK) {
 			/* Nothing more comes on this connection: free what waits. */
 			for (size_t i = head - 1; i < tail; i++)
 				if (q[i].b != NULL && --q[i].b->left == 0)
@@ -155,37 +171,38 @@ scan_prefix(struct mg_kv_sync *s, const struct scan_target *tg, size_t ntg, cons
 			rc = -ENOTCONN;
 			break;
 		}
-		redisReply *r = rv;
 		if (rq.b != NULL) { /* MGET */
-			for (size_t i = 0;
-			     rc == 0 && r->type == REDIS_REPLY_ARRAY && i < r->elements && i < rq.n;
-			     i++) {
-				const redisReply *v = r->element[i];
+			for (size_t i = 0; rc == 0 && i < rq.n; i++) {
+				const char *val;
+				size_t len;
 				struct decoded d = rq.b->d[rq.off + i];
 				const struct scan_target *t = &tg[rq.b->t[rq.off + i]];
 				if (i + PREFETCH_AHEAD < rq.n)
 					rmap_prefetch(
 					        tg[rq.b->t[rq.off + i + PREFETCH_AHEAD]].shadow,
 					        &rq.b->d[rq.off + i + PREFETCH_AHEAD].k);
-				if (v->type != REDIS_REPLY_STRING)
+				if (!kv_strs_get(&vals, i, &val, &len))
 					continue; /* deleted since the SCAN: the log has it */
-				int dr = kvs_decode_value(s, t->c, rq.b->keys[rq.off + i], v->str,
-				                          v->len, &d);
+				int dr = kvs_decode_value(s, t->c, rq.b->keys[rq.off + i], val, len,
+				                          &d);
 				if (dr < 0) {
 					rc = dr;
 				} else if (dr > 0) {
-					char *val = NULL;
+					char *dup = NULL;
 					if (d.k.kind == REC_IDENTITY &&
-					    (val = kvs_reply_dup(v)) == NULL) {
+					    (dup = malloc(len + 1)) == NULL) {
 						free(d.np);
 						rc = -ENOMEM;
 					} else {
-						rc = rmap_put(t->shadow, &d.k, d.identity, val,
+						if (dup != NULL) {
+							memcpy(dup, val, len);
+							dup[len] = '\0';
+						}
+						rc = rmap_put(t->shadow, &d.k, d.identity, dup,
 						              d.np, d.n_np);
 					}
 				}
 			}
-			freeReplyObject(r);
 			if (--rq.b->left == 0)
 				sbatch_free(rq.b);
 			continue;
@@ -253,6 +270,7 @@ scan_prefix(struct mg_kv_sync *s, const struct scan_target *tg, size_t ntg, cons
 			sbatch_free(b);
 	}
 	free(q);
+	kv_strs_free(&vals);
 	return rc;
 }
 
