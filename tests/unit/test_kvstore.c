@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <hiredis/hiredis.h>
+
+#include "kv_strs.h"
 #include "mg_kvstore.h"
 #include "mg_test.h"
 
@@ -794,6 +797,191 @@ test_heartbeat_time(void)
 		CU_ASSERT_EQUAL(mg_kv_time_parse(bad[i], strlen(bad[i]), &t), -EINVAL);
 }
 
+/* ---- kv_strs: the MGET reply sink against hiredis's own reply objects ---- */
+
+static uint64_t strs_rng = 0x9e3779b97f4a7c15ull;
+
+static unsigned
+strs_rand(unsigned n)
+{
+	strs_rng ^= strs_rng << 13;
+	strs_rng ^= strs_rng >> 7;
+	strs_rng ^= strs_rng << 17;
+	return n ? (unsigned)(strs_rng % n) : 0;
+}
+
+struct strs_out {
+	char *p;
+	size_t n, cap;
+};
+
+static void
+strs_put(struct strs_out *o, const void *b, size_t n)
+{
+	if (o->n + n + 1 > o->cap) {
+		o->cap = (o->n + n + 1) * 2;
+		o->p = realloc(o->p, o->cap);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(o->p);
+	}
+	memcpy(o->p + o->n, b, n);
+	o->n += n;
+}
+
+static void
+strs_putf(struct strs_out *o, const char *fmt, long long v)
+{
+	char buf[64];
+	int n = snprintf(buf, sizeof(buf), fmt, v);
+	strs_put(o, buf, (size_t)n);
+}
+
+/* One random RESP2 value (depth: how deep arrays may still nest). */
+static void
+strs_gen(struct strs_out *o, int depth, bool top)
+{
+	static const char bytes[] = "ab{\"IP\":1}\r\n\0$*:+-x";
+	unsigned k = strs_rand(top ? 12 : 10);
+	if (top && k >= 10)
+		k = 9; /* mostly arrays at the top */
+	switch (k) {
+	case 0:
+	case 1:
+	case 2:
+	case 3: { /* bulk string, any bytes */
+		size_t n = strs_rand(4) == 0 ? strs_rand(3000) : strs_rand(40);
+		strs_putf(o, "$%lld\r\n", (long long)n);
+		for (size_t i = 0; i < n; i++)
+			strs_put(o, &bytes[strs_rand(sizeof(bytes) - 1)], 1);
+		strs_put(o, "\r\n", 2);
+		break;
+	}
+	case 4:
+		strs_put(o, "$-1\r\n", 5);
+		break;
+	case 5:
+		strs_putf(o, ":%lld\r\n", (long long)strs_rand(100000) - 50000);
+		break;
+	case 6:
+		strs_put(o, "+OK\r\n", 5);
+		break;
+	case 7:
+		strs_put(o, "-ERR no\r\n", 9);
+		break;
+	case 8:
+		strs_put(o, "*-1\r\n", 5);
+		break;
+	default: { /* array */
+		unsigned n = depth > 0 ? strs_rand(top ? 24 : 5) : 0;
+		strs_putf(o, "*%lld\r\n", (long long)n);
+		for (unsigned i = 0; i < n; i++)
+			strs_gen(o, depth - 1, false);
+		break;
+	}
+	}
+}
+
+/* Damage @o: flip, drop or insert bytes, or cut it short. */
+static void
+strs_damage(struct strs_out *o)
+{
+	static const char junk[] = "*$:+-\r\n0123456789x";
+	unsigned how = strs_rand(4);
+	size_t at = o->n ? strs_rand((unsigned)o->n) : 0;
+	if (how == 0 && o->n > 0) {
+		o->p[at] = junk[strs_rand(sizeof(junk) - 1)];
+	} else if (how == 1 && o->n > 0) {
+		memmove(o->p + at, o->p + at + 1, o->n - at - 1);
+		o->n--;
+	} else if (how == 2) {
+		char c = junk[strs_rand(sizeof(junk) - 1)];
+		strs_put(o, "", 0);
+		if (o->n + 2 > o->cap) {
+			o->cap = o->n + 64;
+			o->p = realloc(o->p, o->cap);
+			CU_ASSERT_PTR_NOT_NULL_FATAL(o->p);
+		}
+		memmove(o->p + at + 1, o->p + at, o->n - at);
+		o->p[at] = c;
+		o->n++;
+	} else {
+		o->n = at;
+	}
+}
+
+/*
+ * The same bytes, fed in the same random pieces to a reader with hiredis's
+ * own functions and to one with the sink: both succeed or fail at the same
+ * point with the same error, and a completed reply gives the same strings
+ * (elements 0 .. want-1 of a top-level array that are strings, byte for
+ * byte), nothing for anything else.
+ */
+static void
+test_strs_reader(void)
+{
+	struct strs_out o = {0};
+	struct kv_strs sink;
+	unsigned replies = 0, errors = 0, partial = 0;
+
+	kv_strs_init(&sink);
+	for (int round = 0; round < 20000; round++) {
+		redisReader *a = redisReaderCreate(),
+		            *b = redisReaderCreateWithFunctions(&kv_strs_fn);
+		size_t want = strs_rand(30), fed = 0;
+		void *ra = NULL, *rb = NULL;
+		int ca = REDIS_OK, cb = REDIS_OK;
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+		b->privdata = &sink;
+		CU_ASSERT_EQUAL_FATAL(kv_strs_begin(&sink, want), 0);
+		o.n = 0;
+		strs_gen(&o, 3, true);
+		if (round % 3 == 0)
+			strs_damage(&o);
+		while (fed < o.n && ra == NULL && ca == REDIS_OK) {
+			size_t piece = 1 + strs_rand(round % 2 ? 7 : 5000);
+			if (piece > o.n - fed)
+				piece = o.n - fed;
+			redisReaderFeed(a, o.p + fed, piece);
+			redisReaderFeed(b, o.p + fed, piece);
+			fed += piece;
+			ca = redisReaderGetReply(a, &ra);
+			cb = redisReaderGetReply(b, &rb);
+			CU_ASSERT_EQUAL_FATAL(ca, cb);
+			CU_ASSERT_EQUAL_FATAL(ra == NULL, rb == NULL);
+		}
+		if (ca != REDIS_OK) {
+			errors++;
+			CU_ASSERT_STRING_EQUAL(a->errstr, b->errstr);
+		} else if (ra == NULL) {
+			partial++;
+		} else {
+			const redisReply *r = ra;
+			replies++;
+			CU_ASSERT_EQUAL(sink.array, r->type == REDIS_REPLY_ARRAY);
+			for (size_t i = 0; i < want + 2; i++) {
+				const char *str = NULL;
+				size_t len = 0;
+				bool is = r->type == REDIS_REPLY_ARRAY && i < r->elements &&
+				          i < want && r->element[i]->type == REDIS_REPLY_STRING;
+				CU_ASSERT_EQUAL_FATAL(kv_strs_get(&sink, i, &str, &len), is);
+				if (is) {
+					CU_ASSERT_EQUAL_FATAL(len, r->element[i]->len);
+					CU_ASSERT_FATAL(memcmp(str, r->element[i]->str, len) == 0);
+					CU_ASSERT_EQUAL(str[len], '\0');
+				}
+			}
+			freeReplyObject(ra);
+		}
+		redisReaderFree(a);
+		redisReaderFree(b);
+	}
+	/* Every outcome was seen many times. */
+	CU_ASSERT(replies > 5000 && errors > 500 && partial > 500);
+	kv_strs_free(&sink);
+	free(o.p);
+}
+
 /* Redis URLs: the host:port part is lib/common's parser; user, password, db around it. */
 static void
 test_url(void)
@@ -921,6 +1109,7 @@ static CU_TestInfo tests[] = {
         {"ip_pair_masks", test_ip_pair_masks},
         {"heartbeat_time", test_heartbeat_time},
         {"url", test_url},
+        {"strs_reader", test_strs_reader},
         CU_TEST_INFO_NULL,
 };
 
