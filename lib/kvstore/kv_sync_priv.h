@@ -17,6 +17,7 @@
  *   mg_kv_sync_verify.c  verification and the lifecycle of a cluster: stale,
  *                        removal marker, config checks
  *   kv_rmap.c            the record map every copy is kept in
+ *   kv_strs.c            the reader sink the full sync's MGET replies go through
  *
  * Functions shared between those files carry the kvs_ prefix. Everything
  * runs on the caller's control thread.
