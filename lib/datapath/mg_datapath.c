@@ -328,12 +328,18 @@ tx_flush(struct dp_worker *w, const struct dp_port *out, unsigned out_idx, unsig
          struct rte_mbuf **m, unsigned n)
 {
 	unsigned sent = 0, tries = 0, i;
+	uint64_t bytes = 0;
 
+	/* Counted before the transmit: a sent mbuf is the driver's (it may
+	 * already be back in its pool), an unsent one is still ours. */
+	for (i = 0; i < n; i++)
+		bytes += rte_pktmbuf_pkt_len(m[i]);
 	while (sent < n && tries++ < TX_RETRIES)
 		sent += rte_eth_tx_burst(out->port_id, (uint16_t)w->index, m + sent,
 		                         (uint16_t)(n - sent));
-	for (i = 0; i < sent; i++)
-		w->cnt.tx_bytes[out_idx] += rte_pktmbuf_pkt_len(m[i]);
+	for (i = sent; i < n; i++)
+		bytes -= rte_pktmbuf_pkt_len(m[i]);
+	w->cnt.tx_bytes[out_idx] += bytes;
 	w->cnt.tx_pkts[out_idx] += sent;
 	if (MG_UNLIKELY(sent < n)) {
 		w->cnt.drops[MG_DROP_TX_FULL] += n - sent;
