@@ -18,14 +18,6 @@
 
 #include "policy_priv.h"
 
-size_t pol_bulk_min_bytes = POL_BULK_MIN_BYTES_DEFAULT;
-
-void
-pol_test_set_bulk_min(size_t bytes)
-{
-	pol_bulk_min_bytes = bytes ? bytes : POL_BULK_MIN_BYTES_DEFAULT;
-}
-
 uint32_t pol_cap_classes = POL_MAX_CLASSES;
 uint32_t pol_cap_cells = POL_MAX_CELLS;
 

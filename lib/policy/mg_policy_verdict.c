@@ -13,6 +13,14 @@
  */
 #include "policy_priv.h"
 
+size_t pol_bulk_min_bytes = POL_BULK_MIN_BYTES;
+
+void
+pol_test_set_bulk_min(size_t bytes)
+{
+	pol_bulk_min_bytes = bytes ? bytes : POL_BULK_MIN_BYTES;
+}
+
 static inline bool
 bm_test(const uint64_t *bmv, uint32_t bm, uint16_t port)
 {
@@ -137,7 +145,7 @@ mg_policy_verdict_bulk(const struct mg_policy *pol, const uint32_t *ids, const u
 		return;
 	}
 	/* Tables that stay in the cache gain nothing from the passes: one by one. */
-	if (pol->memory < POL_BULK_MIN_BYTES) {
+	if (pol->memory < pol_bulk_min_bytes) {
 		for (i = 0; i < n; i++)
 			out[i] = (uint8_t)mg_policy_verdict(pol, ids[2 * i], ids[2 * i + 1],
 			                                    proto[i], dport[i]);

@@ -95,9 +95,8 @@ void pol_test_set_caps(uint32_t classes, uint32_t cells);
  * by flow, which costs less when nothing misses (meshgate-bench pipeline
  * and policy). Lowered by the unit tests (pol_test_set_bulk_min()).
  */
-#define POL_BULK_MIN_BYTES_DEFAULT (8u << 20)
+#define POL_BULK_MIN_BYTES (8u << 20)
 extern size_t pol_bulk_min_bytes;
-#define POL_BULK_MIN_BYTES pol_bulk_min_bytes
 void pol_test_set_bulk_min(size_t bytes);
 
 /* Well-known label keys (source "k8s"). */
