@@ -19,11 +19,14 @@
 # under the same traffic while Redis changes: the daemon also syncs
 # cluster-a from a private Redis, where a second frontend-side address
 # (10.99.0.11) starts as a monitoring identity (denied to the backend).
-# During the reload, whose reading and compiling run on their own thread,
-# `status` must answer and say a reload runs, the address is moved to a
-# frontend identity in Redis and must take effect while the reload still
-# runs, and it must still hold once the reload has published (no change
-# lost). The datagram checks above cover this reload too.
+# The large policies come through a named pipe that the config now names
+# as one more policy source, so the reload's thread waits in its read
+# until the test writes them: while it waits (whatever the machine's
+# speed), `status` must answer and say a reload runs, and the address,
+# moved to a frontend identity in Redis, must take effect. Then the
+# policies are written, the reload compiles and publishes, and the move
+# must still hold (no change lost). The datagram checks above cover this
+# reload too.
 #
 # Usage: reload_test.sh [MESHGATE_BINARY [MESHGATECTL_BINARY]]  (root)
 # Prints PASS/FAIL/SKIP lines "e2e-reload/<check>"; exits 1 if one failed.
@@ -286,8 +289,14 @@ if [ $REDIS = 1 ]; then
 	# Before: 10.99.0.11 is monitoring, which the backend does not accept.
 	r=$(mg_tcp "$MG_NS_FRONT" "$MG_NS_BACK" 10.99.0.2 8080 listen 10.99.0.11)
 	check redis_denied_before "$r" blocked
-	# The large reload: 20000 more policies (selecting nobody in the traffic).
-	$PY - "$MG_WORK/conf/policies/large.yaml" <<'PYEOF'
+	# The large reload: 20000 more policies (selecting nobody in the
+	# traffic), read from a named pipe the config now lists as a source.
+	HOLD=$MG_WORK/hold.yaml
+	mkfifo "$HOLD"
+	sed -i "s|^    - {cluster: cluster-a, path: policies/}\$|&\n    - {cluster: cluster-a, path: $HOLD}|" \
+		"$MG_WORK/conf/meshgate.yaml"
+	grep -q "path: $HOLD}" "$MG_WORK/conf/meshgate.yaml" || mg_log "could not add the pipe as a source"
+	$PY - "$MG_WORK/large.yaml" <<'PYEOF'
 import sys
 with open(sys.argv[1], "w") as f:
     for i in range(20000):
@@ -300,7 +309,7 @@ with open(sys.argv[1], "w") as f:
 PYEOF
 	ok_before=$(st_field 's["reloads"]["ok"]')
 	kill -HUP "$MG_DAEMON_PID"
-	# status answers while the reload reads and compiles, and says so
+	# status answers while the reload waits for its policies, and says so
 	running=""
 	for _ in $(seq 1 100); do
 		running=$(st_field 's["reloads"]["running"]')
@@ -308,7 +317,7 @@ PYEOF
 		sleep 0.05
 	done
 	check status_during_reload "$running" True
-	# a Redis change meanwhile: applied while the reload still runs
+	# a Redis change meanwhile: applied while the reload still waits
 	kvctl put-ip --ip 10.99.0.11 --identity 65810 >/dev/null 2>&1 ||
 		mg_log "kv put-ip failed"
 	id=""
@@ -319,6 +328,9 @@ PYEOF
 	done
 	still=$(st_field 's["reloads"]["running"]')
 	check redis_applied_during_reload "$id/$still" 65810/True
+	# the policies, and the reload goes on (a reload that never opened the
+	# pipe leaves the writer to its timeout)
+	timeout 30 cat "$MG_WORK/large.yaml" >"$HOLD" || mg_log "nobody read the policies from $HOLD"
 	# the reload publishes, and the change stays (the new policy knows 65810)
 	ok_after=""
 	for _ in $(seq 1 600); do
